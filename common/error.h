@@ -1,0 +1,21 @@
+// Errors shared by every part of dgqa.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dgqa {
+
+// Bad input from the user: a config field, a data file, a weights file, a CLI argument.
+// The message names the thing at fault. The CLI turns it into exit code 2 before any work.
+class InputError : public std::runtime_error {
+ public:
+  explicit InputError(const std::string& message) : std::runtime_error(message) {}
+};
+
+// Exit codes of the `dgqa` program.
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;     // an internal or runtime failure
+constexpr int kExitInputError = 2;  // an InputError: bad config, data, weights or arguments
+
+}  // namespace dgqa

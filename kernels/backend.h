@@ -1,0 +1,75 @@
+// The device-neutral kernel interface. The model computes only through a Backend; each device
+// (kernels/cpu, later kernels/cuda) implements it with functions of the same names. Pointers
+// passed to a Backend point to that backend's memory, obtained from allocate().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dgqa {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory. allocate() returns zeroed memory; it is released by release().
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* pointer) = 0;
+  virtual void zero(void* pointer, size_t bytes) = 0;
+  virtual void copy_to_device(void* device, const void* host, size_t bytes) = 0;
+  virtual void copy_to_host(void* host, const void* device, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // Kernels: the semantics of each is documented in kernels/cpu/<family>.h.
+  virtual void matmul_forward(float* out, const float* inp, const float* weight,
+                              const float* bias, int N, int C, int OC) = 0;
+  virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, int N, int C, int OC) = 0;
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                 const float* weight, const float* bias, int N, int C,
+                                 float eps) = 0;
+  virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                  const float* inp, const float* weight, const float* mean,
+                                  const float* rstd, int N, int C) = 0;
+  virtual void gelu_forward(float* out, const float* inp, int64_t n) = 0;
+  virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) = 0;
+  virtual void attention_forward(float* out, float* probs, const float* q, const float* k,
+                                 const float* v, const int* kv_head, int B, int P, int H, int G,
+                                 int d, float scale) = 0;
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                  const float* q, const float* k, const float* v,
+                                  const float* probs, const int* kv_head, int B, int P, int H,
+                                  int G, int d, float scale) = 0;
+  virtual void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H,
+                               int G, int P, int d) = 0;
+  virtual void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise,
+                                  int B, int P, int H, int G, int d) = 0;
+  virtual void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
+                                   const float* noise, int B, int P, int H, int G, int d) = 0;
+  virtual double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
+                                               const int* labels, int N, int K) = 0;
+  virtual void softmax_cross_entropy_backward(float* dlogits, const float* probs,
+                                              const int* labels, int N, int K, float scale) = 0;
+  virtual void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) = 0;
+  virtual void key_norms(float* norms, const float* k, int B, int P, int G, int d) = 0;
+  virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
+                            float lr, float beta1, float beta2, float eps, float weight_decay,
+                            int64_t t) = 0;
+  virtual void add_inplace(float* x, const float* y, int64_t n) = 0;
+  virtual void scale_inplace(float* x, float s, int64_t n) = 0;
+  virtual double sum_squares(const float* x, int64_t n) = 0;
+  virtual void tokens_forward(float* x, const float* patches, const float* cls, const float* pos,
+                              int B, int N, int D) = 0;
+  virtual void tokens_backward(float* dpatches, float* dcls, float* dpos, const float* dx, int B,
+                               int N, int D) = 0;
+  virtual void gather_cls_forward(float* out, const float* x, int B, int T, int D) = 0;
+  virtual void gather_cls_backward(float* dx, const float* dout, int B, int T, int D) = 0;
+};
+
+// The backend named "cpu" (and, in a CUDA build, "cuda"); throws InputError for other names.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+}  // namespace dgqa

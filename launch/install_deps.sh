@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package dgqa needs to build, test and train (idempotent).
+# Usage: launch/install_deps.sh [--with-torch]
+#   --with-torch  also installs python3-torch (used only by the PyTorch cross-check test
+#                 and the benchmark comparison; the tests skip it when absent).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libopenblas-dev
+  libprotobuf-dev protobuf-compiler
+  libgoogle-glog-dev libgflags-dev
+  libgtest-dev googletest
+  zlib1g-dev
+  nlohmann-json3-dev
+  openmpi-bin libopenmpi-dev
+  dataset-fashion-mnist
+  python3 python3-numpy
+)
+if [[ "${1:-}" == "--with-torch" ]]; then
+  packages+=(python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install_deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo_cmd=()
+[[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install_deps: installed ${missing[*]}"

@@ -1,0 +1,38 @@
+// The shape and attention scheme of a ViT, independent of how configs are stored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace dgqa {
+
+enum class AttentionScheme { kMHA, kGQA, kKDGQA, kDGQA_DIFF, kDGQA_EMA, kPGQA };
+
+// How DGQA picks its allocation at evaluation (design.md 3.3).
+enum class DgqaEvalMode { kFrozen, kPerBatch };
+
+struct ModelConfig {
+  int image_size = 224;
+  int patch_size = 16;
+  int in_channels = 3;
+  int num_classes = 1000;
+  int embed_dim = 768;
+  int depth = 12;
+  int num_heads = 12;
+  int num_kv_heads = 6;  // G; equals num_heads for MHA
+  AttentionScheme attention = AttentionScheme::kGQA;
+  int dgqa_window = 300;
+  float dgqa_beta = 0.9f;
+  DgqaEvalMode dgqa_eval = DgqaEvalMode::kFrozen;
+  bool pgqa_eval_noise = true;
+  float init_std = 0.02f;
+
+  int head_dim() const { return embed_dim / num_heads; }
+  int num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+  int num_tokens() const { return num_patches() + 1; }  // patches + class token
+  int mlp_dim() const { return 4 * embed_dim; }
+};
+
+const char* attention_scheme_name(AttentionScheme scheme);
+
+}  // namespace dgqa
