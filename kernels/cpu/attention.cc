@@ -1,0 +1,98 @@
+#include "kernels/cpu/attention.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace dgqa::cpu {
+
+// Layout: q, out and dq are (B, P, H*d) and k, v, dk, dv are (B, P, G*d), so the (P, d) matrix of
+// one head is a column block of width d with row stride H*d or G*d: BLAS reads it through lda.
+
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
+                       const int* kv_head, int B, int P, int H, int G, int d, float scale) {
+  const int q_stride = H * d, kv_stride = G * d;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < H; ++h) {
+      const int g = kv_head[h];
+      const float* q_head = q + static_cast<int64_t>(b) * P * q_stride + h * d;
+      const float* k_head = k + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      const float* v_head = v + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      float* out_head = out + static_cast<int64_t>(b) * P * q_stride + h * d;
+      float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * P * P;
+      // Scores (P, P) = scale * q_head k_head^T, then a softmax over each row.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, d, scale, q_head, q_stride, k_head,
+                  kv_stride, 0.f, probs_head, P);
+      for (int i = 0; i < P; ++i) {
+        float* row = probs_head + static_cast<int64_t>(i) * P;
+        const float row_max = *std::max_element(row, row + P);  // exp never overflows
+        float sum = 0.f;
+        for (int j = 0; j < P; ++j) {
+          row[j] = std::exp(row[j] - row_max);
+          sum += row[j];
+        }
+        const float inv_sum = 1.f / sum;
+        for (int j = 0; j < P; ++j) row[j] *= inv_sum;
+      }
+      // out_head (P, d) = probs_head v_head.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, P, 1.f, probs_head, P, v_head,
+                  kv_stride, 0.f, out_head, q_stride);
+    }
+  }
+}
+
+// With S = scale * Q K^T, A = softmax(S) (probs) and O = A V:
+//   dV = A^T dO,  dA = dO V^T,  dS = A * (dA - rowsum(dA * A)),
+//   dQ = scale * dS K,  dK = scale * dS^T Q.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                        const float* k, const float* v, const float* probs, const int* kv_head,
+                        int B, int P, int H, int G, int d, float scale, float* scratch) {
+  const int q_stride = H * d, kv_stride = G * d;
+  // Several query heads may share a K/V head and add to the same dk, dv: one task per
+  // (sample, K/V head) handles all of its query heads, so no two threads write the same rows.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int b = 0; b < B; ++b) {
+    for (int g = 0; g < G; ++g) {
+      float* dscores = scratch + static_cast<int64_t>(omp_get_thread_num()) * P * P;
+      const float* k_head = k + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      const float* v_head = v + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      float* dk_head = dk + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      float* dv_head = dv + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      for (int h = 0; h < H; ++h) {
+        if (kv_head[h] != g) continue;
+        const float* q_head = q + static_cast<int64_t>(b) * P * q_stride + h * d;
+        const float* dout_head = dout + static_cast<int64_t>(b) * P * q_stride + h * d;
+        float* dq_head = dq + static_cast<int64_t>(b) * P * q_stride + h * d;
+        const float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * P * P;
+        // dv_head += A^T dO.
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, d, P, 1.f, probs_head, P, dout_head,
+                    q_stride, 1.f, dv_head, kv_stride);
+        // dA = dO V^T, then dS in place.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, d, 1.f, dout_head, q_stride,
+                    v_head, kv_stride, 0.f, dscores, P);
+        for (int i = 0; i < P; ++i) {
+          const float* a_row = probs_head + static_cast<int64_t>(i) * P;
+          float* ds_row = dscores + static_cast<int64_t>(i) * P;
+          float dot = 0.f;
+          for (int j = 0; j < P; ++j) dot += ds_row[j] * a_row[j];
+          for (int j = 0; j < P; ++j) ds_row[j] = a_row[j] * (ds_row[j] - dot);
+        }
+        // dq_head += scale * dS K;  dk_head += scale * dS^T Q.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, P, scale, dscores, P, k_head,
+                    kv_stride, 1.f, dq_head, q_stride);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, d, P, scale, dscores, P, q_head,
+                    q_stride, 1.f, dk_head, kv_stride);
+      }
+    }
+  }
+}
+
+long attention_backward_scratch_size(int P) {
+  return static_cast<long>(P) * P * omp_get_max_threads();
+}
+
+}  // namespace dgqa::cpu

@@ -1,0 +1,46 @@
+#include "kernels/cpu/cross_entropy.h"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace dgqa::cpu {
+
+double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
+                                     const int* labels, int N, int K) {
+  std::vector<double> row_losses(N);
+#pragma omp parallel for
+  for (int n = 0; n < N; ++n) {
+    const float* z = logits + static_cast<int64_t>(n) * K;
+    float* p = probs + static_cast<int64_t>(n) * K;
+    // log softmax(z)_k = z_k - max - log(sum_j exp(z_j - max)): no exp of a large number.
+    float max_logit = z[0];
+    for (int k = 1; k < K; ++k) max_logit = std::fmax(max_logit, z[k]);
+    double sum = 0.0;
+    for (int k = 0; k < K; ++k) {
+      p[k] = std::exp(z[k] - max_logit);
+      sum += p[k];
+    }
+    const float inv_sum = static_cast<float>(1.0 / sum);
+    for (int k = 0; k < K; ++k) p[k] *= inv_sum;
+    const double loss = std::log(sum) - (z[labels[n]] - max_logit);
+    losses[n] = static_cast<float>(loss);
+    row_losses[n] = loss;
+  }
+  // Summed in row order: the same bits for any number of threads.
+  double total = 0.0;
+  for (double loss : row_losses) total += loss;
+  return total;
+}
+
+void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
+                                    int K, float scale) {
+#pragma omp parallel for
+  for (int n = 0; n < N; ++n) {
+    const float* p = probs + static_cast<int64_t>(n) * K;
+    float* dz = dlogits + static_cast<int64_t>(n) * K;
+    for (int k = 0; k < K; ++k) dz[k] += scale * (p[k] - (k == labels[n] ? 1.f : 0.f));
+  }
+}
+
+}  // namespace dgqa::cpu

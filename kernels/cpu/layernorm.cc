@@ -1,0 +1,77 @@
+#include "kernels/cpu/layernorm.h"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <omp.h>
+
+namespace dgqa::cpu {
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int N, int C, float eps) {
+#pragma omp parallel for
+  for (int n = 0; n < N; ++n) {
+    const float* x = inp + static_cast<int64_t>(n) * C;
+    float* y = out + static_cast<int64_t>(n) * C;
+    double sum = 0.0;
+    for (int c = 0; c < C; ++c) sum += x[c];
+    const double row_mean = sum / C;
+    double squares = 0.0;  // two passes: no cancellation in the variance
+    for (int c = 0; c < C; ++c) squares += (x[c] - row_mean) * (x[c] - row_mean);
+    const float m = static_cast<float>(row_mean);
+    const float r = static_cast<float>(1.0 / std::sqrt(squares / C + eps));
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * r * weight[c] + bias[c];
+    mean[n] = m;
+    rstd[n] = r;
+  }
+}
+
+// With xhat = (x - mean) * rstd and g = dout * weight:
+//   dinp = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dweight += dout * xhat,
+//   dbias += dout.
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int N, int C) {
+  // dweight and dbias sum over rows: each thread sums its rows into its own buffers, which are
+  // then added up in thread order, so the threads never write to the same memory. The static
+  // schedule gives each thread the same rows on every call: the same sums every run.
+  const int num_threads = omp_get_max_threads();
+  std::vector<float> partial_dweight(static_cast<size_t>(num_threads) * C, 0.f);
+  std::vector<float> partial_dbias(static_cast<size_t>(num_threads) * C, 0.f);
+#pragma omp parallel
+  {
+    float* my_dweight = partial_dweight.data() + static_cast<size_t>(omp_get_thread_num()) * C;
+    float* my_dbias = partial_dbias.data() + static_cast<size_t>(omp_get_thread_num()) * C;
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const float* x = inp + static_cast<int64_t>(n) * C;
+      const float* dy = dout + static_cast<int64_t>(n) * C;
+      float* dx = dinp + static_cast<int64_t>(n) * C;
+      const float m = mean[n], r = rstd[n];
+      float g_mean = 0.f, gx_mean = 0.f;
+      for (int c = 0; c < C; ++c) {
+        const float xhat = (x[c] - m) * r;
+        const float g = dy[c] * weight[c];
+        g_mean += g;
+        gx_mean += g * xhat;
+        my_dweight[c] += dy[c] * xhat;
+        my_dbias[c] += dy[c];
+      }
+      g_mean /= C;
+      gx_mean /= C;
+      for (int c = 0; c < C; ++c) {
+        const float xhat = (x[c] - m) * r;
+        dx[c] += r * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
+      }
+    }
+  }
+  for (int t = 0; t < num_threads; ++t) {
+    for (int c = 0; c < C; ++c) {
+      dweight[c] += partial_dweight[static_cast<size_t>(t) * C + c];
+      dbias[c] += partial_dbias[static_cast<size_t>(t) * C + c];
+    }
+  }
+}
+
+}  // namespace dgqa::cpu

@@ -1,0 +1,125 @@
+#include "kernels/cpu/pgqa_noise.h"
+
+#include <cmath>
+
+#include "kernels/philox.h"
+
+namespace dgqa::cpu {
+
+void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H, int G,
+                     int P, int d) {
+  const int heads_per_group = H / G;
+  const int64_t L = static_cast<int64_t>(P) * d;
+  // Row h = g * heads_per_group + i of noise is row i of group g's matrix R.
+#pragma omp parallel for collapse(2)
+  for (int g = 0; g < G; ++g) {
+    for (int i = 0; i < heads_per_group; ++i) {
+      float* row = noise + (static_cast<int64_t>(g) * heads_per_group + i) * L;
+      double sum = 0.0;
+      for (int64_t j = 0; j < L; ++j) {
+        // The stream of group g numbers R's elements row by row, as R.flatten() would.
+        row[j] = j == i ? 0.f : philox_uniform_at(seed, step, layer, g, i * L + j);
+        sum += row[j];
+      }
+      const double mean = sum / L;
+      double squares = 0.0;
+      for (int64_t j = 0; j < L; ++j) squares += (row[j] - mean) * (row[j] - mean);
+      double std_dev = std::sqrt(squares / (L - 1));
+      if (std_dev == 0.0) std_dev = 1.0;
+      for (int64_t j = 0; j < L; ++j) row[j] = static_cast<float>((row[j] - mean) / std_dev);
+    }
+  }
+}
+
+namespace {
+
+// Mean and unbiased standard deviation of the row of head h in one sample: P pieces of d
+// floats, row_stride apart.
+void row_stats(const float* x_row, int P, int d, int64_t row_stride, double* mean,
+               double* std_dev) {
+  const int64_t L = static_cast<int64_t>(P) * d;
+  double sum = 0.0;
+  for (int p = 0; p < P; ++p) {
+    for (int e = 0; e < d; ++e) sum += x_row[p * row_stride + e];
+  }
+  *mean = sum / L;
+  double squares = 0.0;
+  for (int p = 0; p < P; ++p) {
+    for (int e = 0; e < d; ++e) {
+      const double centred = x_row[p * row_stride + e] - *mean;
+      squares += centred * centred;
+    }
+  }
+  *std_dev = std::sqrt(squares / (L - 1));
+}
+
+}  // namespace
+
+void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int P,
+                        int H, int G, int d) {
+  const int64_t row_stride = static_cast<int64_t>(H) * d;
+  const int64_t L = static_cast<int64_t>(P) * d;
+#pragma omp parallel for collapse(2)
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < H; ++h) {
+      const int64_t offset = static_cast<int64_t>(b) * P * row_stride + h * d;
+      const float* x_row = x + offset;
+      float* y_row = y + offset;
+      const float* noise_row = noise + h * L;  // noise is (G, H/G, L) = (H, L)
+      double mean, std_dev;
+      row_stats(x_row, P, d, row_stride, &mean, &std_dev);
+      const float mean_f = static_cast<float>(mean), std_f = static_cast<float>(std_dev);
+      stats[(static_cast<int64_t>(b) * H + h) * 2] = mean_f;
+      stats[(static_cast<int64_t>(b) * H + h) * 2 + 1] = std_f;
+      // Element-wise and after the statistics, so y may alias x.
+      for (int p = 0; p < P; ++p) {
+        for (int e = 0; e < d; ++e) {
+          y_row[p * row_stride + e] =
+              x_row[p * row_stride + e] - (noise_row[p * d + e] * std_f + mean_f);
+        }
+      }
+    }
+  }
+}
+
+// y_j = x_j - mean - n_j * std, with d mean / d x_j = 1 / L and
+// d std / d x_j = (x_j - mean) / ((L - 1) std), so
+//   dx_j = dy_j - sum(dy) / L - sum_k(dy_k n_k) (x_j - mean) / ((L - 1) std).
+void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
+                         const float* noise, int B, int P, int H, int G, int d) {
+  const int64_t row_stride = static_cast<int64_t>(H) * d;
+  const int64_t L = static_cast<int64_t>(P) * d;
+#pragma omp parallel for collapse(2)
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < H; ++h) {
+      const int64_t offset = static_cast<int64_t>(b) * P * row_stride + h * d;
+      const float* x_row = x + offset;
+      const float* dy_row = dy + offset;
+      float* dx_row = dx + offset;
+      const float* noise_row = noise + h * L;
+      const float mean = stats[(static_cast<int64_t>(b) * H + h) * 2];
+      const float std_dev = stats[(static_cast<int64_t>(b) * H + h) * 2 + 1];
+      double dy_sum = 0.0, dy_noise_sum = 0.0;
+      for (int p = 0; p < P; ++p) {
+        for (int e = 0; e < d; ++e) {
+          dy_sum += dy_row[p * row_stride + e];
+          dy_noise_sum += static_cast<double>(dy_row[p * row_stride + e]) * noise_row[p * d + e];
+        }
+      }
+      const float dmean = static_cast<float>(dy_sum / L);
+      // A constant row (std 0) gets no gradient through its std.
+      const float dstd_factor =
+          std_dev == 0.f
+              ? 0.f
+              : static_cast<float>(dy_noise_sum / ((L - 1) * static_cast<double>(std_dev)));
+      for (int p = 0; p < P; ++p) {
+        for (int e = 0; e < d; ++e) {
+          const int64_t j = p * row_stride + e;
+          dx_row[j] += dy_row[j] - dmean - dstd_factor * (x_row[j] - mean);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace dgqa::cpu

@@ -1,0 +1,50 @@
+// Decides, for one attention layer and one forward pass, which K/V head each query head uses,
+// following the layer's scheme (design.md 3.2-3.4), and keeps the DGQA state between steps.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace dgqa {
+
+// What kind of forward pass is running; the allocation rules depend on it.
+struct ForwardContext {
+  bool training = true;
+  int64_t step = 0;  // global optimizer step (training) – drives DGQA windows and PGQA noise
+};
+
+class GroupAllocator {
+ public:
+  explicit GroupAllocator(const ModelConfig& config);
+
+  // Whether this forward pass needs the (globally summed) key norms of the layer.
+  bool needs_key_norms(const ForwardContext& context) const;
+
+  // Chooses the allocation for this forward pass. `global_norms` (G values) is read only when
+  // needs_key_norms() said so. DGQA training steps on a window update the cache and the
+  // allocation; evaluation never changes the state.
+  void choose(const ForwardContext& context, const std::vector<float>& global_norms);
+
+  // The allocation of the current forward pass (G counts summing to H).
+  const std::vector<int>& active_allocation() const { return active_; }
+
+  // The persistent DGQA state (saved in weights and checkpoints).
+  const std::vector<float>& cache() const { return cache_; }
+  const std::vector<int>& allocation() const { return allocation_; }
+  void set_state(const std::vector<float>& cache, const std::vector<int>& allocation);
+
+ private:
+  bool is_dgqa() const;
+
+  AttentionScheme scheme_;
+  DgqaEvalMode eval_mode_;
+  int num_heads_, window_;
+  float beta_;
+  std::vector<float> cache_;     // DGQA cache, starts at 0
+  std::vector<int> allocation_;  // the training allocation (DGQA) or the fixed one
+  std::vector<int> active_;      // the allocation used by the current forward pass
+};
+
+}  // namespace dgqa

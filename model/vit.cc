@@ -1,0 +1,335 @@
+#include "model/vit.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/philox.h"
+
+namespace dgqa {
+namespace {
+
+constexpr float kLayerNormEps = 1e-6f;
+// Step number of the PGQA noise stream at evaluation: fixed, so evaluation is repeatable and
+// independent of batch size (training steps never reach it).
+constexpr uint32_t kEvalNoiseStep = 0xFFFFFFFFu;
+// Counter word that separates the initialisation stream from every other use of the seed.
+constexpr uint32_t kInitStreamTag = 0x1A171A17u;
+
+}  // namespace
+
+// Activations kept for the backward pass, and the backward pass's scratch space.
+struct VisionTransformer::Buffers {
+  struct Layer {
+    float *ln1, *ln1_mean, *ln1_rstd, *q, *k, *v, *probs, *attn, *noisy, *noise_stats, *noise;
+    float *resid_mid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu;
+    int* kv_head;
+  };
+  Backend* backend = nullptr;
+  void* memory = nullptr;
+  float *images, *cols, *patches, *cls, *lnf, *lnf_mean, *lnf_rstd, *logits, *ce_probs, *losses;
+  float* key_norms;
+  int* labels;
+  std::vector<float*> resid;  // depth + 1 residual streams; resid[0] is the token sequence
+  std::vector<Layer> layers;
+  // backward scratch, reused by every layer
+  float *d_resid, *d_ln, *d_attn_out, *d_attn, *d_q, *d_k, *d_v, *d_fc1, *d_gelu;
+  float *d_logits, *d_lnf, *d_cls, *d_patches;
+
+  ~Buffers() {
+    if (memory != nullptr) backend->release(memory);
+  }
+};
+
+VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend, int max_batch,
+                                     uint64_t seed)
+    : config_(config),
+      backend_(backend),
+      layout_(config),
+      max_batch_(max_batch),
+      seed_(seed),
+      buffers_(std::make_unique<Buffers>()) {
+  const int64_t B = max_batch, T = config.num_tokens(), N = config.num_patches();
+  const int64_t D = config.embed_dim, F = config.mlp_dim(), H = config.num_heads;
+  const int64_t G = config.num_kv_heads, d = config.head_dim(), K = config.num_classes;
+  const int64_t C = config.in_channels, S = config.image_size, p = config.patch_size;
+  const bool pgqa = config.attention == AttentionScheme::kPGQA;
+
+  params_ = static_cast<float*>(backend_.allocate(layout_.total_size() * sizeof(float)));
+  grads_ = static_cast<float*>(backend_.allocate(layout_.total_size() * sizeof(float)));
+  for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config);
+
+  // Every buffer is a region of one backend allocation, so a forward pass never allocates:
+  // list the regions, then lay them out (16-float aligned) and set the pointers.
+  Buffers& b = *buffers_;
+  std::vector<std::pair<float**, int64_t>> regions;
+  auto region = [&](float** pointer, int64_t floats) { regions.push_back({pointer, floats}); };
+  region(&b.images, B * C * S * S);
+  region(&b.cols, B * N * C * p * p);
+  region(&b.patches, B * N * D);
+  region(&b.cls, B * D);
+  region(&b.lnf, B * D);
+  region(&b.lnf_mean, B);
+  region(&b.lnf_rstd, B);
+  region(&b.logits, B * K);
+  region(&b.ce_probs, B * K);
+  region(&b.losses, B);
+  region(&b.key_norms, G);
+  region(reinterpret_cast<float**>(&b.labels), B);  // int32 and float have the same size
+  b.resid.resize(config.depth + 1);
+  for (float*& stream : b.resid) region(&stream, B * T * D);
+  b.layers.resize(config.depth);
+  for (Buffers::Layer& L : b.layers) {
+    region(&L.ln1, B * T * D);
+    region(&L.ln1_mean, B * T);
+    region(&L.ln1_rstd, B * T);
+    region(&L.q, B * T * D);
+    region(&L.k, B * T * G * d);
+    region(&L.v, B * T * G * d);
+    region(&L.probs, B * H * T * T);
+    region(&L.attn, B * T * D);
+    region(&L.noisy, pgqa ? B * T * D : 0);
+    region(&L.noise_stats, pgqa ? B * H * 2 : 0);
+    region(&L.noise, pgqa ? H * T * d : 0);
+    region(&L.resid_mid, B * T * D);
+    region(&L.ln2, B * T * D);
+    region(&L.ln2_mean, B * T);
+    region(&L.ln2_rstd, B * T);
+    region(&L.fc1, B * T * F);
+    region(&L.gelu, B * T * F);
+    region(reinterpret_cast<float**>(&L.kv_head), H);
+  }
+  for (float** scratch : {&b.d_resid, &b.d_ln, &b.d_attn_out, &b.d_attn, &b.d_q})
+    region(scratch, B * T * D);
+  region(&b.d_k, B * T * G * d);
+  region(&b.d_v, B * T * G * d);
+  region(&b.d_fc1, B * T * F);
+  region(&b.d_gelu, B * T * F);
+  region(&b.d_logits, B * K);
+  region(&b.d_lnf, B * D);
+  region(&b.d_cls, B * D);
+  region(&b.d_patches, B * N * D);
+
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+  for (const auto& r : regions) {
+    offsets.push_back(total);
+    total += (r.second + 15) / 16 * 16;
+  }
+  b.backend = &backend_;
+  b.memory = backend_.allocate(total * sizeof(float));
+  float* base = static_cast<float*>(b.memory);
+  for (size_t i = 0; i < regions.size(); ++i) {
+    *regions[i].first = regions[i].second > 0 ? base + offsets[i] : nullptr;
+  }
+  init_params(seed);
+}
+
+VisionTransformer::~VisionTransformer() {
+  buffers_.reset();
+  backend_.release(params_);
+  backend_.release(grads_);
+}
+
+void VisionTransformer::zero_grads() {
+  backend_.zero(grads_, layout_.total_size() * sizeof(float));
+}
+
+void VisionTransformer::init_params(uint64_t seed) {
+  // Box-Muller normals from the Philox stream (seed, tensor index); truncated at 2 std as
+  // timm's trunc_normal_ (resampling a value outside the bounds).
+  std::vector<float> host(layout_.total_size(), 0.f);
+  const auto& tensors = layout_.tensors();
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    const TensorSlot& slot = tensors[t];
+    const std::string& name = slot.name;
+    const bool is_norm = name.find("norm") != std::string::npos;
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    float std_dev = config_.init_std;
+    if (is_bias) continue;  // zeros
+    if (is_norm) {          // LayerNorm weights are 1
+      for (int64_t i = 0; i < slot.size; ++i) host[slot.offset + i] = 1.f;
+      continue;
+    }
+    if (name == "cls_token") std_dev = 1e-6f;
+    uint64_t draw = 0;
+    for (int64_t i = 0; i < slot.size; ++i) {
+      float value;
+      do {
+        float u1 = philox_uniform_at(seed, kInitStreamTag, static_cast<uint32_t>(t), 0, draw++);
+        float u2 = philox_uniform_at(seed, kInitStreamTag, static_cast<uint32_t>(t), 0, draw++);
+        value = static_cast<float>(std::sqrt(-2.0 * std::log(1.0 - u1)) *
+                                   std::cos(2.0 * M_PI * u2));
+      } while (std::fabs(value) > 2.f);
+      host[slot.offset + i] = value * std_dev;
+    }
+  }
+  params_from_host(host);
+}
+
+std::vector<float> VisionTransformer::params_to_host() const {
+  std::vector<float> host(layout_.total_size());
+  backend_.copy_to_host(host.data(), params_, host.size() * sizeof(float));
+  return host;
+}
+
+void VisionTransformer::params_from_host(const std::vector<float>& values) {
+  backend_.copy_to_device(params_, values.data(), values.size() * sizeof(float));
+}
+
+std::vector<float> VisionTransformer::logits_to_host() const {
+  std::vector<float> host(static_cast<size_t>(last_batch_) * config_.num_classes);
+  backend_.copy_to_host(host.data(), buffers_->logits, host.size() * sizeof(float));
+  return host;
+}
+
+void VisionTransformer::choose_allocation(int layer, const float* k, int B,
+                                          const ForwardContext& context, Reducer& reducer) {
+  GroupAllocator& allocator = allocators_[layer];
+  const int G = config_.num_kv_heads;
+  std::vector<float> norms;
+  if (allocator.needs_key_norms(context)) {
+    norms.resize(G);
+    backend_.key_norms(buffers_->key_norms, k, B, config_.num_tokens(), G, config_.head_dim());
+    backend_.copy_to_host(norms.data(), buffers_->key_norms, G * sizeof(float));
+    reducer.sum(norms.data(), G);  // the global batch's norms: every rank agrees
+  }
+  allocator.choose(context, norms);
+  // kv_head[h]: query heads in order, the first a[0] to K/V head 0, the next a[1] to 1, ...
+  std::vector<int> kv_head;
+  const std::vector<int>& allocation = allocator.active_allocation();
+  for (int g = 0; g < G; ++g) kv_head.insert(kv_head.end(), allocation[g], g);
+  backend_.copy_to_device(buffers_->layers[layer].kv_head, kv_head.data(),
+                          kv_head.size() * sizeof(int));
+}
+
+double VisionTransformer::forward(const float* images, const int32_t* labels, int B,
+                                  const ForwardContext& context, Reducer& reducer) {
+  const ModelConfig& c = config_;
+  const int T = c.num_tokens(), N = c.num_patches(), D = c.embed_dim, F = c.mlp_dim();
+  const int H = c.num_heads, G = c.num_kv_heads, d = c.head_dim(), K = c.num_classes;
+  const int C = c.in_channels, S = c.image_size, p = c.patch_size, BT = B * T;
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  Buffers& b = *buffers_;
+  Backend& be = backend_;
+  if (B < 1 || B > max_batch_) {
+    throw std::invalid_argument("forward: batch " + std::to_string(B) + " outside [1, " +
+                                std::to_string(max_batch_) + "]");
+  }
+  last_batch_ = B;
+  last_noise_ = c.attention == AttentionScheme::kPGQA && (context.training || c.pgqa_eval_noise);
+
+  be.copy_to_device(b.images, images, sizeof(float) * B * C * S * S);
+  be.copy_to_device(b.labels, labels, sizeof(int32_t) * B);
+  be.im2col_patches(b.cols, b.images, B, C, S, p);
+  be.matmul_forward(b.patches, b.cols, param(layout_.patch_w), param(layout_.patch_b), B * N,
+                    C * p * p, D);
+  be.tokens_forward(b.resid[0], b.patches, param(layout_.cls_token), param(layout_.pos_embed), B,
+                    N, D);
+
+  for (int l = 0; l < c.depth; ++l) {
+    const BlockSlots& w = layout_.blocks[l];
+    Buffers::Layer& L = b.layers[l];
+    be.layernorm_forward(L.ln1, L.ln1_mean, L.ln1_rstd, b.resid[l], param(w.norm1_w),
+                         param(w.norm1_b), BT, D, kLayerNormEps);
+    be.matmul_forward(L.q, L.ln1, param(w.q_w), param(w.q_b), BT, D, D);
+    be.matmul_forward(L.k, L.ln1, param(w.k_w), param(w.k_b), BT, D, G * d);
+    be.matmul_forward(L.v, L.ln1, param(w.v_w), param(w.v_b), BT, D, G * d);
+    choose_allocation(l, L.k, B, context, reducer);
+    be.attention_forward(L.attn, L.probs, L.q, L.k, L.v, L.kv_head, B, T, H, G, d, scale);
+    const float* attn_out = L.attn;
+    if (last_noise_) {
+      const uint32_t step = context.training ? static_cast<uint32_t>(context.step) : kEvalNoiseStep;
+      be.pgqa_make_noise(L.noise, seed_, step, static_cast<uint32_t>(l), H, G, T, d);
+      be.pgqa_noise_forward(L.noisy, L.noise_stats, L.attn, L.noise, B, T, H, G, d);
+      attn_out = L.noisy;
+    }
+    be.matmul_forward(L.resid_mid, attn_out, param(w.proj_w), param(w.proj_b), BT, D, D);
+    be.add_inplace(L.resid_mid, b.resid[l], static_cast<int64_t>(BT) * D);
+    be.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.resid_mid, param(w.norm2_w),
+                         param(w.norm2_b), BT, D, kLayerNormEps);
+    be.matmul_forward(L.fc1, L.ln2, param(w.fc1_w), param(w.fc1_b), BT, D, F);
+    be.gelu_forward(L.gelu, L.fc1, static_cast<int64_t>(BT) * F);
+    be.matmul_forward(b.resid[l + 1], L.gelu, param(w.fc2_w), param(w.fc2_b), BT, F, D);
+    be.add_inplace(b.resid[l + 1], L.resid_mid, static_cast<int64_t>(BT) * D);
+  }
+
+  // Only the class token reaches the head, so the final LayerNorm runs on B rows, not B*T.
+  be.gather_cls_forward(b.cls, b.resid[c.depth], B, T, D);
+  be.layernorm_forward(b.lnf, b.lnf_mean, b.lnf_rstd, b.cls, param(layout_.norm_w),
+                       param(layout_.norm_b), B, D, kLayerNormEps);
+  be.matmul_forward(b.logits, b.lnf, param(layout_.head_w), param(layout_.head_b), B, D, K);
+  return be.softmax_cross_entropy_forward(b.ce_probs, b.losses, b.logits, b.labels, B, K);
+}
+
+void VisionTransformer::backward(float loss_scale) {
+  const ModelConfig& c = config_;
+  const int B = last_batch_, T = c.num_tokens(), N = c.num_patches(), D = c.embed_dim;
+  const int F = c.mlp_dim(), H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
+  const int K = c.num_classes, C = c.in_channels, p = c.patch_size, BT = B * T;
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const size_t btd_bytes = sizeof(float) * BT * D, btkv_bytes = sizeof(float) * BT * G * d;
+  Buffers& b = *buffers_;
+  Backend& be = backend_;
+
+  // Head: loss -> logits -> final LayerNorm -> class token.
+  be.zero(b.d_logits, sizeof(float) * B * K);
+  be.softmax_cross_entropy_backward(b.d_logits, b.ce_probs, b.labels, B, K, loss_scale);
+  be.zero(b.d_lnf, sizeof(float) * B * D);
+  be.matmul_backward(b.d_lnf, grad(layout_.head_w), grad(layout_.head_b), b.d_logits, b.lnf,
+                     param(layout_.head_w), B, D, K);
+  be.zero(b.d_cls, sizeof(float) * B * D);
+  be.layernorm_backward(b.d_cls, grad(layout_.norm_w), grad(layout_.norm_b), b.d_lnf, b.cls,
+                        param(layout_.norm_w), b.lnf_mean, b.lnf_rstd, B, D);
+  be.zero(b.d_resid, btd_bytes);
+  be.gather_cls_backward(b.d_resid, b.d_cls, B, T, D);
+
+  // Blocks in reverse. d_resid holds dLoss/d(residual stream) and receives each branch's
+  // input gradient by accumulation, which is how the residual connections backpropagate.
+  for (int l = c.depth - 1; l >= 0; --l) {
+    const BlockSlots& w = layout_.blocks[l];
+    Buffers::Layer& L = b.layers[l];
+    be.zero(b.d_gelu, sizeof(float) * BT * F);
+    be.matmul_backward(b.d_gelu, grad(w.fc2_w), grad(w.fc2_b), b.d_resid, L.gelu, param(w.fc2_w),
+                       BT, F, D);
+    be.zero(b.d_fc1, sizeof(float) * BT * F);
+    be.gelu_backward(b.d_fc1, L.fc1, b.d_gelu, static_cast<int64_t>(BT) * F);
+    be.zero(b.d_ln, btd_bytes);
+    be.matmul_backward(b.d_ln, grad(w.fc1_w), grad(w.fc1_b), b.d_fc1, L.ln2, param(w.fc1_w), BT,
+                       D, F);
+    be.layernorm_backward(b.d_resid, grad(w.norm2_w), grad(w.norm2_b), b.d_ln, L.resid_mid,
+                          param(w.norm2_w), L.ln2_mean, L.ln2_rstd, BT, D);
+
+    const float* attn_out = last_noise_ ? L.noisy : L.attn;
+    be.zero(b.d_attn_out, btd_bytes);
+    be.matmul_backward(b.d_attn_out, grad(w.proj_w), grad(w.proj_b), b.d_resid, attn_out,
+                       param(w.proj_w), BT, D, D);
+    float* d_attn = b.d_attn_out;
+    if (last_noise_) {
+      be.zero(b.d_attn, btd_bytes);
+      be.pgqa_noise_backward(b.d_attn, b.d_attn_out, L.attn, L.noise_stats, L.noise, B, T, H, G,
+                             d);
+      d_attn = b.d_attn;
+    }
+    be.zero(b.d_q, btd_bytes);
+    be.zero(b.d_k, btkv_bytes);
+    be.zero(b.d_v, btkv_bytes);
+    be.attention_backward(b.d_q, b.d_k, b.d_v, d_attn, L.q, L.k, L.v, L.probs, L.kv_head, B, T, H,
+                          G, d, scale);
+    be.zero(b.d_ln, btd_bytes);
+    be.matmul_backward(b.d_ln, grad(w.q_w), grad(w.q_b), b.d_q, L.ln1, param(w.q_w), BT, D, D);
+    be.matmul_backward(b.d_ln, grad(w.k_w), grad(w.k_b), b.d_k, L.ln1, param(w.k_w), BT, D, G * d);
+    be.matmul_backward(b.d_ln, grad(w.v_w), grad(w.v_b), b.d_v, L.ln1, param(w.v_w), BT, D, G * d);
+    be.layernorm_backward(b.d_resid, grad(w.norm1_w), grad(w.norm1_b), b.d_ln, b.resid[l],
+                          param(w.norm1_w), L.ln1_mean, L.ln1_rstd, BT, D);
+  }
+
+  // Tokens and patch embedding (the images need no gradient).
+  be.zero(b.d_patches, sizeof(float) * B * N * D);
+  be.tokens_backward(b.d_patches, grad(layout_.cls_token), grad(layout_.pos_embed), b.d_resid, B,
+                     N, D);
+  be.matmul_backward(nullptr, grad(layout_.patch_w), grad(layout_.patch_b), b.d_patches, b.cols,
+                     param(layout_.patch_w), B * N, C * p * p, D);
+}
+
+}  // namespace dgqa

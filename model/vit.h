@@ -1,0 +1,79 @@
+// The Vision Transformer of design.md section 3 with explicit forward and backward passes
+// over a flat parameter buffer (llm.c style). It computes only through a Backend and sums
+// key norms over ranks only through a Reducer, so it knows no device or communication API.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "model/group_allocator.h"
+#include "model/model_config.h"
+#include "model/param_layout.h"
+#include "model/reducer.h"
+
+namespace dgqa {
+
+class VisionTransformer {
+ public:
+  // Buffers for activations are sized for up to max_batch images per forward pass.
+  VisionTransformer(const ModelConfig& config, Backend& backend, int max_batch, uint64_t seed);
+  ~VisionTransformer();
+  VisionTransformer(const VisionTransformer&) = delete;
+  VisionTransformer& operator=(const VisionTransformer&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  int max_batch() const { return max_batch_; }
+
+  // The flat parameter and gradient buffers (backend memory, layout() order).
+  float* params() { return params_; }
+  float* grads() { return grads_; }
+  void zero_grads();
+
+  // timm-style initialisation (truncated normal weights, zero biases, unit norms), drawn from
+  // a counter-based generator keyed by `seed`: identical on every rank and every backend.
+  void init_params(uint64_t seed);
+
+  // Host copies of all parameters, and their replacement (layout() order).
+  std::vector<float> params_to_host() const;
+  void params_from_host(const std::vector<float>& values);
+
+  // Runs the model on B images (host, (B, C, S, S), normalised) with their labels and returns
+  // the sum of the B cross-entropy losses. Key norms are summed with `reducer`.
+  double forward(const float* images, const int32_t* labels, int B, const ForwardContext& context,
+                 Reducer& reducer);
+
+  // Gradients of (loss_scale * sum of the last forward's losses), accumulated into grads().
+  void backward(float loss_scale);
+
+  // Host copy of the last forward's logits (B, num_classes).
+  std::vector<float> logits_to_host() const;
+
+  // The group allocator of each layer (DGQA state, allocations of the last forward).
+  std::vector<GroupAllocator>& allocators() { return allocators_; }
+  const std::vector<GroupAllocator>& allocators() const { return allocators_; }
+
+ private:
+  struct Buffers;
+
+  float* param(int64_t offset) { return params_ + offset; }
+  float* grad(int64_t offset) { return grads_ + offset; }
+  void choose_allocation(int layer, const float* k, int B, const ForwardContext& context,
+                         Reducer& reducer);
+
+  ModelConfig config_;
+  Backend& backend_;
+  ParamLayout layout_;
+  int max_batch_;
+  uint64_t seed_;
+  float* params_ = nullptr;
+  float* grads_ = nullptr;
+  std::unique_ptr<Buffers> buffers_;
+  std::vector<GroupAllocator> allocators_;
+  int last_batch_ = 0;
+  bool last_noise_ = false;  // whether the last forward applied PGQA noise
+};
+
+}  // namespace dgqa

@@ -1,0 +1,422 @@
+// Loading, overriding and validating experiment configs (trainer/config.h).
+#include "trainer/config.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+// A small valid config: Fashion-MNIST shapes, 6 query heads, GQA with the default G = 3.
+constexpr const char* kValidConfig = R"(
+seed: 7
+model {
+  image_size: 28
+  patch_size: 7
+  in_channels: 1
+  num_classes: 10
+  embed_dim: 48
+  depth: 2
+  num_heads: 6
+  attention: GQA
+}
+data {
+  format: IDX
+  train_images: "train-images-idx3-ubyte.gz"
+  train_labels: "train-labels-idx1-ubyte.gz"
+  test_images: "t10k-images-idx3-ubyte.gz"
+  test_labels: "t10k-labels-idx1-ubyte.gz"
+  mean: 0.286
+  std: 0.353
+}
+optimizer { lr: 1e-3 }
+schedule { warmup_steps: 10 }
+train { global_batch_size: 64 epochs: 2 }
+)";
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Write(const std::string& text, const std::string& name = "config.pbtxt") {
+    const std::string path = dir_ + "/" + name;
+    testing::WriteFile(path, text);
+    return path;
+  }
+
+  config::Config Load(const std::vector<std::string>& overrides = {},
+                      const std::string& text = kValidConfig) {
+    return load_config(Write(text), overrides);
+  }
+
+  // The message of the InputError that loading must throw ("" and a test failure if none).
+  std::string LoadError(const std::vector<std::string>& overrides,
+                        const std::string& text = kValidConfig) {
+    const std::string path = Write(text);
+    try {
+      load_config(path, overrides);
+    } catch (const InputError& error) {
+      return error.what();
+    }
+    ADD_FAILURE() << "no InputError for overrides " << ::testing::PrintToString(overrides);
+    return "";
+  }
+
+  std::string dir_ = testing::MakeTempDir("dgqa_config_test_");
+};
+
+// ---- Valid configs ----------------------------------------------------------------------------
+
+TEST_F(ConfigTest, ValidConfigLoads) {
+  const config::Config config = Load();
+  EXPECT_EQ(config.seed(), 7u);
+  EXPECT_EQ(config.train().global_batch_size(), 64);
+  EXPECT_FLOAT_EQ(config.optimizer().lr(), 1e-3f);
+  EXPECT_EQ(config.data().mean_size(), 1);
+}
+
+TEST_F(ConfigTest, TextRoundTrip) {
+  const config::Config config = Load();
+  const config::Config reloaded = load_config(Write(config_to_text(config), "again.pbtxt"), {});
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(config, reloaded))
+      << config_to_text(config) << "\nvs\n"
+      << config_to_text(reloaded);
+}
+
+TEST_F(ConfigTest, ModelConfigFromExplicitShape) {
+  const ModelConfig model = model_config_from(Load());
+  EXPECT_EQ(model.image_size, 28);
+  EXPECT_EQ(model.patch_size, 7);
+  EXPECT_EQ(model.in_channels, 1);
+  EXPECT_EQ(model.num_classes, 10);
+  EXPECT_EQ(model.embed_dim, 48);
+  EXPECT_EQ(model.depth, 2);
+  EXPECT_EQ(model.num_heads, 6);
+  EXPECT_EQ(model.num_kv_heads, 3);  // default: num_heads / 2
+  EXPECT_EQ(model.attention, AttentionScheme::kGQA);
+  EXPECT_EQ(model.dgqa_window, 300);
+  EXPECT_FLOAT_EQ(model.dgqa_beta, 0.9f);
+  EXPECT_EQ(model.dgqa_eval, DgqaEvalMode::kFrozen);
+  EXPECT_TRUE(model.pgqa_eval_noise);
+}
+
+TEST_F(ConfigTest, OddHeadCountDefaultsToOneKvHeadPerQueryHead) {
+  const ModelConfig model = model_config_from(Load({"model.num_heads=3", "model.embed_dim=48"}));
+  EXPECT_EQ(model.num_kv_heads, 3);
+}
+
+TEST_F(ConfigTest, MhaUsesOneKvHeadPerQueryHead) {
+  const ModelConfig model = model_config_from(Load({"model.attention=MHA"}));
+  EXPECT_EQ(model.attention, AttentionScheme::kMHA);
+  EXPECT_EQ(model.num_kv_heads, 6);
+  EXPECT_EQ(model_config_from(Load({"model.attention=MHA", "model.num_kv_heads=6"})).num_kv_heads,
+            6);
+}
+
+TEST_F(ConfigTest, KeyDrivenSchemesAllowAnyKvHeadCountUpToH) {
+  for (const char* scheme : {"KDGQA", "DGQA_DIFF", "DGQA_EMA"}) {
+    const ModelConfig model =
+        model_config_from(Load({std::string("model.attention=") + scheme, "model.num_kv_heads=4"}));
+    EXPECT_EQ(model.num_kv_heads, 4) << scheme;
+  }
+}
+
+TEST_F(ConfigTest, EpochsMayBeZeroWhenMaxStepsDecides) {
+  EXPECT_EQ(Load({"train.epochs=0", "train.max_steps=10"}).train().max_steps(), 10);
+}
+
+// ---- Overrides --------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, OverrideInt32) {
+  EXPECT_EQ(model_config_from(Load({"model.num_kv_heads=2"})).num_kv_heads, 2);
+}
+
+TEST_F(ConfigTest, OverrideFloat) {
+  EXPECT_FLOAT_EQ(Load({"optimizer.lr=3e-4"}).optimizer().lr(), 3e-4f);
+}
+
+TEST_F(ConfigTest, OverrideEnumByName) {
+  const config::Config config = Load({"model.attention=KDGQA", "model.dgqa_eval=PER_BATCH"});
+  EXPECT_EQ(config.model().attention(), config::KDGQA);
+  EXPECT_EQ(model_config_from(config).dgqa_eval, DgqaEvalMode::kPerBatch);
+}
+
+TEST_F(ConfigTest, OverrideBool) {
+  EXPECT_TRUE(Load({"data.hflip=true"}).data().hflip());
+  EXPECT_FALSE(Load({"model.pgqa_eval_noise=false"}).model().pgqa_eval_noise());
+}
+
+TEST_F(ConfigTest, OverrideRepeatedReplacesTheWholeList) {
+  const config::Config config =
+      Load({"model.in_channels=3", "data.mean=0.5,0.25,0.125", "data.std=0.5"});
+  ASSERT_EQ(config.data().mean_size(), 3);
+  EXPECT_FLOAT_EQ(config.data().mean(0), 0.5f);
+  EXPECT_FLOAT_EQ(config.data().mean(1), 0.25f);
+  EXPECT_FLOAT_EQ(config.data().mean(2), 0.125f);
+  ASSERT_EQ(config.data().std_size(), 1);
+  EXPECT_FLOAT_EQ(config.data().std(0), 0.5f);
+}
+
+TEST_F(ConfigTest, OverrideRepeatedWithNothingClearsIt) {
+  EXPECT_EQ(Load({"data.mean="}).data().mean_size(), 0);
+}
+
+TEST_F(ConfigTest, OverrideStringAsIs) {
+  const config::Config config = Load({"data.train_images=/data/a b=c.gz"});
+  EXPECT_EQ(config.data().train_images(), "/data/a b=c.gz");
+}
+
+TEST_F(ConfigTest, OverrideTopLevelAndInt64) {
+  const config::Config config = Load({"seed=3", "train.max_steps=1000"});
+  EXPECT_EQ(config.seed(), 3u);
+  EXPECT_EQ(config.train().max_steps(), 1000);
+}
+
+TEST_F(ConfigTest, LaterOverrideWins) {
+  EXPECT_EQ(Load({"seed=3", "seed=4"}).seed(), 4u);
+}
+
+TEST_F(ConfigTest, BadOverridesNameTheFieldAndSet) {
+  const struct {
+    const char* assignment;
+    const char* field;
+  } cases[] = {
+      {"nope=1", "nope"},
+      {"model.nope=1", "model.nope"},
+      {"seed.low=1", "seed"},
+      {"model=3", "model"},
+      {"model.depth", "model.depth"},
+      {"=3", "=3"},
+      {"optimizer.lr=abc", "optimizer.lr"},
+      {"optimizer.lr=", "optimizer.lr"},
+      {"optimizer.lr=1e39", "optimizer.lr"},
+      {"optimizer.lr=nan", "optimizer.lr"},
+      {"model.depth=2.5", "model.depth"},
+      {"model.depth=99999999999", "model.depth"},
+      {"train.max_steps=12x", "train.max_steps"},
+      {"seed=-1", "seed"},
+      {"model.attention=FOO", "model.attention"},
+      {"data.hflip=yes", "data.hflip"},
+      {"data.mean=0.5,x", "data.mean"},
+  };
+  for (const auto& c : cases) {
+    const std::string message = LoadError({c.assignment});
+    EXPECT_NE(message.find("--set"), std::string::npos) << c.assignment << ": " << message;
+    EXPECT_NE(message.find(c.field), std::string::npos) << c.assignment << ": " << message;
+  }
+}
+
+TEST_F(ConfigTest, UnknownEnumNameListsTheValidOnes) {
+  const std::string message = LoadError({"model.attention=FOO"});
+  EXPECT_NE(message.find("DGQA_EMA"), std::string::npos) << message;
+}
+
+// ---- The file ---------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, MissingFileIsNamed) {
+  const std::string path = dir_ + "/absent.pbtxt";
+  try {
+    load_config(path, {});
+    FAIL() << "no InputError";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+  }
+}
+
+TEST_F(ConfigTest, UnknownFieldInFileGivesFileLineAndMessage) {
+  const std::string path = Write("seed: 1\nmodel {\n  preset: \"vit_tiny\"\n  heads: 4\n}\n");
+  try {
+    load_config(path, {});
+    FAIL() << "no InputError";
+  } catch (const InputError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(path + ":4:"), std::string::npos) << message;
+    EXPECT_NE(message.find("heads"), std::string::npos) << message;
+  }
+}
+
+TEST_F(ConfigTest, SyntaxErrorGivesFileAndLine) {
+  const std::string path = Write("seed: 1\nmodel {\n  depth: twelve\n");
+  try {
+    load_config(path, {});
+    FAIL() << "no InputError";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find(path + ":3:"), std::string::npos) << error.what();
+  }
+}
+
+// ---- Validation -------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, MessageFormatIsSourceFieldWhat) {
+  std::string text = kValidConfig;
+  text.insert(text.find("  attention: GQA"), "  num_kv_heads: 4\n");
+  const std::string path = Write(text);
+  try {
+    load_config(path, {});
+    FAIL() << "no InputError";
+  } catch (const InputError& error) {
+    EXPECT_EQ(
+        std::string(error.what()),
+        path + ": model.num_kv_heads: 4 does not divide model.num_heads = 6 (required for GQA)");
+  }
+}
+
+TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
+  const struct {
+    std::vector<std::string> overrides;
+    const char* field;
+  } cases[] = {
+      {{"model.embed_dim=50"}, "model.embed_dim"},
+      {{"model.num_kv_heads=4"}, "model.num_kv_heads"},
+      {{"model.attention=PGQA", "model.num_kv_heads=4"}, "model.num_kv_heads"},
+      {{"model.attention=KDGQA", "model.num_kv_heads=7"}, "model.num_kv_heads"},
+      {{"model.attention=DGQA_EMA", "model.num_kv_heads=0"}, "model.num_kv_heads"},
+      {{"model.num_kv_heads=-2"}, "model.num_kv_heads"},
+      {{"model.attention=MHA", "model.num_kv_heads=3"}, "model.num_kv_heads"},
+      {{"model.image_size=30"}, "model.image_size"},
+      {{"model.image_size=0"}, "model.image_size"},
+      {{"model.patch_size=0"}, "model.patch_size"},
+      {{"model.in_channels=0"}, "model.in_channels"},
+      {{"model.num_classes=-1"}, "model.num_classes"},
+      {{"model.embed_dim=0"}, "model.embed_dim"},
+      {{"model.depth=0"}, "model.depth"},
+      {{"model.num_heads=0"}, "model.num_heads"},
+      {{"model.attention=ATTENTION_UNSPECIFIED"}, "model.attention"},
+      {{"model.dgqa_window=0"}, "model.dgqa_window"},
+      {{"model.dgqa_beta=1.5"}, "model.dgqa_beta"},
+      {{"model.dgqa_beta=-0.1"}, "model.dgqa_beta"},
+      {{"model.init_std=-1"}, "model.init_std"},
+      {{"optimizer.lr=-1"}, "optimizer.lr"},
+      {{"optimizer.weight_decay=-0.1"}, "optimizer.weight_decay"},
+      {{"optimizer.beta1=1"}, "optimizer.beta1"},
+      {{"optimizer.beta2=-0.5"}, "optimizer.beta2"},
+      {{"optimizer.eps=-1e-8"}, "optimizer.eps"},
+      {{"optimizer.grad_clip=-1"}, "optimizer.grad_clip"},
+      {{"schedule.warmup_steps=-1"}, "schedule.warmup_steps"},
+      {{"schedule.min_lr=-1e-5"}, "schedule.min_lr"},
+      {{"train.global_batch_size=0"}, "train.global_batch_size"},
+      {{"train.eval_batch_size=0"}, "train.eval_batch_size"},
+      {{"train.epochs=0"}, "train.epochs"},
+      {{"train.max_steps=-1"}, "train.max_steps"},
+      {{"train.eval_every_steps=-1"}, "train.eval_every_steps"},
+      {{"train.log_every_steps=-1"}, "train.log_every_steps"},
+      {{"train.threads=-1"}, "train.threads"},
+      {{"train.backend=tpu"}, "train.backend"},
+      {{"data.format=DATA_FORMAT_UNSPECIFIED"}, "data.format"},
+      {{"data.train_images="}, "data.train_images"},
+      {{"data.train_labels="}, "data.train_labels"},
+      {{"data.test_images="}, "data.test_images"},
+      {{"data.test_labels="}, "data.test_labels"},
+      {{"data.format=CIFAR10"}, "data.root"},
+      {{"data.format=CIFAR100"}, "data.root"},
+      {{"data.mean=0.1,0.2"}, "data.mean"},
+      {{"data.std=1,1,1"}, "data.std"},
+      {{"data.std=0"}, "data.std"},
+      {{"data.std=-0.5"}, "data.std"},
+      {{"data.random_crop_padding=-1"}, "data.random_crop_padding"},
+      {{"data.prefetch_batches=-1"}, "data.prefetch_batches"},
+  };
+  for (const auto& c : cases) {
+    const std::string message = LoadError(c.overrides);
+    EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
+        << ::testing::PrintToString(c.overrides) << ": " << message;
+  }
+}
+
+TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {
+#ifdef DGQA_WITH_CUDA
+  EXPECT_EQ(Load({"train.backend=cuda"}).train().backend(), "cuda");
+#else
+  EXPECT_NE(LoadError({"train.backend=cuda"}).find("train.backend"), std::string::npos);
+#endif
+}
+
+TEST_F(ConfigTest, CifarNeedsOnlyRoot) {
+  const config::Config config = Load({"data.format=CIFAR10", "data.root=/data/cifar",
+                                      "data.mean=", "data.std=", "model.in_channels=3"});
+  EXPECT_EQ(config.data().root(), "/data/cifar");
+}
+
+TEST_F(ConfigTest, ValidateConfigDirectlyUsesItsSource) {
+  config::Config config = Load();
+  config.mutable_model()->set_depth(-1);
+  try {
+    validate_config(config, "checkpoint state");
+    FAIL() << "no InputError";
+  } catch (const InputError& error) {
+    EXPECT_EQ(std::string(error.what()).rfind("checkpoint state: model.depth: ", 0), 0u)
+        << error.what();
+  }
+}
+
+// ---- Presets ----------------------------------------------------------------------------------
+
+// A config with only a preset for the model and the required data files.
+std::string PresetConfig(const std::string& preset, const std::string& model_extra = "") {
+  return "model { preset: \"" + preset + "\" " + model_extra +
+         " }\n"
+         "data { train_images: \"a\" train_labels: \"b\" test_images: \"c\" test_labels: \"d\" }\n";
+}
+
+TEST_F(ConfigTest, PresetShapes) {
+  const struct {
+    const char* preset;
+    int patch_size, embed_dim, depth, num_heads, num_kv_heads;
+  } cases[] = {
+      {"vit_tiny", 16, 192, 12, 3, 3},   {"vit_small", 16, 384, 12, 6, 3},
+      {"vit_base", 16, 768, 12, 12, 6},  {"vit_large", 16, 1024, 24, 16, 8},
+      {"vit_huge", 14, 1280, 32, 16, 8},
+  };
+  for (const auto& c : cases) {
+    const ModelConfig model = model_config_from(Load({}, PresetConfig(c.preset)));
+    EXPECT_EQ(model.image_size, 224) << c.preset;
+    EXPECT_EQ(model.patch_size, c.patch_size) << c.preset;
+    EXPECT_EQ(model.in_channels, 3) << c.preset;
+    EXPECT_EQ(model.num_classes, 1000) << c.preset;
+    EXPECT_EQ(model.embed_dim, c.embed_dim) << c.preset;
+    EXPECT_EQ(model.depth, c.depth) << c.preset;
+    EXPECT_EQ(model.num_heads, c.num_heads) << c.preset;
+    EXPECT_EQ(model.num_kv_heads, c.num_kv_heads) << c.preset;
+  }
+}
+
+TEST_F(ConfigTest, ExplicitFieldsOverrideThePreset) {
+  const ModelConfig model = model_config_from(
+      Load({"model.num_classes=100"},
+           PresetConfig("vit_small", "image_size: 32 patch_size: 4 num_kv_heads: 2")));
+  EXPECT_EQ(model.image_size, 32);
+  EXPECT_EQ(model.patch_size, 4);
+  EXPECT_EQ(model.num_classes, 100);
+  EXPECT_EQ(model.num_kv_heads, 2);
+  EXPECT_EQ(model.embed_dim, 384);  // still the preset's
+}
+
+TEST_F(ConfigTest, UnknownPresetListsTheValidOnes) {
+  const std::string message = LoadError({}, PresetConfig("vit_gigantic"));
+  EXPECT_NE(message.find("model.preset"), std::string::npos) << message;
+  EXPECT_NE(message.find("vit_tiny"), std::string::npos) << message;
+  EXPECT_NE(message.find("vit_huge"), std::string::npos) << message;
+}
+
+TEST_F(ConfigTest, WithoutPresetEveryShapeFieldIsRequired) {
+  for (const char* field : {"image_size", "patch_size", "in_channels", "num_classes", "embed_dim",
+                            "depth", "num_heads"}) {
+    // Drop the field's line from the valid config.
+    std::string text = kValidConfig;
+    const auto start = text.find(std::string("  ") + field + ":");
+    ASSERT_NE(start, std::string::npos) << field;
+    text.erase(start, text.find('\n', start) + 1 - start);
+    const std::string message = LoadError({}, text);
+    EXPECT_NE(message.find(std::string("model.") + field), std::string::npos) << message;
+  }
+}
+
+}  // namespace
+}  // namespace dgqa

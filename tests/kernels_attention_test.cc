@@ -1,0 +1,217 @@
+// attention_forward / attention_backward for several query-head -> K/V-head maps, against a
+// plain double-precision loop and finite differences.
+#include "kernels/cpu/attention.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace dgqa::cpu {
+namespace {
+
+using testing::RandomVector;
+
+struct AttentionCase {
+  std::string name;
+  int B, P, H, G, d;
+  std::vector<int> kv_head;
+  int q_size() const { return B * P * H * d; }
+  int kv_size() const { return B * P * G * d; }
+  float scale() const { return 1.f / std::sqrt(static_cast<float>(d)); }
+};
+
+void PrintTo(const AttentionCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+struct Reference {
+  std::vector<double> out, probs;
+};
+
+Reference ReferenceAttention(const AttentionCase& c, const std::vector<double>& q,
+                             const std::vector<double>& k, const std::vector<double>& v) {
+  const int B = c.B, P = c.P, H = c.H, G = c.G, d = c.d;
+  Reference r{std::vector<double>(c.q_size()),
+              std::vector<double>(static_cast<size_t>(B) * H * P * P)};
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < H; ++h) {
+      const int g = c.kv_head[h];
+      for (int i = 0; i < P; ++i) {
+        std::vector<double> scores(P);
+        for (int j = 0; j < P; ++j) {
+          double dot = 0.0;
+          for (int e = 0; e < d; ++e) {
+            dot += q[(b * P + i) * H * d + h * d + e] * k[(b * P + j) * G * d + g * d + e];
+          }
+          scores[j] = c.scale() * dot;
+        }
+        double sum = 0.0;
+        for (int j = 0; j < P; ++j) sum += std::exp(scores[j]);
+        for (int j = 0; j < P; ++j) {
+          const double prob = std::exp(scores[j]) / sum;
+          r.probs[((b * H + h) * P + i) * P + j] = prob;
+          for (int e = 0; e < d; ++e) {
+            r.out[(b * P + i) * H * d + h * d + e] += prob * v[(b * P + j) * G * d + g * d + e];
+          }
+        }
+      }
+    }
+  }
+  return r;
+}
+
+std::vector<double> ToDouble(const std::vector<float>& values) {
+  return std::vector<double>(values.begin(), values.end());
+}
+
+// d/dx of loss(x) by central differences, for every element of x.
+template <typename Loss>
+std::vector<double> NumericalGradient(Loss loss, std::vector<double> x) {
+  constexpr double kStep = 1e-5;
+  std::vector<double> gradient(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double saved = x[i];
+    x[i] = saved + kStep;
+    const double plus = loss(x);
+    x[i] = saved - kStep;
+    const double minus = loss(x);
+    x[i] = saved;
+    gradient[i] = (plus - minus) / (2 * kStep);
+  }
+  return gradient;
+}
+
+double WeightedSum(const std::vector<double>& values, const std::vector<float>& weights) {
+  double sum = 0.0;
+  for (size_t i = 0; i < values.size(); ++i) sum += values[i] * weights[i];
+  return sum;
+}
+
+// actual == initial + expected_change, element-wise, within a relative tolerance.
+void ExpectAccumulated(const std::vector<float>& actual, const std::vector<float>& initial,
+                       const std::vector<double>& expected_change, const char* what) {
+  ASSERT_EQ(actual.size(), expected_change.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double expected = initial[i] + expected_change[i];
+    EXPECT_NEAR(actual[i], expected, 1e-4 + 1e-3 * std::fabs(expected)) << what << "[" << i << "]";
+  }
+}
+
+class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(AttentionTest, ForwardMatchesReference) {
+  const AttentionCase& c = GetParam();
+  const auto q = RandomVector(c.q_size(), 1, -2.f, 2.f);
+  const auto k = RandomVector(c.kv_size(), 2, -2.f, 2.f);
+  const auto v = RandomVector(c.kv_size(), 3);
+  std::vector<float> out(c.q_size(), 7.f), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P, 7.f);
+  attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
+                    c.P, c.H, c.G, c.d, c.scale());
+  const Reference expected = ReferenceAttention(c, ToDouble(q), ToDouble(k), ToDouble(v));
+  for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected.probs[i], 1e-6) << i;
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_NEAR(out[i], expected.out[i], 1e-5 * (1 + std::fabs(expected.out[i]))) << i;
+  }
+}
+
+TEST_P(AttentionTest, BackwardAccumulatesFiniteDifferenceGradients) {
+  const AttentionCase& c = GetParam();
+  const auto q = RandomVector(c.q_size(), 4, -2.f, 2.f);
+  const auto k = RandomVector(c.kv_size(), 5, -2.f, 2.f);
+  const auto v = RandomVector(c.kv_size(), 6);
+  const auto loss_weights = RandomVector(c.q_size(), 7);  // loss = sum(out * loss_weights)
+  std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
+  attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
+                    c.P, c.H, c.G, c.d, c.scale());
+  const auto dq_initial = RandomVector(c.q_size(), 8);
+  const auto dk_initial = RandomVector(c.kv_size(), 9);
+  const auto dv_initial = RandomVector(c.kv_size(), 10);
+  auto dq = dq_initial, dk = dk_initial, dv = dv_initial;
+  std::vector<float> scratch(attention_backward_scratch_size(c.P));
+  attention_backward(dq.data(), dk.data(), dv.data(), loss_weights.data(), q.data(), k.data(),
+                     v.data(), probs.data(), c.kv_head.data(), c.B, c.P, c.H, c.G, c.d, c.scale(),
+                     scratch.data());
+
+  const auto q_d = ToDouble(q), k_d = ToDouble(k), v_d = ToDouble(v);
+  auto loss = [&](const std::vector<double>& q_, const std::vector<double>& k_,
+                  const std::vector<double>& v_) {
+    return WeightedSum(ReferenceAttention(c, q_, k_, v_).out, loss_weights);
+  };
+  ExpectAccumulated(dq, dq_initial,
+                    NumericalGradient([&](const auto& x) { return loss(x, k_d, v_d); }, q_d), "dq");
+  ExpectAccumulated(dk, dk_initial,
+                    NumericalGradient([&](const auto& x) { return loss(q_d, x, v_d); }, k_d), "dk");
+  ExpectAccumulated(dv, dv_initial,
+                    NumericalGradient([&](const auto& x) { return loss(q_d, k_d, x); }, v_d), "dv");
+}
+
+// A K/V head that no query head uses gets exactly no gradient; the others do.
+TEST_P(AttentionTest, UnusedKvHeadsGetNoGradient) {
+  const AttentionCase& c = GetParam();
+  const auto q = RandomVector(c.q_size(), 11);
+  const auto k = RandomVector(c.kv_size(), 12);
+  const auto v = RandomVector(c.kv_size(), 13);
+  const auto dout = RandomVector(c.q_size(), 14);
+  std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
+  attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
+                    c.P, c.H, c.G, c.d, c.scale());
+  std::vector<float> dq(c.q_size(), 0.f), dk(c.kv_size(), 0.f), dv(c.kv_size(), 0.f);
+  std::vector<float> scratch(attention_backward_scratch_size(c.P));
+  attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                     probs.data(), c.kv_head.data(), c.B, c.P, c.H, c.G, c.d, c.scale(),
+                     scratch.data());
+  for (int g = 0; g < c.G; ++g) {
+    const bool used = std::count(c.kv_head.begin(), c.kv_head.end(), g) > 0;
+    double dk_norm = 0.0, dv_norm = 0.0;
+    for (int row = 0; row < c.B * c.P; ++row) {
+      for (int e = 0; e < c.d; ++e) {
+        dk_norm += std::fabs(dk[(row * c.G + g) * c.d + e]);
+        dv_norm += std::fabs(dv[(row * c.G + g) * c.d + e]);
+      }
+    }
+    if (used) {
+      // With one token the softmax is constant: no gradient reaches the keys.
+      if (c.P > 1) {
+        EXPECT_GT(dk_norm, 0.0) << "K/V head " << g;
+      }
+      EXPECT_GT(dv_norm, 0.0) << "K/V head " << g;
+    } else {
+      EXPECT_EQ(dk_norm, 0.0) << "K/V head " << g;
+      EXPECT_EQ(dv_norm, 0.0) << "K/V head " << g;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(KvHeadMaps, AttentionTest,
+                         ::testing::Values(AttentionCase{"MHA", 2, 5, 4, 4, 3, {0, 1, 2, 3}},
+                                           AttentionCase{"GQA", 2, 5, 4, 2, 3, {0, 0, 1, 1}},
+                                           AttentionCase{"Uneven", 2, 5, 4, 2, 3, {0, 0, 0, 1}},
+                                           AttentionCase{
+                                               "UnusedKvHead", 2, 5, 4, 3, 3, {0, 0, 2, 2}},
+                                           AttentionCase{"Interleaved", 1, 7, 3, 2, 2, {1, 0, 1}},
+                                           AttentionCase{"SingleToken", 3, 1, 2, 1, 4, {0, 0}}),
+                         [](const auto& test_case) { return test_case.param.name; });
+
+// Sizes of a real ViT layer (65 tokens, head dim 64), forward only: finite differences would
+// take too long.
+TEST(AttentionLargeTest, ForwardMatchesReference) {
+  const AttentionCase c{"ViT", 2, 65, 3, 2, 64, {0, 1, 1}};
+  const auto q = RandomVector(c.q_size(), 15, -2.f, 2.f);
+  const auto k = RandomVector(c.kv_size(), 16, -2.f, 2.f);
+  const auto v = RandomVector(c.kv_size(), 17);
+  std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
+  attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
+                    c.P, c.H, c.G, c.d, c.scale());
+  const Reference expected = ReferenceAttention(c, ToDouble(q), ToDouble(k), ToDouble(v));
+  for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected.probs[i], 1e-5) << i;
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], expected.out[i], 1e-5) << i;
+}
+
+}  // namespace
+}  // namespace dgqa::cpu

@@ -1,0 +1,92 @@
+// Softmax cross-entropy: forward against a double-precision loop, backward against finite
+// differences of the mean loss.
+#include "kernels/cpu/cross_entropy.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace dgqa::cpu {
+namespace {
+
+using testing::RandomVector;
+
+constexpr int N = 7, K = 5;
+const std::vector<int> kLabels = {0, 4, 2, 2, 1, 3, 4};
+
+// -log softmax(logits[n])[labels[n]] in double, stable for large logits.
+double ReferenceLoss(const double* logits, int label) {
+  double max_logit = logits[0];
+  for (int k = 1; k < K; ++k) max_logit = std::max(max_logit, logits[k]);
+  double sum = 0.0;
+  for (int k = 0; k < K; ++k) sum += std::exp(logits[k] - max_logit);
+  return std::log(sum) - (logits[label] - max_logit);
+}
+
+TEST(CrossEntropyTest, ForwardMatchesReference) {
+  const auto logits = RandomVector(N * K, 1, -4.f, 4.f);
+  std::vector<float> probs(N * K), losses(N);
+  const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
+                                                     kLabels.data(), N, K);
+  double expected_total = 0.0;
+  for (int n = 0; n < N; ++n) {
+    const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
+    double sum = 0.0;
+    for (int k = 0; k < K; ++k) sum += std::exp(row[k]);
+    for (int k = 0; k < K; ++k) EXPECT_NEAR(probs[n * K + k], std::exp(row[k]) / sum, 1e-6);
+    const double loss = -std::log(std::exp(row[kLabels[n]]) / sum);
+    EXPECT_NEAR(losses[n], loss, 1e-5 * (1 + loss)) << n;
+    expected_total += loss;
+  }
+  EXPECT_NEAR(total, expected_total, 1e-5 * expected_total);
+}
+
+TEST(CrossEntropyTest, ForwardIsStableForLargeLogits) {
+  auto logits = RandomVector(N * K, 2, -4.f, 4.f);
+  for (float& z : logits) z += 1000.f;  // exp(1000) overflows, even in double
+  logits[1] = -1000.f;                  // and exp(-2000) underflows to 0
+  std::vector<float> probs(N * K), losses(N);
+  const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
+                                                     kLabels.data(), N, K);
+  ASSERT_TRUE(std::isfinite(total));
+  for (int n = 0; n < N; ++n) {
+    const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
+    EXPECT_NEAR(losses[n], ReferenceLoss(row.data(), kLabels[n]), 1e-4) << n;
+    for (int k = 0; k < K; ++k) EXPECT_TRUE(std::isfinite(probs[n * K + k]));
+  }
+  EXPECT_EQ(probs[1], 0.f);
+}
+
+TEST(CrossEntropyTest, BackwardAccumulatesGradientOfMeanLoss) {
+  const auto logits = RandomVector(N * K, 3, -4.f, 4.f);
+  std::vector<float> probs(N * K), losses(N);
+  softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(), N, K);
+  const auto dlogits_initial = RandomVector(N * K, 4);
+  auto dlogits = dlogits_initial;
+  softmax_cross_entropy_backward(dlogits.data(), probs.data(), kLabels.data(), N, K, 1.f / N);
+
+  std::vector<double> logits_d(logits.begin(), logits.end());
+  auto mean_loss = [&]() {
+    double sum = 0.0;
+    for (int n = 0; n < N; ++n) sum += ReferenceLoss(logits_d.data() + n * K, kLabels[n]);
+    return sum / N;
+  };
+  constexpr double kStep = 1e-5;
+  for (int i = 0; i < N * K; ++i) {
+    const double saved = logits_d[i];
+    logits_d[i] = saved + kStep;
+    const double plus = mean_loss();
+    logits_d[i] = saved - kStep;
+    const double minus = mean_loss();
+    logits_d[i] = saved;
+    const double expected = dlogits_initial[i] + (plus - minus) / (2 * kStep);
+    EXPECT_NEAR(dlogits[i], expected, 1e-5 * (1 + std::fabs(expected))) << i;
+  }
+}
+
+}  // namespace
+}  // namespace dgqa::cpu

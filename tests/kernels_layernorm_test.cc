@@ -1,0 +1,141 @@
+// layernorm_forward / layernorm_backward against a plain loop and finite differences.
+#include "kernels/cpu/layernorm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace dgqa::cpu {
+namespace {
+
+using testing::RandomVector;
+
+constexpr float kEps = 1e-6f;
+
+struct Reference {
+  std::vector<double> out, mean, rstd;
+};
+
+// torch.nn.LayerNorm in double: biased variance over the last dimension.
+Reference ReferenceLayerNorm(const std::vector<double>& inp, const std::vector<double>& weight,
+                             const std::vector<double>& bias, int N, int C) {
+  Reference r{std::vector<double>(inp.size()), std::vector<double>(N), std::vector<double>(N)};
+  for (int n = 0; n < N; ++n) {
+    double mean = 0.0, variance = 0.0;
+    for (int c = 0; c < C; ++c) mean += inp[n * C + c] / C;
+    for (int c = 0; c < C; ++c) variance += (inp[n * C + c] - mean) * (inp[n * C + c] - mean) / C;
+    r.mean[n] = mean;
+    r.rstd[n] = 1.0 / std::sqrt(variance + kEps);
+    for (int c = 0; c < C; ++c) {
+      r.out[n * C + c] = (inp[n * C + c] - mean) * r.rstd[n] * weight[c] + bias[c];
+    }
+  }
+  return r;
+}
+
+std::vector<double> ToDouble(const std::vector<float>& values) {
+  return std::vector<double>(values.begin(), values.end());
+}
+
+// d/dx of loss(x) by central differences, for every element of x.
+template <typename Loss>
+std::vector<double> NumericalGradient(Loss loss, std::vector<double> x) {
+  constexpr double kStep = 1e-5;
+  std::vector<double> gradient(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double saved = x[i];
+    x[i] = saved + kStep;
+    const double plus = loss(x);
+    x[i] = saved - kStep;
+    const double minus = loss(x);
+    x[i] = saved;
+    gradient[i] = (plus - minus) / (2 * kStep);
+  }
+  return gradient;
+}
+
+double WeightedSum(const std::vector<double>& values, const std::vector<float>& weights) {
+  double sum = 0.0;
+  for (size_t i = 0; i < values.size(); ++i) sum += values[i] * weights[i];
+  return sum;
+}
+
+// actual == initial + expected_change, element-wise, within a relative tolerance.
+void ExpectAccumulated(const std::vector<float>& actual, const std::vector<float>& initial,
+                       const std::vector<double>& expected_change, const char* what) {
+  ASSERT_EQ(actual.size(), expected_change.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double expected = initial[i] + expected_change[i];
+    EXPECT_NEAR(actual[i], expected, 1e-4 + 1e-3 * std::fabs(expected)) << what << "[" << i << "]";
+  }
+}
+
+struct Shape {
+  int N, C;
+};
+
+class LayerNormTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(LayerNormTest, ForwardMatchesReference) {
+  const auto [N, C] = GetParam();
+  // An offset and a scale per row, so that the mean and the variance matter.
+  auto inp = RandomVector(N * C, 1, -2.f, 2.f);
+  for (int i = 0; i < N * C; ++i) inp[i] = inp[i] * (1 + i / C) + 3.f;
+  const auto weight = RandomVector(C, 2, 0.5f, 1.5f);
+  const auto bias = RandomVector(C, 3);
+  std::vector<float> out(N * C), mean(N), rstd(N);
+  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), N,
+                    C, kEps);
+  const Reference expected =
+      ReferenceLayerNorm(ToDouble(inp), ToDouble(weight), ToDouble(bias), N, C);
+  for (int n = 0; n < N; ++n) {
+    EXPECT_NEAR(mean[n], expected.mean[n], 1e-5 * (1 + std::fabs(expected.mean[n]))) << n;
+    EXPECT_NEAR(rstd[n], expected.rstd[n], 1e-5 * expected.rstd[n]) << n;
+  }
+  for (int i = 0; i < N * C; ++i) {
+    EXPECT_NEAR(out[i], expected.out[i], 1e-5 * (1 + std::fabs(expected.out[i]))) << i;
+  }
+}
+
+TEST_P(LayerNormTest, BackwardAccumulatesFiniteDifferenceGradients) {
+  const auto [N, C] = GetParam();
+  const auto inp = RandomVector(N * C, 4, -2.f, 2.f);
+  const auto weight = RandomVector(C, 5, 0.5f, 1.5f);
+  const auto bias = RandomVector(C, 6);
+  const auto loss_weights = RandomVector(N * C, 7);  // loss = sum(out * loss_weights)
+  std::vector<float> out(N * C), mean(N), rstd(N);
+  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), N,
+                    C, kEps);
+  const auto dinp_initial = RandomVector(N * C, 8);
+  const auto dweight_initial = RandomVector(C, 9);
+  const auto dbias_initial = RandomVector(C, 10);
+  auto dinp = dinp_initial, dweight = dweight_initial, dbias = dbias_initial;
+  layernorm_backward(dinp.data(), dweight.data(), dbias.data(), loss_weights.data(), inp.data(),
+                     weight.data(), mean.data(), rstd.data(), N, C);
+
+  const auto inp_d = ToDouble(inp), weight_d = ToDouble(weight), bias_d = ToDouble(bias);
+  auto loss = [&](const std::vector<double>& i, const std::vector<double>& w,
+                  const std::vector<double>& b) {
+    return WeightedSum(ReferenceLayerNorm(i, w, b, N, C).out, loss_weights);
+  };
+  ExpectAccumulated(
+      dinp, dinp_initial,
+      NumericalGradient([&](const auto& x) { return loss(x, weight_d, bias_d); }, inp_d), "dinp");
+  ExpectAccumulated(
+      dweight, dweight_initial,
+      NumericalGradient([&](const auto& x) { return loss(inp_d, x, bias_d); }, weight_d),
+      "dweight");
+  ExpectAccumulated(
+      dbias, dbias_initial,
+      NumericalGradient([&](const auto& x) { return loss(inp_d, weight_d, x); }, bias_d), "dbias");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTest,
+                         ::testing::Values(Shape{7, 5}, Shape{1, 1}, Shape{3, 2}, Shape{33, 64},
+                                           Shape{130, 19}));
+
+}  // namespace
+}  // namespace dgqa::cpu

@@ -1,0 +1,177 @@
+// matmul_forward / matmul_backward against plain loops and finite differences.
+#include "kernels/cpu/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace dgqa::cpu {
+namespace {
+
+using testing::RandomVector;
+
+// out = inp weight^T + bias in double (bias may be empty).
+std::vector<double> ReferenceMatmul(const std::vector<double>& inp,
+                                    const std::vector<double>& weight,
+                                    const std::vector<double>& bias, int N, int C, int OC) {
+  std::vector<double> out(static_cast<size_t>(N) * OC);
+  for (int n = 0; n < N; ++n) {
+    for (int o = 0; o < OC; ++o) {
+      double sum = bias.empty() ? 0.0 : bias[o];
+      for (int c = 0; c < C; ++c) sum += inp[n * C + c] * weight[o * C + c];
+      out[n * OC + o] = sum;
+    }
+  }
+  return out;
+}
+
+std::vector<double> ToDouble(const std::vector<float>& values) {
+  return std::vector<double>(values.begin(), values.end());
+}
+
+// d/dx of loss(x) by central differences, for every element of x.
+template <typename Loss>
+std::vector<double> NumericalGradient(Loss loss, std::vector<double> x) {
+  constexpr double kStep = 1e-5;
+  std::vector<double> gradient(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double saved = x[i];
+    x[i] = saved + kStep;
+    const double plus = loss(x);
+    x[i] = saved - kStep;
+    const double minus = loss(x);
+    x[i] = saved;
+    gradient[i] = (plus - minus) / (2 * kStep);
+  }
+  return gradient;
+}
+
+double WeightedSum(const std::vector<double>& values, const std::vector<float>& weights) {
+  double sum = 0.0;
+  for (size_t i = 0; i < values.size(); ++i) sum += values[i] * weights[i];
+  return sum;
+}
+
+// actual == initial + expected_change, element-wise, within a relative tolerance.
+void ExpectAccumulated(const std::vector<float>& actual, const std::vector<float>& initial,
+                       const std::vector<double>& expected_change, const char* what) {
+  ASSERT_EQ(actual.size(), expected_change.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double expected = initial[i] + expected_change[i];
+    EXPECT_NEAR(actual[i], expected, 1e-4 + 1e-3 * std::fabs(expected)) << what << "[" << i << "]";
+  }
+}
+
+struct Shape {
+  int N, C, OC;
+};
+
+class MatmulTest : public ::testing::TestWithParam<Shape> {};
+// Finite differences cost a forward pass per input: small shapes only.
+class MatmulGradientCheckTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(MatmulTest, ForwardMatchesReferenceWithAndWithoutBias) {
+  const auto [N, C, OC] = GetParam();
+  const auto inp = RandomVector(N * C, 1);
+  const auto weight = RandomVector(OC * C, 2);
+  const auto bias = RandomVector(OC, 3);
+  for (bool with_bias : {true, false}) {
+    std::vector<float> out(N * OC, 123.f);  // garbage: the forward overwrites
+    matmul_forward(out.data(), inp.data(), weight.data(), with_bias ? bias.data() : nullptr, N, C,
+                   OC);
+    const auto expected =
+        ReferenceMatmul(ToDouble(inp), ToDouble(weight),
+                        with_bias ? ToDouble(bias) : std::vector<double>{}, N, C, OC);
+    for (int i = 0; i < N * OC; ++i) {
+      EXPECT_NEAR(out[i], expected[i], 1e-5 * (1 + std::fabs(expected[i])))
+          << "bias " << with_bias << " element " << i;
+    }
+  }
+}
+
+// The backward's three sums written out, for shapes too large for finite differences.
+TEST_P(MatmulTest, BackwardMatchesReferenceSums) {
+  const auto [N, C, OC] = GetParam();
+  // Float sums of up to 576 terms of size 1 in an order of BLAS's choosing.
+  constexpr double kTolerance = 1e-4;
+  const auto inp = RandomVector(N * C, 21);
+  const auto weight = RandomVector(OC * C, 22);
+  const auto dout = RandomVector(N * OC, 23);
+  std::vector<float> dinp(N * C, 0.f), dweight(OC * C, 0.f), dbias(OC, 0.f);
+  matmul_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(), weight.data(),
+                  N, C, OC);
+  for (int n = 0; n < N; ++n) {
+    for (int c = 0; c < C; ++c) {
+      double expected = 0.0;
+      for (int o = 0; o < OC; ++o) expected += double{dout[n * OC + o]} * weight[o * C + c];
+      EXPECT_NEAR(dinp[n * C + c], expected, kTolerance * (1 + std::fabs(expected)));
+    }
+  }
+  for (int o = 0; o < OC; ++o) {
+    double expected_bias = 0.0;
+    for (int n = 0; n < N; ++n) expected_bias += dout[n * OC + o];
+    EXPECT_NEAR(dbias[o], expected_bias, kTolerance * (1 + std::fabs(expected_bias)));
+    for (int c = 0; c < C; ++c) {
+      double expected = 0.0;
+      for (int n = 0; n < N; ++n) expected += double{dout[n * OC + o]} * inp[n * C + c];
+      EXPECT_NEAR(dweight[o * C + c], expected, kTolerance * (1 + std::fabs(expected)));
+    }
+  }
+}
+
+TEST_P(MatmulGradientCheckTest, BackwardAccumulatesFiniteDifferenceGradients) {
+  const auto [N, C, OC] = GetParam();
+  const auto inp = RandomVector(N * C, 4);
+  const auto weight = RandomVector(OC * C, 5);
+  const auto bias = RandomVector(OC, 6);
+  const auto loss_weights = RandomVector(N * OC, 7);  // loss = sum(out * loss_weights)
+  // Start the gradients from non-zero values to check that they are accumulated.
+  const auto dinp_initial = RandomVector(N * C, 8);
+  const auto dweight_initial = RandomVector(OC * C, 9);
+  const auto dbias_initial = RandomVector(OC, 10);
+  auto dinp = dinp_initial, dweight = dweight_initial, dbias = dbias_initial;
+  matmul_backward(dinp.data(), dweight.data(), dbias.data(), loss_weights.data(), inp.data(),
+                  weight.data(), N, C, OC);
+
+  const auto inp_d = ToDouble(inp), weight_d = ToDouble(weight), bias_d = ToDouble(bias);
+  auto loss = [&](const std::vector<double>& i, const std::vector<double>& w,
+                  const std::vector<double>& b) {
+    return WeightedSum(ReferenceMatmul(i, w, b, N, C, OC), loss_weights);
+  };
+  ExpectAccumulated(
+      dinp, dinp_initial,
+      NumericalGradient([&](const auto& x) { return loss(x, weight_d, bias_d); }, inp_d), "dinp");
+  ExpectAccumulated(
+      dweight, dweight_initial,
+      NumericalGradient([&](const auto& x) { return loss(inp_d, x, bias_d); }, weight_d),
+      "dweight");
+  ExpectAccumulated(
+      dbias, dbias_initial,
+      NumericalGradient([&](const auto& x) { return loss(inp_d, weight_d, x); }, bias_d), "dbias");
+}
+
+TEST_P(MatmulGradientCheckTest, BackwardSkipsNullInputAndBiasGradients) {
+  const auto [N, C, OC] = GetParam();
+  const auto inp = RandomVector(N * C, 11);
+  const auto weight = RandomVector(OC * C, 12);
+  const auto dout = RandomVector(N * OC, 13);
+  std::vector<float> dweight_full(OC * C, 0.f), dweight_only(OC * C, 0.f);
+  std::vector<float> dinp(N * C, 0.f), dbias(OC, 0.f);
+  matmul_backward(dinp.data(), dweight_full.data(), dbias.data(), dout.data(), inp.data(),
+                  weight.data(), N, C, OC);
+  matmul_backward(nullptr, dweight_only.data(), nullptr, dout.data(), inp.data(), weight.data(), N,
+                  C, OC);
+  for (int i = 0; i < OC * C; ++i) EXPECT_FLOAT_EQ(dweight_only[i], dweight_full[i]) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
+                         ::testing::Values(Shape{7, 5, 3}, Shape{1, 1, 1}, Shape{13, 33, 17},
+                                           Shape{130, 192, 576}));
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulGradientCheckTest,
+                         ::testing::Values(Shape{7, 5, 3}, Shape{1, 1, 1}, Shape{13, 33, 17}));
+
+}  // namespace
+}  // namespace dgqa::cpu

@@ -1,0 +1,236 @@
+// The whole ViT: parameter layout, a finite-difference gradient check for every attention
+// scheme, and properties that follow from the specification.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+
+#include "kernels/backend.h"
+#include "model/vit.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+ModelConfig TinyConfig(AttentionScheme scheme) {
+  ModelConfig c;
+  c.image_size = 8;
+  c.patch_size = 4;
+  c.in_channels = 2;
+  c.num_classes = 3;
+  c.embed_dim = 16;
+  c.depth = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = scheme == AttentionScheme::kMHA ? 4 : 2;
+  c.attention = scheme;
+  c.dgqa_window = 1;
+  c.init_std = 0.3f;  // large weights make every gradient visible above float noise
+  return c;
+}
+
+struct Inputs {
+  std::vector<float> images;
+  std::vector<int32_t> labels;
+  int batch;
+};
+
+Inputs MakeInputs(const ModelConfig& c, int batch, uint32_t seed) {
+  Inputs in;
+  in.batch = batch;
+  in.images = testing::RandomVector(
+      static_cast<size_t>(batch) * c.in_channels * c.image_size * c.image_size, seed);
+  for (int b = 0; b < batch; ++b) in.labels.push_back(b % c.num_classes);
+  return in;
+}
+
+double MeanLoss(VisionTransformer& model, const Inputs& in, const ForwardContext& context) {
+  LocalReducer reducer;
+  return model.forward(in.images.data(), in.labels.data(), in.batch, context, reducer) / in.batch;
+}
+
+std::vector<std::vector<int>> Allocations(const VisionTransformer& model) {
+  std::vector<std::vector<int>> result;
+  for (const GroupAllocator& a : model.allocators()) result.push_back(a.active_allocation());
+  return result;
+}
+
+const AttentionScheme kAllSchemes[] = {AttentionScheme::kMHA,       AttentionScheme::kGQA,
+                                       AttentionScheme::kKDGQA,     AttentionScheme::kDGQA_DIFF,
+                                       AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
+
+class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
+
+TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
+  const ModelConfig config = TinyConfig(GetParam());
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer model(config, *backend, 3, /*seed=*/7);
+  const Inputs in = MakeInputs(config, 3, 11);
+  ForwardContext context;  // training, step 0: DGQA computes its allocation at this step
+  context.step = 0;
+
+  // DGQA updates its state on a window step; every evaluation of the loss must see the same
+  // starting state, so it is restored before each forward pass.
+  std::vector<std::pair<std::vector<float>, std::vector<int>>> state;
+  for (const GroupAllocator& a : model.allocators()) state.push_back({a.cache(), a.allocation()});
+  auto restore = [&] {
+    for (size_t l = 0; l < state.size(); ++l)
+      model.allocators()[l].set_state(state[l].first, state[l].second);
+  };
+
+  model.zero_grads();
+  MeanLoss(model, in, context);
+  const auto reference_allocation = Allocations(model);
+  model.backward(1.f / in.batch);
+  std::vector<float> grads(model.layout().total_size());
+  backend->copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
+  std::vector<float> params = model.params_to_host();
+
+  const float eps = 2e-3f;
+  int checked = 0, skipped = 0;
+  for (const TensorSlot& slot : model.layout().tensors()) {
+    // A few entries of every tensor: first, last and two in between.
+    for (int64_t i : {int64_t{0}, slot.size / 3, 2 * slot.size / 3, slot.size - 1}) {
+      const int64_t at = slot.offset + i;
+      const float original = params[at];
+      params[at] = original + eps;
+      model.params_from_host(params);
+      restore();
+      const double plus = MeanLoss(model, in, context);
+      const bool same_plus = Allocations(model) == reference_allocation;
+      params[at] = original - eps;
+      model.params_from_host(params);
+      restore();
+      const double minus = MeanLoss(model, in, context);
+      const bool same_minus = Allocations(model) == reference_allocation;
+      params[at] = original;
+      if (!same_plus || !same_minus) {  // the step crossed an allocation boundary
+        ++skipped;
+        continue;
+      }
+      const double numeric = (plus - minus) / (2 * eps);
+      EXPECT_NEAR(grads[at], numeric, 1e-3 + 3e-2 * std::fabs(numeric))
+          << slot.name << "[" << i << "]";
+      ++checked;
+    }
+  }
+  EXPECT_LE(skipped, 2);
+  EXPECT_GT(checked, 100);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, ModelGradientTest, ::testing::ValuesIn(kAllSchemes),
+                         [](const auto& test_param) { return attention_scheme_name(test_param.param); });
+
+TEST(ParamLayoutTest, NamesAndShapesFollowTheDesign) {
+  ModelConfig c = TinyConfig(AttentionScheme::kGQA);
+  ParamLayout layout(c);
+  const int64_t D = 16, kv = 2 * 4;  // G * d with d = D / H = 4
+  auto shape = [&](const std::string& name) {
+    const TensorSlot* slot = layout.find(name);
+    EXPECT_NE(slot, nullptr) << name;
+    return slot ? slot->shape : std::vector<int64_t>{};
+  };
+  EXPECT_EQ(shape("patch_embed.proj.weight"), (std::vector<int64_t>{D, 2, 4, 4}));
+  EXPECT_EQ(shape("cls_token"), (std::vector<int64_t>{1, 1, D}));
+  EXPECT_EQ(shape("pos_embed"), (std::vector<int64_t>{1, 5, D}));
+  EXPECT_EQ(shape("blocks.1.attn.q.weight"), (std::vector<int64_t>{D, D}));
+  EXPECT_EQ(shape("blocks.1.attn.k.weight"), (std::vector<int64_t>{kv, D}));
+  EXPECT_EQ(shape("blocks.0.attn.v.bias"), (std::vector<int64_t>{kv}));
+  EXPECT_EQ(shape("blocks.0.mlp.fc1.weight"), (std::vector<int64_t>{4 * D, D}));
+  EXPECT_EQ(shape("blocks.0.mlp.fc2.weight"), (std::vector<int64_t>{D, 4 * D}));
+  EXPECT_EQ(shape("head.weight"), (std::vector<int64_t>{3, D}));
+  EXPECT_EQ(layout.find("blocks.2.norm1.weight"), nullptr);
+  EXPECT_EQ(layout.tensors().size(), 4u + 16u * 2 + 4u);
+  // Tensors do not overlap and stay inside the buffer.
+  int64_t end = 0;
+  for (const TensorSlot& slot : layout.tensors()) {
+    EXPECT_GE(slot.offset, end) << slot.name;
+    end = slot.offset + slot.size;
+  }
+  EXPECT_LE(end, layout.total_size());
+}
+
+TEST(ModelTest, GqaWithOneHeadPerGroupEqualsMha) {
+  ModelConfig mha = TinyConfig(AttentionScheme::kMHA);
+  ModelConfig gqa = mha;
+  gqa.attention = AttentionScheme::kGQA;
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer a(mha, *backend, 2, 5), b(gqa, *backend, 2, 5);
+  const Inputs in = MakeInputs(mha, 2, 3);
+  ForwardContext context;
+  EXPECT_EQ(MeanLoss(a, in, context), MeanLoss(b, in, context));
+  EXPECT_EQ(a.logits_to_host(), b.logits_to_host());
+}
+
+TEST(ModelTest, UnusedKvHeadGetsNoGradient) {
+  // With G = 2, KDGQA's min-max step gives all H query heads to one K/V head.
+  ModelConfig c = TinyConfig(AttentionScheme::kKDGQA);
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer model(c, *backend, 3, 9);
+  const Inputs in = MakeInputs(c, 3, 4);
+  model.zero_grads();
+  MeanLoss(model, in, ForwardContext{});
+  model.backward(1.f / 3);
+  std::vector<float> grads(model.layout().total_size());
+  backend->copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
+  for (int l = 0; l < c.depth; ++l) {
+    const std::vector<int>& allocation = model.allocators()[l].active_allocation();
+    ASSERT_TRUE(allocation == (std::vector<int>{4, 0}) || allocation == (std::vector<int>{0, 4}));
+    const int unused = allocation[0] == 0 ? 0 : 1;
+    const int d = c.head_dim();
+    const TensorSlot* k = model.layout().find("blocks." + std::to_string(l) + ".attn.k.weight");
+    for (int row = unused * d; row < (unused + 1) * d; ++row) {
+      for (int col = 0; col < c.embed_dim; ++col) {
+        EXPECT_EQ(grads[k->offset + row * c.embed_dim + col], 0.f);
+      }
+    }
+    const int used = 1 - unused;
+    EXPECT_NE(grads[k->offset + used * d * c.embed_dim], 0.f);
+  }
+}
+
+TEST(ModelTest, GradientsOfSplitBatchesAddUp) {
+  // Two halves of a batch, each backpropagated with scale 1/B, accumulate the gradient of the
+  // whole batch: the property data-parallel training relies on.
+  ModelConfig c = TinyConfig(AttentionScheme::kGQA);
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer model(c, *backend, 4, 2);
+  const Inputs whole = MakeInputs(c, 4, 8);
+  const int64_t image = static_cast<int64_t>(c.in_channels) * c.image_size * c.image_size;
+  LocalReducer reducer;
+  ForwardContext context;
+
+  model.zero_grads();
+  model.forward(whole.images.data(), whole.labels.data(), 4, context, reducer);
+  model.backward(0.25f);
+  std::vector<float> expected(model.layout().total_size());
+  backend->copy_to_host(expected.data(), model.grads(), expected.size() * sizeof(float));
+
+  model.zero_grads();
+  for (int half = 0; half < 2; ++half) {
+    model.forward(whole.images.data() + half * 2 * image, whole.labels.data() + half * 2, 2,
+                  context, reducer);
+    model.backward(0.25f);
+  }
+  std::vector<float> summed(model.layout().total_size());
+  backend->copy_to_host(summed.data(), model.grads(), summed.size() * sizeof(float));
+  for (size_t i = 0; i < summed.size(); ++i) {
+    ASSERT_NEAR(summed[i], expected[i], 1e-5f + 1e-4f * std::fabs(expected[i])) << i;
+  }
+}
+
+TEST(ModelTest, InitialisationDependsOnlyOnTheSeed) {
+  ModelConfig c = TinyConfig(AttentionScheme::kGQA);
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer a(c, *backend, 1, 42), b(c, *backend, 1, 42), other(c, *backend, 1, 43);
+  EXPECT_EQ(a.params_to_host(), b.params_to_host());
+  EXPECT_NE(a.params_to_host(), other.params_to_host());
+  // LayerNorm weights start at 1 and biases at 0; weights are within two standard deviations.
+  const std::vector<float> p = a.params_to_host();
+  EXPECT_EQ(p[a.layout().find("norm.weight")->offset], 1.f);
+  EXPECT_EQ(p[a.layout().find("head.bias")->offset], 0.f);
+  const TensorSlot* fc1 = a.layout().find("blocks.0.mlp.fc1.weight");
+  for (int64_t i = 0; i < fc1->size; ++i) EXPECT_LE(std::fabs(p[fc1->offset + i]), 2 * c.init_std);
+}
+
+}  // namespace
+}  // namespace dgqa

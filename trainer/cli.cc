@@ -1,0 +1,65 @@
+#include "trainer/cli.h"
+
+#include "common/error.h"
+
+namespace dgqa {
+
+std::string usage_text() {
+  return "usage:\n"
+         "  dgqa train --config FILE [--set path=value ...] [--out DIR] [--init-from FILE]\n"
+         "  dgqa eval  --config FILE --init-from FILE.safetensors [--set path=value ...]\n"
+         "             [--logits-out FILE.npy]\n"
+         "  dgqa help\n"
+         "\n"
+         "  --config FILE       experiment config, protobuf text format (see configs/)\n"
+         "  --set path=value    override a config field, e.g. --set optimizer.lr=3e-4;\n"
+         "                      repeated fields take a comma-separated list\n"
+         "  --out DIR           train: receives metrics.jsonl and model.safetensors\n"
+         "  --init-from FILE    weights to start from (train) or to evaluate (eval)\n"
+         "  --logits-out FILE   eval: write the logits, float32 (N, classes), as .npy\n";
+}
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+  CommandLine line;
+  if (args.empty()) throw InputError("no command given\n" + usage_text());
+  line.command = args[0];
+  if (line.command == "help" || line.command == "--help" || line.command == "-h") {
+    line.command = "help";
+    return line;
+  }
+  if (line.command != "train" && line.command != "eval") {
+    throw InputError("unknown command '" + line.command + "'\n" + usage_text());
+  }
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--help" || flag == "-h") {
+      line.command = "help";
+      return line;
+    }
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw InputError(flag + " needs a value\n" + usage_text());
+      return args[++i];
+    };
+    if (flag == "--config") {
+      line.config_path = value();
+    } else if (flag == "--set") {
+      line.overrides.push_back(value());
+    } else if (flag == "--init-from") {
+      line.init_from = value();
+    } else if (flag == "--out" && line.command == "train") {
+      line.out_dir = value();
+    } else if (flag == "--logits-out" && line.command == "eval") {
+      line.logits_out = value();
+    } else {
+      throw InputError("unknown argument '" + flag + "' for dgqa " + line.command + "\n" +
+                       usage_text());
+    }
+  }
+  if (line.config_path.empty()) throw InputError("--config is required\n" + usage_text());
+  if (line.command == "eval" && line.init_from.empty()) {
+    throw InputError("dgqa eval needs --init-from FILE.safetensors (the weights to evaluate)");
+  }
+  return line;
+}
+
+}  // namespace dgqa

@@ -1,0 +1,25 @@
+// Parsing of the `dgqa` command line (design.md section 7). The commands themselves live in
+// trainer/commands.h; this file only turns argv into a CommandLine or an InputError.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dgqa {
+
+struct CommandLine {
+  std::string command;                 // "train", "eval" or "help"
+  std::string config_path;             // --config
+  std::vector<std::string> overrides;  // --set path=value, in order
+  std::string out_dir;                 // --out (train)
+  std::string init_from;               // --init-from FILE.safetensors
+  std::string logits_out;              // --logits-out FILE.npy (eval)
+};
+
+// Throws InputError naming the unknown or incomplete argument.
+CommandLine parse_command_line(const std::vector<std::string>& args);
+
+// The usage text printed by `dgqa help` and after argument errors.
+std::string usage_text();
+
+}  // namespace dgqa

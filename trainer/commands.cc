@@ -1,0 +1,57 @@
+#include "trainer/commands.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/threads.h"
+#include "model/reducer.h"
+#include "model/vit.h"
+#include "trainer/config.h"
+#include "trainer/datasets.h"
+#include "trainer/evaluate.h"
+#include "trainer/npy.h"
+#include "trainer/trainer.h"
+#include "trainer/weights.h"
+
+namespace dgqa {
+
+void train_command(const CommandLine& line) {
+  const config::Config config = load_config(line.config_path, line.overrides);
+  TrainOptions options;
+  options.out_dir = line.out_dir;
+  options.init_from = line.init_from;
+  run_training(config, options);
+}
+
+void eval_command(const CommandLine& line) {
+  const config::Config config = load_config(line.config_path, line.overrides);
+  const ModelConfig model_config = model_config_from(config);
+  cpu::set_threads(config.train().threads());
+  const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
+  BatchLoader loader(test_set, loader_options(config, model_config, false, 0, 1));
+  std::unique_ptr<Backend> backend = make_backend(config.train().backend());
+  const int max_batch = std::min<int>(config.train().eval_batch_size(), test_set.num_examples);
+  VisionTransformer model(model_config, *backend, max_batch, config.seed());
+  load_weights(model, line.init_from);
+
+  LocalReducer reducer;
+  std::vector<float> logits;
+  const EvalResult result = evaluate(model, loader, reducer, /*step=*/0,
+                                     line.logits_out.empty() ? nullptr : &logits);
+  if (!line.logits_out.empty()) {
+    write_npy_f32(line.logits_out, logits.data(), {result.examples, model_config.num_classes});
+    LOG(INFO) << "Wrote the logits to " << line.logits_out;
+  }
+  const nlohmann::json output = {
+      {"loss", result.loss}, {"top1", result.top1}, {"examples", result.examples}};
+  std::printf("%s\n", output.dump().c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace dgqa

@@ -1,0 +1,47 @@
+#include "trainer/evaluate.h"
+
+namespace dgqa {
+
+EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& reducer, int64_t step,
+                    std::vector<float>* logits) {
+  const int K = model.config().num_classes;
+  ForwardContext context;
+  context.training = false;
+  context.step = step;
+  double loss_sum = 0;
+  int64_t correct = 0, examples = 0;
+  if (logits != nullptr) logits->clear();
+
+  loader.start_epoch(0);
+  Batch batch;
+  while (loader.next(&batch)) {
+    if (batch.size == 0) continue;
+    loss_sum += model.forward(batch.images.data(), batch.labels.data(), batch.size, context,
+                              reducer);
+    const std::vector<float> batch_logits = model.logits_to_host();
+    for (int i = 0; i < batch.size; ++i) {
+      const float* row = batch_logits.data() + static_cast<int64_t>(i) * K;
+      int best = 0;
+      for (int k = 1; k < K; ++k) {
+        if (row[k] > row[best]) best = k;
+      }
+      correct += best == batch.labels[i];
+    }
+    examples += batch.size;
+    if (logits != nullptr) logits->insert(logits->end(), batch_logits.begin(), batch_logits.end());
+  }
+
+  // Sum over ranks, so every rank reports the metrics of the whole split.
+  float totals[3] = {static_cast<float>(loss_sum), static_cast<float>(correct),
+                     static_cast<float>(examples)};
+  reducer.sum(totals, 3);
+  EvalResult result;
+  result.examples = static_cast<int64_t>(totals[2]);
+  if (result.examples > 0) {
+    result.loss = totals[0] / result.examples;
+    result.top1 = totals[1] / result.examples;
+  }
+  return result;
+}
+
+}  // namespace dgqa

@@ -1,0 +1,25 @@
+// Evaluation of a model on a whole dataset split.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/loader.h"
+#include "model/reducer.h"
+#include "model/vit.h"
+
+namespace dgqa {
+
+struct EvalResult {
+  double loss = 0;       // mean cross-entropy over the examples
+  double top1 = 0;       // fraction whose largest logit (first on ties) is the label
+  int64_t examples = 0;  // every example of the split, counted once
+};
+
+// Runs every batch of `loader` (an evaluation loader) through the model at training step
+// `step` (which only labels the pass: evaluation changes no state). When `logits` is given it
+// receives this rank's logits, (examples, num_classes), in dataset order.
+EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& reducer, int64_t step,
+                    std::vector<float>* logits = nullptr);
+
+}  // namespace dgqa

@@ -1,0 +1,76 @@
+#include "trainer/metrics.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace dgqa {
+
+MetricsWriter::MetricsWriter(const std::string& path) {
+  if (path.empty()) return;
+  file_ = std::fopen(path.c_str(), "a");
+  if (file_ == nullptr) {
+    throw InputError("cannot open " + path + " for writing: " + std::strerror(errno));
+  }
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void MetricsWriter::write(const nlohmann::json& record) {
+  if (file_ == nullptr) return;
+  const std::string line = record.dump() + "\n";
+  std::fwrite(line.data(), 1, line.size(), file_);
+  std::fflush(file_);  // a crash or preemption loses at most the line being written
+}
+
+void MetricsWriter::train(int64_t step, int64_t epoch, double loss, double lr, double grad_norm,
+                          double images_per_sec) {
+  write({{"kind", "train"}, {"step", step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr},
+         {"grad_norm", grad_norm}, {"images_per_sec", images_per_sec}});
+}
+
+void MetricsWriter::eval(int64_t step, double loss, double top1, int64_t examples) {
+  write({{"kind", "eval"}, {"step", step}, {"loss", loss}, {"top1", top1},
+         {"examples", examples}});
+}
+
+void MetricsWriter::allocation(int64_t step, const std::vector<std::vector<int>>& layers) {
+  write({{"kind", "allocation"}, {"step", step}, {"layers", layers}});
+}
+
+ProgressLine::ProgressLine() : terminal_(isatty(STDERR_FILENO) != 0) {}
+
+void ProgressLine::update(int64_t step, int64_t total_steps, double loss, double images_per_sec,
+                          double seconds_left) {
+  const int minutes = static_cast<int>(seconds_left) / 60;
+  const int seconds = static_cast<int>(seconds_left) % 60;
+  char text[160];
+  std::snprintf(text, sizeof(text), "step %lld/%lld  loss %.4f  %.1f img/s  ETA %d:%02d",
+                static_cast<long long>(step), static_cast<long long>(total_steps), loss,
+                images_per_sec, minutes, seconds);
+  if (terminal_) {
+    std::fprintf(stderr, "\r\033[K%s", text);
+    line_open_ = true;
+  } else {
+    std::fprintf(stderr, "%s\n", text);
+  }
+  std::fflush(stderr);
+}
+
+void ProgressLine::message(const std::string& text) {
+  finish();
+  std::fprintf(stderr, "%s\n", text.c_str());
+  std::fflush(stderr);
+}
+
+void ProgressLine::finish() {
+  if (line_open_) std::fprintf(stderr, "\n");
+  line_open_ = false;
+}
+
+}  // namespace dgqa

@@ -1,0 +1,45 @@
+// OUT/metrics.jsonl (one JSON object a line) and the progress line people watch.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dgqa {
+
+class MetricsWriter {
+ public:
+  // Opens path for appending (an empty path writes nothing). Throws InputError if it cannot.
+  explicit MetricsWriter(const std::string& path);
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
+
+  void train(int64_t step, int64_t epoch, double loss, double lr, double grad_norm,
+             double images_per_sec);
+  void eval(int64_t step, double loss, double top1, int64_t examples);
+  void allocation(int64_t step, const std::vector<std::vector<int>>& layers);
+
+ private:
+  void write(const nlohmann::json& record);
+  std::FILE* file_ = nullptr;
+};
+
+// A single self-updating line on a terminal; plain lines when stderr is not a terminal.
+class ProgressLine {
+ public:
+  ProgressLine();
+  void update(int64_t step, int64_t total_steps, double loss, double images_per_sec,
+              double seconds_left);
+  void message(const std::string& text);  // a line of its own, keeping the progress intact
+  void finish();
+
+ private:
+  bool terminal_;
+  bool line_open_ = false;
+};
+
+}  // namespace dgqa

@@ -1,0 +1,40 @@
+// AdamW over the model's flat parameter buffer, with optional global-norm gradient clipping.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "model/param_layout.h"
+
+namespace dgqa {
+
+struct AdamWSettings {
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.05f;
+  float grad_clip = 0.f;     // clip by global L2 norm; 0 = off
+  bool no_decay_1d = false;  // exclude 1-D tensors and the cls/pos tokens from weight decay
+};
+
+class AdamW {
+ public:
+  AdamW(Backend& backend, const ParamLayout& layout, const AdamWSettings& settings);
+  ~AdamW();
+  AdamW(const AdamW&) = delete;
+  AdamW& operator=(const AdamW&) = delete;
+
+  // One optimizer step with learning rate lr on (params, grads). Returns the global L2 norm of
+  // the gradients before clipping (as torch.nn.utils.clip_grad_norm_ returns it).
+  float step(float* params, float* grads, float lr);
+
+  int64_t steps_taken() const { return steps_; }
+
+ private:
+  Backend& backend_;
+  const ParamLayout& layout_;
+  AdamWSettings settings_;
+  float* m_ = nullptr;  // first moments, layout order
+  float* v_ = nullptr;  // second moments
+  int64_t steps_ = 0;
+};
+
+}  // namespace dgqa

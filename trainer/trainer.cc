@@ -1,0 +1,172 @@
+#include "trainer/trainer.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+
+#include "common/error.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/threads.h"
+#include "model/vit.h"
+#include "trainer/datasets.h"
+#include "trainer/evaluate.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/metrics.h"
+#include "trainer/optimizer.h"
+#include "trainer/weights.h"
+
+namespace dgqa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+LrSchedule schedule_from(const config::Config& config, int64_t total_steps) {
+  LrSchedule schedule;
+  schedule.base_lr = config.optimizer().lr();
+  schedule.min_lr = config.schedule().min_lr();
+  schedule.warmup_steps = config.schedule().warmup_steps();
+  schedule.total_steps = total_steps;
+  schedule.shape = config.schedule().kind() == config::CONSTANT ? ScheduleShape::kConstant
+                                                                : ScheduleShape::kCosine;
+  return schedule;
+}
+
+AdamWSettings adamw_from(const config::Config& config) {
+  const config::Optimizer& o = config.optimizer();
+  AdamWSettings settings;
+  settings.beta1 = o.beta1();
+  settings.beta2 = o.beta2();
+  settings.eps = o.eps();
+  settings.weight_decay = o.weight_decay();
+  settings.grad_clip = o.grad_clip();
+  settings.no_decay_1d = o.no_decay_1d();
+  return settings;
+}
+
+std::vector<std::vector<int>> active_allocations(const VisionTransformer& model) {
+  std::vector<std::vector<int>> layers;
+  for (const GroupAllocator& allocator : model.allocators()) {
+    layers.push_back(allocator.active_allocation());
+  }
+  return layers;
+}
+
+}  // namespace
+
+void run_training(const config::Config& config, const TrainOptions& options) {
+  const ModelConfig model_config = model_config_from(config);
+  const config::Train& train = config.train();
+  const int threads = cpu::set_threads(train.threads());
+
+  // Everything that can be wrong with the input is checked before the first step.
+  const Dataset train_set = load_dataset(config, model_config, /*train=*/true);
+  const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
+  BatchLoader train_loader(train_set, loader_options(config, model_config, true, 0, 1));
+  BatchLoader test_loader(test_set, loader_options(config, model_config, false, 0, 1));
+
+  std::unique_ptr<Backend> backend = make_backend(train.backend());
+  const int batch = train.global_batch_size();
+  const int max_batch = std::max(batch, std::min<int>(train.eval_batch_size(), test_set.num_examples));
+  VisionTransformer model(model_config, *backend, max_batch, config.seed());
+  if (!options.init_from.empty()) {
+    load_weights(model, options.init_from);
+    LOG(INFO) << "Initialised the weights from " << options.init_from;
+  }
+  AdamW optimizer(*backend, model.layout(), adamw_from(config));
+
+  std::string metrics_path;
+  if (!options.out_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(options.out_dir, error);
+    if (error) throw InputError("--out " + options.out_dir + ": " + error.message());
+    metrics_path = options.out_dir + "/metrics.jsonl";
+  }
+  MetricsWriter metrics(metrics_path);
+  ProgressLine progress;
+  LocalReducer reducer;
+
+  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+  const int64_t total_steps =
+      train.max_steps() > 0 ? train.max_steps() : train.epochs() * steps_per_epoch;
+  const LrSchedule schedule = schedule_from(config, total_steps);
+  LOG(INFO) << "Training " << attention_scheme_name(model_config.attention) << " ViT ("
+            << model.layout().total_size() << " parameters, D " << model_config.embed_dim
+            << ", depth " << model_config.depth << ", H " << model_config.num_heads << ", G "
+            << model_config.num_kv_heads << ") for " << total_steps << " steps of " << batch
+            << " images on " << backend->name() << " with " << threads << " threads";
+
+  const Clock::time_point start = Clock::now();
+  Clock::time_point window_start = start;  // throughput is measured over each log window
+  int64_t window_images = 0, step = 0, last_eval_step = -1;
+  auto run_eval = [&](int64_t at_step) {
+    const EvalResult result = evaluate(model, test_loader, reducer, at_step);
+    metrics.eval(at_step, result.loss, result.top1, result.examples);
+    char text[128];
+    std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
+                  static_cast<long long>(at_step), result.loss, 100 * result.top1,
+                  static_cast<long long>(result.examples));
+    progress.message(text);
+    last_eval_step = at_step;
+    window_start = Clock::now();  // evaluation time does not count as training throughput
+  };
+
+  std::vector<std::vector<int>> logged_allocation;
+  ForwardContext context;
+  Batch data;
+  for (int64_t epoch = 0; step < total_steps; ++epoch) {
+    train_loader.start_epoch(epoch);
+    while (step < total_steps && train_loader.next(&data)) {
+      context.training = true;
+      context.step = step;
+      model.zero_grads();
+      const double loss_sum =
+          model.forward(data.images.data(), data.labels.data(), data.size, context, reducer);
+      model.backward(1.f / batch);  // the mean loss over the global batch
+      const float lr = schedule.at(step);
+      const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
+      ++step;
+      window_images += batch;
+
+      const std::vector<std::vector<int>> allocation = active_allocations(model);
+      const bool log_step = step % train.log_every_steps() == 0 || step == total_steps;
+      const bool kdgqa = model_config.attention == AttentionScheme::kKDGQA;
+      if (allocation != logged_allocation || (kdgqa && log_step)) {
+        metrics.allocation(step, allocation);
+        logged_allocation = allocation;
+      }
+      if (log_step) {
+        const double images_per_sec = window_images / seconds_since(window_start);
+        const double loss = loss_sum / batch;
+        metrics.train(step, epoch, loss, lr, grad_norm, images_per_sec);
+        const double per_step = seconds_since(start) / step;
+        progress.update(step, total_steps, loss, images_per_sec, per_step * (total_steps - step));
+        window_start = Clock::now();
+        window_images = 0;
+      }
+      if (train.eval_every_steps() > 0 && step % train.eval_every_steps() == 0) {
+        run_eval(step);
+      }
+    }
+    if (train.eval_every_steps() == 0 && step != last_eval_step) {
+      run_eval(step);
+    }
+  }
+  if (step != last_eval_step) run_eval(step);  // training always ends with an evaluation
+  progress.finish();
+  LOG(INFO) << "Trained " << step << " steps in " << seconds_since(start) << " s";
+
+  if (!options.out_dir.empty()) {
+    const std::string path = options.out_dir + "/model.safetensors";
+    save_weights(model, path);
+    LOG(INFO) << "Wrote " << path;
+  }
+}
+
+}  // namespace dgqa
