@@ -24,8 +24,8 @@ class Backend {
   virtual void synchronize() = 0;
 
   // Kernels: the semantics of each is documented in kernels/cpu/<family>.h.
-  virtual void matmul_forward(float* out, const float* inp, const float* weight,
-                              const float* bias, int N, int C, int OC) = 0;
+  virtual void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                              int N, int C, int OC) = 0;
   virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                const float* inp, const float* weight, int N, int C, int OC) = 0;
   virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
@@ -45,14 +45,14 @@ class Backend {
                                   int G, int d, float scale) = 0;
   virtual void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H,
                                int G, int P, int d) = 0;
-  virtual void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise,
-                                  int B, int P, int H, int G, int d) = 0;
+  virtual void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B,
+                                  int P, int H, int G, int d) = 0;
   virtual void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
                                    const float* noise, int B, int P, int H, int G, int d) = 0;
   virtual double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
                                                const int* labels, int N, int K) = 0;
-  virtual void softmax_cross_entropy_backward(float* dlogits, const float* probs,
-                                              const int* labels, int N, int K, float scale) = 0;
+  virtual void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
+                                              int N, int K, float scale) = 0;
   virtual void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) = 0;
   virtual void key_norms(float* norms, const float* k, int B, int P, int G, int d) = 0;
   virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,

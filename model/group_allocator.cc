@@ -45,7 +45,8 @@ void GroupAllocator::choose(const ForwardContext& context, const std::vector<flo
   }
 }
 
-void GroupAllocator::set_state(const std::vector<float>& cache, const std::vector<int>& allocation) {
+void GroupAllocator::set_state(const std::vector<float>& cache,
+                               const std::vector<int>& allocation) {
   if (cache.size() != cache_.size() || allocation.size() != allocation_.size()) {
     throw InputError("DGQA state has " + std::to_string(cache.size()) + " cache and " +
                      std::to_string(allocation.size()) + " allocation entries, expected " +

@@ -158,8 +158,8 @@ void VisionTransformer::init_params(uint64_t seed) {
       do {
         float u1 = philox_uniform_at(seed, kInitStreamTag, static_cast<uint32_t>(t), 0, draw++);
         float u2 = philox_uniform_at(seed, kInitStreamTag, static_cast<uint32_t>(t), 0, draw++);
-        value = static_cast<float>(std::sqrt(-2.0 * std::log(1.0 - u1)) *
-                                   std::cos(2.0 * M_PI * u2));
+        value =
+            static_cast<float>(std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(2.0 * M_PI * u2));
       } while (std::fabs(value) > 2.f);
       host[slot.offset + i] = value * std_dev;
     }
@@ -193,6 +193,12 @@ void VisionTransformer::choose_allocation(int layer, const float* k, int B,
     backend_.key_norms(buffers_->key_norms, k, B, config_.num_tokens(), G, config_.head_dim());
     backend_.copy_to_host(norms.data(), buffers_->key_norms, G * sizeof(float));
     reducer.sum(norms.data(), G);  // the global batch's norms: every rank agrees
+    for (float norm : norms) {
+      if (!std::isfinite(norm)) {
+        throw std::runtime_error("the training diverged: the key norms of layer " +
+                                 std::to_string(layer) + " are not finite");
+      }
+    }
   }
   allocator.choose(context, norms);
   // kv_head[h]: query heads in order, the first a[0] to K/V head 0, the next a[1] to 1, ...
@@ -224,8 +230,8 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
   be.im2col_patches(b.cols, b.images, B, C, S, p);
   be.matmul_forward(b.patches, b.cols, param(layout_.patch_w), param(layout_.patch_b), B * N,
                     C * p * p, D);
-  be.tokens_forward(b.resid[0], b.patches, param(layout_.cls_token), param(layout_.pos_embed), B,
-                    N, D);
+  be.tokens_forward(b.resid[0], b.patches, param(layout_.cls_token), param(layout_.pos_embed), B, N,
+                    D);
 
   for (int l = 0; l < c.depth; ++l) {
     const BlockSlots& w = layout_.blocks[l];
@@ -295,8 +301,8 @@ void VisionTransformer::backward(float loss_scale) {
     be.zero(b.d_fc1, sizeof(float) * BT * F);
     be.gelu_backward(b.d_fc1, L.fc1, b.d_gelu, static_cast<int64_t>(BT) * F);
     be.zero(b.d_ln, btd_bytes);
-    be.matmul_backward(b.d_ln, grad(w.fc1_w), grad(w.fc1_b), b.d_fc1, L.ln2, param(w.fc1_w), BT,
-                       D, F);
+    be.matmul_backward(b.d_ln, grad(w.fc1_w), grad(w.fc1_b), b.d_fc1, L.ln2, param(w.fc1_w), BT, D,
+                       F);
     be.layernorm_backward(b.d_resid, grad(w.norm2_w), grad(w.norm2_b), b.d_ln, L.resid_mid,
                           param(w.norm2_w), L.ln2_mean, L.ln2_rstd, BT, D);
 
@@ -307,8 +313,7 @@ void VisionTransformer::backward(float loss_scale) {
     float* d_attn = b.d_attn_out;
     if (last_noise_) {
       be.zero(b.d_attn, btd_bytes);
-      be.pgqa_noise_backward(b.d_attn, b.d_attn_out, L.attn, L.noise_stats, L.noise, B, T, H, G,
-                             d);
+      be.pgqa_noise_backward(b.d_attn, b.d_attn_out, L.attn, L.noise_stats, L.noise, B, T, H, G, d);
       d_attn = b.d_attn;
     }
     be.zero(b.d_q, btd_bytes);
@@ -326,8 +331,8 @@ void VisionTransformer::backward(float loss_scale) {
 
   // Tokens and patch embedding (the images need no gradient).
   be.zero(b.d_patches, sizeof(float) * B * N * D);
-  be.tokens_backward(b.d_patches, grad(layout_.cls_token), grad(layout_.pos_embed), b.d_resid, B,
-                     N, D);
+  be.tokens_backward(b.d_patches, grad(layout_.cls_token), grad(layout_.pos_embed), b.d_resid, B, N,
+                     D);
   be.matmul_backward(nullptr, grad(layout_.patch_w), grad(layout_.patch_b), b.d_patches, b.cols,
                      param(layout_.patch_w), B * N, C * p * p, D);
 }

@@ -306,7 +306,7 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"train.epochs=0"}, "train.epochs"},
       {{"train.max_steps=-1"}, "train.max_steps"},
       {{"train.eval_every_steps=-1"}, "train.eval_every_steps"},
-      {{"train.log_every_steps=-1"}, "train.log_every_steps"},
+      {{"train.log_every_steps=0"}, "train.log_every_steps"},
       {{"train.threads=-1"}, "train.threads"},
       {{"train.backend=tpu"}, "train.backend"},
       {{"data.format=DATA_FORMAT_UNSPECIFIED"}, "data.format"},

@@ -16,8 +16,12 @@ ModelConfig Config(AttentionScheme scheme, int window = 3) {
   return c;
 }
 
-ForwardContext Train(int64_t step) { return ForwardContext{true, step}; }
-ForwardContext Eval() { return ForwardContext{false, 0}; }
+ForwardContext Train(int64_t step) {
+  return ForwardContext{true, step};
+}
+ForwardContext Eval() {
+  return ForwardContext{false, 0};
+}
 
 TEST(GroupAllocatorTest, FixedSchemesNeverNeedNorms) {
   for (AttentionScheme s : {AttentionScheme::kMHA, AttentionScheme::kGQA, AttentionScheme::kPGQA}) {

@@ -51,10 +51,11 @@ Reference ReferenceAttention(const AttentionCase& c, const std::vector<double>& 
           }
           scores[j] = c.scale() * dot;
         }
+        const double max_score = *std::max_element(scores.begin(), scores.end());
         double sum = 0.0;
-        for (int j = 0; j < P; ++j) sum += std::exp(scores[j]);
+        for (int j = 0; j < P; ++j) sum += std::exp(scores[j] - max_score);
         for (int j = 0; j < P; ++j) {
-          const double prob = std::exp(scores[j]) / sum;
+          const double prob = std::exp(scores[j] - max_score) / sum;
           r.probs[((b * H + h) * P + i) * P + j] = prob;
           for (int e = 0; e < d; ++e) {
             r.out[(b * P + i) * H * d + h * d + e] += prob * v[(b * P + j) * G * d + g * d + e];
@@ -205,6 +206,20 @@ TEST(AttentionLargeTest, ForwardMatchesReference) {
   const auto q = RandomVector(c.q_size(), 15, -2.f, 2.f);
   const auto k = RandomVector(c.kv_size(), 16, -2.f, 2.f);
   const auto v = RandomVector(c.kv_size(), 17);
+  std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
+  attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
+                    c.P, c.H, c.G, c.d, c.scale());
+  const Reference expected = ReferenceAttention(c, ToDouble(q), ToDouble(k), ToDouble(v));
+  for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected.probs[i], 1e-5) << i;
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], expected.out[i], 1e-5) << i;
+}
+
+// Scores in the thousands: exp would overflow without the row maximum subtracted first.
+TEST(AttentionLargeTest, ForwardIsStableForLargeScores) {
+  const AttentionCase c{"GQA", 2, 5, 4, 2, 3, {0, 0, 1, 1}};
+  const auto q = RandomVector(c.q_size(), 18, -40.f, 40.f);
+  const auto k = RandomVector(c.kv_size(), 19, -40.f, 40.f);
+  const auto v = RandomVector(c.kv_size(), 20);
   std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
                     c.P, c.H, c.G, c.d, c.scale());

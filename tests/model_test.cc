@@ -54,8 +54,8 @@ std::vector<std::vector<int>> Allocations(const VisionTransformer& model) {
   return result;
 }
 
-const AttentionScheme kAllSchemes[] = {AttentionScheme::kMHA,       AttentionScheme::kGQA,
-                                       AttentionScheme::kKDGQA,     AttentionScheme::kDGQA_DIFF,
+const AttentionScheme kAllSchemes[] = {AttentionScheme::kMHA,      AttentionScheme::kGQA,
+                                       AttentionScheme::kKDGQA,    AttentionScheme::kDGQA_DIFF,
                                        AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
 
 class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
@@ -118,7 +118,9 @@ TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, ModelGradientTest, ::testing::ValuesIn(kAllSchemes),
-                         [](const auto& test_param) { return attention_scheme_name(test_param.param); });
+                         [](const auto& test_param) {
+                           return attention_scheme_name(test_param.param);
+                         });
 
 TEST(ParamLayoutTest, NamesAndShapesFollowTheDesign) {
   ModelConfig c = TinyConfig(AttentionScheme::kGQA);

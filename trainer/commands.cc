@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
 #include "model/reducer.h"
@@ -29,8 +31,21 @@ void train_command(const CommandLine& line) {
   run_training(config, options);
 }
 
+namespace {
+
+// A file the command will write must have a directory to go to: checked before any work.
+void check_output_directory(const std::string& flag, const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent)) {
+    throw InputError(flag + " " + path + ": the directory " + parent.string() + " does not exist");
+  }
+}
+
+}  // namespace
+
 void eval_command(const CommandLine& line) {
   const config::Config config = load_config(line.config_path, line.overrides);
+  if (!line.logits_out.empty()) check_output_directory("--logits-out", line.logits_out);
   const ModelConfig model_config = model_config_from(config);
   cpu::set_threads(config.train().threads());
   const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
@@ -42,8 +57,8 @@ void eval_command(const CommandLine& line) {
 
   LocalReducer reducer;
   std::vector<float> logits;
-  const EvalResult result = evaluate(model, loader, reducer, /*step=*/0,
-                                     line.logits_out.empty() ? nullptr : &logits);
+  const EvalResult result =
+      evaluate(model, loader, reducer, /*step=*/0, line.logits_out.empty() ? nullptr : &logits);
   if (!line.logits_out.empty()) {
     write_npy_f32(line.logits_out, logits.data(), {result.examples, model_config.num_classes});
     LOG(INFO) << "Wrote the logits to " << line.logits_out;

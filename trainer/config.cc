@@ -505,7 +505,7 @@ void validate_train(const config::Train& train, const Checker& check) {
                   "must be at least 1 when train.max_steps is 0, got " + str(train.epochs()));
   }
   check.at_least<int64_t>("train.eval_every_steps", train.eval_every_steps(), 0);
-  check.at_least<int64_t>("train.log_every_steps", train.log_every_steps(), 0);
+  check.at_least<int64_t>("train.log_every_steps", train.log_every_steps(), 1);
   check.at_least("train.threads", train.threads(), 0);
 
 #ifdef DGQA_WITH_CUDA

@@ -14,8 +14,8 @@ Dataset load_dataset(const config::Config& config, const ModelConfig& model, boo
     case config::IDX:
       dataset = train ? read_idx_dataset(data.train_images(), data.train_labels(),
                                          "data.train_images", "data.train_labels")
-                      : read_idx_dataset(data.test_images(), data.test_labels(),
-                                         "data.test_images", "data.test_labels");
+                      : read_idx_dataset(data.test_images(), data.test_labels(), "data.test_images",
+                                         "data.test_labels");
       break;
     case config::CIFAR10:
       dataset = read_cifar10_dataset(data.root(), train);
@@ -26,10 +26,16 @@ Dataset load_dataset(const config::Config& config, const ModelConfig& model, boo
     default:
       throw InputError("data.format: unsupported format " + std::to_string(data.format()));
   }
+  // The images' origin, as error messages name it.
+  const std::string source =
+      data.format() == config::IDX
+          ? (train ? "data.train_images: " + data.train_images()
+                   : "data.test_images: " + data.test_images())
+          : "data.root: " + data.root() + (train ? " (training split)" : " (test split)");
+  if (dataset.num_examples == 0) throw InputError(source + ": holds no images");
   if (dataset.channels != model.in_channels) {
-    throw InputError("model.in_channels: the model takes " + std::to_string(model.in_channels) +
-                     " channels but " + dataset.label_source + " has images with " +
-                     std::to_string(dataset.channels));
+    throw InputError(source + ": the images have " + std::to_string(dataset.channels) +
+                     " channels but model.in_channels is " + std::to_string(model.in_channels));
   }
   check_labels_fit(dataset, model.num_classes);
   return dataset;

@@ -16,8 +16,8 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& redu
   Batch batch;
   while (loader.next(&batch)) {
     if (batch.size == 0) continue;
-    loss_sum += model.forward(batch.images.data(), batch.labels.data(), batch.size, context,
-                              reducer);
+    loss_sum +=
+        model.forward(batch.images.data(), batch.labels.data(), batch.size, context, reducer);
     const std::vector<float> batch_logits = model.logits_to_host();
     for (int i = 0; i < batch.size; ++i) {
       const float* row = batch_logits.data() + static_cast<int64_t>(i) * K;

@@ -30,13 +30,17 @@ void MetricsWriter::write(const nlohmann::json& record) {
 
 void MetricsWriter::train(int64_t step, int64_t epoch, double loss, double lr, double grad_norm,
                           double images_per_sec) {
-  write({{"kind", "train"}, {"step", step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr},
-         {"grad_norm", grad_norm}, {"images_per_sec", images_per_sec}});
+  write({{"kind", "train"},
+         {"step", step},
+         {"epoch", epoch},
+         {"loss", loss},
+         {"lr", lr},
+         {"grad_norm", grad_norm},
+         {"images_per_sec", images_per_sec}});
 }
 
 void MetricsWriter::eval(int64_t step, double loss, double top1, int64_t examples) {
-  write({{"kind", "eval"}, {"step", step}, {"loss", loss}, {"top1", top1},
-         {"examples", examples}});
+  write({{"kind", "eval"}, {"step", step}, {"loss", loss}, {"top1", top1}, {"examples", examples}});
 }
 
 void MetricsWriter::allocation(int64_t step, const std::vector<std::vector<int>>& layers) {

@@ -7,8 +7,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "trainer/safetensors.h"
 
 namespace dgqa {
 namespace {

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "kernels/backend.h"
@@ -73,7 +75,8 @@ void run_training(const config::Config& config, const TrainOptions& options) {
 
   std::unique_ptr<Backend> backend = make_backend(train.backend());
   const int batch = train.global_batch_size();
-  const int max_batch = std::max(batch, std::min<int>(train.eval_batch_size(), test_set.num_examples));
+  const int max_batch =
+      std::max(batch, std::min<int>(train.eval_batch_size(), test_set.num_examples));
   VisionTransformer model(model_config, *backend, max_batch, config.seed());
   if (!options.init_from.empty()) {
     load_weights(model, options.init_from);
@@ -128,6 +131,10 @@ void run_training(const config::Config& config, const TrainOptions& options) {
       model.zero_grads();
       const double loss_sum =
           model.forward(data.images.data(), data.labels.data(), data.size, context, reducer);
+      if (!std::isfinite(loss_sum)) {
+        throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
+                                 ": the loss is not finite");
+      }
       model.backward(1.f / batch);  // the mean loss over the global batch
       const float lr = schedule.at(step);
       const float grad_norm = optimizer.step(model.params(), model.grads(), lr);

@@ -14,7 +14,9 @@ bool is_dgqa(AttentionScheme scheme) {
   return scheme == AttentionScheme::kDGQA_DIFF || scheme == AttentionScheme::kDGQA_EMA;
 }
 
-std::string cache_name(int layer) { return "blocks." + std::to_string(layer) + ".attn.cache"; }
+std::string cache_name(int layer) {
+  return "blocks." + std::to_string(layer) + ".attn.cache";
+}
 std::string allocation_name(int layer) {
   return "blocks." + std::to_string(layer) + ".attn.allocation";
 }
@@ -37,8 +39,7 @@ void save_weights(const VisionTransformer& model, const std::string& path) {
     const int64_t G = model.config().num_kv_heads;
     for (size_t l = 0; l < model.allocators().size(); ++l) {
       const GroupAllocator& allocator = model.allocators()[l];
-      std::vector<int64_t> allocation(allocator.allocation().begin(),
-                                      allocator.allocation().end());
+      std::vector<int64_t> allocation(allocator.allocation().begin(), allocator.allocation().end());
       writer.add_f32(cache_name(l), {G}, allocator.cache().data());
       writer.add_i64(allocation_name(l), {G}, allocation.data());
     }

@@ -9,11 +9,25 @@
 
 namespace dgqa::cpu {
 
+namespace {
+
+// Each (sample, head) product is one sgemm on the calling thread: OpenBLAS's pthreads build is
+// told to use no threads of its own (see matmul.cc, which does the same for the same reason).
+void RunBlasOnCallingThread() {
+  // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
+  if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
+    openblas_set_num_threads(1);
+  }
+}
+
+}  // namespace
+
 // Layout: q, out and dq are (B, P, H*d) and k, v, dk, dv are (B, P, G*d), so the (P, d) matrix of
 // one head is a column block of width d with row stride H*d or G*d: BLAS reads it through lda.
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
                        const int* kv_head, int B, int P, int H, int G, int d, float scale) {
+  RunBlasOnCallingThread();
   const int q_stride = H * d, kv_stride = G * d;
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < B; ++b) {
@@ -51,6 +65,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* probs, const int* kv_head,
                         int B, int P, int H, int G, int d, float scale, float* scratch) {
+  RunBlasOnCallingThread();
   const int q_stride = H * d, kv_stride = G * d;
   // Several query heads may share a K/V head and add to the same dk, dv: one task per
   // (sample, K/V head) handles all of its query heads, so no two threads write the same rows.

@@ -10,7 +10,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 
 // Accumulates (+=) dinp, dweight, dbias from dout and the saved mean/rstd.
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int N, int C);
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int N, int C);
 
 }  // namespace dgqa::cpu

@@ -1,11 +1,56 @@
 #include "kernels/cpu/matmul.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
 
 namespace dgqa::cpu {
+
+namespace {
+
+// All CPU parallelism is OpenMP's. OpenBLAS's pthreads build (Debian's default) keeps a thread
+// pool of its own that knows nothing of OpenMP: a gemm called inside a parallel region starts its
+// threads on top of ours (attention ran 350 times slower on 16 cores), and between kernels the two
+// pools spin against each other. So that build runs every call on the calling thread (its OpenMP
+// build does that by itself inside a parallel region, and must not be told: for it,
+// openblas_set_num_threads would set OpenMP's thread count).
+void RunBlasOnCallingThread() {
+  // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
+  if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
+    openblas_set_num_threads(1);
+  }
+}
+
+// C (M, N) = op(A) op(B) + beta C, row-major, with the rows of C (or its columns, when it has more
+// columns than rows) split evenly over the OpenMP threads, one single-threaded sgemm each.
+void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
+                   const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                   int ldc) {
+  RunBlasOnCallingThread();
+  const bool split_rows = M >= N;
+#pragma omp parallel
+  {
+    const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
+    const int64_t length = split_rows ? M : N;
+    const int64_t first = length * part / parts, last = length * (part + 1) / parts;
+    const int count = static_cast<int>(last - first);
+    if (count > 0 && split_rows) {
+      // Rows first.. of op(A) are rows of A, or columns of A when it is transposed.
+      const float* A_part = trans_a == CblasNoTrans ? A + first * lda : A + first;
+      cblas_sgemm(CblasRowMajor, trans_a, trans_b, count, N, K, 1.f, A_part, lda, B, ldb, beta,
+                  C + first * ldc, ldc);
+    } else if (count > 0) {
+      // Columns first.. of op(B) are columns of B, or rows of B when it is transposed.
+      const float* B_part = trans_b == CblasNoTrans ? B + first : B + first * ldb;
+      cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, count, K, 1.f, A, lda, B_part, ldb, beta,
+                  C + first, ldc);
+    }
+  }
+}
+
+}  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int C, int OC) {
@@ -13,27 +58,21 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   float beta = 0.f;
   if (bias != nullptr) {
 #pragma omp parallel for
-    for (int n = 0; n < N; ++n) {
-      float* out_row = out + static_cast<int64_t>(n) * OC;
-      for (int o = 0; o < OC; ++o) out_row[o] = bias[o];
-    }
+    for (int n = 0; n < N; ++n) std::copy(bias, bias + OC, out + static_cast<int64_t>(n) * OC);
     beta = 1.f;
   }
-  // out (N, OC) = inp (N, C) * weight^T.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.f, inp, C, weight, C, beta, out,
-              OC);
+  // out (N, OC) = inp (N, C) weight^T.
+  ParallelSgemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, beta, out, OC);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC) {
-  // dinp (N, C) += dout (N, OC) * weight (OC, C).
+  // dinp (N, C) += dout (N, OC) weight (OC, C).
   if (dinp != nullptr) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.f, dout, OC, weight, C, 1.f,
-                dinp, C);
+    ParallelSgemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, 1.f, dinp, C);
   }
-  // dweight (OC, C) += dout^T (OC, N) * inp (N, C).
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.f, dout, OC, inp, C, 1.f,
-              dweight, C);
+  // dweight (OC, C) += dout^T (OC, N) inp (N, C).
+  ParallelSgemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, 1.f, dweight, C);
   if (dbias != nullptr) {
     // Column sums of dout: each thread owns a block of columns and walks the rows in order,
     // so that the reads stay contiguous.

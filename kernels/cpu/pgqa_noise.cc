@@ -35,8 +35,7 @@ namespace {
 
 // Mean and unbiased standard deviation of the row of head h in one sample: P pieces of d
 // floats, row_stride apart.
-void row_stats(const float* x_row, int P, int d, int64_t row_stride, double* mean,
-               double* std_dev) {
+void RowStats(const float* x_row, int P, int d, int64_t row_stride, double* mean, double* std_dev) {
   const int64_t L = static_cast<int64_t>(P) * d;
   double sum = 0.0;
   for (int p = 0; p < P; ++p) {
@@ -67,7 +66,7 @@ void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noi
       float* y_row = y + offset;
       const float* noise_row = noise + h * L;  // noise is (G, H/G, L) = (H, L)
       double mean, std_dev;
-      row_stats(x_row, P, d, row_stride, &mean, &std_dev);
+      RowStats(x_row, P, d, row_stride, &mean, &std_dev);
       const float mean_f = static_cast<float>(mean), std_f = static_cast<float>(std_dev);
       stats[(static_cast<int64_t>(b) * H + h) * 2] = mean_f;
       stats[(static_cast<int64_t>(b) * H + h) * 2 + 1] = std_f;

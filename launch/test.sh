@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
+# PyTorch cross-check), builds with warnings as errors, and runs every CTest test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+launch/install_deps.sh --with-torch
+launch/build.sh
+ctest --test-dir "${DGQA_BUILD_DIR:-build}" --output-on-failure --parallel "$(nproc)" "$@"

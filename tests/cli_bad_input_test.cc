@@ -1,0 +1,608 @@
+// End-to-end tests of how `dgqa` refuses bad input (design.md section 7): a bad config, bad
+// data files, bad weights or bad arguments end the program with exit code 2 before any work,
+// with exactly one `dgqa: error:` line on stderr that names the field or file at fault.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+#include "trainer/safetensors.h"
+
+namespace dgqa {
+namespace {
+
+using testing::DgqaRun;
+using testing::FixtureConfig;
+using testing::FixtureDataset;
+using testing::ShellQuote;
+
+constexpr const char* kErrorPrefix = "dgqa: error:";
+
+// The one line of stderr that holds the error ("" when there is none).
+std::string ErrorLine(const std::string& err) {
+  for (const std::string& line : testing::Lines(err)) {
+    if (line.find(kErrorPrefix) != std::string::npos) return line;
+  }
+  return "";
+}
+
+// Exit code 2 and exactly one error line, which contains every one of needles.
+void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needles) {
+  EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
+  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
+  EXPECT_EQ(run.err.find("dgqa: failed:"), std::string::npos) << "stderr:\n" << run.err;
+  const std::string line = ErrorLine(run.err);
+  for (const std::string& needle : needles) {
+    EXPECT_NE(line.find(needle), std::string::npos)
+        << "the error line does not name '" << needle << "': " << line;
+  }
+}
+
+// A copy of a tensor of a safetensors file into a writer (F32 and I64 tensors only).
+void CopyTensor(const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
+  const TensorData& tensor = file.get(name);
+  if (tensor.dtype == "I64") {
+    const std::vector<int64_t> values = file.as_i64(name);
+    writer->add_i64(name, tensor.shape, values.data());
+  } else {
+    const std::vector<float> values = file.as_f32(name);
+    writer->add_f32(name, tensor.shape, values.data());
+  }
+}
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  // One valid dataset, and the weights of a short valid GQA run and DGQA_EMA run on it.
+  static void SetUpTestSuite() {
+    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_bad_input_suite_"));
+    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    for (const std::string scheme : {"GQA", "DGQA_EMA"}) {
+      FixtureConfig config;
+      config.attention = scheme;
+      config.max_steps = 2;
+      const std::string path =
+          testing::WriteFixtureConfig(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
+      const DgqaRun run = testing::RunDgqa(
+          "train --config " + ShellQuote(path) + " --out " + ShellQuote(*suite_dir_ + "/" + scheme),
+          *suite_dir_);
+      ASSERT_EQ(run.exit_code, 0) << run.err;
+    }
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*suite_dir_);
+    delete data_;
+    delete suite_dir_;
+  }
+
+  void SetUp() override { dir_ = testing::MakeTempDir("dgqa_bad_input_"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static std::string ValidWeights(const std::string& scheme = "GQA") {
+    return *suite_dir_ + "/" + scheme + "/model.safetensors";
+  }
+
+  std::string WriteConfig(const FixtureConfig& config, const FixtureDataset& data) {
+    return testing::WriteFixtureConfig(dir_ + "/config.pbtxt", data, config);
+  }
+  std::string WriteConfig(const FixtureConfig& config = {}) { return WriteConfig(config, *data_); }
+  std::string WriteConfigText(const std::string& text) {
+    testing::WriteFile(dir_ + "/config.pbtxt", text);
+    return dir_ + "/config.pbtxt";
+  }
+
+  DgqaRun Run(const std::string& args) { return testing::RunDgqa(args, dir_); }
+
+  // `dgqa train --config config --out DIR ARGS` must fail with an input error naming needles,
+  // before training: nothing of a training run may appear in the out dir.
+  void ExpectTrainRejected(const std::string& config, const std::string& args,
+                           const std::vector<std::string>& needles) {
+    const std::string out = dir_ + "/out";
+    const DgqaRun run =
+        Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args);
+    ExpectInputError(run, needles);
+    const std::string metrics = out + "/metrics.jsonl";
+    if (testing::FileExists(metrics)) {
+      EXPECT_EQ(testing::ReadFile(metrics).find("\"train\""), std::string::npos)
+          << "a train line was written before the input was rejected";
+    }
+    EXPECT_FALSE(testing::FileExists(out + "/model.safetensors"));
+  }
+
+  // `dgqa eval --config config --init-from weights --logits-out FILE` must fail likewise and
+  // write no logits.
+  void ExpectEvalRejected(const std::string& config, const std::string& weights,
+                          const std::vector<std::string>& needles) {
+    const std::string logits = dir_ + "/logits.npy";
+    const DgqaRun run = Run("eval --config " + ShellQuote(config) + " --init-from " +
+                            ShellQuote(weights) + " --logits-out " + ShellQuote(logits));
+    ExpectInputError(run, needles);
+    EXPECT_TRUE(run.out.empty()) << "eval printed a result: " << run.out;
+    EXPECT_FALSE(testing::FileExists(logits));
+  }
+
+  // Both of the above for a weights file.
+  void ExpectWeightsRejected(const std::string& weights, const std::vector<std::string>& needles,
+                             const FixtureConfig& settings = {}) {
+    const std::string config = WriteConfig(settings);
+    std::vector<std::string> all = needles;
+    all.push_back(weights);
+    {
+      SCOPED_TRACE("dgqa train --init-from");
+      ExpectTrainRejected(config, "--init-from " + ShellQuote(weights), all);
+    }
+    {
+      SCOPED_TRACE("dgqa eval --init-from");
+      ExpectEvalRejected(config, weights, all);
+    }
+  }
+
+  // The valid GQA weights with one change, written to dir_/NAME.
+  template <typename Edit>
+  std::string EditedWeights(const std::string& name, Edit edit, const std::string& scheme = "GQA") {
+    const SafetensorsFile file = SafetensorsFile::read(ValidWeights(scheme));
+    SafetensorsWriter writer;
+    for (const std::string& tensor : file.names()) {
+      if (!edit(file, tensor, &writer)) CopyTensor(file, tensor, &writer);
+    }
+    const std::string path = dir_ + "/" + name;
+    writer.write(path);
+    return path;
+  }
+
+  // The fixture dataset with one of its files replaced by bytes (plain, not gzipped).
+  FixtureDataset WithFile(std::string FixtureDataset::*file, const std::string& bytes) {
+    FixtureDataset data = *data_;
+    data.*file = dir_ + "/replaced-idx";
+    testing::WriteFile(data.*file, bytes);
+    return data;
+  }
+
+  static std::string* suite_dir_;
+  static FixtureDataset* data_;
+  std::string dir_;
+};
+
+std::string* BadInputTest::suite_dir_ = nullptr;
+FixtureDataset* BadInputTest::data_ = nullptr;
+
+// ---- The config ------------------------------------------------------------------------------
+
+TEST_F(BadInputTest, ValidFixtureTrains) {  // the baseline the other tests change one thing of
+  const DgqaRun run =
+      Run("train --config " + ShellQuote(WriteConfig()) + " --out " + ShellQuote(dir_ + "/out"));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 0);
+}
+
+TEST_F(BadInputTest, UnknownFieldInModel) {
+  FixtureConfig config;
+  config.extra_model = "  num_layers: 3\n";
+  ExpectTrainRejected(WriteConfig(config), "", {"num_layers", "config.pbtxt"});
+}
+
+TEST_F(BadInputTest, UnknownTopLevelField) {
+  FixtureConfig config;
+  config.extra = "learning_rate: 0.1\n";
+  ExpectTrainRejected(WriteConfig(config), "", {"learning_rate", "config.pbtxt"});
+}
+
+TEST_F(BadInputTest, UnknownMessageInConfig) {
+  FixtureConfig config;
+  config.extra = "scheduler { warmup_steps: 3 }\n";
+  ExpectTrainRejected(WriteConfig(config), "", {"scheduler", "config.pbtxt"});
+}
+
+TEST_F(BadInputTest, UnknownAttentionScheme) {
+  FixtureConfig config;
+  config.attention = "MQA";
+  ExpectTrainRejected(WriteConfig(config), "", {"MQA", "config.pbtxt"});
+}
+
+TEST_F(BadInputTest, ConfigSyntaxError) {
+  ExpectTrainRejected(WriteConfigText("model { image_size: 8\n"), "", {"config.pbtxt"});
+}
+
+TEST_F(BadInputTest, MissingConfigFile) {
+  ExpectTrainRejected(dir_ + "/no-such-config.pbtxt", "", {"no-such-config.pbtxt"});
+}
+
+TEST_F(BadInputTest, EmbedDimNotDivisibleByHeads) {
+  FixtureConfig config;
+  config.embed_dim = 18;
+  ExpectTrainRejected(WriteConfig(config), "", {"model.embed_dim"});
+}
+
+TEST_F(BadInputTest, HeadsNotDivisibleByKvHeadsForGqa) {
+  FixtureConfig config;
+  config.attention = "GQA";
+  config.num_kv_heads = 3;
+  ExpectTrainRejected(WriteConfig(config), "", {"model.num_kv_heads"});
+}
+
+TEST_F(BadInputTest, HeadsNotDivisibleByKvHeadsForPgqa) {
+  FixtureConfig config;
+  config.attention = "PGQA";
+  config.num_kv_heads = 3;
+  ExpectTrainRejected(WriteConfig(config), "", {"model.num_kv_heads"});
+}
+
+TEST_F(BadInputTest, KvHeadsNeedNotDivideHeadsForDynamicSchemes) {
+  // Design 3.2/3.3: KDGQA and DGQA allocate any number of query heads to each K/V head.
+  for (const std::string scheme : {"KDGQA", "DGQA_DIFF"}) {
+    FixtureConfig config;
+    config.attention = scheme;
+    config.num_kv_heads = 3;
+    config.max_steps = 2;
+    const DgqaRun run = Run("train --config " + ShellQuote(WriteConfig(config)));
+    EXPECT_EQ(run.exit_code, 0) << scheme << " with H 4, G 3:\n" << run.err;
+  }
+}
+
+TEST_F(BadInputTest, MoreKvHeadsThanHeads) {
+  for (const std::string scheme : {"GQA", "KDGQA", "DGQA_EMA", "PGQA"}) {
+    SCOPED_TRACE(scheme);
+    FixtureConfig config;
+    config.attention = scheme;
+    config.num_kv_heads = 8;
+    ExpectTrainRejected(WriteConfig(config), "", {"model.num_kv_heads"});
+  }
+}
+
+TEST_F(BadInputTest, ImageSizeNotDivisibleByPatchSize) {
+  FixtureConfig config;
+  config.patch_size = 3;
+  ExpectTrainRejected(WriteConfig(config), "", {"model.image_size"});
+}
+
+// ---- The data files ------------------------------------------------------------------------
+
+TEST_F(BadInputTest, MissingTrainImages) {
+  FixtureDataset data = *data_;
+  data.train_images = dir_ + "/no-such-images-idx3-ubyte.gz";
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
+}
+
+TEST_F(BadInputTest, MissingTestLabels) {
+  FixtureDataset data = *data_;
+  data.test_labels = dir_ + "/no-such-labels-idx1-ubyte";
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels});
+}
+
+TEST_F(BadInputTest, TruncatedImages) {
+  const std::string bytes = testing::IdxImagesBytes(data_->train);
+  const FixtureDataset data =
+      WithFile(&FixtureDataset::train_images, bytes.substr(0, bytes.size() - 10));
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
+}
+
+TEST_F(BadInputTest, TruncatedHeader) {
+  const FixtureDataset data =
+      WithFile(&FixtureDataset::test_labels, testing::IdxLabelsBytes(data_->test).substr(0, 6));
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels});
+}
+
+TEST_F(BadInputTest, TruncatedGzipFile) {
+  FixtureDataset data = *data_;
+  const std::string gzipped = testing::ReadFile(data_->train_images);
+  data.train_images = dir_ + "/truncated-images-idx3-ubyte.gz";
+  testing::WriteFile(data.train_images, gzipped.substr(0, gzipped.size() / 2));
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
+}
+
+TEST_F(BadInputTest, WrongImagesMagic) {
+  // A labels file where the images belong.
+  const FixtureDataset data =
+      WithFile(&FixtureDataset::train_images, testing::IdxLabelsBytes(data_->train));
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images, "magic"});
+}
+
+TEST_F(BadInputTest, WrongLabelsMagic) {
+  std::string bytes = testing::IdxLabelsBytes(data_->test);
+  bytes[3] = 0x03;
+  const FixtureDataset data = WithFile(&FixtureDataset::test_labels, bytes);
+  ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels, "magic"});
+}
+
+TEST_F(BadInputTest, ImageAndLabelCountsDiffer) {
+  testing::FixtureSplit fewer = data_->train;
+  fewer.count -= 1;
+  fewer.labels.pop_back();
+  const FixtureDataset data =
+      WithFile(&FixtureDataset::train_labels, testing::IdxLabelsBytes(fewer));
+  ExpectTrainRejected(WriteConfig({}, data), "", {data.train_labels});
+}
+
+TEST_F(BadInputTest, LabelNotBelowNumClasses) {
+  testing::FixtureSplit split = data_->test;
+  split.labels[5] = 9;
+  const FixtureDataset data =
+      WithFile(&FixtureDataset::test_labels, testing::IdxLabelsBytes(split));
+  ExpectTrainRejected(WriteConfig({}, data), "", {data.test_labels, "model.num_classes"});
+}
+
+TEST_F(BadInputTest, FewerClassesThanTheLabelsHave) {
+  FixtureConfig config;
+  config.num_classes = 3;  // the fixture's labels are 0..3
+  ExpectTrainRejected(WriteConfig(config), "", {"model.num_classes", data_->train_labels});
+}
+
+TEST_F(BadInputTest, InChannelsDifferFromTheData) {
+  // The message names the file that holds the images (not the labels file).
+  ExpectTrainRejected(WriteConfig(), "--set model.in_channels=3",
+                      {"model.in_channels", "data.train_images", data_->train_images});
+}
+
+TEST_F(BadInputTest, BatchLargerThanTheTrainingSet) {
+  ExpectTrainRejected(WriteConfig(), "--set train.global_batch_size=65",
+                      {"train.global_batch_size"});
+}
+
+TEST_F(BadInputTest, EmptyTrainingSet) {
+  testing::FixtureSplit empty = data_->train;
+  empty.count = 0;
+  empty.pixels.clear();
+  empty.labels.clear();
+  FixtureDataset data = *data_;
+  data.train_images = dir_ + "/empty-images-idx3-ubyte";
+  data.train_labels = dir_ + "/empty-labels-idx1-ubyte";
+  testing::WriteFile(data.train_images, testing::IdxImagesBytes(empty));
+  testing::WriteFile(data.train_labels, testing::IdxLabelsBytes(empty));
+  ExpectTrainRejected(WriteConfig({}, data), "", {});
+}
+
+TEST_F(BadInputTest, EmptyTestSet) {
+  // An evaluation of no examples has no loss or accuracy: refused, not reported as loss 0.
+  testing::FixtureSplit empty = data_->test;
+  empty.count = 0;
+  empty.pixels.clear();
+  empty.labels.clear();
+  FixtureDataset data = *data_;
+  data.test_images = dir_ + "/empty-images-idx3-ubyte";
+  data.test_labels = dir_ + "/empty-labels-idx1-ubyte";
+  testing::WriteFile(data.test_images, testing::IdxImagesBytes(empty));
+  testing::WriteFile(data.test_labels, testing::IdxLabelsBytes(empty));
+  const std::string config = WriteConfig({}, data);
+  ExpectTrainRejected(config, "", {});
+  ExpectEvalRejected(config, ValidWeights(), {});
+}
+
+TEST_F(BadInputTest, OutIsAFile) {
+  const std::string out = dir_ + "/out";
+  testing::WriteFile(out, "not a directory");
+  const DgqaRun run =
+      Run("train --config " + ShellQuote(WriteConfig()) + " --out " + ShellQuote(out));
+  ExpectInputError(run, {out});
+  EXPECT_EQ(testing::ReadFile(out), "not a directory");
+}
+
+// ---- The weights given to --init-from --------------------------------------------------------
+
+TEST_F(BadInputTest, WeightsFileMissing) {
+  ExpectWeightsRejected(dir_ + "/no-such-model.safetensors", {});
+}
+
+TEST_F(BadInputTest, WeightsMissingATensor) {
+  const std::string weights =
+      EditedWeights("missing.safetensors",
+                    [](const SafetensorsFile&, const std::string& name, SafetensorsWriter*) {
+                      return name == "blocks.1.attn.k.bias";  // dropped
+                    });
+  ExpectWeightsRejected(weights, {"blocks.1.attn.k.bias"});
+}
+
+TEST_F(BadInputTest, WeightsWithAnExtraTensor) {
+  const std::string weights = EditedWeights(
+      "extra.safetensors",
+      [](const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
+        if (name != "head.bias") return false;
+        CopyTensor(file, name, writer);
+        const std::vector<float> values(4, 0.5f);
+        writer->add_f32("head2.bias", {4}, values.data());
+        return true;
+      });
+  ExpectWeightsRejected(weights, {"head2.bias"});
+}
+
+TEST_F(BadInputTest, WeightsWithAMisShapedTensor) {
+  const std::string weights =
+      EditedWeights("misshaped.safetensors",
+                    [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
+                      if (name != "head.weight") return false;
+                      const std::vector<float> values(5 * 16, 0.1f);
+                      writer->add_f32(name, {5, 16}, values.data());  // 5 classes, the model has 4
+                      return true;
+                    });
+  ExpectWeightsRejected(weights, {"head.weight"});
+}
+
+TEST_F(BadInputTest, WeightsWithTheRightSizeButTheWrongShape) {
+  const std::string weights = EditedWeights(
+      "transposed.safetensors",
+      [](const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
+        if (name != "blocks.0.mlp.fc1.weight") return false;  // (64, 16) written as (16, 64)
+        const std::vector<float> values = file.as_f32(name);
+        writer->add_f32(name, {16, 64}, values.data());
+        return true;
+      });
+  ExpectWeightsRejected(weights, {"blocks.0.mlp.fc1.weight"});
+}
+
+TEST_F(BadInputTest, WeightsOfAnotherKvHeadCount) {
+  // GQA weights with G = 2 for a model with G = 1: the K/V projections do not fit.
+  FixtureConfig config;
+  config.num_kv_heads = 1;
+  ExpectWeightsRejected(ValidWeights(), {"blocks.0.attn.k"}, config);
+}
+
+TEST_F(BadInputTest, WeightsWithAnIntegerTensor) {
+  const std::string weights =
+      EditedWeights("integer.safetensors",
+                    [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
+                      if (name != "norm.bias") return false;
+                      const std::vector<int64_t> values(16, 0);
+                      writer->add_i64(name, {16}, values.data());
+                      return true;
+                    });
+  ExpectWeightsRejected(weights, {"norm.bias"});
+}
+
+TEST_F(BadInputTest, TruncatedWeightsFile) {
+  const std::string bytes = testing::ReadFile(ValidWeights());
+  const std::string weights = dir_ + "/truncated.safetensors";
+  testing::WriteFile(weights, bytes.substr(0, bytes.size() - 100));
+  ExpectWeightsRejected(weights, {});
+}
+
+TEST_F(BadInputTest, WeightsFileWithABrokenHeader) {
+  std::string bytes = testing::ReadFile(ValidWeights());
+  bytes[8] = '[';  // the JSON header no longer parses as an object
+  bytes[9] = '!';
+  const std::string weights = dir_ + "/broken.safetensors";
+  testing::WriteFile(weights, bytes);
+  ExpectWeightsRejected(weights, {});
+}
+
+TEST_F(BadInputTest, DgqaAllocationThatDoesNotSumToTheHeads) {
+  const std::string weights = EditedWeights(
+      "allocation.safetensors",
+      [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
+        if (name != "blocks.1.attn.allocation") return false;
+        const std::vector<int64_t> values = {1, 1};  // H = 4
+        writer->add_i64(name, {2}, values.data());
+        return true;
+      },
+      "DGQA_EMA");
+  FixtureConfig config;
+  config.attention = "DGQA_EMA";
+  ExpectWeightsRejected(weights, {"allocation"}, config);
+}
+
+TEST_F(BadInputTest, DgqaStateOfOnlyOneKind) {
+  const std::string weights = EditedWeights(
+      "half-state.safetensors",
+      [](const SafetensorsFile&, const std::string& name, SafetensorsWriter*) {
+        return name == "blocks.0.attn.cache";  // dropped, the allocation stays
+      },
+      "DGQA_EMA");
+  FixtureConfig config;
+  config.attention = "DGQA_EMA";
+  ExpectWeightsRejected(weights, {"blocks.0.attn.cache"}, config);
+}
+
+// ---- The command line ----------------------------------------------------------------------
+
+TEST_F(BadInputTest, NoCommand) {
+  ExpectInputError(Run(""), {});
+}
+
+TEST_F(BadInputTest, UnknownCommand) {
+  ExpectInputError(Run("fly --config x"), {"fly"});
+}
+
+TEST_F(BadInputTest, UnknownFlag) {
+  ExpectTrainRejected(WriteConfig(), "--learning-rate 3", {"--learning-rate"});
+}
+
+TEST_F(BadInputTest, FlagWithoutValue) {
+  ExpectInputError(Run("train --config " + ShellQuote(WriteConfig()) + " --set"), {"--set"});
+}
+
+TEST_F(BadInputTest, MissingConfigFlag) {
+  ExpectInputError(Run("train --out " + ShellQuote(dir_ + "/out")), {"--config"});
+  EXPECT_FALSE(testing::FileExists(dir_ + "/out"));
+  ExpectInputError(Run("eval --init-from " + ShellQuote(ValidWeights())), {"--config"});
+}
+
+TEST_F(BadInputTest, OutIsNotAnEvalFlag) {
+  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig()) + " --init-from " +
+                       ShellQuote(ValidWeights()) + " --out " + ShellQuote(dir_ + "/out")),
+                   {"--out"});
+}
+
+TEST_F(BadInputTest, EvalWithoutInitFrom) {
+  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig())), {"--init-from"});
+}
+
+TEST_F(BadInputTest, SetUnknownField) {
+  ExpectTrainRejected(WriteConfig(), "--set model.num_layers=3", {"model.num_layers"});
+}
+
+TEST_F(BadInputTest, SetUnknownMessage) {
+  ExpectTrainRejected(WriteConfig(), "--set trainer.max_steps=3", {"trainer"});
+}
+
+TEST_F(BadInputTest, SetBadNumber) {
+  ExpectTrainRejected(WriteConfig(), "--set model.num_heads=four", {"model.num_heads", "four"});
+}
+
+TEST_F(BadInputTest, SetBadEnum) {
+  ExpectTrainRejected(WriteConfig(), "--set model.attention=MQA", {"model.attention", "MQA"});
+}
+
+TEST_F(BadInputTest, SetBadBool) {
+  ExpectTrainRejected(WriteConfig(), "--set model.pgqa_eval_noise=yes",
+                      {"model.pgqa_eval_noise", "yes"});
+}
+
+TEST_F(BadInputTest, SetWithoutValue) {
+  ExpectTrainRejected(WriteConfig(), "--set model.num_heads", {"model.num_heads"});
+}
+
+TEST_F(BadInputTest, SetMakesAShapeImpossible) {
+  ExpectTrainRejected(WriteConfig(), "--set model.num_kv_heads=3", {"model.num_kv_heads"});
+}
+
+TEST_F(BadInputTest, SetNegativeSteps) {
+  ExpectTrainRejected(WriteConfig(), "--set train.max_steps=-1", {"train.max_steps"});
+}
+
+// ---- A failed run leaves the out dir as it was -----------------------------------------------
+
+TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
+  const std::string config = WriteConfig();
+  const std::string out = dir_ + "/out";
+  const DgqaRun good = Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out));
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  const std::string model = testing::ReadFile(out + "/model.safetensors");
+  const std::string metrics = testing::ReadFile(out + "/metrics.jsonl");
+
+  const std::string bad_weights =
+      EditedWeights("bad.safetensors", [](const SafetensorsFile&, const std::string& name,
+                                          SafetensorsWriter*) { return name == "head.weight"; });
+  const std::vector<std::string> bad_runs = {
+      "--init-from " + ShellQuote(bad_weights),
+      "--init-from " + ShellQuote(out + "/model.safetensors") + " --set model.embed_dim=18",
+      "--set model.num_kv_heads=3",
+  };
+  for (const std::string& args : bad_runs) {
+    const DgqaRun run =
+        Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args);
+    EXPECT_EQ(run.exit_code, 2) << args << ":\n" << run.err;
+    EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") == model)
+        << "model.safetensors changed by a failed run with " << args;
+    EXPECT_EQ(testing::ReadFile(out + "/metrics.jsonl"), metrics)
+        << "metrics.jsonl changed by a failed run with " << args;
+  }
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    left.push_back(entry.path().filename().string());
+  }
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"metrics.jsonl", "model.safetensors"}));
+
+  // A failed eval leaves an existing logits file alone.
+  const std::string logits = dir_ + "/logits.npy";
+  testing::WriteFile(logits, "earlier logits");
+  const DgqaRun eval = Run("eval --config " + ShellQuote(config) + " --init-from " +
+                           ShellQuote(bad_weights) + " --logits-out " + ShellQuote(logits));
+  EXPECT_EQ(eval.exit_code, 2) << eval.err;
+  EXPECT_EQ(testing::ReadFile(logits), "earlier logits");
+}
+
+}  // namespace
+}  // namespace dgqa

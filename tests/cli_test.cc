@@ -1,0 +1,534 @@
+// End-to-end tests of `dgqa train` and `dgqa eval` (design.md section 7): the binary is run as a
+// user would, on a tiny Fashion-MNIST-like dataset written by the test, for every attention
+// scheme; its metrics.jsonl, model.safetensors, eval output and logits are checked.
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+#include "trainer/npy.h"
+#include "trainer/safetensors.h"
+
+namespace dgqa {
+namespace {
+
+using nlohmann::json;
+using testing::DgqaRun;
+using testing::FixtureConfig;
+using testing::FixtureDataset;
+using testing::ShellQuote;
+
+const std::vector<std::string> kSchemes = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
+
+constexpr int kHeads = 4;
+constexpr int kDepth = 2;
+constexpr int kClasses = 4;
+
+bool IsDgqa(const std::string& scheme) {
+  return scheme == "DGQA_DIFF" || scheme == "DGQA_EMA";
+}
+
+// The fixture config of a scheme: G = 2, except MHA, which leaves it unset.
+FixtureConfig SchemeConfig(const std::string& scheme, int max_steps) {
+  FixtureConfig config;
+  config.attention = scheme;
+  config.num_kv_heads = scheme == "MHA" ? -1 : 2;
+  config.max_steps = max_steps;
+  return config;
+}
+
+int KvHeads(const std::string& scheme) {
+  return scheme == "MHA" ? kHeads : 2;
+}
+
+// The records of a metrics.jsonl file; a line that is not JSON is a test failure.
+std::vector<json> ReadMetrics(const std::string& path) {
+  std::vector<json> records;
+  if (!testing::FileExists(path)) {
+    ADD_FAILURE() << path << " does not exist";
+    return records;
+  }
+  for (const std::string& line : testing::Lines(testing::ReadFile(path))) {
+    try {
+      records.push_back(json::parse(line));
+    } catch (const json::exception& error) {
+      ADD_FAILURE() << path << ": a line is not JSON (" << error.what() << "): " << line;
+    }
+  }
+  return records;
+}
+
+std::vector<json> OfKind(const std::vector<json>& records, const std::string& kind) {
+  std::vector<json> selected;
+  for (const json& record : records) {
+    if (record.value("kind", "") == kind) selected.push_back(record);
+  }
+  return selected;
+}
+
+// Expects exactly these keys, each of them a number (besides "kind").
+void ExpectNumericKeys(const json& record, const std::set<std::string>& keys) {
+  std::set<std::string> got;
+  for (const auto& item : record.items()) got.insert(item.key());
+  std::set<std::string> expected = keys;
+  expected.insert("kind");
+  EXPECT_EQ(got, expected) << record.dump();
+  for (const std::string& key : keys) {
+    if (key == "layers" || !record.contains(key)) continue;
+    EXPECT_TRUE(record[key].is_number()) << key << " in " << record.dump();
+    if (record[key].is_number()) {
+      EXPECT_TRUE(std::isfinite(record[key].get<double>())) << key << " in " << record.dump();
+    }
+  }
+}
+
+// The index of the largest logit of each row (the first on ties, as dgqa eval counts top-1).
+double ArgmaxAccuracy(const NpyArray& logits, const std::vector<uint8_t>& labels) {
+  const int64_t n = logits.shape[0], k = logits.shape[1];
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = logits.data.data() + i * k;
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; ++j) {
+      if (row[j] > row[best]) best = j;
+    }
+    correct += best == labels[i];
+  }
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_dir_ = new std::string(testing::MakeTempDir("dgqa_cli_data_"));
+    data_ = new FixtureDataset(testing::WriteFixtureDataset(*data_dir_));
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*data_dir_);
+    delete data_;
+    delete data_dir_;
+    data_ = nullptr;
+    data_dir_ = nullptr;
+  }
+
+  void SetUp() override { dir_ = testing::MakeTempDir("dgqa_cli_"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string WriteConfig(const FixtureConfig& config, const std::string& name = "config.pbtxt") {
+    return testing::WriteFixtureConfig(dir_ + "/" + name, *data_, config);
+  }
+
+  // `dgqa train --config config --out out ARGS`; expects success.
+  void Train(const std::string& config, const std::string& out, const std::string& args = "") {
+    const DgqaRun run = testing::RunDgqa(
+        "train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args, dir_);
+    ASSERT_EQ(run.exit_code, 0) << "dgqa train failed:\n" << run.err;
+  }
+
+  // `dgqa eval --config config --init-from weights ARGS`; expects success and one JSON line.
+  json Eval(const std::string& config, const std::string& weights, const std::string& args = "") {
+    const DgqaRun run = testing::RunDgqa(
+        "eval --config " + ShellQuote(config) + " --init-from " + ShellQuote(weights) + " " + args,
+        dir_);
+    EXPECT_EQ(run.exit_code, 0) << "dgqa eval failed:\n" << run.err;
+    const std::vector<std::string> lines = testing::Lines(run.out);
+    EXPECT_EQ(lines.size(), 1u) << "stdout of dgqa eval:\n" << run.out;
+    if (lines.empty()) return json();
+    try {
+      return json::parse(lines.back());
+    } catch (const json::exception& error) {
+      ADD_FAILURE() << "dgqa eval's output is not JSON (" << error.what() << "): " << lines.back();
+      return json();
+    }
+  }
+
+  static std::string* data_dir_;
+  static FixtureDataset* data_;
+  std::string dir_;
+};
+
+std::string* CliTest::data_dir_ = nullptr;
+FixtureDataset* CliTest::data_ = nullptr;
+
+TEST_F(CliTest, HelpPrintsUsage) {
+  const DgqaRun run = testing::RunDgqa("help", dir_);
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_NE(run.out.find("dgqa train"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("dgqa eval"), std::string::npos) << run.out;
+}
+
+class SchemeTest : public CliTest, public ::testing::WithParamInterface<std::string> {};
+
+// One training run of each scheme: its metrics, its weights, and `dgqa eval` of those weights.
+TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
+  const std::string scheme = GetParam();
+  const int G = KvHeads(scheme);
+  constexpr int kSteps = 6;
+  const std::string config = WriteConfig(SchemeConfig(scheme, kSteps));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out));
+
+  const std::vector<json> records = ReadMetrics(out + "/metrics.jsonl");
+  ASSERT_FALSE(records.empty());
+  for (const json& record : records) {
+    ASSERT_TRUE(record.is_object()) << record.dump();
+    const std::string kind = record.value("kind", "");
+    EXPECT_TRUE(kind == "train" || kind == "eval" || kind == "allocation") << record.dump();
+  }
+
+  // Train lines: one per step (log_every_steps 1), all in epoch 0 (8 batches per epoch).
+  const std::vector<json> train = OfKind(records, "train");
+  ASSERT_EQ(train.size(), static_cast<size_t>(kSteps));
+  for (size_t i = 0; i < train.size(); ++i) {
+    const json& line = train[i];
+    ExpectNumericKeys(line, {"step", "epoch", "loss", "lr", "grad_norm", "images_per_sec"});
+    EXPECT_EQ(line.value("step", -1), static_cast<int>(i) + 1);
+    EXPECT_EQ(line.value("epoch", -1), 0);
+    EXPECT_GT(line.value("loss", 0.0), 0.0);
+    EXPECT_NEAR(line.value("lr", 0.0), 3e-3, 1e-9);  // constant schedule, no warmup
+    EXPECT_GT(line.value("grad_norm", 0.0), 0.0);
+    EXPECT_GT(line.value("images_per_sec", 0.0), 0.0);
+  }
+
+  // Eval lines: the whole test set; the last line of the file is the final evaluation.
+  const std::vector<json> eval = OfKind(records, "eval");
+  ASSERT_FALSE(eval.empty());
+  for (const json& line : eval) {
+    ExpectNumericKeys(line, {"step", "loss", "top1", "examples"});
+    EXPECT_EQ(line.value("examples", -1), data_->test.count);
+    EXPECT_GT(line.value("loss", 0.0), 0.0);
+    EXPECT_GE(line.value("top1", -1.0), 0.0);
+    EXPECT_LE(line.value("top1", 2.0), 1.0);
+  }
+  EXPECT_EQ(records.back().value("kind", ""), "eval") << "training must end with an evaluation";
+  EXPECT_EQ(records.back().value("step", -1), kSteps);
+  const json final_eval = records.back();
+
+  // Allocation lines: depth layers of G non-negative head counts summing to H.
+  const std::vector<json> allocation = OfKind(records, "allocation");
+  ASSERT_FALSE(allocation.empty());
+  EXPECT_EQ(allocation.front().value("step", -1), 1);
+  for (const json& line : allocation) {
+    ExpectNumericKeys(line, {"step", "layers"});
+    ASSERT_TRUE(line["layers"].is_array()) << line.dump();
+    ASSERT_EQ(line["layers"].size(), static_cast<size_t>(kDepth)) << line.dump();
+    for (const json& layer : line["layers"]) {
+      const std::vector<int> heads = layer.get<std::vector<int>>();
+      ASSERT_EQ(heads.size(), static_cast<size_t>(G)) << line.dump();
+      int sum = 0;
+      for (int count : heads) {
+        EXPECT_GE(count, 0) << line.dump();
+        sum += count;
+      }
+      EXPECT_EQ(sum, kHeads) << line.dump();
+      if (scheme == "MHA") {
+        EXPECT_EQ(heads, std::vector<int>(4, 1)) << line.dump();
+      }
+      if (scheme == "GQA" || scheme == "PGQA") {
+        EXPECT_EQ(heads, (std::vector<int>{2, 2})) << line.dump();
+      }
+      if (scheme == "KDGQA") {  // with G = 2 the min-max normalisation gives (0, H) or (H, 0)
+        EXPECT_TRUE(heads == (std::vector<int>{0, 4}) || heads == (std::vector<int>{4, 0}))
+            << line.dump();
+      }
+    }
+  }
+  if (scheme == "MHA" || scheme == "GQA" || scheme == "PGQA") {
+    EXPECT_EQ(allocation.size(), 1u) << "a fixed allocation is logged once";
+  }
+  if (scheme == "KDGQA") {
+    EXPECT_EQ(allocation.size(), static_cast<size_t>(kSteps)) << "KDGQA logs at every log step";
+  }
+
+  // The weights: design.md section 4 names and shapes, and DGQA's state.
+  const std::string weights = out + "/model.safetensors";
+  ASSERT_TRUE(testing::FileExists(weights));
+  const SafetensorsFile file = SafetensorsFile::read(weights);
+  EXPECT_EQ(file.get("patch_embed.proj.weight").shape, (std::vector<int64_t>{16, 1, 4, 4}));
+  EXPECT_EQ(file.get("pos_embed").shape, (std::vector<int64_t>{1, 5, 16}));
+  EXPECT_EQ(file.get("blocks.1.attn.q.weight").shape, (std::vector<int64_t>{16, 16}));
+  EXPECT_EQ(file.get("blocks.1.attn.k.weight").shape, (std::vector<int64_t>{G * 4, 16}));
+  EXPECT_EQ(file.get("blocks.1.attn.v.bias").shape, (std::vector<int64_t>{G * 4}));
+  EXPECT_EQ(file.get("head.weight").shape, (std::vector<int64_t>{kClasses, 16}));
+  EXPECT_EQ(file.has("blocks.0.attn.allocation"), IsDgqa(scheme));
+  if (IsDgqa(scheme)) {
+    for (int layer = 0; layer < kDepth; ++layer) {
+      const std::string prefix = "blocks." + std::to_string(layer) + ".attn.";
+      EXPECT_EQ(file.get(prefix + "cache").dtype, "F32");
+      const std::vector<int64_t> saved = file.as_i64(prefix + "allocation");
+      const std::vector<int> logged = allocation.back()["layers"][layer].get<std::vector<int>>();
+      EXPECT_EQ(std::vector<int64_t>(logged.begin(), logged.end()), saved)
+          << "the saved allocation of layer " << layer << " is the last one logged";
+    }
+  }
+
+  // `dgqa eval` of the saved weights reproduces the final evaluation of training (DGQA's
+  // allocation is frozen at evaluation; PGQA's evaluation noise is fixed).
+  const std::string logits_path = dir_ + "/logits.npy";
+  const json result = Eval(config, weights, "--logits-out " + ShellQuote(logits_path));
+  ASSERT_TRUE(result.is_object()) << result.dump();
+  EXPECT_NEAR(result.value("loss", -1.0), final_eval.value("loss", -2.0), 1e-5);
+  EXPECT_NEAR(result.value("top1", -1.0), final_eval.value("top1", -2.0), 1e-5);
+  EXPECT_EQ(result.value("examples", -1), data_->test.count);
+
+  const NpyArray logits = read_npy_f32(logits_path);
+  ASSERT_EQ(logits.shape, (std::vector<int64_t>{data_->test.count, kClasses}));
+  for (float value : logits.data) ASSERT_TRUE(std::isfinite(value));
+  EXPECT_NEAR(ArgmaxAccuracy(logits, data_->test.labels), result.value("top1", -1.0), 1e-6);
+}
+
+// Two runs with the same seed: the same losses and byte-identical weights.
+TEST_P(SchemeTest, SameSeedGivesIdenticalRuns) {
+  const std::string scheme = GetParam();
+  FixtureConfig settings = SchemeConfig(scheme, 5);
+  settings.threads = 2;
+  const std::string config = WriteConfig(settings);
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/b"));
+
+  const auto losses = [](const std::vector<json>& records) {
+    std::vector<std::string> values;  // the loss fields as JSON writes them: exact
+    for (const json& record : records) {
+      if (record.contains("loss")) {
+        values.push_back(record.value("kind", "") + " " + record["loss"].dump());
+      }
+      if (record.contains("layers")) values.push_back(record.dump());
+    }
+    return values;
+  };
+  const std::vector<std::string> a = losses(ReadMetrics(dir_ + "/a/metrics.jsonl"));
+  const std::vector<std::string> b = losses(ReadMetrics(dir_ + "/b/metrics.jsonl"));
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
+  EXPECT_TRUE(testing::ReadFile(dir_ + "/a/model.safetensors") ==
+              testing::ReadFile(dir_ + "/b/model.safetensors"))
+      << "model.safetensors differs between two runs with the same seed";
+}
+
+// Evaluations during training (with DGQA's PER_BATCH mode, which recomputes the allocation on
+// a copy) must not change the training: the same losses and weights as with no evaluation
+// until the end.
+TEST_P(SchemeTest, EvaluationDoesNotDisturbTraining) {
+  const std::string scheme = GetParam();
+  const std::string config = WriteConfig(SchemeConfig(scheme, 5));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/quiet"));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/busy",
+                                "--set train.eval_every_steps=1 --set model.dgqa_eval=PER_BATCH"));
+  const auto train_losses = [](const std::vector<json>& records) {
+    std::vector<std::string> values;
+    for (const json& line : OfKind(records, "train")) values.push_back(line["loss"].dump());
+    return values;
+  };
+  const std::vector<json> quiet = ReadMetrics(dir_ + "/quiet/metrics.jsonl");
+  const std::vector<json> busy = ReadMetrics(dir_ + "/busy/metrics.jsonl");
+  EXPECT_EQ(OfKind(busy, "eval").size(), 5u);
+  EXPECT_EQ(train_losses(quiet), train_losses(busy));
+  EXPECT_EQ(OfKind(quiet, "allocation"), OfKind(busy, "allocation"));
+  EXPECT_TRUE(testing::ReadFile(dir_ + "/quiet/model.safetensors") ==
+              testing::ReadFile(dir_ + "/busy/model.safetensors"))
+      << "evaluating during training changed the trained weights";
+}
+
+// Each image's logits do not depend on how the test set is cut into eval batches (except for
+// KDGQA, whose allocation comes from the keys of the whole batch).
+class BatchIndependentSchemeTest : public SchemeTest {};
+
+TEST_P(BatchIndependentSchemeTest, EvalLogitsDoNotDependOnTheBatchSize) {
+  const std::string scheme = GetParam();
+  const std::string config = WriteConfig(SchemeConfig(scheme, 3));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/out"));
+  std::vector<NpyArray> logits;
+  for (const int batch : {16, 7, 40, 64}) {
+    const std::string path = dir_ + "/logits_" + std::to_string(batch) + ".npy";
+    const json result = Eval(config, dir_ + "/out/model.safetensors",
+                             "--set train.eval_batch_size=" + std::to_string(batch) +
+                                 " --logits-out " + ShellQuote(path));
+    EXPECT_EQ(result.value("examples", -1), data_->test.count) << "eval batch " << batch;
+    logits.push_back(read_npy_f32(path));
+  }
+  for (size_t i = 1; i < logits.size(); ++i) {
+    ASSERT_EQ(logits[i].shape, logits[0].shape);
+    for (size_t j = 0; j < logits[0].data.size(); ++j) {
+      ASSERT_NEAR(logits[i].data[j], logits[0].data[j], 1e-5)
+          << "logit " << j << " of run " << i << " of {16, 7, 40, 64}";
+    }
+  }
+}
+
+// A diverging run (an absurd learning rate makes the weights, then the keys, non-finite) must
+// end with exit 1 and a message that says so, not an internal error from deep inside (KDGQA
+// and DGQA once rounded NaN key norms to int, undefined behaviour).
+TEST_P(SchemeTest, DivergingTrainingEndsCleanly) {
+  const std::string scheme = GetParam();
+  const std::string config = WriteConfig(SchemeConfig(scheme, 3));
+  const std::string out = dir_ + "/out";
+  const DgqaRun run = testing::RunDgqa("train --config " + ShellQuote(config) + " --out " +
+                                           ShellQuote(out) + " --set optimizer.lr=1e30",
+                                       dir_);
+  // The run stops at the first non-finite loss or key norm, saying so.
+  ASSERT_EQ(run.exit_code, 1) << run.err;
+  std::string failure;
+  for (const std::string& line : testing::Lines(run.err)) {
+    if (line.find("dgqa: failed:") != std::string::npos) failure = line;
+  }
+  EXPECT_NE(failure.find("diverged"), std::string::npos) << run.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, SchemeTest, ::testing::ValuesIn(kSchemes),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           return param.param;
+                         });
+
+INSTANTIATE_TEST_SUITE_P(AllButKdgqa, BatchIndependentSchemeTest,
+                         ::testing::Values("MHA", "GQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           return param.param;
+                         });
+
+TEST_F(CliTest, DifferentSeedsGiveDifferentRuns) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 3));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/b", "--set seed=8"));
+  EXPECT_FALSE(testing::ReadFile(dir_ + "/a/model.safetensors") ==
+               testing::ReadFile(dir_ + "/b/model.safetensors"));
+}
+
+TEST_F(CliTest, EvalEveryStepsOverride) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 7));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out, "--set train.eval_every_steps=2"));
+  std::vector<int> steps;
+  for (const json& line : OfKind(ReadMetrics(out + "/metrics.jsonl"), "eval")) {
+    steps.push_back(line.value("step", -1));
+    EXPECT_EQ(line.value("examples", -1), data_->test.count);
+  }
+  // Every 2 steps, and the run still ends with an evaluation at its last step.
+  EXPECT_EQ(steps, (std::vector<int>{2, 4, 6, 7}));
+}
+
+TEST_F(CliTest, EvalAtTheEndOfEachEpochByDefault) {
+  // 64 training images in batches of 8: 8 steps per epoch; 12 steps end in epoch 1.
+  const std::string config = WriteConfig(SchemeConfig("GQA", 12));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out));
+  const std::vector<json> records = ReadMetrics(out + "/metrics.jsonl");
+  std::vector<int> steps;
+  for (const json& line : OfKind(records, "eval")) steps.push_back(line.value("step", -1));
+  EXPECT_EQ(steps, (std::vector<int>{8, 12}));
+  const std::vector<json> train = OfKind(records, "train");
+  ASSERT_EQ(train.size(), 12u);
+  EXPECT_EQ(train[7].value("epoch", -1), 0);
+  EXPECT_EQ(train[8].value("epoch", -1), 1);
+}
+
+TEST_F(CliTest, LogEverySteps) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 6));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out, "--set train.log_every_steps=4"));
+  std::vector<int> steps;
+  for (const json& line : OfKind(ReadMetrics(out + "/metrics.jsonl"), "train")) {
+    steps.push_back(line.value("step", -1));
+  }
+  EXPECT_EQ(steps, (std::vector<int>{4, 6})) << "every 4 steps, and the last step";
+}
+
+TEST_F(CliTest, LogEveryStepsZeroIsRefused) {
+  // Logging needs a period of at least one step; 0 is bad input, not a crash (step % 0).
+  const std::string config = WriteConfig(SchemeConfig("GQA", 3));
+  const std::string out = dir_ + "/out";
+  const DgqaRun run = testing::RunDgqa("train --config " + ShellQuote(config) + " --out " +
+                                           ShellQuote(out) + " --set train.log_every_steps=0",
+                                       dir_);
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_EQ(testing::CountLinesContaining(run.err, "dgqa: error:"), 1) << run.err;
+  EXPECT_NE(run.err.find("train.log_every_steps"), std::string::npos) << run.err;
+}
+
+// The lr of each train line is that of the optimizer step it reports (design.md 3.6: step t
+// counts from 0, the line of step t has "step": t + 1).
+TEST_F(CliTest, LearningRateSchedule) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 6));
+  const double lr = 3e-3, pi = std::acos(-1.0);
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/warmup", "--set schedule.warmup_steps=4"));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/cosine",
+                                "--set schedule.kind=COSINE --set schedule.warmup_steps=2 "
+                                "--set schedule.min_lr=1e-4"));
+  const std::vector<json> warmup = OfKind(ReadMetrics(dir_ + "/warmup/metrics.jsonl"), "train");
+  const std::vector<json> cosine = OfKind(ReadMetrics(dir_ + "/cosine/metrics.jsonl"), "train");
+  ASSERT_EQ(warmup.size(), 6u);
+  ASSERT_EQ(cosine.size(), 6u);
+  for (int t = 0; t < 6; ++t) {
+    const double expected_warmup = t < 4 ? lr * (t + 1) / 4 : lr;
+    EXPECT_NEAR(warmup[t].value("lr", 0.0), expected_warmup, 1e-9) << "step " << t;
+    const double expected_cosine =
+        t < 2 ? lr * (t + 1) / 2 : 1e-4 + (lr - 1e-4) * 0.5 * (1 + std::cos(pi * (t - 2) / 4));
+    EXPECT_NEAR(cosine[t].value("lr", 0.0), expected_cosine, 1e-9) << "step " << t;
+  }
+}
+
+TEST_F(CliTest, AttentionOverride) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 3));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out, "--set model.attention=KDGQA"));
+  const std::vector<json> allocation = OfKind(ReadMetrics(out + "/metrics.jsonl"), "allocation");
+  ASSERT_EQ(allocation.size(), 3u) << "KDGQA logs its allocation at every log step";
+  for (const json& line : allocation) {
+    for (const json& layer : line["layers"]) {
+      const std::vector<int> heads = layer.get<std::vector<int>>();
+      EXPECT_TRUE(heads == (std::vector<int>{0, 4}) || heads == (std::vector<int>{4, 0}))
+          << "not a KDGQA allocation with G = 2: " << line.dump();
+    }
+  }
+  const SafetensorsFile file = SafetensorsFile::read(out + "/model.safetensors");
+  ASSERT_EQ(file.metadata().count("dgqa_attention"), 1u);
+  EXPECT_EQ(file.metadata().at("dgqa_attention"), "KDGQA");
+}
+
+TEST_F(CliTest, LossDecreasesOnTheLearnableFixture) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 30));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out));
+  const std::vector<json> records = ReadMetrics(out + "/metrics.jsonl");
+  const std::vector<json> train = OfKind(records, "train");
+  ASSERT_EQ(train.size(), 30u);
+  const auto mean_loss = [&](size_t begin, size_t end) {
+    double sum = 0;
+    for (size_t i = begin; i < end; ++i) sum += train[i].value("loss", 0.0);
+    return sum / static_cast<double>(end - begin);
+  };
+  EXPECT_GT(train.front().value("loss", 0.0), train.back().value("loss", 0.0));
+  EXPECT_GT(mean_loss(0, 5), mean_loss(25, 30));
+  // Above chance (1 / 4) after 30 steps.
+  EXPECT_GT(records.back().value("top1", 0.0), 0.35) << records.back().dump();
+}
+
+TEST_F(CliTest, TrainFromWeightsWithZeroLearningRateKeepsThem) {
+  const std::string config = WriteConfig(SchemeConfig("GQA", 2));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
+  const std::string weights = dir_ + "/a/model.safetensors";
+  ASSERT_NO_FATAL_FAILURE(
+      Train(config, dir_ + "/b", "--init-from " + ShellQuote(weights) + " --set optimizer.lr=0"));
+  EXPECT_TRUE(testing::ReadFile(weights) == testing::ReadFile(dir_ + "/b/model.safetensors"))
+      << "training with lr 0 from a file must save the same weights";
+}
+
+TEST_F(CliTest, EvalWithoutLogitsOutPrintsOnlyTheResult) {
+  const std::string config = WriteConfig(SchemeConfig("PGQA", 2));
+  const std::string out = dir_ + "/out";
+  ASSERT_NO_FATAL_FAILURE(Train(config, out));
+  const json first = Eval(config, out + "/model.safetensors");
+  const json second = Eval(config, out + "/model.safetensors");
+  EXPECT_EQ(first.dump(), second.dump()) << "evaluation (with PGQA noise) must be repeatable";
+  EXPECT_EQ(first.value("examples", -1), data_->test.count);
+}
+
+}  // namespace
+}  // namespace dgqa

@@ -1,0 +1,209 @@
+#include "tests/fixtures.h"
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+#include "tests/test_util.h"
+
+namespace dgqa::testing {
+namespace {
+
+// A small LCG (tests must not depend on libc's generators).
+class Lcg {
+ public:
+  explicit Lcg(uint32_t seed) : state_(seed * 6364136223846793005ULL + 1442695040888963407ULL) {}
+  uint32_t next() {
+    state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state_ >> 33);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+void AppendBigEndian32(std::string* bytes, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    bytes->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+}  // namespace
+
+FixtureSplit MakeFixtureSplit(int count, int size, int classes, uint32_t seed) {
+  FixtureSplit split;
+  split.count = count;
+  split.size = size;
+  Lcg random(seed);
+  split.labels.resize(count);
+  for (int i = 0; i < count; ++i) split.labels[i] = static_cast<uint8_t>(i % classes);
+  for (int i = count - 1; i > 0; --i) {  // Fisher-Yates
+    std::swap(split.labels[i], split.labels[random.next() % (i + 1)]);
+  }
+  split.pixels.resize(static_cast<size_t>(count) * size * size);
+  for (int i = 0; i < count; ++i) {
+    const int label = split.labels[i];
+    const int first_row = label * size / classes;
+    const int last_row = (label + 1) * size / classes;  // exclusive
+    for (int row = 0; row < size; ++row) {
+      for (int col = 0; col < size; ++col) {
+        const bool stripe = row >= first_row && row < last_row;
+        const int value = (stripe ? 150 : 0) + static_cast<int>(random.next() % 90);
+        split.pixels[(static_cast<size_t>(i) * size + row) * size + col] =
+            static_cast<uint8_t>(value);
+      }
+    }
+  }
+  return split;
+}
+
+std::string IdxImagesBytes(const FixtureSplit& split) {
+  std::string bytes;
+  AppendBigEndian32(&bytes, 0x00000803);
+  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.count));
+  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.size));
+  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.size));
+  bytes.append(split.pixels.begin(), split.pixels.end());
+  return bytes;
+}
+
+std::string IdxLabelsBytes(const FixtureSplit& split) {
+  std::string bytes;
+  AppendBigEndian32(&bytes, 0x00000801);
+  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.count));
+  bytes.append(split.labels.begin(), split.labels.end());
+  return bytes;
+}
+
+void WriteGzipFile(const std::string& path, const std::string& bytes) {
+  gzFile file = gzopen(path.c_str(), "wb");
+  if (file == nullptr) throw std::runtime_error("cannot write " + path);
+  const int written = gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size()));
+  const int closed = gzclose(file);
+  if (written != static_cast<int>(bytes.size()) || closed != Z_OK) {
+    throw std::runtime_error("cannot write " + path);
+  }
+}
+
+FixtureDataset WriteFixtureDataset(const std::string& dir, const FixtureDatasetOptions& options) {
+  FixtureDataset data;
+  data.train = MakeFixtureSplit(options.train_count, options.image_size, options.num_classes, 1);
+  data.test = MakeFixtureSplit(options.test_count, options.image_size, options.num_classes, 2);
+  const auto write = [&](const std::string& name, const std::string& bytes, bool gzip) {
+    const std::string path = dir + "/" + name + (gzip ? ".gz" : "");
+    gzip ? WriteGzipFile(path, bytes) : WriteFile(path, bytes);
+    return path;
+  };
+  data.train_images =
+      write("train-images-idx3-ubyte", IdxImagesBytes(data.train), options.gzip_train);
+  data.train_labels =
+      write("train-labels-idx1-ubyte", IdxLabelsBytes(data.train), options.gzip_train);
+  data.test_images = write("t10k-images-idx3-ubyte", IdxImagesBytes(data.test), options.gzip_test);
+  data.test_labels = write("t10k-labels-idx1-ubyte", IdxLabelsBytes(data.test), options.gzip_test);
+  return data;
+}
+
+std::string FixtureConfigText(const FixtureDataset& data, const FixtureConfig& config) {
+  std::ostringstream text;
+  text << "seed: " << config.seed << "\n"
+       << "model {\n"
+       << "  image_size: " << config.image_size << "\n"
+       << "  patch_size: " << config.patch_size << "\n"
+       << "  in_channels: 1\n"
+       << "  num_classes: " << config.num_classes << "\n"
+       << "  embed_dim: " << config.embed_dim << "\n"
+       << "  depth: " << config.depth << "\n"
+       << "  num_heads: " << config.num_heads << "\n";
+  if (config.num_kv_heads >= 0) text << "  num_kv_heads: " << config.num_kv_heads << "\n";
+  text << "  attention: " << config.attention << "\n"
+       << "  dgqa_window: " << config.dgqa_window << "\n"
+       << "  pgqa_eval_noise: " << (config.pgqa_eval_noise ? "true" : "false") << "\n"
+       << config.extra_model << "}\n"
+       << "data {\n"
+       << "  format: IDX\n"
+       << "  train_images: \"" << data.train_images << "\"\n"
+       << "  train_labels: \"" << data.train_labels << "\"\n"
+       << "  test_images: \"" << data.test_images << "\"\n"
+       << "  test_labels: \"" << data.test_labels << "\"\n"
+       << "  mean: 0\n"
+       << "  std: 1\n"
+       << "}\n"
+       << "optimizer {\n"
+       << "  lr: " << config.lr << "\n"
+       << "  weight_decay: 0.01\n"
+       << "}\n"
+       << "schedule {\n"
+       << "  kind: CONSTANT\n"
+       << "}\n"
+       << "train {\n"
+       << "  global_batch_size: " << config.batch_size << "\n"
+       << "  max_steps: " << config.max_steps << "\n"
+       << "  eval_every_steps: " << config.eval_every_steps << "\n"
+       << "  eval_batch_size: " << config.eval_batch_size << "\n"
+       << "  log_every_steps: " << config.log_every_steps << "\n"
+       << "  threads: " << config.threads << "\n"
+       << "}\n"
+       << config.extra;
+  return text.str();
+}
+
+std::string WriteFixtureConfig(const std::string& path, const FixtureDataset& data,
+                               const FixtureConfig& config) {
+  WriteFile(path, FixtureConfigText(data, config));
+  return path;
+}
+
+std::vector<float> NormalisedImages(const FixtureSplit& split) {
+  std::vector<float> images(split.pixels.size());
+  for (size_t i = 0; i < images.size(); ++i)
+    images[i] = static_cast<float>(split.pixels[i]) / 255.f;
+  return images;
+}
+
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir) {
+  const std::string out_path = scratch_dir + "/dgqa.stdout";
+  const std::string err_path = scratch_dir + "/dgqa.stderr";
+  DgqaRun run;
+  run.exit_code = RunCommand("(" + ShellQuote(DGQA_BINARY) + " " + args + " >" +
+                             ShellQuote(out_path) + " 2>" + ShellQuote(err_path) + ")");
+  run.out = ReadFile(out_path);
+  run.err = ReadFile(err_path);
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+  return run;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+int CountLinesContaining(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (const std::string& line : Lines(text)) count += line.find(needle) != std::string::npos;
+  return count;
+}
+
+bool FileExists(const std::string& path) {
+  return std::filesystem::exists(path);
+}
+
+}  // namespace dgqa::testing

@@ -1,0 +1,108 @@
+// Fixtures shared by the end-to-end tests of the `dgqa` binary: a tiny Fashion-MNIST-like
+// dataset (IDX files), a config for a tiny ViT on it, and a way to run the binary.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dgqa::testing {
+
+// One split of the fixture dataset as it is stored: count images of size x size uint8 pixels
+// (row-major, one after the other) and their labels.
+struct FixtureSplit {
+  int count = 0;
+  int size = 0;
+  std::vector<uint8_t> pixels;
+  std::vector<uint8_t> labels;
+};
+
+// A learnable split: the image of class k has bright rows k * size / classes ..
+// (k + 1) * size / classes - 1 over a dark noisy background. Labels cycle through 0..classes-1
+// in a seed-dependent order. Deterministic in (count, size, classes, seed).
+FixtureSplit MakeFixtureSplit(int count, int size, int classes, uint32_t seed);
+
+// The bytes of IDX files: images (magic 0x00000803, dims count x size x size) and labels
+// (magic 0x00000801, dim count).
+std::string IdxImagesBytes(const FixtureSplit& split);
+std::string IdxLabelsBytes(const FixtureSplit& split);
+
+// Writes bytes to path gzip-compressed (as the Fashion-MNIST .gz files are).
+void WriteGzipFile(const std::string& path, const std::string& bytes);
+
+struct FixtureDatasetOptions {
+  int train_count = 64;
+  int test_count = 40;  // not a multiple of the eval batch size: the last eval batch is partial
+  int image_size = 8;
+  int num_classes = 4;
+  bool gzip_train = true;  // the training files gzipped, the test files plain
+  bool gzip_test = false;
+};
+
+// The paths of a fixture dataset and the test split's content.
+struct FixtureDataset {
+  std::string train_images, train_labels, test_images, test_labels;
+  FixtureSplit train, test;
+};
+
+// Writes the four IDX files of a fixture dataset into dir.
+FixtureDataset WriteFixtureDataset(const std::string& dir,
+                                   const FixtureDatasetOptions& options = {});
+
+// The tiny ViT and its training run. image 8, patch 4, D 16, depth 2, H 4, G 2, 4 classes,
+// batch 8, eval batch 16, mean 0 and std 1 (the model sees pixel / 255), one thread.
+struct FixtureConfig {
+  std::string attention = "GQA";  // a config.proto Attention name
+  uint64_t seed = 7;
+  int image_size = 8;
+  int patch_size = 4;
+  int num_classes = 4;
+  int embed_dim = 16;
+  int depth = 2;
+  int num_heads = 4;
+  int num_kv_heads = 2;  // < 0: leave the field unset
+  int dgqa_window = 1;   // DGQA recomputes its allocation at every step
+  bool pgqa_eval_noise = true;
+  float lr = 3e-3f;
+  int batch_size = 8;
+  int eval_batch_size = 16;
+  int max_steps = 4;
+  int eval_every_steps = 0;
+  int log_every_steps = 1;
+  int threads = 1;
+  std::string extra_model;  // more text inside model { }
+  std::string extra;        // more text at the top level
+};
+
+// The config file's text (protobuf text format) for a fixture dataset.
+std::string FixtureConfigText(const FixtureDataset& data, const FixtureConfig& config = {});
+
+// Writes FixtureConfigText to path; returns path.
+std::string WriteFixtureConfig(const std::string& path, const FixtureDataset& data,
+                               const FixtureConfig& config = {});
+
+// The test split as the model sees it with mean 0 and std 1: float32 (N, 1, S, S) of pixel / 255.
+std::vector<float> NormalisedImages(const FixtureSplit& split);
+
+// Quotes text for /bin/sh.
+std::string ShellQuote(const std::string& text);
+
+struct DgqaRun {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `DGQA_BINARY args` (args as written on a shell command line) with stdout and stderr
+// captured separately in files under scratch_dir.
+DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir);
+
+// The lines of text (without their '\n').
+std::vector<std::string> Lines(const std::string& text);
+
+// How many lines of text contain needle.
+int CountLinesContaining(const std::string& text, const std::string& needle);
+
+bool FileExists(const std::string& path);
+
+}  // namespace dgqa::testing
