@@ -189,9 +189,11 @@ void VisionTransformer::choose_allocation(int layer, const float* k, int B,
   const int G = config_.num_kv_heads;
   std::vector<float> norms;
   if (allocator.needs_key_norms(context)) {
-    norms.resize(G);
-    backend_.key_norms(buffers_->key_norms, k, B, config_.num_tokens(), G, config_.head_dim());
-    backend_.copy_to_host(norms.data(), buffers_->key_norms, G * sizeof(float));
+    norms.assign(G, 0.f);
+    if (B > 0) {
+      backend_.key_norms(buffers_->key_norms, k, B, config_.num_tokens(), G, config_.head_dim());
+      backend_.copy_to_host(norms.data(), buffers_->key_norms, G * sizeof(float));
+    }
     reducer.sum(norms.data(), G);  // the global batch's norms: every rank agrees
     for (float norm : norms) {
       if (!std::isfinite(norm)) {
@@ -218,11 +220,15 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   Buffers& b = *buffers_;
   Backend& be = backend_;
-  if (B < 1 || B > max_batch_) {
-    throw std::invalid_argument("forward: batch " + std::to_string(B) + " outside [1, " +
+  if (B < 0 || B > max_batch_) {
+    throw std::invalid_argument("forward: batch " + std::to_string(B) + " outside [0, " +
                                 std::to_string(max_batch_) + "]");
   }
   last_batch_ = B;
+  if (B == 0) {
+    for (int l = 0; l < c.depth; ++l) choose_allocation(l, nullptr, 0, context, reducer);
+    return 0.0;
+  }
   last_noise_ = c.attention == AttentionScheme::kPGQA && (context.training || c.pgqa_eval_noise);
 
   be.copy_to_device(b.images, images, sizeof(float) * B * C * S * S);
@@ -268,7 +274,7 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
   return be.softmax_cross_entropy_forward(b.ce_probs, b.losses, b.logits, b.labels, B, K);
 }
 
-void VisionTransformer::backward(float loss_scale) {
+void VisionTransformer::backward(float loss_scale, const GradientsReady& on_ready) {
   const ModelConfig& c = config_;
   const int B = last_batch_, T = c.num_tokens(), N = c.num_patches(), D = c.embed_dim;
   const int F = c.mlp_dim(), H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
@@ -289,6 +295,7 @@ void VisionTransformer::backward(float loss_scale) {
                         param(layout_.norm_w), b.lnf_mean, b.lnf_rstd, B, D);
   be.zero(b.d_resid, btd_bytes);
   be.gather_cls_backward(b.d_resid, b.d_cls, B, T, D);
+  if (on_ready) on_ready(layout_.norm_w);  // the final norm and the head follow every block
 
   // Blocks in reverse. d_resid holds dLoss/d(residual stream) and receives each branch's
   // input gradient by accumulation, which is how the residual connections backpropagate.
@@ -327,6 +334,7 @@ void VisionTransformer::backward(float loss_scale) {
     be.matmul_backward(b.d_ln, grad(w.v_w), grad(w.v_b), b.d_v, L.ln1, param(w.v_w), BT, D, G * d);
     be.layernorm_backward(b.d_resid, grad(w.norm1_w), grad(w.norm1_b), b.d_ln, b.resid[l],
                           param(w.norm1_w), L.ln1_mean, L.ln1_rstd, BT, D);
+    if (on_ready) on_ready(w.norm1_w);  // norm1 is the block's first tensor
   }
 
   // Tokens and patch embedding (the images need no gradient).
@@ -335,6 +343,7 @@ void VisionTransformer::backward(float loss_scale) {
                      D);
   be.matmul_backward(nullptr, grad(layout_.patch_w), grad(layout_.patch_b), b.d_patches, b.cols,
                      param(layout_.patch_w), B * N, C * p * p, D);
+  if (on_ready) on_ready(0);
 }
 
 }  // namespace dgqa

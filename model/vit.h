@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -41,12 +42,17 @@ class VisionTransformer {
   void params_from_host(const std::vector<float>& values);
 
   // Runs the model on B images (host, (B, C, S, S), normalised) with their labels and returns
-  // the sum of the B cross-entropy losses. Key norms are summed with `reducer`.
+  // the sum of the B cross-entropy losses. Key norms are summed with `reducer`. B may be 0 (a
+  // rank without examples in a last evaluation batch): it then only joins the key-norm sums.
   double forward(const float* images, const int32_t* labels, int B, const ForwardContext& context,
                  Reducer& reducer);
 
+  // Called during backward with an offset f: grads()[f, end) hold their final values. f only
+  // decreases (backward runs from the head to the patch embedding) and the last call has f = 0.
+  using GradientsReady = std::function<void(int64_t first_ready)>;
+
   // Gradients of (loss_scale * sum of the last forward's losses), accumulated into grads().
-  void backward(float loss_scale);
+  void backward(float loss_scale, const GradientsReady& on_ready = nullptr);
 
   // Host copy of the last forward's logits (B, num_classes).
   std::vector<float> logits_to_host() const;

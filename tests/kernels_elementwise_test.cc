@@ -7,12 +7,14 @@
 #include <cmath>
 #include <vector>
 
+#include "tests/gradient_check.h"
 #include "tests/test_util.h"
 
 namespace dgqa::cpu {
 namespace {
 
 using testing::RandomVector;
+using testing::ToDouble;
 
 TEST(ElementwiseTest, AddInplace) {
   auto x = RandomVector(1003, 1);
@@ -58,10 +60,6 @@ std::vector<double> ReferenceTokens(const std::vector<double>& patches,
     }
   }
   return x;
-}
-
-std::vector<double> ToDouble(const std::vector<float>& values) {
-  return std::vector<double>(values.begin(), values.end());
 }
 
 TEST(TokensTest, ForwardMatchesReference) {

@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "kernels/philox.h"
+#include "tests/gradient_check.h"
 #include "tests/test_util.h"
 
 namespace dgqa::cpu {
 namespace {
 
 using testing::RandomVector;
+using testing::ToDouble;
 
 constexpr uint64_t kSeed = 1234;
 
@@ -87,10 +89,6 @@ std::vector<double> ReferenceForward(const Shape& s, const std::vector<double>& 
     }
   }
   return y;
-}
-
-std::vector<double> ToDouble(const std::vector<float>& values) {
-  return std::vector<double>(values.begin(), values.end());
 }
 
 const Shape kShape{2, 3, 4, 2, 5};  // L = 15, two heads per group

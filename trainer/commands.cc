@@ -12,7 +12,6 @@
 #include "common/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
-#include "model/reducer.h"
 #include "model/vit.h"
 #include "trainer/config.h"
 #include "trainer/datasets.h"
@@ -23,12 +22,11 @@
 
 namespace dgqa {
 
-void train_command(const CommandLine& line) {
-  const config::Config config = load_config(line.config_path, line.overrides);
+void train_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
   TrainOptions options;
   options.out_dir = line.out_dir;
   options.init_from = line.init_from;
-  run_training(config, options);
+  run_training(config, options, comm);
 }
 
 namespace {
@@ -43,30 +41,37 @@ void check_output_directory(const std::string& flag, const std::string& path) {
 
 }  // namespace
 
-void eval_command(const CommandLine& line) {
-  const config::Config config = load_config(line.config_path, line.overrides);
-  if (!line.logits_out.empty()) check_output_directory("--logits-out", line.logits_out);
+void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
+  if (!line.logits_out.empty()) {
+    if (comm.world_size() > 1) {
+      throw InputError("--logits-out needs a single process (each rank holds only its shard)");
+    }
+    check_output_directory("--logits-out", line.logits_out);
+  }
   const ModelConfig model_config = model_config_from(config);
   cpu::set_threads(config.train().threads());
   const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
-  BatchLoader loader(test_set, loader_options(config, model_config, false, 0, 1));
+  BatchLoader loader(test_set,
+                     loader_options(config, model_config, false, comm.rank(), comm.world_size()));
   std::unique_ptr<Backend> backend = make_backend(config.train().backend());
-  const int max_batch = std::min<int>(config.train().eval_batch_size(), test_set.num_examples);
+  const int eval_batch = std::min<int>(config.train().eval_batch_size(), test_set.num_examples);
+  const int max_batch = (eval_batch + comm.world_size() - 1) / comm.world_size();
   VisionTransformer model(model_config, *backend, max_batch, config.seed());
   load_weights(model, line.init_from);
 
-  LocalReducer reducer;
   std::vector<float> logits;
   const EvalResult result =
-      evaluate(model, loader, reducer, /*step=*/0, line.logits_out.empty() ? nullptr : &logits);
+      evaluate(model, loader, comm, /*step=*/0, line.logits_out.empty() ? nullptr : &logits);
   if (!line.logits_out.empty()) {
     write_npy_f32(line.logits_out, logits.data(), {result.examples, model_config.num_classes});
     LOG(INFO) << "Wrote the logits to " << line.logits_out;
   }
-  const nlohmann::json output = {
-      {"loss", result.loss}, {"top1", result.top1}, {"examples", result.examples}};
-  std::printf("%s\n", output.dump().c_str());
-  std::fflush(stdout);
+  if (comm.rank() == 0) {
+    const nlohmann::json output = {
+        {"loss", result.loss}, {"top1", result.top1}, {"examples", result.examples}};
+    std::printf("%s\n", output.dump().c_str());
+    std::fflush(stdout);
+  }
 }
 
 }  // namespace dgqa

@@ -1,13 +1,16 @@
-// The `dgqa` commands, each called by main() with a parsed command line.
+// The `dgqa` commands, each called by main() with a parsed command line and the job's
+// communicator (a single process, or one rank of an MPI job).
 #pragma once
 
+#include "comm/communicator.h"
 #include "trainer/cli.h"
+#include "trainer/config.h"
 
 namespace dgqa {
 
-void train_command(const CommandLine& line);
+void train_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
-// Prints one JSON line {"loss", "top1", "examples"} on stdout.
-void eval_command(const CommandLine& line);
+// Rank 0 prints one JSON line {"loss", "top1", "examples"} on stdout.
+void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
 }  // namespace dgqa

@@ -521,6 +521,11 @@ void validate_train(const config::Train& train, const Checker& check) {
                 "unknown backend " + quoted(train.backend()) + " (valid: " + valid_backends + ")");
 }
 
+void validate_dist(const config::Dist& dist, const Checker& check) {
+  check.positive("dist.bucket_mb", dist.bucket_mb());
+  check.positive("dist.timeout_s", dist.timeout_s());
+}
+
 }  // namespace
 
 config::Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -538,6 +543,7 @@ void validate_config(const config::Config& config, const std::string& source) {
   validate_data(config.data(), model.in_channels, check);
   validate_optimizer(config.optimizer(), config.schedule(), check);
   validate_train(config.train(), check);
+  validate_dist(config.dist(), check);
 }
 
 ModelConfig model_config_from(const config::Config& config) {

@@ -1,9 +1,12 @@
 #include "trainer/evaluate.h"
 
+#include "trainer/comm_reducer.h"
+
 namespace dgqa {
 
-EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& reducer, int64_t step,
+EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm, int64_t step,
                     std::vector<float>* logits) {
+  CommReducer reducer(comm, "evaluation key-norm all-reduce");
   const int K = model.config().num_classes;
   ForwardContext context;
   context.training = false;
@@ -15,7 +18,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& redu
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(&batch)) {
-    if (batch.size == 0) continue;
+    // A rank without examples in this batch still runs it: it joins the key-norm sums.
     loss_sum +=
         model.forward(batch.images.data(), batch.labels.data(), batch.size, context, reducer);
     const std::vector<float> batch_logits = model.logits_to_host();
@@ -34,7 +37,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& redu
   // Sum over ranks, so every rank reports the metrics of the whole split.
   float totals[3] = {static_cast<float>(loss_sum), static_cast<float>(correct),
                      static_cast<float>(examples)};
-  reducer.sum(totals, 3);
+  comm.all_reduce_sum(totals, 3, "evaluation metrics all-reduce");
   EvalResult result;
   result.examples = static_cast<int64_t>(totals[2]);
   if (result.examples > 0) {

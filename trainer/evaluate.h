@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "data/loader.h"
-#include "model/reducer.h"
 #include "model/vit.h"
 
 namespace dgqa {
@@ -16,10 +16,11 @@ struct EvalResult {
   int64_t examples = 0;  // every example of the split, counted once
 };
 
-// Runs every batch of `loader` (an evaluation loader) through the model at training step
-// `step` (which only labels the pass: evaluation changes no state). When `logits` is given it
-// receives this rank's logits, (examples, num_classes), in dataset order.
-EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Reducer& reducer, int64_t step,
+// Runs every batch of `loader` (an evaluation loader, sharded over the ranks of `comm`) through
+// the model at training step `step` (which only labels the pass: evaluation changes no state).
+// The result covers every rank's examples. When `logits` is given it receives this rank's
+// logits, (examples, num_classes), in the order of its batches.
+EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm, int64_t step,
                     std::vector<float>* logits = nullptr);
 
 }  // namespace dgqa

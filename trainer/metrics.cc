@@ -47,10 +47,12 @@ void MetricsWriter::allocation(int64_t step, const std::vector<std::vector<int>>
   write({{"kind", "allocation"}, {"step", step}, {"layers", layers}});
 }
 
-ProgressLine::ProgressLine() : terminal_(isatty(STDERR_FILENO) != 0) {}
+ProgressLine::ProgressLine(bool enabled)
+    : enabled_(enabled), terminal_(isatty(STDERR_FILENO) != 0) {}
 
 void ProgressLine::update(int64_t step, int64_t total_steps, double loss, double images_per_sec,
                           double seconds_left) {
+  if (!enabled_) return;
   const int minutes = static_cast<int>(seconds_left) / 60;
   const int seconds = static_cast<int>(seconds_left) % 60;
   char text[160];
@@ -67,6 +69,7 @@ void ProgressLine::update(int64_t step, int64_t total_steps, double loss, double
 }
 
 void ProgressLine::message(const std::string& text) {
+  if (!enabled_) return;
   finish();
   std::fprintf(stderr, "%s\n", text.c_str());
   std::fflush(stderr);

@@ -29,15 +29,17 @@ class MetricsWriter {
 };
 
 // A single self-updating line on a terminal; plain lines when stderr is not a terminal.
+// A disabled one (ranks other than 0) prints nothing.
 class ProgressLine {
  public:
-  ProgressLine();
+  explicit ProgressLine(bool enabled = true);
   void update(int64_t step, int64_t total_steps, double loss, double images_per_sec,
               double seconds_left);
   void message(const std::string& text);  // a line of its own, keeping the progress intact
   void finish();
 
  private:
+  bool enabled_;
   bool terminal_;
   bool line_open_ = false;
 };

@@ -13,11 +13,14 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
 #include "model/vit.h"
+#include "trainer/comm_reducer.h"
 #include "trainer/datasets.h"
 #include "trainer/evaluate.h"
+#include "trainer/gradient_sync.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
+#include "trainer/replicas.h"
 #include "trainer/weights.h"
 
 namespace dgqa {
@@ -60,40 +63,48 @@ std::vector<std::vector<int>> active_allocations(const VisionTransformer& model)
   return layers;
 }
 
+// The metrics file of rank 0 (other ranks write none); creates the output directory.
+std::string metrics_path(const std::string& out_dir, int rank) {
+  if (out_dir.empty() || rank != 0) return "";
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) throw InputError("--out " + out_dir + ": " + error.message());
+  return out_dir + "/metrics.jsonl";
+}
+
 }  // namespace
 
-void run_training(const config::Config& config, const TrainOptions& options) {
+void run_training(const config::Config& config, const TrainOptions& options, Communicator& comm) {
   const ModelConfig model_config = model_config_from(config);
   const config::Train& train = config.train();
   const int threads = cpu::set_threads(train.threads());
+  const int rank = comm.rank(), world = comm.world_size();
 
   // Everything that can be wrong with the input is checked before the first step.
   const Dataset train_set = load_dataset(config, model_config, /*train=*/true);
   const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
-  BatchLoader train_loader(train_set, loader_options(config, model_config, true, 0, 1));
-  BatchLoader test_loader(test_set, loader_options(config, model_config, false, 0, 1));
+  BatchLoader train_loader(train_set, loader_options(config, model_config, true, rank, world));
+  BatchLoader test_loader(test_set, loader_options(config, model_config, false, rank, world));
 
   std::unique_ptr<Backend> backend = make_backend(train.backend());
-  const int batch = train.global_batch_size();
-  const int max_batch =
-      std::max(batch, std::min<int>(train.eval_batch_size(), test_set.num_examples));
+  const int global_batch = train.global_batch_size();
+  const int eval_batch = std::min<int>(train.eval_batch_size(), test_set.num_examples);
+  const int max_batch = std::max(global_batch / world, (eval_batch + world - 1) / world);
   VisionTransformer model(model_config, *backend, max_batch, config.seed());
   if (!options.init_from.empty()) {
     load_weights(model, options.init_from);
     LOG(INFO) << "Initialised the weights from " << options.init_from;
   }
+  // Every rank starts from rank 0's weights (they already agree: same seed or same file).
+  broadcast_params(model, comm);
+  if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the start");
   AdamW optimizer(*backend, model.layout(), adamw_from(config));
+  GradientSync gradient_sync(comm, model.grads(), model.layout().total_size(),
+                             config.dist().bucket_mb());
 
-  std::string metrics_path;
-  if (!options.out_dir.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(options.out_dir, error);
-    if (error) throw InputError("--out " + options.out_dir + ": " + error.message());
-    metrics_path = options.out_dir + "/metrics.jsonl";
-  }
-  MetricsWriter metrics(metrics_path);
-  ProgressLine progress;
-  LocalReducer reducer;
+  MetricsWriter metrics(metrics_path(options.out_dir, rank));
+  ProgressLine progress(/*enabled=*/rank == 0);
+  CommReducer key_norm_reducer(comm, "key-norm all-reduce");
 
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();
   const int64_t total_steps =
@@ -102,14 +113,21 @@ void run_training(const config::Config& config, const TrainOptions& options) {
   LOG(INFO) << "Training " << attention_scheme_name(model_config.attention) << " ViT ("
             << model.layout().total_size() << " parameters, D " << model_config.embed_dim
             << ", depth " << model_config.depth << ", H " << model_config.num_heads << ", G "
-            << model_config.num_kv_heads << ") for " << total_steps << " steps of " << batch
-            << " images on " << backend->name() << " with " << threads << " threads";
+            << model_config.num_kv_heads << ") for " << total_steps << " steps of " << global_batch
+            << " images on " << world << " rank(s), rank " << rank << ": " << backend->name()
+            << " with " << threads << " threads, " << gradient_sync.num_buckets()
+            << " gradient buckets";
 
   const Clock::time_point start = Clock::now();
   Clock::time_point window_start = start;  // throughput is measured over each log window
   int64_t window_images = 0, step = 0, last_eval_step = -1;
+  // Seconds spent waiting for gradients after backward, with and without overlap (every
+  // kOverlapProbe-th step starts its buckets only after backward, for comparison).
+  constexpr int kOverlapProbe = 10;
+  double wait_overlapped = 0, wait_after = 0;
+  int64_t steps_overlapped = 0, steps_after = 0;
   auto run_eval = [&](int64_t at_step) {
-    const EvalResult result = evaluate(model, test_loader, reducer, at_step);
+    const EvalResult result = evaluate(model, test_loader, comm, at_step);
     metrics.eval(at_step, result.loss, result.top1, result.examples);
     char text[128];
     std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
@@ -129,17 +147,23 @@ void run_training(const config::Config& config, const TrainOptions& options) {
       context.training = true;
       context.step = step;
       model.zero_grads();
-      const double loss_sum =
-          model.forward(data.images.data(), data.labels.data(), data.size, context, reducer);
+      float loss_sum = static_cast<float>(model.forward(data.images.data(), data.labels.data(),
+                                                        data.size, context, key_norm_reducer));
+      comm.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
       if (!std::isfinite(loss_sum)) {
         throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
                                  ": the loss is not finite");
       }
-      model.backward(1.f / batch);  // the mean loss over the global batch
+      // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
+      const bool probe = step % kOverlapProbe == kOverlapProbe - 1;
+      gradient_sync.set_overlap(!probe);
+      model.backward(1.f / global_batch, [&](int64_t first) { gradient_sync.ready(first); });
+      (probe ? wait_after : wait_overlapped) += gradient_sync.finish();
+      ++(probe ? steps_after : steps_overlapped);
       const float lr = schedule.at(step);
       const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
       ++step;
-      window_images += batch;
+      window_images += global_batch;
 
       const std::vector<std::vector<int>> allocation = active_allocations(model);
       const bool log_step = step % train.log_every_steps() == 0 || step == total_steps;
@@ -150,26 +174,30 @@ void run_training(const config::Config& config, const TrainOptions& options) {
       }
       if (log_step) {
         const double images_per_sec = window_images / seconds_since(window_start);
-        const double loss = loss_sum / batch;
+        const double loss = static_cast<double>(loss_sum) / global_batch;
         metrics.train(step, epoch, loss, lr, grad_norm, images_per_sec);
         const double per_step = seconds_since(start) / step;
         progress.update(step, total_steps, loss, images_per_sec, per_step * (total_steps - step));
         window_start = Clock::now();
         window_images = 0;
       }
-      if (train.eval_every_steps() > 0 && step % train.eval_every_steps() == 0) {
-        run_eval(step);
-      }
+      if (train.eval_every_steps() > 0 && step % train.eval_every_steps() == 0) run_eval(step);
     }
-    if (train.eval_every_steps() == 0 && step != last_eval_step) {
-      run_eval(step);
-    }
+    if (train.eval_every_steps() == 0 && step != last_eval_step) run_eval(step);
   }
   if (step != last_eval_step) run_eval(step);  // training always ends with an evaluation
   progress.finish();
-  LOG(INFO) << "Trained " << step << " steps in " << seconds_since(start) << " s";
+  const double train_seconds = seconds_since(start);
+  LOG(INFO) << "Trained " << step << " steps in " << train_seconds << " s";
+  if (world > 1 && steps_after > 0 && steps_overlapped > 0) {
+    const double after = wait_after / steps_after, overlapped = wait_overlapped / steps_overlapped;
+    LOG(INFO) << "Gradient all-reduce: " << 1e3 * after << " ms per step of waiting when started "
+              << "after backward, " << 1e3 * overlapped << " ms when overlapping backward ("
+              << (after > 0 ? std::max(0.0, 100 * (1 - overlapped / after)) : 0) << "% hidden)";
+  }
+  if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the end");
 
-  if (!options.out_dir.empty()) {
+  if (!options.out_dir.empty() && rank == 0) {
     const std::string path = options.out_dir + "/model.safetensors";
     save_weights(model, path);
     LOG(INFO) << "Wrote " << path;

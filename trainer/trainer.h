@@ -1,9 +1,10 @@
-// The training loop: data -> forward -> backward -> AdamW, with evaluation, metrics and the
-// final weights (design.md 3.6 and 5).
+// The training loop: data -> forward -> backward (gradients all-reduced in overlapping
+// buckets) -> AdamW, with sharded evaluation, metrics and the final weights (design.md 3.6, 5).
 #pragma once
 
 #include <string>
 
+#include "comm/communicator.h"
 #include "trainer/config.h"
 
 namespace dgqa {
@@ -13,7 +14,8 @@ struct TrainOptions {
   std::string init_from;  // weights to start from; empty = fresh initialisation from the seed
 };
 
-// Trains as `config` says. Throws InputError for bad data or weights before the first step.
-void run_training(const config::Config& config, const TrainOptions& options);
+// Trains as `config` says, this process being one rank of `comm`. Throws InputError for bad
+// data or weights before the first step.
+void run_training(const config::Config& config, const TrainOptions& options, Communicator& comm);
 
 }  // namespace dgqa

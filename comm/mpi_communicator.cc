@@ -1,0 +1,336 @@
+#include "comm/mpi_communicator.h"
+
+// Only the C API is used: keep OpenMPI's deprecated C++ bindings out.
+#define OMPI_SKIP_MPICXX 1
+#include <glog/logging.h>
+#include <mpi.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "comm/collective_args.h"
+#include "common/error.h"
+
+namespace dgqa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Tests of a collective before each further test yields the CPU: long enough for a fast
+// collective to finish without a context switch, short enough that oversubscribed ranks
+// (more ranks than cores) do not starve the peers they are waiting for.
+constexpr int kSpinTests = 200;
+
+// The rank in errors raised before MPI is set up.
+constexpr int kRankUnknown = -1;
+
+void check_mpi(int code, int rank, const std::string& what, const char* call) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
+  const std::string where = rank == kRankUnknown ? "" : "rank " + std::to_string(rank) + ": ";
+  throw std::runtime_error(where + what + ": " + call + " failed: " + std::string(text, length));
+}
+
+// MPI's initialisation, shared by every MpiCommunicator of the process (see the header).
+class MpiSession {
+ public:
+  static std::shared_ptr<MpiSession> acquire() {
+    static std::mutex mutex;
+    static std::weak_ptr<MpiSession> current;
+    std::lock_guard<std::mutex> lock(mutex);
+    std::shared_ptr<MpiSession> session = current.lock();
+    if (!session) {
+      session.reset(new MpiSession());
+      current = session;
+    }
+    return session;
+  }
+
+  ~MpiSession() {
+    if (initialised_here_ && !keep_initialised_) MPI_Finalize();
+  }
+
+  // For a failing process: MPI stays up so that abort_job can still abort every rank.
+  void keep_initialised() { keep_initialised_ = true; }
+
+ private:
+  MpiSession() {
+    int initialised = 0;
+    int finalised = 0;
+    MPI_Initialized(&initialised);
+    MPI_Finalized(&finalised);
+    if (finalised) {
+      throw std::runtime_error(
+          "MPI was finalised when the last communicator went away and cannot be initialised "
+          "again: keep one communicator alive for the whole program");
+    }
+    int provided = MPI_THREAD_SINGLE;
+    if (initialised) {
+      MPI_Query_thread(&provided);
+    } else {
+      check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), kRankUnknown,
+                "communicator setup", "MPI_Init_thread");
+      initialised_here_ = true;
+    }
+    if (provided < MPI_THREAD_SERIALIZED) {
+      throw std::runtime_error("communicator setup: MPI provides thread level " +
+                               std::to_string(provided) + ", below MPI_THREAD_SERIALIZED");
+    }
+    // Failures come back as codes and become exceptions naming the operation.
+    check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), kRankUnknown,
+              "communicator setup", "MPI_Comm_set_errhandler");
+  }
+
+  bool initialised_here_ = false;
+  bool keep_initialised_ = false;
+};
+
+// What the bounded wait of a collective needs to know about it.
+struct CollectiveLabel {
+  std::string what;
+  int rank = 0;
+  double timeout_s = 0;
+  Clock::time_point start;
+};
+
+// Writes a line to glog's log files only: it is already on stderr. glog writes no files when it
+// logs to stderr or was never initialised; otherwise it copies errors to stderr, which is turned
+// off here for good, as the process is about to end.
+void log_to_files_only(const std::string& line) {
+  if (!google::IsGoogleLoggingInitialized() || FLAGS_logtostderr) return;
+  FLAGS_alsologtostderr = false;
+  FLAGS_stderrthreshold = google::NUM_SEVERITIES;
+  LOG(ERROR) << line;
+  google::FlushLogFiles(google::GLOG_INFO);
+}
+
+[[noreturn]] void abort_on_timeout(const CollectiveLabel& label) {
+  std::ostringstream line;
+  line << "dgqa: failed: rank " << label.rank << ": " << label.what << " did not complete within "
+       << label.timeout_s << " s (another rank died or hangs)";
+  std::fprintf(stderr, "%s\n", line.str().c_str());
+  std::fflush(stderr);
+  log_to_files_only(line.str());
+  abort_all_mpi_ranks(kExitFailure);
+}
+
+// The requests of one collective (one per chunk), completed by a bounded wait.
+class MpiPending : public PendingCollective {
+ public:
+  explicit MpiPending(CollectiveLabel label) : label_(std::move(label)) {}
+
+  // MPI forbids freeing an active collective request, and its buffer must not be reused before
+  // it completes: a collective nobody waited for is completed here. Errors are only logged, as
+  // a destructor must not throw.
+  ~MpiPending() override {
+    try {
+      wait();
+    } catch (const std::exception& error) {
+      LOG(ERROR) << error.what();
+    }
+  }
+
+  void add(MPI_Request request) { requests_.push_back(request); }
+
+  // One test of the requests, which lets MPI progress them: true once all completed. Aborts the
+  // job once the timeout, counted from the start of the collective, has passed.
+  bool test() {
+    if (requests_.empty()) return true;  // completed before: no MPI call
+    int done = 0;
+    check_mpi(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
+                          MPI_STATUSES_IGNORE),
+              label_.rank, label_.what, "MPI_Testall");
+    if (done) {
+      requests_.clear();
+      return true;
+    }
+    if (Clock::now() - label_.start > std::chrono::duration<double>(label_.timeout_s)) {
+      abort_on_timeout(label_);
+    }
+    return false;
+  }
+
+  // Tests until completed, yielding the CPU after a short spin.
+  void wait() {
+    for (int tests = 1; !test(); ++tests) {
+      if (tests > kSpinTests) sched_yield();
+    }
+  }
+
+ private:
+  CollectiveLabel label_;
+  std::vector<MPI_Request> requests_;
+};
+
+class MpiCommunicator : public Communicator {
+ public:
+  MpiCommunicator(const RankInfo& expected, double timeout_s, int64_t max_count_per_call)
+      : session_(MpiSession::acquire()),
+        info_(expected),
+        timeout_s_(timeout_s),
+        max_count_(max_count_per_call) {
+    const char* what = "communicator setup";
+    int mpi_rank = -1;
+    int mpi_size = 0;
+    check(MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank), what, "MPI_Comm_rank");
+    check(MPI_Comm_size(MPI_COMM_WORLD, &mpi_size), what, "MPI_Comm_size");
+    if (mpi_rank != info_.rank || mpi_size != info_.world_size) {
+      throw std::runtime_error("the " + info_.launcher + " launch environment says rank " +
+                               std::to_string(info_.rank) + " of " +
+                               std::to_string(info_.world_size) + ", but MPI says rank " +
+                               std::to_string(mpi_rank) + " of " + std::to_string(mpi_size) +
+                               " (was the program started by that launcher?)");
+    }
+    MpiPending setup(label(what));
+    MPI_Request request;
+    check(MPI_Comm_idup(MPI_COMM_WORLD, &comm_, &request), what, "MPI_Comm_idup");
+    setup.add(request);
+    setup.wait();
+  }
+
+  ~MpiCommunicator() override {
+    if (std::uncaught_exceptions() > 0) {
+      // This rank is failing and its peers may be waiting for it in a collective, where they
+      // would never meet the shutdown below. MPI stays up so that abort_job ends every rank.
+      session_->keep_initialised();
+      return;
+    }
+    try {
+      // Bounded, so that a peer that never gets here ends the job instead of leaving this rank
+      // in MPI_Finalize, which has no timeout.
+      barrier("communicator shutdown");
+      check(MPI_Comm_free(&comm_), "communicator shutdown", "MPI_Comm_free");
+    } catch (const std::exception& error) {
+      LOG(ERROR) << error.what();
+      session_->keep_initialised();
+    }
+  }
+
+  const RankInfo& info() const override { return info_; }
+
+  void all_reduce_sum(float* data, int64_t count, const char* what) override {
+    start_all_reduce_sum(data, count, what)->wait();
+  }
+
+  std::unique_ptr<PendingCollective> all_reduce_sum_async(float* data, int64_t count,
+                                                          const char* what) override {
+    return start_all_reduce_sum(data, count, what);
+  }
+
+  void wait(PendingCollective& pending) override { as_mpi(pending, "wait").wait(); }
+  bool test(PendingCollective& pending) override { return as_mpi(pending, "test").test(); }
+
+  void broadcast(void* data, int64_t bytes, int root, const char* what) override {
+    check_collective_count(bytes, data, what);
+    check_collective_root(root, info_.world_size, what);
+    char* first = static_cast<char*>(data);
+    start_in_chunks(bytes, what, [&](int64_t offset, int chunk, MPI_Request* request) {
+      check(MPI_Ibcast(first + offset, chunk, MPI_BYTE, root, comm_, request), what, "MPI_Ibcast");
+    })->wait();
+  }
+
+  void barrier(const char* what) override {
+    MpiPending pending(label(what));
+    MPI_Request request;
+    check(MPI_Ibarrier(comm_, &request), what, "MPI_Ibarrier");
+    pending.add(request);
+    pending.wait();
+  }
+
+  std::vector<uint64_t> all_gather(uint64_t value, const char* what) override {
+    std::vector<uint64_t> values(info_.world_size);
+    MpiPending pending(label(what));
+    MPI_Request request;
+    check(MPI_Iallgather(&value, 1, MPI_UINT64_T, values.data(), 1, MPI_UINT64_T, comm_, &request),
+          what, "MPI_Iallgather");
+    pending.add(request);
+    pending.wait();
+    return values;
+  }
+
+ private:
+  static MpiPending& as_mpi(PendingCollective& pending, const char* call) {
+    auto* mpi_pending = dynamic_cast<MpiPending*>(&pending);
+    if (mpi_pending == nullptr) {
+      throw std::invalid_argument(std::string(call) +
+                                  ": the collective was not started by an MPI communicator");
+    }
+    return *mpi_pending;
+  }
+
+  CollectiveLabel label(const char* what) const {
+    return CollectiveLabel{what, info_.rank, timeout_s_, Clock::now()};
+  }
+
+  void check(int code, const char* what, const char* call) const {
+    check_mpi(code, info_.rank, what, call);
+  }
+
+  std::unique_ptr<MpiPending> start_all_reduce_sum(float* data, int64_t count,
+                                                   const char* what) const {
+    check_collective_count(count, data, what);
+    return start_in_chunks(count, what, [&](int64_t offset, int chunk, MPI_Request* request) {
+      check(MPI_Iallreduce(MPI_IN_PLACE, data + offset, chunk, MPI_FLOAT, MPI_SUM, comm_, request),
+            what, "MPI_Iallreduce");
+    });
+  }
+
+  // Starts one collective per chunk of at most max_count_ elements, all before any is waited
+  // for: start_chunk(offset, chunk, &request) starts the one at element `offset`.
+  template <typename StartChunk>
+  std::unique_ptr<MpiPending> start_in_chunks(int64_t count, const char* what,
+                                              const StartChunk& start_chunk) const {
+    auto pending = std::make_unique<MpiPending>(label(what));
+    for (int64_t offset = 0; offset < count; offset += max_count_) {
+      MPI_Request request;
+      start_chunk(offset, static_cast<int>(std::min(max_count_, count - offset)), &request);
+      pending->add(request);
+    }
+    return pending;
+  }
+
+  std::shared_ptr<MpiSession> session_;  // first, so MPI outlives comm_
+  RankInfo info_;
+  double timeout_s_;
+  int64_t max_count_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator(const RankInfo& expected, double timeout_s,
+                                                    int64_t max_count_per_call) {
+  check_collective_timeout(timeout_s);
+  if (max_count_per_call < 1 || max_count_per_call > kMaxMpiCount) {
+    throw std::invalid_argument("make_mpi_communicator: max_count_per_call " +
+                                std::to_string(max_count_per_call) + " is not in [1, INT_MAX]");
+  }
+  return std::make_unique<MpiCommunicator>(expected, timeout_s, max_count_per_call);
+}
+
+bool mpi_is_active() {
+  int initialised = 0;
+  int finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  return initialised && !finalised;
+}
+
+void abort_all_mpi_ranks(int exit_code) {
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // not reached: MPI_Abort does not return
+}
+
+}  // namespace dgqa

@@ -1,0 +1,257 @@
+// The collectives of make_communicator's Communicator (design.md section 5). CTest runs this
+// program under mpirun with 2 and 4 ranks (comm_mpi_2ranks, comm_mpi_4ranks) and, like every
+// test program, plainly, where the single-process communicator must meet the same expectations.
+// Every rank runs every test, in the same order; inputs depend on the rank, so each rank can
+// compute the expected result of every collective.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "comm/launch_env.h"
+#include "comm/mpi_communicator.h"
+
+namespace dgqa {
+namespace {
+
+// Long enough for 4 oversubscribed ranks on a loaded machine; a hang still ends the job.
+constexpr double kTimeoutS = 60;
+
+// One communicator for the whole program: MPI is initialised once and finalised at the end.
+class CommunicatorEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { communicator = make_communicator(kTimeoutS); }
+  void TearDown() override { communicator.reset(); }
+
+  std::unique_ptr<Communicator> communicator;
+};
+
+auto* const environment = static_cast<CommunicatorEnvironment*>(
+    ::testing::AddGlobalTestEnvironment(new CommunicatorEnvironment));
+
+Communicator& Comm() {
+  return *environment->communicator;
+}
+
+// Ranks other than 0 print only their failures, tagged with the rank, so that the output of a
+// run is read once.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& result) override {
+    if (!result.failed()) return;
+    std::fprintf(stderr, "[rank %d] %s:%d: %s\n", rank_,
+                 result.file_name() ? result.file_name() : "?", result.line_number(),
+                 result.summary());
+  }
+
+ private:
+  int rank_;
+};
+
+bool QuietRanksOtherThanZero() {
+  const int rank = detect_rank_info().rank;
+  if (rank == 0) return false;
+  ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
+  delete listeners.Release(listeners.default_result_printer());
+  listeners.Append(new FailurePrinter(rank));
+  return true;
+}
+
+[[maybe_unused]] const bool quiet_ranks = QuietRanksOtherThanZero();
+
+// Small integers, so every float sum below is exact whatever the order of reduction.
+float Input(int rank, int64_t index) {
+  return static_cast<float>((index % 97) * (rank + 1) + rank);
+}
+
+float ExpectedSum(int world_size, int64_t index) {
+  const int64_t w = world_size;
+  return static_cast<float>((index % 97) * w * (w + 1) / 2 + w * (w - 1) / 2);
+}
+
+std::vector<float> Inputs(int64_t count, int rank) {
+  std::vector<float> values(count);
+  for (int64_t i = 0; i < count; ++i) values[i] = Input(rank, i);
+  return values;
+}
+
+// The index of the first element that is not the expected sum, or -1.
+int64_t FirstWrongSum(const std::vector<float>& values, int world_size) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i] != ExpectedSum(world_size, static_cast<int64_t>(i)))
+      return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+// A communicator that splits collectives into chunks of 2^20 elements, so that a few megabytes
+// exercise what a buffer above INT_MAX elements needs. Only MPI splits: at one rank there is
+// nothing to split, and the program's communicator is used.
+std::unique_ptr<Communicator> MakeChunkingCommunicator() {
+  if (Comm().world_size() == 1) return nullptr;
+  return make_mpi_communicator(Comm().info(), kTimeoutS, int64_t{1} << 20);
+}
+
+TEST(CommunicatorTest, RankAndSizeComeFromTheLauncher) {
+  const RankInfo launched = detect_rank_info();
+  EXPECT_EQ(Comm().rank(), launched.rank);
+  EXPECT_EQ(Comm().world_size(), launched.world_size);
+  EXPECT_EQ(Comm().info().local_rank, launched.local_rank);
+  EXPECT_EQ(Comm().info().launcher, launched.launcher);
+}
+
+TEST(CommunicatorTest, AllReduceSum) {
+  std::vector<float> values = Inputs(1000, Comm().rank());
+  Comm().all_reduce_sum(values.data(), static_cast<int64_t>(values.size()), "test all-reduce");
+  EXPECT_EQ(FirstWrongSum(values, Comm().world_size()), -1);
+}
+
+TEST(CommunicatorTest, AllReduceOfNothing) {
+  Comm().all_reduce_sum(nullptr, 0, "test empty all-reduce");
+  Comm().wait(*Comm().all_reduce_sum_async(nullptr, 0, "test empty async all-reduce"));
+}
+
+TEST(CommunicatorTest, AsyncAllReducesInFlightWaitedInAnotherOrder) {
+  const int64_t counts[] = {17, 4096, 100003};
+  std::vector<std::vector<float>> buffers;
+  std::vector<std::unique_ptr<PendingCollective>> pending;
+  for (int64_t count : counts) buffers.push_back(Inputs(count, Comm().rank()));
+  for (auto& buffer : buffers) {
+    pending.push_back(Comm().all_reduce_sum_async(
+        buffer.data(), static_cast<int64_t>(buffer.size()), "test async all-reduce"));
+  }
+  for (int index : {2, 0, 1}) Comm().wait(*pending[index]);
+  Comm().wait(*pending[0]);  // waiting again for a completed collective does nothing
+  for (const auto& buffer : buffers) EXPECT_EQ(FirstWrongSum(buffer, Comm().world_size()), -1);
+}
+
+TEST(CommunicatorTest, AsyncAllReduceCompletedByTests) {
+  std::vector<float> values = Inputs(50000, Comm().rank());
+  std::unique_ptr<PendingCollective> pending =
+      Comm().all_reduce_sum_async(values.data(), 50000, "test polled all-reduce");
+  while (!Comm().test(*pending)) {
+  }
+  EXPECT_TRUE(Comm().test(*pending));
+  EXPECT_EQ(FirstWrongSum(values, Comm().world_size()), -1);
+}
+
+TEST(CommunicatorTest, LargeAllReduceInChunks) {
+  std::unique_ptr<Communicator> chunking = MakeChunkingCommunicator();
+  Communicator& comm = chunking ? *chunking : Comm();
+  std::vector<float> values = Inputs(3'000'001, comm.rank());
+  comm.all_reduce_sum(values.data(), static_cast<int64_t>(values.size()), "test large all-reduce");
+  EXPECT_EQ(FirstWrongSum(values, comm.world_size()), -1);
+
+  values = Inputs(3'000'001, comm.rank());
+  std::unique_ptr<PendingCollective> pending = comm.all_reduce_sum_async(
+      values.data(), static_cast<int64_t>(values.size()), "test large async all-reduce");
+  comm.wait(*pending);
+  EXPECT_EQ(FirstWrongSum(values, comm.world_size()), -1);
+}
+
+// The root's bytes: a pattern that depends on the root, so a broadcast from the wrong rank shows.
+std::vector<unsigned char> RootBytes(int root, size_t size) {
+  std::vector<unsigned char> bytes(size);
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 7 + root * 31 + 1);
+  return bytes;
+}
+
+void CheckBroadcast(Communicator& comm, int root, size_t size) {
+  std::vector<unsigned char> bytes =
+      comm.rank() == root ? RootBytes(root, size) : std::vector<unsigned char>(size, 0);
+  comm.broadcast(bytes.data(), static_cast<int64_t>(size), root, "test broadcast");
+  EXPECT_TRUE(bytes == RootBytes(root, size)) << "broadcast of " << size << " bytes from " << root;
+}
+
+TEST(CommunicatorTest, BroadcastFromRankZero) {
+  CheckBroadcast(Comm(), 0, 1001);
+}
+
+TEST(CommunicatorTest, BroadcastFromRankOne) {
+  if (Comm().world_size() < 2) GTEST_SKIP() << "one rank";
+  CheckBroadcast(Comm(), 1, 1001);
+}
+
+TEST(CommunicatorTest, BroadcastFromLastRank) {
+  CheckBroadcast(Comm(), Comm().world_size() - 1, 7);
+}
+
+TEST(CommunicatorTest, LargeBroadcastInChunks) {
+  std::unique_ptr<Communicator> chunking = MakeChunkingCommunicator();
+  CheckBroadcast(chunking ? *chunking : Comm(), 0, 3'000'001);
+}
+
+TEST(CommunicatorTest, AllGather) {
+  const auto value_of = [](int rank) { return (uint64_t{1} << 40) + uint64_t(rank) * 1000 + 7; };
+  const std::vector<uint64_t> values = Comm().all_gather(value_of(Comm().rank()), "test gather");
+  ASSERT_EQ(values.size(), static_cast<size_t>(Comm().world_size()));
+  for (int rank = 0; rank < Comm().world_size(); ++rank) EXPECT_EQ(values[rank], value_of(rank));
+}
+
+TEST(CommunicatorTest, Barrier) {
+  for (int i = 0; i < 3; ++i) Comm().barrier("test barrier");
+}
+
+TEST(CommunicatorTest, AllReduceAverage) {
+  std::vector<float> values(100);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i + Comm().rank());
+  Comm().all_reduce_average(values.data(), static_cast<int64_t>(values.size()), "test average");
+  const float mean_rank = (Comm().world_size() - 1) / 2.0f;
+  for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(values[i], i + mean_rank) << i;
+}
+
+TEST(CommunicatorTest, TwoCommunicatorsInterleave) {
+  std::unique_ptr<Communicator> second = make_communicator(kTimeoutS / 2);
+  std::vector<float> first_values = Inputs(5000, Comm().rank());
+  std::vector<float> second_values = Inputs(300, Comm().rank());
+  std::unique_ptr<PendingCollective> pending =
+      Comm().all_reduce_sum_async(first_values.data(), 5000, "test first communicator");
+  second->all_reduce_sum(second_values.data(), 300, "test second communicator");
+  Comm().wait(*pending);
+  EXPECT_EQ(FirstWrongSum(first_values, Comm().world_size()), -1);
+  EXPECT_EQ(FirstWrongSum(second_values, Comm().world_size()), -1);
+}
+
+TEST(CommunicatorTest, BadArgumentsThrowOnEveryRank) {
+  float value = 1;
+  EXPECT_THROW(Comm().all_reduce_sum(&value, -1, "test"), std::invalid_argument);
+  EXPECT_THROW(Comm().all_reduce_sum(nullptr, 3, "test"), std::invalid_argument);
+  EXPECT_THROW(Comm().broadcast(&value, 4, -1, "test"), std::invalid_argument);
+  EXPECT_THROW(Comm().broadcast(&value, 4, Comm().world_size(), "test"), std::invalid_argument);
+  EXPECT_THROW(make_communicator(0), std::invalid_argument);
+}
+
+// Run by CTest's comm_mpi_timeout_abort through tests/expect_mpi_abort.sh: 2 ranks with
+// DGQA_TEST_TIMEOUT_CHILD=1, where rank 1 never joins an all-reduce, so rank 0 must abort the
+// whole job after its 3 s timeout. Skipped in every other run.
+TEST(CommunicatorTimeoutTest, TimeoutChildAbortsTheJob) {
+  if (std::getenv("DGQA_TEST_TIMEOUT_CHILD") == nullptr) {
+    GTEST_SKIP() << "runs only as the child of comm_mpi_timeout_abort";
+  }
+  ASSERT_GE(Comm().world_size(), 2);
+  std::unique_ptr<Communicator> impatient = make_communicator(3.0);
+  if (impatient->rank() == 0) {
+    float value = 1;
+    impatient->all_reduce_sum(&value, 1, "test all-reduce that rank 1 skips");
+    ADD_FAILURE() << "the all-reduce returned without rank 1";
+  } else {
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+    ADD_FAILURE() << "rank 0 did not abort the job";
+  }
+  // Whatever happened, do not meet the other rank in a shutdown collective, whose own timeout
+  // would print the text the wrapper looks for.
+  std::fflush(nullptr);
+  std::_Exit(1);
+}
+
+}  // namespace
+}  // namespace dgqa

@@ -1,0 +1,184 @@
+// Data-parallel training under mpirun (design.md section 5): N ranks x B/N samples compute what
+// 1 rank x B computes, for every scheme; and a rank that dies or hangs ends the whole job.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+using nlohmann::json;
+using testing::ShellQuote;
+
+const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
+
+std::string Mpirun(int ranks) {
+  return std::string(DGQA_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
+         std::to_string(ranks) + " -x OMP_NUM_THREADS=1 ";
+}
+
+struct RunRecords {
+  std::map<int64_t, double> losses;     // train step -> loss
+  std::map<int64_t, json> allocations;  // step -> layers
+  std::vector<json> evals;
+};
+
+RunRecords ReadRecords(const std::string& path) {
+  RunRecords records;
+  std::istringstream lines(testing::ReadFile(path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    const json record = json::parse(line);
+    const std::string kind = record.at("kind");
+    if (kind == "train") records.losses[record.at("step")] = record.at("loss");
+    if (kind == "allocation") records.allocations[record.at("step")] = record.at("layers");
+    if (kind == "eval") records.evals.push_back(record);
+  }
+  return records;
+}
+
+class DistTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("dgqa_dist_");
+    testing::FixtureDatasetOptions options;
+    options.train_count = 700;  // 20 steps of 32 without repeating an example
+    options.test_count = 45;    // eval batches of 16 split unevenly over 2 and 4 ranks
+    data_ = testing::WriteFixtureDataset(dir_, options);
+  }
+  void TearDown() override { testing::RunCommand("rm -rf " + ShellQuote(dir_)); }
+
+  std::string Config(const std::string& scheme, int max_steps) {
+    testing::FixtureConfig config;
+    config.attention = scheme;
+    if (scheme == "MHA") config.num_kv_heads = -1;  // MHA has one K/V head per query head
+    // KDGQA with two K/V heads only ever gives all heads to the larger norm; four make the
+    // allocation depend on the norms' values, so every rank must see the global sums.
+    if (scheme == "KDGQA") config.num_kv_heads = 4;
+    config.lr = 1e-3f;
+    // Eight query heads on two K/V heads: a 12% difference of the key norms moves a head.
+    config.embed_dim = 32;
+    config.num_heads = 8;
+    config.extra_model = "init_std: 0.2";
+    config.batch_size = 32;
+    config.max_steps = max_steps;
+    config.dgqa_window = 3;  // DGQA changes its allocation every third step
+    config.eval_every_steps = 10;
+    config.extra = "dist { verify_replicas: true bucket_mb: 0.002 }";  // several buckets
+    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_, config);
+  }
+
+  std::string dir_;
+  testing::FixtureDataset data_;
+};
+
+class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
+  const std::string scheme = GetParam();
+  const std::string config = Config(scheme, 20);
+  std::map<int, RunRecords> runs;
+  for (int ranks : {1, 2, 4}) {
+    const std::string out = dir_ + "/out" + std::to_string(ranks);
+    const std::string launcher = ranks == 1 ? "" : Mpirun(ranks);
+    std::string output;
+    const int code = testing::RunCommand(launcher + DGQA_BINARY + " train --config " +
+                                             ShellQuote(config) + " --out " + ShellQuote(out),
+                                         &output);
+    ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
+    runs[ranks] = ReadRecords(out + "/metrics.jsonl");
+  }
+  const RunRecords& one = runs[1];
+  ASSERT_EQ(one.losses.size(), 20u);
+  EXPECT_GE(one.allocations.size(), scheme == std::string("KDGQA") ? 20u : 1u);
+  for (int ranks : {2, 4}) {
+    const RunRecords& many = runs[ranks];
+    ASSERT_EQ(many.losses.size(), one.losses.size()) << ranks << " ranks";
+    for (const auto& [step, loss] : one.losses) {
+      EXPECT_NEAR(many.losses.at(step), loss, 1e-5 * std::fabs(loss))
+          << ranks << " ranks, step " << step;
+    }
+    EXPECT_EQ(many.allocations, one.allocations) << ranks << " ranks";
+    ASSERT_EQ(many.evals.size(), one.evals.size());
+    for (size_t i = 0; i < one.evals.size(); ++i) {
+      EXPECT_EQ(many.evals[i].at("examples"), 45) << ranks << " ranks";
+      EXPECT_NEAR(many.evals[i].at("loss"), one.evals[i].at("loss"), 1e-4) << ranks << " ranks";
+      EXPECT_NEAR(many.evals[i].at("top1"), one.evals[i].at("top1"), 1e-6) << ranks << " ranks";
+    }
+  }
+  if (scheme != std::string("MHA") && scheme != std::string("GQA") &&
+      scheme != std::string("PGQA")) {  // the allocation really moved during the run
+    EXPECT_GT(one.allocations.size(), 1u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSchemes),
+                         [](const auto& test_param) { return std::string(test_param.param); });
+
+TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
+  std::string output;
+  const int code = testing::RunCommand(
+      Mpirun(3) + DGQA_BINARY + " train --config " + ShellQuote(Config("GQA", 2)), &output);
+  EXPECT_EQ(code, 2) << output;
+  EXPECT_NE(output.find("train.global_batch_size"), std::string::npos) << output;
+}
+
+// Starts a 2-rank run, waits for its first train line, then does `action` (a shell command
+// with $VICTIM = one rank's pid) and reports: exit status, seconds until mpirun ended, and
+// whether any rank is left.
+std::string InterruptRun(const std::string& config, const std::string& extra_args,
+                         const std::string& out, const std::string& action) {
+  const std::string script =
+      Mpirun(2) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
+      ShellQuote(out) + " " + extra_args + " >" + ShellQuote(out + ".log") +
+      " 2>&1 & launcher=$!\n" + "for i in $(seq 600); do grep -q '\"train\"' " +
+      ShellQuote(out + "/metrics.jsonl") +
+      " 2>/dev/null && break; sleep 0.1; done\n"
+      "VICTIM=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n"
+      "[ -n \"$VICTIM\" ] || { echo no-rank-found; kill $launcher; exit 1; }\n" +
+      action +
+      "\nstart=$(date +%s%N); wait $launcher; status=$?; end=$(date +%s%N)\n"
+      "echo status=$status milliseconds=$(( (end - start) / 1000000 ))\n"
+      "sleep 0.5; pgrep -f " +
+      ShellQuote(config) + " >/dev/null && echo ranks-left || echo no-ranks-left\n";
+  testing::WriteFile(out + ".sh", script);
+  std::string output;
+  testing::RunCommand("bash " + ShellQuote(out + ".sh"), &output);
+  return output + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+}
+
+// How long mpirun took to end after the rank was interrupted.
+double SecondsOf(const std::string& report) {
+  const size_t at = report.find("milliseconds=");
+  return at == std::string::npos ? 1e9 : std::stod(report.substr(at + 13)) / 1000;
+}
+
+TEST_F(DistTest, AKilledRankEndsTheJob) {
+  const std::string config = Config("GQA", 100000);
+  const std::string report = InterruptRun(config, "", dir_ + "/killed", "kill -KILL $VICTIM");
+  EXPECT_EQ(report.find("status=0"), std::string::npos) << report;
+  EXPECT_NE(report.find("status="), std::string::npos) << report;
+  EXPECT_LT(SecondsOf(report), 60) << report;
+  EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
+}
+
+TEST_F(DistTest, AHangingRankEndsTheJobAfterTheTimeout) {
+  // A stopped rank never joins the next collective: the other one gives up after
+  // dist.timeout_s, names the operation, and the job ends.
+  const std::string config = Config("GQA", 100000);
+  const std::string report =
+      InterruptRun(config, "--set dist.timeout_s=5", dir_ + "/hung", "kill -STOP $VICTIM");
+  EXPECT_NE(report.find("status=1"), std::string::npos) << report;
+  EXPECT_NE(report.find("did not complete within"), std::string::npos) << report;
+  EXPECT_LT(SecondsOf(report), 40) << report;
+  EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
+}
+
+}  // namespace
+}  // namespace dgqa
