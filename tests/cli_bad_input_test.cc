@@ -593,7 +593,8 @@ TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
     left.push_back(entry.path().filename().string());
   }
   std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"metrics.jsonl", "model.safetensors"}));
+  // What the good run wrote: its metrics, weights and end-of-training checkpoint.
+  EXPECT_EQ(left, (std::vector<std::string>{"checkpoints", "metrics.jsonl", "model.safetensors"}));
 
   // A failed eval leaves an existing logits file alone.
   const std::string logits = dir_ + "/logits.npy";

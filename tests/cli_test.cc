@@ -401,6 +401,16 @@ TEST_F(CliTest, DifferentSeedsGiveDifferentRuns) {
                testing::ReadFile(dir_ + "/b/model.safetensors"));
 }
 
+TEST_F(CliTest, ThreadCountDoesNotChangeTheResult) {
+  // The kernels sum in an order that does not depend on the number of threads, so a run
+  // resumed on a machine with other cores continues bit for bit.
+  const std::string config = WriteConfig(SchemeConfig("DGQA_EMA", 6));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/one", "--set train.threads=1"));
+  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/three", "--set train.threads=3"));
+  EXPECT_TRUE(testing::ReadFile(dir_ + "/one/model.safetensors") ==
+              testing::ReadFile(dir_ + "/three/model.safetensors"));
+}
+
 TEST_F(CliTest, EvalEveryStepsOverride) {
   const std::string config = WriteConfig(SchemeConfig("GQA", 7));
   const std::string out = dir_ + "/out";

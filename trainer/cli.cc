@@ -7,8 +7,10 @@ namespace dgqa {
 std::string usage_text() {
   return "usage:\n"
          "  dgqa train --config FILE [--set path=value ...] [--out DIR] [--init-from FILE]\n"
+         "             [--resume auto|DIR]\n"
          "  dgqa eval  --config FILE --init-from FILE.safetensors [--set path=value ...]\n"
          "             [--logits-out FILE.npy]\n"
+         "  dgqa convert --config FILE --from timm.safetensors --to out.safetensors\n"
          "  dgqa help\n"
          "\n"
          "  --config FILE       experiment config, protobuf text format (see configs/)\n"
@@ -16,7 +18,11 @@ std::string usage_text() {
          "                      repeated fields take a comma-separated list\n"
          "  --out DIR           train: receives metrics.jsonl and model.safetensors\n"
          "  --init-from FILE    weights to start from (train) or to evaluate (eval)\n"
-         "  --logits-out FILE   eval: write the logits, float32 (N, classes), as .npy\n";
+         "  --logits-out FILE   eval: write the logits, float32 (N, classes), as .npy\n"
+         "  --resume auto|DIR   train: continue from the newest good checkpoint under\n"
+         "                      OUT/checkpoints (auto; a fresh start if there is none) or DIR\n"
+         "  --from, --to        convert: a timm MHA checkpoint (fused attn.qkv) in, our layout\n"
+         "                      for the config's scheme and model.num_kv_heads out\n";
 }
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
@@ -27,7 +33,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     line.command = "help";
     return line;
   }
-  if (line.command != "train" && line.command != "eval") {
+  if (line.command != "train" && line.command != "eval" && line.command != "convert") {
     throw InputError("unknown command '" + line.command + "'\n" + usage_text());
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -50,12 +56,24 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       line.out_dir = value();
     } else if (flag == "--logits-out" && line.command == "eval") {
       line.logits_out = value();
+    } else if (flag == "--resume" && line.command == "train") {
+      line.resume = value();
+    } else if (flag == "--from" && line.command == "convert") {
+      line.convert_from = value();
+    } else if (flag == "--to" && line.command == "convert") {
+      line.convert_to = value();
     } else {
       throw InputError("unknown argument '" + flag + "' for dgqa " + line.command + "\n" +
                        usage_text());
     }
   }
   if (line.config_path.empty()) throw InputError("--config is required\n" + usage_text());
+  if (line.command == "convert" && (line.convert_from.empty() || line.convert_to.empty())) {
+    throw InputError("dgqa convert needs --from FILE and --to FILE\n" + usage_text());
+  }
+  if (line.command == "train" && line.resume == "auto" && line.out_dir.empty()) {
+    throw InputError("--resume auto looks for checkpoints under --out DIR: give --out");
+  }
   if (line.command == "eval" && line.init_from.empty()) {
     throw InputError("dgqa eval needs --init-from FILE.safetensors (the weights to evaluate)");
   }

@@ -8,12 +8,15 @@
 namespace dgqa {
 
 struct CommandLine {
-  std::string command;                 // "train", "eval" or "help"
+  std::string command;                 // "train", "eval", "convert" or "help"
   std::string config_path;             // --config
   std::vector<std::string> overrides;  // --set path=value, in order
   std::string out_dir;                 // --out (train)
   std::string init_from;               // --init-from FILE.safetensors
   std::string logits_out;              // --logits-out FILE.npy (eval)
+  std::string resume;                  // --resume auto|DIR (train)
+  std::string convert_from;            // --from timm.safetensors (convert)
+  std::string convert_to;              // --to out.safetensors (convert)
 };
 
 // Throws InputError naming the unknown or incomplete argument.

@@ -17,6 +17,7 @@
 #include "trainer/datasets.h"
 #include "trainer/evaluate.h"
 #include "trainer/npy.h"
+#include "trainer/preemption.h"
 #include "trainer/trainer.h"
 #include "trainer/weights.h"
 
@@ -26,6 +27,8 @@ void train_command(const CommandLine& line, const config::Config& config, Commun
   TrainOptions options;
   options.out_dir = line.out_dir;
   options.init_from = line.init_from;
+  options.resume = line.resume;
+  install_stop_handlers();
   run_training(config, options, comm);
 }
 

@@ -13,4 +13,7 @@ void train_command(const CommandLine& line, const config::Config& config, Commun
 // Rank 0 prints one JSON line {"loss", "top1", "examples"} on stdout.
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
+// Converts a timm MHA checkpoint to this config's scheme and K/V heads (design.md 3.5).
+void convert_command(const CommandLine& line, const config::Config& config);
+
 }  // namespace dgqa

@@ -526,6 +526,11 @@ void validate_dist(const config::Dist& dist, const Checker& check) {
   check.positive("dist.timeout_s", dist.timeout_s());
 }
 
+void validate_checkpoint(const config::Checkpoint& checkpoint, const Checker& check) {
+  check.at_least<int64_t>("checkpoint.every_steps", checkpoint.every_steps(), 0);
+  check.at_least("checkpoint.keep_last", checkpoint.keep_last(), 0);
+}
+
 }  // namespace
 
 config::Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -544,6 +549,7 @@ void validate_config(const config::Config& config, const std::string& source) {
   validate_optimizer(config.optimizer(), config.schedule(), check);
   validate_train(config.train(), check);
   validate_dist(config.dist(), check);
+  validate_checkpoint(config.checkpoint(), check);
 }
 
 ModelConfig model_config_from(const config::Config& config) {

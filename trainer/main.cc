@@ -15,6 +15,7 @@
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/config.h"
+#include "trainer/preemption.h"
 #include "trainer/rank_logging.h"
 
 namespace {
@@ -46,8 +47,10 @@ int run(const std::vector<std::string>& args) {
   communicator = dgqa::make_communicator(config.dist().timeout_s());
   if (line.command == "train") {
     dgqa::train_command(line, config, *communicator);
-  } else {
+  } else if (line.command == "eval") {
     dgqa::eval_command(line, config, *communicator);
+  } else {
+    dgqa::convert_command(line, config);
   }
   communicator.reset();  // MPI_Finalize, in a multi-rank job
   return dgqa::kExitOk;
@@ -60,6 +63,11 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   try {
     return run(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const dgqa::StoppedOnRequest& stopped) {
+    // Every rank stopped after the same step and the checkpoint is complete: end normally.
+    if (rank == 0) std::fprintf(stderr, "dgqa: %s\n", stopped.what());
+    communicator.reset();
+    return dgqa::kExitPreempted;
   } catch (const dgqa::InputError& error) {
     return fail("error", error.what(), dgqa::kExitInputError);
   } catch (const std::exception& error) {

@@ -4,7 +4,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace dgqa {
@@ -45,6 +47,19 @@ void MetricsWriter::eval(int64_t step, double loss, double top1, int64_t example
 
 void MetricsWriter::allocation(int64_t step, const std::vector<std::vector<int>>& layers) {
   write({{"kind", "allocation"}, {"step", step}, {"layers", layers}});
+}
+
+void truncate_metrics_after(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;  // no metrics yet
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_object() && record.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  AtomicFileWriter out(path);
+  out.append(kept.data(), kept.size());
+  out.commit();
 }
 
 ProgressLine::ProgressLine(bool enabled)

@@ -28,6 +28,10 @@ class MetricsWriter {
   std::FILE* file_ = nullptr;
 };
 
+// Drops the records after `step` from a metrics file (a resumed run continues after its
+// checkpoint's step, and the records an interrupted run wrote past it would repeat). Atomic.
+void truncate_metrics_after(const std::string& path, int64_t step);
+
 // A single self-updating line on a terminal; plain lines when stderr is not a terminal.
 // A disabled one (ranks other than 0) prints nothing.
 class ProgressLine {

@@ -23,6 +23,25 @@ AdamW::~AdamW() {
   backend_.release(v_);
 }
 
+std::vector<float> AdamW::first_moments_to_host() const {
+  std::vector<float> host(layout_.total_size());
+  backend_.copy_to_host(host.data(), m_, host.size() * sizeof(float));
+  return host;
+}
+
+std::vector<float> AdamW::second_moments_to_host() const {
+  std::vector<float> host(layout_.total_size());
+  backend_.copy_to_host(host.data(), v_, host.size() * sizeof(float));
+  return host;
+}
+
+void AdamW::restore(const std::vector<float>& first, const std::vector<float>& second,
+                    int64_t steps) {
+  backend_.copy_to_device(m_, first.data(), first.size() * sizeof(float));
+  backend_.copy_to_device(v_, second.data(), second.size() * sizeof(float));
+  steps_ = steps;
+}
+
 float AdamW::step(float* params, float* grads, float lr) {
   const int64_t n = layout_.total_size();
   const float norm = static_cast<float>(std::sqrt(backend_.sum_squares(grads, n)));

@@ -28,6 +28,11 @@ class AdamW {
 
   int64_t steps_taken() const { return steps_; }
 
+  // The moments (layout order) and step count, for checkpoints.
+  std::vector<float> first_moments_to_host() const;
+  std::vector<float> second_moments_to_host() const;
+  void restore(const std::vector<float>& first, const std::vector<float>& second, int64_t steps);
+
  private:
   Backend& backend_;
   const ParamLayout& layout_;

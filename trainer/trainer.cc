@@ -7,12 +7,14 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "common/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
 #include "model/vit.h"
+#include "trainer/checkpoint.h"
 #include "trainer/comm_reducer.h"
 #include "trainer/datasets.h"
 #include "trainer/evaluate.h"
@@ -20,6 +22,7 @@
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
+#include "trainer/preemption.h"
 #include "trainer/replicas.h"
 #include "trainer/weights.h"
 
@@ -72,6 +75,38 @@ std::string metrics_path(const std::string& out_dir, int rank) {
   return out_dir + "/metrics.jsonl";
 }
 
+// Restores the checkpoint --resume names, if any, and returns the step to continue from.
+// Without a checkpoint, --init-from (if given) provides the starting weights.
+int64_t resume(const TrainOptions& options, const config::Config& config, int rank, int world,
+               VisionTransformer& model, AdamW& optimizer) {
+  std::optional<Checkpoint> checkpoint;
+  if (options.resume == "auto") {
+    checkpoint = find_checkpoint_to_resume(options.out_dir, config);
+    if (!checkpoint) LOG(INFO) << "No checkpoint under " << options.out_dir << ": a fresh start";
+  } else if (!options.resume.empty()) {
+    checkpoint = open_checkpoint(options.resume, config);
+  }
+  if (!checkpoint) {
+    if (!options.init_from.empty()) {
+      load_weights(model, options.init_from, OtherHead::kReinitialise);
+      LOG(INFO) << "Initialised the weights from " << options.init_from;
+    }
+    return 0;
+  }
+  restore_checkpoint(*checkpoint, model, optimizer);
+  const checkpoint::State& state = checkpoint->state;
+  LOG(INFO) << "Resuming from " << checkpoint->dir << " after step " << state.step();
+  if (state.world_size() != world) {
+    LOG(WARNING) << "The checkpoint was written by " << state.world_size() << " rank(s), this run "
+                 << "has " << world << ": the data order continues, but the results will not be "
+                 << "bit-identical to an uninterrupted run (sums are taken in another order)";
+  }
+  if (!options.out_dir.empty() && rank == 0) {
+    truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
+  }
+  return state.step();
+}
+
 }  // namespace
 
 void run_training(const config::Config& config, const TrainOptions& options, Communicator& comm) {
@@ -91,24 +126,20 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   const int eval_batch = std::min<int>(train.eval_batch_size(), test_set.num_examples);
   const int max_batch = std::max(global_batch / world, (eval_batch + world - 1) / world);
   VisionTransformer model(model_config, *backend, max_batch, config.seed());
-  if (!options.init_from.empty()) {
-    load_weights(model, options.init_from);
-    LOG(INFO) << "Initialised the weights from " << options.init_from;
-  }
+  AdamW optimizer(*backend, model.layout(), adamw_from(config));
+  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+  const int64_t total_steps =
+      train.max_steps() > 0 ? train.max_steps() : train.epochs() * steps_per_epoch;
+  int64_t step = resume(options, config, rank, world, model, optimizer);
   // Every rank starts from rank 0's weights (they already agree: same seed or same file).
   broadcast_params(model, comm);
   if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the start");
-  AdamW optimizer(*backend, model.layout(), adamw_from(config));
   GradientSync gradient_sync(comm, model.grads(), model.layout().total_size(),
                              config.dist().bucket_mb());
 
   MetricsWriter metrics(metrics_path(options.out_dir, rank));
   ProgressLine progress(/*enabled=*/rank == 0);
   CommReducer key_norm_reducer(comm, "key-norm all-reduce");
-
-  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
-  const int64_t total_steps =
-      train.max_steps() > 0 ? train.max_steps() : train.epochs() * steps_per_epoch;
   const LrSchedule schedule = schedule_from(config, total_steps);
   LOG(INFO) << "Training " << attention_scheme_name(model_config.attention) << " ViT ("
             << model.layout().total_size() << " parameters, D " << model_config.embed_dim
@@ -118,9 +149,24 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
             << " with " << threads << " threads, " << gradient_sync.num_buckets()
             << " gradient buckets";
 
+  int64_t last_checkpoint_step = step;
+  auto checkpoint = [&] {
+    if (options.out_dir.empty()) return;
+    if (rank == 0) {
+      const TrainingPosition position{step, step / steps_per_epoch, step % steps_per_epoch};
+      const std::string dir = write_checkpoint(options.out_dir, model, optimizer, position, config,
+                                               world, config.checkpoint().keep_last());
+      progress.message("checkpoint " + dir);
+    }
+    comm.barrier("checkpoint write");
+    last_checkpoint_step = step;
+  };
+
   const Clock::time_point start = Clock::now();
+  const int64_t first_step = step;
   Clock::time_point window_start = start;  // throughput is measured over each log window
-  int64_t window_images = 0, step = 0, last_eval_step = -1;
+  // Whatever evaluation was due at a checkpoint's step ran before the checkpoint was written.
+  int64_t window_images = 0, last_eval_step = step > 0 ? step : -1;
   // Seconds spent waiting for gradients after backward, with and without overlap (every
   // kOverlapProbe-th step starts its buckets only after backward, for comparison).
   constexpr int kOverlapProbe = 10;
@@ -138,52 +184,70 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
     window_start = Clock::now();  // evaluation time does not count as training throughput
   };
 
+  // A resumed run knows the allocation its checkpoint logged last.
   std::vector<std::vector<int>> logged_allocation;
+  if (step > 0) logged_allocation = active_allocations(model);
   ForwardContext context;
   Batch data;
-  for (int64_t epoch = 0; step < total_steps; ++epoch) {
-    train_loader.start_epoch(epoch);
-    while (step < total_steps && train_loader.next(&data)) {
-      context.training = true;
-      context.step = step;
-      model.zero_grads();
-      float loss_sum = static_cast<float>(model.forward(data.images.data(), data.labels.data(),
-                                                        data.size, context, key_norm_reducer));
-      comm.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
-      if (!std::isfinite(loss_sum)) {
-        throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
-                                 ": the loss is not finite");
-      }
-      // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
-      const bool probe = step % kOverlapProbe == kOverlapProbe - 1;
-      gradient_sync.set_overlap(!probe);
-      model.backward(1.f / global_batch, [&](int64_t first) { gradient_sync.ready(first); });
-      (probe ? wait_after : wait_overlapped) += gradient_sync.finish();
-      ++(probe ? steps_after : steps_overlapped);
-      const float lr = schedule.at(step);
-      const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
-      ++step;
-      window_images += global_batch;
-
-      const std::vector<std::vector<int>> allocation = active_allocations(model);
-      const bool log_step = step % train.log_every_steps() == 0 || step == total_steps;
-      const bool kdgqa = model_config.attention == AttentionScheme::kKDGQA;
-      if (allocation != logged_allocation || (kdgqa && log_step)) {
-        metrics.allocation(step, allocation);
-        logged_allocation = allocation;
-      }
-      if (log_step) {
-        const double images_per_sec = window_images / seconds_since(window_start);
-        const double loss = static_cast<double>(loss_sum) / global_batch;
-        metrics.train(step, epoch, loss, lr, grad_norm, images_per_sec);
-        const double per_step = seconds_since(start) / step;
-        progress.update(step, total_steps, loss, images_per_sec, per_step * (total_steps - step));
-        window_start = Clock::now();
-        window_images = 0;
-      }
-      if (train.eval_every_steps() > 0 && step % train.eval_every_steps() == 0) run_eval(step);
+  bool epoch_started = false;
+  while (step < total_steps) {
+    const int64_t epoch = step / steps_per_epoch;
+    if (!epoch_started) {  // a new epoch, or the middle of one after a resume
+      train_loader.start_epoch(epoch, step % steps_per_epoch);
+      epoch_started = true;
     }
-    if (train.eval_every_steps() == 0 && step != last_eval_step) run_eval(step);
+    if (!train_loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
+    context.training = true;
+    context.step = step;
+    model.zero_grads();
+    float loss_sum = static_cast<float>(model.forward(data.images.data(), data.labels.data(),
+                                                      data.size, context, key_norm_reducer));
+    comm.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
+    if (!std::isfinite(loss_sum)) {
+      throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
+                               ": the loss is not finite");
+    }
+    // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
+    const bool probe = step % kOverlapProbe == kOverlapProbe - 1;
+    gradient_sync.set_overlap(!probe);
+    model.backward(1.f / global_batch, [&](int64_t first) { gradient_sync.ready(first); });
+    (probe ? wait_after : wait_overlapped) += gradient_sync.finish();
+    ++(probe ? steps_after : steps_overlapped);
+    const float lr = schedule.at(step);
+    const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
+    ++step;
+    window_images += global_batch;
+    if (step % steps_per_epoch == 0) epoch_started = false;
+
+    const std::vector<std::vector<int>> allocation = active_allocations(model);
+    const bool log_step = step % train.log_every_steps() == 0 || step == total_steps;
+    const bool kdgqa = model_config.attention == AttentionScheme::kKDGQA;
+    if (allocation != logged_allocation || (kdgqa && log_step)) {
+      metrics.allocation(step, allocation);
+      logged_allocation = allocation;
+    }
+    if (log_step) {
+      const double images_per_sec = window_images / seconds_since(window_start);
+      const double loss = static_cast<double>(loss_sum) / global_batch;
+      metrics.train(step, epoch, loss, lr, grad_norm, images_per_sec);
+      const double per_step = seconds_since(start) / (step - first_step);
+      progress.update(step, total_steps, loss, images_per_sec, per_step * (total_steps - step));
+      window_start = Clock::now();
+      window_images = 0;
+    }
+    const int64_t eval_every =
+        train.eval_every_steps() > 0 ? train.eval_every_steps() : steps_per_epoch;
+    if (step % eval_every == 0) run_eval(step);
+
+    // A stop signal on any rank stops every rank, after the same step.
+    float stop = stop_requested() ? 1.f : 0.f;
+    comm.all_reduce_sum(&stop, 1, "stop-request all-reduce");
+    const int64_t every = config.checkpoint().every_steps();
+    if (stop > 0 || (every > 0 && step % every == 0)) checkpoint();
+    if (stop > 0) {
+      throw StoppedOnRequest("stopped on request after step " + std::to_string(step) +
+                             "; continue with --resume auto");
+    }
   }
   if (step != last_eval_step) run_eval(step);  // training always ends with an evaluation
   progress.finish();
@@ -197,6 +261,7 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   }
   if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the end");
 
+  if (step != last_checkpoint_step) checkpoint();
   if (!options.out_dir.empty() && rank == 0) {
     const std::string path = options.out_dir + "/model.safetensors";
     save_weights(model, path);

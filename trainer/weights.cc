@@ -5,14 +5,10 @@
 #include <set>
 
 #include "common/error.h"
-#include "trainer/safetensors.h"
+#include "trainer/timm_import.h"
 
 namespace dgqa {
 namespace {
-
-bool is_dgqa(AttentionScheme scheme) {
-  return scheme == AttentionScheme::kDGQA_DIFF || scheme == AttentionScheme::kDGQA_EMA;
-}
 
 std::string cache_name(int layer) {
   return "blocks." + std::to_string(layer) + ".attn.cache";
@@ -21,13 +17,117 @@ std::string allocation_name(int layer) {
   return "blocks." + std::to_string(layer) + ".attn.allocation";
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + ")";
+// The parameters of a file in our layout. Its other tensors may only be DGQA state, which
+// load_dgqa_state reads.
+FloatTensors read_our_layout(const SafetensorsFile& file, const VisionTransformer& model) {
+  std::set<std::string> state;
+  for (int l = 0; l < model.config().depth; ++l) {
+    state.insert(cache_name(l));
+    state.insert(allocation_name(l));
+  }
+  FloatTensors tensors;
+  for (const std::string& name : file.names()) {
+    if (model.layout().find(name) != nullptr) {
+      tensors[name] = {file.get(name).shape, file.as_f32(name)};
+    } else if (state.count(name) == 0) {
+      throw InputError(file.path() + ": unexpected tensor " + name + " (not part of this model)");
+    }
+  }
+  return tensors;
+}
+
+// Whether the tensors hold a whole head for another number of classes, with the model's D:
+// weights pretrained on another dataset, to be fine-tuned with a new head.
+bool head_for_other_classes(const FloatTensors& tensors, const ModelConfig& config) {
+  const auto weight = tensors.find("head.weight");
+  const auto bias = tensors.find("head.bias");
+  if (weight == tensors.end() || bias == tensors.end()) return false;
+  const std::vector<int64_t>& shape = weight->second.shape;
+  return shape.size() == 2 && shape[1] == config.embed_dim && shape[0] != config.num_classes &&
+         bias->second.shape == std::vector<int64_t>{shape[0]};
+}
+
+// Copies each tensor into its slot of the flat buffer `params`. Every slot needs a tensor of its
+// shape, except the head's when the file's head is for another number of classes and the
+// policy allows a new head: those slots keep their values.
+void copy_into_params(const FloatTensors& tensors, const VisionTransformer& model,
+                      const std::string& path, OtherHead other_head, std::vector<float>& params) {
+  const bool new_head =
+      other_head == OtherHead::kReinitialise && head_for_other_classes(tensors, model.config());
+  if (new_head) {
+    LOG(WARNING) << "head.weight has shape " << shape_text(tensors.at("head.weight").shape)
+                 << " in " << path << ", the model has "
+                 << shape_text(model.layout().find("head.weight")->shape)
+                 << ": the head is re-initialised";
+  }
+  for (const TensorSlot& slot : model.layout().tensors()) {
+    if (new_head && (slot.name == "head.weight" || slot.name == "head.bias")) continue;
+    const auto tensor = tensors.find(slot.name);
+    if (tensor == tensors.end()) {
+      throw InputError(path + ": missing tensor " + slot.name + " " + shape_text(slot.shape));
+    }
+    const std::vector<int64_t>& shape = tensor->second.shape;
+    if (shape != slot.shape) {
+      std::string message = path + ": tensor " + slot.name + " has shape " + shape_text(shape) +
+                            ", the model needs " + shape_text(slot.shape);
+      if (slot.name == "pos_embed" && shape.size() == 3 && shape[2] == slot.shape[2]) {
+        message +=
+            " (weights for another image size: position embeddings are not interpolated, "
+            "so (model.image_size / model.patch_size)^2 must be the file's " +
+            std::to_string(shape[1] - 1) + " patches)";
+      }
+      throw InputError(message);
+    }
+    std::copy(tensor->second.values.begin(), tensor->second.values.end(),
+              params.begin() + slot.offset);
+  }
+}
+
+// Gives each layer of a DGQA model the cache and allocation the file holds, if it holds them.
+void load_dgqa_state(const SafetensorsFile& file, VisionTransformer& model) {
+  const std::string& path = file.path();
+  const int depth = model.config().depth;
+  const int64_t G = model.config().num_kv_heads;
+  bool has_state = false;
+  for (int l = 0; l < depth; ++l) {
+    for (const std::string& name : {cache_name(l), allocation_name(l)}) {
+      if (!file.has(name)) continue;
+      has_state = true;
+      if (file.get(name).shape != std::vector<int64_t>{G}) {
+        throw InputError(path + ": tensor " + name + " has shape " +
+                         shape_text(file.get(name).shape) + ", the model needs (" +
+                         std::to_string(G) + ")");
+      }
+    }
+  }
+  if (!has_state) return;
+  if (!has_dgqa_state(model.config().attention)) {
+    LOG(INFO) << path << " holds DGQA state, which "
+              << attention_scheme_name(model.config().attention) << " does not use";
+    return;
+  }
+  for (int l = 0; l < depth; ++l) {
+    if (!file.has(cache_name(l)) || !file.has(allocation_name(l))) {
+      throw InputError(path + ": DGQA state of layer " + std::to_string(l) +
+                       " is incomplete (needs " + cache_name(l) + " and " + allocation_name(l) +
+                       ")");
+    }
+    const std::vector<int64_t> allocation = file.as_i64(allocation_name(l));
+    try {
+      model.allocators()[l].set_state(file.as_f32(cache_name(l)),
+                                      std::vector<int>(allocation.begin(), allocation.end()));
+    } catch (const InputError& error) {
+      throw InputError(path + ": layer " + std::to_string(l) + ": " + error.what());
+    }
+  }
+  LOG(INFO) << "Loaded the DGQA cache and allocation of every layer from " << path;
 }
 
 }  // namespace
+
+bool has_dgqa_state(AttentionScheme scheme) {
+  return scheme == AttentionScheme::kDGQA_DIFF || scheme == AttentionScheme::kDGQA_EMA;
+}
 
 void save_weights(const VisionTransformer& model, const std::string& path) {
   const std::vector<float> params = model.params_to_host();
@@ -35,7 +135,7 @@ void save_weights(const VisionTransformer& model, const std::string& path) {
   for (const TensorSlot& slot : model.layout().tensors()) {
     writer.add_f32(slot.name, slot.shape, params.data() + slot.offset);
   }
-  if (is_dgqa(model.config().attention)) {
+  if (has_dgqa_state(model.config().attention)) {
     const int64_t G = model.config().num_kv_heads;
     for (size_t l = 0; l < model.allocators().size(); ++l) {
       const GroupAllocator& allocator = model.allocators()[l];
@@ -49,66 +149,24 @@ void save_weights(const VisionTransformer& model, const std::string& path) {
   writer.write(path);
 }
 
-void load_weights(VisionTransformer& model, const std::string& path) {
-  const SafetensorsFile file = SafetensorsFile::read(path);
-  std::vector<float> params(model.layout().total_size(), 0.f);
-  std::set<std::string> expected;
-  for (const TensorSlot& slot : model.layout().tensors()) {
-    expected.insert(slot.name);
-    if (!file.has(slot.name)) {
-      throw InputError(path + ": missing tensor " + slot.name + " " + shape_text(slot.shape));
-    }
-    if (file.get(slot.name).shape != slot.shape) {
-      throw InputError(path + ": tensor " + slot.name + " has shape " +
-                       shape_text(file.get(slot.name).shape) + ", the model needs " +
-                       shape_text(slot.shape));
-    }
-    const std::vector<float> values = file.as_f32(slot.name);
-    std::copy(values.begin(), values.end(), params.begin() + slot.offset);
-  }
+void load_weights(VisionTransformer& model, const std::string& path, OtherHead other_head) {
+  load_weights(model, SafetensorsFile::read(path), other_head);
+}
 
-  const int depth = model.config().depth;
-  const int64_t G = model.config().num_kv_heads;
-  bool has_state = false;
-  for (int l = 0; l < depth; ++l) {
-    for (const std::string& name : {cache_name(l), allocation_name(l)}) {
-      if (!file.has(name)) continue;
-      expected.insert(name);
-      has_state = true;
-      if (file.get(name).shape != std::vector<int64_t>{G}) {
-        throw InputError(path + ": tensor " + name + " has shape " +
-                         shape_text(file.get(name).shape) + ", the model needs (" +
-                         std::to_string(G) + ")");
-      }
-    }
-  }
-  for (const std::string& name : file.names()) {
-    if (expected.count(name) == 0) {
-      throw InputError(path + ": unexpected tensor " + name + " (not part of this model)");
-    }
-  }
-
-  if (has_state && is_dgqa(model.config().attention)) {
-    for (int l = 0; l < depth; ++l) {
-      if (!file.has(cache_name(l)) || !file.has(allocation_name(l))) {
-        throw InputError(path + ": DGQA state of layer " + std::to_string(l) +
-                         " is incomplete (needs " + cache_name(l) + " and " + allocation_name(l) +
-                         ")");
-      }
-      const std::vector<int64_t> allocation = file.as_i64(allocation_name(l));
-      try {
-        model.allocators()[l].set_state(file.as_f32(cache_name(l)),
-                                        std::vector<int>(allocation.begin(), allocation.end()));
-      } catch (const InputError& error) {
-        throw InputError(path + ": layer " + std::to_string(l) + ": " + error.what());
-      }
-    }
-    LOG(INFO) << "Loaded the DGQA cache and allocation of every layer from " << path;
-  } else if (has_state) {
-    LOG(INFO) << path << " holds DGQA state, which "
-              << attention_scheme_name(model.config().attention) << " does not use";
-  }
+void load_weights(VisionTransformer& model, const SafetensorsFile& file, OtherHead other_head) {
+  const ModelConfig& config = model.config();
+  const bool timm = is_timm_checkpoint(file);
+  const FloatTensors tensors = timm ? import_timm(file, config) : read_our_layout(file, model);
+  // Starts from the model's own values: they stay where the file's head is not loaded.
+  std::vector<float> params = model.params_to_host();
+  copy_into_params(tensors, model, file.path(), other_head, params);
+  load_dgqa_state(file, model);
   model.params_from_host(params);
+  if (timm) {
+    LOG(INFO) << "Converted the timm checkpoint " << file.path()
+              << ": split each block's attn.qkv into q, k and v, K/V heads mean-pooled from "
+              << config.num_heads << " to " << config.num_kv_heads;
+  }
 }
 
 }  // namespace dgqa

@@ -1,10 +1,9 @@
 #include "kernels/cpu/layernorm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
-
-#include <omp.h>
 
 namespace dgqa::cpu {
 
@@ -33,18 +32,19 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean, const float* rstd,
                         int N, int C) {
-  // dweight and dbias sum over rows: each thread sums its rows into its own buffers, which are
-  // then added up in thread order, so the threads never write to the same memory. The static
-  // schedule gives each thread the same rows on every call: the same sums every run.
-  const int num_threads = omp_get_max_threads();
-  std::vector<float> partial_dweight(static_cast<size_t>(num_threads) * C, 0.f);
-  std::vector<float> partial_dbias(static_cast<size_t>(num_threads) * C, 0.f);
-#pragma omp parallel
-  {
-    float* my_dweight = partial_dweight.data() + static_cast<size_t>(omp_get_thread_num()) * C;
-    float* my_dbias = partial_dbias.data() + static_cast<size_t>(omp_get_thread_num()) * C;
-#pragma omp for schedule(static)
-    for (int n = 0; n < N; ++n) {
+  // dweight and dbias sum over rows. Rows are summed in fixed chunks, each into its own
+  // buffers, which are then added up in chunk order: the threads never write to the same
+  // memory, and the sums do not depend on how many threads there are (so a run gives the same
+  // bits on any machine, and a resumed run continues exactly).
+  constexpr int kRowsPerChunk = 32;
+  const int num_chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+  std::vector<float> partial_dweight(static_cast<size_t>(num_chunks) * C, 0.f);
+  std::vector<float> partial_dbias(static_cast<size_t>(num_chunks) * C, 0.f);
+#pragma omp parallel for schedule(static)
+  for (int chunk = 0; chunk < num_chunks; ++chunk) {
+    float* chunk_dweight = partial_dweight.data() + static_cast<size_t>(chunk) * C;
+    float* chunk_dbias = partial_dbias.data() + static_cast<size_t>(chunk) * C;
+    for (int n = chunk * kRowsPerChunk; n < std::min(N, (chunk + 1) * kRowsPerChunk); ++n) {
       const float* x = inp + static_cast<int64_t>(n) * C;
       const float* dy = dout + static_cast<int64_t>(n) * C;
       float* dx = dinp + static_cast<int64_t>(n) * C;
@@ -55,8 +55,8 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
         const float g = dy[c] * weight[c];
         g_mean += g;
         gx_mean += g * xhat;
-        my_dweight[c] += dy[c] * xhat;
-        my_dbias[c] += dy[c];
+        chunk_dweight[c] += dy[c] * xhat;
+        chunk_dbias[c] += dy[c];
       }
       g_mean /= C;
       gx_mean /= C;
@@ -66,10 +66,10 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
       }
     }
   }
-  for (int t = 0; t < num_threads; ++t) {
+  for (int chunk = 0; chunk < num_chunks; ++chunk) {
     for (int c = 0; c < C; ++c) {
-      dweight[c] += partial_dweight[static_cast<size_t>(t) * C + c];
-      dbias[c] += partial_dbias[static_cast<size_t>(t) * C + c];
+      dweight[c] += partial_dweight[static_cast<size_t>(chunk) * C + c];
+      dbias[c] += partial_dbias[static_cast<size_t>(chunk) * C + c];
     }
   }
 }

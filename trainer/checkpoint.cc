@@ -1,0 +1,239 @@
+#include "trainer/checkpoint.h"
+
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <google/protobuf/text_format.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "trainer/safetensors.h"
+#include "trainer/weights.h"
+
+namespace dgqa {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kStateFile = "state.pbtxt";
+constexpr const char* kStepsTensor = "optimizer.steps";
+
+std::string step_name(int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step_%08lld", static_cast<long long>(step));
+  return name;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path.string() + ": cannot be read");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+uint32_t crc_of(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib's crc32 takes at most 4 GiB at a time.
+  for (size_t done = 0; done < bytes.size();) {
+    const size_t chunk = std::min<size_t>(bytes.size() - done, 1u << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), chunk);
+    done += chunk;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+void fsync_directory(const fs::path& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // best effort: some file systems refuse
+  fsync(fd);
+  close(fd);
+}
+
+void write_optimizer(const AdamW& optimizer, const ParamLayout& layout, const std::string& path) {
+  const std::vector<float> first = optimizer.first_moments_to_host();
+  const std::vector<float> second = optimizer.second_moments_to_host();
+  SafetensorsWriter writer;
+  for (const TensorSlot& slot : layout.tensors()) {
+    writer.add_f32("exp_avg." + slot.name, slot.shape, first.data() + slot.offset);
+    writer.add_f32("exp_avg_sq." + slot.name, slot.shape, second.data() + slot.offset);
+  }
+  const int64_t steps = optimizer.steps_taken();
+  writer.add_i64(kStepsTensor, {1}, &steps);
+  writer.write(path);
+}
+
+// The checkpoint directories under out_dir/checkpoints, newest first.
+std::vector<fs::path> checkpoint_dirs(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(root, error)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind("step_", 0) == 0 && name.size() == 13) {
+      dirs.push_back(entry.path());
+    }
+  }
+  std::sort(dirs.rbegin(), dirs.rend());
+  return dirs;
+}
+
+// What makes two models incompatible: the tensor names and shapes and the scheme.
+std::string model_signature(const config::Config& config) {
+  const ModelConfig model = model_config_from(config);
+  std::string signature = attention_scheme_name(model.attention);
+  const ParamLayout layout(model);
+  for (const TensorSlot& slot : layout.tensors()) {
+    signature += " " + slot.name;
+    for (int64_t extent : slot.shape) signature += "," + std::to_string(extent);
+  }
+  return signature;
+}
+
+}  // namespace
+
+std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
+                             const AdamW& optimizer, const TrainingPosition& position,
+                             const config::Config& config, int world_size, int keep_last) {
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  const std::string name = step_name(position.step);
+  const fs::path final_dir = root / name;
+  const fs::path temp_dir = root / ("." + name + ".tmp." + std::to_string(getpid()));
+  fs::create_directories(root);
+  fs::remove_all(temp_dir);
+  fs::create_directory(temp_dir);
+
+  save_weights(model, (temp_dir / kModelFile).string());
+  write_optimizer(optimizer, model.layout(), (temp_dir / kOptimizerFile).string());
+
+  checkpoint::State state;
+  state.set_step(position.step);
+  state.set_epoch(position.epoch);
+  state.set_batch_in_epoch(position.batch_in_epoch);
+  state.set_seed(config.seed());
+  state.set_world_size(world_size);
+  state.set_version(DGQA_VERSION);
+  for (const char* file : {kModelFile, kOptimizerFile}) {
+    const std::string bytes = read_file(temp_dir / file);
+    checkpoint::FileChecksum* checksum = state.add_files();
+    checksum->set_name(file);
+    checksum->set_bytes(static_cast<int64_t>(bytes.size()));
+    checksum->set_crc32(crc_of(bytes));
+  }
+  for (const GroupAllocator& allocator : model.allocators()) {
+    checkpoint::LayerState* layer = state.add_layers();
+    for (float value : allocator.cache()) layer->add_cache(value);
+    for (int count : allocator.allocation()) layer->add_allocation(count);
+  }
+  *state.mutable_config() = config;
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(state, &text);
+  AtomicFileWriter state_file((temp_dir / kStateFile).string());
+  state_file.append(text.data(), text.size());
+  state_file.commit();
+  fsync_directory(temp_dir);
+
+  // Into place: a checkpoint of the same step (a resumed run repeating it) is replaced whole.
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  fs::rename(temp_dir, final_dir);
+  fsync_directory(root);
+  AtomicFileWriter latest((root / "latest").string());
+  latest.append(name.data(), name.size());
+  latest.commit();
+
+  if (keep_last > 0) {
+    const std::vector<fs::path> dirs = checkpoint_dirs(root);
+    for (size_t i = keep_last; i < dirs.size(); ++i) {
+      if (dirs[i] != final_dir) fs::remove_all(dirs[i]);
+    }
+  }
+  return final_dir.string();
+}
+
+Checkpoint open_checkpoint(const std::string& dir, const config::Config& config) {
+  Checkpoint checkpoint;
+  checkpoint.dir = dir;
+  const fs::path path(dir);
+  if (!fs::is_directory(path)) throw InputError("checkpoint " + dir + ": not a directory");
+  const std::string text = read_file(path / kStateFile);
+  if (!google::protobuf::TextFormat::ParseFromString(text, &checkpoint.state)) {
+    throw InputError("checkpoint " + dir + ": " + kStateFile + " does not parse");
+  }
+  const checkpoint::State& state = checkpoint.state;
+  if (state.files_size() != 2) {
+    throw InputError("checkpoint " + dir + ": " + kStateFile + " lists no checksums");
+  }
+  for (const checkpoint::FileChecksum& file : state.files()) {
+    const std::string bytes = read_file(path / file.name());
+    if (static_cast<int64_t>(bytes.size()) != file.bytes()) {
+      throw InputError("checkpoint " + dir + ": " + file.name() + " has " +
+                       std::to_string(bytes.size()) + " bytes, " + kStateFile + " says " +
+                       std::to_string(file.bytes()) + " (truncated?)");
+    }
+    if (crc_of(bytes) != file.crc32()) {
+      throw InputError("checkpoint " + dir + ": " + file.name() +
+                       " fails its checksum (the file is damaged)");
+    }
+  }
+  if (model_signature(state.config()) != model_signature(config)) {
+    throw InputError("checkpoint " + dir + " holds a different model (shapes or attention " +
+                     "scheme) than the config: it was written for\n" +
+                     config_to_text(state.config()));
+  }
+  return checkpoint;
+}
+
+std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
+                                                    const config::Config& config) {
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  std::vector<fs::path> candidates = checkpoint_dirs(root);
+  // `latest` names the newest complete checkpoint; try it first.
+  std::error_code error;
+  if (fs::exists(root / "latest", error)) {
+    const fs::path named = root / read_file(root / "latest");
+    auto at = std::find(candidates.begin(), candidates.end(), named);
+    if (at != candidates.end()) std::rotate(candidates.begin(), at, at + 1);
+  }
+  if (candidates.empty()) return std::nullopt;
+  std::string problems;
+  for (const fs::path& dir : candidates) {
+    try {
+      Checkpoint checkpoint = open_checkpoint(dir.string(), config);
+      if (!problems.empty()) LOG(WARNING) << "Resuming from the older " << dir.string();
+      return checkpoint;
+    } catch (const InputError& problem) {
+      LOG(WARNING) << "Cannot resume from " << dir.string() << ": " << problem.what()
+                   << "; trying an older checkpoint";
+      problems += std::string("\n  ") + problem.what();
+    }
+  }
+  throw InputError("--resume auto: no usable checkpoint under " + root.string() + ":" + problems);
+}
+
+void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer) {
+  const fs::path dir(checkpoint.dir);
+  load_weights(model, (dir / kModelFile).string());
+  const SafetensorsFile file = SafetensorsFile::read((dir / kOptimizerFile).string());
+  std::vector<float> first(model.layout().total_size(), 0.f), second(first.size(), 0.f);
+  for (const TensorSlot& slot : model.layout().tensors()) {
+    const std::vector<float> m = file.as_f32("exp_avg." + slot.name);
+    const std::vector<float> v = file.as_f32("exp_avg_sq." + slot.name);
+    if (static_cast<int64_t>(m.size()) != slot.size ||
+        static_cast<int64_t>(v.size()) != slot.size) {
+      throw InputError(file.path() + ": the moments of " + slot.name + " have the wrong size");
+    }
+    std::copy(m.begin(), m.end(), first.begin() + slot.offset);
+    std::copy(v.begin(), v.end(), second.begin() + slot.offset);
+  }
+  optimizer.restore(first, second, file.as_i64(kStepsTensor).at(0));
+}
+
+}  // namespace dgqa

@@ -1,0 +1,51 @@
+// Checkpoints: OUT/checkpoints/step_NNNNNNNN/{model,optimizer}.safetensors + state.pbtxt, with
+// OUT/checkpoints/latest naming the newest complete one (design.md section 6).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "model/vit.h"
+#include "trainer/checkpoint.pb.h"
+#include "trainer/config.h"
+#include "trainer/optimizer.h"
+
+namespace dgqa {
+
+// Where training stands between two steps.
+struct TrainingPosition {
+  int64_t step = 0;            // optimizer steps done
+  int64_t epoch = 0;           // epoch of the next step
+  int64_t batch_in_epoch = 0;  // global batch of that epoch the next step takes
+};
+
+// Writes a checkpoint of the state after `position.step` steps (called by rank 0 only). The
+// files go to a temporary directory, are fsync'd, and the directory is renamed into place;
+// `latest` is updated last, and only then are checkpoints beyond `keep_last` removed. A failed
+// write (disk full, permissions) throws std::runtime_error and leaves earlier ones intact.
+// Returns the checkpoint's directory.
+std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
+                             const AdamW& optimizer, const TrainingPosition& position,
+                             const config::Config& config, int world_size, int keep_last);
+
+struct Checkpoint {
+  std::string dir;
+  checkpoint::State state;
+};
+
+// Reads and checks a checkpoint directory: state.pbtxt parses, every file has its recorded
+// size and checksum, and the checkpoint's model has this config's shapes and scheme. Throws
+// InputError saying what is wrong.
+Checkpoint open_checkpoint(const std::string& dir, const config::Config& config);
+
+// --resume auto: the newest good checkpoint under out_dir/checkpoints, trying older ones (and
+// saying so) when a newer one is damaged. None at all: nullopt (a fresh start). Some, but none
+// good: InputError.
+std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
+                                                    const config::Config& config);
+
+// Loads the checkpoint's weights, DGQA state and optimizer state.
+void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer);
+
+}  // namespace dgqa
