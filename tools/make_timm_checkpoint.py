@@ -13,10 +13,10 @@ learned position embeddings (design.md section 4, with attn.qkv (3D, D) in place
 attn.k and attn.v). The number of heads does not appear in the file.
 """
 import argparse
-import json
-import struct
 
 import numpy as np
+
+from safetensors_numpy import write_safetensors
 
 
 def timm_vit_shapes(image_size, patch_size, embed_dim, depth, in_channels, num_classes):
@@ -45,23 +45,6 @@ def timm_vit_shapes(image_size, patch_size, embed_dim, depth, in_channels, num_c
         "head.weight": (num_classes, D), "head.bias": (num_classes,),
     })
     return shapes
-
-
-def write_safetensors(path, arrays, dtype):
-    """8 bytes header length (little-endian), the JSON header padded with spaces to a multiple
-    of 8, then the tensors' bytes, in the order given (the format does not require sorting)."""
-    numpy_type = {"F32": "<f4", "F16": "<f2"}[dtype]
-    header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype=numpy_type).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 
 def main():

@@ -13,32 +13,16 @@ image size come from the tensor shapes. Needs only numpy and torch (not timm or 
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from safetensors_numpy import read_safetensors
+
 SCHEMES = ["MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"]
-NUMPY_TYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4"}
 EVAL_STEP = 0xFFFFFFFF  # the Philox step word of PGQA's noise at evaluation (design.md 3.4)
-
-
-def read_safetensors(path):
-    """name -> numpy array. The format: 8-byte little-endian header length N, N bytes of JSON
-    {name: {dtype, shape, data_offsets: [begin, end]}}, then the buffer the offsets point into."""
-    with open(path, "rb") as f:
-        (header_size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_size))
-        buffer = f.read()
-    header.pop("__metadata__", None)
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(buffer[begin:end], dtype=NUMPY_TYPES[info["dtype"]])
-        tensors[name] = array.reshape(info["shape"])
-    return tensors
 
 
 # ---- Philox4x32-10 and PGQA's noise (design.md 3.4) ----
