@@ -1,8 +1,9 @@
 // Checkpoints, resuming and preemption end to end (design.md section 6): a run killed after a
-// checkpoint and resumed with --resume auto continues bit-identically, on 1 rank and under
-// mpirun; SIGTERM/SIGUSR1 stop a run with a complete checkpoint and exit code 75; damaged,
-// truncated, mismatched, unwritable and full-disk checkpoints are refused or reported without
-// harming the earlier ones; keep_last prunes; another world size resumes with a warning.
+// checkpoint (also during its final evaluation, or while writing one) and resumed with
+// --resume auto continues bit-identically, on 1 rank and under mpirun; SIGTERM/SIGUSR1 stop a
+// run with a complete checkpoint and exit code 75; damaged, truncated, mismatched, unwritable and
+// full-disk checkpoints are refused or reported without harming the earlier ones; keep_last
+// prunes; another world size resumes with a warning.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,8 +12,9 @@
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,7 +57,6 @@ struct Result {
 Result Run(const std::string& command) {
   Result result;
   result.exit_code = testing::RunCommand(command, &result.output);
-  fprintf(stderr, "=== %s\n--> %d\n%s\n", command.c_str(), result.exit_code, result.output.c_str());
   return result;
 }
 
@@ -100,9 +101,15 @@ std::string CompareRecords(const std::vector<json>& expected, const std::vector<
              actual[i].dump();
     }
   }
-  if (expected.size() != actual.size()) {
+  if (expected.size() > actual.size()) {
     return "expected " + std::to_string(expected.size()) + " records, got " +
-           std::to_string(actual.size());
+           std::to_string(actual.size()) +
+           "; the first missing one: " + expected[actual.size()].dump();
+  }
+  if (expected.size() < actual.size()) {
+    return "expected " + std::to_string(expected.size()) + " records, got " +
+           std::to_string(actual.size()) +
+           "; the first extra one: " + actual[expected.size()].dump();
   }
   return "";
 }
@@ -198,67 +205,96 @@ struct Training {
   int max_steps = 30;
   int every_steps = 15;
   int keep_last = 3;
-  bool slow = true;  // evaluate on the large test split after every step
+  bool slow = true;  // evaluate on the test split after every step
 };
 
-// The shared dataset and the runs several tests compare with, made once for the program.
+// What the tests share, made on first use and removed when the program ends: the datasets, the
+// configs and the uninterrupted runs that interrupted ones are compared with.
+struct Shared {
+  std::string dir = testing::MakeTempDir("dgqa_checkpoint_");
+  std::optional<testing::FixtureDataset> dataset;
+  std::map<std::string, std::string> references;  // config and ranks -> output directory
+};
+
+Shared* shared = nullptr;
+
+class SharedCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (shared == nullptr) return;
+    testing::RunCommand("rm -rf " + ShellQuote(shared->dir));
+    delete shared;
+    shared = nullptr;
+  }
+};
+
+::testing::Environment* const kSharedCleanup =
+    ::testing::AddGlobalTestEnvironment(new SharedCleanup);
+
+Shared& GetShared() {
+  if (shared == nullptr) shared = new Shared;
+  return *shared;
+}
+
+const testing::FixtureDataset& Dataset() {
+  Shared& state = GetShared();
+  if (state.dataset) return *state.dataset;
+  testing::FixtureDatasetOptions options;
+  options.train_count = 100;  // 12 steps of 8 per epoch: the runs cross epochs
+  // Evaluating 3000 images after every step makes a step slow enough to interrupt.
+  options.test_count = 3000;
+  const std::string dir = state.dir + "/data";
+  fs::create_directories(dir);
+  state.dataset = testing::WriteFixtureDataset(dir, options);
+  return *state.dataset;
+}
+
+// The config file of a training run (written on first use).
+std::string Config(const Training& training) {
+  testing::FixtureConfig config;
+  config.attention = training.scheme;
+  config.dgqa_window = 3;  // DGQA's cache and allocation carry over between steps
+  config.max_steps = training.max_steps;
+  config.eval_every_steps = training.slow ? 1 : 0;
+  config.eval_batch_size = 16;
+  config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
+                 " keep_last: " + std::to_string(training.keep_last) +
+                 " }\n"
+                 "dist { verify_replicas: true }\n";
+  const std::string name = training.scheme + "_" + std::to_string(training.max_steps) + "_" +
+                           std::to_string(training.every_steps) + "_" +
+                           std::to_string(training.keep_last) + (training.slow ? "_slow" : "");
+  const std::string path = GetShared().dir + "/" + name + ".pbtxt";
+  if (!testing::FileExists(path)) {
+    testing::WriteFixtureConfig(path, Dataset(), config);
+  }
+  return path;
+}
+
+// The output directory of an uninterrupted run (made on first use; callers only read it).
+std::string Uninterrupted(const Training& training, int ranks) {
+  const std::string config = Config(training);
+  const std::string key = config + " " + std::to_string(ranks);
+  Shared& state = GetShared();
+  const auto found = state.references.find(key);
+  if (found != state.references.end()) return found->second;
+  const std::string out = state.dir + "/reference" + std::to_string(state.references.size());
+  const Result result = Train(ranks, config, out);
+  EXPECT_EQ(result.exit_code, kExitOk) << result.output;
+  state.references[key] = out;
+  return out;
+}
+
 class CheckpointTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(testing::MakeTempDir("dgqa_checkpoint_"));
-    testing::FixtureDatasetOptions options;
-    options.train_count = 100;  // 12 steps of 8 per epoch: the runs cross epochs
-    options.test_count = 3000;  // evaluating it after every step makes a step slow to interrupt
-    data_ = new testing::FixtureDataset(testing::WriteFixtureDataset(*dir_, options));
-    references_ = new std::map<std::string, std::string>();
-  }
-  static void TearDownTestSuite() {
-    fprintf(stderr, "KEEP %s\n", dir_->c_str());
-    delete references_;
-    delete data_;
-    delete dir_;
-  }
-
   void SetUp() override {
     const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = std::string(info->test_suite_name()) + "." + info->name();
     for (char& c : name) {
       if (c == '/') c = '_';
     }
-    test_dir_ = *dir_ + "/" + name;
+    test_dir_ = GetShared().dir + "/" + name;
     fs::create_directories(test_dir_);
-  }
-
-  static std::string Config(const Training& training) {
-    testing::FixtureConfig config;
-    config.attention = training.scheme;
-    config.dgqa_window = 3;  // DGQA's cache and allocation carry over between steps
-    config.max_steps = training.max_steps;
-    config.eval_every_steps = training.slow ? 1 : 0;
-    config.eval_batch_size = 16;
-    config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
-                   " keep_last: " + std::to_string(training.keep_last) +
-                   " }\n"
-                   "dist { verify_replicas: true }\n";
-    const std::string name = training.scheme + "_" + std::to_string(training.max_steps) + "_" +
-                             std::to_string(training.every_steps) + "_" +
-                             std::to_string(training.keep_last) + (training.slow ? "_slow" : "");
-    const std::string path = *dir_ + "/" + name + ".pbtxt";
-    if (!testing::FileExists(path)) testing::WriteFixtureConfig(path, *data_, config);
-    return path;
-  }
-
-  // The output directory of an uninterrupted run (made on first use; callers only read it).
-  static std::string Uninterrupted(const Training& training, int ranks) {
-    const std::string config = Config(training);
-    const std::string key = config + " " + std::to_string(ranks);
-    const auto found = references_->find(key);
-    if (found != references_->end()) return found->second;
-    const std::string out = *dir_ + "/reference" + std::to_string(references_->size());
-    const Result result = Train(ranks, config, out);
-    EXPECT_EQ(result.exit_code, kExitOk) << result.output;
-    (*references_)[key] = out;
-    return out;
   }
 
   // A copy of an output directory for a test to change.
@@ -268,15 +304,8 @@ class CheckpointTest : public ::testing::Test {
     return copy;
   }
 
-  static std::string* dir_;
-  static testing::FixtureDataset* data_;
-  static std::map<std::string, std::string>* references_;  // config and ranks -> output dir
   std::string test_dir_;
 };
-
-std::string* CheckpointTest::dir_ = nullptr;
-testing::FixtureDataset* CheckpointTest::data_ = nullptr;
-std::map<std::string, std::string>* CheckpointTest::references_ = nullptr;
 
 // Expects the run in `out` to have logged and written exactly what the uninterrupted `reference`
 // did: every metrics record but the throughput, the final weights, and the last checkpoint.
@@ -301,10 +330,41 @@ void ExpectSameRun(const std::string& reference, const std::string& out, int las
 // ---------------------------------------------------------------------------------------------
 // 1. Killed after a checkpoint, resumed: bit-identical to an uninterrupted run.
 
+// Starts a run and sends SIGKILL as soon as `latest` names the checkpoint of `step`: to the dgqa
+// process, or to one rank of an MPI job (mpirun then ends the job). Reports "killed" when the
+// signal was sent, "status=S" and the job's output.
+std::string KillAfterCheckpoint(int ranks, const std::string& config, const std::string& out,
+                                int step) {
+  const std::string script =
+      Launcher(ranks) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
+      ShellQuote(out) + " >" + ShellQuote(out + ".log") +
+      " 2>&1 & launcher=$!\n"
+      "for i in $(seq 12000); do\n"
+      "  [ \"$(cat " +
+      ShellQuote(out + "/checkpoints/latest") +
+      " 2>/dev/null)\" = " + fs::path(CheckpointDir(out, step)).filename().string() +
+      " ] && break\n"
+      "  kill -0 $launcher 2>/dev/null || break\n"
+      "  sleep 0.005\n"
+      "done\n" +
+      (ranks == 1 ? std::string("victim=$launcher\n")
+                  : std::string("victim=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n")) +
+      "[ -n \"$victim\" ] && kill -KILL $victim && echo killed\n"
+      "wait $launcher; echo status=$?\n";
+  testing::WriteFile(out + ".sh", script);
+  std::string report;
+  testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+}
+
 struct KillCase {
   const char* scheme;
   int ranks;
 };
+
+void PrintTo(const KillCase& kill, std::ostream* out) {
+  *out << kill.scheme << " on " << kill.ranks << " rank(s)";
+}
 
 class KillResumeTest : public CheckpointTest, public ::testing::WithParamInterface<KillCase> {};
 
@@ -316,28 +376,7 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   const std::string reference = Uninterrupted(training, kill.ranks);
   const std::string out = test_dir_ + "/out";
 
-  // SIGKILL as soon as the step-15 checkpoint is complete: the dgqa process, or one rank.
-  const std::string script =
-      Launcher(kill.ranks) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
-      ShellQuote(out) + " >" + ShellQuote(out + ".log") +
-      " 2>&1 & launcher=$!\n"
-      "for i in $(seq 12000); do\n"
-      "  [ \"$(cat " +
-      ShellQuote(out + "/checkpoints/latest") +
-      " 2>/dev/null)\" = step_00000015 ] && break\n"
-      "  kill -0 $launcher 2>/dev/null || break\n"
-      "  sleep 0.005\n"
-      "done\n" +
-      (kill.ranks == 1
-           ? std::string("victim=$launcher\n")
-           : std::string("victim=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n")) +
-      "[ -n \"$victim\" ] && kill -KILL $victim && echo killed\n"
-      "wait $launcher; echo status=$?\n";
-  testing::WriteFile(out + ".sh", script);
-  std::string report;
-  testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
-  report += "\n--- job output:\n" + testing::ReadFile(out + ".log");
-  fprintf(stderr, "REPORT %s\n", report.c_str());
+  const std::string report = KillAfterCheckpoint(kill.ranks, config, out, 15);
   ASSERT_TRUE(Contains(report, "killed\n")) << report;
   EXPECT_FALSE(Contains(report, "status=0\n")) << report;
   // The kill came between the two checkpoints: training did not finish.
@@ -362,14 +401,43 @@ INSTANTIATE_TEST_SUITE_P(SchemesAndRanks, KillResumeTest,
                                   std::to_string(test_param.param.ranks) + "rank";
                          });
 
+// The checkpoint of the last step is written after the evaluation that ends training, so a run
+// killed before that checkpoint repeats the evaluation on resuming, and resuming a finished run
+// (its last checkpoint already holds that evaluation) adds nothing.
+TEST_F(CheckpointTest, ResumingAFinishedRunAddsNothing) {
+  Training training;
+  training.max_steps = 10;  // within the first epoch: the only evaluation is the final one
+  training.every_steps = 5;
+  training.slow = false;
+  const std::string config = Config(training);
+  const std::string out = test_dir_ + "/out";
+  const Result first = Train(1, config, out, "");
+  ASSERT_EQ(first.exit_code, kExitOk) << first.output;
+  ASSERT_EQ(Latest(out), "step_00000010");
+  const std::string metrics = testing::ReadFile(out + "/metrics.jsonl");
+  const std::string model = testing::ReadFile(out + "/model.safetensors");
+  ASSERT_EQ(testing::CountLinesContaining(metrics, "\"kind\":\"eval\""), 1);
+
+  const Result resumed = Train(1, config, out, "--resume auto");
+  ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 10)))
+      << resumed.output;
+  EXPECT_EQ(testing::ReadFile(out + "/metrics.jsonl"), metrics);
+  EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") == model);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Asked to stop: every rank finishes its step, one checkpoint, exit 75; resuming continues.
 
 // Starts a run, waits until it has logged `after_steps` train lines, sends `signal` to every
-// dgqa process of it, and reports the lines "signalled N" and "status=S" and the job's output.
+// dgqa process of it (or only to the last rank), and reports the lines "signalled N" and
+// "status=S" and the job's output.
 std::string SignalRun(int ranks, const std::string& config, const std::string& out,
-                      const std::string& signal, int after_steps) {
-  const std::string victims = ranks == 1 ? "$launcher" : "$(pgrep -P $launcher -f 'dgqa train')";
+                      const std::string& signal, int after_steps, bool only_last_rank = false) {
+  const std::string victims = ranks == 1
+                                  ? "$launcher"
+                                  : "$(pgrep -P $launcher -f 'dgqa train'" +
+                                        std::string(only_last_rank ? " | tail -n 1" : "") + ")";
   const std::string script =
       Launcher(ranks) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
       ShellQuote(out) + " >" + ShellQuote(out + ".log") +
@@ -392,7 +460,6 @@ std::string SignalRun(int ranks, const std::string& config, const std::string& o
   testing::WriteFile(out + ".sh", script);
   std::string report;
   testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
-  fprintf(stderr, "REPORT %s\n", report.c_str());
   return report + "\n--- job output:\n" + testing::ReadFile(out + ".log");
 }
 
@@ -415,8 +482,7 @@ int64_t ExpectStoppedCleanly(const std::string& out, int max_steps, const std::s
 }
 
 TEST_F(CheckpointTest, SigtermStopsAllRanksWithACheckpointAndExit75) {
-  Training training;
-  training.every_steps = 0;  // only the stop and the end write checkpoints
+  const Training training;  // the killed runs' (their uninterrupted runs are shared)
   const std::string config = Config(training);
   const std::string reference = Uninterrupted(training, 2);
   const std::string out = test_dir_ + "/out";
@@ -434,9 +500,16 @@ TEST_F(CheckpointTest, SigtermStopsAllRanksWithACheckpointAndExit75) {
   ExpectSameRun(reference, out, 30);
 }
 
+TEST_F(CheckpointTest, SigtermToOneRankStopsEveryRank) {
+  const Training training;
+  const std::string out = test_dir_ + "/out";
+  const std::string report = SignalRun(2, Config(training), out, "TERM", 3, true);
+  ASSERT_TRUE(Contains(report, "signalled 1\n")) << report;
+  ExpectStoppedCleanly(out, 30, report);
+}
+
 TEST_F(CheckpointTest, Sigusr1StopsOneRankWithACheckpointAndExit75) {
-  Training training;
-  training.every_steps = 0;
+  const Training training;
   const std::string config = Config(training);
   const std::string reference = Uninterrupted(training, 1);
   const std::string out = test_dir_ + "/out";
@@ -489,6 +562,11 @@ TEST_F(CheckpointTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
   EXPECT_TRUE(Contains(explicit_resume.output, "model.safetensors")) << explicit_resume.output;
   EXPECT_TRUE(Contains(explicit_resume.output, "checksum")) << explicit_resume.output;
 
+  const std::string missing = CheckpointDir(out, 99);
+  const Result missing_resume = Train(1, config, out, "--resume " + ShellQuote(missing));
+  EXPECT_EQ(missing_resume.exit_code, kExitInputError) << missing_resume.output;
+  EXPECT_TRUE(Contains(missing_resume.output, missing)) << missing_resume.output;
+
   const Result resumed = Train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
   EXPECT_TRUE(Contains(resumed.output, "Cannot resume from " + newest)) << resumed.output;
@@ -497,6 +575,51 @@ TEST_F(CheckpointTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
       << resumed.output;
   ExpectEarlierCheckpointsIntact(reference, out);
   ExpectSameRun(reference, out, 20);
+}
+
+// What a run killed while writing its step-20 checkpoint leaves: a partial temporary directory
+// (and file) and `latest` naming step 15. --resume auto continues from step 15.
+TEST_F(CheckpointTest, LeftoversOfAKilledCheckpointWriteAreIgnored) {
+  const std::string config = Config(IntegrityTraining());
+  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
+  const std::string out = CopyOf(reference, "killed_while_writing");
+  const std::string checkpoints = out + "/checkpoints";
+  const std::string temp = checkpoints + "/.step_00000020.tmp.99999";
+  ASSERT_EQ(
+      testing::RunCommand("mv " + ShellQuote(CheckpointDir(out, 20)) + " " + ShellQuote(temp)), 0);
+  fs::remove(temp + "/state.pbtxt");
+  Truncate(temp + "/optimizer.safetensors");
+  testing::WriteFile(checkpoints + "/latest", "step_00000015");
+  testing::WriteFile(checkpoints + "/latest.tmp.99999", "step_000");
+  fs::remove(out + "/model.safetensors");
+
+  const Result resumed = Train(1, config, out, "--resume auto");
+  ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 15)))
+      << resumed.output;
+  ExpectEarlierCheckpointsIntact(reference, out);
+  ExpectSameRun(reference, out, 20);
+}
+
+// Resuming from each checkpoint in turn: mid-epoch, at the end of an epoch, in a later epoch.
+TEST_F(CheckpointTest, ResumingFromAnyCheckpointIsBitIdentical) {
+  Training training = IntegrityTraining();
+  training.every_steps = 6;  // 12 steps per epoch
+  const std::string config = Config(training);
+  const std::string reference = Uninterrupted(training, 1);
+  ASSERT_EQ(Join(CheckpointEntries(reference)),
+            "latest step_00000006 step_00000012 step_00000018 step_00000020");
+  for (int step : {6, 12, 18}) {
+    SCOPED_TRACE("resuming from step " + std::to_string(step));
+    const std::string out = CopyOf(reference, "from" + std::to_string(step));
+    fs::remove(out + "/model.safetensors");
+    const Result resumed =
+        Train(1, config, out, "--resume " + ShellQuote(CheckpointDir(out, step)));
+    ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+    EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, step)))
+        << resumed.output;
+    ExpectSameRun(reference, out, 20);
+  }
 }
 
 TEST_F(CheckpointTest, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
@@ -617,6 +740,10 @@ TEST_F(CheckpointTest, FullDiskFailsCleanlyAndKeepsTheCheckpoints) {
         << "step " << step;
   }
   EXPECT_FALSE(testing::FileExists(CheckpointDir(out, 15)));
+  // The failed checkpoint leaves nothing behind to fill the disk further (its temporary
+  // directory would never be removed: pruning and later writes only see step_* directories).
+  EXPECT_EQ(Join(CheckpointEntries(out)), "latest step_00000005 step_00000010")
+      << "the failed write left its partial temporary directory behind";
 
   // The newest complete one resumes (from a copy outside the full disk) to the same end.
   const std::string copy = test_dir_ + "/step_00000010";

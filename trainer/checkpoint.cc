@@ -98,21 +98,23 @@ std::string model_signature(const config::Config& config) {
   return signature;
 }
 
-}  // namespace
+// Temporary directories of checkpoints whose writing was interrupted (a killed process).
+void remove_unfinished_checkpoints(const fs::path& root) {
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(root, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".step_", 0) == 0 && name.find(".tmp.") != std::string::npos) {
+      fs::remove_all(entry.path(), error);
+    }
+  }
+}
 
-std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
-                             const AdamW& optimizer, const TrainingPosition& position,
-                             const config::Config& config, int world_size, int keep_last) {
-  const fs::path root = fs::path(out_dir) / "checkpoints";
-  const std::string name = step_name(position.step);
-  const fs::path final_dir = root / name;
-  const fs::path temp_dir = root / ("." + name + ".tmp." + std::to_string(getpid()));
-  fs::create_directories(root);
-  fs::remove_all(temp_dir);
-  fs::create_directory(temp_dir);
-
-  save_weights(model, (temp_dir / kModelFile).string());
-  write_optimizer(optimizer, model.layout(), (temp_dir / kOptimizerFile).string());
+// The three files of a checkpoint, written and fsync'd into `dir`.
+void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
+                            const AdamW& optimizer, const TrainingPosition& position,
+                            const config::Config& config, int world_size) {
+  save_weights(model, (dir / kModelFile).string());
+  write_optimizer(optimizer, model.layout(), (dir / kOptimizerFile).string());
 
   checkpoint::State state;
   state.set_step(position.step);
@@ -122,7 +124,7 @@ std::string write_checkpoint(const std::string& out_dir, const VisionTransformer
   state.set_world_size(world_size);
   state.set_version(DGQA_VERSION);
   for (const char* file : {kModelFile, kOptimizerFile}) {
-    const std::string bytes = read_file(temp_dir / file);
+    const std::string bytes = read_file(dir / file);
     checkpoint::FileChecksum* checksum = state.add_files();
     checksum->set_name(file);
     checksum->set_bytes(static_cast<int64_t>(bytes.size()));
@@ -136,10 +138,31 @@ std::string write_checkpoint(const std::string& out_dir, const VisionTransformer
   *state.mutable_config() = config;
   std::string text;
   google::protobuf::TextFormat::PrintToString(state, &text);
-  AtomicFileWriter state_file((temp_dir / kStateFile).string());
+  AtomicFileWriter state_file((dir / kStateFile).string());
   state_file.append(text.data(), text.size());
   state_file.commit();
-  fsync_directory(temp_dir);
+  fsync_directory(dir);
+}
+
+}  // namespace
+
+std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
+                             const AdamW& optimizer, const TrainingPosition& position,
+                             const config::Config& config, int world_size, int keep_last) {
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  const std::string name = step_name(position.step);
+  const fs::path final_dir = root / name;
+  const fs::path temp_dir = root / ("." + name + ".tmp." + std::to_string(getpid()));
+  fs::create_directories(root);
+  remove_unfinished_checkpoints(root);
+  fs::create_directory(temp_dir);
+  try {
+    write_checkpoint_files(temp_dir, model, optimizer, position, config, world_size);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(temp_dir, ignored);  // a failed write leaves nothing behind
+    throw;
+  }
 
   // Into place: a checkpoint of the same step (a resumed run repeating it) is replaced whole.
   if (fs::exists(final_dir)) fs::remove_all(final_dir);

@@ -149,9 +149,7 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
             << " with " << threads << " threads, " << gradient_sync.num_buckets()
             << " gradient buckets";
 
-  int64_t last_checkpoint_step = step;
   auto checkpoint = [&] {
-    if (options.out_dir.empty()) return;
     if (rank == 0) {
       const TrainingPosition position{step, step / steps_per_epoch, step % steps_per_epoch};
       const std::string dir = write_checkpoint(options.out_dir, model, optimizer, position, config,
@@ -159,14 +157,12 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
       progress.message("checkpoint " + dir);
     }
     comm.barrier("checkpoint write");
-    last_checkpoint_step = step;
   };
 
   const Clock::time_point start = Clock::now();
   const int64_t first_step = step;
   Clock::time_point window_start = start;  // throughput is measured over each log window
-  // Whatever evaluation was due at a checkpoint's step ran before the checkpoint was written.
-  int64_t window_images = 0, last_eval_step = step > 0 ? step : -1;
+  int64_t window_images = 0;
   // Seconds spent waiting for gradients after backward, with and without overlap (every
   // kOverlapProbe-th step starts its buckets only after backward, for comparison).
   constexpr int kOverlapProbe = 10;
@@ -180,7 +176,6 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
                   static_cast<long long>(at_step), result.loss, 100 * result.top1,
                   static_cast<long long>(result.examples));
     progress.message(text);
-    last_eval_step = at_step;
     window_start = Clock::now();  // evaluation time does not count as training throughput
   };
 
@@ -235,21 +230,27 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
       window_start = Clock::now();
       window_images = 0;
     }
+    // Training always ends with an evaluation, and a checkpoint comes after the evaluations of
+    // its step: a run resumed from it never repeats or misses one.
     const int64_t eval_every =
         train.eval_every_steps() > 0 ? train.eval_every_steps() : steps_per_epoch;
-    if (step % eval_every == 0) run_eval(step);
+    if (step % eval_every == 0 || step == total_steps) run_eval(step);
 
     // A stop signal on any rank stops every rank, after the same step.
     float stop = stop_requested() ? 1.f : 0.f;
     comm.all_reduce_sum(&stop, 1, "stop-request all-reduce");
     const int64_t every = config.checkpoint().every_steps();
-    if (stop > 0 || (every > 0 && step % every == 0)) checkpoint();
+    const bool checkpoint_due = stop > 0 || (every > 0 && step % every == 0) || step == total_steps;
+    if (checkpoint_due && !options.out_dir.empty()) checkpoint();
+    if (stop > 0 && options.out_dir.empty()) {
+      throw std::runtime_error("stopped on request after step " + std::to_string(step) +
+                               " without a checkpoint (no --out)");
+    }
     if (stop > 0) {
       throw StoppedOnRequest("stopped on request after step " + std::to_string(step) +
                              "; continue with --resume auto");
     }
   }
-  if (step != last_eval_step) run_eval(step);  // training always ends with an evaluation
   progress.finish();
   const double train_seconds = seconds_since(start);
   LOG(INFO) << "Trained " << step << " steps in " << train_seconds << " s";
@@ -261,7 +262,6 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   }
   if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the end");
 
-  if (step != last_checkpoint_step) checkpoint();
   if (!options.out_dir.empty() && rank == 0) {
     const std::string path = options.out_dir + "/model.safetensors";
     save_weights(model, path);
