@@ -15,8 +15,8 @@ namespace dgqa {
 struct RankInfo {
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;          // index among the ranks on this node (selects the GPU)
-  std::string launcher = "";   // "openmpi", "slurm", "pmi", or "" for a plain process
+  int local_rank = 0;         // index among the ranks on this node (selects the GPU)
+  std::string launcher = "";  // "openmpi", "slurm", "pmi", or "" for a plain process
 };
 
 // A collective started with a *_async call; wait for it with Communicator::wait.

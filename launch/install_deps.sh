@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config clang-format git
   libopenblas-dev
   libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev
