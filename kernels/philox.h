@@ -4,6 +4,13 @@
 
 #include <cstdint>
 
+// Callable from CUDA kernels too when compiled by nvcc; empty in the CPU build.
+#ifdef __CUDACC__
+#define DGQA_HOST_DEVICE __host__ __device__
+#else
+#define DGQA_HOST_DEVICE
+#endif
+
 namespace dgqa {
 
 struct Philox4x32 {
@@ -11,7 +18,7 @@ struct Philox4x32 {
 };
 
 // Ten rounds of Philox4x32 on `counter` under the 64-bit `key`.
-inline Philox4x32 philox4x32_10(Philox4x32 counter, uint64_t key) {
+DGQA_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 counter, uint64_t key) {
   constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
   constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
   uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
@@ -32,14 +39,14 @@ inline Philox4x32 philox4x32_10(Philox4x32 counter, uint64_t key) {
 }
 
 // A uniform float in [0, 1) from the top 24 bits of a 32-bit word.
-inline float philox_uniform(uint32_t word) {
+DGQA_HOST_DEVICE inline float philox_uniform(uint32_t word) {
   return static_cast<float>(word >> 8) * (1.0f / 16777216.0f);
 }
 
 // Element `index` (0, 1, 2, ...) of the uniform stream named by (key, c1, c2, c3):
 // block index / 4 is counter word 0, and word index % 4 of that block is the number.
-inline float philox_uniform_at(uint64_t key, uint32_t c1, uint32_t c2, uint32_t c3,
-                               uint64_t index) {
+DGQA_HOST_DEVICE inline float philox_uniform_at(uint64_t key, uint32_t c1, uint32_t c2, uint32_t c3,
+                                                uint64_t index) {
   Philox4x32 counter{{static_cast<uint32_t>(index / 4), c1, c2, c3}};
   return philox_uniform(philox4x32_10(counter, key).v[index % 4]);
 }

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
 # PyTorch cross-check), checks the C++ formatting (.clang-format), builds with warnings as
-# errors, and runs every CTest test.
+# errors (with the CUDA backend too where CUDA's nvcc is installed, as on CI), and runs every
+# CTest test. GPU tests (label gpu) skip, with the reason, on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/install_deps.sh --with-torch
 if git rev-parse --git-dir >/dev/null 2>&1; then
-  git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run --Werror
+  git ls-files -z '*.cc' '*.h' '*.cu' | xargs -0 clang-format --dry-run --Werror
 fi
-launch/build.sh
+nvcc=${CUDACXX:-/usr/local/cuda/bin/nvcc}
+if [[ -x $nvcc ]]; then
+  launch/build.sh -DDGQA_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc"
+else
+  launch/build.sh
+fi
 ctest --test-dir "${DGQA_BUILD_DIR:-build}" --output-on-failure --parallel "$(nproc)" "$@"

@@ -1,0 +1,49 @@
+// AdamW over a flat parameter buffer (semantics and formula: kernels/cpu/adamw.h).
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/kernels.h"
+
+namespace dgqa::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// One thread per parameter, grid-stride; the same float operations as the CPU's loop.
+__global__ void AdamwKernel(float* params, const float* grads, float* m, float* v, int64_t n,
+                            float beta1, float beta2, float eps, float step_size,
+                            float sqrt_bias_correction2, float decay) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float g = grads[i];
+    const float m_i = beta1 * m[i] + (1.f - beta1) * g;
+    const float v_i = beta2 * v[i] + (1.f - beta2) * (g * g);
+    m[i] = m_i;
+    v[i] = v_i;
+    const float denominator = sqrtf(v_i) / sqrt_bias_correction2 + eps;
+    params[i] = params[i] * decay - step_size * (m_i / denominator);
+  }
+}
+
+}  // namespace
+
+void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int64_t t) {
+  if (n == 0) return;
+  // Scalars in double on the host, then used in float, exactly as the CPU backend does.
+  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(beta1), t);
+  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(beta2), t);
+  const float step_size = static_cast<float>(lr / bias_correction1);
+  const float sqrt_bias_correction2 = static_cast<float>(std::sqrt(bias_correction2));
+  const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
+  constexpr int64_t kMaxBlocks = 1 << 16;
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  AdamwKernel<<<static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
+                context().stream>>>(params, grads, m, v, n, beta1, beta2, eps, step_size,
+                                    sqrt_bias_correction2, decay);
+  DGQA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dgqa::cuda
