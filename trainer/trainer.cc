@@ -121,6 +121,11 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   BatchLoader train_loader(train_set, loader_options(config, model_config, true, rank, world));
   BatchLoader test_loader(test_set, loader_options(config, model_config, false, rank, world));
 
+  if (world > 1 && train.backend() != "cpu") {
+    // Gradients are summed in place over host memory; device buffers need the NCCL or the
+    // host-staged communicator, which the CUDA issue adds.
+    throw InputError("train.backend: \"" + train.backend() + "\" runs on one rank only for now");
+  }
   std::unique_ptr<Backend> backend = make_backend(train.backend());
   const int global_batch = train.global_batch_size();
   const int eval_batch = std::min<int>(train.eval_batch_size(), test_set.num_examples);
