@@ -15,44 +15,18 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "tests/device_array.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
+using testing::DeviceArray;
 using testing::RandomVector;
 
 constexpr double kForwardTolerance = 1e-5;
 constexpr double kSumTolerance = 1e-4;
 constexpr double kNoiseTolerance = 1e-6;
-
-// An array in one backend's memory, released with it.
-template <typename T>
-class DeviceArray {
- public:
-  DeviceArray(Backend* backend, const std::vector<T>& host)
-      : backend_(backend), size_(host.size()) {
-    data_ = static_cast<T*>(backend_->allocate(bytes()));
-    backend_->copy_to_device(data_, host.data(), bytes());
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { backend_->release(data_); }
-
-  T* get() const { return data_; }
-  std::vector<T> ToHost() const {
-    std::vector<T> host(size_);
-    backend_->copy_to_host(host.data(), data_, bytes());
-    backend_->synchronize();
-    return host;
-  }
-
- private:
-  size_t bytes() const { return sizeof(T) * size_; }
-  Backend* backend_;
-  size_t size_;
-  T* data_;
-};
 
 // |actual - expected| <= tolerance * max(1, |expected|) for every element.
 void ExpectClose(const std::vector<float>& actual, const std::vector<float>& expected,
@@ -113,12 +87,12 @@ struct AttentionResults {
 
 // Forward, then backward from the saved probs, on one backend.
 AttentionResults RunAttention(Backend* backend, const AttentionCase& c, const AttentionInputs& in) {
-  DeviceArray<int> kv_head(backend, c.kv_head);
-  DeviceArray<float> q(backend, in.q), k(backend, in.k), v(backend, in.v);
-  DeviceArray<float> dout(backend, in.dout), dq(backend, in.dq), dk(backend, in.dk),
-      dv(backend, in.dv);
-  DeviceArray<float> out(backend, std::vector<float>(c.q_size()));
-  DeviceArray<float> probs(backend, std::vector<float>(c.probs_size()));
+  DeviceArray<int> kv_head(*backend, c.kv_head);
+  DeviceArray<float> q(*backend, in.q), k(*backend, in.k), v(*backend, in.v);
+  DeviceArray<float> dout(*backend, in.dout), dq(*backend, in.dq), dk(*backend, in.dk),
+      dv(*backend, in.dv);
+  DeviceArray<float> out(*backend, std::vector<float>(c.q_size()));
+  DeviceArray<float> probs(*backend, std::vector<float>(c.probs_size()));
   backend->attention_forward(out.get(), probs.get(), q.get(), k.get(), v.get(), kv_head.get(), c.B,
                              c.P, c.H, c.G, c.d, c.scale());
   backend->attention_backward(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(),
@@ -215,7 +189,7 @@ class CudaPgqaNoiseTest : public ::testing::TestWithParam<NoiseCase>, public Cud
 };
 
 std::vector<float> MakeNoise(Backend* backend, const NoiseCase& c) {
-  DeviceArray<float> noise(backend, std::vector<float>(c.noise_size()));
+  DeviceArray<float> noise(*backend, std::vector<float>(c.noise_size()));
   backend->pgqa_make_noise(noise.get(), 1234, 56, 7, c.H, c.G, c.P, c.d);
   return noise.ToHost();
 }
@@ -236,11 +210,11 @@ NoiseResults RunNoise(Backend* backend, const NoiseCase& c, const std::vector<fl
   for (int p = 0; p < c.P; ++p) {
     for (int e = 0; e < c.d; ++e) host_x[p * c.H * c.d + e] = 0.5f;
   }
-  DeviceArray<float> noise(backend, host_noise), x(backend, host_x);
-  DeviceArray<float> dy(backend, RandomVector(c.x_size(), 12));
-  DeviceArray<float> dx(backend, RandomVector(c.x_size(), 13));
-  DeviceArray<float> y(backend, std::vector<float>(c.x_size()));
-  DeviceArray<float> stats(backend, std::vector<float>(c.B * c.H * 2));
+  DeviceArray<float> noise(*backend, host_noise), x(*backend, host_x);
+  DeviceArray<float> dy(*backend, RandomVector(c.x_size(), 12));
+  DeviceArray<float> dx(*backend, RandomVector(c.x_size(), 13));
+  DeviceArray<float> y(*backend, std::vector<float>(c.x_size()));
+  DeviceArray<float> stats(*backend, std::vector<float>(c.B * c.H * 2));
   backend->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.P, c.H, c.G, c.d);
   backend->pgqa_noise_backward(dx.get(), dy.get(), x.get(), stats.get(), noise.get(), c.B, c.P, c.H,
                                c.G, c.d);
@@ -262,10 +236,10 @@ TEST_P(CudaPgqaNoiseTest, ForwardAndBackwardMatchCpu) {
 TEST_P(CudaPgqaNoiseTest, ForwardInPlace) {
   const NoiseCase& c = GetParam();
   const auto host_x = RandomVector(c.x_size(), 21, -2.f, 3.f);
-  DeviceArray<float> noise(cuda_.get(), MakeNoise(cuda_.get(), c));
-  DeviceArray<float> x(cuda_.get(), host_x), in_place(cuda_.get(), host_x);
-  DeviceArray<float> y(cuda_.get(), std::vector<float>(c.x_size()));
-  DeviceArray<float> stats(cuda_.get(), std::vector<float>(c.B * c.H * 2));
+  DeviceArray<float> noise(*cuda_, MakeNoise(cuda_.get(), c));
+  DeviceArray<float> x(*cuda_, host_x), in_place(*cuda_, host_x);
+  DeviceArray<float> y(*cuda_, std::vector<float>(c.x_size()));
+  DeviceArray<float> stats(*cuda_, std::vector<float>(c.B * c.H * 2));
   cuda_->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.P, c.H, c.G, c.d);
   cuda_->pgqa_noise_forward(in_place.get(), stats.get(), in_place.get(), noise.get(), c.B, c.P, c.H,
                             c.G, c.d);

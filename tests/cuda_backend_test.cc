@@ -21,41 +21,17 @@
 #include <vector>
 
 #include "common/error.h"
+#include "tests/device_array.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
+using testing::DeviceArray;
 using testing::RandomVector;
 
 constexpr double kGemmRel = 1e-4, kGemmAbs = 1e-5;
 constexpr double kElementwiseRel = 1e-6, kElementwiseAbs = 1e-6;
-
-// A float buffer in a backend's memory, filled from a host vector, released when destroyed.
-class Buffer {
- public:
-  Buffer(Backend& backend, const std::vector<float>& host)
-      : backend_(backend),
-        size_(host.size()),
-        data_(static_cast<float*>(backend.allocate(sizeof(float) * host.size()))) {
-    backend_.copy_to_device(data_, host.data(), sizeof(float) * size_);
-  }
-  ~Buffer() { backend_.release(data_); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-
-  float* data() const { return data_; }
-  std::vector<float> ToHost() const {
-    std::vector<float> host(size_);
-    backend_.copy_to_host(host.data(), data_, sizeof(float) * size_);
-    return host;
-  }
-
- private:
-  Backend& backend_;
-  size_t size_;
-  float* data_;
-};
 
 // Copies every host vector to a new buffer of backend, runs op on the buffers, and returns all
 // of them copied back (inputs and outputs alike: a kernel must not change its inputs either).
@@ -63,11 +39,11 @@ using Op = std::function<void(Backend&, const std::vector<float*>&)>;
 std::vector<std::vector<float>> RunOnBackend(Backend& backend,
                                              const std::vector<std::vector<float>>& host,
                                              const Op& op) {
-  std::vector<std::unique_ptr<Buffer>> buffers;
+  std::vector<std::unique_ptr<DeviceArray<float>>> buffers;
   std::vector<float*> pointers;
   for (const auto& vector : host) {
-    buffers.push_back(std::make_unique<Buffer>(backend, vector));
-    pointers.push_back(buffers.back()->data());
+    buffers.push_back(std::make_unique<DeviceArray<float>>(backend, vector));
+    pointers.push_back(buffers.back()->get());
   }
   op(backend, pointers);
   std::vector<std::vector<float>> results;

@@ -18,45 +18,18 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "tests/device_array.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
+using testing::DeviceArray;
 using testing::RandomVector;
 
 constexpr double kElementwise = 1e-5;
 constexpr double kLongReduction = 1e-4;
 constexpr float kLayerNormEps = 1e-5f;
-
-// An array in a backend's memory, filled from and read back into host vectors.
-template <typename T>
-class DeviceArray {
- public:
-  DeviceArray(Backend& backend, const std::vector<T>& values)
-      : backend_(backend),
-        size_(values.size()),
-        pointer_(static_cast<T*>(backend.allocate(bytes()))) {
-    backend_.copy_to_device(pointer_, values.data(), bytes());
-  }
-  ~DeviceArray() { backend_.release(pointer_); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-
-  T* get() const { return pointer_; }
-  std::vector<T> ToHost() const {
-    std::vector<T> values(size_);
-    backend_.copy_to_host(values.data(), pointer_, bytes());
-    return values;
-  }
-
- private:
-  size_t bytes() const { return size_ * sizeof(T); }
-
-  Backend& backend_;
-  size_t size_;
-  T* pointer_;
-};
 
 // Reports the first few elements outside the tolerance (and how many there are in all).
 void ExpectClose(const std::vector<float>& cuda, const std::vector<float>& cpu, double tolerance,

@@ -1,0 +1,39 @@
+// An array in one backend's memory, filled from a host vector and read back: how the tests
+// that compare the CUDA backend with the CPU backend move their data.
+#pragma once
+
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace dgqa::testing {
+
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray(Backend& backend, const std::vector<T>& values)
+      : backend_(backend),
+        size_(values.size()),
+        pointer_(static_cast<T*>(backend.allocate(bytes()))) {
+    backend_.copy_to_device(pointer_, values.data(), bytes());
+  }
+  ~DeviceArray() { backend_.release(pointer_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+
+  T* get() const { return pointer_; }
+  std::vector<T> ToHost() const {
+    std::vector<T> values(size_);
+    backend_.copy_to_host(values.data(), pointer_, bytes());  // complete when it returns
+    return values;
+  }
+
+ private:
+  size_t bytes() const { return size_ * sizeof(T); }
+
+  Backend& backend_;
+  size_t size_;
+  T* pointer_;
+};
+
+}  // namespace dgqa::testing
