@@ -1,5 +1,8 @@
 #include "trainer/cli.h"
 
+#include <exception>
+#include <string>
+
 #include "common/error.h"
 
 namespace dgqa {
@@ -11,6 +14,8 @@ std::string usage_text() {
          "  dgqa eval  --config FILE --init-from FILE.safetensors [--set path=value ...]\n"
          "             [--logits-out FILE.npy]\n"
          "  dgqa convert --config FILE --from timm.safetensors --to out.safetensors\n"
+         "  dgqa bench --config FILE [--set path=value ...] [--steps N] [--warmup N] [--json]\n"
+         "             [--real-data | --data-only] [--profile]\n"
          "  dgqa help\n"
          "\n"
          "  --config FILE       experiment config, protobuf text format (see configs/)\n"
@@ -22,8 +27,33 @@ std::string usage_text() {
          "  --resume auto|DIR   train: continue from the newest good checkpoint under\n"
          "                      OUT/checkpoints (auto; a fresh start if there is none) or DIR\n"
          "  --from, --to        convert: a timm MHA checkpoint (fused attn.qkv) in, our layout\n"
-         "                      for the config's scheme and model.num_kv_heads out\n";
+         "                      for the config's scheme and model.num_kv_heads out\n"
+         "  --steps, --warmup   bench: timed steps (default 20) after untimed ones (default 3)\n"
+         "  --json              bench: print one JSON object instead of the text report\n"
+         "  --real-data         bench: train on the config's data instead of a synthetic batch\n"
+         "  --data-only         bench: time the data loader alone (images/s it delivers)\n"
+         "  --profile           bench: also print the time of each kernel (synchronizing)\n";
 }
+
+namespace {
+
+// A bench step count: a whole number, at least 1 for --steps and 0 for --warmup.
+int count(const std::string& flag, const std::string& text) {
+  const int least = flag == "--steps" ? 1 : 0;
+  size_t used = 0;
+  int value = -1;
+  try {
+    value = std::stoi(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value < least) {
+    throw InputError(flag + " " + text + ": expected a whole number >= " + std::to_string(least));
+  }
+  return value;
+}
+
+}  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
   CommandLine line;
@@ -33,7 +63,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     line.command = "help";
     return line;
   }
-  if (line.command != "train" && line.command != "eval" && line.command != "convert") {
+  if (line.command != "train" && line.command != "eval" && line.command != "convert" &&
+      line.command != "bench") {
     throw InputError("unknown command '" + line.command + "'\n" + usage_text());
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -62,6 +93,16 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       line.convert_from = value();
     } else if (flag == "--to" && line.command == "convert") {
       line.convert_to = value();
+    } else if (line.command == "bench" && (flag == "--steps" || flag == "--warmup")) {
+      (flag == "--steps" ? line.bench_steps : line.bench_warmup) = count(flag, value());
+    } else if (flag == "--json" && line.command == "bench") {
+      line.bench_json = true;
+    } else if (flag == "--real-data" && line.command == "bench") {
+      line.bench_real_data = true;
+    } else if (flag == "--data-only" && line.command == "bench") {
+      line.bench_data_only = true;
+    } else if (flag == "--profile" && line.command == "bench") {
+      line.bench_profile = true;
     } else {
       throw InputError("unknown argument '" + flag + "' for dgqa " + line.command + "\n" +
                        usage_text());
@@ -73,6 +114,9 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   }
   if (line.command == "train" && line.resume == "auto" && line.out_dir.empty()) {
     throw InputError("--resume auto looks for checkpoints under --out DIR: give --out");
+  }
+  if (line.bench_real_data && line.bench_data_only) {
+    throw InputError("dgqa bench: --real-data and --data-only exclude each other");
   }
   if (line.command == "eval" && line.init_from.empty()) {
     throw InputError("dgqa eval needs --init-from FILE.safetensors (the weights to evaluate)");

@@ -8,7 +8,7 @@
 namespace dgqa {
 
 struct CommandLine {
-  std::string command;                 // "train", "eval", "convert" or "help"
+  std::string command;                 // "train", "eval", "convert", "bench" or "help"
   std::string config_path;             // --config
   std::vector<std::string> overrides;  // --set path=value, in order
   std::string out_dir;                 // --out (train)
@@ -17,6 +17,12 @@ struct CommandLine {
   std::string resume;                  // --resume auto|DIR (train)
   std::string convert_from;            // --from timm.safetensors (convert)
   std::string convert_to;              // --to out.safetensors (convert)
+  int bench_steps = 20;                // --steps N (bench): timed steps
+  int bench_warmup = 3;                // --warmup N (bench): untimed steps first
+  bool bench_json = false;             // --json (bench): one JSON object on stdout
+  bool bench_real_data = false;        // --real-data (bench): the config's data, not synthetic
+  bool bench_data_only = false;        // --data-only (bench): time the data loader alone
+  bool bench_profile = false;          // --profile (bench): time every kernel call
 };
 
 // Throws InputError naming the unknown or incomplete argument.

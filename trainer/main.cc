@@ -12,6 +12,7 @@
 #include "comm/communicator.h"
 #include "comm/launch_env.h"
 #include "common/error.h"
+#include "trainer/bench.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/config.h"
@@ -49,6 +50,8 @@ int run(const std::vector<std::string>& args) {
     dgqa::train_command(line, config, *communicator);
   } else if (line.command == "eval") {
     dgqa::eval_command(line, config, *communicator);
+  } else if (line.command == "bench") {
+    dgqa::bench_command(line, config, *communicator);
   } else {
     dgqa::convert_command(line, config);
   }

@@ -3,9 +3,9 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
+
+#include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
 
@@ -17,6 +17,32 @@ void RunBlasOnCallingThread() {
   // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
   if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
     openblas_set_num_threads(1);
+  }
+}
+
+// Each row of scores (rows, cols) becomes its softmax.
+DGQA_SIMD_CLONES void softmax_rows(float* scores, int rows, int cols) {
+  for (int i = 0; i < rows; ++i) {
+    float* row = scores + static_cast<int64_t>(i) * cols;
+    float row_max = row[0];  // subtracted, so that exp never overflows
+    for (int j = 1; j < cols; ++j) row_max = row[j] > row_max ? row[j] : row_max;
+#pragma omp simd
+    for (int j = 0; j < cols; ++j) row[j] = exp_fast(row[j] - row_max);
+    const float inv_sum = 1.f / lane_sum<float>(cols, [&](int j) { return row[j]; });
+#pragma omp simd
+    for (int j = 0; j < cols; ++j) row[j] *= inv_sum;
+  }
+}
+
+// dA (rows, cols) becomes dS = A * (dA - rowsum(dA * A)), the softmax's backward.
+DGQA_SIMD_CLONES void softmax_rows_backward(float* dscores, const float* probs, int rows,
+                                            int cols) {
+  for (int i = 0; i < rows; ++i) {
+    const float* a_row = probs + static_cast<int64_t>(i) * cols;
+    float* ds_row = dscores + static_cast<int64_t>(i) * cols;
+    const float dot = lane_sum<float>(cols, [&](int j) { return ds_row[j] * a_row[j]; });
+#pragma omp simd
+    for (int j = 0; j < cols; ++j) ds_row[j] = a_row[j] * (ds_row[j] - dot);
   }
 }
 
@@ -41,17 +67,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       // Scores (P, P) = scale * q_head k_head^T, then a softmax over each row.
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, d, scale, q_head, q_stride, k_head,
                   kv_stride, 0.f, probs_head, P);
-      for (int i = 0; i < P; ++i) {
-        float* row = probs_head + static_cast<int64_t>(i) * P;
-        const float row_max = *std::max_element(row, row + P);  // exp never overflows
-        float sum = 0.f;
-        for (int j = 0; j < P; ++j) {
-          row[j] = std::exp(row[j] - row_max);
-          sum += row[j];
-        }
-        const float inv_sum = 1.f / sum;
-        for (int j = 0; j < P; ++j) row[j] *= inv_sum;
-      }
+      softmax_rows(probs_head, P, P);
       // out_head (P, d) = probs_head v_head.
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, P, 1.f, probs_head, P, v_head,
                   kv_stride, 0.f, out_head, q_stride);
@@ -89,13 +105,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         // dA = dO V^T, then dS in place.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, d, 1.f, dout_head, q_stride,
                     v_head, kv_stride, 0.f, dscores, P);
-        for (int i = 0; i < P; ++i) {
-          const float* a_row = probs_head + static_cast<int64_t>(i) * P;
-          float* ds_row = dscores + static_cast<int64_t>(i) * P;
-          float dot = 0.f;
-          for (int j = 0; j < P; ++j) dot += ds_row[j] * a_row[j];
-          for (int j = 0; j < P; ++j) ds_row[j] = a_row[j] * (ds_row[j] - dot);
-        }
+        softmax_rows_backward(dscores, probs_head, P, P);
         // dq_head += scale * dS K;  dk_head += scale * dS^T Q.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, P, scale, dscores, P, k_head,
                     kv_stride, 1.f, dq_head, q_stride);

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace dgqa::cpu {
 
 namespace {
@@ -50,6 +52,17 @@ void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int 
   }
 }
 
+// dbias[first..last) += the column sums of dout's columns first..last, rows in order (so each
+// sum has the same order for any number of threads or vector width).
+DGQA_SIMD_CLONES void add_column_sums(float* dbias, const float* dout, int N, int OC, int first,
+                                      int last) {
+  for (int n = 0; n < N; ++n) {
+    const float* dout_row = dout + static_cast<int64_t>(n) * OC;
+#pragma omp simd
+    for (int o = first; o < last; ++o) dbias[o] += dout_row[o];
+  }
+}
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
@@ -79,11 +92,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     constexpr int kBlock = 64;
 #pragma omp parallel for
     for (int first = 0; first < OC; first += kBlock) {
-      const int last = std::min(first + kBlock, OC);
-      for (int n = 0; n < N; ++n) {
-        const float* dout_row = dout + static_cast<int64_t>(n) * OC;
-        for (int o = first; o < last; ++o) dbias[o] += dout_row[o];
-      }
+      add_column_sums(dbias, dout, N, OC, first, std::min(first + kBlock, OC));
     }
   }
 }

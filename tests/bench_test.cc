@@ -1,0 +1,159 @@
+// `dgqa bench` (issue 6) run as a user would, its FLOP count (model/flops.h), and the profiling
+// backend it uses for --profile.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/profiling_backend.h"
+#include "model/flops.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+#include "trainer/cli.h"
+
+namespace dgqa {
+namespace {
+
+using nlohmann::json;
+
+// timm's table gives ViT-B/16 at 224 as 17.6 G multiply-adds per image (forward, MHA).
+TEST(FlopsTest, VitBase16MatchesTheCustomaryFigure) {
+  ModelConfig vit_b;
+  vit_b.embed_dim = 768;
+  vit_b.depth = 12;
+  vit_b.num_heads = 12;
+  vit_b.num_kv_heads = 12;
+  EXPECT_NEAR(forward_flops_per_image(vit_b) / 2, 17.6e9, 0.05e9);
+  EXPECT_DOUBLE_EQ(training_flops_per_image(vit_b), 3 * forward_flops_per_image(vit_b));
+}
+
+// Fewer K/V heads take exactly their projections' share off: 2 T D (H - G) d per K and V per block.
+TEST(FlopsTest, GroupedKeysAndValuesCountOnlyTheirHeads) {
+  ModelConfig mha;
+  mha.image_size = 32;
+  mha.patch_size = 4;
+  mha.embed_dim = 64;
+  mha.depth = 3;
+  mha.num_heads = 8;
+  mha.num_kv_heads = 8;
+  ModelConfig gqa = mha;
+  gqa.num_kv_heads = 2;
+  const double T = 65, D = 64, d = 8;
+  EXPECT_DOUBLE_EQ(forward_flops_per_image(mha) - forward_flops_per_image(gqa),
+                   3 * 2 * (2 * T * D * (8 - 2) * d));
+}
+
+TEST(BenchCliTest, ParsesItsFlagsAndRejectsBadCounts) {
+  const CommandLine line = parse_command_line(
+      {"bench", "--config", "c.pbtxt", "--steps", "7", "--warmup", "0", "--json", "--profile"});
+  EXPECT_EQ(line.command, "bench");
+  EXPECT_EQ(line.bench_steps, 7);
+  EXPECT_EQ(line.bench_warmup, 0);
+  EXPECT_TRUE(line.bench_json);
+  EXPECT_TRUE(line.bench_profile);
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"bench", "--config", "c", "--steps", "0"},
+        {"bench", "--config", "c", "--steps", "3x"},
+        {"bench", "--config", "c", "--warmup", "-1"},
+        {"bench", "--config", "c", "--real-data", "--data-only"},
+        {"train", "--config", "c", "--json"}}) {
+    EXPECT_THROW(parse_command_line(bad), std::exception) << bad[3];
+  }
+}
+
+// Every call goes to the wrapped backend (same results) and is counted under its kernel.
+TEST(ProfilingBackendTest, ForwardsAndCountsEveryCall) {
+  ProfilingBackend profiler(std::make_unique<CpuBackend>());
+  CpuBackend plain;
+  const auto inp = testing::RandomVector(6 * 4, 1), weight = testing::RandomVector(3 * 4, 2);
+  std::vector<float> profiled(6 * 3), expected(6 * 3);
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    profiler.matmul_forward(profiled.data(), inp.data(), weight.data(), nullptr, 6, 4, 3);
+  }
+  plain.matmul_forward(expected.data(), inp.data(), weight.data(), nullptr, 6, 4, 3);
+  EXPECT_EQ(profiled, expected);
+  EXPECT_DOUBLE_EQ(profiler.sum_squares(inp.data(), 24), plain.sum_squares(inp.data(), 24));
+  ASSERT_EQ(profiler.entries().count("matmul_forward 6x4x3"), 1u);
+  EXPECT_EQ(profiler.entries().at("matmul_forward 6x4x3").calls, 2);
+  EXPECT_EQ(profiler.entries().at("sum_squares").calls, 1);
+  EXPECT_GE(profiler.entries().at("sum_squares").seconds, 0.0);
+  profiler.reset();
+  EXPECT_TRUE(profiler.entries().empty());
+}
+
+class BenchCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("dgqa_bench_");
+    data_ = testing::WriteFixtureDataset(dir_);
+  }
+  std::string dir_;
+  testing::FixtureDataset data_;
+};
+
+// The JSON report has the documented fields, consistent with each other, for every scheme.
+TEST_F(BenchCommandTest, JsonReportIsConsistent) {
+  for (const std::string scheme : {"MHA", "GQA", "KDGQA", "DGQA_EMA", "PGQA"}) {
+    testing::FixtureConfig fixture;
+    fixture.attention = scheme;
+    fixture.num_kv_heads = scheme == "MHA" ? -1 : 2;
+    const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_, fixture);
+    const testing::DgqaRun run =
+        testing::RunDgqa("bench --config " + config + " --steps 3 --warmup 1 --json", dir_);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const json report = json::parse(run.out);
+    EXPECT_EQ(report["scheme"], scheme);
+    EXPECT_EQ(report["global_batch_size"], fixture.batch_size);
+    EXPECT_EQ(report["steps"], 3);
+    const double ips = report["images_per_sec"], gflops = report["gflops_per_sec"];
+    EXPECT_GT(ips, 0);
+    EXPECT_NEAR(gflops, ips * report["gflop_per_image"].get<double>(), 1e-9 * gflops);
+    const json& ms = report["ms_per_step"];
+    const double phases = ms["data"].get<double>() + ms["forward"].get<double>() +
+                          ms["backward"].get<double>() + ms["communication"].get<double>() +
+                          ms["optimizer"].get<double>();
+    EXPECT_NEAR(ms["total"].get<double>(), phases, 1e-6 * phases);
+    // images/s counts the whole timed loop; the phases cover it up to the loop's own overhead.
+    EXPECT_LE(1e3 * fixture.batch_size / ips, 1.5 * ms["total"].get<double>() + 1.0);
+    EXPECT_GT(report["peak_memory_mib"].get<double>(), 0);
+    EXPECT_EQ(report["shape"]["num_heads"], fixture.num_heads);
+  }
+}
+
+TEST_F(BenchCommandTest, ProfileAndDataOnlyAndRealDataRun) {
+  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  testing::DgqaRun run =
+      testing::RunDgqa("bench --config " + config + " --steps 2 --profile", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("attention_forward"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("matmul_backward"), std::string::npos) << run.out;
+
+  run = testing::RunDgqa("bench --config " + config + " --steps 20 --data-only --json", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_GT(json::parse(run.out)["images_per_sec_per_rank"].get<double>(), 0);
+
+  // --real-data trains on the fixture files; 64 examples / batch 8 = 8 steps an epoch, so 12
+  // steps cross into a second epoch.
+  run = testing::RunDgqa("bench --config " + config + " --steps 12 --real-data --json", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(json::parse(run.out)["setup"].get<std::string>().find("real data"), std::string::npos);
+}
+
+TEST_F(BenchCommandTest, MissingDataIsAClearErrorOnlyWhenDataIsUsed) {
+  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  std::filesystem::remove(data_.train_images);
+  // Synthetic data needs no files ...
+  testing::DgqaRun run = testing::RunDgqa("bench --config " + config + " --steps 1", dir_);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  // ... the real data does.
+  run = testing::RunDgqa("bench --config " + config + " --steps 1 --real-data", dir_);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("train_images"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace dgqa
