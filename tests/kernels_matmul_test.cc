@@ -2,6 +2,7 @@
 #include "kernels/cpu/matmul.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <vector>
@@ -134,6 +135,37 @@ TEST_P(MatmulGradientCheckTest, BackwardSkipsNullInputAndBiasGradients) {
                   C, OC);
   for (int i = 0; i < OC * C; ++i) EXPECT_FLOAT_EQ(dweight_only[i], dweight_full[i]) << i;
 }
+
+// Products large enough to be cut into pieces, with more rows than columns and fewer, and with
+// remainders: every result has the same bits whatever the number of threads.
+class MatmulThreadsTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(MatmulThreadsTest, ResultsDoNotDependOnTheThreadCount) {
+  const auto [N, C, OC] = GetParam();
+  const auto inp = RandomVector(static_cast<size_t>(N) * C, 1);
+  const auto weight = RandomVector(static_cast<size_t>(OC) * C, 2);
+  const auto bias = RandomVector(OC, 3), dout = RandomVector(static_cast<size_t>(N) * OC, 4);
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    std::vector<float> out(static_cast<size_t>(N) * OC), dinp(inp.size()), dweight(weight.size());
+    std::vector<float> dbias(OC);
+    matmul_forward(out.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
+    matmul_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
+                    weight.data(), N, C, OC);
+    return std::vector<std::vector<float>>{out, dinp, dweight, dbias};
+  };
+  const int default_threads = omp_get_max_threads();
+  const auto one = run(1);
+  for (int threads : {2, 3, 5}) {
+    EXPECT_TRUE(run(threads) == one) << threads << " threads";
+  }
+  omp_set_num_threads(default_threads);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulThreadsTest,
+                         ::testing::Values(Shape{300, 512, 16}, Shape{8, 16, 64},
+                                           Shape{1000, 96, 200}, Shape{40, 300, 1000},
+                                           Shape{333, 1000, 77}, Shape{1000, 200, 96}));
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          ::testing::Values(Shape{7, 5, 3}, Shape{1, 1, 1}, Shape{13, 33, 17},

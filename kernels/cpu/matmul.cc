@@ -27,23 +27,32 @@ void RunBlasOnCallingThread() {
 
 // C (M, N) = op(A) op(B) + beta C, row-major, with the rows of C (or its columns, when it has more
 // columns than rows) split evenly over the OpenMP threads, one single-threaded sgemm each.
+//
+// The results do not depend on the number of threads, as long as every piece stays out of
+// OpenBLAS's small-matrix kernels (products of up to 100^3 multiply-adds on AVX-512 machines),
+// which add in another order than the blocked kernels: the blocked kernels give each element
+// of C the same bits whichever piece it falls in (tests/kernels_matmul_test.cc checks both).
+// So a product is cut only into pieces of at least kMinPiece multiply-adds, with a margin.
 void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                    const float* A, int lda, const float* B, int ldb, float beta, float* C,
                    int ldc) {
+  constexpr double kMinPiece = 1 << 22;
   RunBlasOnCallingThread();
   const bool split_rows = M >= N;
-#pragma omp parallel
-  {
-    const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
-    const int64_t length = split_rows ? M : N;
-    const int64_t first = length * part / parts, last = length * (part + 1) / parts;
+  const int64_t length = split_rows ? M : N;
+  const double work = static_cast<double>(M) * N * K;
+  const int64_t max_pieces = std::max<int64_t>(1, static_cast<int64_t>(work / kMinPiece));
+  const int64_t pieces = std::min<int64_t>({max_pieces, omp_get_max_threads(), length});
+#pragma omp parallel for schedule(static) if (pieces > 1)
+  for (int64_t piece = 0; piece < pieces; ++piece) {
+    const int64_t first = length * piece / pieces, last = length * (piece + 1) / pieces;
     const int count = static_cast<int>(last - first);
-    if (count > 0 && split_rows) {
+    if (split_rows) {
       // Rows first.. of op(A) are rows of A, or columns of A when it is transposed.
       const float* A_part = trans_a == CblasNoTrans ? A + first * lda : A + first;
       cblas_sgemm(CblasRowMajor, trans_a, trans_b, count, N, K, 1.f, A_part, lda, B, ldb, beta,
                   C + first * ldc, ldc);
-    } else if (count > 0) {
+    } else {
       // Columns first.. of op(B) are columns of B, or rows of B when it is transposed.
       const float* B_part = trans_b == CblasNoTrans ? B + first : B + first * ldb;
       cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, count, K, 1.f, A, lda, B_part, ldb, beta,

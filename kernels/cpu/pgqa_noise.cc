@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu/vector_math.h"
 #include "kernels/philox.h"
 
 namespace dgqa::cpu {
@@ -34,22 +35,38 @@ void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer,
 namespace {
 
 // Mean and unbiased standard deviation of the row of head h in one sample: P pieces of d
-// floats, row_stride apart.
-void RowStats(const float* x_row, int P, int d, int64_t row_stride, double* mean, double* std_dev) {
+// floats, row_stride apart. (Sums in double, each piece's in vector lanes: see vector_math.h.)
+DGQA_SIMD_CLONES void RowStats(const float* x_row, int P, int d, int64_t row_stride, double* mean,
+                               double* std_dev) {
   const int64_t L = static_cast<int64_t>(P) * d;
   double sum = 0.0;
   for (int p = 0; p < P; ++p) {
-    for (int e = 0; e < d; ++e) sum += x_row[p * row_stride + e];
+    const float* piece = x_row + p * row_stride;
+    sum += lane_sum<double>(d, [&](int e) { return static_cast<double>(piece[e]); });
   }
-  *mean = sum / L;
+  const double m = sum / L;
   double squares = 0.0;
   for (int p = 0; p < P; ++p) {
-    for (int e = 0; e < d; ++e) {
-      const double centred = x_row[p * row_stride + e] - *mean;
-      squares += centred * centred;
-    }
+    const float* piece = x_row + p * row_stride;
+    squares += lane_sum<double>(d, [&](int e) { return (piece[e] - m) * (piece[e] - m); });
   }
+  *mean = m;
   *std_dev = std::sqrt(squares / (L - 1));
+}
+
+// The row's sums of dy and of dy * noise, for the backward pass.
+DGQA_SIMD_CLONES void RowGradientSums(const float* dy_row, const float* noise_row, int P, int d,
+                                      int64_t row_stride, double* dy_sum, double* dy_noise_sum) {
+  double sum = 0.0, noise_sum = 0.0;
+  for (int p = 0; p < P; ++p) {
+    const float* dy_piece = dy_row + p * row_stride;
+    const float* noise_piece = noise_row + p * d;
+    sum += lane_sum<double>(d, [&](int e) { return static_cast<double>(dy_piece[e]); });
+    noise_sum += lane_sum<double>(
+        d, [&](int e) { return static_cast<double>(dy_piece[e]) * noise_piece[e]; });
+  }
+  *dy_sum = sum;
+  *dy_noise_sum = noise_sum;
 }
 
 }  // namespace
@@ -98,13 +115,8 @@ void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float
       const float* noise_row = noise + h * L;
       const float mean = stats[(static_cast<int64_t>(b) * H + h) * 2];
       const float std_dev = stats[(static_cast<int64_t>(b) * H + h) * 2 + 1];
-      double dy_sum = 0.0, dy_noise_sum = 0.0;
-      for (int p = 0; p < P; ++p) {
-        for (int e = 0; e < d; ++e) {
-          dy_sum += dy_row[p * row_stride + e];
-          dy_noise_sum += static_cast<double>(dy_row[p * row_stride + e]) * noise_row[p * d + e];
-        }
-      }
+      double dy_sum, dy_noise_sum;
+      RowGradientSums(dy_row, noise_row, P, d, row_stride, &dy_sum, &dy_noise_sum);
       const float dmean = static_cast<float>(dy_sum / L);
       // A constant row (std 0) gets no gradient through its std.
       const float dstd_factor =
