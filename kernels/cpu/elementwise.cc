@@ -4,6 +4,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace dgqa::cpu {
 
 void add_inplace(float* x, const float* y, int64_t n) {
@@ -16,6 +18,14 @@ void scale_inplace(float* x, float s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
+namespace {
+
+DGQA_SIMD_CLONES double chunk_sum_squares(const float* x, int count) {
+  return lane_sum<double>(count, [&](int i) { return static_cast<double>(x[i]) * x[i]; });
+}
+
+}  // namespace
+
 // Fixed chunks summed in a fixed order: the result does not depend on the number of threads.
 double sum_squares(const float* x, int64_t n) {
   constexpr int64_t kChunk = 1 << 14;
@@ -23,10 +33,8 @@ double sum_squares(const float* x, int64_t n) {
   std::vector<double> chunk_sums(num_chunks);
 #pragma omp parallel for
   for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
-    const int64_t last = std::min(n, (chunk + 1) * kChunk);
-    double sum = 0.0;
-    for (int64_t i = chunk * kChunk; i < last; ++i) sum += static_cast<double>(x[i]) * x[i];
-    chunk_sums[chunk] = sum;
+    const int64_t first = chunk * kChunk;
+    chunk_sums[chunk] = chunk_sum_squares(x + first, static_cast<int>(std::min(n - first, kChunk)));
   }
   double total = 0.0;
   for (double chunk_sum : chunk_sums) total += chunk_sum;
