@@ -78,16 +78,23 @@ Sum add_lanes(Sum* partial) {
   return partial[0];
 }
 
-// sum_j term(j) for j in [0, n), accumulated in type Sum.
+// partial[j % kLanes] += term(j) for j in [0, n): a sum of several pieces accumulates its
+// pieces into one set of partial sums and adds the lanes once, at the end.
 template <typename Sum, typename Term>
-Sum lane_sum(int n, const Term& term) {
-  Sum partial[kLanes] = {};
+void lane_accumulate(Sum* partial, int n, const Term& term) {
   int j = 0;
   for (; j + kLanes <= n; j += kLanes) {
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) partial[l] += term(j + l);
   }
   for (int l = 0; j + l < n; ++l) partial[l] += term(j + l);
+}
+
+// sum_j term(j) for j in [0, n), accumulated in type Sum.
+template <typename Sum, typename Term>
+Sum lane_sum(int n, const Term& term) {
+  Sum partial[kLanes] = {};
+  lane_accumulate(partial, n, term);
   return add_lanes(partial);
 }
 
