@@ -2,7 +2,7 @@
 # dgqa against PyTorch on this machine: for each benchmark config and attention scheme, runs
 # `dgqa bench` and bench/torch_bench.py (the same model in PyTorch eager fp32, same batch and
 # thread count) one after the other, and prints a table of both and their ratio, plus each
-# scheme's dgqa speed relative to GQA.
+# scheme's dgqa speed relative to GQA (images/s, and GFLOP/s: MHA does more work per image).
 #
 #   bench/compare_torch.sh [--configs "tiny_fmnist vit_s_cifar vit_l_224"]
 #                          [--schemes "MHA GQA KDGQA DGQA_DIFF DGQA_EMA PGQA"]
@@ -51,10 +51,15 @@ for config in $configs; do
   file="bench/$config.pbtxt"
   [[ -f "$file" ]] || { echo "compare_torch.sh: no config $file" >&2; exit 2; }
   read -r steps warmup <<<"$(steps_for "$config")"
+  # MHA has a K/V head per query head: its runs override the config's num_kv_heads.
+  num_heads=$(build/dgqa bench --config "$file" --steps 1 --warmup 0 --json 2>/dev/null |
+    json_field "['shape']['num_heads']")
   for scheme in $schemes; do
+    kv_heads=()
+    [[ "$scheme" == MHA ]] && kv_heads=(--set model.num_kv_heads="$num_heads")
     best_dgqa=0 best_torch=0 gflops=0
     for ((round = 0; round < rounds; ++round)); do
-      report=$(build/dgqa bench --config "$file" --set model.attention="$scheme" \
+      report=$(build/dgqa bench --config "$file" --set model.attention="$scheme" "${kv_heads[@]}" \
         --set train.threads="$threads" --steps "$steps" --warmup "$warmup" --json 2>/dev/null)
       shape=$(json_field "['shape']" <<<"$report" | tr "'" '"')
       batch=$(json_field "['global_batch_size']" <<<"$report")
@@ -73,14 +78,15 @@ for config in $configs; do
 done
 
 table=$(awk '
-  { key = $1; if ($2 == "GQA") gqa[key] = $3; row[NR] = $0 }
+  { key = $1; if ($2 == "GQA") { gqa[key] = $3; gqa_flops[key] = $5 } row[NR] = $0 }
   END {
-    printf "| config | scheme | dgqa images/s | PyTorch images/s | dgqa / PyTorch | dgqa / dgqa GQA | dgqa GFLOP/s |\n"
-    printf "|---|---|---|---|---|---|---|\n"
+    printf "| config | scheme | dgqa images/s | PyTorch images/s | dgqa / PyTorch | images/s vs dgqa GQA | dgqa GFLOP/s | GFLOP/s vs GQA |\n"
+    printf "|---|---|---|---|---|---|---|---|\n"
     for (i = 1; i <= NR; ++i) {
       split(row[i], f, " ")
       rel = (f[1] in gqa) ? sprintf("%.3f", f[3] / gqa[f[1]]) : "-"
-      printf "| %s | %s | %.2f | %.2f | %.2fx | %s | %.1f |\n", f[1], f[2], f[3], f[4], f[3] / f[4], rel, f[5]
+      rel_flops = (f[1] in gqa) ? sprintf("%.3f", f[5] / gqa_flops[f[1]]) : "-"
+      printf "| %s | %s | %.2f | %.2f | %.2fx | %s | %.1f | %s |\n", f[1], f[2], f[3], f[4], f[3] / f[4], rel, f[5], rel_flops
     }
   }' "$results")
 echo "$table"
