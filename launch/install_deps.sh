@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian package dgqa needs to build, test and train (idempotent).
-# Usage: launch/install_deps.sh [--with-torch]
+# Usage: launch/install_deps.sh [--with-torch] [--with-bench]
 #   --with-torch  also installs python3-torch (used only by the PyTorch cross-check test
 #                 and the benchmark comparison; the tests skip it when absent).
+#   --with-bench  also installs gnuplot-nox (the plots of launch/scaling_bench.sh and
+#                 tools/scaling_model.py --png).
 set -euo pipefail
 
 packages=(
@@ -17,9 +19,16 @@ packages=(
   dataset-fashion-mnist
   python3 python3-numpy
 )
-if [[ "${1:-}" == "--with-torch" ]]; then
-  packages+=(python3-torch)
-fi
+for option in "$@"; do
+  case $option in
+    --with-torch) packages+=(python3-torch) ;;
+    --with-bench) packages+=(gnuplot-nox) ;;
+    *)
+      echo "install_deps: unknown option '$option' (options: --with-torch, --with-bench)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

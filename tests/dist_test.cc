@@ -129,6 +129,22 @@ TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
   EXPECT_NE(output.find("train.global_batch_size"), std::string::npos) << output;
 }
 
+// `dgqa bench` under mpirun: each rank trains its shard, rank 0 alone prints the report.
+TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
+  std::string output;
+  // The braces keep the ranks' log lines (stderr) out of the captured output.
+  const int code = testing::RunCommand("{ " + Mpirun(2) + DGQA_BINARY + " bench --config " +
+                                           ShellQuote(Config("KDGQA", 2)) +
+                                           " --steps 3 --warmup 1 --json 2>/dev/null; }",
+                                       &output);
+  ASSERT_EQ(code, 0) << output;
+  ASSERT_EQ(testing::Lines(output).size(), 1u) << output;
+  const json report = json::parse(output);
+  EXPECT_EQ(report["world_size"], 2);
+  EXPECT_GT(report["images_per_sec"].get<double>(), 0);
+  EXPECT_GE(report["ms_per_step"]["communication"].get<double>(), 0);
+}
+
 // Starts a 2-rank run, waits for its first train line, then does `action` (a shell command
 // with $VICTIM = one rank's pid) and reports: exit status, seconds until mpirun ended, and
 // whether any rank is left.

@@ -32,11 +32,12 @@ void RunBlasOnCallingThread() {
 // OpenBLAS's small-matrix kernels (products of up to 100^3 multiply-adds on AVX-512 machines),
 // which add in another order than the blocked kernels: the blocked kernels give each element
 // of C the same bits whichever piece it falls in (tests/kernels_matmul_test.cc checks both).
-// So a product is cut only into pieces of at least kMinPiece multiply-adds, with a margin.
+// So a product is cut only into pieces of at least kMinPiece multiply-adds (2M: twice that
+// threshold).
 void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                    const float* A, int lda, const float* B, int ldb, float beta, float* C,
                    int ldc) {
-  constexpr double kMinPiece = 1 << 22;
+  constexpr double kMinPiece = 1 << 21;
   RunBlasOnCallingThread();
   const bool split_rows = M >= N;
   const int64_t length = split_rows ? M : N;
