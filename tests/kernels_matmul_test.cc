@@ -2,7 +2,9 @@
 #include "kernels/cpu/matmul.h"
 
 #include <gtest/gtest.h>
+
 #include <omp.h>
+#include <algorithm>
 
 #include <cmath>
 #include <vector>
@@ -160,6 +162,29 @@ TEST_P(MatmulThreadsTest, ResultsDoNotDependOnTheThreadCount) {
     EXPECT_TRUE(run(threads) == one) << threads << " threads";
   }
   omp_set_num_threads(default_threads);
+}
+
+// A row of the output (forward) or of dinp (backward) has the same bits whatever the number of
+// rows of the product: what lets N ranks with B/N samples compute what one rank with B computes.
+TEST(MatmulRowsTest, RowsDoNotDependOnTheNumberOfRows) {
+  const int C = 96, OC = 200, kMaxRows = 400;
+  const auto inp = RandomVector(static_cast<size_t>(kMaxRows) * C, 1);
+  const auto weight = RandomVector(static_cast<size_t>(OC) * C, 2);
+  const auto bias = RandomVector(OC, 3), dout = RandomVector(static_cast<size_t>(kMaxRows) * OC, 4);
+  auto run = [&](int N) {
+    std::vector<float> out(static_cast<size_t>(N) * OC), dinp(static_cast<size_t>(N) * C);
+    std::vector<float> dweight(weight.size()), dbias(OC);
+    matmul_forward(out.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
+    matmul_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
+                    weight.data(), N, C, OC);
+    return std::make_pair(out, dinp);
+  };
+  const auto all = run(kMaxRows);
+  for (int N : {1, 2, 5, 13, 50, 97, 160, 250, 399}) {
+    const auto part = run(N);
+    EXPECT_TRUE(std::equal(part.first.begin(), part.first.end(), all.first.begin())) << N;
+    EXPECT_TRUE(std::equal(part.second.begin(), part.second.end(), all.second.begin())) << N;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulThreadsTest,
