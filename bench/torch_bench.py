@@ -53,14 +53,15 @@ class Attention(nn.Module):
         self.v = nn.Linear(D, G * self.d)
         self.proj = nn.Linear(D, D)
         self.allocation = equal_split(H, G)
-        self.cache = torch.zeros(G)
+        self.register_buffer("cache", torch.zeros(G), persistent=False)  # moves with .to(device)
 
     def choose_allocation(self, k, step):
         """k (B, G, P, d). KDGQA every step, DGQA at window steps; the others keep theirs."""
         dgqa = self.scheme in ("DGQA_DIFF", "DGQA_EMA")
         if self.scheme != "KDGQA" and not (dgqa and step % self.window == 0):
             return
-        norms = torch.linalg.matrix_norm(k.detach()).sum(0)  # Frobenius per (b, g), summed over b
+        # Frobenius per (b, g), summed over b, in fp32 (k may be bf16 under autocast).
+        norms = torch.linalg.matrix_norm(k.detach().float()).sum(0)
         if self.scheme == "KDGQA":
             low, high = norms.min(), norms.max()
             scaled = ((norms - low) / (high - low)).tolist() if high > low else []
@@ -77,13 +78,26 @@ class Attention(nn.Module):
         """o (B, H, P, d) -> o minus standardised noise rescaled to each head's mean and std."""
         B, H, P, d = o.shape
         grouped = o.reshape(B, self.G, H // self.G, P * d)
-        r = torch.rand(self.G, H // self.G, P * d)
-        rows = torch.arange(min(H // self.G, P * d))
+        r = torch.rand(self.G, H // self.G, P * d, device=o.device)
+        rows = torch.arange(min(H // self.G, P * d), device=o.device)
         r[:, rows, rows] = 0
         std = r.std(-1, keepdim=True)
         r = (r - r.mean(-1, keepdim=True)) / torch.where(std == 0, torch.ones_like(std), std)
         grouped = grouped - (r * grouped.std(-1, keepdim=True) + grouped.mean(-1, keepdim=True))
         return grouped.reshape(B, H, P, d)
+
+    def kv_index(self, device):
+        """The K/V head of each query head (design.md section 3) as a tensor on device."""
+        return torch.repeat_interleave(torch.arange(self.G, device=device),
+                                       torch.tensor(self.allocation, device=device))
+
+    def attend(self, q, k, v):
+        """q (B, H, P, d), k and v (B, G, P, d) -> softmax(q k_kv(h)^T / sqrt(d)) v_kv(h) per head.
+        bench/torch_gpu_bench.py overrides this with scaled_dot_product_attention."""
+        kv_index = self.kv_index(q.device)
+        k, v = k.index_select(1, kv_index), v.index_select(1, kv_index)
+        scores = (q * self.d ** -0.5) @ k.transpose(-2, -1)
+        return scores.softmax(-1) @ v
 
     def forward(self, x, step):
         B, P, D = x.shape
@@ -91,20 +105,17 @@ class Attention(nn.Module):
         k = self.k(x).view(B, P, self.G, self.d).transpose(1, 2)
         v = self.v(x).view(B, P, self.G, self.d).transpose(1, 2)
         self.choose_allocation(k, step)
-        kv_index = torch.repeat_interleave(torch.arange(self.G), torch.tensor(self.allocation))
-        k, v = k.index_select(1, kv_index), v.index_select(1, kv_index)
-        scores = (q * self.d ** -0.5) @ k.transpose(-2, -1)
-        o = scores.softmax(-1) @ v
+        o = self.attend(q, k, v)
         if self.scheme == "PGQA":
             o = self.pgqa_noise(o)
         return self.proj(o.transpose(1, 2).reshape(B, P, D))
 
 
 class Block(nn.Module):
-    def __init__(self, D, H, G, scheme, window, beta):
+    def __init__(self, D, H, G, scheme, window, beta, attention=Attention):
         super().__init__()
         self.norm1 = nn.LayerNorm(D, eps=1e-6)
-        self.attn = Attention(D, H, G, scheme, window, beta)
+        self.attn = attention(D, H, G, scheme, window, beta)
         self.norm2 = nn.LayerNorm(D, eps=1e-6)
         self.fc1 = nn.Linear(D, 4 * D)
         self.fc2 = nn.Linear(4 * D, D)
@@ -115,7 +126,10 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, s, scheme):
+    """s: the "shape" object of `dgqa bench --json`; attention: the Attention class (a subclass
+    may compute attend() another way, as bench/torch_gpu_bench.py does)."""
+
+    def __init__(self, s, scheme, attention=Attention):
         super().__init__()
         D, p = s["embed_dim"], s["patch_size"]
         G = s["num_heads"] if scheme == "MHA" else s["num_kv_heads"]
@@ -124,7 +138,7 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.randn(1, tokens, D) * 0.02)
         self.blocks = nn.ModuleList(
-            Block(D, s["num_heads"], G, scheme, s["dgqa_window"], s["dgqa_beta"])
+            Block(D, s["num_heads"], G, scheme, s["dgqa_window"], s["dgqa_beta"], attention)
             for _ in range(s["depth"]))
         self.norm = nn.LayerNorm(D, eps=1e-6)
         self.head = nn.Linear(D, s["num_classes"])

@@ -9,19 +9,32 @@
 
 namespace dgqa {
 
-std::unique_ptr<Backend> make_backend(const std::string& name) {
-  if (name == "cpu") return std::make_unique<CpuBackend>();
+std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
+  if (options.name == "cpu") {
+    if (options.precision != Precision::kFP32) {
+      throw InputError(
+          "model.precision: BF16 needs train.backend \"cuda\" (the CPU computes in fp32)");
+    }
+    return std::make_unique<CpuBackend>();
+  }
 #ifdef DGQA_WITH_CUDA
-  if (name == "cuda") {
+  if (options.name == "cuda") {
     if (cuda::device_count() == 0) {
       throw InputError("train.backend: \"cuda\" but no GPU is visible");
     }
-    return std::make_unique<CudaBackend>();
+    cuda::select_device(options.local_rank);
+    return std::make_unique<CudaBackend>(options.precision);
   }
-  throw InputError("unknown backend \"" + name + "\" (valid backends: cpu, cuda)");
+  throw InputError("unknown backend \"" + options.name + "\" (valid backends: cpu, cuda)");
 #else
-  throw InputError("unknown backend \"" + name + "\" (valid backends: cpu)");
+  throw InputError("unknown backend \"" + options.name + "\" (valid backends: cpu)");
 #endif
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  BackendOptions options;
+  options.name = name;
+  return make_backend(options);
 }
 
 }  // namespace dgqa

@@ -10,10 +10,20 @@
 
 namespace dgqa {
 
+// The arithmetic of the matrix products. kBF16 (CUDA only): bf16 operands, fp32 accumulation and
+// fp32 results; every other kernel, the parameters, the gradients and the optimizer stay fp32.
+enum class Precision { kFP32, kBF16 };
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // True when allocate() returns host memory, which a communicator may use as it is.
+  virtual bool host_memory() const = 0;
+  virtual Precision precision() const { return Precision::kFP32; }
+  // The model announces its flat parameter buffer once, after allocating it. A backend that
+  // computes in lower precision keeps a working copy of it (the CPU backend needs nothing).
+  virtual void set_parameters(const float* /*params*/, int64_t /*count*/) {}
 
   // Memory. allocate() returns zeroed memory; it is released by release().
   virtual void* allocate(size_t bytes) = 0;
@@ -69,7 +79,15 @@ class Backend {
   virtual void gather_cls_backward(float* dx, const float* dout, int B, int T, int D) = 0;
 };
 
-// The backend named "cpu" (and, in a CUDA build, "cuda"); throws InputError for other names.
+struct BackendOptions {
+  std::string name = "cpu";  // "cpu", or "cuda" in a CUDA build
+  int local_rank = 0;        // CUDA: this process uses GPU local_rank % visible devices
+  Precision precision = Precision::kFP32;
+};
+
+// Throws InputError for an unknown name, a missing GPU, or bf16 on the CPU.
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+// The named backend on the first GPU, in fp32 (tools and tests).
 std::unique_ptr<Backend> make_backend(const std::string& name);
 
 }  // namespace dgqa

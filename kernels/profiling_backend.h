@@ -26,6 +26,11 @@ class ProfilingBackend : public Backend {
   void reset() { entries_.clear(); }
 
   std::string name() const override { return inner_->name(); }
+  bool host_memory() const override { return inner_->host_memory(); }
+  Precision precision() const override { return inner_->precision(); }
+  void set_parameters(const float* params, int64_t count) override {
+    inner_->set_parameters(params, count);
+  }
   void* allocate(size_t bytes) override { return inner_->allocate(bytes); }
   void release(void* pointer) override { inner_->release(pointer); }
   void zero(void* pointer, size_t bytes) override;

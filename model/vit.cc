@@ -57,6 +57,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
 
   params_ = static_cast<float*>(backend_.allocate(layout_.total_size() * sizeof(float)));
   grads_ = static_cast<float*>(backend_.allocate(layout_.total_size() * sizeof(float)));
+  backend_.set_parameters(params_, layout_.total_size());
   for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config);
 
   // Every buffer is a region of one backend allocation, so a forward pass never allocates:

@@ -1,5 +1,6 @@
-// `dgqa bench` (issue 6) run as a user would, its FLOP count (model/flops.h), and the profiling
-// backend it uses for --profile.
+// `dgqa bench` (issue 6) run as a user would, its FLOP count (model/flops.h), the profiling
+// backend it uses for --profile, and its model FLOP utilisation (--peak-tflops, and on a GPU the
+// built-in peaks of kernels/cuda/device_info.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
 #include "kernels/cpu/cpu_backend.h"
+#ifdef DGQA_WITH_CUDA
+#include "kernels/cuda/device_info.h"
+#endif
 #include "kernels/profiling_backend.h"
 #include "model/flops.h"
 #include "tests/fixtures.h"
@@ -63,6 +68,21 @@ TEST(BenchCliTest, ParsesItsFlagsAndRejectsBadCounts) {
         {"train", "--config", "c", "--json"}}) {
     EXPECT_THROW(parse_command_line(bad), std::exception) << bad[3];
   }
+}
+
+TEST(BenchCliTest, PeakTflopsTakesAPositiveNumber) {
+  EXPECT_EQ(parse_command_line({"bench", "--config", "c"}).bench_peak_tflops, 0);
+  EXPECT_EQ(
+      parse_command_line({"bench", "--config", "c", "--peak-tflops", "989"}).bench_peak_tflops,
+      989);
+  EXPECT_EQ(
+      parse_command_line({"bench", "--config", "c", "--peak-tflops", "0.5"}).bench_peak_tflops,
+      0.5);
+  for (const std::string bad : {"0", "-1", "abc", "12x", "", "nan", "inf", "1e999"}) {
+    EXPECT_THROW(parse_command_line({"bench", "--config", "c", "--peak-tflops", bad}), InputError)
+        << bad;
+  }
+  EXPECT_THROW(parse_command_line({"train", "--config", "c", "--peak-tflops", "1"}), InputError);
 }
 
 // Every call goes to the wrapped backend (same results) and is counted under its kernel.
@@ -154,6 +174,101 @@ TEST_F(BenchCommandTest, MissingDataIsAClearErrorOnlyWhenDataIsUsed) {
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.err.find("train_images"), std::string::npos) << run.err;
 }
+
+// --peak-tflops works on the CPU too: MFU = effective GFLOP/s / (1000 x peak TFLOP/s).
+TEST_F(BenchCommandTest, PeakTflopsGivesTheMfu) {
+  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  testing::DgqaRun run = testing::RunDgqa(
+      "bench --config " + config + " --steps 2 --warmup 0 --json --peak-tflops 0.25", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  json report = json::parse(run.out);
+  ASSERT_TRUE(report.contains("mfu")) << run.out;
+  EXPECT_EQ(report["peak_tflops"].get<double>(), 0.25);
+  EXPECT_EQ(report["peak_source"], "--peak-tflops");
+  EXPECT_EQ(report["precision"], "fp32");
+  const double gflops = report["gflops_per_sec"];
+  EXPECT_NEAR(report["mfu"].get<double>(), gflops / 250, 1e-12 * gflops);
+  EXPECT_FALSE(report.contains("device_name")) << "the CPU backend has no device to describe";
+  EXPECT_FALSE(report.contains("device_memory_bytes"));
+
+  // Without a peak the CPU report has no MFU; the text report prints it when there is one.
+  run = testing::RunDgqa("bench --config " + config + " --steps 1 --warmup 0 --json", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  report = json::parse(run.out);
+  EXPECT_FALSE(report.contains("mfu"));
+  EXPECT_FALSE(report.contains("peak_tflops"));
+  run = testing::RunDgqa("bench --config " + config + " --steps 1 --peak-tflops 2", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("MFU "), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("of a peak of 2 TFLOP/s"), std::string::npos) << run.out;
+}
+
+// A bad --peak-tflops ends the program with exit code 2 and one error line naming the flag.
+TEST_F(BenchCommandTest, BadPeakTflopsIsAnInputError) {
+  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  for (const std::string value : {"0", "-5", "fast", "1e999", "nan", ""}) {
+    const testing::DgqaRun run = testing::RunDgqa(
+        "bench --config " + config + " --steps 1 --peak-tflops " + testing::ShellQuote(value),
+        dir_);
+    EXPECT_EQ(run.exit_code, 2) << value << ": " << run.err;
+    EXPECT_EQ(testing::CountLinesContaining(run.err, "dgqa: error:"), 1) << run.err;
+    EXPECT_NE(run.err.find("--peak-tflops " + value + ": expected a number"), std::string::npos)
+        << run.err;
+    EXPECT_TRUE(run.out.empty()) << run.out;
+  }
+  const testing::DgqaRun run =
+      testing::RunDgqa("bench --config " + config + " --peak-tflops", dir_);
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("--peak-tflops needs a value"), std::string::npos) << run.err;
+}
+
+#ifdef DGQA_WITH_CUDA
+// The built-in peaks (NVIDIA datasheet, dense): matched by compute capability and name; the NVL
+// variants and every other device are unknown (0). Needs no GPU.
+TEST(DevicePeakTest, KnownDevicesHaveTheDatasheetFigures) {
+  using cuda::dense_peak_flops;
+  const Precision bf16 = Precision::kBF16, fp32 = Precision::kFP32;
+  EXPECT_EQ(dense_peak_flops("NVIDIA H100 80GB HBM3", 9, 0, bf16), 989e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H100 80GB HBM3", 9, 0, fp32), 67e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H100 PCIe", 9, 0, bf16), 756e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H100 PCIe", 9, 0, fp32), 51e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H200", 9, 0, bf16), 989e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H200", 9, 0, fp32), 67e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA A100-SXM4-80GB", 8, 0, bf16), 312e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA A100 80GB PCIe", 8, 0, fp32), 19.5e12);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H100 NVL", 9, 0, bf16), 0);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H200 NVL", 9, 0, bf16), 0);
+  EXPECT_EQ(dense_peak_flops("NVIDIA GH200 480GB", 9, 0, bf16), 0);
+  EXPECT_EQ(dense_peak_flops("NVIDIA L4", 8, 9, bf16), 0);
+  EXPECT_EQ(dense_peak_flops("NVIDIA H100 80GB HBM3", 8, 0, bf16), 0);  // capability must match
+}
+
+// On a GPU the report names the device and its memory in use, and has an MFU when the device is
+// in the table. Skips where there is no GPU.
+TEST_F(BenchCommandTest, CudaReportDescribesTheDevice) {
+  try {
+    make_backend("cuda");
+  } catch (const std::exception& error) {
+    GTEST_SKIP() << "no CUDA backend here: " << error.what();
+  }
+  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  const testing::DgqaRun run = testing::RunDgqa(
+      "bench --config " + config + " --set train.backend=cuda --steps 2 --warmup 1 --json", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json report = json::parse(run.out);
+  EXPECT_EQ(report["backend"], "cuda");
+  ASSERT_TRUE(report.contains("device_name")) << run.out;
+  EXPECT_GT(report["device_sm_count"].get<int>(), 0);
+  EXPECT_GT(report["device_memory_bytes"].get<int64_t>(), 0);
+  if (report.contains("mfu")) {
+    const double gflops = report["gflops_per_sec"];
+    EXPECT_NEAR(report["mfu"].get<double>(), gflops / (1e3 * report["peak_tflops"].get<double>()),
+                1e-12 * gflops);
+    EXPECT_GT(report["mfu"].get<double>(), 0);
+    EXPECT_LT(report["mfu"].get<double>(), 1);
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace dgqa

@@ -322,6 +322,8 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"data.std=-0.5"}, "data.std"},
       {{"data.random_crop_padding=-1"}, "data.random_crop_padding"},
       {{"data.prefetch_batches=-1"}, "data.prefetch_batches"},
+      {{"model.precision=BF16"}, "model.precision"},  // the CPU computes in fp32
+      {{"dist.backend=NCCL"}, "dist.backend"},        // NCCL sums device buffers only
   };
   for (const auto& c : cases) {
     const std::string message = LoadError(c.overrides);
@@ -336,6 +338,22 @@ TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {
 #else
   EXPECT_NE(LoadError({"train.backend=cuda"}).find("train.backend"), std::string::npos);
 #endif
+}
+
+TEST_F(ConfigTest, PrecisionAndDistBackendDefaultByTrainBackend) {
+  const config::Config cpu = Load();
+  EXPECT_EQ(backend_options_from(cpu, 3).precision, Precision::kFP32);
+  EXPECT_EQ(backend_options_from(cpu, 3).local_rank, 3);
+  EXPECT_EQ(backend_options_from(cpu, 3).name, "cpu");
+  EXPECT_FALSE(uses_nccl(cpu));
+  config::Config gpu = cpu;  // as a CUDA build would accept it
+  gpu.mutable_train()->set_backend("cuda");
+  EXPECT_EQ(backend_options_from(gpu, 0).precision, Precision::kBF16);
+  EXPECT_TRUE(uses_nccl(gpu));
+  gpu.mutable_model()->set_precision(config::FP32);
+  gpu.mutable_dist()->set_backend(config::MPI);
+  EXPECT_EQ(backend_options_from(gpu, 0).precision, Precision::kFP32);
+  EXPECT_FALSE(uses_nccl(gpu));
 }
 
 TEST_F(ConfigTest, CifarNeedsOnlyRoot) {

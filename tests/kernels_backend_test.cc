@@ -32,6 +32,20 @@ TEST(MakeBackendTest, CpuByName) {
   EXPECT_EQ(backend->name(), "cpu");
 }
 
+TEST(MakeBackendTest, CpuHoldsHostMemoryInFp32AndRefusesBf16) {
+  auto backend = make_backend("cpu");
+  EXPECT_TRUE(backend->host_memory());
+  EXPECT_EQ(backend->precision(), Precision::kFP32);
+  BackendOptions options;
+  options.precision = Precision::kBF16;
+  try {
+    make_backend(options);
+    ADD_FAILURE() << "no error for a bf16 CPU backend";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("model.precision"), std::string::npos) << error.what();
+  }
+}
+
 TEST(MakeBackendTest, UnknownNameIsAnInputErrorListingTheValidNames) {
   std::vector<std::string> unknown = {"", "CPU", "tpu"};
 #ifndef DGQA_WITH_CUDA

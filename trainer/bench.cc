@@ -16,6 +16,9 @@
 #include "data/loader.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
+#ifdef DGQA_WITH_CUDA
+#include "kernels/cuda/device_info.h"
+#endif
 #include "kernels/profiling_backend.h"
 #include "model/flops.h"
 #include "model/vit.h"
@@ -103,7 +106,48 @@ void print_report(const nlohmann::json& report, bool as_json) {
       ms["backward"].get<double>(), ms["communication"].get<double>(),
       ms["optimizer"].get<double>());
   std::printf("  peak resident memory %.0f MiB\n", report["peak_memory_mib"].get<double>());
+  if (report.contains("device_name")) {
+    std::printf(
+        "  %s (%d SMs): %.0f MiB of device memory in use after the steps (every model\n"
+        "  buffer is allocated before the first step)\n",
+        report["device_name"].get<std::string>().c_str(), report["device_sm_count"].get<int>(),
+        report["device_memory_bytes"].get<double>() / (1 << 20));
+  }
+  if (report.contains("mfu")) {
+    std::printf("  MFU %.1f%% of a peak of %g TFLOP/s per device (%s)\n",
+                100 * report["mfu"].get<double>(), report["peak_tflops"].get<double>(),
+                report["peak_source"].get<std::string>().c_str());
+  } else if (report.contains("device_name")) {
+    std::printf("  MFU not known: no built-in peak for this device; give --peak-tflops X\n");
+  }
   std::fflush(stdout);
+}
+
+// Adds what bench knows of the device to the report: on the CUDA backend the GPU's name, SM count
+// and memory in use (kernels/cuda/device_info.h), and, when a peak is known (--peak-tflops, else
+// the GPU's built-in figure for the backend's precision), the model FLOP utilisation: effective
+// FLOP/s over the peak of all ranks' devices together (one device per rank).
+void add_device_report(const CommandLine& line, Backend& backend, int world,
+                       nlohmann::json* report) {
+  double peak_tflops = line.bench_peak_tflops;
+  std::string peak_source = "--peak-tflops";
+#ifdef DGQA_WITH_CUDA
+  if (backend.name() == "cuda") {
+    const cuda::DeviceInfo device = cuda::device_info(backend.precision());
+    (*report)["device_name"] = device.name;
+    (*report)["device_sm_count"] = device.sm_count;
+    (*report)["device_memory_bytes"] = cuda::device_memory_in_use();
+    if (peak_tflops == 0 && device.peak_flops > 0) {
+      peak_tflops = device.peak_flops / 1e12;
+      peak_source = std::string(backend.precision() == Precision::kBF16 ? "bf16" : "fp32") +
+                    " dense, NVIDIA datasheet";
+    }
+  }
+#endif
+  if (peak_tflops <= 0) return;
+  (*report)["peak_tflops"] = peak_tflops;
+  (*report)["peak_source"] = peak_source;
+  (*report)["mfu"] = (*report)["gflops_per_sec"].get<double>() / (1e3 * peak_tflops * world);
 }
 
 // --data-only: how fast the loader delivers this rank's batches of the training set (decode,
@@ -179,7 +223,8 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
   const int world = comm.world_size();
   const int global_batch = config.train().global_batch_size();
   const int batch = global_batch / world;  // validate_config checks the division
-  std::unique_ptr<Backend> backend = make_backend(config.train().backend());
+  std::unique_ptr<Backend> backend =
+      make_backend(backend_options_from(config, comm.info().local_rank));
   ProfilingBackend* profiler = nullptr;
   if (line.bench_profile) {
     auto profiling = std::make_unique<ProfilingBackend>(std::move(backend));
@@ -188,8 +233,8 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
   }
   VisionTransformer model(model_config, *backend, batch, config.seed());
   AdamW optimizer(*backend, model.layout(), adamw_settings(config));
-  GradientSync gradient_sync(comm, model.grads(), model.layout().total_size(),
-                             config.dist().bucket_mb());
+  GradientSync gradient_sync(comm, *backend, model.grads(), model.layout().total_size(),
+                             gradient_sync_options(config));
   CommReducer key_norm_reducer(comm, "key-norm all-reduce");
   // The batches: one fixed synthetic batch, or the config's training set through the loader.
   const Batch synthetic = synthetic_batch(model_config, batch, config.seed() + comm.rank());
@@ -260,7 +305,7 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
                 global_batch, world, backend->name().c_str(), threads, steps,
                 loader ? "real" : "synthetic");
   auto per_step_ms = [&](double phase) { return 1e3 * phase / steps; };
-  const nlohmann::json report = {
+  nlohmann::json report = {
       {"model", model_text},
       {"setup", setup_text},
       {"scheme", attention_scheme_name(model_config.attention)},
@@ -279,6 +324,7 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
       {"world_size", world},
       {"threads_per_rank", threads},
       {"backend", backend->name()},
+      {"precision", backend->precision() == Precision::kBF16 ? "bf16" : "fp32"},
       {"steps", steps},
       {"images_per_sec", images_per_sec},
       {"gflop_per_image", flops_per_image / 1e9},
@@ -292,6 +338,7 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
         {"optimizer", per_step_ms(times.optimizer)}}},
       {"peak_memory_mib", peak_resident_mib()},
   };
+  add_device_report(line, *backend, world, &report);
   if (comm.rank() != 0) return;
   print_report(report, line.bench_json);
   if (profiler != nullptr) print_profile(*profiler, steps, times.total());

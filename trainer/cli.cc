@@ -1,5 +1,6 @@
 #include "trainer/cli.h"
 
+#include <cmath>
 #include <exception>
 #include <string>
 
@@ -15,7 +16,7 @@ std::string usage_text() {
          "             [--logits-out FILE.npy]\n"
          "  dgqa convert --config FILE --from timm.safetensors --to out.safetensors\n"
          "  dgqa bench --config FILE [--set path=value ...] [--steps N] [--warmup N] [--json]\n"
-         "             [--real-data | --data-only] [--profile]\n"
+         "             [--real-data | --data-only] [--profile] [--peak-tflops X]\n"
          "  dgqa help\n"
          "\n"
          "  --config FILE       experiment config, protobuf text format (see configs/)\n"
@@ -32,7 +33,9 @@ std::string usage_text() {
          "  --json              bench: print one JSON object instead of the text report\n"
          "  --real-data         bench: train on the config's data instead of a synthetic batch\n"
          "  --data-only         bench: time the data loader alone (images/s it delivers)\n"
-         "  --profile           bench: also print the time of each kernel (synchronizing)\n";
+         "  --profile           bench: also print the time of each kernel (synchronizing)\n"
+         "  --peak-tflops X     bench: the peak TFLOP/s of one rank's device, for the model FLOP\n"
+         "                      utilisation (MFU); known GPUs have a built-in figure\n";
 }
 
 namespace {
@@ -49,6 +52,22 @@ int count(const std::string& flag, const std::string& text) {
   }
   if (used != text.size() || value < least) {
     throw InputError(flag + " " + text + ": expected a whole number >= " + std::to_string(least));
+  }
+  return value;
+}
+
+// --peak-tflops: a finite number > 0.
+double peak_tflops(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (text.empty() || used != text.size() || !std::isfinite(value) || value <= 0) {
+    throw InputError("--peak-tflops " + text +
+                     ": expected a number of TFLOP/s > 0 (the peak of one rank's device)");
   }
   return value;
 }
@@ -103,6 +122,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       line.bench_data_only = true;
     } else if (flag == "--profile" && line.command == "bench") {
       line.bench_profile = true;
+    } else if (flag == "--peak-tflops" && line.command == "bench") {
+      line.bench_peak_tflops = peak_tflops(value());
     } else {
       throw InputError("unknown argument '" + flag + "' for dgqa " + line.command + "\n" +
                        usage_text());

@@ -23,6 +23,7 @@ struct CommandLine {
   bool bench_real_data = false;        // --real-data (bench): the config's data, not synthetic
   bool bench_data_only = false;        // --data-only (bench): time the data loader alone
   bool bench_profile = false;          // --profile (bench): time every kernel call
+  double bench_peak_tflops = 0;        // --peak-tflops X (bench): one device's peak; 0: none given
 };
 
 // Throws InputError naming the unknown or incomplete argument.

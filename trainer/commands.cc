@@ -56,7 +56,8 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
   BatchLoader loader(test_set,
                      loader_options(config, model_config, false, comm.rank(), comm.world_size()));
-  std::unique_ptr<Backend> backend = make_backend(config.train().backend());
+  std::unique_ptr<Backend> backend =
+      make_backend(backend_options_from(config, comm.info().local_rank));
   const int eval_batch = std::min<int>(config.train().eval_batch_size(), test_set.num_examples);
   const int max_batch = (eval_batch + comm.world_size() - 1) / comm.world_size();
   VisionTransformer model(model_config, *backend, max_batch, config.seed());

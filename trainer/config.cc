@@ -521,9 +521,12 @@ void validate_train(const config::Train& train, const Checker& check) {
                 "unknown backend " + quoted(train.backend()) + " (valid: " + valid_backends + ")");
 }
 
-void validate_dist(const config::Dist& dist, const Checker& check) {
+void validate_dist(const config::Dist& dist, const std::string& train_backend,
+                   const Checker& check) {
   check.positive("dist.bucket_mb", dist.bucket_mb());
   check.positive("dist.timeout_s", dist.timeout_s());
+  check.require(dist.backend() != config::NCCL || train_backend == "cuda", "dist.backend",
+                "NCCL needs train.backend \"cuda\"");
 }
 
 void validate_checkpoint(const config::Checkpoint& checkpoint, const Checker& check) {
@@ -548,12 +551,31 @@ void validate_config(const config::Config& config, const std::string& source) {
   validate_data(config.data(), model.in_channels, check);
   validate_optimizer(config.optimizer(), config.schedule(), check);
   validate_train(config.train(), check);
-  validate_dist(config.dist(), check);
+  validate_dist(config.dist(), config.train().backend(), check);
+  check.require(config.model().precision() != config::BF16 || config.train().backend() == "cuda",
+                "model.precision", "BF16 needs train.backend \"cuda\" (the CPU computes in fp32)");
   validate_checkpoint(config.checkpoint(), check);
 }
 
 ModelConfig model_config_from(const config::Config& config) {
   return resolve_model(config.model(), "config");
+}
+
+BackendOptions backend_options_from(const config::Config& config, int local_rank) {
+  BackendOptions options;
+  options.name = config.train().backend();
+  options.local_rank = local_rank;
+  const config::Precision precision = config.model().precision();
+  const bool bf16 = precision == config::BF16 ||
+                    (precision == config::PRECISION_DEFAULT && options.name == "cuda");
+  options.precision = bf16 ? Precision::kBF16 : Precision::kFP32;
+  return options;
+}
+
+bool uses_nccl(const config::Config& config) {
+  const config::DistBackend backend = config.dist().backend();
+  return backend == config::NCCL ||
+         (backend == config::DIST_BACKEND_DEFAULT && config.train().backend() == "cuda");
 }
 
 std::string config_to_text(const config::Config& config) {

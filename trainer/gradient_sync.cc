@@ -2,6 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
+
+#include "trainer/staged_all_reduce.h"
+#ifdef DGQA_WITH_CUDA
+#include "comm/cuda/nccl_all_reduce.h"
+#endif
 
 namespace dgqa {
 namespace {
@@ -12,30 +18,53 @@ double now_seconds() {
 
 }  // namespace
 
-GradientSync::GradientSync(Communicator& comm, float* grads, int64_t size, double bucket_mb)
-    : comm_(comm), grads_(grads), size_(size) {
-  const int64_t bucket = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * (1 << 20) / 4));
+GradientSyncOptions gradient_sync_options(const config::Config& config) {
+  GradientSyncOptions options;
+  options.bucket_mb = config.dist().bucket_mb();
+  options.nccl = uses_nccl(config);
+  options.timeout_s = config.dist().timeout_s();
+  return options;
+}
+
+GradientSync::GradientSync(Communicator& comm, Backend& backend, float* grads, int64_t size,
+                           const GradientSyncOptions& options)
+    : grads_(grads), size_(size) {
+  if (options.nccl) {
+#ifdef DGQA_WITH_CUDA
+    all_reduce_ = make_nccl_all_reduce(comm, options.timeout_s);
+    method_ = "NCCL";
+#else
+    throw std::logic_error("GradientSync: NCCL in a build without CUDA");
+#endif
+  } else if (comm.world_size() > 1 && backend.host_memory()) {
+    all_reduce_ = std::make_unique<HostAllReduce>(comm);
+    method_ = "MPI";
+  } else if (comm.world_size() > 1) {
+    all_reduce_ = std::make_unique<StagedAllReduce>(comm, backend, grads, size);
+    method_ = "MPI through host memory";
+  }
+  const int64_t bucket =
+      std::max<int64_t>(1, static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4));
   for (int64_t end = size; end > 0; end -= bucket)
     bucket_begin_.push_back(std::max<int64_t>(0, end - bucket));
 }
 
 void GradientSync::ready(int64_t first_ready) {
-  if (comm_.world_size() == 1 || (!overlap_ && first_ready > 0)) return;
-  for (auto& pending : pending_) comm_.test(*pending);  // progress the buckets in flight
+  if (all_reduce_ == nullptr || (!overlap_ && first_ready > 0)) return;
+  for (auto& pending : pending_) all_reduce_->test(*pending);  // progress the buckets in flight
   while (started_ < num_buckets() && bucket_begin_[started_] >= first_ready) {
     const int64_t begin = bucket_begin_[started_];
     const int64_t end = started_ == 0 ? size_ : bucket_begin_[started_ - 1];
-    pending_.push_back(
-        comm_.all_reduce_sum_async(grads_ + begin, end - begin, "gradient all-reduce"));
+    pending_.push_back(all_reduce_->start(grads_ + begin, end - begin, "gradient all-reduce"));
     ++started_;
   }
 }
 
 double GradientSync::finish() {
-  if (comm_.world_size() == 1) return 0;
+  if (all_reduce_ == nullptr) return 0;
   ready(0);
   const double start = now_seconds();
-  for (auto& pending : pending_) comm_.wait(*pending);
+  for (auto& pending : pending_) all_reduce_->wait(*pending);
   pending_.clear();
   started_ = 0;
   return now_seconds() - start;

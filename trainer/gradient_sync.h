@@ -2,20 +2,37 @@
 //
 // The flat gradient buffer is cut into buckets from its end, the order in which backward
 // finishes gradients. As soon as backward reports that a bucket is complete, its all-reduce
-// starts; the optimizer waits for all of them in finish(). With a single rank nothing happens.
+// starts; the optimizer waits for all of them in finish(). The sums go through a
+// BufferAllReduce (comm/buffer_all_reduce.h) that suits where the backend keeps the gradients:
+// the Communicator itself for host memory, NCCL or host-staged MPI for a GPU. With a single
+// rank nothing happens, unless NCCL was asked for (then its path runs, as a check of it).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "comm/buffer_all_reduce.h"
 #include "comm/communicator.h"
+#include "kernels/backend.h"
+#include "trainer/config.h"
 
 namespace dgqa {
 
+struct GradientSyncOptions {
+  double bucket_mb = 1;    // dist.bucket_mb
+  bool nccl = false;       // dist.backend resolved: NCCL (cuda only) or MPI
+  double timeout_s = 120;  // dist.timeout_s, for NCCL's waits (MPI's own come with comm)
+};
+
+// The options of the config's dist section.
+GradientSyncOptions gradient_sync_options(const config::Config& config);
+
 class GradientSync {
  public:
-  GradientSync(Communicator& comm, float* grads, int64_t size, double bucket_mb);
+  // grads: the backend's flat gradient buffer of `size` floats.
+  GradientSync(Communicator& comm, Backend& backend, float* grads, int64_t size,
+               const GradientSyncOptions& options);
 
   // Call from the model's GradientsReady callback: starts every bucket inside [first_ready, end).
   void ready(int64_t first_ready);
@@ -29,9 +46,12 @@ class GradientSync {
   void set_overlap(bool overlap) { overlap_ = overlap; }
 
   int num_buckets() const { return static_cast<int>(bucket_begin_.size()); }
+  // "none" (one rank), "MPI", "MPI through host memory" or "NCCL", for the log.
+  const char* method() const { return method_; }
 
  private:
-  Communicator& comm_;
+  std::unique_ptr<BufferAllReduce> all_reduce_;  // null: nothing to sum
+  const char* method_ = "none";
   float* grads_;
   int64_t size_;
   std::vector<int64_t> bucket_begin_;  // bucket i covers [begin[i], begin[i-1]) (i=0: to size)

@@ -121,12 +121,8 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   BatchLoader train_loader(train_set, loader_options(config, model_config, true, rank, world));
   BatchLoader test_loader(test_set, loader_options(config, model_config, false, rank, world));
 
-  if (world > 1 && train.backend() != "cpu") {
-    // Gradients are summed in place over host memory; device buffers need the NCCL or the
-    // host-staged communicator, which the CUDA issue adds.
-    throw InputError("train.backend: \"" + train.backend() + "\" runs on one rank only for now");
-  }
-  std::unique_ptr<Backend> backend = make_backend(train.backend());
+  std::unique_ptr<Backend> backend =
+      make_backend(backend_options_from(config, comm.info().local_rank));
   const int global_batch = train.global_batch_size();
   const int eval_batch = std::min<int>(train.eval_batch_size(), test_set.num_examples);
   const int max_batch = std::max(global_batch / world, (eval_batch + world - 1) / world);
@@ -139,8 +135,8 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   // Every rank starts from rank 0's weights (they already agree: same seed or same file).
   broadcast_params(model, comm);
   if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the start");
-  GradientSync gradient_sync(comm, model.grads(), model.layout().total_size(),
-                             config.dist().bucket_mb());
+  GradientSync gradient_sync(comm, *backend, model.grads(), model.layout().total_size(),
+                             gradient_sync_options(config));
 
   MetricsWriter metrics(metrics_path(options.out_dir, rank));
   ProgressLine progress(/*enabled=*/rank == 0);
@@ -152,7 +148,7 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
             << model_config.num_kv_heads << ") for " << total_steps << " steps of " << global_batch
             << " images on " << world << " rank(s), rank " << rank << ": " << backend->name()
             << " with " << threads << " threads, " << gradient_sync.num_buckets()
-            << " gradient buckets";
+            << " gradient buckets summed by " << gradient_sync.method();
 
   auto checkpoint = [&] {
     if (rank == 0) {

@@ -15,6 +15,7 @@ class CpuBackend : public Backend {
   CpuBackend& operator=(const CpuBackend&) = delete;
 
   std::string name() const override { return "cpu"; }
+  bool host_memory() const override { return true; }
 
   // Zeroed, 64-byte aligned host memory.
   void* allocate(size_t bytes) override;

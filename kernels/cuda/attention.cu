@@ -6,6 +6,7 @@
 
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch_checks.h"
 
 namespace dgqa::cuda {
 
@@ -215,7 +216,9 @@ __global__ void AttentionBackwardKeyValueKernel(
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
                        const int* kv_head, int B, int P, int H, int G, int d, float scale) {
   if (B == 0 || P == 0 || H == 0) return;
-  const size_t shared_bytes = sizeof(float) * (d + P);
+  const size_t shared_bytes = attention_forward_shared_bytes(P, d);
+  check_grid("attention_forward", P, H, B);
+  check_shared_bytes("attention_forward", shared_bytes);
   AttentionForwardKernel<<<dim3(P, H, B), kThreads, shared_bytes, context().stream>>>(
       out, probs, q, k, v, kv_head, P, H, G, d, scale);
   DGQA_CUDA_CHECK_LAUNCH();
@@ -225,6 +228,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* k, const float* v, const float* probs, const int* kv_head,
                         int B, int P, int H, int G, int d, float scale) {
   if (B == 0 || P == 0 || H == 0) return;
+  const size_t query_shared_bytes = attention_forward_shared_bytes(P, d);
+  const size_t key_value_shared_bytes = attention_backward_key_value_shared_bytes(P, d);
+  check_grid("attention_backward", P, H, B);
+  check_shared_bytes("attention_backward", key_value_shared_bytes);
   const cudaStream_t stream = context().stream;
   // rowsum_i of every (b, h, i), B*H*P floats, passed from the first kernel to the second. It is
   // taken from the stream-ordered allocator and freed on the stream: the driver's memory pool
@@ -233,12 +240,11 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   float* rowsums = nullptr;
   DGQA_CUDA_CHECK(
       cudaMallocAsync(reinterpret_cast<void**>(&rowsums), sizeof(float) * B * H * P, stream));
-  AttentionBackwardQueryKernel<<<dim3(P, H, B), kThreads, sizeof(float) * (d + P), stream>>>(
+  AttentionBackwardQueryKernel<<<dim3(P, H, B), kThreads, query_shared_bytes, stream>>>(
       dq, rowsums, dout, k, v, probs, kv_head, P, H, G, d, scale);
   DGQA_CUDA_CHECK_LAUNCH();
-  AttentionBackwardKeyValueKernel<<<dim3(P, G, B), kThreads, sizeof(float) * (3 * d + 2 * P),
-                                    stream>>>(dk, dv, dout, q, v, probs, rowsums, kv_head, P, H, G,
-                                              d, scale);
+  AttentionBackwardKeyValueKernel<<<dim3(P, G, B), kThreads, key_value_shared_bytes, stream>>>(
+      dk, dv, dout, q, v, probs, rowsums, kv_head, P, H, G, d, scale);
   DGQA_CUDA_CHECK_LAUNCH();
   DGQA_CUDA_CHECK(cudaFreeAsync(rowsums, stream));
 }

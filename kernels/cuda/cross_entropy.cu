@@ -1,6 +1,7 @@
 // Softmax cross-entropy on the GPU (semantics: kernels/cpu/cross_entropy.h).
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch_checks.h"
 
 #include <algorithm>
 #include <cmath>
@@ -96,6 +97,7 @@ __global__ void softmax_cross_entropy_backward_kernel(float* dlogits, const floa
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
                                      const int* labels, int N, int K) {
   if (N <= 0) return 0.0;
+  check_grid("softmax_cross_entropy_forward", N);
   cudaStream_t stream = context().stream;
   softmax_cross_entropy_forward_kernel<<<N, kRowThreads, 0, stream>>>(probs, losses, logits, labels,
                                                                       K);

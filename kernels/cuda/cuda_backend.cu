@@ -1,9 +1,21 @@
 #include "kernels/cuda/cuda_backend.h"
 
+#include "kernels/cuda/bf16_weights.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa {
+
+CudaBackend::CudaBackend(Precision precision) : precision_(precision) {
+  if (precision_ == Precision::kBF16) bf16_ = std::make_unique<cuda::Bf16State>();
+}
+
+// Frees the bf16 copy and buffers (after the stream drains: bf16_weights.cu).
+CudaBackend::~CudaBackend() = default;
+
+void CudaBackend::set_parameters(const float* params, int64_t count) {
+  if (bf16_ != nullptr) bf16_->weights.set_parameters(params, count);
+}
 
 void* CudaBackend::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
@@ -16,16 +28,21 @@ void* CudaBackend::allocate(size_t bytes) {
 }
 
 void CudaBackend::release(void* pointer) {
+  if (bf16_ != nullptr) bf16_->weights.released(pointer);
   DGQA_CUDA_CHECK(cudaFree(pointer));
 }
 
+// The writes below into the parameters (a restore, an import, a test) make their bf16 copy stale:
+// bf16_weights.h.
 void CudaBackend::zero(void* pointer, size_t bytes) {
   if (bytes == 0) return;
+  if (bf16_ != nullptr) bf16_->weights.note_write(pointer, bytes);
   DGQA_CUDA_CHECK(cudaMemsetAsync(pointer, 0, bytes, cuda::context().stream));
 }
 
 void CudaBackend::copy_to_device(void* device, const void* host, size_t bytes) {
   if (bytes == 0) return;
+  if (bf16_ != nullptr) bf16_->weights.note_write(device, bytes);
   cuda::CudaContext& ctx = cuda::context();
   DGQA_CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, ctx.stream));
   DGQA_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
@@ -42,14 +59,39 @@ void CudaBackend::synchronize() {
   DGQA_CUDA_CHECK(cudaStreamSynchronize(cuda::context().stream));
 }
 
+// BF16: the activations (and dout) are cast to bf16 into the backend's scratch right before the
+// product; the weight comes from the bf16 copy of the parameters. A degenerate product (a zero
+// dimension) takes the fp32 path, which handles every case and has nothing to round.
+//
+// The gradients stay fp32 (the products write fp32 and accumulate in fp32): they are summed over
+// the ranks and feed the fp32 AdamW, where bf16's 8 significant bits would lose the small
+// contributions and updates that fp32 keeps (an addend below 2^-9 of the running sum vanishes).
 void CudaBackend::matmul_forward(float* out, const float* inp, const float* weight,
                                  const float* bias, int N, int C, int OC) {
-  cuda::matmul_forward(out, inp, weight, bias, N, C, OC);
+  if (bf16_ == nullptr || N == 0 || C == 0 || OC == 0) {
+    cuda::matmul_forward(out, inp, weight, bias, N, C, OC);
+    return;
+  }
+  const __nv_bfloat16* weight_bf16 = bf16_->weights.weight(weight, static_cast<int64_t>(OC) * C);
+  __nv_bfloat16* inp_bf16 = bf16_->inp.get(static_cast<int64_t>(N) * C);
+  cuda::cast_to_bf16(inp_bf16, inp, static_cast<int64_t>(N) * C);
+  cuda::matmul_forward_bf16(out, inp_bf16, weight_bf16, bias, N, C, OC);
 }
 
 void CudaBackend::matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                   const float* inp, const float* weight, int N, int C, int OC) {
-  cuda::matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+  if (bf16_ == nullptr || N == 0 || C == 0 || OC == 0) {
+    cuda::matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    return;
+  }
+  const __nv_bfloat16* weight_bf16 =
+      dinp != nullptr ? bf16_->weights.weight(weight, static_cast<int64_t>(OC) * C) : nullptr;
+  __nv_bfloat16* inp_bf16 = bf16_->inp.get(static_cast<int64_t>(N) * C);
+  cuda::cast_to_bf16(inp_bf16, inp, static_cast<int64_t>(N) * C);
+  __nv_bfloat16* dout_bf16 = bf16_->dout.get(static_cast<int64_t>(N) * OC);
+  cuda::cast_to_bf16(dout_bf16, dout, static_cast<int64_t>(N) * OC);
+  cuda::matmul_backward_bf16(dinp, dweight, dbias, dout, dout_bf16, inp_bf16, weight_bf16, N, C,
+                             OC);
 }
 
 void CudaBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
@@ -119,17 +161,27 @@ void CudaBackend::key_norms(float* norms, const float* k, int B, int P, int G, i
   cuda::key_norms(norms, k, B, P, G, d);
 }
 
+// BF16: fused with the refresh of the parameters' bf16 copy when that copy is current
+// (bf16_weights.h). m and v are never parameters, but a write there is noted like any other.
 void CudaBackend::adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
                                float lr, float beta1, float beta2, float eps, float weight_decay,
                                int64_t t) {
-  cuda::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
+  __nv_bfloat16* params_bf16 = nullptr;
+  if (bf16_ != nullptr) {
+    bf16_->weights.note_write(m, sizeof(float) * n);
+    bf16_->weights.note_write(v, sizeof(float) * n);
+    params_bf16 = bf16_->weights.adamw_target(params, n);
+  }
+  cuda::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, params_bf16);
 }
 
 void CudaBackend::add_inplace(float* x, const float* y, int64_t n) {
+  if (bf16_ != nullptr) bf16_->weights.note_write(x, sizeof(float) * n);
   cuda::add_inplace(x, y, n);
 }
 
 void CudaBackend::scale_inplace(float* x, float s, int64_t n) {
+  if (bf16_ != nullptr) bf16_->weights.note_write(x, sizeof(float) * n);
   cuda::scale_inplace(x, s, n);
 }
 

@@ -1,21 +1,33 @@
-// The CUDA backend: device memory and the kernels of kernels/cuda (cuBLAS + CUDA kernels), all
-// on the one stream of the CUDA context (kernels/cuda/cuda_context.h). Kernels only enqueue
-// work; copies to and from the host and synchronize() wait for it.
+// The CUDA backend: device memory and the kernels of kernels/cuda (cuBLAS, cuBLASLt + CUDA
+// kernels), all on the one stream of the CUDA context (kernels/cuda/cuda_context.h). Kernels only
+// enqueue work; copies to and from the host and synchronize() wait for it. In BF16 mode the
+// matrix products take bf16 operands (kernels/cuda/kernels.h); the backend then owns the bf16 copy
+// of the parameters and the cast buffers (kernels/cuda/bf16_weights.h).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "kernels/backend.h"
 
 namespace dgqa {
 
+namespace cuda {
+struct Bf16State;
+}  // namespace cuda
+
 class CudaBackend : public Backend {
  public:
-  CudaBackend() = default;
+  explicit CudaBackend(Precision precision = Precision::kFP32);
+  ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string name() const override { return "cuda"; }
+  bool host_memory() const override { return false; }
+  Precision precision() const override { return precision_; }
+  // BF16: registers the parameters whose bf16 copy the products read (FP32: nothing to do).
+  void set_parameters(const float* params, int64_t count) override;
 
   // Zeroed device memory (nullptr for 0 bytes).
   void* allocate(size_t bytes) override;
@@ -66,6 +78,10 @@ class CudaBackend : public Backend {
                        int D) override;
   void gather_cls_forward(float* out, const float* x, int B, int T, int D) override;
   void gather_cls_backward(float* dx, const float* dout, int B, int T, int D) override;
+
+ private:
+  const Precision precision_;
+  std::unique_ptr<cuda::Bf16State> bf16_;  // BF16 mode only
 };
 
 }  // namespace dgqa

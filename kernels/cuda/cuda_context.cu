@@ -18,6 +18,7 @@ CudaContext* CreateContext() {
   DGQA_CUBLAS_CHECK(cublasSetStream(created->cublas, created->stream));
   // Plain fp32 GEMMs, never TF32: results stay close to the CPU backend's.
   DGQA_CUBLAS_CHECK(cublasSetMathMode(created->cublas, CUBLAS_DEFAULT_MATH));
+  DGQA_CUBLAS_CHECK(cublasLtCreate(&created->cublaslt));
   context_created = true;
   return created;
 }

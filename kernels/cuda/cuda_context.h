@@ -1,7 +1,9 @@
-// The CUDA state every kernel shares: the device, one stream, and the cuBLAS handle bound to it.
+// The CUDA state every kernel shares: the device, one stream, the cuBLAS handle bound to it, and a
+// cuBLASLt handle (cuBLASLt takes the stream with each call).
 // Errors of CUDA and cuBLAS calls become std::runtime_error naming the call, file and line.
 #pragma once
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -14,6 +16,7 @@ struct CudaContext {
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
+  cublasLtHandle_t cublaslt = nullptr;  // the bf16 matrix products (matmul.cu)
 };
 
 // The process's context, created on first use on the current device (see select_device).

@@ -1,19 +1,47 @@
 // The CUDA kernels: the same operations, names and argument orders as the CPU kernels, on
 // device pointers, enqueued on the backend's stream (cuda_context.h). The semantics of each
 // function, including "backward kernels accumulate (+=) into their outputs", are documented
-// once, in kernels/cpu/<family>.h; this file only declares the CUDA twins. This first CUDA
-// backend computes in fp32 (bf16 mixed precision comes later).
+// once, in kernels/cpu/<family>.h; this file only declares the CUDA twins, and the few extra
+// functions of the bf16 mode.
+//
+// Precision (kernels/backend.h). FP32: every kernel computes in fp32, the matrix products too
+// (cublasSgemm, never TF32), close to the CPU backend. BF16 (the default on cuda): the matrix
+// products of the linear layers (matmul_forward / matmul_backward, ~97% of ViT-L/16's FLOPs) run
+// through cuBLASLt with bf16 operands, fp32 accumulation and fp32 results. Every tensor in memory
+// between kernels stays fp32 (the Backend interface is fp32): CudaBackend casts a product's
+// activation operands to bf16 into scratch right before it (cast_to_bf16), and reads its weights
+// from a bf16 copy of the parameters that the fused AdamW keeps current (bf16_weights.h). The fp32
+// parameters remain the master copy; the gradients, the optimizer state and every other kernel
+// stay fp32. Attention stays fp32 too: at 197 tokens its two batched products are ~3% of
+// ViT-L/16's FLOPs, not worth a second precision in attention.cu.
 #pragma once
+
+#include <cuda_bf16.h>
 
 #include <cstdint>
 
 namespace dgqa::cuda {
 
-// matmul.cu (cuBLAS)
+// matmul.cu: fp32 (cuBLAS)
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int C, int OC);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC);
+// matmul.cu: bf16 operands, fp32 accumulation and results (cuBLASLt). The same products as above
+// with inp, weight and dout given as their bf16 casts; the fp32 dout is also given, for dbias
+// (summed in fp32). N, C and OC are positive; weight may be null when dinp is.
+void matmul_forward_bf16(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight,
+                         const float* bias, int N, int C, int OC);
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const __nv_bfloat16* dout_bf16, const __nv_bfloat16* inp,
+                          const __nv_bfloat16* weight, int N, int C, int OC);
+// How many bf16 products so far went through cublasGemmEx because cuBLASLt offered no algorithm
+// for their shape and alignments (same arithmetic, without the fused bias): tests check that the
+// usual shapes never do.
+int64_t matmul_bf16_fallbacks();
+
+// bf16_weights.cu: out[i] = x[i] rounded to bf16 (to nearest, ties to even), i < n.
+void cast_to_bf16(__nv_bfloat16* out, const float* x, int64_t n);
 
 // layernorm.cu
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
@@ -53,9 +81,11 @@ void im2col_patches(float* cols, const float* img, int B, int C, int S, int p);
 // key_norms.cu
 void key_norms(float* norms, const float* k, int B, int P, int G, int d);
 
-// adamw.cu
+// adamw.cu. When params_bf16 is not null, the same kernel also writes each updated parameter
+// rounded to bf16 to params_bf16[i] (the BF16 mode's weight mirror: bf16_weights.h).
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int64_t t);
+                  float beta1, float beta2, float eps, float weight_decay, int64_t t,
+                  __nv_bfloat16* params_bf16 = nullptr);
 
 // elementwise.cu
 void add_inplace(float* x, const float* y, int64_t n);

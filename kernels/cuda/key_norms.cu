@@ -1,6 +1,7 @@
 // Key-head norms on the GPU (semantics: kernels/cpu/key_norms.h).
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch_checks.h"
 
 #include <cstdint>
 
@@ -59,6 +60,7 @@ void key_norms(float* norms, const float* k, int B, int P, int G, int d) {
   cudaStream_t stream = context().stream;
   float* sample_norms = nullptr;  // (B, G)
   if (B > 0) {
+    check_grid("key_norms", G, B);
     DGQA_CUDA_CHECK(
         cudaMallocAsync(&sample_norms, static_cast<size_t>(B) * G * sizeof(float), stream));
     sample_norms_kernel<<<dim3(G, B), kSampleThreads, 0, stream>>>(sample_norms, k, P, G, d);

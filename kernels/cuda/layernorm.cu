@@ -1,6 +1,7 @@
 // LayerNorm over the last dimension on the GPU (semantics: kernels/cpu/layernorm.h).
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch_checks.h"
 
 #include <cstdint>
 
@@ -146,6 +147,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* inp, const float* weight, const float* mean, const float* rstd,
                         int N, int C) {
   if (N <= 0 || C <= 0) return;
+  check_grid("layernorm_backward", N);
   cudaStream_t stream = context().stream;
   layernorm_backward_dinp_kernel<<<N, kBackwardThreads, 0, stream>>>(dinp, dout, inp, weight, mean,
                                                                      rstd, C);

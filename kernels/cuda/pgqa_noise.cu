@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch_checks.h"
 #include "kernels/philox.h"
 
 namespace dgqa::cuda {
@@ -142,6 +143,7 @@ void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer,
   if (total == 0) return;
   const cudaStream_t stream = context().stream;
   const int64_t blocks = (total + kDrawThreads - 1) / kDrawThreads;
+  check_grid("pgqa_make_noise", blocks);
   DrawNoiseKernel<<<static_cast<unsigned>(blocks), kDrawThreads, 0, stream>>>(
       noise, seed, step, layer, H / G, L, total);
   DGQA_CUDA_CHECK_LAUNCH();
@@ -152,6 +154,7 @@ void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer,
 void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int P,
                         int H, int G, int d) {
   if (B == 0 || H == 0 || static_cast<int64_t>(P) * d == 0) return;
+  check_grid("pgqa_noise_forward", H, B);
   NoiseForwardKernel<<<dim3(H, B), kRowThreads, 0, context().stream>>>(y, stats, x, noise, P, H, d);
   DGQA_CUDA_CHECK_LAUNCH();
 }
@@ -159,6 +162,7 @@ void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noi
 void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
                          const float* noise, int B, int P, int H, int G, int d) {
   if (B == 0 || H == 0 || static_cast<int64_t>(P) * d == 0) return;
+  check_grid("pgqa_noise_backward", H, B);
   NoiseBackwardKernel<<<dim3(H, B), kRowThreads, 0, context().stream>>>(dx, dy, x, stats, noise, P,
                                                                         H, d);
   DGQA_CUDA_CHECK_LAUNCH();

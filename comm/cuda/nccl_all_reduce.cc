@@ -1,0 +1,221 @@
+#include "comm/cuda/nccl_all_reduce.h"
+
+#include <cuda_runtime.h>
+#include <glog/logging.h>
+#include <nccl.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/cuda/cuda_context.h"
+
+namespace dgqa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A started all-reduce: the event recorded on the NCCL stream after it, and when it started.
+class NcclPending : public PendingCollective {
+ public:
+  NcclPending(const char* operation, Clock::time_point started) : what(operation), start(started) {
+    DGQA_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  }
+  ~NcclPending() override { cudaEventDestroy(done); }
+  const char* what;
+  Clock::time_point start;
+  cudaEvent_t done = nullptr;
+  bool complete = false;
+};
+
+class NcclAllReduce : public BufferAllReduce {
+ public:
+  NcclAllReduce(Communicator& comm, double timeout_s) : comm_(comm), timeout_s_(timeout_s) {
+    const int device = cuda::context().device;
+    DGQA_CUDA_CHECK(cudaSetDevice(device));
+    check_one_gpu_per_rank(device);
+    ncclUniqueId id{};
+    if (comm.rank() == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    comm.broadcast(&id, sizeof(id), 0, "NCCL unique id broadcast");
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;  // every call returns at once; settle() bounds the wait
+    const ncclResult_t init =
+        ncclCommInitRankConfig(&nccl_, comm.world_size(), id, comm.rank(), &config);
+    if (init != ncclSuccess && init != ncclInProgress) {
+      throw std::runtime_error(where("NCCL initialisation") + ": " + ncclGetErrorString(init));
+    }
+    settle("NCCL initialisation", Clock::now());
+    DGQA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    DGQA_CUDA_CHECK(cudaEventCreateWithFlags(&produced_, cudaEventDisableTiming));
+    LOG(INFO) << "NCCL communicator: rank " << comm.rank() << " of " << comm.world_size()
+              << " on GPU " << cuda::context().device;
+  }
+
+  ~NcclAllReduce() override {
+    // Finalize flushes what is queued; a communicator that failed is aborted instead, and
+    // during an exception the job is about to be aborted anyway.
+    if (nccl_ != nullptr) {
+      bool clean = !failed_ && std::uncaught_exceptions() == 0;
+      if (clean) {
+        const ncclResult_t finalize = ncclCommFinalize(nccl_);
+        clean = finalize == ncclSuccess || finalize == ncclInProgress;
+      }
+      const Clock::time_point start = Clock::now();
+      ncclResult_t state = ncclInProgress;
+      while (clean && state == ncclInProgress) {
+        if (ncclCommGetAsyncError(nccl_, &state) != ncclSuccess) clean = false;
+        if (seconds_since(start) > timeout_s_) clean = false;
+        std::this_thread::yield();
+      }
+      if (clean && state == ncclSuccess) {
+        ncclCommDestroy(nccl_);
+      } else {
+        ncclCommAbort(nccl_);
+      }
+    }
+    if (produced_ != nullptr) cudaEventDestroy(produced_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  std::unique_ptr<PendingCollective> start(float* data, int64_t count, const char* what) override {
+    auto pending = std::make_unique<NcclPending>(what, Clock::now());
+    // The sum starts after everything queued so far on the compute stream: the bucket is ready.
+    DGQA_CUDA_CHECK(cudaEventRecord(produced_, cuda::context().stream));
+    DGQA_CUDA_CHECK(cudaStreamWaitEvent(stream_, produced_, 0));
+    const ncclResult_t queued =
+        ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, nccl_, stream_);
+    if (queued != ncclSuccess && queued != ncclInProgress) fail(what, ncclGetErrorString(queued));
+    settle(what, pending->start);  // in non-blocking mode the call may still be being queued
+    DGQA_CUDA_CHECK(cudaEventRecord(pending->done, stream_));
+    return pending;
+  }
+
+  bool test(PendingCollective& pending) override {
+    NcclPending& sum = nccl_pending(pending);
+    if (!sum.complete) {
+      const cudaError_t state = cudaEventQuery(sum.done);
+      if (state == cudaSuccess) {
+        sum.complete = true;
+      } else if (state != cudaErrorNotReady) {
+        fail(sum.what, cudaGetErrorString(state));
+      } else {
+        check_health(sum);
+      }
+    }
+    return sum.complete;
+  }
+
+  void wait(PendingCollective& pending) override {
+    NcclPending& sum = nccl_pending(pending);
+    while (!test(sum)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    // Kernels queued from now on (the optimizer) run after the sum on the device too.
+    DGQA_CUDA_CHECK(cudaStreamWaitEvent(cuda::context().stream, sum.done, 0));
+  }
+
+ private:
+  // NCCL cannot put two ranks on one GPU: say so clearly instead of NCCL's own error.
+  void check_one_gpu_per_rank(int device) const {
+    char bus_id[64] = {};
+    DGQA_CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof(bus_id), device));
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    const uint64_t gpu = std::hash<std::string>()(std::string(host) + "/" + bus_id);
+    const std::vector<uint64_t> gpus = comm_.all_gather(gpu, "GPU placement all-gather");
+    for (int other = 0; other < comm_.world_size(); ++other) {
+      if (other != comm_.rank() && gpus[other] == gpu) {
+        throw InputError("dist.backend: NCCL needs one GPU per rank, but ranks " +
+                         std::to_string(comm_.rank()) + " and " + std::to_string(other) +
+                         " share GPU " + bus_id + " on " + host +
+                         " (start one rank per GPU, or use --set dist.backend=MPI)");
+      }
+    }
+  }
+
+  static double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+
+  static NcclPending& nccl_pending(PendingCollective& pending) {
+    auto* result = dynamic_cast<NcclPending*>(&pending);
+    if (result == nullptr) throw std::logic_error("NcclAllReduce: a collective it did not start");
+    return *result;
+  }
+
+  std::string where(const char* what) const {
+    return "rank " + std::to_string(comm_.rank()) + ": " + what;
+  }
+
+  void check(ncclResult_t result, const char* call) const {
+    if (result != ncclSuccess) {
+      throw std::runtime_error(where(call) + " failed: " + ncclGetErrorString(result));
+    }
+  }
+
+  // Polls the communicator until the last call has settled (no longer ncclInProgress).
+  void settle(const char* what, Clock::time_point start) {
+    ncclResult_t state = ncclInProgress;
+    while (true) {
+      const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
+      if (polled != ncclSuccess) fail(what, ncclGetErrorString(polled));
+      if (state == ncclSuccess) return;
+      if (state != ncclInProgress) fail(what, ncclGetErrorString(state));
+      if (seconds_since(start) > timeout_s_) timed_out(what);
+      std::this_thread::yield();
+    }
+  }
+
+  // Between polls of a running sum: an asynchronous NCCL error or the timeout ends the job.
+  void check_health(const NcclPending& sum) {
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
+    if (polled != ncclSuccess) fail(sum.what, ncclGetErrorString(polled));
+    if (state != ncclSuccess && state != ncclInProgress) fail(sum.what, ncclGetErrorString(state));
+    if (seconds_since(sum.start) > timeout_s_) timed_out(sum.what);
+  }
+
+  [[noreturn]] void fail(const char* what, const std::string& error) {
+    failed_ = true;
+    ncclCommAbort(nccl_);
+    nccl_ = nullptr;
+    throw std::runtime_error(where(what) + " failed: " + error);
+  }
+
+  // The same message and ending as the MPI communicator's timeout.
+  [[noreturn]] void timed_out(const char* what) {
+    std::ostringstream line;
+    line << "dgqa: failed: rank " << comm_.rank() << ": " << what << " did not complete within "
+         << timeout_s_ << " s (another rank died or hangs)";
+    std::fprintf(stderr, "%s\n", line.str().c_str());
+    std::fflush(stderr);
+    LOG(ERROR) << line.str();
+    failed_ = true;
+    ncclCommAbort(nccl_);
+    nccl_ = nullptr;
+    abort_job(1);
+  }
+
+  Communicator& comm_;
+  const double timeout_s_;
+  ncclComm_t nccl_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t produced_ = nullptr;  // reused: recorded on the compute stream at each start()
+  bool failed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<BufferAllReduce> make_nccl_all_reduce(Communicator& comm, double timeout_s) {
+  return std::make_unique<NcclAllReduce>(comm, timeout_s);
+}
+
+}  // namespace dgqa

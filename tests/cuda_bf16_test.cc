@@ -1,0 +1,545 @@
+// CudaBackend in BF16 mode (kernels/cuda/kernels.h): matrix products with bf16 operands, fp32
+// accumulation and fp32 results through cuBLASLt, the bias epilogue, accumulating backward
+// products, the bf16 copy of the parameters (kernels/cuda/bf16_weights.h), and the whole model
+// against the CPU's fp32. Needs a GPU: without one, or in a build without -DDGQA_CUDA=ON, every
+// test skips and says why.
+//
+// References. The CPU backend computes in fp32; fed operands already rounded to bf16
+// (round_to_bf16, kernels/cuda/bf16.h, the device cast's rounding on the host), it computes the
+// same products the GPU does, because the GPU's cast then leaves them unchanged and a product of
+// two bf16 values (8 significant bits each) is exact in fp32. What remains is fp32 accumulation in
+// other orders (tensor-core blocking, split-K): at most a few K * 2^-24 of the sum of the
+// magnitudes of the terms, so every element is held to
+//     |gpu - cpu| <= 1e-3 * (sum of |terms|) + 1e-6
+// with the sum of |terms| computed by the CPU backend on the absolute values of the operands
+// (and of the starting gradient, and the bias). 1e-3 leaves room for K = 4096 and for tensor
+// cores whose internal fp32 adds need not round to nearest. Small integers make every sum exact,
+// in any order: those tests expect the CPU's bits exactly.
+#include "kernels/backend.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/bf16.h"
+#include "model/vit.h"
+#include "tests/device_array.h"
+#include "tests/test_util.h"
+
+#ifdef DGQA_WITH_CUDA
+#include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/kernels.h"
+#endif
+
+namespace dgqa {
+namespace {
+
+using testing::DeviceArray;
+using testing::RandomVector;
+
+constexpr double kRel = 1e-3, kAbs = 1e-6;  // of the sum of |terms| (the header says why)
+
+// The BF16 CUDA backend, or null with the reason there is none.
+std::unique_ptr<Backend> MakeBf16Backend(std::string* why_not) {
+#ifndef DGQA_WITH_CUDA
+  *why_not = "no GPU: built without -DDGQA_CUDA=ON";
+  return nullptr;
+#else
+  if (cuda::device_count() == 0) {
+    *why_not = "no GPU: no CUDA device is visible";
+    return nullptr;
+  }
+  BackendOptions options;
+  options.name = "cuda";
+  options.precision = Precision::kBF16;
+  return make_backend(options);
+#endif
+}
+
+// The BF16 products so far that cuBLASLt offered no algorithm for (they went through
+// cublasGemmEx: right, but without the fused bias and the heuristic's choice).
+int64_t Fallbacks() {
+#ifdef DGQA_WITH_CUDA
+  return cuda::matmul_bf16_fallbacks();
+#else
+  return 0;
+#endif
+}
+
+// Shapes whose leading dimensions are multiples of 8 elements (16-byte rows of bf16), in
+// 256-byte-aligned buffers: cuBLASLt must have an algorithm for every product of these.
+bool LtFriendly(int C, int OC) {
+  return C % 8 == 0 && OC % 8 == 0;
+}
+
+// Uniform in [-scale, scale).
+std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.f) {
+  return RandomVector(n, seed, -scale, scale);
+}
+
+std::vector<float> RoundedToBf16(std::vector<float> values) {
+  for (float& x : values) x = round_to_bf16(x);
+  return values;
+}
+
+std::vector<float> Abs(std::vector<float> values) {
+  for (float& x : values) x = std::fabs(x);
+  return values;
+}
+
+// Integers in [-4, 4]: exact in bf16, and every sum of their products below is exact in fp32.
+std::vector<float> SmallIntegers(size_t n, uint32_t seed) {
+  std::vector<float> values = RandomVector(n, seed, -4.49f, 4.49f);
+  for (float& x : values) x = std::round(x);
+  return values;
+}
+
+// Copies every host vector to a new buffer of backend, runs op on the buffers, and returns all
+// of them copied back.
+using Op = std::function<void(Backend&, const std::vector<float*>&)>;
+std::vector<std::vector<float>> RunOnBackend(Backend& backend,
+                                             const std::vector<std::vector<float>>& host,
+                                             const Op& op) {
+  std::vector<std::unique_ptr<DeviceArray<float>>> buffers;
+  std::vector<float*> pointers;
+  for (const auto& vector : host) {
+    buffers.push_back(std::make_unique<DeviceArray<float>>(backend, vector));
+    pointers.push_back(buffers.back()->get());
+  }
+  op(backend, pointers);
+  std::vector<std::vector<float>> results;
+  for (const auto& buffer : buffers) results.push_back(buffer->ToHost());
+  return results;
+}
+
+// Expects |actual - expected| <= kRel * magnitude + kAbs element-wise; reports the count of
+// elements out of tolerance and the worst of them.
+void ExpectWithinMagnitude(const std::vector<float>& actual, const std::vector<float>& expected,
+                           const std::vector<float>& magnitude, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  ASSERT_EQ(magnitude.size(), expected.size()) << what;
+  size_t failures = 0, worst = 0;
+  double worst_excess = 0.0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double error = std::fabs(static_cast<double>(actual[i]) - expected[i]);
+    const double excess = error / (kRel * magnitude[i] + kAbs);
+    if (!(excess <= 1.0)) {  // also catches NaN
+      ++failures;
+      if (!(excess <= worst_excess)) worst_excess = excess, worst = i;
+    }
+  }
+  EXPECT_EQ(failures, 0u) << what << ": " << failures << " of " << actual.size()
+                          << " elements out of tolerance; worst [" << worst << "]: bf16 "
+                          << actual[worst] << " vs cpu " << expected[worst] << " (sum of |terms| "
+                          << magnitude[worst] << ")";
+}
+
+class CudaBf16Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why_not;
+    bf16_ = MakeBf16Backend(&why_not);
+    if (bf16_ == nullptr) GTEST_SKIP() << why_not;
+    cpu_ = make_backend("cpu");
+  }
+
+  // op on the CPU (the reference), on the BF16 backend, and on the CPU again with the absolute
+  // values of every buffer (the sum of |terms| of each output); expects every buffer within
+  // tolerance. Inputs must already be rounded to bf16 where the GPU rounds them.
+  void ExpectMatchesCpu(const std::vector<std::vector<float>>& host, const Op& op,
+                        const std::string& what) {
+    const auto expected = RunOnBackend(*cpu_, host, op);
+    const auto actual = RunOnBackend(*bf16_, host, op);
+    std::vector<std::vector<float>> absolute;
+    for (const auto& vector : host) absolute.push_back(Abs(vector));
+    const auto magnitude = RunOnBackend(*cpu_, absolute, op);
+    for (size_t i = 0; i < host.size(); ++i) {
+      ExpectWithinMagnitude(actual[i], expected[i], magnitude[i],
+                            what + ", buffer " + std::to_string(i));
+    }
+  }
+
+  // Expects the BF16 backend to give the CPU's results bit for bit.
+  void ExpectSameBits(const std::vector<std::vector<float>>& host, const Op& op,
+                      const std::string& what) {
+    const auto expected = RunOnBackend(*cpu_, host, op);
+    const auto actual = RunOnBackend(*bf16_, host, op);
+    for (size_t i = 0; i < host.size(); ++i) {
+      EXPECT_EQ(actual[i], expected[i]) << what << ", buffer " << i;
+    }
+  }
+
+  std::unique_ptr<Backend> cpu_, bf16_;
+};
+
+struct MatmulShape {
+  int N, C, OC;
+};
+// A tiny odd shape (cuBLASLt may have no algorithm for its alignments: the cublasGemmEx
+// fallback), a medium one, and ViT-L's fc1 at two images of 197 tokens.
+const MatmulShape kShapes[] = {{7, 5, 3}, {128, 384, 1152}, {394, 1024, 4096}};
+
+std::string Describe(const MatmulShape& shape) {
+  return "(N, C, OC) = (" + std::to_string(shape.N) + ", " + std::to_string(shape.C) + ", " +
+         std::to_string(shape.OC) + ")";
+}
+
+TEST_F(CudaBf16Test, ReportsItsPrecision) {
+  EXPECT_EQ(bf16_->name(), "cuda");
+  EXPECT_EQ(bf16_->precision(), Precision::kBF16);
+  EXPECT_FALSE(bf16_->host_memory());
+}
+
+// out = inp weight^T + bias, the bias through cuBLASLt's BIAS epilogue: bias is fp32 and added in
+// fp32 (not rounded); out starts with garbage and must be overwritten.
+TEST_F(CudaBf16Test, MatmulForwardMatchesCpuOnBf16Operands) {
+  for (const MatmulShape& s : kShapes) {
+    for (const bool with_bias : {true, false}) {
+      const std::vector<std::vector<float>> host = {
+          Random(static_cast<size_t>(s.N) * s.OC, 10),                // out: overwritten
+          RoundedToBf16(Random(static_cast<size_t>(s.N) * s.C, 11)),  // inp
+          RoundedToBf16(Random(static_cast<size_t>(s.OC) * s.C, 12,   // weight
+                               1.f / std::sqrt(static_cast<float>(s.C)))),
+          Random(s.OC, 13)};  // bias
+      const int64_t fallbacks = Fallbacks();
+      ExpectMatchesCpu(
+          host,
+          [&](Backend& backend, const std::vector<float*>& b) {
+            backend.matmul_forward(b[0], b[1], b[2], with_bias ? b[3] : nullptr, s.N, s.C, s.OC);
+          },
+          Describe(s) + (with_bias ? " with bias" : " without bias"));
+      if (LtFriendly(s.C, s.OC)) {
+        EXPECT_EQ(Fallbacks(), fallbacks) << Describe(s) << ": cuBLASLt offered no algorithm";
+      }
+    }
+  }
+}
+
+// The gradients start non-zero: every product must add to them (beta = 1), dbias too.
+TEST_F(CudaBf16Test, MatmulBackwardAccumulatesAndMatchesCpu) {
+  for (const MatmulShape& s : kShapes) {
+    for (const bool with_dinp : {true, false}) {
+      for (const bool with_dbias : {true, false}) {
+        const std::vector<std::vector<float>> host = {
+            Random(static_cast<size_t>(s.N) * s.C, 20),   // dinp
+            Random(static_cast<size_t>(s.OC) * s.C, 21),  // dweight
+            Random(s.OC, 22),                             // dbias
+            RoundedToBf16(Random(static_cast<size_t>(s.N) * s.OC, 23,
+                                 1.f / std::sqrt(static_cast<float>(s.OC)))),  // dout
+            RoundedToBf16(Random(static_cast<size_t>(s.N) * s.C, 24)),         // inp
+            RoundedToBf16(Random(static_cast<size_t>(s.OC) * s.C, 25,
+                                 1.f / std::sqrt(static_cast<float>(s.C))))};  // weight
+        const int64_t fallbacks = Fallbacks();
+        ExpectMatchesCpu(
+            host,
+            [&](Backend& backend, const std::vector<float*>& b) {
+              backend.matmul_backward(with_dinp ? b[0] : nullptr, b[1], with_dbias ? b[2] : nullptr,
+                                      b[3], b[4], b[5], s.N, s.C, s.OC);
+            },
+            Describe(s) + (with_dinp ? " with dinp" : " without dinp") +
+                (with_dbias ? " with dbias" : " without dbias"));
+        if (LtFriendly(s.C, s.OC)) {
+          EXPECT_EQ(Fallbacks(), fallbacks) << Describe(s) << ": cuBLASLt offered no algorithm";
+        }
+      }
+    }
+  }
+}
+
+// On small integers every sum is exact in any order, so layouts, transposes, the bias epilogue
+// and the accumulation into non-zero gradients must give the CPU's bits exactly.
+TEST_F(CudaBf16Test, ExactOnSmallIntegers) {
+  for (const MatmulShape& s :
+       {MatmulShape{7, 5, 3}, MatmulShape{37, 24, 40}, MatmulShape{394, 1024, 4096}}) {
+    const size_t NC = static_cast<size_t>(s.N) * s.C, NO = static_cast<size_t>(s.N) * s.OC;
+    const size_t OCC = static_cast<size_t>(s.OC) * s.C;
+    ExpectSameBits(
+        {SmallIntegers(NO, 30), SmallIntegers(NC, 31), SmallIntegers(OCC, 32),
+         SmallIntegers(s.OC, 33)},
+        [&](Backend& backend, const std::vector<float*>& b) {
+          backend.matmul_forward(b[0], b[1], b[2], b[3], s.N, s.C, s.OC);
+        },
+        Describe(s) + " forward");
+    ExpectSameBits(
+        {SmallIntegers(NC, 34), SmallIntegers(OCC, 35), SmallIntegers(s.OC, 36),
+         SmallIntegers(NO, 37), SmallIntegers(NC, 38), SmallIntegers(OCC, 39)},
+        [&](Backend& backend, const std::vector<float*>& b) {
+          // Twice: the second call must add to what the first one left.
+          for (int i = 0; i < 2; ++i) {
+            backend.matmul_backward(b[0], b[1], b[2], b[3], b[4], b[5], s.N, s.C, s.OC);
+          }
+        },
+        Describe(s) + " backward, twice");
+  }
+}
+
+// The operands really are rounded: 1 + 2^-10 and 1 + 2^-9 are both nearer 1 than the next bf16,
+// 1 + 2^-7, so every product is 1 * 1 (fp32 would give 64.19 and 3.006 below). dbias alone
+// sums the fp32 dout (matmul.cu says why), exactly 3 * (1 + 2^-10) here.
+TEST_F(CudaBf16Test, OperandsAreRoundedToBf16) {
+  const int N = 3, C = 64, OC = 2;
+  const float a = 1.f + std::ldexp(1.f, -10), w = 1.f + std::ldexp(1.f, -9);
+  const auto results = RunOnBackend(
+      *bf16_,
+      {std::vector<float>(N * OC, 0.f), std::vector<float>(N * C, a), std::vector<float>(OC * C, w),
+       std::vector<float>(N * C, 0.f), std::vector<float>(OC * C, 0.f), std::vector<float>(OC, 0.f),
+       std::vector<float>(N * OC, a)},
+      [&](Backend& backend, const std::vector<float*>& b) {
+        backend.matmul_forward(b[0], b[1], b[2], nullptr, N, C, OC);
+        backend.matmul_backward(b[3], b[4], b[5], b[6], b[1], b[2], N, C, OC);
+      });
+  EXPECT_EQ(results[0], std::vector<float>(N * OC, static_cast<float>(C))) << "out";
+  EXPECT_EQ(results[3], std::vector<float>(N * C, static_cast<float>(OC))) << "dinp";
+  EXPECT_EQ(results[4], std::vector<float>(OC * C, static_cast<float>(N))) << "dweight";
+  EXPECT_EQ(results[5], std::vector<float>(OC, 3.f * a)) << "dbias, from the fp32 dout";
+}
+
+// --- The bf16 copy of the parameters
+
+// A registered parameter buffer of the BF16 backend, and a way to see the weights a product
+// reads: with inp the (C, C) identity, out[n, o] = weight[o, n] exactly (one non-zero term).
+class CudaBf16WeightsTest : public CudaBf16Test {
+ protected:
+  static constexpr int64_t kCount = 4096;
+  // Two weights of (kOC, kC) inside the parameters: one at a 16-float boundary, as the model's
+  // tensors are, and one at an odd offset (a 2-byte-aligned bf16 copy, a 4-byte-aligned fp32).
+  static constexpr int kOC = 8, kC = 16;
+  static constexpr int64_t kAligned = 48, kOdd = 1001;
+
+  void SetUp() override {
+    CudaBf16Test::SetUp();
+    if (IsSkipped()) return;
+    params_ = static_cast<float*>(bf16_->allocate(sizeof(float) * kCount));
+    bf16_->set_parameters(params_, kCount);
+    std::vector<float> identity(kC * kC, 0.f);
+    for (int i = 0; i < kC; ++i) identity[i * kC + i] = 1.f;
+    identity_ = std::make_unique<DeviceArray<float>>(*bf16_, identity);
+    out_ = std::make_unique<DeviceArray<float>>(*bf16_, std::vector<float>(kC * kOC, 0.f));
+  }
+  void TearDown() override {
+    identity_.reset();
+    out_.reset();
+    if (params_ != nullptr) bf16_->release(params_);
+  }
+
+  std::vector<float> ParamsToHost() {
+    std::vector<float> host(kCount);
+    bf16_->copy_to_host(host.data(), params_, sizeof(float) * kCount);
+    return host;
+  }
+
+  // The (kOC, kC) weight at params + offset as a product reads it.
+  std::vector<float> WeightAsProductSees(int64_t offset) {
+    bf16_->matmul_forward(out_->get(), identity_->get(), params_ + offset, nullptr, kC, kC, kOC);
+    const std::vector<float> out = out_->ToHost();  // (kC, kOC): the weight transposed
+    std::vector<float> weight(kOC * kC);
+    for (int o = 0; o < kOC; ++o) {
+      for (int c = 0; c < kC; ++c) weight[o * kC + c] = out[c * kOC + o];
+    }
+    return weight;
+  }
+
+  // Expects both weights, as products read them, to be the bf16 rounding of the fp32 parameters
+  // the backend holds now.
+  void ExpectMirrorCurrent(const std::string& after) {
+    const std::vector<float> params = ParamsToHost();
+    for (const int64_t offset : {kAligned, kOdd}) {
+      std::vector<float> expected(params.begin() + offset, params.begin() + offset + kOC * kC);
+      EXPECT_EQ(WeightAsProductSees(offset), RoundedToBf16(expected))
+          << "after " << after << ", the weight at offset " << offset;
+    }
+  }
+
+  float* params_ = nullptr;
+  std::unique_ptr<DeviceArray<float>> identity_, out_;
+};
+
+TEST_F(CudaBf16WeightsTest, ProductsSeeEveryWriteToTheParameters) {
+  const std::vector<float> first = Random(kCount, 40);
+  bf16_->copy_to_device(params_, first.data(), sizeof(float) * kCount);
+  ExpectMirrorCurrent("copy_to_device of every parameter");
+  ExpectMirrorCurrent("nothing (read twice)");
+
+  const std::vector<float> part = Random(kOC * kC, 41, 3.f);
+  bf16_->copy_to_device(params_ + kAligned + 5, part.data(), sizeof(float) * part.size());
+  ExpectMirrorCurrent("copy_to_device of a part");
+
+  bf16_->scale_inplace(params_, 0.37f, kCount);
+  ExpectMirrorCurrent("scale_inplace");
+
+  const DeviceArray<float> addend(*bf16_, Random(kCount, 42));
+  bf16_->add_inplace(params_ + kOdd - 7, addend.get(), 50);
+  ExpectMirrorCurrent("add_inplace");
+
+  bf16_->zero(params_ + kAligned + 3, sizeof(float) * 20);
+  ExpectMirrorCurrent("zero");
+
+  bf16_->zero(params_, sizeof(float) * kCount);
+  ExpectMirrorCurrent("zero of every parameter");
+}
+
+// AdamW updates the fp32 parameters exactly as without the mirror (the CPU's, to 1e-6) and
+// leaves the mirror equal to their rounding: over the whole range, over parts of it (the
+// optimizer's per-tensor calls), and over a stale mirror (after a copy_to_device).
+TEST_F(CudaBf16WeightsTest, AdamwKeepsTheMirrorCurrent) {
+  const std::vector<float> initial = Random(kCount, 50);
+  bf16_->copy_to_device(params_, initial.data(), sizeof(float) * kCount);
+  DeviceArray<float> grads(*bf16_, Random(kCount, 51));
+  DeviceArray<float> m(*bf16_, std::vector<float>(kCount, 0.f));
+  DeviceArray<float> v(*bf16_, std::vector<float>(kCount, 0.f));
+  ExpectMirrorCurrent("the initial copy");  // current before each AdamW below but the last
+
+  int64_t t = 0;
+  auto step = [&](int64_t begin, int64_t end) {
+    bf16_->adamw_update(params_ + begin, grads.get() + begin, m.get() + begin, v.get() + begin,
+                        end - begin, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.05f, t);
+  };
+  t = 1;
+  step(0, kCount);
+  ExpectMirrorCurrent("AdamW over every parameter");
+
+  t = 2;  // per-tensor calls, as the optimizer makes them; one span boundary cuts the odd weight
+  for (const auto& span : {std::pair<int64_t, int64_t>{0, kAligned},
+                           {kAligned, kAligned + kOC * kC},
+                           {kAligned + kOC * kC, kOdd + 3},
+                           {kOdd + 3, kCount}}) {
+    step(span.first, span.second);
+  }
+  ExpectMirrorCurrent("AdamW span by span");
+
+  const std::vector<float> replaced = Random(kCount, 52);
+  bf16_->copy_to_device(params_, replaced.data(), sizeof(float) * kCount);
+  const std::vector<float> m_before = m.ToHost(), v_before = v.ToHost();
+  t = 3;
+  step(0, kCount);
+  ExpectMirrorCurrent("AdamW over a stale mirror");
+
+  // The fp32 update itself is the CPU's (to the element-wise tolerance of cuda_backend_test).
+  const std::vector<float> expected = RunOnBackend(
+      *cpu_, {replaced, grads.ToHost(), m_before, v_before},
+      [&](Backend& backend, const std::vector<float*>& b) {
+        backend.adamw_update(b[0], b[1], b[2], b[3], kCount, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.05f, 3);
+      })[0];
+  const std::vector<float> actual = ParamsToHost();
+  for (int64_t i = 0; i < kCount; ++i) {
+    ASSERT_NEAR(actual[i], expected[i], 1e-6 + 1e-6 * std::fabs(expected[i])) << "parameter " << i;
+  }
+}
+
+// --- The whole model
+
+const AttentionScheme kSchemes[] = {AttentionScheme::kMHA,      AttentionScheme::kGQA,
+                                    AttentionScheme::kKDGQA,    AttentionScheme::kDGQA_DIFF,
+                                    AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
+
+ModelConfig SmallConfig(AttentionScheme scheme) {
+  ModelConfig c;
+  c.image_size = 32;
+  c.patch_size = 8;
+  c.in_channels = 3;
+  c.num_classes = 10;
+  c.embed_dim = 64;
+  c.depth = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = scheme == AttentionScheme::kMHA ? 4 : 2;
+  c.attention = scheme;
+  c.dgqa_window = 1;
+  c.init_std = 0.1f;
+  return c;
+}
+
+class CudaBf16ModelTest : public ::testing::TestWithParam<AttentionScheme> {
+ protected:
+  void SetUp() override {
+    std::string why_not;
+    bf16_ = MakeBf16Backend(&why_not);
+    if (bf16_ == nullptr) GTEST_SKIP() << why_not;
+    cpu_ = make_backend("cpu");
+  }
+  std::unique_ptr<Backend> cpu_, bf16_;
+};
+
+std::vector<float> Grads(Backend& backend, VisionTransformer& model) {
+  std::vector<float> host(model.layout().total_size());
+  backend.copy_to_host(host.data(), model.grads(), host.size() * sizeof(float));
+  return host;
+}
+
+// The BF16 model against the CPU's fp32 one, same weights and images. Each product rounds its
+// operands by up to 2^-8 relative; over the ~10 products between image and loss (and back),
+// with fp32 attention, LayerNorm and softmax in between, the results stay within about 1% of
+// the fp32 ones. The tolerances are 2-5x that, loose enough for every scheme (PGQA's
+// standardisation included) and still far below what a wrong layout, a lost bias or a lost
+// accumulation does (errors of the order of the values themselves):
+//   loss:      2e-2 relative
+//   logits:    3e-2 of the largest |logit|, plus 1e-3
+//   gradients: per tensor, the L2 norm of the error within 5e-2 of the tensor's norm (plus 1e-5
+//              per sqrt(element), for tensors whose gradient is ~0: the key bias, which the
+//              softmax ignores), and each element within 1e-1 of the tensor's largest plus 1e-5.
+// The allocation (KDGQA, DGQA) must be the same: it changes only when the key norms cross a
+// rounding boundary, and with this seed they are far from one in relative terms (~1e-3 changes).
+TEST_P(CudaBf16ModelTest, ForwardAndBackwardNearTheCpuFp32) {
+  const ModelConfig config = SmallConfig(GetParam());
+  const int B = 4;
+  VisionTransformer on_cpu(config, *cpu_, B, 3), on_gpu(config, *bf16_, B, 3);
+  ASSERT_EQ(on_cpu.params_to_host(), on_gpu.params_to_host());  // the same initialisation
+  const std::vector<float> images = testing::RandomVector(
+      static_cast<size_t>(B) * config.in_channels * config.image_size * config.image_size, 5);
+  const std::vector<int32_t> labels = {1, 7, 3, 9};
+  LocalReducer reducer;
+  const ForwardContext context{true, 0};
+
+  on_cpu.zero_grads();
+  on_gpu.zero_grads();
+  const double cpu_loss = on_cpu.forward(images.data(), labels.data(), B, context, reducer);
+  const double gpu_loss = on_gpu.forward(images.data(), labels.data(), B, context, reducer);
+  EXPECT_NEAR(gpu_loss, cpu_loss, 2e-2 * std::fabs(cpu_loss));
+  const std::vector<float> cpu_logits = on_cpu.logits_to_host();
+  const std::vector<float> gpu_logits = on_gpu.logits_to_host();
+  ASSERT_EQ(cpu_logits.size(), gpu_logits.size());
+  float largest_logit = 0;
+  for (const float x : cpu_logits) largest_logit = std::max(largest_logit, std::fabs(x));
+  for (size_t i = 0; i < cpu_logits.size(); ++i) {
+    EXPECT_NEAR(gpu_logits[i], cpu_logits[i], 3e-2 * largest_logit + 1e-3) << "logit " << i;
+  }
+  for (int l = 0; l < config.depth; ++l) {
+    EXPECT_EQ(on_gpu.allocators()[l].active_allocation(),
+              on_cpu.allocators()[l].active_allocation())
+        << "layer " << l;
+  }
+
+  on_cpu.backward(1.f / B);
+  on_gpu.backward(1.f / B);
+  const std::vector<float> cpu_grads = Grads(*cpu_, on_cpu), gpu_grads = Grads(*bf16_, on_gpu);
+  for (const TensorSlot& slot : on_cpu.layout().tensors()) {
+    double largest = 0, norm2 = 0, error2 = 0;
+    for (int64_t i = 0; i < slot.size; ++i) {
+      const double cpu = cpu_grads[slot.offset + i], gpu = gpu_grads[slot.offset + i];
+      largest = std::max(largest, std::fabs(cpu));
+      norm2 += cpu * cpu;
+      error2 += (gpu - cpu) * (gpu - cpu);
+    }
+    EXPECT_LE(std::sqrt(error2),
+              5e-2 * std::sqrt(norm2) + 1e-5 * std::sqrt(static_cast<double>(slot.size)))
+        << slot.name << ": the L2 norm of the error (the gradient's norm is " << std::sqrt(norm2)
+        << ")";
+    for (int64_t i = 0; i < slot.size; ++i) {
+      ASSERT_NEAR(gpu_grads[slot.offset + i], cpu_grads[slot.offset + i], 1e-5 + 1e-1 * largest)
+          << slot.name << "[" << i << "]";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, CudaBf16ModelTest, ::testing::ValuesIn(kSchemes),
+                         [](const auto& test_param) {
+                           return std::string(attention_scheme_name(test_param.param));
+                         });
+
+}  // namespace
+}  // namespace dgqa

@@ -1,0 +1,207 @@
+// Data parallelism on the GPU (design.md 5): 2 ranks sharing one GPU through the host-staged
+// MPI path compute what 1 rank computes, for every scheme; NCCL on 1 rank gives exactly what
+// MPI gives; NCCL refuses two ranks on one GPU with a clear error; NcclAllReduce sums device
+// buffers. Skipped without a CUDA build or without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "comm/local_communicator.h"
+#include "kernels/backend.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+#ifdef DGQA_WITH_CUDA
+#include "comm/cuda/nccl_all_reduce.h"
+#include "kernels/cuda/cuda_context.h"
+#include "tests/device_array.h"
+#endif
+
+namespace dgqa {
+namespace {
+
+using nlohmann::json;
+using testing::ShellQuote;
+
+const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
+
+int VisibleGpus() {
+#ifdef DGQA_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+std::string Mpirun(int ranks) {
+  return std::string(DGQA_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
+         std::to_string(ranks) + " ";
+}
+
+struct Losses {
+  std::map<int64_t, double> by_step;
+  std::map<int64_t, json> allocations;
+  std::string text;  // the losses as written, for bit-exact comparisons
+};
+
+Losses ReadLosses(const std::string& path) {
+  Losses losses;
+  std::istringstream lines(testing::ReadFile(path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    const json record = json::parse(line);
+    if (record.at("kind") == "train") {
+      losses.by_step[record.at("step")] = record.at("loss");
+      losses.text += record.at("loss").dump() + "\n";
+    }
+    if (record.at("kind") == "allocation")
+      losses.allocations[record.at("step")] = record.at("layers");
+  }
+  return losses;
+}
+
+class CudaDistTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (VisibleGpus() == 0) GTEST_SKIP() << "no GPU (or a build without -DDGQA_CUDA=ON)";
+    dir_ = testing::MakeTempDir("dgqa_cuda_dist_");
+    testing::FixtureDatasetOptions options;
+    options.train_count = 700;
+    options.test_count = 45;
+    data_ = testing::WriteFixtureDataset(dir_, options);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) testing::RunCommand("rm -rf " + ShellQuote(dir_));
+  }
+
+  // The shapes of dist_test's rank-invariance runs (eight query heads on few K/V heads, so that
+  // the allocations depend on the global key norms).
+  std::string Config(const std::string& scheme) {
+    testing::FixtureConfig config;
+    config.attention = scheme;
+    if (scheme == "MHA") config.num_kv_heads = -1;
+    if (scheme == "KDGQA") config.num_kv_heads = 4;
+    config.lr = 1e-3f;
+    config.embed_dim = 32;
+    config.num_heads = 8;
+    config.extra_model = "init_std: 0.2";
+    config.batch_size = 32;
+    config.max_steps = 20;
+    config.dgqa_window = 3;
+    config.eval_every_steps = 10;
+    config.extra = "dist { verify_replicas: true bucket_mb: 0.002 }";
+    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_, config);
+  }
+
+  // Trains on the GPU; returns the run's losses. `sets` are more --set overrides.
+  Losses Train(const std::string& launcher, const std::string& config, const std::string& out,
+               const std::string& sets, std::string* log = nullptr) {
+    std::string output;
+    const int code =
+        testing::RunCommand(launcher + DGQA_BINARY + " train --config " + ShellQuote(config) +
+                                " --out " + ShellQuote(out) + " --set train.backend=cuda " + sets,
+                            &output);
+    EXPECT_EQ(code, 0) << output;
+    if (log != nullptr) *log = output;
+    return ReadLosses(out + "/metrics.jsonl");
+  }
+
+  std::string dir_;
+  testing::FixtureDataset data_;
+};
+
+class CudaRankInvarianceTest : public CudaDistTest,
+                               public ::testing::WithParamInterface<const char*> {};
+
+// fp32 on the GPU: 2 ranks x 16 through dist.backend MPI (host-staged) against 1 rank x 32.
+TEST_P(CudaRankInvarianceTest, TwoRanksSharingTheGpuComputeWhatOneRankComputes) {
+  const std::string scheme = GetParam();
+  const std::string config = Config(scheme);
+  const std::string sets = "--set model.precision=FP32 --set dist.backend=MPI";
+  const Losses one = Train("", config, dir_ + "/one", sets);
+  const Losses two = Train(Mpirun(2), config, dir_ + "/two", sets);
+  ASSERT_EQ(one.by_step.size(), 20u);
+  ASSERT_EQ(two.by_step.size(), one.by_step.size());
+  for (const auto& [step, loss] : one.by_step) {
+    EXPECT_NEAR(two.by_step.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
+  }
+  EXPECT_EQ(two.allocations, one.allocations);
+}
+
+INSTANTIATE_TEST_SUITE_P(Schemes, CudaRankInvarianceTest, ::testing::ValuesIn(kSchemes));
+
+// bf16 products: the rounding of each operand does not depend on the rank, so the runs differ
+// only in the order of the gradient sums (fp32); the tolerance allows for that, amplified by 20
+// steps of training.
+TEST_F(CudaDistTest, Bf16TwoRanksComputeWhatOneRankComputes) {
+  const std::string config = Config("DGQA_EMA");
+  const std::string sets = "--set model.precision=BF16 --set dist.backend=MPI";
+  const Losses one = Train("", config, dir_ + "/one", sets);
+  const Losses two = Train(Mpirun(2), config, dir_ + "/two", sets);
+  ASSERT_EQ(two.by_step.size(), one.by_step.size());
+  for (const auto& [step, loss] : one.by_step) {
+    EXPECT_NEAR(two.by_step.at(step), loss, 1e-4 * std::fabs(loss)) << "step " << step;
+  }
+}
+
+// With one rank the NCCL sum is the identity: the whole NCCL path (its stream, the events that
+// order it after backward and the optimizer after it) must leave every bit as MPI's no-op does.
+TEST_F(CudaDistTest, OneRankNcclGivesExactlyWhatMpiGives) {
+  const std::string config = Config("KDGQA");
+  std::string log;
+  const Losses nccl = Train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &log);
+  const Losses mpi = Train("", config, dir_ + "/mpi", "--set dist.backend=MPI");
+  EXPECT_NE(log.find("summed by NCCL"), std::string::npos) << log;
+  ASSERT_EQ(nccl.by_step.size(), 20u);
+  EXPECT_EQ(nccl.text, mpi.text);
+  EXPECT_EQ(nccl.allocations, mpi.allocations);
+}
+
+TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
+  const std::string config = Config("GQA");
+  std::string output;
+  const int code =
+      testing::RunCommand(Mpirun(2) + DGQA_BINARY + " train --config " + ShellQuote(config) +
+                              " --out " + ShellQuote(dir_ + "/two") +
+                              " --set train.backend=cuda --set dist.backend=NCCL "
+                              "--set model.precision=FP32",
+                          &output);
+  if (VisibleGpus() == 1) {  // both ranks land on GPU 0
+    EXPECT_EQ(code, 2) << output;
+    EXPECT_NE(output.find("NCCL needs one GPU per rank"), std::string::npos) << output;
+    return;
+  }
+  ASSERT_EQ(code, 0) << output;  // one GPU each: a real 2-rank NCCL job
+  const Losses one =
+      Train("", config, dir_ + "/one", "--set dist.backend=NCCL --set model.precision=FP32");
+  const Losses two = ReadLosses(dir_ + "/two/metrics.jsonl");
+  ASSERT_EQ(two.by_step.size(), one.by_step.size());
+  for (const auto& [step, loss] : one.by_step) {
+    EXPECT_NEAR(two.by_step.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
+  }
+}
+
+#ifdef DGQA_WITH_CUDA
+TEST_F(CudaDistTest, NcclAllReduceOfOneRankLeavesTheBufferAndCompletes) {
+  std::unique_ptr<Backend> backend = make_backend("cuda");
+  RankInfo info;
+  std::unique_ptr<Communicator> local = make_local_communicator(info);
+  std::unique_ptr<BufferAllReduce> nccl = make_nccl_all_reduce(*local, /*timeout_s=*/60);
+  const std::vector<float> values = testing::RandomVector(1 << 20, 5);
+  testing::DeviceArray<float> data(*backend, values);
+  auto first = nccl->start(data.get(), 1 << 19, "first half");
+  auto second = nccl->start(data.get() + (1 << 19), 1 << 19, "second half");
+  nccl->wait(*second);
+  nccl->wait(*first);
+  EXPECT_TRUE(nccl->test(*first));
+  EXPECT_EQ(data.ToHost(), values);
+}
+#endif
+
+}  // namespace
+}  // namespace dgqa
