@@ -340,20 +340,16 @@ TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {
 #endif
 }
 
-TEST_F(ConfigTest, PrecisionAndDistBackendDefaultByTrainBackend) {
+TEST_F(ConfigTest, PrecisionDefaultsByTrainBackend) {
   const config::Config cpu = Load();
   EXPECT_EQ(backend_options_from(cpu, 3).precision, Precision::kFP32);
   EXPECT_EQ(backend_options_from(cpu, 3).local_rank, 3);
   EXPECT_EQ(backend_options_from(cpu, 3).name, "cpu");
-  EXPECT_FALSE(uses_nccl(cpu));
   config::Config gpu = cpu;  // as a CUDA build would accept it
   gpu.mutable_train()->set_backend("cuda");
   EXPECT_EQ(backend_options_from(gpu, 0).precision, Precision::kBF16);
-  EXPECT_TRUE(uses_nccl(gpu));
   gpu.mutable_model()->set_precision(config::FP32);
-  gpu.mutable_dist()->set_backend(config::MPI);
   EXPECT_EQ(backend_options_from(gpu, 0).precision, Precision::kFP32);
-  EXPECT_FALSE(uses_nccl(gpu));
 }
 
 TEST_F(ConfigTest, CifarNeedsOnlyRoot) {

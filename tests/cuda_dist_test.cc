@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -38,9 +39,20 @@ int VisibleGpus() {
 #endif
 }
 
+// The device machine runs these tests from another directory than the build's, with its own
+// mpirun (launch/gpu_check.sh): the environment may name both.
+std::string FromEnvironment(const char* name, const char* built_in) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : built_in;
+}
+
+std::string Binary() {
+  return FromEnvironment("DGQA_TEST_BINARY", DGQA_BINARY);
+}
+
 std::string Mpirun(int ranks) {
-  return std::string(DGQA_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
-         std::to_string(ranks) + " ";
+  return FromEnvironment("DGQA_TEST_MPIEXEC", DGQA_MPIEXEC) +
+         " --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks) + " ";
 }
 
 struct Losses {
@@ -103,7 +115,7 @@ class CudaDistTest : public ::testing::Test {
                const std::string& sets, std::string* log = nullptr) {
     std::string output;
     const int code =
-        testing::RunCommand(launcher + DGQA_BINARY + " train --config " + ShellQuote(config) +
+        testing::RunCommand(launcher + Binary() + " train --config " + ShellQuote(config) +
                                 " --out " + ShellQuote(out) + " --set train.backend=cuda " + sets,
                             &output);
     EXPECT_EQ(code, 0) << output;
@@ -166,7 +178,7 @@ TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
   const std::string config = Config("GQA");
   std::string output;
   const int code =
-      testing::RunCommand(Mpirun(2) + DGQA_BINARY + " train --config " + ShellQuote(config) +
+      testing::RunCommand(Mpirun(2) + Binary() + " train --config " + ShellQuote(config) +
                               " --out " + ShellQuote(dir_ + "/two") +
                               " --set train.backend=cuda --set dist.backend=NCCL "
                               "--set model.precision=FP32",

@@ -113,6 +113,24 @@ TEST(GradientSyncTest, DeviceGradientsGoThroughHostMemoryOverMpi) {
   backend.release(grads);
 }
 
+TEST(GradientSyncOptionsTest, NcclOnTheGpuWithSeveralRanksOrWhenNamed) {
+  config::Config config;
+  EXPECT_FALSE(gradient_sync_options(config, 4).nccl);  // cpu
+  EXPECT_EQ(gradient_sync_options(config, 4).bucket_mb, 1);
+  config.mutable_train()->set_backend("cuda");
+  EXPECT_TRUE(gradient_sync_options(config, 4).nccl);
+  EXPECT_FALSE(gradient_sync_options(config, 1).nccl);        // one rank sums nothing
+  EXPECT_EQ(gradient_sync_options(config, 4).bucket_mb, 25);  // NCCL likes larger buckets
+  config.mutable_dist()->set_bucket_mb(2);
+  EXPECT_EQ(gradient_sync_options(config, 4).bucket_mb, 2);
+  config.mutable_dist()->set_backend(config::NCCL);
+  EXPECT_TRUE(gradient_sync_options(config, 1).nccl);  // named: runs even alone
+  config.mutable_dist()->set_backend(config::MPI);
+  EXPECT_FALSE(gradient_sync_options(config, 4).nccl);
+  config.mutable_dist()->set_timeout_s(7);
+  EXPECT_EQ(gradient_sync_options(config, 4).timeout_s, 7);
+}
+
 TEST(StagedAllReduceTest, ABucketComesBackSummedIntoItsOwnPlace) {
   DeviceLikeBackend backend;
   const int64_t size = 300;

@@ -234,7 +234,7 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
   VisionTransformer model(model_config, *backend, batch, config.seed());
   AdamW optimizer(*backend, model.layout(), adamw_settings(config));
   GradientSync gradient_sync(comm, *backend, model.grads(), model.layout().total_size(),
-                             gradient_sync_options(config));
+                             gradient_sync_options(config, comm.world_size()));
   CommReducer key_norm_reducer(comm, "key-norm all-reduce");
   // The batches: one fixed synthetic batch, or the config's training set through the loader.
   const Batch synthetic = synthetic_batch(model_config, batch, config.seed() + comm.rank());

@@ -572,12 +572,6 @@ BackendOptions backend_options_from(const config::Config& config, int local_rank
   return options;
 }
 
-bool uses_nccl(const config::Config& config) {
-  const config::DistBackend backend = config.dist().backend();
-  return backend == config::NCCL ||
-         (backend == config::DIST_BACKEND_DEFAULT && config.train().backend() == "cuda");
-}
-
 std::string config_to_text(const config::Config& config) {
   std::string text;
   google::protobuf::TextFormat::PrintToString(config, &text);

@@ -31,9 +31,6 @@ ModelConfig model_config_from(const config::Config& config);
 // resolved (the default is BF16 on cuda, FP32 on cpu).
 BackendOptions backend_options_from(const config::Config& config, int local_rank);
 
-// Whether gradients are summed by NCCL (dist.backend, resolved: the default is NCCL on cuda).
-bool uses_nccl(const config::Config& config);
-
 // The config as protobuf text, for logs and checkpoints.
 std::string config_to_text(const config::Config& config);
 

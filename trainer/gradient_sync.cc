@@ -18,10 +18,15 @@ double now_seconds() {
 
 }  // namespace
 
-GradientSyncOptions gradient_sync_options(const config::Config& config) {
+GradientSyncOptions gradient_sync_options(const config::Config& config, int world_size) {
   GradientSyncOptions options;
-  options.bucket_mb = config.dist().bucket_mb();
-  options.nccl = uses_nccl(config);
+  const bool cuda = config.train().backend() == "cuda";
+  // NCCL launches one kernel per bucket: on a GPU, buckets of 25 MiB unless the config says.
+  options.bucket_mb = cuda && !config.dist().has_bucket_mb() ? 25 : config.dist().bucket_mb();
+  // One rank has nothing to sum: NCCL runs then only when asked for by name (a check of it).
+  const config::DistBackend backend = config.dist().backend();
+  options.nccl = backend == config::NCCL ||
+                 (backend == config::DIST_BACKEND_DEFAULT && cuda && world_size > 1);
   options.timeout_s = config.dist().timeout_s();
   return options;
 }

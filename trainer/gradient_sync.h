@@ -5,7 +5,7 @@
 // starts; the optimizer waits for all of them in finish(). The sums go through a
 // BufferAllReduce (comm/buffer_all_reduce.h) that suits where the backend keeps the gradients:
 // the Communicator itself for host memory, NCCL or host-staged MPI for a GPU. With a single
-// rank nothing happens, unless NCCL was asked for (then its path runs, as a check of it).
+// rank nothing happens, unless NCCL was asked for by name (then its path runs, as a check of it).
 #pragma once
 
 #include <cstdint>
@@ -25,8 +25,8 @@ struct GradientSyncOptions {
   double timeout_s = 120;  // dist.timeout_s, for NCCL's waits (MPI's own come with comm)
 };
 
-// The options of the config's dist section.
-GradientSyncOptions gradient_sync_options(const config::Config& config);
+// The options of the config's dist section for a job of world_size ranks.
+GradientSyncOptions gradient_sync_options(const config::Config& config, int world_size);
 
 class GradientSync {
  public:

@@ -136,7 +136,7 @@ void run_training(const config::Config& config, const TrainOptions& options, Com
   broadcast_params(model, comm);
   if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the start");
   GradientSync gradient_sync(comm, *backend, model.grads(), model.layout().total_size(),
-                             gradient_sync_options(config));
+                             gradient_sync_options(config, comm.world_size()));
 
   MetricsWriter metrics(metrics_path(options.out_dir, rank));
   ProgressLine progress(/*enabled=*/rank == 0);
