@@ -33,23 +33,8 @@ using testing::RandomVector;
 constexpr double kGemmRel = 1e-4, kGemmAbs = 1e-5;
 constexpr double kElementwiseRel = 1e-6, kElementwiseAbs = 1e-6;
 
-// Copies every host vector to a new buffer of backend, runs op on the buffers, and returns all
-// of them copied back (inputs and outputs alike: a kernel must not change its inputs either).
-using Op = std::function<void(Backend&, const std::vector<float*>&)>;
-std::vector<std::vector<float>> RunOnBackend(Backend& backend,
-                                             const std::vector<std::vector<float>>& host,
-                                             const Op& op) {
-  std::vector<std::unique_ptr<DeviceArray<float>>> buffers;
-  std::vector<float*> pointers;
-  for (const auto& vector : host) {
-    buffers.push_back(std::make_unique<DeviceArray<float>>(backend, vector));
-    pointers.push_back(buffers.back()->get());
-  }
-  op(backend, pointers);
-  std::vector<std::vector<float>> results;
-  for (const auto& buffer : buffers) results.push_back(buffer->ToHost());
-  return results;
-}
+using testing::Op;
+using testing::RunOnBackend;
 
 // Expects every element of actual within abs + rel * |expected| of expected; reports the count
 // of elements that are not, and the worst of them.

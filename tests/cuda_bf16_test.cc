@@ -100,23 +100,8 @@ std::vector<float> SmallIntegers(size_t n, uint32_t seed) {
   return values;
 }
 
-// Copies every host vector to a new buffer of backend, runs op on the buffers, and returns all
-// of them copied back.
-using Op = std::function<void(Backend&, const std::vector<float*>&)>;
-std::vector<std::vector<float>> RunOnBackend(Backend& backend,
-                                             const std::vector<std::vector<float>>& host,
-                                             const Op& op) {
-  std::vector<std::unique_ptr<DeviceArray<float>>> buffers;
-  std::vector<float*> pointers;
-  for (const auto& vector : host) {
-    buffers.push_back(std::make_unique<DeviceArray<float>>(backend, vector));
-    pointers.push_back(buffers.back()->get());
-  }
-  op(backend, pointers);
-  std::vector<std::vector<float>> results;
-  for (const auto& buffer : buffers) results.push_back(buffer->ToHost());
-  return results;
-}
+using testing::Op;
+using testing::RunOnBackend;
 
 // Expects |actual - expected| <= kRel * magnitude + kAbs element-wise; reports the count of
 // elements out of tolerance and the worst of them.

@@ -2,6 +2,8 @@
 // that compare the CUDA backend with the CPU backend move their data.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -35,5 +37,23 @@ class DeviceArray {
   size_t size_;
   T* pointer_;
 };
+
+// Copies every host vector to a new buffer of backend, runs op on the buffers, and returns all
+// of them copied back (inputs and outputs alike: a kernel must not change its inputs either).
+using Op = std::function<void(Backend&, const std::vector<float*>&)>;
+inline std::vector<std::vector<float>> RunOnBackend(Backend& backend,
+                                                    const std::vector<std::vector<float>>& host,
+                                                    const Op& op) {
+  std::vector<std::unique_ptr<DeviceArray<float>>> buffers;
+  std::vector<float*> pointers;
+  for (const auto& vector : host) {
+    buffers.push_back(std::make_unique<DeviceArray<float>>(backend, vector));
+    pointers.push_back(buffers.back()->get());
+  }
+  op(backend, pointers);
+  std::vector<std::vector<float>> results;
+  for (const auto& buffer : buffers) results.push_back(buffer->ToHost());
+  return results;
+}
 
 }  // namespace dgqa::testing
