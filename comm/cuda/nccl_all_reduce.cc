@@ -25,17 +25,46 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A started all-reduce: the event recorded on the NCCL stream after it, and when it started.
+// Events for the ends of the sums, created once and reused: a step starts one sum per bucket,
+// and creating events there would be work on every step.
+class EventPool {
+ public:
+  EventPool() = default;
+  EventPool(const EventPool&) = delete;
+  EventPool& operator=(const EventPool&) = delete;
+  ~EventPool() {
+    for (cudaEvent_t event : free_) cudaEventDestroy(event);
+  }
+  cudaEvent_t take() {
+    if (free_.empty()) {
+      cudaEvent_t event = nullptr;
+      DGQA_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+      return event;
+    }
+    const cudaEvent_t event = free_.back();
+    free_.pop_back();
+    return event;
+  }
+  void give_back(cudaEvent_t event) { free_.push_back(event); }
+
+ private:
+  std::vector<cudaEvent_t> free_;
+};
+
+// A started all-reduce: the event recorded on the NCCL stream after it (borrowed from the pool
+// until the pending sum is destroyed), and when it started.
 class NcclPending : public PendingCollective {
  public:
-  NcclPending(const char* operation, Clock::time_point started) : what(operation), start(started) {
-    DGQA_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-  }
-  ~NcclPending() override { cudaEventDestroy(done); }
+  NcclPending(EventPool& pool, const char* operation, Clock::time_point started)
+      : what(operation), start(started), done(pool.take()), pool_(pool) {}
+  ~NcclPending() override { pool_.give_back(done); }
   const char* what;
   Clock::time_point start;
-  cudaEvent_t done = nullptr;
+  const cudaEvent_t done;
   bool complete = false;
+
+ private:
+  EventPool& pool_;
 };
 
 class NcclAllReduce : public BufferAllReduce {
@@ -88,7 +117,7 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
   std::unique_ptr<PendingCollective> start(float* data, int64_t count, const char* what) override {
-    auto pending = std::make_unique<NcclPending>(what, Clock::now());
+    auto pending = std::make_unique<NcclPending>(events_, what, Clock::now());
     // The sum starts after everything queued so far on the compute stream: the bucket is ready.
     DGQA_CUDA_CHECK(cudaEventRecord(produced_, cuda::context().stream));
     DGQA_CUDA_CHECK(cudaStreamWaitEvent(stream_, produced_, 0));
@@ -209,6 +238,7 @@ class NcclAllReduce : public BufferAllReduce {
   ncclComm_t nccl_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t produced_ = nullptr;  // reused: recorded on the compute stream at each start()
+  EventPool events_;  // the pending sums must be gone first (GradientSync waits for all)
   bool failed_ = false;
 };
 
