@@ -5,11 +5,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
+#include <string>
 
 #include "comm/collective_args.h"
 #include "comm/launch_env.h"
 #include "comm/local_communicator.h"
 #include "comm/mpi_communicator.h"
+#include "common/error.h"
 
 namespace dgqa {
 
@@ -25,6 +28,31 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   const RankInfo info = detect_rank_info();
   if (info.world_size == 1) return make_local_communicator(info);
   return make_mpi_communicator(info, timeout_s);
+}
+
+namespace {
+
+// Writes a line to glog's log files only: it is already on stderr. glog writes no files when it
+// logs to stderr or was never initialised; otherwise it copies errors to stderr, which is turned
+// off here for good, as the process is about to end.
+void log_to_files_only(const std::string& line) {
+  if (!google::IsGoogleLoggingInitialized() || FLAGS_logtostderr) return;
+  FLAGS_alsologtostderr = false;
+  FLAGS_stderrthreshold = google::NUM_SEVERITIES;
+  LOG(ERROR) << line;
+  google::FlushLogFiles(google::GLOG_INFO);
+}
+
+}  // namespace
+
+void abort_job_on_timeout(int rank, const std::string& what, double timeout_s) {
+  std::ostringstream line;
+  line << "dgqa: failed: rank " << rank << ": " << what << " did not complete within " << timeout_s
+       << " s (another rank died or hangs)";
+  std::fprintf(stderr, "%s\n", line.str().c_str());
+  std::fflush(stderr);
+  log_to_files_only(line.str());
+  abort_job(kExitFailure);
 }
 
 void abort_job(int exit_code) {

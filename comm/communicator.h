@@ -65,4 +65,8 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s);
 // a plain exit otherwise. Used by main() so a failing rank never leaves others waiting.
 [[noreturn]] void abort_job(int exit_code);
 
+// Ends the whole job (exit 1) after a collective did not complete within timeout_s: one line on
+// stderr naming the rank and the operation, copied to the rank's log file, then abort_job.
+[[noreturn]] void abort_job_on_timeout(int rank, const std::string& what, double timeout_s);
+
 }  // namespace dgqa

@@ -105,27 +105,6 @@ struct CollectiveLabel {
   Clock::time_point start;
 };
 
-// Writes a line to glog's log files only: it is already on stderr. glog writes no files when it
-// logs to stderr or was never initialised; otherwise it copies errors to stderr, which is turned
-// off here for good, as the process is about to end.
-void log_to_files_only(const std::string& line) {
-  if (!google::IsGoogleLoggingInitialized() || FLAGS_logtostderr) return;
-  FLAGS_alsologtostderr = false;
-  FLAGS_stderrthreshold = google::NUM_SEVERITIES;
-  LOG(ERROR) << line;
-  google::FlushLogFiles(google::GLOG_INFO);
-}
-
-[[noreturn]] void abort_on_timeout(const CollectiveLabel& label) {
-  std::ostringstream line;
-  line << "dgqa: failed: rank " << label.rank << ": " << label.what << " did not complete within "
-       << label.timeout_s << " s (another rank died or hangs)";
-  std::fprintf(stderr, "%s\n", line.str().c_str());
-  std::fflush(stderr);
-  log_to_files_only(line.str());
-  abort_all_mpi_ranks(kExitFailure);
-}
-
 // The requests of one collective (one per chunk), completed by a bounded wait.
 class MpiPending : public PendingCollective {
  public:
@@ -157,7 +136,7 @@ class MpiPending : public PendingCollective {
       return true;
     }
     if (Clock::now() - label_.start > std::chrono::duration<double>(label_.timeout_s)) {
-      abort_on_timeout(label_);
+      abort_job_on_timeout(label_.rank, label_.what, label_.timeout_s);
     }
     return false;
   }

@@ -29,6 +29,7 @@
 
 #include "kernels/cuda/bf16.h"
 #include "model/vit.h"
+#include "tests/bf16_emulation.h"
 #include "tests/device_array.h"
 #include "tests/test_util.h"
 
@@ -423,22 +424,6 @@ const AttentionScheme kSchemes[] = {AttentionScheme::kMHA,      AttentionScheme:
                                     AttentionScheme::kKDGQA,    AttentionScheme::kDGQA_DIFF,
                                     AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
 
-ModelConfig SmallConfig(AttentionScheme scheme) {
-  ModelConfig c;
-  c.image_size = 32;
-  c.patch_size = 8;
-  c.in_channels = 3;
-  c.num_classes = 10;
-  c.embed_dim = 64;
-  c.depth = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = scheme == AttentionScheme::kMHA ? 4 : 2;
-  c.attention = scheme;
-  c.dgqa_window = 1;
-  c.init_std = 0.1f;
-  return c;
-}
-
 class CudaBf16ModelTest : public ::testing::TestWithParam<AttentionScheme> {
  protected:
   void SetUp() override {
@@ -450,75 +435,21 @@ class CudaBf16ModelTest : public ::testing::TestWithParam<AttentionScheme> {
   std::unique_ptr<Backend> cpu_, bf16_;
 };
 
-std::vector<float> Grads(Backend& backend, VisionTransformer& model) {
-  std::vector<float> host(model.layout().total_size());
-  backend.copy_to_host(host.data(), model.grads(), host.size() * sizeof(float));
-  return host;
-}
-
-// The BF16 model against the CPU's fp32 one, same weights and images. Each product rounds its
-// operands by up to 2^-8 relative; over the ~10 products between image and loss (and back),
-// with fp32 attention, LayerNorm and softmax in between, the results stay within about 1% of
-// the fp32 ones. The tolerances are 2-5x that, loose enough for every scheme (PGQA's
-// standardisation included) and still far below what a wrong layout, a lost bias or a lost
-// accumulation does (errors of the order of the values themselves):
-//   loss:      2e-2 relative
-//   logits:    3e-2 of the largest |logit|, plus 1e-3
-//   gradients: per tensor, the L2 norm of the error within 5e-2 of the tensor's norm (plus 1e-5
-//              per sqrt(element), for tensors whose gradient is ~0: the key bias, which the
-//              softmax ignores), and each element within 1e-1 of the tensor's largest plus 1e-5.
-// The allocation (KDGQA, DGQA) must be the same: it changes only when the key norms cross a
-// rounding boundary, and with this seed they are far from one in relative terms (~1e-3 changes).
+// The BF16 model against the CPU's fp32 one, same weights and images, within kBf16VersusFp32
+// (tests/bf16_emulation.h): loose enough for bf16's rounding in every product, far below what a
+// wrong layout, a lost bias or a lost accumulation does (errors of the order of the values
+// themselves). The CPU emulation of these products (bf16_emulation_test) uses at most 0.3 of
+// that tolerance for every scheme, also when its fp32 additions are made in other orders; the
+// allocation (KDGQA, DGQA) must be the same, as it is in the emulation.
 TEST_P(CudaBf16ModelTest, ForwardAndBackwardNearTheCpuFp32) {
-  const ModelConfig config = SmallConfig(GetParam());
-  const int B = 4;
-  VisionTransformer on_cpu(config, *cpu_, B, 3), on_gpu(config, *bf16_, B, 3);
-  ASSERT_EQ(on_cpu.params_to_host(), on_gpu.params_to_host());  // the same initialisation
-  const std::vector<float> images = testing::RandomVector(
-      static_cast<size_t>(B) * config.in_channels * config.image_size * config.image_size, 5);
-  const std::vector<int32_t> labels = {1, 7, 3, 9};
-  LocalReducer reducer;
-  const ForwardContext context{true, 0};
-
-  on_cpu.zero_grads();
-  on_gpu.zero_grads();
-  const double cpu_loss = on_cpu.forward(images.data(), labels.data(), B, context, reducer);
-  const double gpu_loss = on_gpu.forward(images.data(), labels.data(), B, context, reducer);
-  EXPECT_NEAR(gpu_loss, cpu_loss, 2e-2 * std::fabs(cpu_loss));
-  const std::vector<float> cpu_logits = on_cpu.logits_to_host();
-  const std::vector<float> gpu_logits = on_gpu.logits_to_host();
-  ASSERT_EQ(cpu_logits.size(), gpu_logits.size());
-  float largest_logit = 0;
-  for (const float x : cpu_logits) largest_logit = std::max(largest_logit, std::fabs(x));
-  for (size_t i = 0; i < cpu_logits.size(); ++i) {
-    EXPECT_NEAR(gpu_logits[i], cpu_logits[i], 3e-2 * largest_logit + 1e-3) << "logit " << i;
-  }
-  for (int l = 0; l < config.depth; ++l) {
-    EXPECT_EQ(on_gpu.allocators()[l].active_allocation(),
-              on_cpu.allocators()[l].active_allocation())
-        << "layer " << l;
-  }
-
-  on_cpu.backward(1.f / B);
-  on_gpu.backward(1.f / B);
-  const std::vector<float> cpu_grads = Grads(*cpu_, on_cpu), gpu_grads = Grads(*bf16_, on_gpu);
-  for (const TensorSlot& slot : on_cpu.layout().tensors()) {
-    double largest = 0, norm2 = 0, error2 = 0;
-    for (int64_t i = 0; i < slot.size; ++i) {
-      const double cpu = cpu_grads[slot.offset + i], gpu = gpu_grads[slot.offset + i];
-      largest = std::max(largest, std::fabs(cpu));
-      norm2 += cpu * cpu;
-      error2 += (gpu - cpu) * (gpu - cpu);
-    }
-    EXPECT_LE(std::sqrt(error2),
-              5e-2 * std::sqrt(norm2) + 1e-5 * std::sqrt(static_cast<double>(slot.size)))
-        << slot.name << ": the L2 norm of the error (the gradient's norm is " << std::sqrt(norm2)
-        << ")";
-    for (int64_t i = 0; i < slot.size; ++i) {
-      ASSERT_NEAR(gpu_grads[slot.offset + i], cpu_grads[slot.offset + i], 1e-5 + 1e-1 * largest)
-          << slot.name << "[" << i << "]";
-    }
-  }
+  const AttentionScheme scheme = GetParam();
+  const testing::ModelRun fp32 = testing::RunBf16TestModel(*cpu_, scheme);
+  const testing::ModelRun bf16 = testing::RunBf16TestModel(*bf16_, scheme);
+  const VisionTransformer layout_source(testing::Bf16TestModel(scheme), *cpu_, 1, 3);
+  const testing::ToleranceUse use =
+      testing::CompareRuns(bf16, fp32, testing::kBf16VersusFp32, layout_source.layout());
+  EXPECT_LE(use.worst, 1.0) << "the worst error, at " << use.where << ", is " << use.worst
+                            << " of its tolerance";
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, CudaBf16ModelTest, ::testing::ValuesIn(kSchemes),

@@ -8,10 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <functional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -73,6 +71,10 @@ class NcclAllReduce : public BufferAllReduce {
     const int device = cuda::context().device;
     DGQA_CUDA_CHECK(cudaSetDevice(device));
     check_one_gpu_per_rank(device);
+    // The stream and event first: from NCCL's initialisation on, every failure goes through
+    // fail(), which aborts the communicator (the destructor does not run after a throw here).
+    DGQA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    DGQA_CUDA_CHECK(cudaEventCreateWithFlags(&produced_, cudaEventDisableTiming));
     ncclUniqueId id{};
     if (comm.rank() == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     comm.broadcast(&id, sizeof(id), 0, "NCCL unique id broadcast");
@@ -81,11 +83,9 @@ class NcclAllReduce : public BufferAllReduce {
     const ncclResult_t init =
         ncclCommInitRankConfig(&nccl_, comm.world_size(), id, comm.rank(), &config);
     if (init != ncclSuccess && init != ncclInProgress) {
-      throw std::runtime_error(where("NCCL initialisation") + ": " + ncclGetErrorString(init));
+      fail("NCCL initialisation", ncclGetErrorString(init));
     }
     settle("NCCL initialisation", Clock::now());
-    DGQA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    DGQA_CUDA_CHECK(cudaEventCreateWithFlags(&produced_, cudaEventDisableTiming));
     LOG(INFO) << "NCCL communicator: rank " << comm.rank() << " of " << comm.world_size()
               << " on GPU " << cuda::context().device;
   }
@@ -147,6 +147,11 @@ class NcclAllReduce : public BufferAllReduce {
   void wait(PendingCollective& pending) override {
     NcclPending& sum = nccl_pending(pending);
     while (!test(sum)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    // After an error on the communicator NCCL promises nothing about operations that completed.
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
+    if (polled != ncclSuccess) fail(sum.what, ncclGetErrorString(polled));
+    if (state != ncclSuccess && state != ncclInProgress) fail(sum.what, ncclGetErrorString(state));
     // Kernels queued from now on (the optimizer) run after the sum on the device too.
     DGQA_CUDA_CHECK(cudaStreamWaitEvent(cuda::context().stream, sum.done, 0));
   }
@@ -212,25 +217,25 @@ class NcclAllReduce : public BufferAllReduce {
     if (seconds_since(sum.start) > timeout_s_) timed_out(sum.what);
   }
 
+  // Aborts the communicator (when there is one) and throws, with NCCL's own account of the
+  // last error when it has one.
   [[noreturn]] void fail(const char* what, const std::string& error) {
     failed_ = true;
-    ncclCommAbort(nccl_);
-    nccl_ = nullptr;
-    throw std::runtime_error(where(what) + " failed: " + error);
+    std::string detail = error;
+    if (nccl_ != nullptr) {
+      const char* last = ncclGetLastError(nccl_);
+      if (last != nullptr && last[0] != '\0') detail += " (" + std::string(last) + ")";
+      ncclCommAbort(nccl_);
+      nccl_ = nullptr;
+    }
+    throw std::runtime_error(where(what) + " failed: " + detail);
   }
 
-  // The same message and ending as the MPI communicator's timeout.
+  // Ends the job at once, as the MPI communicator's timeout does. Not ncclCommAbort first: it
+  // joins NCCL's threads without a bound, and ending the process releases the GPU anyway.
   [[noreturn]] void timed_out(const char* what) {
-    std::ostringstream line;
-    line << "dgqa: failed: rank " << comm_.rank() << ": " << what << " did not complete within "
-         << timeout_s_ << " s (another rank died or hangs)";
-    std::fprintf(stderr, "%s\n", line.str().c_str());
-    std::fflush(stderr);
-    LOG(ERROR) << line.str();
     failed_ = true;
-    ncclCommAbort(nccl_);
-    nccl_ = nullptr;
-    abort_job(1);
+    abort_job_on_timeout(comm_.rank(), what, timeout_s_);
   }
 
   Communicator& comm_;

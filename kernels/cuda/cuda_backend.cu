@@ -29,6 +29,8 @@ void* CudaBackend::allocate(size_t bytes) {
 
 void CudaBackend::release(void* pointer) {
   if (bf16_ != nullptr) bf16_->weights.released(pointer);
+  // cudaFree need not wait for kernels still queued on the stream that read or write the memory.
+  DGQA_CUDA_CHECK(cudaStreamSynchronize(cuda::context().stream));
   DGQA_CUDA_CHECK(cudaFree(pointer));
 }
 

@@ -41,6 +41,8 @@ void select_device(int local_rank) {
                            ") after the CUDA context was created on device " +
                            std::to_string(context().device));
   }
+  // Set now, not only when the context is made, so that nothing can allocate on GPU 0 first.
+  DGQA_CUDA_CHECK(cudaSetDevice(device));
   selected_device = device;
 }
 

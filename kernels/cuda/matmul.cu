@@ -208,9 +208,14 @@ Plan MakePlan(const Bf16Product& p, size_t workspace_bytes) {
       cublasLtMatmulAlgoGetHeuristic(context().cublaslt, plan.desc, plan.a, plan.b, plan.d, plan.d,
                                      preference, 1, &result, &found);
   DGQA_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
-  // No algorithm (found == 0), or a status other than SUCCESS (NOT_SUPPORTED: no heuristic for
-  // this configuration): the fallback computes the product, correctly if more slowly; tests count
-  // the fallbacks (matmul_bf16_fallbacks) to check that the usual shapes never take it.
+  // No algorithm (found == 0, or NOT_SUPPORTED: no heuristic for this configuration): the
+  // fallback computes the product, correctly if more slowly; tests count the fallbacks
+  // (matmul_bf16_fallbacks) to check that the usual shapes never take it. Any other status is a
+  // mistake in the descriptors, not a missing algorithm.
+  if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED) {
+    throw_cuda_error("cublasLtMatmulAlgoGetHeuristic", cublasGetStatusString(status), __FILE__,
+                     __LINE__);
+  }
   plan.has_algo = status == CUBLAS_STATUS_SUCCESS && found > 0 &&
                   result.state == CUBLAS_STATUS_SUCCESS && result.workspaceSize <= workspace_bytes;
   if (plan.has_algo) plan.algo = result.algo;
@@ -261,6 +266,14 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
                     int C, int OC) {
   if (N == 0 || OC == 0) return;
   CudaContext& ctx = context();
+  if (C == 0) {  // an empty sum: out is the bias, or zero (cuBLAS refuses a leading dimension 0)
+    if (bias != nullptr) {
+      BroadcastBias(out, bias, N, OC);
+    } else {
+      DGQA_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float) * N * OC, ctx.stream));
+    }
+    return;
+  }
   // With a bias, every row of out starts as the bias and the product is added to it (beta = 1).
   float beta = 0.f;
   if (bias != nullptr) {
@@ -276,7 +289,12 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC) {
+  if (N == 0 || OC == 0) return;  // every sum is empty: nothing to add
   CudaContext& ctx = context();
+  if (C == 0) {  // dinp and dweight have no elements (cuBLAS refuses a leading dimension 0)
+    if (dbias != nullptr) AccumulateBiasGradient(dbias, dout, N, OC);
+    return;
+  }
   const float one = 1.f;  // alpha, and beta: every gradient accumulates
   // dinp (N, C) += dout (N, OC) weight (OC, C), i.e. column-major
   // dinp^T (C, N) += weight^T (C, OC) dout^T (OC, N): both buffers as they are.
@@ -288,7 +306,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   // dweight^T (C, OC) += inp^T (C, N) dout (N, OC): the dout buffer (dout^T) transposed.
   DGQA_CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout,
                                 OC, &one, dweight, C));
-  if (dbias != nullptr && N > 0) AccumulateBiasGradient(dbias, dout, N, OC);
+  if (dbias != nullptr) AccumulateBiasGradient(dbias, dout, N, OC);
 }
 
 int64_t matmul_bf16_fallbacks() {
