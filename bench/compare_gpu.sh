@@ -10,13 +10,15 @@
 #                        [--schemes "MHA GQA KDGQA DGQA_DIFF DGQA_EMA PGQA"]
 #                        [--compile-schemes "same as --schemes" | none] [--no-timm]
 #                        [--precision bf16|fp32] [--config FILE] [--python PY]
-#                        [--peak-tflops X] [--csv FILE] [--dry-run]
+#                        [--peak-tflops X] [--csv FILE] [--timeout S] [--dry-run]
 #
 # Defaults: DGQA build-gpu/dgqa, BATCH 32 (global batch, one GPU), STEPS 20 timed steps after
 # WARMUP 3 (PyTorch: 5 with torch.compile), config bench/vit_l_224.pbtxt, precision bf16 (dgqa's
 # default on cuda), every scheme compiled, PY python3. Each run is repeated R times (default 1),
 # alternating the programs, and the best images/s of each is kept. torch.compile takes a minute or
-# more per scheme on ViT-L: --compile-schemes GQA (or none) keeps the PyTorch side short.
+# more per scheme on ViT-L: --compile-schemes GQA (or none) keeps the PyTorch side short, and the
+# compiled runs come after every other, so that a run cut short still has the rest. --timeout S
+# ends any single run after S seconds (it then counts as failed); default: no limit.
 #
 # Degrades rather than stops: without PyTorch (or a PyTorch without CUDA, or older than 2.0) the
 # PyTorch columns are "-", without timm the timm row is "-", a failing run is "-" with its error
@@ -45,6 +47,7 @@ py=${PYTHON:-python3}
 peak=""
 csv=""
 dry_run=0
+run_timeout=0
 backend=cuda  # --backend cpu and --device cpu: smoke tests of this script without a GPU
 device=cuda
 positional=0
@@ -71,6 +74,7 @@ while (($#)); do
     --python) need "$@"; py="$2"; shift 2 ;;
     --peak-tflops) need "$@"; peak="$2"; shift 2 ;;
     --csv) need "$@"; csv="$2"; shift 2 ;;
+    --timeout) need "$@"; run_timeout="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --backend) need "$@"; backend="$2"; shift 2 ;;
     --device) need "$@"; device="$2"; shift 2 ;;
@@ -90,6 +94,7 @@ done
 whole --batch "$batch" 1
 whole --steps "$steps" 1
 whole --rounds "$rounds" 1
+whole --timeout "$run_timeout" 0
 [[ -z "$warmup" ]] || whole --warmup "$warmup" 0
 [[ "$precision" == bf16 || "$precision" == fp32 ]] || die "--precision $precision: bf16 or fp32"
 ((compile_set)) || compile_schemes="$schemes"
@@ -110,7 +115,11 @@ exec 3>&2
 run() {
   echo "+ $(printf '%q ' "$@")" >&3
   ((dry_run)) && return 0
-  "$@"
+  if ((run_timeout > 0)); then
+    timeout -k 10 "$run_timeout" "$@"
+  else
+    "$@"
+  fi
 }
 json_field() { "$py" -c "import json,sys; print(json.load(sys.stdin)$1)" 2>/dev/null; }
 shape_of() { "$py" -c "import json,sys; print(json.dumps(json.load(sys.stdin)['shape']))" 2>/dev/null; }
@@ -128,11 +137,14 @@ if ((!dry_run)); then
     fi
   fi
 fi
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
 torch_ok=1
 timm_ok=$timm
 if ((!dry_run)); then
-  if ! torch_info=$("$py" -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null); then
-    echo "compare_gpu.sh: PyTorch is not importable by $py: the PyTorch columns stay '-'" >&2
+  if ! torch_info=$("$py" -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>"$errors"); then
+    echo "compare_gpu.sh: PyTorch is not importable by $py ($(tail -n 1 "$errors")): the" \
+      "PyTorch columns stay '-'" >&2
     torch_ok=0 timm_ok=0
   else
     echo "# $py: PyTorch ${torch_info% *}, CUDA available: ${torch_info#* }" >&2
@@ -147,8 +159,6 @@ if ((!dry_run)); then
   fi
 fi
 
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
 # The last lines of a failed run's stderr, indented, so that the reason shows.
 report_failure() {
   echo "compare_gpu.sh: $1 failed:" >&2
@@ -236,6 +246,10 @@ for scheme in $order; do
     stop_without_backend
     if [[ -n "$report" && $dry_run == 0 ]]; then
       ips=$(json_field "['images_per_sec']" <<<"$report")
+      if [[ -z "$ips" ]]; then
+        echo "compare_gpu.sh: dgqa bench ($scheme) printed no images_per_sec: $report" >&2
+        continue
+      fi
       if [[ "$(best "${dgqa_ips[$scheme]}" "$ips")" == "$ips" ]]; then
         dgqa_ips[$scheme]=$ips
         mfu[$scheme]=$(json_field "['mfu']" <<<"$report" || echo -)
@@ -250,18 +264,25 @@ for scheme in $order; do
       continue
     fi
     eager[$scheme]=$(best "${eager[$scheme]}" "$(torch_run "$scheme" ours 0)")
-    if contains "$compile_schemes" "$scheme"; then
-      compiled[$scheme]=$(best "${compiled[$scheme]}" "$(torch_run "$scheme" ours 1)")
-    fi
     if [[ "$scheme" == MHA ]] && ((timm)); then
       timm_eager[$scheme]=$(best "${timm_eager[$scheme]}" "$(torch_run MHA timm 0)")
-      if contains "$compile_schemes" MHA; then
-        timm_compiled[$scheme]=$(best "${timm_compiled[$scheme]}" "$(torch_run MHA timm 1)")
-      fi
     fi
   done
-  echo "$scheme: dgqa ${dgqa_ips[$scheme]} (MFU ${mfu[$scheme]}), PyTorch eager ${eager[$scheme]}, compiled ${compiled[$scheme]}" >&2
+  echo "$scheme: dgqa ${dgqa_ips[$scheme]} (MFU ${mfu[$scheme]}), PyTorch eager ${eager[$scheme]}" >&2
 done
+# torch.compile last: the slowest runs, and the likeliest to be cut short.
+if [[ -n "$shape" ]]; then
+  for scheme in $order; do
+    contains "$compile_schemes" "$scheme" || continue
+    for ((round = 0; round < rounds; ++round)); do
+      compiled[$scheme]=$(best "${compiled[$scheme]}" "$(torch_run "$scheme" ours 1)")
+      if [[ "$scheme" == MHA ]] && ((timm)); then
+        timm_compiled[$scheme]=$(best "${timm_compiled[$scheme]}" "$(torch_run MHA timm 1)")
+      fi
+    done
+    echo "$scheme: PyTorch compiled ${compiled[$scheme]}" >&2
+  done
+fi
 ((dry_run)) && exit 0
 
 # The table: images/s to 1 decimal, MFU in percent, ratio against the faster PyTorch figure.
@@ -284,6 +305,9 @@ for scheme in $schemes; do
       "${timm_compiled[$scheme]}"
   fi
 done
+echo
+echo "dgqa's steps include copying their images from host memory and reading the loss back;"
+echo "PyTorch's keep one synthetic batch on the device."
 if [[ -n "$csv" ]]; then
   { echo "scheme,dgqa_images_per_sec,dgqa_mfu,torch_eager_images_per_sec,torch_compiled_images_per_sec,timm_eager_images_per_sec,timm_compiled_images_per_sec"
     for scheme in $schemes; do

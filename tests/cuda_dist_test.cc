@@ -39,19 +39,8 @@ int VisibleGpus() {
 #endif
 }
 
-// The device machine runs these tests from another directory than the build's, with its own
-// mpirun (launch/gpu_check.sh): the environment may name both.
-std::string FromEnvironment(const char* name, const char* built_in) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : built_in;
-}
-
-std::string Binary() {
-  return FromEnvironment("DGQA_TEST_BINARY", DGQA_BINARY);
-}
-
 std::string Mpirun(int ranks) {
-  return FromEnvironment("DGQA_TEST_MPIEXEC", DGQA_MPIEXEC) +
+  return ShellQuote(testing::MpiexecPath()) +
          " --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks) + " ";
 }
 
@@ -114,10 +103,10 @@ class CudaDistTest : public ::testing::Test {
   Losses Train(const std::string& launcher, const std::string& config, const std::string& out,
                const std::string& sets, std::string* log = nullptr) {
     std::string output;
-    const int code =
-        testing::RunCommand(launcher + Binary() + " train --config " + ShellQuote(config) +
-                                " --out " + ShellQuote(out) + " --set train.backend=cuda " + sets,
-                            &output);
+    const int code = testing::RunCommand(launcher + ShellQuote(testing::DgqaBinary()) +
+                                             " train --config " + ShellQuote(config) + " --out " +
+                                             ShellQuote(out) + " --set train.backend=cuda " + sets,
+                                         &output);
     EXPECT_EQ(code, 0) << output;
     if (log != nullptr) *log = output;
     return ReadLosses(out + "/metrics.jsonl");
@@ -178,8 +167,8 @@ TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
   const std::string config = Config("GQA");
   std::string output;
   const int code =
-      testing::RunCommand(Mpirun(2) + Binary() + " train --config " + ShellQuote(config) +
-                              " --out " + ShellQuote(dir_ + "/two") +
+      testing::RunCommand(Mpirun(2) + ShellQuote(testing::DgqaBinary()) + " train --config " +
+                              ShellQuote(config) + " --out " + ShellQuote(dir_ + "/two") +
                               " --set train.backend=cuda --set dist.backend=NCCL "
                               "--set model.precision=FP32",
                           &output);

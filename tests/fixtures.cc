@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
@@ -175,11 +176,28 @@ std::string ShellQuote(const std::string& text) {
   return quoted + "'";
 }
 
+namespace {
+
+std::string FromEnvironment(const char* name, const char* built_in) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : built_in;
+}
+
+}  // namespace
+
+std::string DgqaBinary() {
+  return FromEnvironment("DGQA_TEST_BINARY", DGQA_BINARY);
+}
+
+std::string MpiexecPath() {
+  return FromEnvironment("DGQA_TEST_MPIEXEC", DGQA_MPIEXEC);
+}
+
 DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir) {
   const std::string out_path = scratch_dir + "/dgqa.stdout";
   const std::string err_path = scratch_dir + "/dgqa.stderr";
   DgqaRun run;
-  run.exit_code = RunCommand("(" + ShellQuote(DGQA_BINARY) + " " + args + " >" +
+  run.exit_code = RunCommand("(" + ShellQuote(DgqaBinary()) + " " + args + " >" +
                              ShellQuote(out_path) + " 2>" + ShellQuote(err_path) + ")");
   run.out = ReadFile(out_path);
   run.err = ReadFile(err_path);

@@ -93,7 +93,13 @@ struct DgqaRun {
   std::string err;  // stderr
 };
 
-// Runs `DGQA_BINARY args` (args as written on a shell command line) with stdout and stderr
+// The dgqa program and the MPI launcher the tests start: those of the build (DGQA_BINARY,
+// DGQA_MPIEXEC), unless the environment names others (DGQA_TEST_BINARY, DGQA_TEST_MPIEXEC), as
+// launch/gpu_check.sh does on a machine where the tests run from another directory.
+std::string DgqaBinary();
+std::string MpiexecPath();
+
+// Runs `DgqaBinary() args` (args as written on a shell command line) with stdout and stderr
 // captured separately in files under scratch_dir.
 DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir);
 
