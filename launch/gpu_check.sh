@@ -59,17 +59,19 @@ fi
 
 failed=0
 run_tests() {  # program [gtest filter]
-  local program=$1 filter=${2:-*} log code passed skipped failed_lines status
+  local program=$1 filter=${2:-*} log code passed skipped failed_count status
   log=$(mktemp)
   timeout -k 10 "$test_limit" "$program" --gtest_filter="$filter" > "$log" 2>&1
   code=$?
   passed=$(grep -c '^\[       OK \]' "$log")
-  skipped=$(grep -c '^\[  SKIPPED \]' "$log")
-  failed_lines=$(grep -c '^\[  FAILED  \]' "$log")
+  # gtest's closing lines: "[  SKIPPED ] N tests, listed below:", "[  FAILED  ] N tests, ...".
+  skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) tests\{0,1\},.*/\1/p' "$log" | tail -n 1)
+  failed_count=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) tests\{0,1\},.*/\1/p' "$log" | tail -n 1)
+  skipped=${skipped:-0} failed_count=${failed_count:-0}
   status="exit $code"
   ((code == 124 || code == 137)) && status="TIMEOUT after ${test_limit} s"
-  printf '%-32s %s, %s ok, %s skipped, %s failed lines\n' "$(basename "$program")" "$status" \
-    "$passed" "$skipped" "$failed_lines" >> "$summary"
+  printf '%-32s %s, %s passed, %s skipped, %s failed\n' "$(basename "$program")" "$status" \
+    "$passed" "$skipped" "$failed_count" >> "$summary"
   local bad=0
   ((code != 0)) && bad=1
   # A visible GPU that a CUDA test program does not use is a failure too.
