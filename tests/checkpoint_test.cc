@@ -577,6 +577,38 @@ TEST_F(CheckpointTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
   ExpectSameRun(reference, out, 20);
 }
 
+// `dgqa eval --checkpoint DIR` evaluates the checkpoint's weights (the same line as --init-from
+// of its model.safetensors), and refuses a damaged checkpoint, as --resume does.
+TEST_F(CheckpointTest, EvalOfACheckpointIsEvalOfItsWeights) {
+  const std::string config = Config(IntegrityTraining());
+  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
+  const std::string checkpoint = CheckpointDir(reference, 15);
+  const std::string eval = Timeout() + DGQA_BINARY + " eval --config " + ShellQuote(config);
+  const Result of_checkpoint = dgqa::Run(eval + " --checkpoint " + ShellQuote(checkpoint));
+  ASSERT_EQ(of_checkpoint.exit_code, kExitOk) << of_checkpoint.output;
+  EXPECT_TRUE(Contains(of_checkpoint.output, "Evaluating checkpoint " + checkpoint + " (step 15)"))
+      << of_checkpoint.output;
+  const Result of_weights =
+      dgqa::Run(eval + " --init-from " + ShellQuote(checkpoint + "/model.safetensors"));
+  ASSERT_EQ(of_weights.exit_code, kExitOk) << of_weights.output;
+  // The JSON line each printed (the output holds the log lines too).
+  auto json_line = [](const std::string& output) {
+    std::string last;
+    for (const std::string& line : testing::Lines(output)) {
+      if (!line.empty() && line[0] == '{') last = line;
+    }
+    return last;
+  };
+  ASSERT_TRUE(Contains(json_line(of_weights.output), "\"top1\"")) << of_weights.output;
+  EXPECT_EQ(json_line(of_checkpoint.output), json_line(of_weights.output));
+
+  const std::string out = CopyOf(reference, "damaged_for_eval");
+  FlipByteInTheMiddle(CheckpointDir(out, 15) + "/model.safetensors");
+  const Result damaged = dgqa::Run(eval + " --checkpoint " + ShellQuote(CheckpointDir(out, 15)));
+  EXPECT_EQ(damaged.exit_code, kExitInputError) << damaged.output;
+  EXPECT_TRUE(Contains(damaged.output, "checksum")) << damaged.output;
+}
+
 // What a run killed while writing its step-20 checkpoint leaves: a partial temporary directory
 // (and file) and `latest` naming step 15. --resume auto continues from step 15.
 TEST_F(CheckpointTest, LeftoversOfAKilledCheckpointWriteAreIgnored) {

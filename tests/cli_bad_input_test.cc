@@ -524,8 +524,21 @@ TEST_F(BadInputTest, OutIsNotAnEvalFlag) {
                    {"--out"});
 }
 
-TEST_F(BadInputTest, EvalWithoutInitFrom) {
-  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig())), {"--init-from"});
+TEST_F(BadInputTest, EvalWithoutWeights) {
+  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig())),
+                   {"--init-from", "--checkpoint"});
+}
+
+TEST_F(BadInputTest, EvalWithTwoSourcesOfWeights) {
+  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig()) + " --init-from " +
+                       ShellQuote(ValidWeights()) + " --checkpoint " + ShellQuote(dir_)),
+                   {"--init-from", "--checkpoint", "not both"});
+}
+
+TEST_F(BadInputTest, EvalOfADirectoryThatIsNoCheckpoint) {
+  ExpectInputError(
+      Run("eval --config " + ShellQuote(WriteConfig()) + " --checkpoint " + ShellQuote(dir_)),
+      {dir_, "state.pbtxt"});
 }
 
 TEST_F(BadInputTest, SetUnknownField) {

@@ -241,9 +241,13 @@ std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
   throw InputError("--resume auto: no usable checkpoint under " + root.string() + ":" + problems);
 }
 
+void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model) {
+  load_weights(model, (fs::path(checkpoint.dir) / kModelFile).string());
+}
+
 void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer) {
   const fs::path dir(checkpoint.dir);
-  load_weights(model, (dir / kModelFile).string());
+  load_checkpoint_model(checkpoint, model);
   const SafetensorsFile file = SafetensorsFile::read((dir / kOptimizerFile).string());
   std::vector<float> first(model.layout().total_size(), 0.f), second(first.size(), 0.f);
   for (const TensorSlot& slot : model.layout().tensors()) {

@@ -45,6 +45,9 @@ Checkpoint open_checkpoint(const std::string& dir, const config::Config& config)
 std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
                                                     const config::Config& config);
 
+// Loads the checkpoint's weights and DGQA state (dgqa eval --checkpoint).
+void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model);
+
 // Loads the checkpoint's weights, DGQA state and optimizer state.
 void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer);
 

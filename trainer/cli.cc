@@ -12,8 +12,8 @@ std::string usage_text() {
   return "usage:\n"
          "  dgqa train --config FILE [--set path=value ...] [--out DIR] [--init-from FILE]\n"
          "             [--resume auto|DIR]\n"
-         "  dgqa eval  --config FILE --init-from FILE.safetensors [--set path=value ...]\n"
-         "             [--logits-out FILE.npy]\n"
+         "  dgqa eval  --config FILE (--checkpoint DIR | --init-from FILE.safetensors)\n"
+         "             [--set path=value ...] [--logits-out FILE.npy]\n"
          "  dgqa convert --config FILE --from timm.safetensors --to out.safetensors\n"
          "  dgqa bench --config FILE [--set path=value ...] [--steps N] [--warmup N] [--json]\n"
          "             [--real-data | --data-only] [--profile] [--peak-tflops X]\n"
@@ -24,6 +24,8 @@ std::string usage_text() {
          "                      repeated fields take a comma-separated list\n"
          "  --out DIR           train: receives metrics.jsonl and model.safetensors\n"
          "  --init-from FILE    weights to start from (train) or to evaluate (eval)\n"
+         "  --checkpoint DIR    eval: evaluate the weights of a checkpoint directory\n"
+         "                      (OUT/checkpoints/step_N), after checking it\n"
          "  --logits-out FILE   eval: write the logits, float32 (N, classes), as .npy\n"
          "  --resume auto|DIR   train: continue from the newest good checkpoint under\n"
          "                      OUT/checkpoints (auto; a fresh start if there is none) or DIR\n"
@@ -104,6 +106,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       line.init_from = value();
     } else if (flag == "--out" && line.command == "train") {
       line.out_dir = value();
+    } else if (flag == "--checkpoint" && line.command == "eval") {
+      line.checkpoint_dir = value();
     } else if (flag == "--logits-out" && line.command == "eval") {
       line.logits_out = value();
     } else if (flag == "--resume" && line.command == "train") {
@@ -139,8 +143,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (line.bench_real_data && line.bench_data_only) {
     throw InputError("dgqa bench: --real-data and --data-only exclude each other");
   }
-  if (line.command == "eval" && line.init_from.empty()) {
-    throw InputError("dgqa eval needs --init-from FILE.safetensors (the weights to evaluate)");
+  if (line.command == "eval" && line.init_from.empty() == line.checkpoint_dir.empty()) {
+    throw InputError(
+        "dgqa eval needs the weights to evaluate: either --checkpoint DIR or --init-from "
+        "FILE.safetensors, not both");
   }
   return line;
 }

@@ -13,6 +13,7 @@ struct CommandLine {
   std::vector<std::string> overrides;  // --set path=value, in order
   std::string out_dir;                 // --out (train)
   std::string init_from;               // --init-from FILE.safetensors
+  std::string checkpoint_dir;          // --checkpoint DIR (eval): a checkpoint's weights
   std::string logits_out;              // --logits-out FILE.npy (eval)
   std::string resume;                  // --resume auto|DIR (train)
   std::string convert_from;            // --from timm.safetensors (convert)

@@ -13,6 +13,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
 #include "model/vit.h"
+#include "trainer/checkpoint.h"
 #include "trainer/config.h"
 #include "trainer/datasets.h"
 #include "trainer/evaluate.h"
@@ -61,7 +62,14 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   const int eval_batch = std::min<int>(config.train().eval_batch_size(), test_set.num_examples);
   const int max_batch = (eval_batch + comm.world_size() - 1) / comm.world_size();
   VisionTransformer model(model_config, *backend, max_batch, config.seed());
-  load_weights(model, line.init_from);
+  if (!line.checkpoint_dir.empty()) {
+    const Checkpoint checkpoint = open_checkpoint(line.checkpoint_dir, config);
+    load_checkpoint_model(checkpoint, model);
+    LOG(INFO) << "Evaluating checkpoint " << checkpoint.dir << " (step " << checkpoint.state.step()
+              << ")";
+  } else {
+    load_weights(model, line.init_from);
+  }
 
   std::vector<float> logits;
   const EvalResult result =
