@@ -34,14 +34,9 @@ constexpr int kExitFailure = 1;
 constexpr int kExitInputError = 2;
 constexpr int kExitPreempted = 75;
 
-std::string Mpirun(int ranks) {
-  return std::string(DGQA_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
-         std::to_string(ranks) + " -x OMP_NUM_THREADS=1 ";
-}
-
 // How dgqa is started for a run of `ranks` ranks: directly, or under mpirun.
 std::string Launcher(int ranks) {
-  return ranks == 1 ? "" : Mpirun(ranks);
+  return ranks == 1 ? "" : testing::MpirunPrefix(ranks);
 }
 
 // No test may hang: every run of dgqa is killed after this long.

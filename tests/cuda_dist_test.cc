@@ -39,32 +39,9 @@ int VisibleGpus() {
 #endif
 }
 
-std::string Mpirun(int ranks) {
-  return ShellQuote(testing::MpiexecPath()) +
-         " --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks) + " ";
-}
-
-struct Losses {
-  std::map<int64_t, double> by_step;
-  std::map<int64_t, json> allocations;
-  std::string text;  // the losses as written, for bit-exact comparisons
-};
-
-Losses ReadLosses(const std::string& path) {
-  Losses losses;
-  std::istringstream lines(testing::ReadFile(path));
-  std::string line;
-  while (std::getline(lines, line)) {
-    const json record = json::parse(line);
-    if (record.at("kind") == "train") {
-      losses.by_step[record.at("step")] = record.at("loss");
-      losses.text += record.at("loss").dump() + "\n";
-    }
-    if (record.at("kind") == "allocation")
-      losses.allocations[record.at("step")] = record.at("layers");
-  }
-  return losses;
-}
+using testing::MpirunPrefix;
+using testing::ReadRunRecords;
+using testing::RunRecords;
 
 class CudaDistTest : public ::testing::Test {
  protected:
@@ -80,28 +57,15 @@ class CudaDistTest : public ::testing::Test {
     if (!dir_.empty()) testing::RunCommand("rm -rf " + ShellQuote(dir_));
   }
 
-  // The shapes of dist_test's rank-invariance runs (eight query heads on few K/V heads, so that
-  // the allocations depend on the global key norms).
+  // dist_test's rank-invariance runs, 20 steps.
   std::string Config(const std::string& scheme) {
-    testing::FixtureConfig config;
-    config.attention = scheme;
-    if (scheme == "MHA") config.num_kv_heads = -1;
-    if (scheme == "KDGQA") config.num_kv_heads = 4;
-    config.lr = 1e-3f;
-    config.embed_dim = 32;
-    config.num_heads = 8;
-    config.extra_model = "init_std: 0.2";
-    config.batch_size = 32;
-    config.max_steps = 20;
-    config.dgqa_window = 3;
-    config.eval_every_steps = 10;
-    config.extra = "dist { verify_replicas: true bucket_mb: 0.002 }";
-    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_, config);
+    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
+                                       testing::RankInvarianceConfig(scheme, 20));
   }
 
   // Trains on the GPU; returns the run's losses. `sets` are more --set overrides.
-  Losses Train(const std::string& launcher, const std::string& config, const std::string& out,
-               const std::string& sets, std::string* log = nullptr) {
+  RunRecords Train(const std::string& launcher, const std::string& config, const std::string& out,
+                   const std::string& sets, std::string* log = nullptr) {
     std::string output;
     const int code = testing::RunCommand(launcher + ShellQuote(testing::DgqaBinary()) +
                                              " train --config " + ShellQuote(config) + " --out " +
@@ -109,7 +73,7 @@ class CudaDistTest : public ::testing::Test {
                                          &output);
     EXPECT_EQ(code, 0) << output;
     if (log != nullptr) *log = output;
-    return ReadLosses(out + "/metrics.jsonl");
+    return ReadRunRecords(out + "/metrics.jsonl");
   }
 
   std::string dir_;
@@ -124,12 +88,12 @@ TEST_P(CudaRankInvarianceTest, TwoRanksSharingTheGpuComputeWhatOneRankComputes) 
   const std::string scheme = GetParam();
   const std::string config = Config(scheme);
   const std::string sets = "--set model.precision=FP32 --set dist.backend=MPI";
-  const Losses one = Train("", config, dir_ + "/one", sets);
-  const Losses two = Train(Mpirun(2), config, dir_ + "/two", sets);
-  ASSERT_EQ(one.by_step.size(), 20u);
-  ASSERT_EQ(two.by_step.size(), one.by_step.size());
-  for (const auto& [step, loss] : one.by_step) {
-    EXPECT_NEAR(two.by_step.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
+  const RunRecords one = Train("", config, dir_ + "/one", sets);
+  const RunRecords two = Train(MpirunPrefix(2), config, dir_ + "/two", sets);
+  ASSERT_EQ(one.losses.size(), 20u);
+  ASSERT_EQ(two.losses.size(), one.losses.size());
+  for (const auto& [step, loss] : one.losses) {
+    EXPECT_NEAR(two.losses.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
   }
   EXPECT_EQ(two.allocations, one.allocations);
 }
@@ -142,11 +106,11 @@ INSTANTIATE_TEST_SUITE_P(Schemes, CudaRankInvarianceTest, ::testing::ValuesIn(kS
 TEST_F(CudaDistTest, Bf16TwoRanksComputeWhatOneRankComputes) {
   const std::string config = Config("DGQA_EMA");
   const std::string sets = "--set model.precision=BF16 --set dist.backend=MPI";
-  const Losses one = Train("", config, dir_ + "/one", sets);
-  const Losses two = Train(Mpirun(2), config, dir_ + "/two", sets);
-  ASSERT_EQ(two.by_step.size(), one.by_step.size());
-  for (const auto& [step, loss] : one.by_step) {
-    EXPECT_NEAR(two.by_step.at(step), loss, 1e-4 * std::fabs(loss)) << "step " << step;
+  const RunRecords one = Train("", config, dir_ + "/one", sets);
+  const RunRecords two = Train(MpirunPrefix(2), config, dir_ + "/two", sets);
+  ASSERT_EQ(two.losses.size(), one.losses.size());
+  for (const auto& [step, loss] : one.losses) {
+    EXPECT_NEAR(two.losses.at(step), loss, 1e-4 * std::fabs(loss)) << "step " << step;
   }
 }
 
@@ -155,11 +119,11 @@ TEST_F(CudaDistTest, Bf16TwoRanksComputeWhatOneRankComputes) {
 TEST_F(CudaDistTest, OneRankNcclGivesExactlyWhatMpiGives) {
   const std::string config = Config("KDGQA");
   std::string log;
-  const Losses nccl = Train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &log);
-  const Losses mpi = Train("", config, dir_ + "/mpi", "--set dist.backend=MPI");
+  const RunRecords nccl = Train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &log);
+  const RunRecords mpi = Train("", config, dir_ + "/mpi", "--set dist.backend=MPI");
   EXPECT_NE(log.find("summed by NCCL"), std::string::npos) << log;
-  ASSERT_EQ(nccl.by_step.size(), 20u);
-  EXPECT_EQ(nccl.text, mpi.text);
+  ASSERT_EQ(nccl.losses.size(), 20u);
+  EXPECT_EQ(nccl.loss_text, mpi.loss_text);
   EXPECT_EQ(nccl.allocations, mpi.allocations);
 }
 
@@ -167,7 +131,7 @@ TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
   const std::string config = Config("GQA");
   std::string output;
   const int code =
-      testing::RunCommand(Mpirun(2) + ShellQuote(testing::DgqaBinary()) + " train --config " +
+      testing::RunCommand(MpirunPrefix(2) + ShellQuote(testing::DgqaBinary()) + " train --config " +
                               ShellQuote(config) + " --out " + ShellQuote(dir_ + "/two") +
                               " --set train.backend=cuda --set dist.backend=NCCL "
                               "--set model.precision=FP32",
@@ -178,12 +142,12 @@ TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
     return;
   }
   ASSERT_EQ(code, 0) << output;  // one GPU each: a real 2-rank NCCL job
-  const Losses one =
+  const RunRecords one =
       Train("", config, dir_ + "/one", "--set dist.backend=NCCL --set model.precision=FP32");
-  const Losses two = ReadLosses(dir_ + "/two/metrics.jsonl");
-  ASSERT_EQ(two.by_step.size(), one.by_step.size());
-  for (const auto& [step, loss] : one.by_step) {
-    EXPECT_NEAR(two.by_step.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
+  const RunRecords two = ReadRunRecords(dir_ + "/two/metrics.jsonl");
+  ASSERT_EQ(two.losses.size(), one.losses.size());
+  for (const auto& [step, loss] : one.losses) {
+    EXPECT_NEAR(two.losses.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
   }
 }
 

@@ -18,30 +18,9 @@ using testing::ShellQuote;
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
-std::string Mpirun(int ranks) {
-  return std::string(DGQA_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
-         std::to_string(ranks) + " -x OMP_NUM_THREADS=1 ";
-}
-
-struct RunRecords {
-  std::map<int64_t, double> losses;     // train step -> loss
-  std::map<int64_t, json> allocations;  // step -> layers
-  std::vector<json> evals;
-};
-
-RunRecords ReadRecords(const std::string& path) {
-  RunRecords records;
-  std::istringstream lines(testing::ReadFile(path));
-  std::string line;
-  while (std::getline(lines, line)) {
-    const json record = json::parse(line);
-    const std::string kind = record.at("kind");
-    if (kind == "train") records.losses[record.at("step")] = record.at("loss");
-    if (kind == "allocation") records.allocations[record.at("step")] = record.at("layers");
-    if (kind == "eval") records.evals.push_back(record);
-  }
-  return records;
-}
+using testing::MpirunPrefix;
+using testing::ReadRunRecords;
+using testing::RunRecords;
 
 class DistTest : public ::testing::Test {
  protected:
@@ -55,23 +34,8 @@ class DistTest : public ::testing::Test {
   void TearDown() override { testing::RunCommand("rm -rf " + ShellQuote(dir_)); }
 
   std::string Config(const std::string& scheme, int max_steps) {
-    testing::FixtureConfig config;
-    config.attention = scheme;
-    if (scheme == "MHA") config.num_kv_heads = -1;  // MHA has one K/V head per query head
-    // KDGQA with two K/V heads only ever gives all heads to the larger norm; four make the
-    // allocation depend on the norms' values, so every rank must see the global sums.
-    if (scheme == "KDGQA") config.num_kv_heads = 4;
-    config.lr = 1e-3f;
-    // Eight query heads on two K/V heads: a 12% difference of the key norms moves a head.
-    config.embed_dim = 32;
-    config.num_heads = 8;
-    config.extra_model = "init_std: 0.2";
-    config.batch_size = 32;
-    config.max_steps = max_steps;
-    config.dgqa_window = 3;  // DGQA changes its allocation every third step
-    config.eval_every_steps = 10;
-    config.extra = "dist { verify_replicas: true bucket_mb: 0.002 }";  // several buckets
-    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_, config);
+    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
+                                       testing::RankInvarianceConfig(scheme, max_steps));
   }
 
   std::string dir_;
@@ -86,13 +50,13 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
   std::map<int, RunRecords> runs;
   for (int ranks : {1, 2, 4}) {
     const std::string out = dir_ + "/out" + std::to_string(ranks);
-    const std::string launcher = ranks == 1 ? "" : Mpirun(ranks);
+    const std::string launcher = ranks == 1 ? "" : MpirunPrefix(ranks);
     std::string output;
     const int code = testing::RunCommand(launcher + DGQA_BINARY + " train --config " +
                                              ShellQuote(config) + " --out " + ShellQuote(out),
                                          &output);
     ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
-    runs[ranks] = ReadRecords(out + "/metrics.jsonl");
+    runs[ranks] = ReadRunRecords(out + "/metrics.jsonl");
   }
   const RunRecords& one = runs[1];
   ASSERT_EQ(one.losses.size(), 20u);
@@ -124,7 +88,7 @@ INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSc
 TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
   std::string output;
   const int code = testing::RunCommand(
-      Mpirun(3) + DGQA_BINARY + " train --config " + ShellQuote(Config("GQA", 2)), &output);
+      MpirunPrefix(3) + DGQA_BINARY + " train --config " + ShellQuote(Config("GQA", 2)), &output);
   EXPECT_EQ(code, 2) << output;
   EXPECT_NE(output.find("train.global_batch_size"), std::string::npos) << output;
 }
@@ -133,7 +97,7 @@ TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
 TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
   std::string output;
   // The braces keep the ranks' log lines (stderr) out of the captured output.
-  const int code = testing::RunCommand("{ " + Mpirun(2) + DGQA_BINARY + " bench --config " +
+  const int code = testing::RunCommand("{ " + MpirunPrefix(2) + DGQA_BINARY + " bench --config " +
                                            ShellQuote(Config("KDGQA", 2)) +
                                            " --steps 3 --warmup 1 --json 2>/dev/null; }",
                                        &output);
@@ -151,7 +115,7 @@ TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
 std::string InterruptRun(const std::string& config, const std::string& extra_args,
                          const std::string& out, const std::string& action) {
   const std::string script =
-      Mpirun(2) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
+      MpirunPrefix(2) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
       ShellQuote(out) + " " + extra_args + " >" + ShellQuote(out + ".log") +
       " 2>&1 & launcher=$!\n" + "for i in $(seq 600); do grep -q '\"train\"' " +
       ShellQuote(out + "/metrics.jsonl") +

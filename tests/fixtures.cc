@@ -193,6 +193,47 @@ std::string MpiexecPath() {
   return FromEnvironment("DGQA_TEST_MPIEXEC", DGQA_MPIEXEC);
 }
 
+FixtureConfig RankInvarianceConfig(const std::string& scheme, int max_steps) {
+  FixtureConfig config;
+  config.attention = scheme;
+  if (scheme == "MHA") config.num_kv_heads = -1;  // one K/V head per query head
+  // KDGQA with two K/V heads only ever gives all heads to the larger norm; four make the
+  // allocation depend on the norms' values.
+  if (scheme == "KDGQA") config.num_kv_heads = 4;
+  config.lr = 1e-3f;
+  config.embed_dim = 32;
+  config.num_heads = 8;
+  config.extra_model = "init_std: 0.2";
+  config.batch_size = 32;
+  config.max_steps = max_steps;
+  config.dgqa_window = 3;
+  config.eval_every_steps = 10;
+  config.extra = "dist { verify_replicas: true bucket_mb: 0.002 }";
+  return config;
+}
+
+std::string MpirunPrefix(int ranks) {
+  return ShellQuote(MpiexecPath()) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
+         std::to_string(ranks) + " -x OMP_NUM_THREADS=1 ";
+}
+
+RunRecords ReadRunRecords(const std::string& metrics_path) {
+  RunRecords records;
+  std::istringstream lines(ReadFile(metrics_path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    const std::string kind = record.at("kind");
+    if (kind == "train") {
+      records.losses[record.at("step")] = record.at("loss");
+      records.loss_text += record.at("loss").dump() + "\n";
+    }
+    if (kind == "allocation") records.allocations[record.at("step")] = record.at("layers");
+    if (kind == "eval") records.evals.push_back(record);
+  }
+  return records;
+}
+
 DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir) {
   const std::string out_path = scratch_dir + "/dgqa.stdout";
   const std::string err_path = scratch_dir + "/dgqa.stderr";

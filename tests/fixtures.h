@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -74,6 +76,13 @@ struct FixtureConfig {
   std::string extra;        // more text at the top level
 };
 
+// The runs whose per-step results the distributed tests compare across rank counts (dist_test,
+// cuda_dist_test): eight query heads on few K/V heads (two; KDGQA four, MHA eight), so that the
+// allocations depend on the global key norms (a 12% difference of two norms moves a head), an
+// allocation change every third step for DGQA, batches of 32, an evaluation every 10 steps, and
+// gradient buckets small enough to make several.
+FixtureConfig RankInvarianceConfig(const std::string& scheme, int max_steps);
+
 // The config file's text (protobuf text format) for a fixture dataset.
 std::string FixtureConfigText(const FixtureDataset& data, const FixtureConfig& config = {});
 
@@ -102,6 +111,19 @@ std::string MpiexecPath();
 // Runs `DgqaBinary() args` (args as written on a shell command line) with stdout and stderr
 // captured separately in files under scratch_dir.
 DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir);
+
+// The start of a command line that runs a program as `ranks` MPI ranks (ends with a space): as
+// root if need be, more ranks than cores, no binding, one OpenMP thread per rank.
+std::string MpirunPrefix(int ranks);
+
+// What the distributed tests compare of a run's metrics.jsonl.
+struct RunRecords {
+  std::map<int64_t, double> losses;  // train step -> loss
+  std::string loss_text;             // the losses as written, one a line: for exact comparisons
+  std::map<int64_t, nlohmann::json> allocations;  // step -> layers
+  std::vector<nlohmann::json> evals;
+};
+RunRecords ReadRunRecords(const std::string& metrics_path);
 
 // The lines of text (without their '\n').
 std::vector<std::string> Lines(const std::string& text);
