@@ -7,9 +7,10 @@
 namespace dgqa {
 
 struct Batch {
-  std::vector<float> images;    // size x channels x image_size x image_size, normalised
-  std::vector<int32_t> labels;  // size
-  int size = 0;                 // examples on this rank (fewer than its share in a last eval batch)
+  std::vector<float> images;      // size x channels x image_size x image_size, normalised
+  std::vector<int32_t> labels;    // size
+  std::vector<int64_t> examples;  // size: each example's index in the dataset
+  int size = 0;  // examples on this rank (fewer than its share in a last eval batch)
   int64_t epoch = 0;
   int64_t index_in_epoch = 0;  // which global batch of the epoch
 };

@@ -49,6 +49,7 @@ Batch BatchLoader::make_batch(int64_t index_in_epoch) const {
   batch.index_in_epoch = index_in_epoch;
   batch.images.resize(examples.size() * image_floats);
   batch.labels.resize(examples.size());
+  batch.examples = examples;
   for (size_t i = 0; i < examples.size(); ++i) {
     const int64_t example = examples[i];
     const Augmentation augmentation = train_ ? augmentation_.draw(epoch_, example) : Augmentation{};

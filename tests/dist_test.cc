@@ -9,6 +9,7 @@
 
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
+#include "trainer/npy.h"
 
 namespace dgqa {
 namespace {
@@ -107,6 +108,48 @@ TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
   EXPECT_EQ(report["world_size"], 2);
   EXPECT_GT(report["images_per_sec"].get<double>(), 0);
   EXPECT_GE(report["ms_per_step"]["communication"].get<double>(), 0);
+}
+
+// `dgqa eval --logits-out` under mpirun: rank 0 writes the logits of every test example, in the
+// dataset's order, and they are those of one process (45 examples: eval batches of 16 split
+// unevenly over the ranks), as are the printed metrics. To rounding only: OpenBLAS computes a
+// row's bits by its place in a 12-row panel (kernels/cpu/matmul.cc), and a rank's rows sit
+// elsewhere in its own products than in one process's.
+TEST_F(DistTest, EvalLogitsOfSeveralRanksAreThoseOfOne) {
+  const std::string config = Config("KDGQA", 2);
+  const std::string out = dir_ + "/trained";
+  std::string output;
+  ASSERT_EQ(testing::RunCommand(std::string(DGQA_BINARY) + " train --config " + ShellQuote(config) +
+                                    " --out " + ShellQuote(out),
+                                &output),
+            0)
+      << output;
+  std::map<int, json> metrics;
+  std::map<int, NpyArray> logits;
+  for (int ranks : {1, 2, 3}) {
+    const std::string path = dir_ + "/logits" + std::to_string(ranks) + ".npy";
+    const std::string launcher = ranks == 1 ? "" : MpirunPrefix(ranks);
+    ASSERT_EQ(
+        testing::RunCommand("{ " + launcher + DGQA_BINARY + " eval --config " + ShellQuote(config) +
+                                " --init-from " + ShellQuote(out + "/model.safetensors") +
+                                " --logits-out " + ShellQuote(path) + " 2>/dev/null; }",
+                            &output),
+        0)
+        << ranks << " ranks: " << output;
+    ASSERT_EQ(testing::Lines(output).size(), 1u) << ranks << " ranks: " << output;
+    metrics[ranks] = json::parse(output);
+    logits[ranks] = read_npy_f32(path);
+  }
+  ASSERT_EQ(logits[1].shape, (std::vector<int64_t>{45, 4}));
+  for (int ranks : {2, 3}) {
+    EXPECT_EQ(metrics[ranks].at("examples"), 45) << ranks << " ranks";
+    EXPECT_NEAR(metrics[ranks].at("loss"), metrics[1].at("loss"), 1e-5) << ranks << " ranks";
+    EXPECT_EQ(metrics[ranks].at("top1"), metrics[1].at("top1")) << ranks << " ranks";
+    ASSERT_EQ(logits[ranks].shape, logits[1].shape) << ranks << " ranks";
+    for (size_t i = 0; i < logits[1].data.size(); ++i) {
+      ASSERT_NEAR(logits[ranks].data[i], logits[1].data[i], 1e-5) << ranks << " ranks, " << i;
+    }
+  }
 }
 
 // Starts a 2-rank run, waits for its first train line, then does `action` (a shell command

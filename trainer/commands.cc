@@ -46,12 +46,7 @@ void check_output_directory(const std::string& flag, const std::string& path) {
 }  // namespace
 
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
-  if (!line.logits_out.empty()) {
-    if (comm.world_size() > 1) {
-      throw InputError("--logits-out needs a single process (each rank holds only its shard)");
-    }
-    check_output_directory("--logits-out", line.logits_out);
-  }
+  if (!line.logits_out.empty()) check_output_directory("--logits-out", line.logits_out);
   const ModelConfig model_config = model_config_from(config);
   cpu::set_threads(config.train().threads());
   const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
@@ -74,7 +69,7 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   std::vector<float> logits;
   const EvalResult result =
       evaluate(model, loader, comm, /*step=*/0, line.logits_out.empty() ? nullptr : &logits);
-  if (!line.logits_out.empty()) {
+  if (!line.logits_out.empty() && comm.rank() == 0) {
     write_npy_f32(line.logits_out, logits.data(), {result.examples, model_config.num_classes});
     LOG(INFO) << "Wrote the logits to " << line.logits_out;
   }

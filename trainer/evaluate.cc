@@ -1,5 +1,10 @@
 #include "trainer/evaluate.h"
 
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
 #include "trainer/comm_reducer.h"
 
 namespace dgqa {
@@ -13,7 +18,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   context.step = step;
   double loss_sum = 0;
   int64_t correct = 0, examples = 0;
-  if (logits != nullptr) logits->clear();
+  std::vector<std::pair<int64_t, std::vector<float>>> rows;  // this rank's: (example, logits)
 
   loader.start_epoch(0);
   Batch batch;
@@ -31,7 +36,10 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
       correct += best == batch.labels[i];
     }
     examples += batch.size;
-    if (logits != nullptr) logits->insert(logits->end(), batch_logits.begin(), batch_logits.end());
+    for (int i = 0; logits != nullptr && i < batch.size; ++i) {
+      const auto row = batch_logits.begin() + static_cast<int64_t>(i) * K;
+      rows.emplace_back(batch.examples[i], std::vector<float>(row, row + K));
+    }
   }
 
   // Sum over ranks, so every rank reports the metrics of the whole split.
@@ -43,6 +51,19 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   if (result.examples > 0) {
     result.loss = totals[0] / result.examples;
     result.top1 = totals[1] / result.examples;
+  }
+  if (logits != nullptr) {
+    // x + 0 is x exactly: the sum puts every rank's rows in place, unchanged.
+    logits->assign(static_cast<size_t>(result.examples) * K, 0.f);
+    for (const auto& [example, row] : rows) {
+      if (example < 0 || example >= result.examples) {
+        throw std::logic_error("evaluate: example " + std::to_string(example) + " of a split of " +
+                               std::to_string(result.examples));
+      }
+      std::copy(row.begin(), row.end(), logits->begin() + example * K);
+    }
+    comm.all_reduce_sum(logits->data(), static_cast<int64_t>(logits->size()),
+                        "evaluation logits all-reduce");
   }
   return result;
 }

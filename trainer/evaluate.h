@@ -18,8 +18,9 @@ struct EvalResult {
 
 // Runs every batch of `loader` (an evaluation loader, sharded over the ranks of `comm`) through
 // the model at training step `step` (which only labels the pass: evaluation changes no state).
-// The result covers every rank's examples. When `logits` is given it receives this rank's
-// logits, (examples, num_classes), in the order of its batches.
+// The result covers every rank's examples. When `logits` is given it receives the logits of every
+// example of the split, (examples, num_classes) in the dataset's order, on every rank (one
+// all-reduce of that size: each rank adds its own rows to zeros).
 EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm, int64_t step,
                     std::vector<float>* logits = nullptr);
 

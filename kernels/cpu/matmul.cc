@@ -97,9 +97,12 @@ void PaddedRowsSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int64_t f
 // C (M, N) = op(A) op(B) + beta C, row-major, with the rows of C split over the OpenMP threads,
 // one single-threaded sgemm each.
 //
-// Every element of C gets the same bits whatever the number of threads and whatever M (the
-// batch a rank holds): pieces start at multiples of the row panel and the last, partial panel is
-// computed padded to a whole one (RowPanel above). Also, OpenBLAS's small-matrix kernels
+// Row i of C gets the same bits whatever the number of threads and whatever M: pieces start at
+// multiples of the row panel and the last, partial panel is computed padded to a whole one
+// (RowPanel above). Not whatever i, though: with the 12-row panels, a row's bits depend on its
+// place in its panel (i mod 12), so a rank's rows, which start its own products, can differ in
+// the last bits from the same rows in one process's product (tests/dist_test.cc compares ranks
+// to rounding for that reason). Also, OpenBLAS's small-matrix kernels
 // (products of up to 100^3 multiply-adds, on AVX-512 machines) add in another order than its
 // blocked kernels, so pieces have at least kMinPiece multiply-adds; and only rows are cut
 // (cutting the columns of C changed results at every alignment tried).
