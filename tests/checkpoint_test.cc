@@ -573,7 +573,8 @@ TEST_F(CheckpointTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
 }
 
 // `dgqa eval --checkpoint DIR` evaluates the checkpoint's weights (the same line as --init-from
-// of its model.safetensors), and refuses a damaged checkpoint, as --resume does.
+// of its model.safetensors), also when DIR is the run's directory or its `latest`, and refuses a
+// damaged checkpoint, as --resume does.
 TEST_F(CheckpointTest, EvalOfACheckpointIsEvalOfItsWeights) {
   const std::string config = Config(IntegrityTraining());
   const std::string reference = Uninterrupted(IntegrityTraining(), 1);
@@ -596,6 +597,19 @@ TEST_F(CheckpointTest, EvalOfACheckpointIsEvalOfItsWeights) {
   };
   ASSERT_TRUE(Contains(json_line(of_weights.output), "\"top1\"")) << of_weights.output;
   EXPECT_EQ(json_line(of_checkpoint.output), json_line(of_weights.output));
+
+  // The run's directory, its checkpoints/ and the file `latest` mean the checkpoint `latest`
+  // names (step 20 here).
+  const Result of_newest = dgqa::Run(
+      eval + " --init-from " + ShellQuote(CheckpointDir(reference, 20) + "/model.safetensors"));
+  ASSERT_EQ(of_newest.exit_code, kExitOk) << of_newest.output;
+  for (const std::string& named :
+       {reference, reference + "/checkpoints", reference + "/checkpoints/latest"}) {
+    const Result of_named = dgqa::Run(eval + " --checkpoint " + ShellQuote(named));
+    ASSERT_EQ(of_named.exit_code, kExitOk) << named << ":\n" << of_named.output;
+    EXPECT_TRUE(Contains(of_named.output, "(step 20)")) << named << ":\n" << of_named.output;
+    EXPECT_EQ(json_line(of_named.output), json_line(of_newest.output)) << named;
+  }
 
   const std::string out = CopyOf(reference, "damaged_for_eval");
   FlipByteInTheMiddle(CheckpointDir(out, 15) + "/model.safetensors");

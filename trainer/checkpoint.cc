@@ -181,10 +181,33 @@ std::string write_checkpoint(const std::string& out_dir, const VisionTransformer
   return final_dir.string();
 }
 
-Checkpoint open_checkpoint(const std::string& dir, const config::Config& config) {
+namespace {
+
+// The checkpoint directory a user means: the path itself, or, for the file OUT/checkpoints/latest
+// or a directory without a state.pbtxt of its own holding one (OUT/checkpoints) or under
+// checkpoints/ (OUT), the checkpoint that `latest` names.
+fs::path checkpoint_named_by(const fs::path& path) {
+  std::error_code error;
+  auto named_by = [](const fs::path& latest) {
+    std::string name = read_file(latest);
+    name.erase(name.find_last_not_of(" \t\r\n") + 1);
+    return latest.parent_path() / name;
+  };
+  if (path.filename() == "latest" && fs::is_regular_file(path, error)) return named_by(path);
+  if (!fs::is_directory(path, error) || fs::exists(path / kStateFile, error)) return path;
+  for (const fs::path& latest : {path / "latest", path / "checkpoints" / "latest"}) {
+    if (fs::is_regular_file(latest, error)) return named_by(latest);
+  }
+  return path;
+}
+
+}  // namespace
+
+Checkpoint open_checkpoint(const std::string& named, const config::Config& config) {
   Checkpoint checkpoint;
-  checkpoint.dir = dir;
-  const fs::path path(dir);
+  const fs::path path = checkpoint_named_by(named);
+  checkpoint.dir = path.string();
+  const std::string& dir = checkpoint.dir;
   if (!fs::is_directory(path)) throw InputError("checkpoint " + dir + ": not a directory");
   const std::string text = read_file(path / kStateFile);
   if (!google::protobuf::TextFormat::ParseFromString(text, &checkpoint.state)) {

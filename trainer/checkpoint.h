@@ -36,8 +36,9 @@ struct Checkpoint {
 
 // Reads and checks a checkpoint directory: state.pbtxt parses, every file has its recorded
 // size and checksum, and the checkpoint's model has this config's shapes and scheme. Throws
-// InputError saying what is wrong.
-Checkpoint open_checkpoint(const std::string& dir, const config::Config& config);
+// InputError saying what is wrong. `named` is the checkpoint's directory, or the file
+// OUT/checkpoints/latest, OUT/checkpoints or OUT: then the checkpoint `latest` names.
+Checkpoint open_checkpoint(const std::string& named, const config::Config& config);
 
 // --resume auto: the newest good checkpoint under out_dir/checkpoints, trying older ones (and
 // saying so) when a newer one is damaged. None at all: nullopt (a fresh start). Some, but none

@@ -25,7 +25,7 @@ std::string usage_text() {
          "  --out DIR           train: receives metrics.jsonl and model.safetensors\n"
          "  --init-from FILE    weights to start from (train) or to evaluate (eval)\n"
          "  --checkpoint DIR    eval: evaluate the weights of a checkpoint directory\n"
-         "                      (OUT/checkpoints/step_N), after checking it\n"
+         "                      (OUT/checkpoints/step_N, or OUT: the latest), after checking it\n"
          "  --logits-out FILE   eval: write the logits, float32 (N, classes), as .npy\n"
          "  --resume auto|DIR   train: continue from the newest good checkpoint under\n"
          "                      OUT/checkpoints (auto; a fresh start if there is none) or DIR\n"
