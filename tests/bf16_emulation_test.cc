@@ -24,7 +24,7 @@ namespace {
 
 using testing::Bf16ProductsCpuBackend;
 using testing::ModelRun;
-using testing::RunBf16TestModel;
+using testing::RunSmallTestModel;
 using testing::ToleranceUse;
 
 // The same numbers as CudaBf16Test.OperandsAreRoundedToBf16 expects of the GPU: 1 + 2^-10 and
@@ -105,10 +105,10 @@ TEST_P(Bf16EmulationModelTest, Bf16ProductsStayWellWithinTheGpuTestsTolerance) {
   const AttentionScheme scheme = GetParam();
   auto cpu = make_backend("cpu");
   Bf16ProductsCpuBackend emulation;
-  const ModelRun fp32 = RunBf16TestModel(*cpu, scheme);
-  const ModelRun bf16 = RunBf16TestModel(emulation, scheme);
+  const ModelRun fp32 = RunSmallTestModel(*cpu, scheme);
+  const ModelRun bf16 = RunSmallTestModel(emulation, scheme);
   EXPECT_NE(bf16.loss, fp32.loss) << "the emulation computed in fp32";
-  const VisionTransformer layout_source(testing::Bf16TestModel(scheme), *cpu, 1, 3);
+  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu, 1, 3);
   const ToleranceUse use =
       CompareRuns(bf16, fp32, testing::kBf16VersusFp32, layout_source.layout());
   Report("bf16 products against fp32", use);
@@ -121,13 +121,13 @@ TEST_P(Bf16EmulationModelTest, Bf16ProductsStayWellWithinTheGpuTestsTolerance) {
 TEST_P(Bf16EmulationModelTest, OtherAdditionOrdersStayWellWithinTheGpuTestsTolerance) {
   const AttentionScheme scheme = GetParam();
   auto cpu = make_backend("cpu");
-  const VisionTransformer layout_source(testing::Bf16TestModel(scheme), *cpu, 1, 3);
-  const ModelRun fp32 = RunBf16TestModel(*cpu, scheme);
+  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu, 1, 3);
+  const ModelRun fp32 = RunSmallTestModel(*cpu, scheme);
   Bf16ProductsCpuBackend emulation;
-  const double plain_loss = RunBf16TestModel(emulation, scheme).loss;
+  const double plain_loss = RunSmallTestModel(emulation, scheme).loss;
   for (const float jitter : {0x1p-22f, 0x1p-16f, 0x1p-12f}) {
     Bf16ProductsCpuBackend jittered(jitter);
-    const ModelRun run = RunBf16TestModel(jittered, scheme);
+    const ModelRun run = RunSmallTestModel(jittered, scheme);
     EXPECT_NE(run.loss, plain_loss) << "a jitter of " << jitter << " changed nothing";
     const ToleranceUse use =
         CompareRuns(run, fp32, testing::kBf16VersusFp32, layout_source.layout());
@@ -160,11 +160,11 @@ class FaultyBf16Products : public Bf16ProductsCpuBackend {
 TEST_P(Bf16EmulationModelTest, TheToleranceCatchesWrongProducts) {
   const AttentionScheme scheme = GetParam();
   auto cpu = make_backend("cpu");
-  const VisionTransformer layout_source(testing::Bf16TestModel(scheme), *cpu, 1, 3);
-  const ModelRun fp32 = RunBf16TestModel(*cpu, scheme);
+  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu, 1, 3);
+  const ModelRun fp32 = RunSmallTestModel(*cpu, scheme);
   for (const Fault fault : {Fault::kDinpOverwritten, Fault::kDbiasLost}) {
     FaultyBf16Products faulty(fault);
-    const ToleranceUse use = CompareRuns(RunBf16TestModel(faulty, scheme), fp32,
+    const ToleranceUse use = CompareRuns(RunSmallTestModel(faulty, scheme), fp32,
                                          testing::kBf16VersusFp32, layout_source.layout());
     const std::string what = fault == Fault::kDinpOverwritten ? "dinp overwritten" : "dbias lost";
     Report(what, use);

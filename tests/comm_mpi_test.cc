@@ -18,28 +18,12 @@
 #include "comm/communicator.h"
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
+#include "tests/communicator_environment.h"
 
 namespace dgqa {
 namespace {
 
-// Long enough for 4 oversubscribed ranks on a loaded machine; a hang still ends the job.
-constexpr double kTimeoutS = 60;
-
-// One communicator for the whole program: MPI is initialised once and finalised at the end.
-class CommunicatorEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override { communicator = make_communicator(kTimeoutS); }
-  void TearDown() override { communicator.reset(); }
-
-  std::unique_ptr<Communicator> communicator;
-};
-
-auto* const environment = static_cast<CommunicatorEnvironment*>(
-    ::testing::AddGlobalTestEnvironment(new CommunicatorEnvironment));
-
-Communicator& Comm() {
-  return *environment->communicator;
-}
+using testing::Comm;
 
 // Ranks other than 0 print only their failures, tagged with the rank, so that the output of a
 // run is read once.
@@ -98,7 +82,7 @@ int64_t FirstWrongSum(const std::vector<float>& values, int world_size) {
 // nothing to split, and the program's communicator is used.
 std::unique_ptr<Communicator> MakeChunkingCommunicator() {
   if (Comm().world_size() == 1) return nullptr;
-  return make_mpi_communicator(Comm().info(), kTimeoutS, int64_t{1} << 20);
+  return make_mpi_communicator(Comm().info(), testing::kCommunicatorTimeoutS, int64_t{1} << 20);
 }
 
 TEST(CommunicatorTest, RankAndSizeComeFromTheLauncher) {
@@ -210,7 +194,7 @@ TEST(CommunicatorTest, AllReduceAverage) {
 }
 
 TEST(CommunicatorTest, TwoCommunicatorsInterleave) {
-  std::unique_ptr<Communicator> second = make_communicator(kTimeoutS / 2);
+  std::unique_ptr<Communicator> second = make_communicator(testing::kCommunicatorTimeoutS / 2);
   std::vector<float> first_values = Inputs(5000, Comm().rank());
   std::vector<float> second_values = Inputs(300, Comm().rank());
   std::unique_ptr<PendingCollective> pending =

@@ -424,16 +424,8 @@ const AttentionScheme kSchemes[] = {AttentionScheme::kMHA,      AttentionScheme:
                                     AttentionScheme::kKDGQA,    AttentionScheme::kDGQA_DIFF,
                                     AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
 
-class CudaBf16ModelTest : public ::testing::TestWithParam<AttentionScheme> {
- protected:
-  void SetUp() override {
-    std::string why_not;
-    bf16_ = MakeBf16Backend(&why_not);
-    if (bf16_ == nullptr) GTEST_SKIP() << why_not;
-    cpu_ = make_backend("cpu");
-  }
-  std::unique_ptr<Backend> cpu_, bf16_;
-};
+class CudaBf16ModelTest : public CudaBf16Test,
+                          public ::testing::WithParamInterface<AttentionScheme> {};
 
 // The BF16 model against the CPU's fp32 one, same weights and images, within kBf16VersusFp32
 // (tests/bf16_emulation.h): loose enough for bf16's rounding in every product, far below what a
@@ -443,9 +435,9 @@ class CudaBf16ModelTest : public ::testing::TestWithParam<AttentionScheme> {
 // allocation (KDGQA, DGQA) must be the same, as it is in the emulation.
 TEST_P(CudaBf16ModelTest, ForwardAndBackwardNearTheCpuFp32) {
   const AttentionScheme scheme = GetParam();
-  const testing::ModelRun fp32 = testing::RunBf16TestModel(*cpu_, scheme);
-  const testing::ModelRun bf16 = testing::RunBf16TestModel(*bf16_, scheme);
-  const VisionTransformer layout_source(testing::Bf16TestModel(scheme), *cpu_, 1, 3);
+  const testing::ModelRun fp32 = testing::RunSmallTestModel(*cpu_, scheme);
+  const testing::ModelRun bf16 = testing::RunSmallTestModel(*bf16_, scheme);
+  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu_, 1, 3);
   const testing::ToleranceUse use =
       testing::CompareRuns(bf16, fp32, testing::kBf16VersusFp32, layout_source.layout());
   EXPECT_LE(use.worst, 1.0) << "the worst error, at " << use.where << ", is " << use.worst

@@ -14,25 +14,14 @@
 #include "comm/communicator.h"
 #include "comm/local_communicator.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/communicator_environment.h"
 #include "trainer/gradient_sync.h"
 #include "trainer/staged_all_reduce.h"
 
 namespace dgqa {
 namespace {
 
-class CommunicatorEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override { communicator = make_communicator(/*timeout_s=*/60); }
-  void TearDown() override { communicator.reset(); }
-  std::unique_ptr<Communicator> communicator;
-};
-
-auto* const environment = static_cast<CommunicatorEnvironment*>(
-    ::testing::AddGlobalTestEnvironment(new CommunicatorEnvironment));
-
-Communicator& Comm() {
-  return *environment->communicator;
-}
+using testing::Comm;
 
 // CPU memory presented as device memory, counting the copies across the "bus".
 class DeviceLikeBackend : public CpuBackend {
