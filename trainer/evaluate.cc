@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
-#include <utility>
 
 #include "trainer/comm_reducer.h"
 
@@ -18,7 +17,8 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   context.step = step;
   double loss_sum = 0;
   int64_t correct = 0, examples = 0;
-  std::vector<std::pair<int64_t, std::vector<float>>> rows;  // this rank's: (example, logits)
+  std::vector<int64_t> row_examples;  // this rank's examples, and their logits (rows of K)
+  std::vector<float> row_logits;
 
   loader.start_epoch(0);
   Batch batch;
@@ -36,9 +36,10 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
       correct += best == batch.labels[i];
     }
     examples += batch.size;
-    for (int i = 0; logits != nullptr && i < batch.size; ++i) {
-      const auto row = batch_logits.begin() + static_cast<int64_t>(i) * K;
-      rows.emplace_back(batch.examples[i], std::vector<float>(row, row + K));
+    if (logits != nullptr) {
+      row_examples.insert(row_examples.end(), batch.examples.begin(), batch.examples.end());
+      row_logits.insert(row_logits.end(), batch_logits.begin(),
+                        batch_logits.begin() + static_cast<int64_t>(batch.size) * K);
     }
   }
 
@@ -55,12 +56,14 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   if (logits != nullptr) {
     // x + 0 is x exactly: the sum puts every rank's rows in place, unchanged.
     logits->assign(static_cast<size_t>(result.examples) * K, 0.f);
-    for (const auto& [example, row] : rows) {
+    for (size_t row = 0; row < row_examples.size(); ++row) {
+      const int64_t example = row_examples[row];
       if (example < 0 || example >= result.examples) {
         throw std::logic_error("evaluate: example " + std::to_string(example) + " of a split of " +
                                std::to_string(result.examples));
       }
-      std::copy(row.begin(), row.end(), logits->begin() + example * K);
+      const auto first = row_logits.begin() + static_cast<int64_t>(row) * K;
+      std::copy(first, first + K, logits->begin() + example * K);
     }
     comm.all_reduce_sum(logits->data(), static_cast<int64_t>(logits->size()),
                         "evaluation logits all-reduce");
