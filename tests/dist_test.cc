@@ -73,6 +73,14 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
     ASSERT_EQ(many.evals.size(), one.evals.size());
     for (size_t i = 0; i < one.evals.size(); ++i) {
       EXPECT_EQ(many.evals[i].at("examples"), 45) << ranks << " ranks";
+      // KDGQA's evaluation allocates from the key norms of the trained weights, and those are not
+      // the same to rounding: the K bias has no gradient in exact arithmetic (a constant added to
+      // every key of a row leaves its softmax unchanged), so its computed gradient is rounding
+      // noise, which Adam scales up to steps of the learning rate. Its values after 20 steps
+      // differ with the rank count (by ~1e-3, seen 2026-12-02) and can move an evaluation
+      // allocation across a boundary. Evaluating the same weights on several ranks is compared
+      // in EvalLogitsOfSeveralRanksAreThoseOfOne.
+      if (scheme == std::string("KDGQA")) continue;
       EXPECT_NEAR(many.evals[i].at("loss"), one.evals[i].at("loss"), 1e-4) << ranks << " ranks";
       EXPECT_NEAR(many.evals[i].at("top1"), one.evals[i].at("top1"), 1e-6) << ranks << " ranks";
     }

@@ -32,6 +32,8 @@ TEST(VectorMathTest, NormalTailMatchesErfc) {
     float gaussian = 0;
     const double error = std::fabs(normal_tail(zf, &gaussian) - exact_tail) / exact_tail;
     ASSERT_LT(error, allowed) << "z = " << zf;
+    const double single_exp_error = std::fabs(normal_tail(zf) - exact_tail) / exact_tail;
+    ASSERT_LT(single_exp_error, allowed) << "z = " << zf << " (one exp)";
     ASSERT_LT(std::fabs(gaussian - exact_gaussian) / exact_gaussian, allowed) << "z = " << zf;
   }
 }

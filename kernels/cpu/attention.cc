@@ -4,14 +4,29 @@
 #include <omp.h>
 
 #include <cstdint>
+#include <vector>
 
+#include "kernels/cpu/head_matmul.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
 
 namespace {
 
-// Each (sample, head) product is one sgemm on the calling thread: OpenBLAS's pthreads build is
+// The (P, d) matrix of one K or V head (rows `stride` apart) transposed into a (d, P) matrix
+// held by the calling thread, so that products with it read rows (see head_matmul).
+const float* transposed_head(const float* head, int stride, int P, int d) {
+  thread_local std::vector<float> transposed;  // grown once per thread, reused by every call
+  transposed.resize(static_cast<size_t>(P) * d);
+  for (int t = 0; t < P; ++t) {
+    for (int c = 0; c < d; ++c) {
+      transposed[static_cast<size_t>(c) * P + t] = head[static_cast<int64_t>(t) * stride + c];
+    }
+  }
+  return transposed.data();
+}
+
+// The backward's products are sgemms on the calling thread: OpenBLAS's pthreads build is
 // told to use no threads of its own (see matmul.cc, which does the same for the same reason).
 void RunBlasOnCallingThread() {
   // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
@@ -25,6 +40,7 @@ DGQA_SIMD_CLONES void softmax_rows(float* scores, int rows, int cols) {
   for (int i = 0; i < rows; ++i) {
     float* row = scores + static_cast<int64_t>(i) * cols;
     float row_max = row[0];  // subtracted, so that exp never overflows
+#pragma omp simd reduction(max : row_max)
     for (int j = 1; j < cols; ++j) row_max = row[j] > row_max ? row[j] : row_max;
 #pragma omp simd
     for (int j = 0; j < cols; ++j) row[j] = exp_fast(row[j] - row_max);
@@ -49,28 +65,36 @@ DGQA_SIMD_CLONES void softmax_rows_backward(float* dscores, const float* probs, 
 }  // namespace
 
 // Layout: q, out and dq are (B, P, H*d) and k, v, dk, dv are (B, P, G*d), so the (P, d) matrix of
-// one head is a column block of width d with row stride H*d or G*d: BLAS reads it through lda.
+// one head is a column block of width d with row stride H*d or G*d. Both passes run one task
+// per (sample, K/V head), which handles that K/V head's query heads (any number: KDGQA's groups
+// differ in size).
+//
+// The forward's products are head_matmul's loops (its K is transposed once for all of its query
+// heads); the backward's are OpenBLAS sgemms, which read the probabilities (no longer in cache
+// by then: 7.7 MB a layer at tiny-fmnist's batch) faster through their packing: measured on a
+// 2-core AMD EPYC, the forward takes 55% of the time it took with sgemm, a head_matmul backward
+// 135%.
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
                        const int* kv_head, int B, int P, int H, int G, int d, float scale) {
-  RunBlasOnCallingThread();
   const int q_stride = H * d, kv_stride = G * d;
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < H; ++h) {
-      const int g = kv_head[h];
-      const float* q_head = q + static_cast<int64_t>(b) * P * q_stride + h * d;
+    for (int g = 0; g < G; ++g) {
       const float* k_head = k + static_cast<int64_t>(b) * P * kv_stride + g * d;
       const float* v_head = v + static_cast<int64_t>(b) * P * kv_stride + g * d;
-      float* out_head = out + static_cast<int64_t>(b) * P * q_stride + h * d;
-      float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * P * P;
-      // Scores (P, P) = scale * q_head k_head^T, then a softmax over each row.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, d, scale, q_head, q_stride, k_head,
-                  kv_stride, 0.f, probs_head, P);
-      softmax_rows(probs_head, P, P);
-      // out_head (P, d) = probs_head v_head.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, P, 1.f, probs_head, P, v_head,
-                  kv_stride, 0.f, out_head, q_stride);
+      const float* k_transposed = transposed_head(k_head, kv_stride, P, d);
+      for (int h = 0; h < H; ++h) {
+        if (kv_head[h] != g) continue;
+        const float* q_head = q + static_cast<int64_t>(b) * P * q_stride + h * d;
+        float* out_head = out + static_cast<int64_t>(b) * P * q_stride + h * d;
+        float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * P * P;
+        // Scores (P, P) = scale * q_head k_head^T, then a softmax over each row.
+        head_matmul(probs_head, P, q_head, q_stride, 1, k_transposed, P, P, P, d, scale, false);
+        softmax_rows(probs_head, P, P);
+        // out_head (P, d) = probs_head v_head.
+        head_matmul(out_head, q_stride, probs_head, P, 1, v_head, kv_stride, P, d, P, 1.f, false);
+      }
     }
   }
 }

@@ -10,8 +10,14 @@ namespace {
 
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1 / sqrt(2 pi)
 
-// Phi(x), the standard normal cdf, from the tail of |x|; e^(-x^2/2) through *gaussian.
-inline float normal_cdf(float x, float* gaussian) {
+// Phi(x), the standard normal cdf, from the tail of |x|.
+inline DGQA_ALWAYS_INLINE float normal_cdf(float x) {
+  const float tail = normal_tail(x < 0.f ? -x : x);
+  return x < 0.f ? tail : 1.f - tail;
+}
+
+// The same, and e^(-x^2/2) through *gaussian.
+inline DGQA_ALWAYS_INLINE float normal_cdf(float x, float* gaussian) {
   const float tail = normal_tail(x < 0.f ? -x : x, gaussian);
   return x < 0.f ? tail : 1.f - tail;
 }
@@ -19,10 +25,7 @@ inline float normal_cdf(float x, float* gaussian) {
 DGQA_SIMD_CLONES void gelu_forward_range(float* out, const float* inp, int64_t first,
                                          int64_t last) {
 #pragma omp simd
-  for (int64_t i = first; i < last; ++i) {
-    float gaussian;
-    out[i] = inp[i] * normal_cdf(inp[i], &gaussian);
-  }
+  for (int64_t i = first; i < last; ++i) out[i] = inp[i] * normal_cdf(inp[i]);
 }
 
 // gelu'(x) = Phi(x) + x phi(x), with phi the standard normal density.

@@ -5,24 +5,51 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace dgqa::cpu {
+
+namespace {
+
+// One row: y = (x - mean) * rstd * weight + bias. Two passes over x, so that the variance has no
+// cancellation; both sums go through lane_sum (vectorised, the same order at any vector width).
+DGQA_SIMD_CLONES void layernorm_forward_row(float* y, float* mean, float* rstd, const float* x,
+                                            const float* weight, const float* bias, int C,
+                                            float eps) {
+  const float m = lane_sum<float>(C, [&](int c) { return x[c]; }) / C;
+  const float variance = lane_sum<float>(C, [&](int c) { return (x[c] - m) * (x[c] - m); }) / C;
+  const float r = 1.f / std::sqrt(variance + eps);
+#pragma omp simd
+  for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * r * weight[c] + bias[c];
+  *mean = m;
+  *rstd = r;
+}
+
+// One row of the backward (see layernorm_backward), adding its dweight and dbias terms to
+// row_dweight and row_dbias.
+DGQA_SIMD_CLONES void layernorm_backward_row(float* dx, float* row_dweight, float* row_dbias,
+                                             const float* dy, const float* x, const float* weight,
+                                             float m, float r, int C) {
+  const float g_mean = lane_sum<float>(C, [&](int c) { return dy[c] * weight[c]; }) / C;
+  const float gx_mean =
+      lane_sum<float>(C, [&](int c) { return dy[c] * weight[c] * ((x[c] - m) * r); }) / C;
+#pragma omp simd
+  for (int c = 0; c < C; ++c) {
+    const float xhat = (x[c] - m) * r;
+    row_dweight[c] += dy[c] * xhat;
+    row_dbias[c] += dy[c];
+    dx[c] += r * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
+  }
+}
+
+}  // namespace
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
 #pragma omp parallel for
   for (int n = 0; n < N; ++n) {
-    const float* x = inp + static_cast<int64_t>(n) * C;
-    float* y = out + static_cast<int64_t>(n) * C;
-    double sum = 0.0;
-    for (int c = 0; c < C; ++c) sum += x[c];
-    const double row_mean = sum / C;
-    double squares = 0.0;  // two passes: no cancellation in the variance
-    for (int c = 0; c < C; ++c) squares += (x[c] - row_mean) * (x[c] - row_mean);
-    const float m = static_cast<float>(row_mean);
-    const float r = static_cast<float>(1.0 / std::sqrt(squares / C + eps));
-    for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * r * weight[c] + bias[c];
-    mean[n] = m;
-    rstd[n] = r;
+    layernorm_forward_row(out + static_cast<int64_t>(n) * C, mean + n, rstd + n,
+                          inp + static_cast<int64_t>(n) * C, weight, bias, C, eps);
   }
 }
 
@@ -45,25 +72,9 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
     float* chunk_dweight = partial_dweight.data() + static_cast<size_t>(chunk) * C;
     float* chunk_dbias = partial_dbias.data() + static_cast<size_t>(chunk) * C;
     for (int n = chunk * kRowsPerChunk; n < std::min(N, (chunk + 1) * kRowsPerChunk); ++n) {
-      const float* x = inp + static_cast<int64_t>(n) * C;
-      const float* dy = dout + static_cast<int64_t>(n) * C;
-      float* dx = dinp + static_cast<int64_t>(n) * C;
-      const float m = mean[n], r = rstd[n];
-      float g_mean = 0.f, gx_mean = 0.f;
-      for (int c = 0; c < C; ++c) {
-        const float xhat = (x[c] - m) * r;
-        const float g = dy[c] * weight[c];
-        g_mean += g;
-        gx_mean += g * xhat;
-        chunk_dweight[c] += dy[c] * xhat;
-        chunk_dbias[c] += dy[c];
-      }
-      g_mean /= C;
-      gx_mean /= C;
-      for (int c = 0; c < C; ++c) {
-        const float xhat = (x[c] - m) * r;
-        dx[c] += r * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
-      }
+      const int64_t row = static_cast<int64_t>(n) * C;
+      layernorm_backward_row(dinp + row, chunk_dweight, chunk_dbias, dout + row, inp + row, weight,
+                             mean[n], rstd[n], C);
     }
   }
   for (int chunk = 0; chunk < num_chunks; ++chunk) {
