@@ -28,13 +28,15 @@ struct VisionTransformer::Buffers {
   Backend* backend = nullptr;
   void* memory = nullptr;
   float *images, *cols, *patches, *cls, *lnf, *lnf_mean, *lnf_rstd, *logits, *ce_probs, *losses;
+  // The last block's class-token rows: its attention output and its input (see forward).
+  float *cls_attn, *cls_resid;
   float* key_norms;
   int* labels;
-  std::vector<float*> resid;  // depth + 1 residual streams; resid[0] is the token sequence
+  std::vector<float*> resid;  // each block's input; resid[0] is the token sequence
   std::vector<Layer> layers;
   // backward scratch, reused by every layer
   float *d_resid, *d_ln, *d_attn_out, *d_attn, *d_q, *d_k, *d_v, *d_fc1, *d_gelu;
-  float *d_logits, *d_lnf, *d_cls, *d_patches;
+  float *d_logits, *d_lnf, *d_cls, *d_cls_attn, *d_patches;
 
   ~Buffers() {
     if (memory != nullptr) backend->release(memory);
@@ -69,6 +71,8 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   region(&b.cols, B * N * C * p * p);
   region(&b.patches, B * N * D);
   region(&b.cls, B * D);
+  region(&b.cls_attn, B * D);
+  region(&b.cls_resid, B * D);
   region(&b.lnf, B * D);
   region(&b.lnf_mean, B);
   region(&b.lnf_rstd, B);
@@ -77,7 +81,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   region(&b.losses, B);
   region(&b.key_norms, G);
   region(reinterpret_cast<float**>(&b.labels), B);  // int32 and float have the same size
-  b.resid.resize(config.depth + 1);
+  b.resid.resize(config.depth);
   for (float*& stream : b.resid) region(&stream, B * T * D);
   b.layers.resize(config.depth);
   for (Buffers::Layer& L : b.layers) {
@@ -109,6 +113,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   region(&b.d_logits, B * K);
   region(&b.d_lnf, B * D);
   region(&b.d_cls, B * D);
+  region(&b.d_cls_attn, B * D);
   region(&b.d_patches, B * N * D);
 
   std::vector<int64_t> offsets;
@@ -257,18 +262,30 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
       be.pgqa_noise_forward(L.noisy, L.noise_stats, L.attn, L.noise, B, T, H, G, d);
       attn_out = L.noisy;
     }
-    be.matmul_forward(L.resid_mid, attn_out, param(w.proj_w), param(w.proj_b), BT, D, D);
-    be.add_inplace(L.resid_mid, b.resid[l], static_cast<int64_t>(BT) * D);
+    // After attention every token's row is computed on its own, and only the class token of the
+    // last block reaches the head: that block's projection, MLP and residuals run on its B
+    // class-token rows (b.cls receives its output), not on all B*T.
+    const bool last = l == c.depth - 1;
+    const int rows = last ? B : BT;
+    const float* block_in = b.resid[l];
+    float* block_out = last ? b.cls : b.resid[l + 1];
+    if (last) {
+      be.gather_cls_forward(b.cls_attn, attn_out, B, T, D);
+      be.gather_cls_forward(b.cls_resid, b.resid[l], B, T, D);
+      attn_out = b.cls_attn;
+      block_in = b.cls_resid;
+    }
+    be.matmul_forward(L.resid_mid, attn_out, param(w.proj_w), param(w.proj_b), rows, D, D);
+    be.add_inplace(L.resid_mid, block_in, static_cast<int64_t>(rows) * D);
     be.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.resid_mid, param(w.norm2_w),
-                         param(w.norm2_b), BT, D, kLayerNormEps);
-    be.matmul_forward(L.fc1, L.ln2, param(w.fc1_w), param(w.fc1_b), BT, D, F);
-    be.gelu_forward(L.gelu, L.fc1, static_cast<int64_t>(BT) * F);
-    be.matmul_forward(b.resid[l + 1], L.gelu, param(w.fc2_w), param(w.fc2_b), BT, F, D);
-    be.add_inplace(b.resid[l + 1], L.resid_mid, static_cast<int64_t>(BT) * D);
+                         param(w.norm2_b), rows, D, kLayerNormEps);
+    be.matmul_forward(L.fc1, L.ln2, param(w.fc1_w), param(w.fc1_b), rows, D, F);
+    be.gelu_forward(L.gelu, L.fc1, static_cast<int64_t>(rows) * F);
+    be.matmul_forward(block_out, L.gelu, param(w.fc2_w), param(w.fc2_b), rows, F, D);
+    be.add_inplace(block_out, L.resid_mid, static_cast<int64_t>(rows) * D);
   }
 
-  // Only the class token reaches the head, so the final LayerNorm runs on B rows, not B*T.
-  be.gather_cls_forward(b.cls, b.resid[c.depth], B, T, D);
+  // The final LayerNorm and the head, on the class tokens.
   be.layernorm_forward(b.lnf, b.lnf_mean, b.lnf_rstd, b.cls, param(layout_.norm_w),
                        param(layout_.norm_b), B, D, kLayerNormEps);
   be.matmul_forward(b.logits, b.lnf, param(layout_.head_w), param(layout_.head_b), B, D, K);
@@ -294,30 +311,42 @@ void VisionTransformer::backward(float loss_scale, const GradientsReady& on_read
   be.zero(b.d_cls, sizeof(float) * B * D);
   be.layernorm_backward(b.d_cls, grad(layout_.norm_w), grad(layout_.norm_b), b.d_lnf, b.cls,
                         param(layout_.norm_w), b.lnf_mean, b.lnf_rstd, B, D);
-  be.zero(b.d_resid, btd_bytes);
-  be.gather_cls_backward(b.d_resid, b.d_cls, B, T, D);
   if (on_ready) on_ready(layout_.norm_w);  // the final norm and the head follow every block
 
   // Blocks in reverse. d_resid holds dLoss/d(residual stream) and receives each branch's
-  // input gradient by accumulation, which is how the residual connections backpropagate.
+  // input gradient by accumulation, which is how the residual connections backpropagate. The
+  // last block's projection and MLP ran on the class-token rows only (see forward): there,
+  // d_cls plays d_resid's part until the attention, whose input gradient is scattered back to
+  // the class-token rows of the full-size buffers.
   for (int l = c.depth - 1; l >= 0; --l) {
     const BlockSlots& w = layout_.blocks[l];
     Buffers::Layer& L = b.layers[l];
-    be.zero(b.d_gelu, sizeof(float) * BT * F);
-    be.matmul_backward(b.d_gelu, grad(w.fc2_w), grad(w.fc2_b), b.d_resid, L.gelu, param(w.fc2_w),
-                       BT, F, D);
-    be.zero(b.d_fc1, sizeof(float) * BT * F);
-    be.gelu_backward(b.d_fc1, L.fc1, b.d_gelu, static_cast<int64_t>(BT) * F);
-    be.zero(b.d_ln, btd_bytes);
-    be.matmul_backward(b.d_ln, grad(w.fc1_w), grad(w.fc1_b), b.d_fc1, L.ln2, param(w.fc1_w), BT, D,
-                       F);
-    be.layernorm_backward(b.d_resid, grad(w.norm2_w), grad(w.norm2_b), b.d_ln, L.resid_mid,
-                          param(w.norm2_w), L.ln2_mean, L.ln2_rstd, BT, D);
+    const bool last = l == c.depth - 1;
+    const int rows = last ? B : BT;
+    const size_t row_bytes = sizeof(float) * rows * D;
+    float* d_block_out = last ? b.d_cls : b.d_resid;
+    be.zero(b.d_gelu, sizeof(float) * rows * F);
+    be.matmul_backward(b.d_gelu, grad(w.fc2_w), grad(w.fc2_b), d_block_out, L.gelu, param(w.fc2_w),
+                       rows, F, D);
+    be.zero(b.d_fc1, sizeof(float) * rows * F);
+    be.gelu_backward(b.d_fc1, L.fc1, b.d_gelu, static_cast<int64_t>(rows) * F);
+    be.zero(b.d_ln, row_bytes);
+    be.matmul_backward(b.d_ln, grad(w.fc1_w), grad(w.fc1_b), b.d_fc1, L.ln2, param(w.fc1_w), rows,
+                       D, F);
+    be.layernorm_backward(d_block_out, grad(w.norm2_w), grad(w.norm2_b), b.d_ln, L.resid_mid,
+                          param(w.norm2_w), L.ln2_mean, L.ln2_rstd, rows, D);
 
-    const float* attn_out = last_noise_ ? L.noisy : L.attn;
-    be.zero(b.d_attn_out, btd_bytes);
-    be.matmul_backward(b.d_attn_out, grad(w.proj_w), grad(w.proj_b), b.d_resid, attn_out,
-                       param(w.proj_w), BT, D, D);
+    const float* attn_out = last ? b.cls_attn : (last_noise_ ? L.noisy : L.attn);
+    float* d_proj_in = last ? b.d_cls_attn : b.d_attn_out;
+    be.zero(d_proj_in, row_bytes);
+    be.matmul_backward(d_proj_in, grad(w.proj_w), grad(w.proj_b), d_block_out, attn_out,
+                       param(w.proj_w), rows, D, D);
+    if (last) {
+      be.zero(b.d_attn_out, btd_bytes);
+      be.gather_cls_backward(b.d_attn_out, b.d_cls_attn, B, T, D);
+      be.zero(b.d_resid, btd_bytes);
+      be.gather_cls_backward(b.d_resid, b.d_cls, B, T, D);
+    }
     float* d_attn = b.d_attn_out;
     if (last_noise_) {
       be.zero(b.d_attn, btd_bytes);
