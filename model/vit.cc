@@ -85,6 +85,8 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   for (float*& stream : b.resid) region(&stream, B * T * D);
   b.layers.resize(config.depth);
   for (Buffers::Layer& L : b.layers) {
+    // After attention, the last block keeps its class-token rows only (see forward).
+    const int64_t rows = &L == &b.layers.back() ? B : B * T;
     region(&L.ln1, B * T * D);
     region(&L.ln1_mean, B * T);
     region(&L.ln1_rstd, B * T);
@@ -96,12 +98,12 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
     region(&L.noisy, pgqa ? B * T * D : 0);
     region(&L.noise_stats, pgqa ? B * H * 2 : 0);
     region(&L.noise, pgqa ? H * T * d : 0);
-    region(&L.resid_mid, B * T * D);
-    region(&L.ln2, B * T * D);
-    region(&L.ln2_mean, B * T);
-    region(&L.ln2_rstd, B * T);
-    region(&L.fc1, B * T * F);
-    region(&L.gelu, B * T * F);
+    region(&L.resid_mid, rows * D);
+    region(&L.ln2, rows * D);
+    region(&L.ln2_mean, rows);
+    region(&L.ln2_rstd, rows);
+    region(&L.fc1, rows * F);
+    region(&L.gelu, rows * F);
     region(reinterpret_cast<float**>(&L.kv_head), H);
   }
   for (float** scratch : {&b.d_resid, &b.d_ln, &b.d_attn_out, &b.d_attn, &b.d_q})

@@ -38,8 +38,8 @@ inline DGQA_ALWAYS_INLINE float exp_fast(float x) {
   const float n = (x * kLog2e + kRound) - kRound;
   // ln 2 in two parts, so that n * ln2_hi is exact and r keeps its low bits.
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f;
-  // e^r = 1 + (r + r^2 q(r^2)): the terms paired so that the dependency chain is short (the
-  // loops around this are latency-bound), the 1 added last so that it is rounded once.
+  // e^r = 1 + (r + r^2 q(r)), q's terms paired (Estrin) so that the dependency chain is short,
+  // the 1 added last so that it is rounded once.
   const float r2 = r * r;
   const float q = (0.5f + r * (1.f / 6.f)) +
                   r2 * ((1.f / 24.f + r * (1.f / 120.f)) + r2 * (1.f / 720.f + r * (1.f / 5040.f)));
