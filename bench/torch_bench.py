@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The PyTorch peer of `dgqa bench`: the same ViT (design.md section 3) written in plain PyTorch,
+"""The PyTorch peer of `dgqa bench`: the same ViT (docs/design.md §3) written in plain PyTorch,
 trained in fp32 eager mode on a fixed synthetic batch (forward, backward, torch.optim.AdamW),
 timed the same way. bench/compare_torch.sh runs the two alternately.
 
@@ -30,7 +30,7 @@ def equal_split(H, G):
 
 
 def apportion(weights, H):
-    """Rounded shares of H in proportion to weights, fixed up to sum to H (design.md 3.2/3.3)."""
+    """Rounded shares of H in proportion to weights, fixed up to sum to H (docs/design.md §3.2/3.3)."""
     total = sum(weights)
     if total <= 0:
         return equal_split(H, len(weights))
@@ -87,7 +87,7 @@ class Attention(nn.Module):
         return grouped.reshape(B, H, P, d)
 
     def kv_index(self, device):
-        """The K/V head of each query head (design.md section 3) as a tensor on device."""
+        """The K/V head of each query head (docs/design.md §3) as a tensor on device."""
         return torch.repeat_interleave(torch.arange(self.G, device=device),
                                        torch.tensor(self.allocation, device=device))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch 2 peer of `dgqa bench` on the GPU: the ViT of design.md section 3 (the model of
+"""The PyTorch 2 peer of `dgqa bench` on the GPU: the ViT of docs/design.md §3 (the model of
 bench/torch_bench.py, imported from it) trained on a fixed synthetic batch with bf16 autocast,
 scaled_dot_product_attention and a fused AdamW, optionally under torch.compile; for MHA also timm's
 ViT (`--model timm`, built without weights) as a reference point. bench/compare_gpu.sh runs it
@@ -14,7 +14,7 @@ timed steps ran compiled), compile_requested, batch, precision, the attention pa
 device, PyTorch's peak allocated memory, and notes (features skipped and why).
 
 --shape-json takes the "shape" object of `dgqa bench --json`, so both programs time one shape.
-Attention: the query-to-K/V map of the allocation (design.md section 3) is applied by expanding
+Attention: the query-to-K/V map of the allocation (docs/design.md §3) is applied by expanding
 K and V with index_select before scaled_dot_product_attention; a uniform GQA allocation uses SDPA's
 own enable_gqa (PyTorch >= 2.5) instead, and MHA needs no map. KDGQA computes its key norms and
 allocation every step and DGQA at window steps, outside the compiled graph (the allocation is host
@@ -172,7 +172,7 @@ def main():
     parser.add_argument("--scheme", choices=torch_bench.SCHEMES, required=True)
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--model", choices=["ours", "timm"], default="ours",
-                        help=f"ours: design.md section 3; timm: {TIMM_MODEL}, no weights (MHA)")
+                        help=f"ours: docs/design.md §3; timm: {TIMM_MODEL}, no weights (MHA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     parser.add_argument("--steps", type=int, default=20)

@@ -3,7 +3,7 @@
 //
 // Three implementations, chosen by the trainer (dist.backend):
 //   - HostAllReduce: host memory (the CPU backend), straight through the Communicator;
-//   - StagedAllReduce (trainer/staged_all_reduce.h): device memory over MPI, copied through a
+//   - StagedAllReduce (comm/staged_all_reduce.h): device memory over MPI, copied through a
 //     host buffer; this is what lets several ranks share one GPU;
 //   - NcclAllReduce (comm/cuda/nccl_all_reduce.h): device memory over NCCL, one rank per GPU.
 #pragma once

@@ -1,4 +1,4 @@
-// Collective communication among the ranks of a data-parallel job (design.md section 5).
+// Collective communication among the ranks of a data-parallel job (docs/design.md §5).
 // The trainer talks to one Communicator; the model never sees it (only a Reducer adapter).
 // Every collective is bounded: if it does not complete within the job's timeout, the process
 // reports which operation on which rank timed out and aborts the whole job.

@@ -1,5 +1,5 @@
 // Where this process sits in the job, read from the launcher's environment variables without
-// calling MPI (design.md section 5): a plain process must never initialise MPI.
+// calling MPI (docs/design.md §5): a plain process must never initialise MPI.
 #pragma once
 
 #include "comm/communicator.h"

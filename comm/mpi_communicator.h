@@ -1,4 +1,4 @@
-// The MPI backend of Communicator, on host buffers (design.md section 5). Only
+// The MPI backend of Communicator, on host buffers (docs/design.md §5). Only
 // mpi_communicator.cc includes <mpi.h>.
 //
 // MPI is initialised (MPI_THREAD_SERIALIZED: any thread may call communicators, but one call at

@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 #include "data/random_streams.h"
-#include "kernels/philox.h"
+#include "common/philox.h"
 
 namespace dgqa {
 namespace {

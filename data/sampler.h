@@ -1,4 +1,4 @@
-// Which examples each rank takes in each batch (design.md section 5): a deterministic
+// Which examples each rank takes in each batch (docs/design.md §5): a deterministic
 // per-epoch order shared by all ranks, cut into global batches, each dealt out across ranks.
 #pragma once
 

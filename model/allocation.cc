@@ -15,7 +15,7 @@ void check_shape(int H, int G) {
 }
 
 // The precision of the arithmetic matters: a head-count boundary or a tie in the fix-up can
-// depend on the last bit. KDGQA works in float32 like the paper's code (design.md 3.2);
+// depend on the last bit. KDGQA works in float32 like the paper's code (docs/design.md §3.2);
 // DGQA works in double, which is how the reference test vectors were made: there, scores
 // in exact integer ratios give exact ties in the surplus, broken by the first index, where
 // float32 quotas would break them by rounding noise.
@@ -120,7 +120,7 @@ DgqaUpdate dgqa_update(DgqaKind kind, const std::vector<float>& norms,
 
   DgqaUpdate update;
   update.allocation = apportion_in_double(scores, H);
-  // The paper's cache update, the same for both kinds (design.md 3.3); the cache is float32.
+  // The paper's cache update, the same for both kinds (docs/design.md §3.3); the cache is float32.
   update.new_cache.resize(norms.size());
   for (size_t i = 0; i < norms.size(); ++i) {
     update.new_cache[i] = (cache[i] + norms[i]) / static_cast<float>(window);

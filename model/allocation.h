@@ -1,4 +1,4 @@
-// How query heads are shared among key/value heads (design.md 3.2 and 3.3).
+// How query heads are shared among key/value heads (docs/design.md §3.2 and §3.3).
 //
 // An allocation `a` has one entry per K/V head: a[g] query heads use K/V head g, the
 // entries are non-negative and sum to the number of query heads H. All functions here are

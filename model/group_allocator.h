@@ -1,5 +1,5 @@
 // Decides, for one attention layer and one forward pass, which K/V head each query head uses,
-// following the layer's scheme (design.md 3.2-3.4), and keeps the DGQA state between steps.
+// following the layer's scheme (docs/design.md §3.2-3.4), and keeps the DGQA state between steps.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,7 @@ namespace dgqa {
 
 enum class AttentionScheme { kMHA, kGQA, kKDGQA, kDGQA_DIFF, kDGQA_EMA, kPGQA };
 
-// How DGQA picks its allocation at evaluation (design.md 3.3).
+// How DGQA picks its allocation at evaluation (docs/design.md §3.3).
 enum class DgqaEvalMode { kFrozen, kPerBatch };
 
 struct ModelConfig {

@@ -1,4 +1,4 @@
-// Where each named parameter tensor lives in the model's flat fp32 buffer (design.md 4).
+// Where each named parameter tensor lives in the model's flat fp32 buffer (docs/design.md §4).
 // Gradients, AdamW moments and checkpoints all use the same layout.
 #pragma once
 

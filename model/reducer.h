@@ -1,5 +1,5 @@
 // How the model sums statistics over data-parallel ranks without knowing MPI or NCCL: the
-// trainer passes a Reducer in; the model calls it on the key norms (design.md 3.1, 5).
+// trainer passes a Reducer in; the model calls it on the key norms (docs/design.md §3.1, §5).
 #pragma once
 
 namespace dgqa {

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/philox.h"
+#include "common/philox.h"
 
 namespace dgqa {
 namespace {

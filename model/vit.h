@@ -1,4 +1,4 @@
-// The Vision Transformer of design.md section 3 with explicit forward and backward passes
+// The Vision Transformer of docs/design.md §3 with explicit forward and backward passes
 // over a flat parameter buffer (llm.c style). It computes only through a Backend and sums
 // key norms over ranks only through a Reducer, so it knows no device or communication API.
 #pragma once

@@ -1,4 +1,4 @@
-// The query-head allocation rules (design.md 3.2, 3.3) against the reference test vectors.
+// The query-head allocation rules (docs/design.md §3.2, §3.3) against the reference test vectors.
 #include "model/allocation.h"
 
 #include <gtest/gtest.h>

@@ -18,7 +18,7 @@
 #include "model/flops.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "trainer/cli.h"
+#include "cli/command_line.h"
 
 namespace dgqa {
 namespace {

@@ -1,4 +1,4 @@
-// Checkpoints, resuming and preemption end to end (design.md section 6): a run killed after a
+// Checkpoints, resuming and preemption end to end (docs/design.md §6): a run killed after a
 // checkpoint (also during its final evaluation, or while writing one) and resumed with
 // --resume auto continues bit-identically, on 1 rank and under mpirun; SIGTERM/SIGUSR1 stop a
 // run with a complete checkpoint and exit code 75; damaged, truncated, mismatched, unwritable and

@@ -1,4 +1,4 @@
-// End-to-end tests of how `dgqa` refuses bad input (design.md section 7): a bad config, bad
+// End-to-end tests of how `dgqa` refuses bad input (docs/design.md §7): a bad config, bad
 // data files, bad weights or bad arguments end the program with exit code 2 before any work,
 // with exactly one `dgqa: error:` line on stderr that names the field or file at fault.
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "trainer/safetensors.h"
+#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {

@@ -1,4 +1,4 @@
-// End-to-end tests of `dgqa train` and `dgqa eval` (design.md section 7): the binary is run as a
+// End-to-end tests of `dgqa train` and `dgqa eval` (docs/design.md §7): the binary is run as a
 // user would, on a tiny Fashion-MNIST-like dataset written by the test, for every attention
 // scheme; its metrics.jsonl, model.safetensors, eval output and logits are checked.
 #include <gtest/gtest.h>
@@ -14,8 +14,8 @@
 
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "trainer/npy.h"
-#include "trainer/safetensors.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {
@@ -248,7 +248,7 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
     EXPECT_EQ(allocation.size(), static_cast<size_t>(kSteps)) << "KDGQA logs at every log step";
   }
 
-  // The weights: design.md section 4 names and shapes, and DGQA's state.
+  // The weights: docs/design.md §4 names and shapes, and DGQA's state.
   const std::string weights = out + "/model.safetensors";
   ASSERT_TRUE(testing::FileExists(weights));
   const SafetensorsFile file = SafetensorsFile::read(weights);
@@ -462,7 +462,7 @@ TEST_F(CliTest, LogEveryStepsZeroIsRefused) {
   EXPECT_NE(run.err.find("train.log_every_steps"), std::string::npos) << run.err;
 }
 
-// The lr of each train line is that of the optimizer step it reports (design.md 3.6: step t
+// The lr of each train line is that of the optimizer step it reports (docs/design.md §3.6: step t
 // counts from 0, the line of step t has "step": t + 1).
 TEST_F(CliTest, LearningRateSchedule) {
   const std::string config = WriteConfig(SchemeConfig("GQA", 6));

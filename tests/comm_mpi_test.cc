@@ -1,4 +1,4 @@
-// The collectives of make_communicator's Communicator (design.md section 5). CTest runs this
+// The collectives of make_communicator's Communicator (docs/design.md §5). CTest runs this
 // program under mpirun with 2 and 4 ranks (comm_mpi_2ranks, comm_mpi_4ranks) and, like every
 // test program, plainly, where the single-process communicator must meet the same expectations.
 // Every rank runs every test, in the same order; inputs depend on the rank, so each rank can

@@ -1,4 +1,4 @@
-// End-to-end tests of the timm import (design.md 3.5 and 4): `dgqa convert` and
+// End-to-end tests of the timm import (docs/design.md §3.5 and §4): `dgqa convert` and
 // `dgqa train --init-from` given a timm checkpoint (fused attn.qkv) that another program wrote,
 // tools/make_timm_checkpoint.py (Python with numpy; the tests skip without it).
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
 #include "trainer/config.h"
-#include "trainer/safetensors.h"
+#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {

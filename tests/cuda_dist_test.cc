@@ -1,4 +1,4 @@
-// Data parallelism on the GPU (design.md 5): 2 ranks sharing one GPU through the host-staged
+// Data parallelism on the GPU (docs/design.md §5): 2 ranks sharing one GPU through the host-staged
 // MPI path compute what 1 rank computes, for every scheme; NCCL on 1 rank gives exactly what
 // MPI gives; NCCL refuses two ranks on one GPU with a clear error; NcclAllReduce sums device
 // buffers. Skipped without a CUDA build or without a GPU.

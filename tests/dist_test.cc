@@ -1,4 +1,4 @@
-// Data-parallel training under mpirun (design.md section 5): N ranks x B/N samples compute what
+// Data-parallel training under mpirun (docs/design.md §5): N ranks x B/N samples compute what
 // 1 rank x B computes, for every scheme; and a rank that dies or hangs ends the whole job.
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "trainer/npy.h"
+#include "io/npy.h"
 
 namespace dgqa {
 namespace {

@@ -16,7 +16,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/communicator_environment.h"
 #include "trainer/gradient_sync.h"
-#include "trainer/staged_all_reduce.h"
+#include "comm/staged_all_reduce.h"
 
 namespace dgqa {
 namespace {

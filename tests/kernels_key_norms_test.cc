@@ -1,4 +1,4 @@
-// key_norms (design.md 3.1) against a plain loop.
+// key_norms (docs/design.md §3.1) against a plain loop.
 #include "kernels/cpu/key_norms.h"
 
 #include <gtest/gtest.h>

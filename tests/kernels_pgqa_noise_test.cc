@@ -1,4 +1,4 @@
-// PGQA's noise (design.md 3.4): the standardised Philox matrix, and the forward/backward of
+// PGQA's noise (docs/design.md §3.4): the standardised Philox matrix, and the forward/backward of
 // subtracting it, rescaled to each row's statistics, from the attention output.
 #include "kernels/cpu/pgqa_noise.h"
 
@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/philox.h"
+#include "common/philox.h"
 #include "tests/gradient_check.h"
 #include "tests/test_util.h"
 

@@ -1,5 +1,5 @@
 // Philox4x32-10 against the known-answer vectors of Random123 (kat_vectors, philox4x32_10).
-#include "kernels/philox.h"
+#include "common/philox.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-// Tests of the .npy writer and reader (trainer/npy.h), including numpy.load on our files.
-#include "trainer/npy.h"
+// Tests of the .npy writer and reader (io/npy.h), including numpy.load on our files.
+#include "io/npy.h"
 
 #include <gtest/gtest.h>
 

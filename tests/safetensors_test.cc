@@ -1,6 +1,6 @@
-// Tests of the safetensors reader and writer (trainer/safetensors.h), including a check by an
+// Tests of the safetensors reader and writer (io/safetensors.h), including a check by an
 // independent reader written in Python.
-#include "trainer/safetensors.h"
+#include "io/safetensors.h"
 
 #include <gtest/gtest.h>
 

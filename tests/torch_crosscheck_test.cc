@@ -1,5 +1,5 @@
 // Cross-checks the logits of `dgqa eval` against tools/torch_reference.py, an independent
-// PyTorch model of design.md section 3, on the same weights and the same normalised images:
+// PyTorch model of docs/design.md §3, on the same weights and the same normalised images:
 // weights trained by dgqa for every attention scheme, and weights written by another program.
 // Skips unless /usr/bin/python3 has torch and numpy.
 #include <gtest/gtest.h>
@@ -14,8 +14,8 @@
 
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "trainer/npy.h"
-#include "trainer/safetensors.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {
@@ -32,7 +32,7 @@ constexpr uint64_t kSeed = 7;        // the fixture config's seed: PGQA's noise 
 constexpr double kTolerance = 1e-4;  // absolute, on logits of order 1
 
 // Writes random weights for the fixture model (D 16, depth 2, H 4, 8x8 images of 1 channel,
-// patch 4, 4 classes) with the tensor names of design.md section 4, as a program other than
+// patch 4, 4 classes) with the tensor names of docs/design.md §4, as a program other than
 // dgqa would: numpy and a hand-written safetensors header, tensors in reverse name order,
 // metadata, and a header padded to 8 bytes.
 //   random_weights.py OUT G SEED [ALLOCATION_LAYER0 ALLOCATION_LAYER1]   (e.g. 3,1 0,4)

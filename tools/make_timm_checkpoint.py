@@ -9,7 +9,7 @@ file format is written by hand.
       --embed-dim 16 --depth 2 --in-channels 1 --num-classes 10
 
 The tensors and their shapes are those of timm's VisionTransformer with a class token and
-learned position embeddings (design.md section 4, with attn.qkv (3D, D) in place of attn.q,
+learned position embeddings (docs/design.md §4, with attn.qkv (3D, D) in place of attn.q,
 attn.k and attn.v). The number of heads does not appear in the file.
 """
 import argparse

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""An independent PyTorch implementation of the dgqa ViT (design.md section 3), to cross-check
-the C++ code: it loads a dgqa safetensors file (tensor names of design.md section 4), runs the
+"""An independent PyTorch implementation of the dgqa ViT (docs/design.md §3), to cross-check
+the C++ code: it loads a dgqa safetensors file (tensor names of docs/design.md §4), runs the
 model in float64 in eval mode on already-normalised images and writes the logits.
 
   torch_reference.py --weights W.safetensors --images X.npy --scheme GQA --num-heads 4 \
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from safetensors_numpy import read_safetensors
 
 SCHEMES = ["MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"]
-EVAL_STEP = 0xFFFFFFFF  # the Philox step word of PGQA's noise at evaluation (design.md 3.4)
+EVAL_STEP = 0xFFFFFFFF  # the Philox step word of PGQA's noise at evaluation (docs/design.md §3.4)
 
 
-# ---- Philox4x32-10 and PGQA's noise (design.md 3.4) ----
+# ---- Philox4x32-10 and PGQA's noise (docs/design.md §3.4) ----
 
 def philox4x32_10(counter, key):
     """Philox4x32-10 of the four counter words (numpy arrays of 32-bit values, held in uint64
@@ -68,7 +68,7 @@ def subtract_pgqa_noise(out, seed, layer, G):
     return o.reshape(B, H, P, d)
 
 
-# ---- Query-head allocation (design.md 3.2) ----
+# ---- Query-head allocation (docs/design.md §3.2) ----
 
 def equal_split(H, G):
     return np.array([H // G + (1 if g < H % G else 0) for g in range(G)], dtype=np.int64)
@@ -92,7 +92,7 @@ def kdgqa_allocation(norms, H):
     return a
 
 
-# ---- The model (design.md 3) ----
+# ---- The model (docs/design.md §3) ----
 
 def linear(x, w, name):
     return F.linear(x, w[name + ".weight"], w[name + ".bias"])

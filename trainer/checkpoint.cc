@@ -15,8 +15,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "trainer/safetensors.h"
-#include "trainer/weights.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
 
 namespace dgqa {
 namespace fs = std::filesystem;

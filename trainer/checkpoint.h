@@ -1,5 +1,5 @@
 // Checkpoints: OUT/checkpoints/step_NNNNNNNN/{model,optimizer}.safetensors + state.pbtxt, with
-// OUT/checkpoints/latest naming the newest complete one (design.md section 6).
+// OUT/checkpoints/latest naming the newest complete one (docs/design.md §6).
 #pragma once
 
 #include <cstdint>

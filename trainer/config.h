@@ -1,4 +1,4 @@
-// Loading and validating experiment configs (design.md 7; schema: trainer/config.proto).
+// Loading and validating experiment configs (docs/design.md §7; schema: trainer/config.proto).
 //
 // A config is a protobuf text file plus command-line overrides (`--set model.num_kv_heads=2`).
 // Everything wrong with it is reported as an InputError before any work starts, with a

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "trainer/staged_all_reduce.h"
+#include "comm/staged_all_reduce.h"
 #ifdef DGQA_WITH_CUDA
 #include "comm/cuda/nccl_all_reduce.h"
 #endif

@@ -1,4 +1,4 @@
-// Sums the gradients of all ranks while backward is still running (design.md section 5).
+// Sums the gradients of all ranks while backward is still running (docs/design.md §5).
 //
 // The flat gradient buffer is cut into buckets from its end, the order in which backward
 // finishes gradients. As soon as backward reports that a bucket is complete, its all-reduce

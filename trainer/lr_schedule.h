@@ -1,4 +1,4 @@
-// The learning rate of each optimizer step (design.md 3.6).
+// The learning rate of each optimizer step (docs/design.md §3.6).
 #pragma once
 
 #include <cstdint>

@@ -24,7 +24,7 @@
 #include "trainer/optimizer.h"
 #include "trainer/preemption.h"
 #include "trainer/replicas.h"
-#include "trainer/weights.h"
+#include "io/weights.h"
 
 namespace dgqa {
 namespace {

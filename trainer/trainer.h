@@ -1,5 +1,5 @@
 // The training loop: data -> forward -> backward (gradients all-reduced in overlapping
-// buckets) -> AdamW, with sharded evaluation, metrics and the final weights (design.md 3.6, 5).
+// buckets) -> AdamW, with sharded evaluation, metrics and the final weights (docs/design.md §3.6, §5).
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// Gradient sums over NCCL (dist.backend: NCCL, train.backend "cuda"; design.md 5).
+// Gradient sums over NCCL (dist.backend: NCCL, train.backend "cuda"; docs/design.md §5).
 //
 // One NCCL communicator for the job: rank 0 makes the unique id, the job's Communicator (MPI)
 // broadcasts it. The communicator is non-blocking (ncclConfig_t::blocking = 0), so no NCCL call

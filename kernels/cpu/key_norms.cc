@@ -21,7 +21,7 @@ void key_norms(float* norms, const float* k, int B, int P, int G, int d) {
       sample_norms[static_cast<size_t>(b) * G + g] = static_cast<float>(std::sqrt(squares));
     }
   }
-  // Summed over the batch in fp32 (design.md 3.1), in sample order so that every run and every
+  // Summed over the batch in fp32 (docs/design.md §3.1), in sample order so that every run and every
   // thread count gives the same bits: the allocation depends on them.
   for (int g = 0; g < G; ++g) {
     float sum = 0.f;

@@ -1,4 +1,4 @@
-// Key-head norms (design.md 3.1) that drive KDGQA and DGQA.
+// Key-head norms (docs/design.md §3.1) that drive KDGQA and DGQA.
 #pragma once
 
 namespace dgqa::cpu {

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/vector_math.h"
-#include "kernels/philox.h"
+#include "common/philox.h"
 
 namespace dgqa::cpu {
 

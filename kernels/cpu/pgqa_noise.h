@@ -1,4 +1,4 @@
-// PGQA's noise (design.md 3.4) on the attention output of one layer.
+// PGQA's noise (docs/design.md §3.4) on the attention output of one layer.
 #pragma once
 
 #include <cstdint>

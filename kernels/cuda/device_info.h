@@ -1,6 +1,6 @@
 // What `dgqa bench` reports about the GPU it ran on: the device's name and size, the dense peak
 // of its arithmetic for the backend's precision (the denominator of model FLOP utilisation), and
-// the device memory in use. Plain C++ with no CUDA headers, so that trainer/bench.cc can include
+// the device memory in use. Plain C++ with no CUDA headers, so that cli/bench.cc can include
 // it in CUDA builds (DGQA_WITH_CUDA) and stay free of CUDA itself.
 #pragma once
 

@@ -61,7 +61,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* k, const float* v, const float* probs, const int* kv_head,
                         int B, int P, int H, int G, int d, float scale);
 
-// pgqa_noise.cu (the noise is drawn with the same Philox stream as the CPU's: kernels/philox.h)
+// pgqa_noise.cu (the noise is drawn with the same Philox stream as the CPU's: common/philox.h)
 void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H, int G,
                      int P, int d);
 void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int P,

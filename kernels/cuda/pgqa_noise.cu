@@ -5,7 +5,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch_checks.h"
-#include "kernels/philox.h"
+#include "common/philox.h"
 
 namespace dgqa::cuda {
 

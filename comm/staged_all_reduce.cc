@@ -1,4 +1,4 @@
-#include "trainer/staged_all_reduce.h"
+#include "comm/staged_all_reduce.h"
 
 #include <stdexcept>
 #include <string>

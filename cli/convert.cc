@@ -1,4 +1,4 @@
-// `dgqa convert` (design.md 3.5 and 7): a timm MHA checkpoint in, our layout for the config's
+// `dgqa convert` (docs/design.md §3.5 and §7): a timm MHA checkpoint in, our layout for the config's
 // scheme and K/V heads out, ready for --init-from.
 #include <glog/logging.h>
 
@@ -9,11 +9,11 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/threads.h"
 #include "model/vit.h"
-#include "trainer/commands.h"
+#include "cli/commands.h"
 #include "trainer/config.h"
-#include "trainer/safetensors.h"
-#include "trainer/timm_import.h"
-#include "trainer/weights.h"
+#include "io/safetensors.h"
+#include "io/timm_import.h"
+#include "io/weights.h"
 
 namespace dgqa {
 

@@ -1,4 +1,4 @@
-#include "trainer/timm_import.h"
+#include "io/timm_import.h"
 
 #include <set>
 

@@ -1,11 +1,11 @@
-#include "trainer/weights.h"
+#include "io/weights.h"
 
 #include <glog/logging.h>
 
 #include <set>
 
 #include "common/error.h"
-#include "trainer/timm_import.h"
+#include "io/timm_import.h"
 
 namespace dgqa {
 namespace {

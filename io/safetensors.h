@@ -1,5 +1,5 @@
 // The safetensors file format (https://github.com/huggingface/safetensors), which holds model
-// weights and checkpoints (design.md section 4):
+// weights and checkpoints (docs/design.md §4):
 //   8 bytes      N, the header length, unsigned little-endian
 //   N bytes      JSON: {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]},
 //                       ..., "__metadata__": {"key": "value", ...} (optional)}

@@ -1,4 +1,4 @@
-#include "trainer/npy.h"
+#include "io/npy.h"
 
 #include <cerrno>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "trainer/rank_logging.h"
+#include "cli/rank_logging.h"
 
 #include <glog/logging.h>
 

@@ -1,4 +1,4 @@
-#include "trainer/cli.h"
+#include "cli/command_line.h"
 
 #include <cmath>
 #include <exception>

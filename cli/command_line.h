@@ -1,5 +1,5 @@
-// Parsing of the `dgqa` command line (design.md section 7). The commands themselves live in
-// trainer/commands.h; this file only turns argv into a CommandLine or an InputError.
+// Parsing of the `dgqa` command line (docs/design.md §7). The commands themselves live in
+// cli/commands.h; this file only turns argv into a CommandLine or an InputError.
 #pragma once
 
 #include <string>

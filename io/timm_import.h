@@ -1,4 +1,4 @@
-// Import of timm ViT checkpoints (design.md 3.5 and 4). timm names its tensors as we do, except
+// Import of timm ViT checkpoints (docs/design.md §3.5 and §4). timm names its tensors as we do, except
 // that each block's attention has one fused projection, attn.qkv (3D, D), where we have attn.q
 // (D, D) and attn.k, attn.v (G*d, D). A timm checkpoint is multi-head (G = H): converting it to
 // fewer K/V heads averages each contiguous group of H / G heads, as the paper up-trains MHA
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "model/model_config.h"
-#include "trainer/safetensors.h"
+#include "io/safetensors.h"
 
 namespace dgqa {
 
@@ -21,7 +21,7 @@ struct FloatTensor {
   std::vector<float> values;
 };
 
-// Tensors by name (our names, design.md 4).
+// Tensors by name (our names, docs/design.md §4).
 using FloatTensors = std::map<std::string, FloatTensor>;
 
 // "(3, 4)": a shape as error messages write it.

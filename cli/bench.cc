@@ -1,4 +1,4 @@
-#include "trainer/bench.h"
+#include "cli/bench.h"
 
 #include <glog/logging.h>
 #include <sys/resource.h>

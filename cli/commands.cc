@@ -1,4 +1,4 @@
-#include "trainer/commands.h"
+#include "cli/commands.h"
 
 #include <glog/logging.h>
 
@@ -17,10 +17,10 @@
 #include "trainer/config.h"
 #include "trainer/datasets.h"
 #include "trainer/evaluate.h"
-#include "trainer/npy.h"
+#include "io/npy.h"
 #include "trainer/preemption.h"
 #include "trainer/trainer.h"
-#include "trainer/weights.h"
+#include "io/weights.h"
 
 namespace dgqa {
 

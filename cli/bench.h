@@ -1,9 +1,9 @@
 // `dgqa bench`: training steps of the configured model on synthetic data, timed by phase, and
-// `dgqa bench --data-only`: the data pipeline alone (design.md section 7, issue 6).
+// `dgqa bench --data-only`: the data pipeline alone (docs/design.md §7, issue 6).
 #pragma once
 
 #include "comm/communicator.h"
-#include "trainer/cli.h"
+#include "cli/command_line.h"
 #include "trainer/config.h"
 
 namespace dgqa {

@@ -1,4 +1,4 @@
-// The dgqa program: parses the command line and runs a command (design.md section 7), as a
+// The dgqa program: parses the command line and runs a command (docs/design.md §7), as a
 // single process or as one rank of an MPI job. Bad input ends it with exit code 2 and one
 // message naming the thing at fault; any other failure with exit code 1. In a multi-rank job a
 // failing rank ends the whole job, so no rank is left waiting for it.
@@ -12,12 +12,12 @@
 #include "comm/communicator.h"
 #include "comm/launch_env.h"
 #include "common/error.h"
-#include "trainer/bench.h"
-#include "trainer/cli.h"
-#include "trainer/commands.h"
+#include "cli/bench.h"
+#include "cli/command_line.h"
+#include "cli/commands.h"
 #include "trainer/config.h"
 #include "trainer/preemption.h"
-#include "trainer/rank_logging.h"
+#include "cli/rank_logging.h"
 
 namespace {
 

@@ -1,11 +1,11 @@
-// The model's weights as a safetensors file with the tensor names of design.md section 4,
+// The model's weights as a safetensors file with the tensor names of docs/design.md §4,
 // which PyTorch loads with safetensors.torch.load_file.
 #pragma once
 
 #include <string>
 
 #include "model/vit.h"
-#include "trainer/safetensors.h"
+#include "io/safetensors.h"
 
 namespace dgqa {
 
@@ -24,7 +24,7 @@ enum class OtherHead {
 };
 
 // Loads a file written by save_weights (or by another program with the same names), or a timm
-// ViT checkpoint, which it converts to the model's K/V heads on the way (trainer/timm_import.h).
+// ViT checkpoint, which it converts to the model's K/V heads on the way (io/timm_import.h).
 // A missing, extra or mis-shaped tensor is an InputError naming the file and the tensor, except
 // a head for another number of classes under OtherHead::kReinitialise. The DGQA state tensors
 // are optional: a DGQA model loads them when present, other schemes ignore them.

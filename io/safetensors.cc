@@ -1,4 +1,4 @@
-#include "trainer/safetensors.h"
+#include "io/safetensors.h"
 
 #include <cerrno>
 #include <cmath>

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "comm/communicator.h"
-#include "trainer/cli.h"
+#include "cli/command_line.h"
 #include "trainer/config.h"
 
 namespace dgqa {
@@ -13,7 +13,7 @@ void train_command(const CommandLine& line, const config::Config& config, Commun
 // Rank 0 prints one JSON line {"loss", "top1", "examples"} on stdout.
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
-// Converts a timm MHA checkpoint to this config's scheme and K/V heads (design.md 3.5).
+// Converts a timm MHA checkpoint to this config's scheme and K/V heads (docs/design.md §3.5).
 void convert_command(const CommandLine& line, const config::Config& config);
 
 }  // namespace dgqa
