@@ -4,56 +4,26 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <memory>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "data/loader.h"
+#include "common/stopwatch.h"
 #include "kernels/backend.h"
-#include "kernels/cpu/threads.h"
 #ifdef DGQA_WITH_CUDA
 #include "kernels/cuda/device_info.h"
 #endif
-#include "kernels/profiling_backend.h"
 #include "model/flops.h"
-#include "model/vit.h"
-#include "trainer/comm_reducer.h"
-#include "trainer/datasets.h"
-#include "trainer/gradient_sync.h"
-#include "trainer/optimizer.h"
+#include "trainer/run_setup.h"
+#include "trainer/training_step.h"
 
 namespace dgqa {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Wall-clock seconds per phase of a step. On a device backend every phase ends with a
-// synchronize, so that each phase is charged for its own kernels.
-struct PhaseTimes {
-  double data = 0, forward = 0, backward = 0, communication = 0, optimizer = 0;
-  double total() const { return data + forward + backward + communication + optimizer; }
-};
-
-class PhaseClock {
- public:
-  explicit PhaseClock(Backend& backend) : backend_(backend), last_(Clock::now()) {}
-  // Adds the time since the previous call to *phase.
-  void charge(double* phase) {
-    backend_.synchronize();
-    const Clock::time_point now = Clock::now();
-    *phase += std::chrono::duration<double>(now - last_).count();
-    last_ = now;
-  }
-
- private:
-  Backend& backend_;
-  Clock::time_point last_;
-};
 
 double peak_resident_mib() {
   rusage usage{};
@@ -77,16 +47,6 @@ Batch synthetic_batch(const ModelConfig& model, int size, uint64_t seed) {
   return batch;
 }
 
-AdamWSettings adamw_settings(const config::Config& config) {
-  AdamWSettings settings;
-  settings.beta1 = config.optimizer().beta1();
-  settings.beta2 = config.optimizer().beta2();
-  settings.eps = config.optimizer().eps();
-  settings.weight_decay = config.optimizer().weight_decay();
-  settings.grad_clip = config.optimizer().grad_clip();
-  return settings;
-}
-
 void print_report(const nlohmann::json& report, bool as_json) {
   if (as_json) {
     std::printf("%s\n", report.dump().c_str());
@@ -105,6 +65,9 @@ void print_report(const nlohmann::json& report, bool as_json) {
       ms["total"].get<double>(), ms["data"].get<double>(), ms["forward"].get<double>(),
       ms["backward"].get<double>(), ms["communication"].get<double>(),
       ms["optimizer"].get<double>());
+  const nlohmann::json& trajectory = report["trajectory"];
+  std::printf("  loss %.4f at the first timed step, %.4f at the last\n",
+              trajectory.front()["loss"].get<double>(), trajectory.back()["loss"].get<double>());
   std::printf("  peak resident memory %.0f MiB\n", report["peak_memory_mib"].get<double>());
   if (report.contains("device_name")) {
     std::printf(
@@ -153,17 +116,19 @@ void add_device_report(const CommandLine& line, Backend& backend, int world,
 // --data-only: how fast the loader delivers this rank's batches of the training set (decode,
 // resize, normalise, augment), with nothing consuming them.
 void bench_data(const CommandLine& line, const config::Config& config, Communicator& comm) {
-  const ModelConfig model_config = model_config_from(config);
-  const Dataset train_set = load_dataset(config, model_config, /*train=*/true);
-  BatchLoader loader(train_set,
-                     loader_options(config, model_config, true, comm.rank(), comm.world_size()));
+  RunParts parts;
+  parts.train_data = true;
+  parts.model = false;
+  const RunSetup setup(config, comm, parts);
+  const Dataset& train_set = *setup.train_set;
+  BatchLoader& loader = *setup.train_loader;
   Batch batch;
   int64_t epoch = 0, images = 0;
   loader.start_epoch(epoch);
-  Clock::time_point start = Clock::now();
+  Stopwatch timed;
   for (int step = 0; step < line.bench_warmup + line.bench_steps; ++step) {
     if (step == line.bench_warmup) {
-      start = Clock::now();
+      timed.restart();
       images = 0;
     }
     if (!loader.next(&batch)) {
@@ -172,12 +137,12 @@ void bench_data(const CommandLine& line, const config::Config& config, Communica
     }
     images += batch.size;
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = timed.seconds();
   char source[256];
   std::snprintf(source, sizeof(source), "%s training set, %d examples of %dx%dx%d -> %dx%d",
                 config::DataFormat_Name(config.data().format()).c_str(), train_set.num_examples,
-                train_set.channels, train_set.height, train_set.width, model_config.image_size,
-                model_config.image_size);
+                train_set.channels, train_set.height, train_set.width,
+                setup.model_config.image_size, setup.model_config.image_size);
   const nlohmann::json report = {{"data", source},
                                  {"batch_size_per_rank", batch.size},
                                  {"steps", line.bench_steps},
@@ -214,134 +179,153 @@ void print_profile(const ProfilingBackend& profiler, int steps, double step_seco
   std::fflush(stdout);
 }
 
-}  // namespace
-
-void bench_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
-  if (line.bench_data_only) return bench_data(line, config, comm);
-  const ModelConfig model_config = model_config_from(config);
-  const int threads = cpu::set_threads(config.train().threads());
-  const int world = comm.world_size();
-  const int global_batch = config.train().global_batch_size();
-  const int batch = global_batch / world;  // validate_config checks the division
-  std::unique_ptr<Backend> backend =
-      make_backend(backend_options_from(config, comm.info().local_rank));
-  ProfilingBackend* profiler = nullptr;
-  if (line.bench_profile) {
-    auto profiling = std::make_unique<ProfilingBackend>(std::move(backend));
-    profiler = profiling.get();
-    backend = std::move(profiling);
-  }
-  VisionTransformer model(model_config, *backend, batch, config.seed());
-  AdamW optimizer(*backend, model.layout(), adamw_settings(config));
-  GradientSync gradient_sync(comm, *backend, model.grads(), model.layout().total_size(),
-                             gradient_sync_options(config, comm.world_size()));
-  CommReducer key_norm_reducer(comm, "key-norm all-reduce");
-  // The batches: one fixed synthetic batch, or the config's training set through the loader.
-  const Batch synthetic = synthetic_batch(model_config, batch, config.seed() + comm.rank());
-  std::unique_ptr<Dataset> train_set;
-  std::unique_ptr<BatchLoader> loader;
-  if (line.bench_real_data) {
-    train_set = std::make_unique<Dataset>(load_dataset(config, model_config, /*train=*/true));
-    loader = std::make_unique<BatchLoader>(
-        *train_set, loader_options(config, model_config, true, comm.rank(), world));
-  }
-  int64_t epoch = 0;
-  Batch loaded;
-  auto next_batch = [&]() -> const Batch& {
-    if (!loader) return synthetic;
-    if (epoch == 0 || !loader->next(&loaded)) {  // start, or the end of an epoch
-      loader->start_epoch(epoch++);
-      if (!loader->next(&loaded)) throw InputError("data: the training set has no full batch");
-    }
-    return loaded;
-  };
-  LOG(INFO) << "Benchmarking " << attention_scheme_name(model_config.attention) << " ViT ("
-            << model.layout().total_size() << " parameters) with " << global_batch
-            << " images a step on " << world << " rank(s): " << line.bench_warmup << " warm-up and "
-            << line.bench_steps << " timed steps";
-
+// The timed steps' figures.
+struct TimedSteps {
   PhaseTimes times;
-  ForwardContext context;
-  context.training = true;
-  const float lr = config.optimizer().lr();
-  Clock::time_point timed_start = Clock::now();
+  double seconds = 0;
+  nlohmann::json trajectory = nlohmann::json::array();  // per timed step: loss, grad norm, lr
+};
+
+// Each step's batch: one fixed synthetic batch, or the config's training set epoch by epoch in
+// the order `dgqa train` takes it.
+class BatchSource {
+ public:
+  BatchSource(const RunSetup& setup, int batch, uint64_t seed)
+      : loader_(setup.train_loader.get()),
+        synthetic_(loader_ ? Batch() : synthetic_batch(setup.model_config, batch, seed)) {}
+  const Batch& next() {
+    if (loader_ == nullptr) return synthetic_;
+    if (epoch_ == 0 || !loader_->next(&loaded_)) {  // start, or the end of an epoch
+      loader_->start_epoch(epoch_++);
+      if (!loader_->next(&loaded_)) throw InputError("data: the training set has no full batch");
+    }
+    return loaded_;
+  }
+
+ private:
+  BatchLoader* loader_;
+  const Batch synthetic_;
+  Batch loaded_;
+  int64_t epoch_ = 0;
+};
+
+// The schedule's length: the training run's when train.max_steps or the data sets it, else the
+// bench's own steps.
+int64_t schedule_length(const CommandLine& line, const config::Config& config,
+                        const RunSetup& setup) {
+  if (setup.train_loader) {
+    return total_training_steps(config, setup.train_loader->batches_per_epoch());
+  }
+  if (config.train().max_steps() > 0) return config.train().max_steps();
+  return line.bench_warmup + line.bench_steps;
+}
+
+// Runs the warm-up and the timed steps through the training step of `dgqa train`.
+TimedSteps run_steps(const CommandLine& line, const config::Config& config, RunSetup& setup,
+                     Communicator& comm) {
+  TrainingStep training(config, *setup.model, *setup.backend, comm,
+                        schedule_length(line, config, setup));
+  BatchSource batches(setup, config.train().global_batch_size() / comm.world_size(),
+                      config.seed() + comm.rank());
+  TimedSteps timed;
+  Stopwatch since_start;
   for (int step = 0; step < line.bench_warmup + line.bench_steps; ++step) {
     if (step == line.bench_warmup) {
       comm.barrier("benchmark start");
-      times = PhaseTimes();
-      if (profiler != nullptr) profiler->reset();
-      timed_start = Clock::now();
+      timed.times = PhaseTimes();
+      if (setup.profiler != nullptr) setup.profiler->reset();
+      since_start.restart();
     }
-    PhaseClock clock(*backend);
-    const Batch& data = next_batch();
-    clock.charge(&times.data);
-    context.step = step;
-    model.zero_grads();
-    float loss = static_cast<float>(
-        model.forward(data.images.data(), data.labels.data(), batch, context, key_norm_reducer));
-    clock.charge(&times.forward);
-    comm.all_reduce_sum(&loss, 1, "loss all-reduce");
-    model.backward(1.f / global_batch, [&](int64_t first) { gradient_sync.ready(first); });
-    clock.charge(&times.backward);
-    gradient_sync.finish();
-    clock.charge(&times.communication);
-    optimizer.step(model.params(), model.grads(), lr);
-    clock.charge(&times.optimizer);
+    Stopwatch data;
+    const Batch& batch = batches.next();
+    timed.times.data += data.seconds();
+    const StepResult result = training.run(batch, step, &timed.times);
+    if (step >= line.bench_warmup) {
+      timed.trajectory.push_back({{"step", step + 1},
+                                  {"loss", result.loss},
+                                  {"grad_norm", result.grad_norm},
+                                  {"lr", result.lr}});
+    }
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - timed_start).count();
-  const int steps = line.bench_steps;
-  const double images_per_sec = static_cast<double>(global_batch) * steps / seconds;
-  const double flops_per_image = training_flops_per_image(model_config);
+  timed.seconds = since_start.seconds();
+  return timed;
+}
 
+// The report of the timed steps as one JSON object (print_report's input).
+nlohmann::json make_report(const config::Config& config, const RunSetup& setup,
+                           const TimedSteps& timed, int steps, int world) {
+  const ModelConfig& m = setup.model_config;
+  const int global_batch = config.train().global_batch_size();
+  const double images_per_sec = static_cast<double>(global_batch) * steps / timed.seconds;
+  const double flops_per_image = training_flops_per_image(m);
   char model_text[256], setup_text[256];
   std::snprintf(model_text, sizeof(model_text),
                 "%s ViT %dx%dx%d patch %d, D %d, depth %d, H %d, G %d",
-                attention_scheme_name(model_config.attention), model_config.image_size,
-                model_config.image_size, model_config.in_channels, model_config.patch_size,
-                model_config.embed_dim, model_config.depth, model_config.num_heads,
-                model_config.num_kv_heads);
+                attention_scheme_name(m.attention), m.image_size, m.image_size, m.in_channels,
+                m.patch_size, m.embed_dim, m.depth, m.num_heads, m.num_kv_heads);
   std::snprintf(setup_text, sizeof(setup_text),
                 "batch %d on %d rank(s), %s backend, %d threads per rank, %d steps, %s data",
-                global_batch, world, backend->name().c_str(), threads, steps,
-                loader ? "real" : "synthetic");
+                global_batch, world, setup.backend->name().c_str(), setup.threads, steps,
+                setup.train_loader ? "real" : "synthetic");
   auto per_step_ms = [&](double phase) { return 1e3 * phase / steps; };
-  nlohmann::json report = {
+  const PhaseTimes& t = timed.times;
+  return {
       {"model", model_text},
       {"setup", setup_text},
-      {"scheme", attention_scheme_name(model_config.attention)},
+      {"scheme", attention_scheme_name(m.attention)},
       {"shape",
-       {{"image_size", model_config.image_size},
-        {"patch_size", model_config.patch_size},
-        {"in_channels", model_config.in_channels},
-        {"num_classes", model_config.num_classes},
-        {"embed_dim", model_config.embed_dim},
-        {"depth", model_config.depth},
-        {"num_heads", model_config.num_heads},
-        {"num_kv_heads", model_config.num_kv_heads},
-        {"dgqa_window", model_config.dgqa_window},
-        {"dgqa_beta", model_config.dgqa_beta}}},
+       {{"image_size", m.image_size},
+        {"patch_size", m.patch_size},
+        {"in_channels", m.in_channels},
+        {"num_classes", m.num_classes},
+        {"embed_dim", m.embed_dim},
+        {"depth", m.depth},
+        {"num_heads", m.num_heads},
+        {"num_kv_heads", m.num_kv_heads},
+        {"dgqa_window", m.dgqa_window},
+        {"dgqa_beta", m.dgqa_beta}}},
       {"global_batch_size", global_batch},
       {"world_size", world},
-      {"threads_per_rank", threads},
-      {"backend", backend->name()},
-      {"precision", backend->precision() == Precision::kBF16 ? "bf16" : "fp32"},
+      {"threads_per_rank", setup.threads},
+      {"backend", setup.backend->name()},
+      {"precision", setup.backend->precision() == Precision::kBF16 ? "bf16" : "fp32"},
       {"steps", steps},
       {"images_per_sec", images_per_sec},
       {"gflop_per_image", flops_per_image / 1e9},
       {"gflops_per_sec", images_per_sec * flops_per_image / 1e9},
       {"ms_per_step",
-       {{"total", per_step_ms(times.total())},
-        {"data", per_step_ms(times.data)},
-        {"forward", per_step_ms(times.forward)},
-        {"backward", per_step_ms(times.backward)},
-        {"communication", per_step_ms(times.communication)},
-        {"optimizer", per_step_ms(times.optimizer)}}},
+       {{"total", per_step_ms(t.total())},
+        {"data", per_step_ms(t.data)},
+        {"forward", per_step_ms(t.forward)},
+        {"backward", per_step_ms(t.backward)},
+        {"communication", per_step_ms(t.communication)},
+        {"optimizer", per_step_ms(t.optimizer)}}},
+      {"trajectory", timed.trajectory},
       {"peak_memory_mib", peak_resident_mib()},
   };
-  add_device_report(line, *backend, world, &report);
+}
+
+}  // namespace
+
+void bench_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
+  if (line.bench_data_only) return bench_data(line, config, comm);
+  RunParts parts;
+  parts.train_data = line.bench_real_data;
+  parts.training = true;
+  parts.profile = line.bench_profile;
+  RunSetup setup(config, comm, parts);
+  LOG(INFO) << "Benchmarking " << attention_scheme_name(setup.model_config.attention) << " ViT ("
+            << setup.model->layout().total_size() << " parameters) with "
+            << config.train().global_batch_size() << " images a step on " << comm.world_size()
+            << " rank(s): " << line.bench_warmup << " warm-up and " << line.bench_steps
+            << " timed steps";
+  const TimedSteps timed = run_steps(line, config, setup, comm);
+  nlohmann::json report = make_report(config, setup, timed, line.bench_steps, comm.world_size());
+  add_device_report(line, *setup.backend, comm.world_size(), &report);
   if (comm.rank() != 0) return;
   print_report(report, line.bench_json);
-  if (profiler != nullptr) print_profile(*profiler, steps, times.total());
+  if (setup.profiler != nullptr)
+    print_profile(*setup.profiler, line.bench_steps, timed.times.total());
 }
 
 }  // namespace dgqa

@@ -1,16 +1,20 @@
-// `dgqa bench`: training steps of the configured model on synthetic data, timed by phase, and
-// `dgqa bench --data-only`: the data pipeline alone (docs/design.md §7, issue 6).
+// `dgqa bench`: training steps of the configured model, timed by phase, and
+// `dgqa bench --data-only`: the data pipeline alone (docs/design.md §7).
 #pragma once
 
-#include "comm/communicator.h"
 #include "cli/command_line.h"
+#include "comm/communicator.h"
 #include "trainer/config.h"
 
 namespace dgqa {
 
-// Runs line.bench_warmup untimed steps, then line.bench_steps timed ones, and prints (rank 0)
-// images/s, effective GFLOP/s (model/flops.h), milliseconds per step by phase and the peak
-// memory; one JSON object instead with --json. Under MPI every rank trains its shard of the
+// Runs line.bench_warmup untimed steps, then line.bench_steps timed ones, through the training
+// step `dgqa train` runs (trainer/training_step.h: the same optimizer settings, and each step's
+// learning rate from the config's schedule), on one fixed synthetic batch or, with --real-data,
+// on the config's training set in the order `dgqa train` takes it. Prints (rank 0) images/s,
+// effective GFLOP/s (model/flops.h), milliseconds per step by phase, the loss of the timed steps
+// and the peak memory; one JSON object instead with --json, whose "trajectory" lists each timed
+// step's loss, gradient norm and learning rate. Under MPI every rank trains its shard of the
 // global batch, as `dgqa train` does.
 void bench_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 

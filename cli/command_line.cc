@@ -1,50 +1,91 @@
 #include "cli/command_line.h"
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
+#include <iterator>
 #include <string>
 
 #include "common/error.h"
 
 namespace dgqa {
-
-std::string usage_text() {
-  return "usage:\n"
-         "  dgqa train --config FILE [--set path=value ...] [--out DIR] [--init-from FILE]\n"
-         "             [--resume auto|DIR]\n"
-         "  dgqa eval  --config FILE (--checkpoint DIR | --init-from FILE.safetensors)\n"
-         "             [--set path=value ...] [--logits-out FILE.npy]\n"
-         "  dgqa convert --config FILE --from timm.safetensors --to out.safetensors\n"
-         "  dgqa bench --config FILE [--set path=value ...] [--steps N] [--warmup N] [--json]\n"
-         "             [--real-data | --data-only] [--profile] [--peak-tflops X]\n"
-         "  dgqa help\n"
-         "\n"
-         "  --config FILE       experiment config, protobuf text format (see configs/)\n"
-         "  --set path=value    override a config field, e.g. --set optimizer.lr=3e-4;\n"
-         "                      repeated fields take a comma-separated list\n"
-         "  --out DIR           train: receives metrics.jsonl and model.safetensors\n"
-         "  --init-from FILE    weights to start from (train) or to evaluate (eval)\n"
-         "  --checkpoint DIR    eval: evaluate the weights of a checkpoint directory\n"
-         "                      (OUT/checkpoints/step_N, or OUT: the latest), after checking it\n"
-         "  --logits-out FILE   eval: write the logits, float32 (N, classes), as .npy\n"
-         "  --resume auto|DIR   train: continue from the newest good checkpoint under\n"
-         "                      OUT/checkpoints (auto; a fresh start if there is none) or DIR\n"
-         "  --from, --to        convert: a timm MHA checkpoint (fused attn.qkv) in, our layout\n"
-         "                      for the config's scheme and model.num_kv_heads out\n"
-         "  --steps, --warmup   bench: timed steps (default 20) after untimed ones (default 3)\n"
-         "  --json              bench: print one JSON object instead of the text report\n"
-         "  --real-data         bench: train on the config's data instead of a synthetic batch\n"
-         "  --data-only         bench: time the data loader alone (images/s it delivers)\n"
-         "  --profile           bench: also print the time of each kernel (synchronizing)\n"
-         "  --peak-tflops X     bench: the peak TFLOP/s of one rank's device, for the model FLOP\n"
-         "                      utilisation (MFU); known GPUs have a built-in figure\n";
-}
-
 namespace {
 
-// A bench step count: a whole number, at least 1 for --steps and 0 for --warmup.
-int count(const std::string& flag, const std::string& text) {
-  const int least = flag == "--steps" ? 1 : 0;
+// The commands, as bits of Flag::commands.
+enum : unsigned { kTrain = 1, kEval = 2, kConvert = 4, kBench = 8 };
+constexpr unsigned kEveryCommand = kTrain | kEval | kConvert | kBench;
+constexpr const char* kCommands[] = {"train", "eval", "convert", "bench"};
+
+enum class Use { kOptional, kRequired, kRepeated };
+
+struct Flag {
+  const char* name;
+  const char* value;  // the value's placeholder in the usage text; nullptr: a switch
+  unsigned commands;
+  Use use;
+  const char* help;  // lines after the first are indented under it
+  void (*apply)(CommandLine& line, const std::string& value);
+};
+
+int count(const std::string& flag, const std::string& text, int least);
+double peak_tflops(const std::string& text);
+
+// Every flag of every command, in the order the usage text lists them.
+const Flag kFlags[] = {
+    {"--config", "FILE", kEveryCommand, Use::kRequired,
+     "experiment config, protobuf text format (see configs/)",
+     [](CommandLine& l, const std::string& v) { l.config_path = v; }},
+    {"--set", "path=value", kEveryCommand, Use::kRepeated,
+     "override a config field, e.g. --set optimizer.lr=3e-4;\n"
+     "repeated fields take a comma-separated list",
+     [](CommandLine& l, const std::string& v) { l.overrides.push_back(v); }},
+    {"--out", "DIR", kTrain, Use::kOptional,
+     "train: receives metrics.jsonl, checkpoints and model.safetensors",
+     [](CommandLine& l, const std::string& v) { l.out_dir = v; }},
+    {"--resume", "auto|DIR", kTrain, Use::kOptional,
+     "train: continue from the newest good checkpoint under\n"
+     "OUT/checkpoints (auto; a fresh start if there is none) or DIR",
+     [](CommandLine& l, const std::string& v) { l.resume = v; }},
+    {"--init-from", "FILE", kTrain | kEval, Use::kOptional,
+     "weights to start from (train) or to evaluate (eval); ours or timm's",
+     [](CommandLine& l, const std::string& v) { l.init_from = v; }},
+    {"--checkpoint", "DIR", kEval, Use::kOptional,
+     "eval: evaluate the weights of a checkpoint directory (OUT/checkpoints/step_N,\n"
+     "or OUT: the latest), after checking it; exactly one of this and --init-from",
+     [](CommandLine& l, const std::string& v) { l.checkpoint_dir = v; }},
+    {"--logits-out", "FILE", kEval, Use::kOptional,
+     "eval: write the logits, float32 (N, classes), as .npy",
+     [](CommandLine& l, const std::string& v) { l.logits_out = v; }},
+    {"--from", "FILE", kConvert, Use::kRequired,
+     "convert: a timm MHA checkpoint (fused attn.qkv) to read",
+     [](CommandLine& l, const std::string& v) { l.convert_from = v; }},
+    {"--to", "FILE", kConvert, Use::kRequired,
+     "convert: our layout for the config's scheme and model.num_kv_heads",
+     [](CommandLine& l, const std::string& v) { l.convert_to = v; }},
+    {"--steps", "N", kBench, Use::kOptional, "bench: timed steps (default 20)",
+     [](CommandLine& l, const std::string& v) { l.bench_steps = count("--steps", v, 1); }},
+    {"--warmup", "N", kBench, Use::kOptional, "bench: untimed steps before them (default 3)",
+     [](CommandLine& l, const std::string& v) { l.bench_warmup = count("--warmup", v, 0); }},
+    {"--json", nullptr, kBench, Use::kOptional,
+     "bench: print one JSON object instead of the text report",
+     [](CommandLine& l, const std::string&) { l.bench_json = true; }},
+    {"--real-data", nullptr, kBench, Use::kOptional,
+     "bench: train on the config's data instead of a synthetic batch",
+     [](CommandLine& l, const std::string&) { l.bench_real_data = true; }},
+    {"--data-only", nullptr, kBench, Use::kOptional,
+     "bench: time the data loader alone (images/s it delivers)",
+     [](CommandLine& l, const std::string&) { l.bench_data_only = true; }},
+    {"--profile", nullptr, kBench, Use::kOptional,
+     "bench: also print the time of each kernel (synchronizing)",
+     [](CommandLine& l, const std::string&) { l.bench_profile = true; }},
+    {"--peak-tflops", "X", kBench, Use::kOptional,
+     "bench: the peak TFLOP/s of one rank's device, for the model FLOP\n"
+     "utilisation (MFU); known GPUs have a built-in figure",
+     [](CommandLine& l, const std::string& v) { l.bench_peak_tflops = peak_tflops(v); }},
+};
+
+// A bench step count: a whole number >= least.
+int count(const std::string& flag, const std::string& text, int least) {
   size_t used = 0;
   int value = -1;
   try {
@@ -74,7 +115,60 @@ double peak_tflops(const std::string& text) {
   return value;
 }
 
+unsigned command_bit(const std::string& command) {
+  for (unsigned i = 0; i < std::size(kCommands); ++i) {
+    if (command == kCommands[i]) return 1u << i;
+  }
+  return 0;
+}
+
+const Flag* find_flag(const std::string& name, unsigned command) {
+  for (const Flag& flag : kFlags) {
+    if (name == flag.name && (flag.commands & command) != 0) return &flag;
+  }
+  return nullptr;
+}
+
+// "dgqa train --config FILE [--set path=value ...] ...", wrapped under the command's name.
+std::string synopsis(unsigned command_index) {
+  const std::string head = std::string("  dgqa ") + kCommands[command_index];
+  const std::string indent(head.size() + 1, ' ');
+  std::string text = head, line = head;
+  for (const Flag& flag : kFlags) {
+    if ((flag.commands & (1u << command_index)) == 0) continue;
+    std::string word = flag.name;
+    if (flag.value != nullptr) word += std::string(" ") + flag.value;
+    if (flag.use == Use::kRepeated) word += " ...";
+    if (flag.use != Use::kRequired) word = "[" + word + "]";
+    if (line.size() + 1 + word.size() > 92) {
+      text += "\n" + indent.substr(1);
+      line = indent.substr(1);
+    }
+    text += " " + word;
+    line += " " + word;
+  }
+  return text + "\n";
+}
+
 }  // namespace
+
+std::string usage_text() {
+  std::string text = "usage:\n";
+  for (unsigned i = 0; i < std::size(kCommands); ++i) text += synopsis(i);
+  text += "  dgqa help\n\n";
+  constexpr size_t kColumn = 22;
+  for (const Flag& flag : kFlags) {
+    std::string left = std::string("  ") + flag.name;
+    if (flag.value != nullptr) left += std::string(" ") + flag.value;
+    left.resize(std::max(left.size() + 1, kColumn), ' ');
+    std::string help = flag.help;
+    for (size_t at = help.find('\n'); at != std::string::npos; at = help.find('\n', at + 1)) {
+      help.insert(at + 1, std::string(kColumn, ' '));
+    }
+    text += left + help + "\n";
+  }
+  return text;
+}
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
   CommandLine line;
@@ -84,54 +178,23 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     line.command = "help";
     return line;
   }
-  if (line.command != "train" && line.command != "eval" && line.command != "convert" &&
-      line.command != "bench") {
-    throw InputError("unknown command '" + line.command + "'\n" + usage_text());
-  }
+  const unsigned command = command_bit(line.command);
+  if (command == 0) throw InputError("unknown command '" + line.command + "'\n" + usage_text());
   for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") {
+    const std::string& name = args[i];
+    if (name == "--help" || name == "-h") {
       line.command = "help";
       return line;
     }
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw InputError(flag + " needs a value\n" + usage_text());
-      return args[++i];
-    };
-    if (flag == "--config") {
-      line.config_path = value();
-    } else if (flag == "--set") {
-      line.overrides.push_back(value());
-    } else if (flag == "--init-from") {
-      line.init_from = value();
-    } else if (flag == "--out" && line.command == "train") {
-      line.out_dir = value();
-    } else if (flag == "--checkpoint" && line.command == "eval") {
-      line.checkpoint_dir = value();
-    } else if (flag == "--logits-out" && line.command == "eval") {
-      line.logits_out = value();
-    } else if (flag == "--resume" && line.command == "train") {
-      line.resume = value();
-    } else if (flag == "--from" && line.command == "convert") {
-      line.convert_from = value();
-    } else if (flag == "--to" && line.command == "convert") {
-      line.convert_to = value();
-    } else if (line.command == "bench" && (flag == "--steps" || flag == "--warmup")) {
-      (flag == "--steps" ? line.bench_steps : line.bench_warmup) = count(flag, value());
-    } else if (flag == "--json" && line.command == "bench") {
-      line.bench_json = true;
-    } else if (flag == "--real-data" && line.command == "bench") {
-      line.bench_real_data = true;
-    } else if (flag == "--data-only" && line.command == "bench") {
-      line.bench_data_only = true;
-    } else if (flag == "--profile" && line.command == "bench") {
-      line.bench_profile = true;
-    } else if (flag == "--peak-tflops" && line.command == "bench") {
-      line.bench_peak_tflops = peak_tflops(value());
-    } else {
-      throw InputError("unknown argument '" + flag + "' for dgqa " + line.command + "\n" +
+    const Flag* flag = find_flag(name, command);
+    if (flag == nullptr) {
+      throw InputError("unknown argument '" + name + "' for dgqa " + line.command + "\n" +
                        usage_text());
     }
+    if (flag->value != nullptr && i + 1 >= args.size()) {
+      throw InputError(name + " needs a value\n" + usage_text());
+    }
+    flag->apply(line, flag->value != nullptr ? args[++i] : std::string());
   }
   if (line.config_path.empty()) throw InputError("--config is required\n" + usage_text());
   if (line.command == "convert" && (line.convert_from.empty() || line.convert_to.empty())) {

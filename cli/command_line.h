@@ -1,5 +1,6 @@
-// Parsing of the `dgqa` command line (docs/design.md §7). The commands themselves live in
-// cli/commands.h; this file only turns argv into a CommandLine or an InputError.
+// The `dgqa` command line (docs/design.md §7). Every flag is declared once, in the table of
+// cli/command_line.cc (name, the commands that take it, its help), which drives both the parsing
+// and `dgqa help`. The commands themselves live in cli/commands.h and cli/bench.h.
 #pragma once
 
 #include <string>
@@ -12,7 +13,7 @@ struct CommandLine {
   std::string config_path;             // --config
   std::vector<std::string> overrides;  // --set path=value, in order
   std::string out_dir;                 // --out (train)
-  std::string init_from;               // --init-from FILE.safetensors
+  std::string init_from;               // --init-from FILE.safetensors (train, eval)
   std::string checkpoint_dir;          // --checkpoint DIR (eval): a checkpoint's weights
   std::string logits_out;              // --logits-out FILE.npy (eval)
   std::string resume;                  // --resume auto|DIR (train)
@@ -27,7 +28,7 @@ struct CommandLine {
   double bench_peak_tflops = 0;        // --peak-tflops X (bench): one device's peak; 0: none given
 };
 
-// Throws InputError naming the unknown or incomplete argument.
+// Throws InputError naming the unknown, misplaced or incomplete argument.
 CommandLine parse_command_line(const std::vector<std::string>& args);
 
 // The usage text printed by `dgqa help` and after argument errors.

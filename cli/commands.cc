@@ -10,17 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "kernels/backend.h"
-#include "kernels/cpu/threads.h"
+#include "io/npy.h"
+#include "io/weights.h"
 #include "model/vit.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
-#include "trainer/datasets.h"
 #include "trainer/evaluate.h"
-#include "io/npy.h"
 #include "trainer/preemption.h"
+#include "trainer/run_setup.h"
 #include "trainer/trainer.h"
-#include "io/weights.h"
 
 namespace dgqa {
 
@@ -47,16 +45,10 @@ void check_output_directory(const std::string& flag, const std::string& path) {
 
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
   if (!line.logits_out.empty()) check_output_directory("--logits-out", line.logits_out);
-  const ModelConfig model_config = model_config_from(config);
-  cpu::set_threads(config.train().threads());
-  const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
-  BatchLoader loader(test_set,
-                     loader_options(config, model_config, false, comm.rank(), comm.world_size()));
-  std::unique_ptr<Backend> backend =
-      make_backend(backend_options_from(config, comm.info().local_rank));
-  const int eval_batch = std::min<int>(config.train().eval_batch_size(), test_set.num_examples);
-  const int max_batch = (eval_batch + comm.world_size() - 1) / comm.world_size();
-  VisionTransformer model(model_config, *backend, max_batch, config.seed());
+  RunParts parts;
+  parts.test_data = true;
+  RunSetup setup(config, comm, parts);
+  VisionTransformer& model = *setup.model;
   if (!line.checkpoint_dir.empty()) {
     const Checkpoint checkpoint = open_checkpoint(line.checkpoint_dir, config);
     load_checkpoint_model(checkpoint, model);
@@ -67,10 +59,11 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   }
 
   std::vector<float> logits;
-  const EvalResult result =
-      evaluate(model, loader, comm, /*step=*/0, line.logits_out.empty() ? nullptr : &logits);
+  const EvalResult result = evaluate(model, *setup.test_loader, comm, /*step=*/0,
+                                     line.logits_out.empty() ? nullptr : &logits);
   if (!line.logits_out.empty() && comm.rank() == 0) {
-    write_npy_f32(line.logits_out, logits.data(), {result.examples, model_config.num_classes});
+    write_npy_f32(line.logits_out, logits.data(),
+                  {result.examples, setup.model_config.num_classes});
     LOG(INFO) << "Wrote the logits to " << line.logits_out;
   }
   if (comm.rank() == 0) {

@@ -16,13 +16,6 @@
 
 namespace dgqa {
 
-void Communicator::all_reduce_average(float* data, int64_t count, const char* what) {
-  all_reduce_sum(data, count, what);
-  if (world_size() == 1) return;
-  const float ranks = static_cast<float>(world_size());
-  for (int64_t i = 0; i < count; ++i) data[i] /= ranks;
-}
-
 std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   check_collective_timeout(timeout_s);
   const RankInfo info = detect_rank_info();

@@ -48,9 +48,6 @@ class Communicator {
   virtual void barrier(const char* what) = 0;
   // Every rank's `value`, indexed by rank.
   virtual std::vector<uint64_t> all_gather(uint64_t value, const char* what) = 0;
-
-  // Sum then divide by the world size.
-  void all_reduce_average(float* data, int64_t count, const char* what);
 };
 
 // Sets up communication for this process: an MPI communicator when a launcher (OpenMPI's

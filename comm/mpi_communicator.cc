@@ -20,11 +20,10 @@
 
 #include "comm/collective_args.h"
 #include "common/error.h"
+#include "common/stopwatch.h"
 
 namespace dgqa {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Tests of a collective before each further test yields the CPU: long enough for a fast
 // collective to finish without a context switch, short enough that oversubscribed ranks
@@ -102,7 +101,7 @@ struct CollectiveLabel {
   std::string what;
   int rank = 0;
   double timeout_s = 0;
-  Clock::time_point start;
+  Stopwatch started;
 };
 
 // The requests of one collective (one per chunk), completed by a bounded wait.
@@ -135,7 +134,7 @@ class MpiPending : public PendingCollective {
       requests_.clear();
       return true;
     }
-    if (Clock::now() - label_.start > std::chrono::duration<double>(label_.timeout_s)) {
+    if (label_.started.seconds() > label_.timeout_s) {
       abort_job_on_timeout(label_.rank, label_.what, label_.timeout_s);
     }
     return false;
@@ -250,7 +249,7 @@ class MpiCommunicator : public Communicator {
   }
 
   CollectiveLabel label(const char* what) const {
-    return CollectiveLabel{what, info_.rank, timeout_s_, Clock::now()};
+    return CollectiveLabel{what, info_.rank, timeout_s_, Stopwatch()};
   }
 
   void check(int code, const char* what, const char* call) const {

@@ -4,11 +4,11 @@
 // measure the speed without it).
 #pragma once
 
-#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "common/stopwatch.h"
 #include "kernels/backend.h"
 
 namespace dgqa {
@@ -84,17 +84,17 @@ class ProfilingBackend : public Backend {
   template <typename Call>
   auto timed(const std::string& kernel, const Call& call) {
     struct Charge {  // charges on the way out, also for calls that return a value
-      ProfilingBackend& self;
-      const std::string& kernel;
-      std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+      Charge(ProfilingBackend& profiler, const std::string& name) : self(profiler), kernel(name) {}
       ~Charge() {
         self.inner_->synchronize();
         Entry& entry = self.entries_[kernel];
         ++entry.calls;
-        entry.seconds +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        entry.seconds += started.seconds();
       }
-    } charge{*this, kernel};
+      ProfilingBackend& self;
+      const std::string& kernel;
+      const Stopwatch started;
+    } charge(*this, kernel);
     return call();
   }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/philox.h"
+#include "model/allocation.h"
 
 namespace dgqa {
 namespace {
@@ -211,10 +212,7 @@ void VisionTransformer::choose_allocation(int layer, const float* k, int B,
     }
   }
   allocator.choose(context, norms);
-  // kv_head[h]: query heads in order, the first a[0] to K/V head 0, the next a[1] to 1, ...
-  std::vector<int> kv_head;
-  const std::vector<int>& allocation = allocator.active_allocation();
-  for (int g = 0; g < G; ++g) kv_head.insert(kv_head.end(), allocation[g], g);
+  const std::vector<int> kv_head = kv_head_map(allocator.active_allocation());
   backend_.copy_to_device(buffers_->layers[layer].kv_head, kv_head.data(),
                           kv_head.size() * sizeof(int));
 }

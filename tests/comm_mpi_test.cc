@@ -185,14 +185,6 @@ TEST(CommunicatorTest, Barrier) {
   for (int i = 0; i < 3; ++i) Comm().barrier("test barrier");
 }
 
-TEST(CommunicatorTest, AllReduceAverage) {
-  std::vector<float> values(100);
-  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i + Comm().rank());
-  Comm().all_reduce_average(values.data(), static_cast<int64_t>(values.size()), "test average");
-  const float mean_rank = (Comm().world_size() - 1) / 2.0f;
-  for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(values[i], i + mean_rank) << i;
-}
-
 TEST(CommunicatorTest, TwoCommunicatorsInterleave) {
   std::unique_ptr<Communicator> second = make_communicator(testing::kCommunicatorTimeoutS / 2);
   std::vector<float> first_values = Inputs(5000, Comm().rank());

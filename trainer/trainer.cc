@@ -3,60 +3,25 @@
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
+#include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 #include "common/error.h"
-#include "kernels/backend.h"
-#include "kernels/cpu/threads.h"
-#include "model/vit.h"
+#include "common/stopwatch.h"
+#include "io/weights.h"
 #include "trainer/checkpoint.h"
-#include "trainer/comm_reducer.h"
-#include "trainer/datasets.h"
 #include "trainer/evaluate.h"
-#include "trainer/gradient_sync.h"
-#include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
-#include "trainer/optimizer.h"
 #include "trainer/preemption.h"
 #include "trainer/replicas.h"
-#include "io/weights.h"
+#include "trainer/run_setup.h"
+#include "trainer/training_step.h"
 
 namespace dgqa {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-LrSchedule schedule_from(const config::Config& config, int64_t total_steps) {
-  LrSchedule schedule;
-  schedule.base_lr = config.optimizer().lr();
-  schedule.min_lr = config.schedule().min_lr();
-  schedule.warmup_steps = config.schedule().warmup_steps();
-  schedule.total_steps = total_steps;
-  schedule.shape = config.schedule().kind() == config::CONSTANT ? ScheduleShape::kConstant
-                                                                : ScheduleShape::kCosine;
-  return schedule;
-}
-
-AdamWSettings adamw_from(const config::Config& config) {
-  const config::Optimizer& o = config.optimizer();
-  AdamWSettings settings;
-  settings.beta1 = o.beta1();
-  settings.beta2 = o.beta2();
-  settings.eps = o.eps();
-  settings.weight_decay = o.weight_decay();
-  settings.grad_clip = o.grad_clip();
-  settings.no_decay_1d = o.no_decay_1d();
-  return settings;
-}
 
 std::vector<std::vector<int>> active_allocations(const VisionTransformer& model) {
   std::vector<std::vector<int>> layers;
@@ -107,167 +72,200 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
   return state.step();
 }
 
-}  // namespace
+RunParts training_run_parts() {
+  RunParts parts;
+  parts.train_data = parts.test_data = parts.training = true;
+  return parts;
+}
 
-void run_training(const config::Config& config, const TrainOptions& options, Communicator& comm) {
-  const ModelConfig model_config = model_config_from(config);
-  const config::Train& train = config.train();
-  const int threads = cpu::set_threads(train.threads());
-  const int rank = comm.rank(), world = comm.world_size();
-
-  // Everything that can be wrong with the input is checked before the first step.
-  const Dataset train_set = load_dataset(config, model_config, /*train=*/true);
-  const Dataset test_set = load_dataset(config, model_config, /*train=*/false);
-  BatchLoader train_loader(train_set, loader_options(config, model_config, true, rank, world));
-  BatchLoader test_loader(test_set, loader_options(config, model_config, false, rank, world));
-
-  std::unique_ptr<Backend> backend =
-      make_backend(backend_options_from(config, comm.info().local_rank));
-  const int global_batch = train.global_batch_size();
-  const int eval_batch = std::min<int>(train.eval_batch_size(), test_set.num_examples);
-  const int max_batch = std::max(global_batch / world, (eval_batch + world - 1) / world);
-  VisionTransformer model(model_config, *backend, max_batch, config.seed());
-  AdamW optimizer(*backend, model.layout(), adamw_from(config));
-  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
-  const int64_t total_steps =
-      train.max_steps() > 0 ? train.max_steps() : train.epochs() * steps_per_epoch;
-  int64_t step = resume(options, config, rank, world, model, optimizer);
-  // Every rank starts from rank 0's weights (they already agree: same seed or same file).
-  broadcast_params(model, comm);
-  if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the start");
-  GradientSync gradient_sync(comm, *backend, model.grads(), model.layout().total_size(),
-                             gradient_sync_options(config, comm.world_size()));
-
-  MetricsWriter metrics(metrics_path(options.out_dir, rank));
-  ProgressLine progress(/*enabled=*/rank == 0);
-  CommReducer key_norm_reducer(comm, "key-norm all-reduce");
-  const LrSchedule schedule = schedule_from(config, total_steps);
-  LOG(INFO) << "Training " << attention_scheme_name(model_config.attention) << " ViT ("
-            << model.layout().total_size() << " parameters, D " << model_config.embed_dim
-            << ", depth " << model_config.depth << ", H " << model_config.num_heads << ", G "
-            << model_config.num_kv_heads << ") for " << total_steps << " steps of " << global_batch
-            << " images on " << world << " rank(s), rank " << rank << ": " << backend->name()
-            << " with " << threads << " threads, " << gradient_sync.num_buckets()
-            << " gradient buckets summed by " << gradient_sync.method();
-
-  auto checkpoint = [&] {
-    if (rank == 0) {
-      const TrainingPosition position{step, step / steps_per_epoch, step % steps_per_epoch};
-      const std::string dir = write_checkpoint(options.out_dir, model, optimizer, position, config,
-                                               world, config.checkpoint().keep_last());
-      progress.message("checkpoint " + dir);
-    }
-    comm.barrier("checkpoint write");
-  };
-
-  const Clock::time_point start = Clock::now();
-  const int64_t first_step = step;
-  Clock::time_point window_start = start;  // throughput is measured over each log window
-  int64_t window_images = 0;
-  // Seconds spent waiting for gradients after backward, with and without overlap (every
-  // kOverlapProbe-th step starts its buckets only after backward, for comparison).
-  constexpr int kOverlapProbe = 10;
-  double wait_overlapped = 0, wait_after = 0;
-  int64_t steps_overlapped = 0, steps_after = 0;
-  auto run_eval = [&](int64_t at_step) {
-    const EvalResult result = evaluate(model, test_loader, comm, at_step);
-    metrics.eval(at_step, result.loss, result.top1, result.examples);
-    char text[128];
-    std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
-                  static_cast<long long>(at_step), result.loss, 100 * result.top1,
-                  static_cast<long long>(result.examples));
-    progress.message(text);
-    window_start = Clock::now();  // evaluation time does not count as training throughput
-  };
-
-  // A resumed run knows the allocation its checkpoint logged last.
-  std::vector<std::vector<int>> logged_allocation;
-  if (step > 0) logged_allocation = active_allocations(model);
-  ForwardContext context;
-  Batch data;
-  bool epoch_started = false;
-  while (step < total_steps) {
-    const int64_t epoch = step / steps_per_epoch;
-    if (!epoch_started) {  // a new epoch, or the middle of one after a resume
-      train_loader.start_epoch(epoch, step % steps_per_epoch);
-      epoch_started = true;
-    }
-    if (!train_loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
-    context.training = true;
-    context.step = step;
-    model.zero_grads();
-    float loss_sum = static_cast<float>(model.forward(data.images.data(), data.labels.data(),
-                                                      data.size, context, key_norm_reducer));
-    comm.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
-    if (!std::isfinite(loss_sum)) {
-      throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
-                               ": the loss is not finite");
-    }
-    // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
-    const bool probe = step % kOverlapProbe == kOverlapProbe - 1;
-    gradient_sync.set_overlap(!probe);
-    model.backward(1.f / global_batch, [&](int64_t first) { gradient_sync.ready(first); });
-    (probe ? wait_after : wait_overlapped) += gradient_sync.finish();
-    ++(probe ? steps_after : steps_overlapped);
-    const float lr = schedule.at(step);
-    const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
-    ++step;
-    window_images += global_batch;
-    if (step % steps_per_epoch == 0) epoch_started = false;
-
-    const std::vector<std::vector<int>> allocation = active_allocations(model);
-    const bool log_step = step % train.log_every_steps() == 0 || step == total_steps;
-    const bool kdgqa = model_config.attention == AttentionScheme::kKDGQA;
-    if (allocation != logged_allocation || (kdgqa && log_step)) {
-      metrics.allocation(step, allocation);
-      logged_allocation = allocation;
-    }
-    if (log_step) {
-      const double images_per_sec = window_images / seconds_since(window_start);
-      const double loss = static_cast<double>(loss_sum) / global_batch;
-      metrics.train(step, epoch, loss, lr, grad_norm, images_per_sec);
-      const double per_step = seconds_since(start) / (step - first_step);
-      progress.update(step, total_steps, loss, images_per_sec, per_step * (total_steps - step));
-      window_start = Clock::now();
-      window_images = 0;
-    }
-    // Training always ends with an evaluation, and a checkpoint comes after the evaluations of
-    // its step: a run resumed from it never repeats or misses one.
-    const int64_t eval_every =
-        train.eval_every_steps() > 0 ? train.eval_every_steps() : steps_per_epoch;
-    if (step % eval_every == 0 || step == total_steps) run_eval(step);
-
-    // A stop signal on any rank stops every rank, after the same step.
-    float stop = stop_requested() ? 1.f : 0.f;
-    comm.all_reduce_sum(&stop, 1, "stop-request all-reduce");
-    const int64_t every = config.checkpoint().every_steps();
-    const bool checkpoint_due = stop > 0 || (every > 0 && step % every == 0) || step == total_steps;
-    if (checkpoint_due && !options.out_dir.empty()) checkpoint();
-    if (stop > 0 && options.out_dir.empty()) {
-      throw std::runtime_error("stopped on request after step " + std::to_string(step) +
-                               " without a checkpoint (no --out)");
-    }
-    if (stop > 0) {
-      throw StoppedOnRequest("stopped on request after step " + std::to_string(step) +
-                             "; continue with --resume auto");
-    }
+// How much of the gradient communication backward hides: every kEvery-th step starts its
+// buckets only after backward, and its wait is compared with the others'.
+class OverlapProbe {
+ public:
+  bool is_probe(int64_t step) const { return step % kEvery == kEvery - 1; }
+  void record(int64_t step, double wait_s) {
+    (is_probe(step) ? wait_after_ : wait_overlapped_) += wait_s;
+    ++(is_probe(step) ? steps_after_ : steps_overlapped_);
   }
-  progress.finish();
-  const double train_seconds = seconds_since(start);
-  LOG(INFO) << "Trained " << step << " steps in " << train_seconds << " s";
-  if (world > 1 && steps_after > 0 && steps_overlapped > 0) {
-    const double after = wait_after / steps_after, overlapped = wait_overlapped / steps_overlapped;
+  void log() const {
+    if (steps_after_ == 0 || steps_overlapped_ == 0) return;
+    const double after = wait_after_ / steps_after_,
+                 overlapped = wait_overlapped_ / steps_overlapped_;
     LOG(INFO) << "Gradient all-reduce: " << 1e3 * after << " ms per step of waiting when started "
               << "after backward, " << 1e3 * overlapped << " ms when overlapping backward ("
               << (after > 0 ? std::max(0.0, 100 * (1 - overlapped / after)) : 0) << "% hidden)";
   }
-  if (config.dist().verify_replicas()) verify_replicas(model, comm, "at the end");
 
-  if (!options.out_dir.empty() && rank == 0) {
-    const std::string path = options.out_dir + "/model.safetensors";
-    save_weights(model, path);
+ private:
+  static constexpr int kEvery = 10;
+  double wait_overlapped_ = 0, wait_after_ = 0;
+  int64_t steps_overlapped_ = 0, steps_after_ = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const config::Config& config, const TrainOptions& options, Communicator& comm);
+  void run();
+
+ private:
+  void log_start();
+  void record(const StepResult& result, int64_t epoch);
+  void evaluate_now();
+  void checkpoint_or_stop();
+  void finish();
+
+  const config::Config& config_;
+  const TrainOptions& options_;
+  Communicator& comm_;
+  const int rank_;
+  RunSetup setup_;
+  VisionTransformer& model_;
+  const int64_t steps_per_epoch_, total_steps_;
+  TrainingStep training_;
+  int64_t step_;  // optimizer steps done
+  MetricsWriter metrics_;
+  ProgressLine progress_;
+  OverlapProbe overlap_;
+  Stopwatch since_start_, since_log_;  // throughput is measured over each log window
+  int64_t first_step_, images_since_log_ = 0;
+  std::vector<std::vector<int>> logged_allocation_;
+};
+
+Trainer::Trainer(const config::Config& config, const TrainOptions& options, Communicator& comm)
+    : config_(config),
+      options_(options),
+      comm_(comm),
+      rank_(comm.rank()),
+      setup_(config, comm, training_run_parts()),
+      model_(*setup_.model),
+      steps_per_epoch_(setup_.train_loader->batches_per_epoch()),
+      total_steps_(total_training_steps(config, steps_per_epoch_)),
+      training_(config, model_, *setup_.backend, comm, total_steps_),
+      step_(resume(options, config, rank_, comm.world_size(), model_, training_.optimizer())),
+      metrics_(metrics_path(options.out_dir, rank_)),
+      progress_(/*enabled=*/rank_ == 0),
+      first_step_(step_) {
+  // Every rank starts from rank 0's weights (they already agree: same seed or same file).
+  broadcast_params(model_, comm);
+  if (config.dist().verify_replicas()) verify_replicas(model_, comm, "at the start");
+  // A resumed run knows the allocation its checkpoint logged last.
+  if (step_ > 0) logged_allocation_ = active_allocations(model_);
+  log_start();
+}
+
+void Trainer::run() {
+  BatchLoader& loader = *setup_.train_loader;
+  Batch data;
+  bool epoch_started = false;
+  since_start_.restart();
+  since_log_.restart();
+  while (step_ < total_steps_) {
+    const int64_t epoch = step_ / steps_per_epoch_;
+    if (!epoch_started) {  // a new epoch, or the middle of one after a resume
+      loader.start_epoch(epoch, step_ % steps_per_epoch_);
+      epoch_started = true;
+    }
+    if (!loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
+    training_.gradient_sync().set_overlap(!overlap_.is_probe(step_));
+    const StepResult result = training_.run(data, step_);
+    overlap_.record(step_, result.sync_wait_s);
+    ++step_;
+    if (step_ % steps_per_epoch_ == 0) epoch_started = false;
+    record(result, epoch);
+    // Training always ends with an evaluation, and a checkpoint comes after the evaluations of
+    // its step: a run resumed from it never repeats or misses one.
+    const int64_t every = config_.train().eval_every_steps();
+    if (step_ % (every > 0 ? every : steps_per_epoch_) == 0 || step_ == total_steps_) {
+      evaluate_now();
+    }
+    checkpoint_or_stop();
+  }
+  finish();
+}
+
+void Trainer::log_start() {
+  const ModelConfig& c = setup_.model_config;
+  LOG(INFO) << "Training " << attention_scheme_name(c.attention) << " ViT ("
+            << model_.layout().total_size() << " parameters, D " << c.embed_dim << ", depth "
+            << c.depth << ", H " << c.num_heads << ", G " << c.num_kv_heads << ") for "
+            << total_steps_ << " steps of " << config_.train().global_batch_size() << " images on "
+            << comm_.world_size() << " rank(s), rank " << rank_ << ": " << setup_.backend->name()
+            << " with " << setup_.threads << " threads, " << training_.gradient_sync().num_buckets()
+            << " gradient buckets summed by " << training_.gradient_sync().method();
+}
+
+// The metrics of a step: its allocation when it changed (KDGQA's at every log step too), and
+// at log steps the loss, learning rate, gradient norm and throughput.
+void Trainer::record(const StepResult& result, int64_t epoch) {
+  images_since_log_ += config_.train().global_batch_size();
+  const std::vector<std::vector<int>> allocation = active_allocations(model_);
+  const bool log_step = step_ % config_.train().log_every_steps() == 0 || step_ == total_steps_;
+  const bool kdgqa = setup_.model_config.attention == AttentionScheme::kKDGQA;
+  if (allocation != logged_allocation_ || (kdgqa && log_step)) {
+    metrics_.allocation(step_, allocation);
+    logged_allocation_ = allocation;
+  }
+  if (!log_step) return;
+  const double images_per_sec = images_since_log_ / since_log_.seconds();
+  metrics_.train(step_, epoch, result.loss, result.lr, result.grad_norm, images_per_sec);
+  const double per_step = since_start_.seconds() / (step_ - first_step_);
+  progress_.update(step_, total_steps_, result.loss, images_per_sec,
+                   per_step * (total_steps_ - step_));
+  since_log_.restart();
+  images_since_log_ = 0;
+}
+
+void Trainer::evaluate_now() {
+  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, step_);
+  metrics_.eval(step_, result.loss, result.top1, result.examples);
+  char text[128];
+  std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
+                static_cast<long long>(step_), result.loss, 100 * result.top1,
+                static_cast<long long>(result.examples));
+  progress_.message(text);
+  since_log_.restart();  // evaluation time does not count as training throughput
+}
+
+// Writes the checkpoints the schedule, the end of training or a stop request call for; a stop
+// signal on any rank stops every rank, after the same step.
+void Trainer::checkpoint_or_stop() {
+  float stop = stop_requested() ? 1.f : 0.f;
+  comm_.all_reduce_sum(&stop, 1, "stop-request all-reduce");
+  const int64_t every = config_.checkpoint().every_steps();
+  const bool due = stop > 0 || (every > 0 && step_ % every == 0) || step_ == total_steps_;
+  if (due && !options_.out_dir.empty()) {
+    if (rank_ == 0) {
+      const TrainingPosition position{step_, step_ / steps_per_epoch_, step_ % steps_per_epoch_};
+      progress_.message("checkpoint " + write_checkpoint(options_.out_dir, model_,
+                                                         training_.optimizer(), position, config_,
+                                                         comm_.world_size(),
+                                                         config_.checkpoint().keep_last()));
+    }
+    comm_.barrier("checkpoint write");
+  }
+  if (stop == 0) return;
+  const std::string after = "stopped on request after step " + std::to_string(step_);
+  if (options_.out_dir.empty())
+    throw std::runtime_error(after + " without a checkpoint (no --out)");
+  throw StoppedOnRequest(after + "; continue with --resume auto");
+}
+
+void Trainer::finish() {
+  progress_.finish();
+  LOG(INFO) << "Trained " << step_ << " steps in " << since_start_.seconds() << " s";
+  if (comm_.world_size() > 1) overlap_.log();
+  if (config_.dist().verify_replicas()) verify_replicas(model_, comm_, "at the end");
+  if (!options_.out_dir.empty() && rank_ == 0) {
+    const std::string path = options_.out_dir + "/model.safetensors";
+    save_weights(model_, path);
     LOG(INFO) << "Wrote " << path;
   }
+}
+
+}  // namespace
+
+void run_training(const config::Config& config, const TrainOptions& options, Communicator& comm) {
+  Trainer(config, options, comm).run();
 }
 
 }  // namespace dgqa

@@ -1,5 +1,6 @@
-// The training loop: data -> forward -> backward (gradients all-reduced in overlapping
-// buckets) -> AdamW, with sharded evaluation, metrics and the final weights (docs/design.md §3.6, §5).
+// The training loop: the training step (trainer/training_step.h) over the epochs, with the
+// metrics, sharded evaluations, checkpoints, stop requests and the final weights
+// (docs/design.md §3.6, §5, §6).
 #pragma once
 
 #include <string>

@@ -16,12 +16,11 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/stopwatch.h"
 #include "kernels/cuda/cuda_context.h"
 
 namespace dgqa {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Events for the ends of the sums, created once and reused: a step starts one sum per bucket,
 // and creating events there would be work on every step.
@@ -50,14 +49,14 @@ class EventPool {
 };
 
 // A started all-reduce: the event recorded on the NCCL stream after it (borrowed from the pool
-// until the pending sum is destroyed), and when it started.
+// until the pending sum is destroyed), and how long it has run.
 class NcclPending : public PendingCollective {
  public:
-  NcclPending(EventPool& pool, const char* operation, Clock::time_point started)
-      : what(operation), start(started), done(pool.take()), pool_(pool) {}
+  NcclPending(EventPool& pool, const char* operation)
+      : what(operation), done(pool.take()), pool_(pool) {}
   ~NcclPending() override { pool_.give_back(done); }
   const char* what;
-  Clock::time_point start;
+  const Stopwatch started;
   const cudaEvent_t done;
   bool complete = false;
 
@@ -85,7 +84,7 @@ class NcclAllReduce : public BufferAllReduce {
     if (init != ncclSuccess && init != ncclInProgress) {
       fail("NCCL initialisation", ncclGetErrorString(init));
     }
-    settle("NCCL initialisation", Clock::now());
+    settle("NCCL initialisation", Stopwatch());
     LOG(INFO) << "NCCL communicator: rank " << comm.rank() << " of " << comm.world_size()
               << " on GPU " << cuda::context().device;
   }
@@ -99,11 +98,11 @@ class NcclAllReduce : public BufferAllReduce {
         const ncclResult_t finalize = ncclCommFinalize(nccl_);
         clean = finalize == ncclSuccess || finalize == ncclInProgress;
       }
-      const Clock::time_point start = Clock::now();
+      const Stopwatch finalizing;
       ncclResult_t state = ncclInProgress;
       while (clean && state == ncclInProgress) {
         if (ncclCommGetAsyncError(nccl_, &state) != ncclSuccess) clean = false;
-        if (seconds_since(start) > timeout_s_) clean = false;
+        if (finalizing.seconds() > timeout_s_) clean = false;
         std::this_thread::yield();
       }
       if (clean && state == ncclSuccess) {
@@ -117,7 +116,7 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
   std::unique_ptr<PendingCollective> start(float* data, int64_t count, const char* what) override {
-    auto pending = std::make_unique<NcclPending>(events_, what, Clock::now());
+    auto pending = std::make_unique<NcclPending>(events_, what);
     // The sum starts after everything queued so far on the compute stream: the bucket is ready.
     DGQA_CUDA_CHECK(cudaEventRecord(produced_, cuda::context().stream));
     DGQA_CUDA_CHECK(cudaStreamWaitEvent(stream_, produced_, 0));
@@ -175,10 +174,6 @@ class NcclAllReduce : public BufferAllReduce {
     }
   }
 
-  static double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  }
-
   static NcclPending& nccl_pending(PendingCollective& pending) {
     auto* result = dynamic_cast<NcclPending*>(&pending);
     if (result == nullptr) throw std::logic_error("NcclAllReduce: a collective it did not start");
@@ -196,14 +191,14 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
   // Polls the communicator until the last call has settled (no longer ncclInProgress).
-  void settle(const char* what, Clock::time_point start) {
+  void settle(const char* what, const Stopwatch& since) {
     ncclResult_t state = ncclInProgress;
     while (true) {
       const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
       if (polled != ncclSuccess) fail(what, ncclGetErrorString(polled));
       if (state == ncclSuccess) return;
       if (state != ncclInProgress) fail(what, ncclGetErrorString(state));
-      if (seconds_since(start) > timeout_s_) timed_out(what);
+      if (since.seconds() > timeout_s_) timed_out(what);
       std::this_thread::yield();
     }
   }
@@ -214,7 +209,7 @@ class NcclAllReduce : public BufferAllReduce {
     const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
     if (polled != ncclSuccess) fail(sum.what, ncclGetErrorString(polled));
     if (state != ncclSuccess && state != ncclInProgress) fail(sum.what, ncclGetErrorString(state));
-    if (seconds_since(sum.start) > timeout_s_) timed_out(sum.what);
+    if (sum.started.seconds() > timeout_s_) timed_out(sum.what);
   }
 
   // Aborts the communicator (when there is one) and throws, with NCCL's own account of the

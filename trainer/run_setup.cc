@@ -1,0 +1,65 @@
+#include "trainer/run_setup.h"
+
+#include <algorithm>
+#include <string>
+
+#include "common/error.h"
+
+#include "kernels/cpu/threads.h"
+#include "trainer/datasets.h"
+
+namespace dgqa {
+namespace {
+
+std::unique_ptr<Dataset> open_split(const config::Config& config, const ModelConfig& model,
+                                    bool train) {
+  return std::make_unique<Dataset>(load_dataset(config, model, train));
+}
+
+}  // namespace
+
+RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunParts& parts)
+    : model_config(model_config_from(config)) {
+  threads = cpu::set_threads(config.train().threads());
+  const int rank = comm.rank(), world = comm.world_size();
+  if (parts.train_data) train_set = open_split(config, model_config, /*train=*/true);
+  if (parts.test_data) test_set = open_split(config, model_config, /*train=*/false);
+  if (train_set) {
+    train_loader = std::make_unique<BatchLoader>(
+        *train_set, loader_options(config, model_config, /*train=*/true, rank, world));
+  }
+  if (test_set) {
+    test_loader = std::make_unique<BatchLoader>(
+        *test_set, loader_options(config, model_config, /*train=*/false, rank, world));
+  }
+  if (!parts.model) return;
+
+  backend = make_backend(backend_options_from(config, comm.info().local_rank));
+  if (parts.profile) {
+    auto profiling = std::make_unique<ProfilingBackend>(std::move(backend));
+    profiler = profiling.get();
+    backend = std::move(profiling);
+  }
+  // Activation buffers for the largest batch a forward pass of this rank sees.
+  int max_batch = 0;
+  if (parts.training) {
+    const int global_batch = config.train().global_batch_size();
+    if (global_batch % world != 0) {
+      throw InputError("train.global_batch_size: " + std::to_string(global_batch) +
+                       " is not divisible by the world size " + std::to_string(world));
+    }
+    max_batch = global_batch / world;
+  }
+  if (test_set) {
+    const int eval_batch = std::min<int>(config.train().eval_batch_size(), test_set->num_examples);
+    max_batch = std::max(max_batch, (eval_batch + world - 1) / world);
+  }
+  model = std::make_unique<VisionTransformer>(model_config, *backend, max_batch, config.seed());
+}
+
+int64_t total_training_steps(const config::Config& config, int64_t steps_per_epoch) {
+  const config::Train& train = config.train();
+  return train.max_steps() > 0 ? train.max_steps() : train.epochs() * steps_per_epoch;
+}
+
+}  // namespace dgqa

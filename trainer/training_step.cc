@@ -1,0 +1,93 @@
+#include "trainer/training_step.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "common/stopwatch.h"
+
+namespace dgqa {
+namespace {
+
+// Charges the time since the previous charge to a phase, after the backend's queued work; does
+// nothing without PhaseTimes (training is not slowed by synchronising).
+class PhaseClock {
+ public:
+  PhaseClock(Backend& backend, PhaseTimes* times) : backend_(backend), times_(times) {}
+  void charge(double PhaseTimes::*phase) {
+    if (times_ == nullptr) return;
+    backend_.synchronize();
+    times_->*phase += stopwatch_.lap();
+  }
+
+ private:
+  Backend& backend_;
+  PhaseTimes* times_;
+  Stopwatch stopwatch_;
+};
+
+}  // namespace
+
+AdamWSettings adamw_settings_from(const config::Config& config) {
+  const config::Optimizer& o = config.optimizer();
+  AdamWSettings settings;
+  settings.beta1 = o.beta1();
+  settings.beta2 = o.beta2();
+  settings.eps = o.eps();
+  settings.weight_decay = o.weight_decay();
+  settings.grad_clip = o.grad_clip();
+  settings.no_decay_1d = o.no_decay_1d();
+  return settings;
+}
+
+LrSchedule lr_schedule_from(const config::Config& config, int64_t total_steps) {
+  LrSchedule schedule;
+  schedule.base_lr = config.optimizer().lr();
+  schedule.min_lr = config.schedule().min_lr();
+  schedule.warmup_steps = config.schedule().warmup_steps();
+  schedule.total_steps = total_steps;
+  schedule.shape = config.schedule().kind() == config::CONSTANT ? ScheduleShape::kConstant
+                                                                : ScheduleShape::kCosine;
+  return schedule;
+}
+
+TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& model, Backend& backend,
+                           Communicator& comm, int64_t total_steps)
+    : model_(model),
+      backend_(backend),
+      comm_(comm),
+      global_batch_(config.train().global_batch_size()),
+      schedule_(lr_schedule_from(config, total_steps)),
+      optimizer_(backend, model.layout(), adamw_settings_from(config)),
+      gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
+                     gradient_sync_options(config, comm.world_size())),
+      key_norm_reducer_(comm, "key-norm all-reduce") {}
+
+StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times) {
+  PhaseClock clock(backend_, times);
+  ForwardContext context;
+  context.training = true;
+  context.step = step;
+  model_.zero_grads();
+  float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
+                                                     batch.size, context, key_norm_reducer_));
+  clock.charge(&PhaseTimes::forward);
+  comm_.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
+  if (!std::isfinite(loss_sum)) {
+    throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
+                             ": the loss is not finite");
+  }
+  // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
+  model_.backward(1.f / global_batch_, [&](int64_t first) { gradient_sync_.ready(first); });
+  clock.charge(&PhaseTimes::backward);
+  StepResult result;
+  result.sync_wait_s = gradient_sync_.finish();
+  clock.charge(&PhaseTimes::communication);
+  result.lr = schedule_.at(step);
+  result.grad_norm = optimizer_.step(model_.params(), model_.grads(), result.lr);
+  clock.charge(&PhaseTimes::optimizer);
+  result.loss = static_cast<double>(loss_sum) / global_batch_;
+  return result;
+}
+
+}  // namespace dgqa

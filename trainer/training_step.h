@@ -1,0 +1,68 @@
+// One optimizer step of data-parallel training, the same for `dgqa train` and `dgqa bench`:
+// zero the gradients, forward (key norms summed over the ranks inside it), sum the loss over the
+// ranks, backward with the gradient buckets summed as they complete, AdamW at the schedule's
+// rate (docs/design.md §3.6, §5). The optimizer settings and the schedule come from the config
+// here and nowhere else.
+#pragma once
+
+#include <cstdint>
+
+#include "comm/communicator.h"
+#include "data/batch.h"
+#include "kernels/backend.h"
+#include "model/vit.h"
+#include "trainer/comm_reducer.h"
+#include "trainer/config.h"
+#include "trainer/gradient_sync.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/optimizer.h"
+
+namespace dgqa {
+
+// Wall-clock seconds by phase of a step (bench). Each phase ends with the backend synchronised,
+// so that it is charged for its own device work.
+struct PhaseTimes {
+  double data = 0, forward = 0, backward = 0, communication = 0, optimizer = 0;
+  double total() const { return data + forward + backward + communication + optimizer; }
+};
+
+struct StepResult {
+  double loss = 0;         // mean over the global batch
+  float grad_norm = 0;     // global L2 norm of the gradients, before clipping
+  float lr = 0;            // the learning rate the step used
+  double sync_wait_s = 0;  // waiting for gradient sums after backward (not hidden by it)
+};
+
+// AdamW as the config's optimizer section sets it up.
+AdamWSettings adamw_settings_from(const config::Config& config);
+
+// The learning rate of every step of a run of total_steps steps, from the config's schedule.
+LrSchedule lr_schedule_from(const config::Config& config, int64_t total_steps);
+
+class TrainingStep {
+ public:
+  // Trains `model`, whose buffers live in `backend`, on this rank's share of global batches of
+  // train.global_batch_size images, for a run of total_steps steps (the schedule's length).
+  TrainingStep(const config::Config& config, VisionTransformer& model, Backend& backend,
+               Communicator& comm, int64_t total_steps);
+
+  // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it)
+  // on this rank's part of the global batch. Throws std::runtime_error if the loss is not
+  // finite. With `times`, adds each phase's time to it (the data phase is the caller's).
+  StepResult run(const Batch& batch, int64_t step, PhaseTimes* times = nullptr);
+
+  AdamW& optimizer() { return optimizer_; }
+  GradientSync& gradient_sync() { return gradient_sync_; }
+
+ private:
+  VisionTransformer& model_;
+  Backend& backend_;
+  Communicator& comm_;
+  const int global_batch_;
+  const LrSchedule schedule_;
+  AdamW optimizer_;
+  GradientSync gradient_sync_;
+  CommReducer key_norm_reducer_;
+};
+
+}  // namespace dgqa
