@@ -4,7 +4,6 @@
 #include <string>
 
 #include "common/error.h"
-
 #include "kernels/cpu/threads.h"
 #include "trainer/datasets.h"
 
