@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, in one go, on a machine with a GPU that has the CUDA build but perhaps none of
-# the project's other libraries (the device machine: see NOTES.md "Running GPU tests", and
-# launch/gpu_pack.sh, which builds and packs what this script needs).
+# the project's other libraries (docs/gpu.md; launch/gpu_pack.sh builds and packs what this
+# script needs).
 #
 #   launch/gpu_check.sh [BUILD_DIR] [OUT_DIR]      (defaults: build-gpu, $OUT or gpu_check_out)
 #

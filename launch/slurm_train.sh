@@ -12,7 +12,7 @@ set -euo pipefail
 # OUT must be on a file system every node sees: every rank resumes from the checkpoints in it.
 OUT=${OUT:-runs/slurm-${SLURM_JOB_ID}}
 DGQA_BIN=${DGQA_BIN:-build/dgqa}
-readonly exit_stopped=75  # dgqa's exit code after a requested stop (see README)
+readonly exit_stopped=75  # dgqa's exit code after a requested stop (docs/design.md §7.7)
 
 # OpenMP uses exactly the cores SLURM gave the rank.
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
