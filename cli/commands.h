@@ -2,8 +2,8 @@
 // communicator (a single process, or one rank of an MPI job).
 #pragma once
 
-#include "comm/communicator.h"
 #include "cli/command_line.h"
+#include "comm/communicator.h"
 #include "trainer/config.h"
 
 namespace dgqa {

@@ -1,19 +1,19 @@
-// `dgqa convert` (docs/design.md §3.5 and §7): a timm MHA checkpoint in, our layout for the config's
-// scheme and K/V heads out, ready for --init-from.
+// `dgqa convert` (docs/design.md §3.5 and §7): a timm MHA checkpoint in, our layout for the
+// config's scheme and K/V heads out, ready for --init-from.
 #include <glog/logging.h>
 
 #include <filesystem>
 #include <memory>
 
-#include "common/error.h"
-#include "kernels/backend.h"
-#include "kernels/cpu/threads.h"
-#include "model/vit.h"
 #include "cli/commands.h"
-#include "trainer/config.h"
+#include "common/error.h"
 #include "io/safetensors.h"
 #include "io/timm_import.h"
 #include "io/weights.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/threads.h"
+#include "model/vit.h"
+#include "trainer/config.h"
 
 namespace dgqa {
 

@@ -9,15 +9,15 @@
 #include <string>
 #include <vector>
 
-#include "comm/communicator.h"
-#include "comm/launch_env.h"
-#include "common/error.h"
 #include "cli/bench.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/rank_logging.h"
+#include "comm/communicator.h"
+#include "comm/launch_env.h"
+#include "common/error.h"
 #include "trainer/config.h"
 #include "trainer/preemption.h"
-#include "cli/rank_logging.h"
 
 namespace {
 

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "common/error.h"
-#include "data/random_streams.h"
 #include "common/philox.h"
+#include "data/random_streams.h"
 
 namespace dgqa {
 namespace {

@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "common/error.h"
-#include "data/random_streams.h"
 #include "common/philox.h"
+#include "data/random_streams.h"
 
 namespace dgqa {
 namespace {

@@ -1,7 +1,7 @@
-// Import of timm ViT checkpoints (docs/design.md §3.5 and §4). timm names its tensors as we do, except
-// that each block's attention has one fused projection, attn.qkv (3D, D), where we have attn.q
-// (D, D) and attn.k, attn.v (G*d, D). A timm checkpoint is multi-head (G = H): converting it to
-// fewer K/V heads averages each contiguous group of H / G heads, as the paper up-trains MHA
+// Import of timm ViT checkpoints (docs/design.md §3.5 and §4). timm names its tensors as we do,
+// except that each block's attention has one fused projection, attn.qkv (3D, D), where we have
+// attn.q (D, D) and attn.k, attn.v (G*d, D). A timm checkpoint is multi-head (G = H): converting it
+// to fewer K/V heads averages each contiguous group of H / G heads, as the paper up-trains MHA
 // models into GQA-family models.
 #pragma once
 
@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "model/model_config.h"
 #include "io/safetensors.h"
+#include "model/model_config.h"
 
 namespace dgqa {
 

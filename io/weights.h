@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "model/vit.h"
 #include "io/safetensors.h"
+#include "model/vit.h"
 
 namespace dgqa {
 
