@@ -123,7 +123,7 @@ class NcclAllReduce : public BufferAllReduce {
     const ncclResult_t queued =
         ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, nccl_, stream_);
     if (queued != ncclSuccess && queued != ncclInProgress) fail(what, ncclGetErrorString(queued));
-    settle(what, pending->start);  // in non-blocking mode the call may still be being queued
+    settle(what, pending->started);  // in non-blocking mode the call may still be being queued
     DGQA_CUDA_CHECK(cudaEventRecord(pending->done, stream_));
     return pending;
   }
