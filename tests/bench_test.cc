@@ -14,11 +14,11 @@
 #ifdef DGQA_WITH_CUDA
 #include "kernels/cuda/device_info.h"
 #endif
+#include "cli/command_line.h"
 #include "kernels/profiling_backend.h"
 #include "model/flops.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "cli/command_line.h"
 
 namespace dgqa {
 namespace {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {

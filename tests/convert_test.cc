@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "kernels/backend.h"
 #include "model/vit.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
 #include "trainer/config.h"
-#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {

@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/npy.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "io/npy.h"
 
 namespace dgqa {
 namespace {

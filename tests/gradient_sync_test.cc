@@ -13,10 +13,10 @@
 
 #include "comm/communicator.h"
 #include "comm/local_communicator.h"
+#include "comm/staged_all_reduce.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/communicator_environment.h"
 #include "trainer/gradient_sync.h"
-#include "comm/staged_all_reduce.h"
 
 namespace dgqa {
 namespace {

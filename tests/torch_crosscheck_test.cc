@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "tests/fixtures.h"
-#include "tests/test_util.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
 
 namespace dgqa {
 namespace {

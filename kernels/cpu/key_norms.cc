@@ -21,8 +21,8 @@ void key_norms(float* norms, const float* k, int B, int P, int G, int d) {
       sample_norms[static_cast<size_t>(b) * G + g] = static_cast<float>(std::sqrt(squares));
     }
   }
-  // Summed over the batch in fp32 (docs/design.md §3.1), in sample order so that every run and every
-  // thread count gives the same bits: the allocation depends on them.
+  // Summed over the batch in fp32 (docs/design.md §3.1), in sample order so that every run and
+  // every thread count gives the same bits: the allocation depends on them.
   for (int g = 0; g < G; ++g) {
     float sum = 0.f;
     for (int b = 0; b < B; ++b) sum += sample_norms[static_cast<size_t>(b) * G + g];

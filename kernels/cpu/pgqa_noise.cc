@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "kernels/cpu/vector_math.h"
 #include "common/philox.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
 

@@ -177,8 +177,8 @@ Plan MakePlan(const Bf16Product& p, size_t workspace_bytes) {
   SetDescAttribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, p.transb);
   if (p.bias != nullptr) {
     // Bias only. Not GELU_BIAS: cuBLASLt's GELU epilogues compute the tanh approximation of GELU,
-    // and this project's GELU is the exact erf form (PyTorch's nn.GELU default, docs/design.md §3), so
-    // GELU stays its own kernel (gelu.cu) after the fc1 product.
+    // and this project's GELU is the exact erf form (PyTorch's nn.GELU default, docs/design.md §3),
+    // so GELU stays its own kernel (gelu.cu) after the fc1 product.
     SetDescAttribute<uint32_t>(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
     // The bias type defaults to D's (fp32); stated explicitly so that the fp32 bias of the fp32
     // master parameters is what the epilogue reads, whatever a later default may be.

@@ -2,10 +2,10 @@
 // on the CPU, with block reductions in a fixed order (deterministic, no atomics).
 #include <cstdint>
 
+#include "common/philox.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch_checks.h"
-#include "common/philox.h"
 
 namespace dgqa::cuda {
 
