@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/head_matmul.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
@@ -24,15 +25,6 @@ const float* transposed_head(const float* head, int stride, int P, int d) {
     }
   }
   return transposed.data();
-}
-
-// The backward's products are sgemms on the calling thread: OpenBLAS's pthreads build is
-// told to use no threads of its own (see matmul.cc, which does the same for the same reason).
-void RunBlasOnCallingThread() {
-  // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
-  if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
-    openblas_set_num_threads(1);
-  }
 }
 
 // Each row of scores (rows, cols) becomes its softmax.
@@ -105,7 +97,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* probs, const int* kv_head,
                         int B, int P, int H, int G, int d, float scale, float* scratch) {
-  RunBlasOnCallingThread();
+  run_blas_on_calling_thread();  // the products below are sgemms on this thread
   const int q_stride = H * d, kv_stride = G * d;
   // Several query heads may share a K/V head and add to the same dk, dv: one task per
   // (sample, K/V head) handles all of its query heads, so no two threads write the same rows.

@@ -7,24 +7,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
 
 namespace {
-
-// All CPU parallelism is OpenMP's. OpenBLAS's pthreads build (Debian's default) keeps a thread
-// pool of its own that knows nothing of OpenMP: a gemm called inside a parallel region starts its
-// threads on top of ours (attention ran 350 times slower on 16 cores), and between kernels the two
-// pools spin against each other. So that build runs every call on the calling thread (its OpenMP
-// build does that by itself inside a parallel region, and must not be told: for it,
-// openblas_set_num_threads would set OpenMP's thread count).
-void RunBlasOnCallingThread() {
-  // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
-  if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
-    openblas_set_num_threads(1);
-  }
-}
 
 // How OpenBLAS's sgemm computes a row of row-major C can depend on the number of rows M of the
 // call: its Haswell kernels (which it also picks on AMD Zen) sweep C in panels of 12 rows and
@@ -62,7 +50,7 @@ int DetectRowPanel() {
 
 int RowPanel() {
   static const int panel = [] {
-    RunBlasOnCallingThread();
+    run_blas_on_calling_thread();
     return DetectRowPanel();
   }();
   return panel;
@@ -112,7 +100,7 @@ void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int 
                    const float* A, int lda, const float* B, int ldb, float beta, float* C,
                    int ldc) {
   constexpr double kMinPiece = 1 << 21;
-  RunBlasOnCallingThread();
+  run_blas_on_calling_thread();
   const int64_t panel = RowPanel();
   const int64_t whole = M / panel * panel;  // rows in whole panels
   const int64_t panels = whole / panel;
