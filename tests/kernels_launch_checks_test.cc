@@ -1,11 +1,13 @@
 // The CUDA kernels' launch limits (kernels/cuda/launch_checks.h), checked on the CPU: every
 // preset at its own resolution and at 384 pixels, with large per-GPU batches, launches within
 // CUDA's limits; shapes beyond them are refused with a message naming the kernel and the limit.
+// Also the grid sizes of kernels/cuda/grid.h.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/launch_checks.h"
 #include "trainer/config.h"
 
@@ -74,6 +76,18 @@ TEST(LaunchChecksTest, GridLimitsNameTheKernel) {
   } catch (const std::invalid_argument& error) {
     EXPECT_NE(std::string(error.what()).find("attention_forward"), std::string::npos);
   }
+}
+
+TEST(LaunchChecksTest, GridSizesCoverEveryElement) {
+  EXPECT_EQ(blocks_for(0, 256), 0);
+  EXPECT_EQ(blocks_for(1, 256), 1);
+  EXPECT_EQ(blocks_for(256, 256), 1);
+  EXPECT_EQ(blocks_for(257, 256), 2);
+  EXPECT_EQ(blocks_for(int64_t{1} << 40, 128), int64_t{1} << 33);  // beyond int
+  EXPECT_EQ(grid_stride_blocks(257, 256), 2);
+  EXPECT_EQ(grid_stride_blocks(int64_t{1} << 24, 256), 1 << 16);
+  EXPECT_EQ(grid_stride_blocks(int64_t{1} << 24 | 1, 256), kMaxGridStrideBlocks);  // capped
+  EXPECT_EQ(grid_stride_blocks(int64_t{1} << 40, 256), kMaxGridStrideBlocks);
 }
 
 }  // namespace

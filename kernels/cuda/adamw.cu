@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -45,9 +46,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, int64_t
   const float step_size = static_cast<float>(lr / bias_correction1);
   const float sqrt_bias_correction2 = static_cast<float>(std::sqrt(bias_correction2));
   const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  const int grid = static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  const int grid = grid_stride_blocks(n, kThreads);
   cudaStream_t stream = context().stream;
   if (params_bf16 != nullptr) {
     AdamwKernel<true><<<grid, kThreads, 0, stream>>>(params, grads, m, v, params_bf16, n, beta1,

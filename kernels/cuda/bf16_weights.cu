@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -35,10 +36,7 @@ void FreeQuietly(void* pointer) {
 
 void cast_to_bf16(__nv_bfloat16* out, const float* x, int64_t n) {
   if (n == 0) return;
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  CastToBf16Kernel<<<static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
-                     context().stream>>>(out, x, n);
+  CastToBf16Kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(out, x, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

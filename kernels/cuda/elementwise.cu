@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -9,13 +10,6 @@ namespace dgqa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// Enough blocks of kThreads for n elements, capped: the grid-stride loops below cover the rest.
-int BlocksFor(int64_t n) {
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
 
 // The first index of this thread in a grid-stride loop, and the stride.
 __device__ int64_t FirstIndex() {
@@ -125,13 +119,13 @@ __global__ void GatherClsBackwardKernel(float* dx, const float* dout, int B, int
 
 void add_inplace(float* x, const float* y, int64_t n) {
   if (n == 0) return;
-  AddKernel<<<BlocksFor(n), kThreads, 0, context().stream>>>(x, y, n);
+  AddKernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(x, y, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 void scale_inplace(float* x, float s, int64_t n) {
   if (n == 0) return;
-  ScaleKernel<<<BlocksFor(n), kThreads, 0, context().stream>>>(x, s, n);
+  ScaleKernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(x, s, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
@@ -156,8 +150,8 @@ void tokens_forward(float* x, const float* patches, const float* cls, const floa
                     int N, int D) {
   const int64_t total = static_cast<int64_t>(B) * (N + 1) * D;
   if (total == 0) return;
-  TokensForwardKernel<<<BlocksFor(total), kThreads, 0, context().stream>>>(x, patches, cls, pos, B,
-                                                                           N, D);
+  TokensForwardKernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(
+      x, patches, cls, pos, B, N, D);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
@@ -167,13 +161,13 @@ void tokens_backward(float* dpatches, float* dcls, float* dpos, const float* dx,
   const int64_t image_size = static_cast<int64_t>(N + 1) * D;
   CudaContext& ctx = context();
   if (patches_total > 0) {
-    TokensBackwardPatchesKernel<<<BlocksFor(patches_total), kThreads, 0, ctx.stream>>>(dpatches, dx,
-                                                                                       B, N, D);
+    TokensBackwardPatchesKernel<<<grid_stride_blocks(patches_total, kThreads), kThreads, 0,
+                                  ctx.stream>>>(dpatches, dx, B, N, D);
     DGQA_CUDA_CHECK_LAUNCH();
   }
   if (image_size > 0) {
-    TokensBackwardSumsKernel<<<BlocksFor(image_size), kThreads, 0, ctx.stream>>>(dcls, dpos, dx, B,
-                                                                                 N, D);
+    TokensBackwardSumsKernel<<<grid_stride_blocks(image_size, kThreads), kThreads, 0, ctx.stream>>>(
+        dcls, dpos, dx, B, N, D);
     DGQA_CUDA_CHECK_LAUNCH();
   }
 }
@@ -181,14 +175,16 @@ void tokens_backward(float* dpatches, float* dcls, float* dpos, const float* dx,
 void gather_cls_forward(float* out, const float* x, int B, int T, int D) {
   const int64_t total = static_cast<int64_t>(B) * D;
   if (total == 0) return;
-  GatherClsForwardKernel<<<BlocksFor(total), kThreads, 0, context().stream>>>(out, x, B, T, D);
+  GatherClsForwardKernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(
+      out, x, B, T, D);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 void gather_cls_backward(float* dx, const float* dout, int B, int T, int D) {
   const int64_t total = static_cast<int64_t>(B) * D;
   if (total == 0) return;
-  GatherClsBackwardKernel<<<BlocksFor(total), kThreads, 0, context().stream>>>(dx, dout, B, T, D);
+  GatherClsBackwardKernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(
+      dx, dout, B, T, D);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,5 +1,6 @@
 // Key-head norms on the GPU (semantics: kernels/cpu/key_norms.h).
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch_checks.h"
 
@@ -66,7 +67,7 @@ void key_norms(float* norms, const float* k, int B, int P, int G, int d) {
     sample_norms_kernel<<<dim3(G, B), kSampleThreads, 0, stream>>>(sample_norms, k, P, G, d);
     DGQA_CUDA_CHECK_LAUNCH();
   }
-  head_norms_kernel<<<(G + kHeadThreads - 1) / kHeadThreads, kHeadThreads, 0, stream>>>(
+  head_norms_kernel<<<static_cast<int>(blocks_for(G, kHeadThreads)), kHeadThreads, 0, stream>>>(
       norms, sample_norms, B, G);
   DGQA_CUDA_CHECK_LAUNCH();
   if (sample_norms != nullptr) DGQA_CUDA_CHECK(cudaFreeAsync(sample_norms, stream));

@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -41,13 +42,6 @@ __global__ void FillOnesKernel(float* x, int n) {
   }
 }
 
-// Enough blocks of kThreads for n elements, capped: the kernels above loop over the rest.
-int BlocksFor(int64_t n) {
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
 // A device vector of at least n ones (dbias = dout^T ones is a gemv). Kept between calls and
 // grown when a call needs more; it lives as long as the process, like the context.
 const float* Ones(int n) {
@@ -60,7 +54,7 @@ const float* Ones(int n) {
     ones = nullptr;
     length = 0;
     DGQA_CUDA_CHECK(cudaMalloc(&ones, sizeof(float) * n));
-    FillOnesKernel<<<BlocksFor(n), kThreads, 0, ctx.stream>>>(ones, n);
+    FillOnesKernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, ctx.stream>>>(ones, n);
     DGQA_CUDA_CHECK_LAUNCH();
     length = n;
   }
@@ -69,8 +63,8 @@ const float* Ones(int n) {
 
 // out (N, OC) = rows of bias, the starting point of a product added with beta = 1.
 void BroadcastBias(float* out, const float* bias, int N, int OC) {
-  BroadcastRowsKernel<<<BlocksFor(static_cast<int64_t>(N) * OC), kThreads, 0, context().stream>>>(
-      out, bias, N, OC);
+  BroadcastRowsKernel<<<grid_stride_blocks(static_cast<int64_t>(N) * OC, kThreads), kThreads, 0,
+                        context().stream>>>(out, bias, N, OC);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

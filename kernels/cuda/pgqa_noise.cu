@@ -4,6 +4,7 @@
 
 #include "common/philox.h"
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch_checks.h"
 
@@ -142,7 +143,7 @@ void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer,
   const int64_t L = static_cast<int64_t>(P) * d, total = static_cast<int64_t>(H) * L;
   if (total == 0) return;
   const cudaStream_t stream = context().stream;
-  const int64_t blocks = (total + kDrawThreads - 1) / kDrawThreads;
+  const int64_t blocks = blocks_for(total, kDrawThreads);
   check_grid("pgqa_make_noise", blocks);
   DrawNoiseKernel<<<static_cast<unsigned>(blocks), kDrawThreads, 0, stream>>>(
       noise, seed, step, layer, H / G, L, total);
