@@ -31,10 +31,6 @@ constexpr int kTimmClasses = 10;
 
 constexpr const char* kErrorPrefix = "dgqa: error:";
 
-bool HavePythonWithNumpy() {
-  return testing::RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
-}
-
 std::string Block(int layer, const std::string& suffix) {
   return "blocks." + std::to_string(layer) + "." + suffix;
 }
@@ -118,7 +114,7 @@ class ConvertTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!HavePythonWithNumpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+    if (!testing::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
     dir_ = testing::MakeTempDir("dgqa_convert_");
   }
   void TearDown() override {

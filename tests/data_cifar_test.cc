@@ -2,16 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "data/cifar_reader.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
+
+using testing::expect_contains;
+using testing::input_error_of;
 
 constexpr int kImageBytes = 3 * 32 * 32;
 
@@ -20,20 +21,6 @@ std::string image_bytes(int seed) {
   std::string bytes(kImageBytes, '\0');
   for (int i = 0; i < kImageBytes; ++i) bytes[i] = static_cast<char>((seed + i) % 256);
   return bytes;
-}
-
-std::string input_error_of(const std::function<void()>& read) {
-  try {
-    read();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError was thrown";
-  return "";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
 }
 
 class CifarReaderTest : public ::testing::Test {

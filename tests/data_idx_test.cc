@@ -4,17 +4,18 @@
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "data/idx_reader.h"
 #include "data/label_check.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
+
+using testing::expect_contains;
+using testing::input_error_of;
 
 constexpr uint32_t kImagesMagic = 0x00000803;
 constexpr uint32_t kLabelsMagic = 0x00000801;
@@ -38,21 +39,6 @@ void write_gzip(const std::string& path, const std::string& bytes) {
   ASSERT_EQ(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())),
             static_cast<int>(bytes.size()));
   ASSERT_EQ(gzclose(file), Z_OK);
-}
-
-// Runs `read`, which must throw InputError, and returns its message.
-std::string input_error_of(const std::function<void()>& read) {
-  try {
-    read();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError was thrown";
-  return "";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
 }
 
 // Three 2x3 images whose pixels count up from 0, with labels 4, 0, 2.

@@ -15,8 +15,11 @@
 namespace dgqa::cpu {
 namespace {
 
+using testing::ExpectAccumulated;
+using testing::NumericalGradient;
 using testing::RandomVector;
 using testing::ToDouble;
+using testing::WeightedSum;
 
 constexpr uint64_t kSeed = 1234;
 
@@ -161,23 +164,9 @@ TEST(PgqaNoiseBackwardTest, AccumulatesFiniteDifferenceGradient) {
                       s.P, s.H, s.G, s.d);
 
   auto loss = [&](const std::vector<double>& x_) {
-    const auto y_ = ReferenceForward(s, x_, noise);
-    double sum = 0.0;
-    for (size_t i = 0; i < y_.size(); ++i) sum += y_[i] * loss_weights[i];
-    return sum;
+    return WeightedSum(ReferenceForward(s, x_, noise), loss_weights);
   };
-  constexpr double kStep = 1e-5;
-  auto x_d = ToDouble(x);
-  for (int i = 0; i < s.x_size(); ++i) {
-    const double saved = x_d[i];
-    x_d[i] = saved + kStep;
-    const double plus = loss(x_d);
-    x_d[i] = saved - kStep;
-    const double minus = loss(x_d);
-    x_d[i] = saved;
-    const double expected = dx_initial[i] + (plus - minus) / (2 * kStep);
-    EXPECT_NEAR(dx[i], expected, 1e-4 + 1e-3 * std::fabs(expected)) << i;
-  }
+  ExpectAccumulated(dx, dx_initial, NumericalGradient(loss, ToDouble(x)), "dx");
 }
 
 // A constant row has std 0: its output is x - mean and its gradient dy - mean(dy), with no

@@ -14,10 +14,6 @@
 namespace dgqa {
 namespace {
 
-bool HavePythonWithNumpy() {
-  return testing::RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
-}
-
 // 0.5 * i - 3 for i = 0, 1, ...: values a Python check can recompute exactly.
 std::vector<float> Ramp(size_t n) {
   std::vector<float> values(n);
@@ -117,7 +113,7 @@ print("OK")
 )";
 
 TEST(NpyTest, NumpyReadsOurFilesAndWeReadNumpys) {
-  if (!HavePythonWithNumpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+  if (!testing::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
   const std::string dir = testing::MakeTempDir("npy");
   write_npy_f32(dir + "/matrix.npy", Ramp(6).data(), {2, 3});
   write_npy_f32(dir + "/vector.npy", Ramp(7).data(), {7});

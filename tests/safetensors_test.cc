@@ -37,10 +37,6 @@ void ExpectReadError(const std::string& path, const std::string& detail) {
   }
 }
 
-bool HavePythonWithNumpy() {
-  return testing::RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
-}
-
 TEST(SafetensorsTest, RoundTripKeepsNamesShapesValuesAndMetadata) {
   const std::string path = testing::MakeTempDir("safetensors") + "/model.safetensors";
   const std::vector<float> weight = testing::RandomVector(12, 7);
@@ -268,7 +264,7 @@ print("OK")
 )";
 
 TEST(SafetensorsTest, AnIndependentPythonReaderAgrees) {
-  if (!HavePythonWithNumpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+  if (!testing::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
   const std::string dir = testing::MakeTempDir("safetensors");
   std::vector<float> weight(12), cls(5, -0.5f);
   for (int i = 0; i < 12; ++i) weight[i] = i * 0.25f - 1.f;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,15 @@ int RunCommand(const std::string& command, std::string* output = nullptr);
 // Writes bytes to a file (overwrites).
 void WriteFile(const std::string& path, const std::string& bytes);
 std::string ReadFile(const std::string& path);
+
+// Runs `run`, which must throw InputError, and returns its message ("" and a test failure when
+// it throws none).
+std::string input_error_of(const std::function<void()>& run);
+
+// Expects part in text; a failure shows both.
+void expect_contains(const std::string& text, const std::string& part);
+
+// Whether /usr/bin/python3 imports numpy (the tests that check files with numpy need it).
+bool have_python_with_numpy();
 
 }  // namespace dgqa::testing
