@@ -5,7 +5,7 @@
 
 #include "kernels/cuda/bf16.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 namespace {
 
@@ -80,4 +80,4 @@ void Bf16ProductsCpuBackend::matmul_backward(float* dinp, float* dweight, float*
   }
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

@@ -23,7 +23,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/model_runs.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 class Bf16ProductsCpuBackend : public CpuBackend {
  public:
@@ -47,4 +47,4 @@ class Bf16ProductsCpuBackend : public CpuBackend {
 // products between image and loss and back, with fp32 attention, LayerNorm and softmax between.
 inline constexpr RunTolerance kBf16VersusFp32 = {2e-2, 3e-2, 1e-3, 5e-2, 1e-5, 1e-1, 1e-5};
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

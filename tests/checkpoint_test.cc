@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::ShellQuote;
+using tests::ShellQuote;
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
@@ -36,7 +36,7 @@ constexpr int kExitPreempted = 75;
 
 // How dgqa is started for a run of `ranks` ranks: directly, or under mpirun.
 std::string Launcher(int ranks) {
-  return ranks == 1 ? "" : testing::MpirunPrefix(ranks);
+  return ranks == 1 ? "" : tests::MpirunPrefix(ranks);
 }
 
 // No test may hang: every run of dgqa is killed after this long.
@@ -51,7 +51,7 @@ struct Result {
 
 Result Run(const std::string& command) {
   Result result;
-  result.exit_code = testing::RunCommand(command, &result.output);
+  result.exit_code = tests::RunCommand(command, &result.output);
   return result;
 }
 
@@ -74,13 +74,13 @@ std::string CheckpointDir(const std::string& out, int step) {
 
 std::string Latest(const std::string& out) {
   const std::string path = out + "/checkpoints/latest";
-  return testing::FileExists(path) ? testing::ReadFile(path) : "";
+  return tests::FileExists(path) ? tests::ReadFile(path) : "";
 }
 
 // The records of metrics.jsonl in order, without the wall-clock throughput.
 std::vector<json> Records(const std::string& out) {
   std::vector<json> records;
-  for (const std::string& line : testing::Lines(testing::ReadFile(out + "/metrics.jsonl"))) {
+  for (const std::string& line : tests::Lines(tests::ReadFile(out + "/metrics.jsonl"))) {
     json record = json::parse(line);
     record.erase("images_per_sec");
     records.push_back(std::move(record));
@@ -122,7 +122,7 @@ std::map<std::string, std::string> Snapshot(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
     const std::string name = fs::relative(entry.path(), dir).string();
-    files[name] = entry.is_directory() ? "<dir>" : testing::ReadFile(entry.path().string());
+    files[name] = entry.is_directory() ? "<dir>" : tests::ReadFile(entry.path().string());
   }
   return files;
 }
@@ -164,9 +164,9 @@ std::string Join(const std::vector<std::string>& names) {
 // Checks that a checkpoint directory holds the three files, and returns its step (-1 if not).
 int64_t CompleteCheckpointStep(const std::string& dir) {
   for (const char* file : {"state.pbtxt", "model.safetensors", "optimizer.safetensors"}) {
-    if (!testing::FileExists(dir + "/" + file)) return -1;
+    if (!tests::FileExists(dir + "/" + file)) return -1;
   }
-  for (const std::string& line : testing::Lines(testing::ReadFile(dir + "/state.pbtxt"))) {
+  for (const std::string& line : tests::Lines(tests::ReadFile(dir + "/state.pbtxt"))) {
     if (line.rfind("step: ", 0) == 0) return std::stoll(line.substr(6));
   }
   return -1;
@@ -185,10 +185,10 @@ class ScopeGuard {
 };
 
 void FlipByteInTheMiddle(const std::string& path) {
-  std::string bytes = testing::ReadFile(path);
+  std::string bytes = tests::ReadFile(path);
   ASSERT_GT(bytes.size(), 0u);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
-  testing::WriteFile(path, bytes);
+  tests::WriteFile(path, bytes);
 }
 
 void Truncate(const std::string& path) {
@@ -206,8 +206,8 @@ struct Training {
 // What the tests share, made on first use and removed when the program ends: the datasets, the
 // configs and the uninterrupted runs that interrupted ones are compared with.
 struct Shared {
-  std::string dir = testing::MakeTempDir("dgqa_checkpoint_");
-  std::optional<testing::FixtureDataset> dataset;
+  std::string dir = tests::MakeTempDir("dgqa_checkpoint_");
+  std::optional<tests::FixtureDataset> dataset;
   std::map<std::string, std::string> references;  // config and ranks -> output directory
 };
 
@@ -217,7 +217,7 @@ class SharedCleanup : public ::testing::Environment {
  public:
   void TearDown() override {
     if (shared == nullptr) return;
-    testing::RunCommand("rm -rf " + ShellQuote(shared->dir));
+    tests::RunCommand("rm -rf " + ShellQuote(shared->dir));
     delete shared;
     shared = nullptr;
   }
@@ -231,22 +231,22 @@ Shared& GetShared() {
   return *shared;
 }
 
-const testing::FixtureDataset& Dataset() {
+const tests::FixtureDataset& Dataset() {
   Shared& state = GetShared();
   if (state.dataset) return *state.dataset;
-  testing::FixtureDatasetOptions options;
+  tests::FixtureDatasetOptions options;
   options.train_count = 100;  // 12 steps of 8 per epoch: the runs cross epochs
   // Evaluating 3000 images after every step makes a step slow enough to interrupt.
   options.test_count = 3000;
   const std::string dir = state.dir + "/data";
   fs::create_directories(dir);
-  state.dataset = testing::WriteFixtureDataset(dir, options);
+  state.dataset = tests::WriteFixtureDataset(dir, options);
   return *state.dataset;
 }
 
 // The config file of a training run (written on first use).
 std::string Config(const Training& training) {
-  testing::FixtureConfig config;
+  tests::FixtureConfig config;
   config.attention = training.scheme;
   config.dgqa_window = 3;  // DGQA's cache and allocation carry over between steps
   config.max_steps = training.max_steps;
@@ -260,8 +260,8 @@ std::string Config(const Training& training) {
                            std::to_string(training.every_steps) + "_" +
                            std::to_string(training.keep_last) + (training.slow ? "_slow" : "");
   const std::string path = GetShared().dir + "/" + name + ".pbtxt";
-  if (!testing::FileExists(path)) {
-    testing::WriteFixtureConfig(path, Dataset(), config);
+  if (!tests::FileExists(path)) {
+    tests::WriteFixtureConfig(path, Dataset(), config);
   }
   return path;
 }
@@ -295,7 +295,7 @@ class CheckpointTest : public ::testing::Test {
   // A copy of an output directory for a test to change.
   std::string CopyOf(const std::string& out, const std::string& name) {
     const std::string copy = test_dir_ + "/" + name;
-    EXPECT_EQ(testing::RunCommand("cp -a " + ShellQuote(out) + " " + ShellQuote(copy)), 0);
+    EXPECT_EQ(tests::RunCommand("cp -a " + ShellQuote(out) + " " + ShellQuote(copy)), 0);
     return copy;
   }
 
@@ -311,13 +311,13 @@ void ExpectSameRun(const std::string& reference, const std::string& out, int las
   std::vector<int64_t> all_steps;
   for (int step = 1; step <= last_step; ++step) all_steps.push_back(step);
   EXPECT_EQ(TrainSteps(actual), all_steps);
-  EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") ==
-              testing::ReadFile(reference + "/model.safetensors"))
+  EXPECT_TRUE(tests::ReadFile(out + "/model.safetensors") ==
+              tests::ReadFile(reference + "/model.safetensors"))
       << out << "/model.safetensors differs from the uninterrupted run's";
   const std::string last = CheckpointDir(out, last_step);
   for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
-    EXPECT_TRUE(testing::ReadFile(last + "/" + file) ==
-                testing::ReadFile(CheckpointDir(reference, last_step) + "/" + file))
+    EXPECT_TRUE(tests::ReadFile(last + "/" + file) ==
+                tests::ReadFile(CheckpointDir(reference, last_step) + "/" + file))
         << last << "/" << file << " differs from the uninterrupted run's";
   }
 }
@@ -346,10 +346,10 @@ std::string KillAfterCheckpoint(int ranks, const std::string& config, const std:
                   : std::string("victim=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n")) +
       "[ -n \"$victim\" ] && kill -KILL $victim && echo killed\n"
       "wait $launcher; echo status=$?\n";
-  testing::WriteFile(out + ".sh", script);
+  tests::WriteFile(out + ".sh", script);
   std::string report;
-  testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
-  return report + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+  tests::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + tests::ReadFile(out + ".log");
 }
 
 struct KillCase {
@@ -376,7 +376,7 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   EXPECT_FALSE(Contains(report, "status=0\n")) << report;
   // The kill came between the two checkpoints: training did not finish.
   ASSERT_EQ(Latest(out), "step_00000015") << report;
-  ASSERT_FALSE(testing::FileExists(out + "/model.safetensors")) << report;
+  ASSERT_FALSE(tests::FileExists(out + "/model.safetensors")) << report;
   ASSERT_EQ(CompleteCheckpointStep(CheckpointDir(out, 15)), 15);
 
   const Result resumed = Train(kill.ranks, config, out, "--resume auto");
@@ -409,16 +409,16 @@ TEST_F(CheckpointTest, ResumingAFinishedRunAddsNothing) {
   const Result first = Train(1, config, out, "");
   ASSERT_EQ(first.exit_code, kExitOk) << first.output;
   ASSERT_EQ(Latest(out), "step_00000010");
-  const std::string metrics = testing::ReadFile(out + "/metrics.jsonl");
-  const std::string model = testing::ReadFile(out + "/model.safetensors");
-  ASSERT_EQ(testing::CountLinesContaining(metrics, "\"kind\":\"eval\""), 1);
+  const std::string metrics = tests::ReadFile(out + "/metrics.jsonl");
+  const std::string model = tests::ReadFile(out + "/model.safetensors");
+  ASSERT_EQ(tests::CountLinesContaining(metrics, "\"kind\":\"eval\""), 1);
 
   const Result resumed = Train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
   EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 10)))
       << resumed.output;
-  EXPECT_EQ(testing::ReadFile(out + "/metrics.jsonl"), metrics);
-  EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") == model);
+  EXPECT_EQ(tests::ReadFile(out + "/metrics.jsonl"), metrics);
+  EXPECT_TRUE(tests::ReadFile(out + "/model.safetensors") == model);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,10 +452,10 @@ std::string SignalRun(int ranks, const std::string& config, const std::string& o
       signal +
       " $victims\n"
       "wait $launcher; echo status=$?\n";
-  testing::WriteFile(out + ".sh", script);
+  tests::WriteFile(out + ".sh", script);
   std::string report;
-  testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
-  return report + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+  tests::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + tests::ReadFile(out + ".log");
 }
 
 // Expects what a stop on request leaves: a complete checkpoint named by `latest`, after a step
@@ -472,7 +472,7 @@ int64_t ExpectStoppedCleanly(const std::string& out, int max_steps, const std::s
   for (const std::string& name : CheckpointEntries(out)) {
     EXPECT_EQ(name.find(".tmp"), std::string::npos) << "left behind: " << name;
   }
-  EXPECT_FALSE(testing::FileExists(out + "/model.safetensors")) << report;
+  EXPECT_FALSE(tests::FileExists(out + "/model.safetensors")) << report;
   return step;
 }
 
@@ -590,7 +590,7 @@ TEST_F(CheckpointTest, EvalOfACheckpointIsEvalOfItsWeights) {
   // The JSON line each printed (the output holds the log lines too).
   auto json_line = [](const std::string& output) {
     std::string last;
-    for (const std::string& line : testing::Lines(output)) {
+    for (const std::string& line : tests::Lines(output)) {
       if (!line.empty() && line[0] == '{') last = line;
     }
     return last;
@@ -626,12 +626,12 @@ TEST_F(CheckpointTest, LeftoversOfAKilledCheckpointWriteAreIgnored) {
   const std::string out = CopyOf(reference, "killed_while_writing");
   const std::string checkpoints = out + "/checkpoints";
   const std::string temp = checkpoints + "/.step_00000020.tmp.99999";
-  ASSERT_EQ(
-      testing::RunCommand("mv " + ShellQuote(CheckpointDir(out, 20)) + " " + ShellQuote(temp)), 0);
+  ASSERT_EQ(tests::RunCommand("mv " + ShellQuote(CheckpointDir(out, 20)) + " " + ShellQuote(temp)),
+            0);
   fs::remove(temp + "/state.pbtxt");
   Truncate(temp + "/optimizer.safetensors");
-  testing::WriteFile(checkpoints + "/latest", "step_00000015");
-  testing::WriteFile(checkpoints + "/latest.tmp.99999", "step_000");
+  tests::WriteFile(checkpoints + "/latest", "step_00000015");
+  tests::WriteFile(checkpoints + "/latest.tmp.99999", "step_000");
   fs::remove(out + "/model.safetensors");
 
   const Result resumed = Train(1, config, out, "--resume auto");
@@ -706,16 +706,16 @@ TEST_F(CheckpointTest, CheckpointOfAnotherModelIsRefused) {
 std::string MakeUnwritable(const std::string& dir) {
   std::string undo;
   if (getuid() == 0) {
-    if (testing::RunCommand("chattr +i " + ShellQuote(dir)) != 0) return "";
+    if (tests::RunCommand("chattr +i " + ShellQuote(dir)) != 0) return "";
     undo = "chattr -i " + ShellQuote(dir);
   } else {
-    if (testing::RunCommand("chmod 0555 " + ShellQuote(dir)) != 0) return "";
+    if (tests::RunCommand("chmod 0555 " + ShellQuote(dir)) != 0) return "";
     undo = "chmod 0755 " + ShellQuote(dir);
   }
   // It must really refuse a new entry.
-  if (testing::RunCommand("mkdir " + ShellQuote(dir + "/probe")) == 0) {
-    testing::RunCommand(undo);
-    testing::RunCommand("rmdir " + ShellQuote(dir + "/probe"));
+  if (tests::RunCommand("mkdir " + ShellQuote(dir + "/probe")) == 0) {
+    tests::RunCommand(undo);
+    tests::RunCommand("rmdir " + ShellQuote(dir + "/probe"));
     return "";
   }
   return undo;
@@ -729,7 +729,7 @@ TEST_F(CheckpointTest, UnwritableCheckpointDirectoryFailsAndKeepsTheCheckpoints)
   const auto before = Snapshot(checkpoints);
   const std::string undo = MakeUnwritable(checkpoints);
   if (undo.empty()) GTEST_SKIP() << "cannot make a directory unwritable here";
-  const ScopeGuard restore([&] { testing::RunCommand(undo); });
+  const ScopeGuard restore([&] { tests::RunCommand(undo); });
 
   const Result result = Train(1, config, out, "--resume auto --set train.max_steps=30");
   EXPECT_EQ(result.exit_code, kExitFailure) << result.output;
@@ -757,13 +757,13 @@ TEST_F(CheckpointTest, FullDiskFailsCleanlyAndKeepsTheCheckpoints) {
                          checkpoint_bytes / 2;
   const std::string mount = test_dir_ + "/tmpfs";
   fs::create_directories(mount);
-  if (testing::RunCommand("mount -t tmpfs -o size=" + std::to_string(size / 1024) + "k tmpfs " +
-                          ShellQuote(mount)) != 0) {
+  if (tests::RunCommand("mount -t tmpfs -o size=" + std::to_string(size / 1024) + "k tmpfs " +
+                        ShellQuote(mount)) != 0) {
     GTEST_SKIP() << "cannot mount a tmpfs here";
   }
   const ScopeGuard unmount([&] {
-    if (testing::RunCommand("umount " + ShellQuote(mount)) != 0) {
-      testing::RunCommand("umount -l " + ShellQuote(mount));
+    if (tests::RunCommand("umount " + ShellQuote(mount)) != 0) {
+      tests::RunCommand("umount -l " + ShellQuote(mount));
     }
   });
   const std::string out = mount + "/out";
@@ -771,7 +771,7 @@ TEST_F(CheckpointTest, FullDiskFailsCleanlyAndKeepsTheCheckpoints) {
   EXPECT_EQ(result.exit_code, kExitFailure) << result.output;
   EXPECT_TRUE(Contains(result.output, out + "/checkpoints/")) << result.output;
   EXPECT_TRUE(Contains(result.output, "No space left on device")) << result.output;
-  EXPECT_FALSE(testing::FileExists(out + "/model.safetensors"));
+  EXPECT_FALSE(tests::FileExists(out + "/model.safetensors"));
   // The checkpoints written before the disk filled up are complete and the reference's.
   EXPECT_EQ(Latest(out), "step_00000010") << result.output;
   for (int step : {5, 10}) {
@@ -780,7 +780,7 @@ TEST_F(CheckpointTest, FullDiskFailsCleanlyAndKeepsTheCheckpoints) {
               "")
         << "step " << step;
   }
-  EXPECT_FALSE(testing::FileExists(CheckpointDir(out, 15)));
+  EXPECT_FALSE(tests::FileExists(CheckpointDir(out, 15)));
   // The failed checkpoint leaves nothing behind to fill the disk further (its temporary
   // directory would never be removed: pruning and later writes only see step_* directories).
   EXPECT_EQ(Join(CheckpointEntries(out)), "latest step_00000005 step_00000010")
@@ -789,13 +789,12 @@ TEST_F(CheckpointTest, FullDiskFailsCleanlyAndKeepsTheCheckpoints) {
   // The newest complete one resumes (from a copy outside the full disk) to the same end.
   const std::string copy = test_dir_ + "/step_00000010";
   ASSERT_EQ(
-      testing::RunCommand("cp -a " + ShellQuote(CheckpointDir(out, 10)) + " " + ShellQuote(copy)),
-      0);
+      tests::RunCommand("cp -a " + ShellQuote(CheckpointDir(out, 10)) + " " + ShellQuote(copy)), 0);
   const std::string continued = test_dir_ + "/continued";
   const Result resumed = Train(1, config, continued, "--resume " + ShellQuote(copy));
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(testing::ReadFile(continued + "/model.safetensors") ==
-              testing::ReadFile(reference + "/model.safetensors"));
+  EXPECT_TRUE(tests::ReadFile(continued + "/model.safetensors") ==
+              tests::ReadFile(reference + "/model.safetensors"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,16 +16,16 @@
 namespace dgqa {
 namespace {
 
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::ShellQuote;
 
 constexpr const char* kErrorPrefix = "dgqa: error:";
 
 // The one line of stderr that holds the error ("" when there is none).
 std::string ErrorLine(const std::string& err) {
-  for (const std::string& line : testing::Lines(err)) {
+  for (const std::string& line : tests::Lines(err)) {
     if (line.find(kErrorPrefix) != std::string::npos) return line;
   }
   return "";
@@ -34,7 +34,7 @@ std::string ErrorLine(const std::string& err) {
 // Exit code 2 and exactly one error line, which contains every one of needles.
 void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needles) {
   EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
+  EXPECT_EQ(tests::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
   EXPECT_EQ(run.err.find("dgqa: failed:"), std::string::npos) << "stderr:\n" << run.err;
   const std::string line = ErrorLine(run.err);
   for (const std::string& needle : needles) {
@@ -59,15 +59,15 @@ class BadInputTest : public ::testing::Test {
  protected:
   // One valid dataset, and the weights of a short valid GQA run and DGQA_EMA run on it.
   static void SetUpTestSuite() {
-    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_bad_input_suite_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    suite_dir_ = new std::string(tests::MakeTempDir("dgqa_bad_input_suite_"));
+    data_ = new FixtureDataset(tests::WriteFixtureDataset(*suite_dir_));
     for (const std::string scheme : {"GQA", "DGQA_EMA"}) {
       FixtureConfig config;
       config.attention = scheme;
       config.max_steps = 2;
       const std::string path =
-          testing::WriteFixtureConfig(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
-      const DgqaRun run = testing::RunDgqa(
+          tests::WriteFixtureConfig(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
+      const DgqaRun run = tests::RunDgqa(
           "train --config " + ShellQuote(path) + " --out " + ShellQuote(*suite_dir_ + "/" + scheme),
           *suite_dir_);
       ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -79,7 +79,7 @@ class BadInputTest : public ::testing::Test {
     delete suite_dir_;
   }
 
-  void SetUp() override { dir_ = testing::MakeTempDir("dgqa_bad_input_"); }
+  void SetUp() override { dir_ = tests::MakeTempDir("dgqa_bad_input_"); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   static std::string ValidWeights(const std::string& scheme = "GQA") {
@@ -87,15 +87,15 @@ class BadInputTest : public ::testing::Test {
   }
 
   std::string WriteConfig(const FixtureConfig& config, const FixtureDataset& data) {
-    return testing::WriteFixtureConfig(dir_ + "/config.pbtxt", data, config);
+    return tests::WriteFixtureConfig(dir_ + "/config.pbtxt", data, config);
   }
   std::string WriteConfig(const FixtureConfig& config = {}) { return WriteConfig(config, *data_); }
   std::string WriteConfigText(const std::string& text) {
-    testing::WriteFile(dir_ + "/config.pbtxt", text);
+    tests::WriteFile(dir_ + "/config.pbtxt", text);
     return dir_ + "/config.pbtxt";
   }
 
-  DgqaRun Run(const std::string& args) { return testing::RunDgqa(args, dir_); }
+  DgqaRun Run(const std::string& args) { return tests::RunDgqa(args, dir_); }
 
   // `dgqa train --config config --out DIR ARGS` must fail with an input error naming needles,
   // before training: nothing of a training run may appear in the out dir.
@@ -106,11 +106,11 @@ class BadInputTest : public ::testing::Test {
         Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args);
     ExpectInputError(run, needles);
     const std::string metrics = out + "/metrics.jsonl";
-    if (testing::FileExists(metrics)) {
-      EXPECT_EQ(testing::ReadFile(metrics).find("\"train\""), std::string::npos)
+    if (tests::FileExists(metrics)) {
+      EXPECT_EQ(tests::ReadFile(metrics).find("\"train\""), std::string::npos)
           << "a train line was written before the input was rejected";
     }
-    EXPECT_FALSE(testing::FileExists(out + "/model.safetensors"));
+    EXPECT_FALSE(tests::FileExists(out + "/model.safetensors"));
   }
 
   // `dgqa eval --config config --init-from weights --logits-out FILE` must fail likewise and
@@ -122,7 +122,7 @@ class BadInputTest : public ::testing::Test {
                             ShellQuote(weights) + " --logits-out " + ShellQuote(logits));
     ExpectInputError(run, needles);
     EXPECT_TRUE(run.out.empty()) << "eval printed a result: " << run.out;
-    EXPECT_FALSE(testing::FileExists(logits));
+    EXPECT_FALSE(tests::FileExists(logits));
   }
 
   // Both of the above for a weights file.
@@ -158,7 +158,7 @@ class BadInputTest : public ::testing::Test {
   FixtureDataset WithFile(std::string FixtureDataset::*file, const std::string& bytes) {
     FixtureDataset data = *data_;
     data.*file = dir_ + "/replaced-idx";
-    testing::WriteFile(data.*file, bytes);
+    tests::WriteFile(data.*file, bytes);
     return data;
   }
 
@@ -176,7 +176,7 @@ TEST_F(BadInputTest, ValidFixtureTrains) {  // the baseline the other tests chan
   const DgqaRun run =
       Run("train --config " + ShellQuote(WriteConfig()) + " --out " + ShellQuote(dir_ + "/out"));
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 0);
+  EXPECT_EQ(tests::CountLinesContaining(run.err, kErrorPrefix), 0);
 }
 
 TEST_F(BadInputTest, UnknownFieldInModel) {
@@ -274,7 +274,7 @@ TEST_F(BadInputTest, MissingTestLabels) {
 }
 
 TEST_F(BadInputTest, TruncatedImages) {
-  const std::string bytes = testing::IdxImagesBytes(data_->train);
+  const std::string bytes = tests::IdxImagesBytes(data_->train);
   const FixtureDataset data =
       WithFile(&FixtureDataset::train_images, bytes.substr(0, bytes.size() - 10));
   ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
@@ -282,46 +282,44 @@ TEST_F(BadInputTest, TruncatedImages) {
 
 TEST_F(BadInputTest, TruncatedHeader) {
   const FixtureDataset data =
-      WithFile(&FixtureDataset::test_labels, testing::IdxLabelsBytes(data_->test).substr(0, 6));
+      WithFile(&FixtureDataset::test_labels, tests::IdxLabelsBytes(data_->test).substr(0, 6));
   ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels});
 }
 
 TEST_F(BadInputTest, TruncatedGzipFile) {
   FixtureDataset data = *data_;
-  const std::string gzipped = testing::ReadFile(data_->train_images);
+  const std::string gzipped = tests::ReadFile(data_->train_images);
   data.train_images = dir_ + "/truncated-images-idx3-ubyte.gz";
-  testing::WriteFile(data.train_images, gzipped.substr(0, gzipped.size() / 2));
+  tests::WriteFile(data.train_images, gzipped.substr(0, gzipped.size() / 2));
   ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
 }
 
 TEST_F(BadInputTest, WrongImagesMagic) {
   // A labels file where the images belong.
   const FixtureDataset data =
-      WithFile(&FixtureDataset::train_images, testing::IdxLabelsBytes(data_->train));
+      WithFile(&FixtureDataset::train_images, tests::IdxLabelsBytes(data_->train));
   ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images, "magic"});
 }
 
 TEST_F(BadInputTest, WrongLabelsMagic) {
-  std::string bytes = testing::IdxLabelsBytes(data_->test);
+  std::string bytes = tests::IdxLabelsBytes(data_->test);
   bytes[3] = 0x03;
   const FixtureDataset data = WithFile(&FixtureDataset::test_labels, bytes);
   ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels, "magic"});
 }
 
 TEST_F(BadInputTest, ImageAndLabelCountsDiffer) {
-  testing::FixtureSplit fewer = data_->train;
+  tests::FixtureSplit fewer = data_->train;
   fewer.count -= 1;
   fewer.labels.pop_back();
-  const FixtureDataset data =
-      WithFile(&FixtureDataset::train_labels, testing::IdxLabelsBytes(fewer));
+  const FixtureDataset data = WithFile(&FixtureDataset::train_labels, tests::IdxLabelsBytes(fewer));
   ExpectTrainRejected(WriteConfig({}, data), "", {data.train_labels});
 }
 
 TEST_F(BadInputTest, LabelNotBelowNumClasses) {
-  testing::FixtureSplit split = data_->test;
+  tests::FixtureSplit split = data_->test;
   split.labels[5] = 9;
-  const FixtureDataset data =
-      WithFile(&FixtureDataset::test_labels, testing::IdxLabelsBytes(split));
+  const FixtureDataset data = WithFile(&FixtureDataset::test_labels, tests::IdxLabelsBytes(split));
   ExpectTrainRejected(WriteConfig({}, data), "", {data.test_labels, "model.num_classes"});
 }
 
@@ -343,29 +341,29 @@ TEST_F(BadInputTest, BatchLargerThanTheTrainingSet) {
 }
 
 TEST_F(BadInputTest, EmptyTrainingSet) {
-  testing::FixtureSplit empty = data_->train;
+  tests::FixtureSplit empty = data_->train;
   empty.count = 0;
   empty.pixels.clear();
   empty.labels.clear();
   FixtureDataset data = *data_;
   data.train_images = dir_ + "/empty-images-idx3-ubyte";
   data.train_labels = dir_ + "/empty-labels-idx1-ubyte";
-  testing::WriteFile(data.train_images, testing::IdxImagesBytes(empty));
-  testing::WriteFile(data.train_labels, testing::IdxLabelsBytes(empty));
+  tests::WriteFile(data.train_images, tests::IdxImagesBytes(empty));
+  tests::WriteFile(data.train_labels, tests::IdxLabelsBytes(empty));
   ExpectTrainRejected(WriteConfig({}, data), "", {});
 }
 
 TEST_F(BadInputTest, EmptyTestSet) {
   // An evaluation of no examples has no loss or accuracy: refused, not reported as loss 0.
-  testing::FixtureSplit empty = data_->test;
+  tests::FixtureSplit empty = data_->test;
   empty.count = 0;
   empty.pixels.clear();
   empty.labels.clear();
   FixtureDataset data = *data_;
   data.test_images = dir_ + "/empty-images-idx3-ubyte";
   data.test_labels = dir_ + "/empty-labels-idx1-ubyte";
-  testing::WriteFile(data.test_images, testing::IdxImagesBytes(empty));
-  testing::WriteFile(data.test_labels, testing::IdxLabelsBytes(empty));
+  tests::WriteFile(data.test_images, tests::IdxImagesBytes(empty));
+  tests::WriteFile(data.test_labels, tests::IdxLabelsBytes(empty));
   const std::string config = WriteConfig({}, data);
   ExpectTrainRejected(config, "", {});
   ExpectEvalRejected(config, ValidWeights(), {});
@@ -373,11 +371,11 @@ TEST_F(BadInputTest, EmptyTestSet) {
 
 TEST_F(BadInputTest, OutIsAFile) {
   const std::string out = dir_ + "/out";
-  testing::WriteFile(out, "not a directory");
+  tests::WriteFile(out, "not a directory");
   const DgqaRun run =
       Run("train --config " + ShellQuote(WriteConfig()) + " --out " + ShellQuote(out));
   ExpectInputError(run, {out});
-  EXPECT_EQ(testing::ReadFile(out), "not a directory");
+  EXPECT_EQ(tests::ReadFile(out), "not a directory");
 }
 
 // ---- The weights given to --init-from --------------------------------------------------------
@@ -452,18 +450,18 @@ TEST_F(BadInputTest, WeightsWithAnIntegerTensor) {
 }
 
 TEST_F(BadInputTest, TruncatedWeightsFile) {
-  const std::string bytes = testing::ReadFile(ValidWeights());
+  const std::string bytes = tests::ReadFile(ValidWeights());
   const std::string weights = dir_ + "/truncated.safetensors";
-  testing::WriteFile(weights, bytes.substr(0, bytes.size() - 100));
+  tests::WriteFile(weights, bytes.substr(0, bytes.size() - 100));
   ExpectWeightsRejected(weights, {});
 }
 
 TEST_F(BadInputTest, WeightsFileWithABrokenHeader) {
-  std::string bytes = testing::ReadFile(ValidWeights());
+  std::string bytes = tests::ReadFile(ValidWeights());
   bytes[8] = '[';  // the JSON header no longer parses as an object
   bytes[9] = '!';
   const std::string weights = dir_ + "/broken.safetensors";
-  testing::WriteFile(weights, bytes);
+  tests::WriteFile(weights, bytes);
   ExpectWeightsRejected(weights, {});
 }
 
@@ -514,7 +512,7 @@ TEST_F(BadInputTest, FlagWithoutValue) {
 
 TEST_F(BadInputTest, MissingConfigFlag) {
   ExpectInputError(Run("train --out " + ShellQuote(dir_ + "/out")), {"--config"});
-  EXPECT_FALSE(testing::FileExists(dir_ + "/out"));
+  EXPECT_FALSE(tests::FileExists(dir_ + "/out"));
   ExpectInputError(Run("eval --init-from " + ShellQuote(ValidWeights())), {"--config"});
 }
 
@@ -581,8 +579,8 @@ TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
   const std::string out = dir_ + "/out";
   const DgqaRun good = Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out));
   ASSERT_EQ(good.exit_code, 0) << good.err;
-  const std::string model = testing::ReadFile(out + "/model.safetensors");
-  const std::string metrics = testing::ReadFile(out + "/metrics.jsonl");
+  const std::string model = tests::ReadFile(out + "/model.safetensors");
+  const std::string metrics = tests::ReadFile(out + "/metrics.jsonl");
 
   const std::string bad_weights =
       EditedWeights("bad.safetensors", [](const SafetensorsFile&, const std::string& name,
@@ -596,9 +594,9 @@ TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
     const DgqaRun run =
         Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args);
     EXPECT_EQ(run.exit_code, 2) << args << ":\n" << run.err;
-    EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") == model)
+    EXPECT_TRUE(tests::ReadFile(out + "/model.safetensors") == model)
         << "model.safetensors changed by a failed run with " << args;
-    EXPECT_EQ(testing::ReadFile(out + "/metrics.jsonl"), metrics)
+    EXPECT_EQ(tests::ReadFile(out + "/metrics.jsonl"), metrics)
         << "metrics.jsonl changed by a failed run with " << args;
   }
   std::vector<std::string> left;
@@ -611,11 +609,11 @@ TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
 
   // A failed eval leaves an existing logits file alone.
   const std::string logits = dir_ + "/logits.npy";
-  testing::WriteFile(logits, "earlier logits");
+  tests::WriteFile(logits, "earlier logits");
   const DgqaRun eval = Run("eval --config " + ShellQuote(config) + " --init-from " +
                            ShellQuote(bad_weights) + " --logits-out " + ShellQuote(logits));
   EXPECT_EQ(eval.exit_code, 2) << eval.err;
-  EXPECT_EQ(testing::ReadFile(logits), "earlier logits");
+  EXPECT_EQ(tests::ReadFile(logits), "earlier logits");
 }
 
 }  // namespace

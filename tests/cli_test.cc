@@ -21,10 +21,10 @@ namespace dgqa {
 namespace {
 
 using nlohmann::json;
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::ShellQuote;
 
 const std::vector<std::string> kSchemes = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
@@ -52,11 +52,11 @@ int KvHeads(const std::string& scheme) {
 // The records of a metrics.jsonl file; a line that is not JSON is a test failure.
 std::vector<json> ReadMetrics(const std::string& path) {
   std::vector<json> records;
-  if (!testing::FileExists(path)) {
+  if (!tests::FileExists(path)) {
     ADD_FAILURE() << path << " does not exist";
     return records;
   }
-  for (const std::string& line : testing::Lines(testing::ReadFile(path))) {
+  for (const std::string& line : tests::Lines(tests::ReadFile(path))) {
     try {
       records.push_back(json::parse(line));
     } catch (const json::exception& error) {
@@ -108,8 +108,8 @@ double ArgmaxAccuracy(const NpyArray& logits, const std::vector<uint8_t>& labels
 class CliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    data_dir_ = new std::string(testing::MakeTempDir("dgqa_cli_data_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*data_dir_));
+    data_dir_ = new std::string(tests::MakeTempDir("dgqa_cli_data_"));
+    data_ = new FixtureDataset(tests::WriteFixtureDataset(*data_dir_));
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*data_dir_);
@@ -119,27 +119,27 @@ class CliTest : public ::testing::Test {
     data_dir_ = nullptr;
   }
 
-  void SetUp() override { dir_ = testing::MakeTempDir("dgqa_cli_"); }
+  void SetUp() override { dir_ = tests::MakeTempDir("dgqa_cli_"); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string WriteConfig(const FixtureConfig& config, const std::string& name = "config.pbtxt") {
-    return testing::WriteFixtureConfig(dir_ + "/" + name, *data_, config);
+    return tests::WriteFixtureConfig(dir_ + "/" + name, *data_, config);
   }
 
   // `dgqa train --config config --out out ARGS`; expects success.
   void Train(const std::string& config, const std::string& out, const std::string& args = "") {
-    const DgqaRun run = testing::RunDgqa(
+    const DgqaRun run = tests::RunDgqa(
         "train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args, dir_);
     ASSERT_EQ(run.exit_code, 0) << "dgqa train failed:\n" << run.err;
   }
 
   // `dgqa eval --config config --init-from weights ARGS`; expects success and one JSON line.
   json Eval(const std::string& config, const std::string& weights, const std::string& args = "") {
-    const DgqaRun run = testing::RunDgqa(
+    const DgqaRun run = tests::RunDgqa(
         "eval --config " + ShellQuote(config) + " --init-from " + ShellQuote(weights) + " " + args,
         dir_);
     EXPECT_EQ(run.exit_code, 0) << "dgqa eval failed:\n" << run.err;
-    const std::vector<std::string> lines = testing::Lines(run.out);
+    const std::vector<std::string> lines = tests::Lines(run.out);
     EXPECT_EQ(lines.size(), 1u) << "stdout of dgqa eval:\n" << run.out;
     if (lines.empty()) return json();
     try {
@@ -159,7 +159,7 @@ std::string* CliTest::data_dir_ = nullptr;
 FixtureDataset* CliTest::data_ = nullptr;
 
 TEST_F(CliTest, HelpPrintsUsage) {
-  const DgqaRun run = testing::RunDgqa("help", dir_);
+  const DgqaRun run = tests::RunDgqa("help", dir_);
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_NE(run.out.find("dgqa train"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("dgqa eval"), std::string::npos) << run.out;
@@ -250,7 +250,7 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
 
   // The weights: docs/design.md §4 names and shapes, and DGQA's state.
   const std::string weights = out + "/model.safetensors";
-  ASSERT_TRUE(testing::FileExists(weights));
+  ASSERT_TRUE(tests::FileExists(weights));
   const SafetensorsFile file = SafetensorsFile::read(weights);
   EXPECT_EQ(file.get("patch_embed.proj.weight").shape, (std::vector<int64_t>{16, 1, 4, 4}));
   EXPECT_EQ(file.get("pos_embed").shape, (std::vector<int64_t>{1, 5, 16}));
@@ -308,8 +308,8 @@ TEST_P(SchemeTest, SameSeedGivesIdenticalRuns) {
   const std::vector<std::string> b = losses(ReadMetrics(dir_ + "/b/metrics.jsonl"));
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, b);
-  EXPECT_TRUE(testing::ReadFile(dir_ + "/a/model.safetensors") ==
-              testing::ReadFile(dir_ + "/b/model.safetensors"))
+  EXPECT_TRUE(tests::ReadFile(dir_ + "/a/model.safetensors") ==
+              tests::ReadFile(dir_ + "/b/model.safetensors"))
       << "model.safetensors differs between two runs with the same seed";
 }
 
@@ -332,8 +332,8 @@ TEST_P(SchemeTest, EvaluationDoesNotDisturbTraining) {
   EXPECT_EQ(OfKind(busy, "eval").size(), 5u);
   EXPECT_EQ(train_losses(quiet), train_losses(busy));
   EXPECT_EQ(OfKind(quiet, "allocation"), OfKind(busy, "allocation"));
-  EXPECT_TRUE(testing::ReadFile(dir_ + "/quiet/model.safetensors") ==
-              testing::ReadFile(dir_ + "/busy/model.safetensors"))
+  EXPECT_TRUE(tests::ReadFile(dir_ + "/quiet/model.safetensors") ==
+              tests::ReadFile(dir_ + "/busy/model.safetensors"))
       << "evaluating during training changed the trained weights";
 }
 
@@ -370,13 +370,13 @@ TEST_P(SchemeTest, DivergingTrainingEndsCleanly) {
   const std::string scheme = GetParam();
   const std::string config = WriteConfig(SchemeConfig(scheme, 3));
   const std::string out = dir_ + "/out";
-  const DgqaRun run = testing::RunDgqa("train --config " + ShellQuote(config) + " --out " +
-                                           ShellQuote(out) + " --set optimizer.lr=1e30",
-                                       dir_);
+  const DgqaRun run = tests::RunDgqa("train --config " + ShellQuote(config) + " --out " +
+                                         ShellQuote(out) + " --set optimizer.lr=1e30",
+                                     dir_);
   // The run stops at the first non-finite loss or key norm, saying so.
   ASSERT_EQ(run.exit_code, 1) << run.err;
   std::string failure;
-  for (const std::string& line : testing::Lines(run.err)) {
+  for (const std::string& line : tests::Lines(run.err)) {
     if (line.find("dgqa: failed:") != std::string::npos) failure = line;
   }
   EXPECT_NE(failure.find("diverged"), std::string::npos) << run.err;
@@ -397,8 +397,8 @@ TEST_F(CliTest, DifferentSeedsGiveDifferentRuns) {
   const std::string config = WriteConfig(SchemeConfig("GQA", 3));
   ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
   ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/b", "--set seed=8"));
-  EXPECT_FALSE(testing::ReadFile(dir_ + "/a/model.safetensors") ==
-               testing::ReadFile(dir_ + "/b/model.safetensors"));
+  EXPECT_FALSE(tests::ReadFile(dir_ + "/a/model.safetensors") ==
+               tests::ReadFile(dir_ + "/b/model.safetensors"));
 }
 
 TEST_F(CliTest, ThreadCountDoesNotChangeTheResult) {
@@ -407,8 +407,8 @@ TEST_F(CliTest, ThreadCountDoesNotChangeTheResult) {
   const std::string config = WriteConfig(SchemeConfig("DGQA_EMA", 6));
   ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/one", "--set train.threads=1"));
   ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/three", "--set train.threads=3"));
-  EXPECT_TRUE(testing::ReadFile(dir_ + "/one/model.safetensors") ==
-              testing::ReadFile(dir_ + "/three/model.safetensors"));
+  EXPECT_TRUE(tests::ReadFile(dir_ + "/one/model.safetensors") ==
+              tests::ReadFile(dir_ + "/three/model.safetensors"));
 }
 
 TEST_F(CliTest, EvalEveryStepsOverride) {
@@ -454,11 +454,11 @@ TEST_F(CliTest, LogEveryStepsZeroIsRefused) {
   // Logging needs a period of at least one step; 0 is bad input, not a crash (step % 0).
   const std::string config = WriteConfig(SchemeConfig("GQA", 3));
   const std::string out = dir_ + "/out";
-  const DgqaRun run = testing::RunDgqa("train --config " + ShellQuote(config) + " --out " +
-                                           ShellQuote(out) + " --set train.log_every_steps=0",
-                                       dir_);
+  const DgqaRun run = tests::RunDgqa("train --config " + ShellQuote(config) + " --out " +
+                                         ShellQuote(out) + " --set train.log_every_steps=0",
+                                     dir_);
   EXPECT_EQ(run.exit_code, 2) << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, "dgqa: error:"), 1) << run.err;
+  EXPECT_EQ(tests::CountLinesContaining(run.err, "dgqa: error:"), 1) << run.err;
   EXPECT_NE(run.err.find("train.log_every_steps"), std::string::npos) << run.err;
 }
 
@@ -526,7 +526,7 @@ TEST_F(CliTest, TrainFromWeightsWithZeroLearningRateKeepsThem) {
   const std::string weights = dir_ + "/a/model.safetensors";
   ASSERT_NO_FATAL_FAILURE(
       Train(config, dir_ + "/b", "--init-from " + ShellQuote(weights) + " --set optimizer.lr=0"));
-  EXPECT_TRUE(testing::ReadFile(weights) == testing::ReadFile(dir_ + "/b/model.safetensors"))
+  EXPECT_TRUE(tests::ReadFile(weights) == tests::ReadFile(dir_ + "/b/model.safetensors"))
       << "training with lr 0 from a file must save the same weights";
 }
 

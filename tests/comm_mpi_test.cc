@@ -23,7 +23,7 @@
 namespace dgqa {
 namespace {
 
-using testing::Comm;
+using tests::Comm;
 
 // Ranks other than 0 print only their failures, tagged with the rank, so that the output of a
 // run is read once.
@@ -82,7 +82,7 @@ int64_t FirstWrongSum(const std::vector<float>& values, int world_size) {
 // nothing to split, and the program's communicator is used.
 std::unique_ptr<Communicator> MakeChunkingCommunicator() {
   if (Comm().world_size() == 1) return nullptr;
-  return make_mpi_communicator(Comm().info(), testing::kCommunicatorTimeoutS, int64_t{1} << 20);
+  return make_mpi_communicator(Comm().info(), tests::kCommunicatorTimeoutS, int64_t{1} << 20);
 }
 
 TEST(CommunicatorTest, RankAndSizeComeFromTheLauncher) {
@@ -186,7 +186,7 @@ TEST(CommunicatorTest, Barrier) {
 }
 
 TEST(CommunicatorTest, TwoCommunicatorsInterleave) {
-  std::unique_ptr<Communicator> second = make_communicator(testing::kCommunicatorTimeoutS / 2);
+  std::unique_ptr<Communicator> second = make_communicator(tests::kCommunicatorTimeoutS / 2);
   std::vector<float> first_values = Inputs(5000, Comm().rank());
   std::vector<float> second_values = Inputs(300, Comm().rank());
   std::unique_ptr<PendingCollective> pending =

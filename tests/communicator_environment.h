@@ -9,7 +9,7 @@
 
 #include "comm/communicator.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // Long enough for 4 oversubscribed ranks on a loaded machine; a hang still ends the job.
 inline constexpr double kCommunicatorTimeoutS = 60;
@@ -31,4 +31,4 @@ inline Communicator& Comm() {
   return *communicator_environment->communicator;
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

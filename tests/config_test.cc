@@ -47,7 +47,7 @@ class ConfigTest : public ::testing::Test {
 
   std::string Write(const std::string& text, const std::string& name = "config.pbtxt") {
     const std::string path = dir_ + "/" + name;
-    testing::WriteFile(path, text);
+    tests::WriteFile(path, text);
     return path;
   }
 
@@ -69,7 +69,7 @@ class ConfigTest : public ::testing::Test {
     return "";
   }
 
-  std::string dir_ = testing::MakeTempDir("dgqa_config_test_");
+  std::string dir_ = tests::MakeTempDir("dgqa_config_test_");
 };
 
 // ---- Valid configs ----------------------------------------------------------------------------

@@ -18,10 +18,10 @@
 namespace dgqa {
 namespace {
 
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::ShellQuote;
 
 // The fixture model's shape (tests/fixtures.h); the timm checkpoints have 10 classes.
 constexpr int kDim = 16;
@@ -38,9 +38,9 @@ std::string Block(int layer, const std::string& suffix) {
 // Exit code 2 and exactly one error line, which contains every one of needles.
 void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needles) {
   EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
+  EXPECT_EQ(tests::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
   std::string line;
-  for (const std::string& text : testing::Lines(run.err)) {
+  for (const std::string& text : tests::Lines(run.err)) {
     if (text.find(kErrorPrefix) != std::string::npos) line = text;
   }
   for (const std::string& needle : needles) {
@@ -104,8 +104,8 @@ void ExpectConverted(const std::string& timm_path, const std::string& out_path, 
 class ConvertTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_convert_suite_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    suite_dir_ = new std::string(tests::MakeTempDir("dgqa_convert_suite_"));
+    data_ = new FixtureDataset(tests::WriteFixtureDataset(*suite_dir_));
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*suite_dir_);
@@ -114,8 +114,8 @@ class ConvertTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!testing::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
-    dir_ = testing::MakeTempDir("dgqa_convert_");
+    if (!tests::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+    dir_ = tests::MakeTempDir("dgqa_convert_");
   }
   void TearDown() override {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
@@ -126,7 +126,7 @@ class ConvertTest : public ::testing::Test {
   std::string WriteTimm(const std::string& name, const std::string& args = "") {
     const std::string path = dir_ + "/" + name;
     std::string output;
-    const int status = testing::RunCommand(
+    const int status = tests::RunCommand(
         "/usr/bin/python3 " + ShellQuote(DGQA_SOURCE_DIR "/tools/make_timm_checkpoint.py") + " " +
             ShellQuote(path) + " --image-size 8 --patch-size 4 --embed-dim 16 --depth 2" +
             " --in-channels 1 --num-classes 10 --seed 3 " + args,
@@ -137,7 +137,7 @@ class ConvertTest : public ::testing::Test {
 
   // A fixture config with num_classes = kTimmClasses unless settings say otherwise.
   std::string WriteConfig(FixtureConfig settings) {
-    return testing::WriteFixtureConfig(dir_ + "/config.pbtxt", *data_, settings);
+    return tests::WriteFixtureConfig(dir_ + "/config.pbtxt", *data_, settings);
   }
   static FixtureConfig Settings(const std::string& attention, int num_kv_heads) {
     FixtureConfig settings;
@@ -148,7 +148,7 @@ class ConvertTest : public ::testing::Test {
     return settings;
   }
 
-  DgqaRun Run(const std::string& args) { return testing::RunDgqa(args, dir_); }
+  DgqaRun Run(const std::string& args) { return tests::RunDgqa(args, dir_); }
   DgqaRun Convert(const std::string& config, const std::string& from, const std::string& to) {
     return Run("convert --config " + ShellQuote(config) + " --from " + ShellQuote(from) + " --to " +
                ShellQuote(to));
@@ -159,7 +159,7 @@ class ConvertTest : public ::testing::Test {
                              const std::vector<std::string>& needles) {
     const std::string to = dir_ + "/rejected.safetensors";
     ExpectInputError(Convert(config, from, to), needles);
-    EXPECT_FALSE(testing::FileExists(to));
+    EXPECT_FALSE(tests::FileExists(to));
   }
 
   static std::string* suite_dir_;
@@ -281,11 +281,11 @@ TEST_F(ConvertTest, AnIndependentReaderFindsTheMeans) {
   const std::string timm = WriteTimm("timm.safetensors");
   const std::string out = dir_ + "/gqa.safetensors";
   ASSERT_EQ(Convert(WriteConfig(Settings("GQA", 2)), timm, out).exit_code, 0);
-  testing::WriteFile(dir_ + "/check.py", kPythonCheck);
+  tests::WriteFile(dir_ + "/check.py", kPythonCheck);
   std::string output;
-  const int status = testing::RunCommand("/usr/bin/python3 " + ShellQuote(dir_ + "/check.py") +
-                                             " " + ShellQuote(timm) + " " + ShellQuote(out),
-                                         &output);
+  const int status = tests::RunCommand("/usr/bin/python3 " + ShellQuote(dir_ + "/check.py") + " " +
+                                           ShellQuote(timm) + " " + ShellQuote(out),
+                                       &output);
   EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, "OK\n");
 }
@@ -304,7 +304,7 @@ TEST_F(ConvertTest, TrainConvertsOnTheFlyAndReinitialisesAHeadForOtherClasses) {
                          ", the model has (4, 16): the head is re-initialised"),
             std::string::npos)
       << run.err;
-  EXPECT_TRUE(testing::FileExists(dir_ + "/run/model.safetensors"));
+  EXPECT_TRUE(tests::FileExists(dir_ + "/run/model.safetensors"));
 }
 
 TEST_F(ConvertTest, TrainRefusesATimmCheckpointOfAnotherWidth) {

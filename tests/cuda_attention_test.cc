@@ -21,8 +21,8 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::RandomVector;
 
 constexpr double kForwardTolerance = 1e-5;
 constexpr double kSumTolerance = 1e-4;

@@ -27,14 +27,14 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::RandomVector;
 
 constexpr double kGemmRel = 1e-4, kGemmAbs = 1e-5;
 constexpr double kElementwiseRel = 1e-6, kElementwiseAbs = 1e-6;
 
-using testing::Op;
-using testing::RunOnBackend;
+using tests::Op;
+using tests::RunOnBackend;
 
 // Expects every element of actual within abs + rel * |expected| of expected; reports the count
 // of elements that are not, and the worst of them.

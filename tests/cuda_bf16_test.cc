@@ -41,8 +41,8 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::RandomVector;
 
 constexpr double kRel = 1e-3, kAbs = 1e-6;  // of the sum of |terms| (the header says why)
 
@@ -101,8 +101,8 @@ std::vector<float> SmallIntegers(size_t n, uint32_t seed) {
   return values;
 }
 
-using testing::Op;
-using testing::RunOnBackend;
+using tests::Op;
+using tests::RunOnBackend;
 
 // Expects |actual - expected| <= kRel * magnitude + kAbs element-wise; reports the count of
 // elements out of tolerance and the worst of them.
@@ -435,11 +435,11 @@ class CudaBf16ModelTest : public CudaBf16Test,
 // allocation (KDGQA, DGQA) must be the same, as it is in the emulation.
 TEST_P(CudaBf16ModelTest, ForwardAndBackwardNearTheCpuFp32) {
   const AttentionScheme scheme = GetParam();
-  const testing::ModelRun fp32 = testing::RunSmallTestModel(*cpu_, scheme);
-  const testing::ModelRun bf16 = testing::RunSmallTestModel(*bf16_, scheme);
-  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu_, 1, 3);
-  const testing::ToleranceUse use =
-      testing::CompareRuns(bf16, fp32, testing::kBf16VersusFp32, layout_source.layout());
+  const tests::ModelRun fp32 = tests::RunSmallTestModel(*cpu_, scheme);
+  const tests::ModelRun bf16 = tests::RunSmallTestModel(*bf16_, scheme);
+  const VisionTransformer layout_source(tests::SmallTestModel(scheme), *cpu_, 1, 3);
+  const tests::ToleranceUse use =
+      tests::CompareRuns(bf16, fp32, tests::kBf16VersusFp32, layout_source.layout());
   EXPECT_LE(use.worst, 1.0) << "the worst error, at " << use.where << ", is " << use.worst
                             << " of its tolerance";
 }

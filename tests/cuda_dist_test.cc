@@ -27,7 +27,7 @@ namespace dgqa {
 namespace {
 
 using nlohmann::json;
-using testing::ShellQuote;
+using tests::ShellQuote;
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
@@ -39,45 +39,45 @@ int VisibleGpus() {
 #endif
 }
 
-using testing::MpirunPrefix;
-using testing::ReadRunRecords;
-using testing::RunRecords;
+using tests::MpirunPrefix;
+using tests::ReadRunRecords;
+using tests::RunRecords;
 
 class CudaDistTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (VisibleGpus() == 0) GTEST_SKIP() << "no GPU (or a build without -DDGQA_CUDA=ON)";
-    dir_ = testing::MakeTempDir("dgqa_cuda_dist_");
-    testing::FixtureDatasetOptions options;
+    dir_ = tests::MakeTempDir("dgqa_cuda_dist_");
+    tests::FixtureDatasetOptions options;
     options.train_count = 700;
     options.test_count = 45;
-    data_ = testing::WriteFixtureDataset(dir_, options);
+    data_ = tests::WriteFixtureDataset(dir_, options);
   }
   void TearDown() override {
-    if (!dir_.empty()) testing::RunCommand("rm -rf " + ShellQuote(dir_));
+    if (!dir_.empty()) tests::RunCommand("rm -rf " + ShellQuote(dir_));
   }
 
   // dist_test's rank-invariance runs, 20 steps.
   std::string Config(const std::string& scheme) {
-    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
-                                       testing::RankInvarianceConfig(scheme, 20));
+    return tests::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
+                                     tests::RankInvarianceConfig(scheme, 20));
   }
 
   // Trains on the GPU; returns the run's losses. `sets` are more --set overrides.
   RunRecords Train(const std::string& launcher, const std::string& config, const std::string& out,
                    const std::string& sets, std::string* log = nullptr) {
     std::string output;
-    const int code = testing::RunCommand(launcher + ShellQuote(testing::DgqaBinary()) +
-                                             " train --config " + ShellQuote(config) + " --out " +
-                                             ShellQuote(out) + " --set train.backend=cuda " + sets,
-                                         &output);
+    const int code = tests::RunCommand(launcher + ShellQuote(tests::DgqaBinary()) +
+                                           " train --config " + ShellQuote(config) + " --out " +
+                                           ShellQuote(out) + " --set train.backend=cuda " + sets,
+                                       &output);
     EXPECT_EQ(code, 0) << output;
     if (log != nullptr) *log = output;
     return ReadRunRecords(out + "/metrics.jsonl");
   }
 
   std::string dir_;
-  testing::FixtureDataset data_;
+  tests::FixtureDataset data_;
 };
 
 class CudaRankInvarianceTest : public CudaDistTest,
@@ -131,11 +131,11 @@ TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
   const std::string config = Config("GQA");
   std::string output;
   const int code =
-      testing::RunCommand(MpirunPrefix(2) + ShellQuote(testing::DgqaBinary()) + " train --config " +
-                              ShellQuote(config) + " --out " + ShellQuote(dir_ + "/two") +
-                              " --set train.backend=cuda --set dist.backend=NCCL "
-                              "--set model.precision=FP32",
-                          &output);
+      tests::RunCommand(MpirunPrefix(2) + ShellQuote(tests::DgqaBinary()) + " train --config " +
+                            ShellQuote(config) + " --out " + ShellQuote(dir_ + "/two") +
+                            " --set train.backend=cuda --set dist.backend=NCCL "
+                            "--set model.precision=FP32",
+                        &output);
   if (VisibleGpus() == 1) {  // both ranks land on GPU 0
     EXPECT_EQ(code, 2) << output;
     EXPECT_NE(output.find("NCCL needs one GPU per rank"), std::string::npos) << output;
@@ -157,8 +157,8 @@ TEST_F(CudaDistTest, NcclAllReduceOfOneRankLeavesTheBufferAndCompletes) {
   RankInfo info;
   std::unique_ptr<Communicator> local = make_local_communicator(info);
   std::unique_ptr<BufferAllReduce> nccl = make_nccl_all_reduce(*local, /*timeout_s=*/60);
-  const std::vector<float> values = testing::RandomVector(1 << 20, 5);
-  testing::DeviceArray<float> data(*backend, values);
+  const std::vector<float> values = tests::RandomVector(1 << 20, 5);
+  tests::DeviceArray<float> data(*backend, values);
   auto first = nccl->start(data.get(), 1 << 19, "first half");
   auto second = nccl->start(data.get() + (1 << 19), 1 << 19, "second half");
   nccl->wait(*second);

@@ -24,8 +24,8 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::RandomVector;
 
 constexpr double kElementwise = 1e-5;
 constexpr double kLongReduction = 1e-4;

@@ -15,8 +15,8 @@
 namespace dgqa {
 namespace {
 
-using testing::expect_contains;
-using testing::input_error_of;
+using tests::expect_contains;
+using tests::input_error_of;
 
 std::vector<int64_t> sorted(std::vector<int64_t> values) {
   std::sort(values.begin(), values.end());

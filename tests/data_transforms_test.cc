@@ -12,8 +12,8 @@
 namespace dgqa {
 namespace {
 
-using testing::expect_contains;
-using testing::input_error_of;
+using tests::expect_contains;
+using tests::input_error_of;
 
 void expect_floats_near(const std::vector<float>& actual, const std::vector<float>& expected) {
   ASSERT_EQ(actual.size(), expected.size());

@@ -8,7 +8,7 @@
 
 #include "kernels/backend.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 template <typename T>
 class DeviceArray {
@@ -56,4 +56,4 @@ inline std::vector<std::vector<float>> RunOnBackend(Backend& backend,
   return results;
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

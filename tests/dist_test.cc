@@ -15,32 +15,32 @@ namespace dgqa {
 namespace {
 
 using nlohmann::json;
-using testing::ShellQuote;
+using tests::ShellQuote;
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
-using testing::MpirunPrefix;
-using testing::ReadRunRecords;
-using testing::RunRecords;
+using tests::MpirunPrefix;
+using tests::ReadRunRecords;
+using tests::RunRecords;
 
 class DistTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("dgqa_dist_");
-    testing::FixtureDatasetOptions options;
+    dir_ = tests::MakeTempDir("dgqa_dist_");
+    tests::FixtureDatasetOptions options;
     options.train_count = 700;  // 20 steps of 32 without repeating an example
     options.test_count = 45;    // eval batches of 16 split unevenly over 2 and 4 ranks
-    data_ = testing::WriteFixtureDataset(dir_, options);
+    data_ = tests::WriteFixtureDataset(dir_, options);
   }
-  void TearDown() override { testing::RunCommand("rm -rf " + ShellQuote(dir_)); }
+  void TearDown() override { tests::RunCommand("rm -rf " + ShellQuote(dir_)); }
 
   std::string Config(const std::string& scheme, int max_steps) {
-    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
-                                       testing::RankInvarianceConfig(scheme, max_steps));
+    return tests::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
+                                     tests::RankInvarianceConfig(scheme, max_steps));
   }
 
   std::string dir_;
-  testing::FixtureDataset data_;
+  tests::FixtureDataset data_;
 };
 
 class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<const char*> {};
@@ -53,9 +53,9 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
     const std::string out = dir_ + "/out" + std::to_string(ranks);
     const std::string launcher = ranks == 1 ? "" : MpirunPrefix(ranks);
     std::string output;
-    const int code = testing::RunCommand(launcher + DGQA_BINARY + " train --config " +
-                                             ShellQuote(config) + " --out " + ShellQuote(out),
-                                         &output);
+    const int code = tests::RunCommand(launcher + DGQA_BINARY + " train --config " +
+                                           ShellQuote(config) + " --out " + ShellQuote(out),
+                                       &output);
     ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
     runs[ranks] = ReadRunRecords(out + "/metrics.jsonl");
   }
@@ -96,7 +96,7 @@ INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSc
 
 TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
   std::string output;
-  const int code = testing::RunCommand(
+  const int code = tests::RunCommand(
       MpirunPrefix(3) + DGQA_BINARY + " train --config " + ShellQuote(Config("GQA", 2)), &output);
   EXPECT_EQ(code, 2) << output;
   EXPECT_NE(output.find("train.global_batch_size"), std::string::npos) << output;
@@ -106,12 +106,12 @@ TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
 TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
   std::string output;
   // The braces keep the ranks' log lines (stderr) out of the captured output.
-  const int code = testing::RunCommand("{ " + MpirunPrefix(2) + DGQA_BINARY + " bench --config " +
-                                           ShellQuote(Config("KDGQA", 2)) +
-                                           " --steps 3 --warmup 1 --json 2>/dev/null; }",
-                                       &output);
+  const int code = tests::RunCommand("{ " + MpirunPrefix(2) + DGQA_BINARY + " bench --config " +
+                                         ShellQuote(Config("KDGQA", 2)) +
+                                         " --steps 3 --warmup 1 --json 2>/dev/null; }",
+                                     &output);
   ASSERT_EQ(code, 0) << output;
-  ASSERT_EQ(testing::Lines(output).size(), 1u) << output;
+  ASSERT_EQ(tests::Lines(output).size(), 1u) << output;
   const json report = json::parse(output);
   EXPECT_EQ(report["world_size"], 2);
   EXPECT_GT(report["images_per_sec"].get<double>(), 0);
@@ -127,9 +127,9 @@ TEST_F(DistTest, EvalLogitsOfSeveralRanksAreThoseOfOne) {
   const std::string config = Config("KDGQA", 2);
   const std::string out = dir_ + "/trained";
   std::string output;
-  ASSERT_EQ(testing::RunCommand(std::string(DGQA_BINARY) + " train --config " + ShellQuote(config) +
-                                    " --out " + ShellQuote(out),
-                                &output),
+  ASSERT_EQ(tests::RunCommand(std::string(DGQA_BINARY) + " train --config " + ShellQuote(config) +
+                                  " --out " + ShellQuote(out),
+                              &output),
             0)
       << output;
   std::map<int, json> metrics;
@@ -138,13 +138,13 @@ TEST_F(DistTest, EvalLogitsOfSeveralRanksAreThoseOfOne) {
     const std::string path = dir_ + "/logits" + std::to_string(ranks) + ".npy";
     const std::string launcher = ranks == 1 ? "" : MpirunPrefix(ranks);
     ASSERT_EQ(
-        testing::RunCommand("{ " + launcher + DGQA_BINARY + " eval --config " + ShellQuote(config) +
-                                " --init-from " + ShellQuote(out + "/model.safetensors") +
-                                " --logits-out " + ShellQuote(path) + " 2>/dev/null; }",
-                            &output),
+        tests::RunCommand("{ " + launcher + DGQA_BINARY + " eval --config " + ShellQuote(config) +
+                              " --init-from " + ShellQuote(out + "/model.safetensors") +
+                              " --logits-out " + ShellQuote(path) + " 2>/dev/null; }",
+                          &output),
         0)
         << ranks << " ranks: " << output;
-    ASSERT_EQ(testing::Lines(output).size(), 1u) << ranks << " ranks: " << output;
+    ASSERT_EQ(tests::Lines(output).size(), 1u) << ranks << " ranks: " << output;
     metrics[ranks] = json::parse(output);
     logits[ranks] = read_npy_f32(path);
   }
@@ -178,10 +178,10 @@ std::string InterruptRun(const std::string& config, const std::string& extra_arg
       "echo status=$status milliseconds=$(( (end - start) / 1000000 ))\n"
       "sleep 0.5; pgrep -f " +
       ShellQuote(config) + " >/dev/null && echo ranks-left || echo no-ranks-left\n";
-  testing::WriteFile(out + ".sh", script);
+  tests::WriteFile(out + ".sh", script);
   std::string output;
-  testing::RunCommand("bash " + ShellQuote(out + ".sh"), &output);
-  return output + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+  tests::RunCommand("bash " + ShellQuote(out + ".sh"), &output);
+  return output + "\n--- job output:\n" + tests::ReadFile(out + ".log");
 }
 
 // How long mpirun took to end after the rank was interrupted.

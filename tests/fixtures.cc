@@ -10,7 +10,7 @@
 
 #include "tests/test_util.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 namespace {
 
 // A small LCG (tests must not depend on libc's generators).
@@ -265,4 +265,4 @@ bool FileExists(const std::string& path) {
   return std::filesystem::exists(path);
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

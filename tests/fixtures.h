@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // One split of the fixture dataset as it is stored: count images of size x size uint8 pixels
 // (row-major, one after the other) and their labels.
@@ -133,4 +133,4 @@ int CountLinesContaining(const std::string& text, const std::string& needle);
 
 bool FileExists(const std::string& path);
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

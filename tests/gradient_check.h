@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 inline std::vector<double> ToDouble(const std::vector<float>& values) {
   return std::vector<double>(values.begin(), values.end());
@@ -47,4 +47,4 @@ inline void ExpectAccumulated(const std::vector<float>& actual, const std::vecto
   }
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

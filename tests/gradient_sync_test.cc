@@ -21,7 +21,7 @@
 namespace dgqa {
 namespace {
 
-using testing::Comm;
+using tests::Comm;
 
 // CPU memory presented as device memory, counting the copies across the "bus".
 class DeviceLikeBackend : public CpuBackend {

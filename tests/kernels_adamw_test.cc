@@ -34,11 +34,11 @@ void ReferenceStep(std::vector<double>& p, std::vector<double>& m, std::vector<d
 TEST(AdamWTest, ThreeStepsMatchTorchFormula) {
   const Hyper h{0.1f, 0.9f, 0.999f, 1e-3f, 0.5f};
   const int n = 37;
-  const auto params_initial = testing::RandomVector(n, 1);
+  const auto params_initial = tests::RandomVector(n, 1);
   std::vector<float> params = params_initial, m(n, 0.f), v(n, 0.f);
   std::vector<double> p_ref(params.begin(), params.end()), m_ref(n, 0.0), v_ref(n, 0.0);
   for (int t = 1; t <= 3; ++t) {
-    auto grads = testing::RandomVector(n, 10 + t);
+    auto grads = tests::RandomVector(n, 10 + t);
     for (int i = 0; i < n; i += 3) grads[i] *= 1e-3f;  // gradients of the size of eps
     adamw_update(params.data(), grads.data(), m.data(), v.data(), n, h.lr, h.beta1, h.beta2, h.eps,
                  h.weight_decay, t);

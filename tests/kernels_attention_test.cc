@@ -16,11 +16,11 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::ExpectAccumulated;
-using testing::NumericalGradient;
-using testing::RandomVector;
-using testing::ToDouble;
-using testing::WeightedSum;
+using tests::ExpectAccumulated;
+using tests::NumericalGradient;
+using tests::RandomVector;
+using tests::ToDouble;
+using tests::WeightedSum;
 
 struct AttentionCase {
   std::string name;

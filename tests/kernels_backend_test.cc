@@ -24,7 +24,7 @@
 namespace dgqa {
 namespace {
 
-using testing::RandomVector;
+using tests::RandomVector;
 
 TEST(MakeBackendTest, CpuByName) {
   auto backend = make_backend("cpu");

@@ -13,7 +13,7 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
+using tests::RandomVector;
 
 constexpr int N = 7, K = 5;
 const std::vector<int> kLabels = {0, 4, 2, 2, 1, 3, 4};

@@ -13,8 +13,8 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
-using testing::ToDouble;
+using tests::RandomVector;
+using tests::ToDouble;
 
 TEST(ElementwiseTest, AddInplace) {
   auto x = RandomVector(1003, 1);

@@ -17,7 +17,7 @@ double ReferenceGelu(double x) {
 
 // Inputs over the interesting range, with exact zeros and the tails.
 std::vector<float> Inputs() {
-  auto inputs = testing::RandomVector(1001, 1, -6.f, 6.f);
+  auto inputs = tests::RandomVector(1001, 1, -6.f, 6.f);
   for (float x : {0.f, -0.f, 1e-3f, -1e-3f, -8.f, 8.f, -3.f, 3.f}) inputs.push_back(x);
   return inputs;
 }
@@ -36,8 +36,8 @@ TEST(GeluTest, ForwardMatchesErfForm) {
 TEST(GeluTest, BackwardAccumulatesFiniteDifferenceGradient) {
   const auto inp = Inputs();
   const int64_t n = static_cast<int64_t>(inp.size());
-  const auto dout = testing::RandomVector(inp.size(), 2);
-  const auto dinp_initial = testing::RandomVector(inp.size(), 3);
+  const auto dout = tests::RandomVector(inp.size(), 2);
+  const auto dinp_initial = tests::RandomVector(inp.size(), 3);
   auto dinp = dinp_initial;
   gelu_backward(dinp.data(), inp.data(), dout.data(), n);
   constexpr double kStep = 1e-5;

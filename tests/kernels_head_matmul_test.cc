@@ -17,7 +17,7 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
+using tests::RandomVector;
 
 struct Shape {
   int M, N, K;

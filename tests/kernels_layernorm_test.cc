@@ -12,11 +12,11 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::ExpectAccumulated;
-using testing::NumericalGradient;
-using testing::RandomVector;
-using testing::ToDouble;
-using testing::WeightedSum;
+using tests::ExpectAccumulated;
+using tests::NumericalGradient;
+using tests::RandomVector;
+using tests::ToDouble;
+using tests::WeightedSum;
 
 constexpr float kEps = 1e-6f;
 

@@ -15,11 +15,11 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::ExpectAccumulated;
-using testing::NumericalGradient;
-using testing::RandomVector;
-using testing::ToDouble;
-using testing::WeightedSum;
+using tests::ExpectAccumulated;
+using tests::NumericalGradient;
+using tests::RandomVector;
+using tests::ToDouble;
+using tests::WeightedSum;
 
 // out = inp weight^T + bias in double (bias may be empty).
 std::vector<double> ReferenceMatmul(const std::vector<double>& inp,

@@ -12,7 +12,7 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
+using tests::RandomVector;
 
 struct Shape {
   int B, C, S, p;

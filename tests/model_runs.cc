@@ -7,7 +7,7 @@
 #include "model/reducer.h"
 #include "tests/test_util.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 ModelConfig SmallTestModel(AttentionScheme scheme) {
   ModelConfig c;
@@ -119,4 +119,4 @@ ToleranceUse CompareRuns(const ModelRun& actual, const ModelRun& expected,
   return worst.result();
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

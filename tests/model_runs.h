@@ -9,7 +9,7 @@
 #include "kernels/backend.h"
 #include "model/vit.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // What a test compares between two runs of the same model: the initial parameters, the loss, the
 // logits, every gradient, and the allocation of each layer (KDGQA, DGQA).
@@ -49,4 +49,4 @@ struct ToleranceUse {
 ToleranceUse CompareRuns(const ModelRun& actual, const ModelRun& expected,
                          const RunTolerance& tolerance, const ParamLayout& layout);
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

@@ -37,7 +37,7 @@ struct Inputs {
 Inputs MakeInputs(const ModelConfig& c, int batch, uint32_t seed) {
   Inputs in;
   in.batch = batch;
-  in.images = testing::RandomVector(
+  in.images = tests::RandomVector(
       static_cast<size_t>(batch) * c.in_channels * c.image_size * c.image_size, seed);
   for (int b = 0; b < batch; ++b) in.labels.push_back(b % c.num_classes);
   return in;

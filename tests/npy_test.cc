@@ -22,12 +22,12 @@ std::vector<float> Ramp(size_t n) {
 }
 
 TEST(NpyTest, RoundTripOfSeveralShapes) {
-  const std::string dir = testing::MakeTempDir("npy");
+  const std::string dir = tests::MakeTempDir("npy");
   const std::vector<std::vector<int64_t>> shapes = {{2, 3}, {7}, {}, {0, 4}, {2, 1, 3}};
   for (const auto& shape : shapes) {
     size_t count = 1;
     for (int64_t dim : shape) count *= static_cast<size_t>(dim);
-    const std::vector<float> values = testing::RandomVector(count, 3);
+    const std::vector<float> values = tests::RandomVector(count, 3);
     write_npy_f32(dir + "/a.npy", values.data(), shape);
     const NpyArray array = read_npy_f32(dir + "/a.npy");
     EXPECT_EQ(array.shape, shape);
@@ -36,10 +36,10 @@ TEST(NpyTest, RoundTripOfSeveralShapes) {
 }
 
 TEST(NpyTest, HeaderIsVersionOneAndDataStartsAtAMultipleOf64) {
-  const std::string dir = testing::MakeTempDir("npy");
+  const std::string dir = tests::MakeTempDir("npy");
   const std::vector<float> values = Ramp(6);
   write_npy_f32(dir + "/a.npy", values.data(), {2, 3});
-  const std::string bytes = testing::ReadFile(dir + "/a.npy");
+  const std::string bytes = tests::ReadFile(dir + "/a.npy");
   ASSERT_GE(bytes.size(), 10u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
   const size_t header_size = static_cast<uint8_t>(bytes[8]) | static_cast<uint8_t>(bytes[9]) << 8;
@@ -51,7 +51,7 @@ TEST(NpyTest, HeaderIsVersionOneAndDataStartsAtAMultipleOf64) {
 }
 
 TEST(NpyTest, WriteLeavesNoTemporary) {
-  const std::string dir = testing::MakeTempDir("npy");
+  const std::string dir = tests::MakeTempDir("npy");
   const std::vector<float> values = Ramp(4);
   write_npy_f32(dir + "/logits.npy", values.data(), {4});
   write_npy_f32(dir + "/logits.npy", values.data(), {2, 2});
@@ -65,10 +65,10 @@ TEST(NpyTest, WriteLeavesNoTemporary) {
 }
 
 TEST(NpyTest, UnreadableFilesAreInputErrorsNamingTheFile) {
-  const std::string dir = testing::MakeTempDir("npy");
+  const std::string dir = tests::MakeTempDir("npy");
   const std::vector<float> values = Ramp(6);
   write_npy_f32(dir + "/good.npy", values.data(), {2, 3});
-  const std::string good = testing::ReadFile(dir + "/good.npy");
+  const std::string good = tests::ReadFile(dir + "/good.npy");
   std::string double_type = good, fortran = good;
   double_type.replace(double_type.find("<f4"), 3, "<f8");
   fortran.replace(fortran.find("False"), 5, "True ");
@@ -82,7 +82,7 @@ TEST(NpyTest, UnreadableFilesAreInputErrorsNamingTheFile) {
   for (const auto& [name, bytes] : cases) {
     SCOPED_TRACE(name);
     const std::string path = dir + "/" + name + ".npy";
-    testing::WriteFile(path, bytes);
+    tests::WriteFile(path, bytes);
     try {
       read_npy_f32(path);
       ADD_FAILURE() << "no error";
@@ -113,15 +113,15 @@ print("OK")
 )";
 
 TEST(NpyTest, NumpyReadsOurFilesAndWeReadNumpys) {
-  if (!testing::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
-  const std::string dir = testing::MakeTempDir("npy");
+  if (!tests::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+  const std::string dir = tests::MakeTempDir("npy");
   write_npy_f32(dir + "/matrix.npy", Ramp(6).data(), {2, 3});
   write_npy_f32(dir + "/vector.npy", Ramp(7).data(), {7});
   write_npy_f32(dir + "/scalar.npy", Ramp(1).data(), {});
-  testing::WriteFile(dir + "/check.py", kNumpyCheck);
+  tests::WriteFile(dir + "/check.py", kNumpyCheck);
 
   std::string output;
-  EXPECT_EQ(testing::RunCommand("/usr/bin/python3 " + dir + "/check.py " + dir, &output), 0)
+  EXPECT_EQ(tests::RunCommand("/usr/bin/python3 " + dir + "/check.py " + dir, &output), 0)
       << output;
   EXPECT_EQ(output, "OK\n");
 

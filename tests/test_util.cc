@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");
@@ -78,4 +78,4 @@ bool have_python_with_numpy() {
   return RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

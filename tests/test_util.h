@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // A fresh empty directory under the system temp dir, unique to this call.
 std::string MakeTempDir(const std::string& prefix);
@@ -32,4 +32,4 @@ void expect_contains(const std::string& text, const std::string& part);
 // Whether /usr/bin/python3 imports numpy (the tests that check files with numpy need it).
 bool have_python_with_numpy();
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

@@ -20,10 +20,10 @@
 namespace dgqa {
 namespace {
 
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::ShellQuote;
 
 constexpr const char* kPython = "/usr/bin/python3";
 constexpr int kHeads = 4;
@@ -115,15 +115,15 @@ class TorchCrosscheckTest : public ::testing::TestWithParam<Case> {
   static void SetUpTestSuite() {
     std::string output;
     has_torch_ =
-        testing::RunCommand(std::string(kPython) + " -c 'import torch, numpy'", &output) == 0;
+        tests::RunCommand(std::string(kPython) + " -c 'import torch, numpy'", &output) == 0;
     if (!has_torch_) return;
-    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_torch_suite_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    suite_dir_ = new std::string(tests::MakeTempDir("dgqa_torch_suite_"));
+    data_ = new FixtureDataset(tests::WriteFixtureDataset(*suite_dir_));
     // The test images exactly as dgqa's loader makes them with mean 0 and std 1.
-    const std::vector<float> images = testing::NormalisedImages(data_->test);
+    const std::vector<float> images = tests::NormalisedImages(data_->test);
     write_npy_f32(*suite_dir_ + "/images.npy", images.data(),
                   {data_->test.count, 1, data_->test.size, data_->test.size});
-    testing::WriteFile(*suite_dir_ + "/random_weights.py", kRandomWeightsScript);
+    tests::WriteFile(*suite_dir_ + "/random_weights.py", kRandomWeightsScript);
   }
   static void TearDownTestSuite() {
     if (suite_dir_ != nullptr) std::filesystem::remove_all(*suite_dir_);
@@ -135,7 +135,7 @@ class TorchCrosscheckTest : public ::testing::TestWithParam<Case> {
 
   void SetUp() override {
     if (!has_torch_) GTEST_SKIP() << kPython << " cannot import torch and numpy";
-    dir_ = testing::MakeTempDir("dgqa_torch_");
+    dir_ = tests::MakeTempDir("dgqa_torch_");
   }
   void TearDown() override {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
@@ -163,7 +163,7 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
   // KDGQA allocates from the key norms of each forward pass: evaluate the test set as one
   // batch, as the reference does.
   if (c.scheme == "KDGQA") settings.eval_batch_size = data_->test.count;
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/config.pbtxt", *data_, settings);
+  const std::string config = tests::WriteFixtureConfig(dir_ + "/config.pbtxt", *data_, settings);
 
   std::string weights;
   if (c.random_weights_args.empty()) {
@@ -174,9 +174,9 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
     for (int steps = 3; steps <= (dgqa ? 10 : 3) && !uneven; ++steps) {
       const std::string out = dir_ + "/steps_" + std::to_string(steps);
       const DgqaRun train =
-          testing::RunDgqa("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) +
-                               " --set train.max_steps=" + std::to_string(steps),
-                           dir_);
+          tests::RunDgqa("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) +
+                             " --set train.max_steps=" + std::to_string(steps),
+                         dir_);
       ASSERT_EQ(train.exit_code, 0) << "dgqa train failed:\n" << train.err;
       weights = out + "/model.safetensors";
       uneven = !dgqa || UnevenAllocation(weights);
@@ -185,19 +185,19 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
   } else {
     weights = dir_ + "/random.safetensors";
     std::string output;
-    ASSERT_EQ(testing::RunCommand(std::string(kPython) + " " +
-                                      ShellQuote(*suite_dir_ + "/random_weights.py") + " " +
-                                      ShellQuote(weights) + " " + c.random_weights_args,
-                                  &output),
+    ASSERT_EQ(tests::RunCommand(std::string(kPython) + " " +
+                                    ShellQuote(*suite_dir_ + "/random_weights.py") + " " +
+                                    ShellQuote(weights) + " " + c.random_weights_args,
+                                &output),
               0)
         << output;
   }
 
   const std::string dgqa_logits = dir_ + "/dgqa_logits.npy";
   const DgqaRun eval =
-      testing::RunDgqa("eval --config " + ShellQuote(config) + " --init-from " +
-                           ShellQuote(weights) + " --logits-out " + ShellQuote(dgqa_logits),
-                       dir_);
+      tests::RunDgqa("eval --config " + ShellQuote(config) + " --init-from " + ShellQuote(weights) +
+                         " --logits-out " + ShellQuote(dgqa_logits),
+                     dir_);
   ASSERT_EQ(eval.exit_code, 0) << "dgqa eval failed:\n" << eval.err;
 
   const std::string torch_logits = dir_ + "/torch_logits.npy";
@@ -209,7 +209,7 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
       c.scheme + " --num-heads " + std::to_string(kHeads) + " --num-kv-heads " + std::to_string(G) +
       " --patch-size 4 --seed " + std::to_string(kSeed) + " --pgqa-eval-noise " +
       (c.pgqa_eval_noise ? "1" : "0") + " --logits-out " + ShellQuote(torch_logits);
-  ASSERT_EQ(testing::RunCommand(command, &output), 0) << command << "\n" << output;
+  ASSERT_EQ(tests::RunCommand(command, &output), 0) << command << "\n" << output;
 
   const NpyArray ours = read_npy_f32(dgqa_logits);
   const NpyArray theirs = read_npy_f32(torch_logits);
