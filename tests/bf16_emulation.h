@@ -37,7 +37,7 @@ class Bf16ProductsCpuBackend : public CpuBackend {
 
  private:
   // Multiplies each of x[0, n) by 1 + e (nothing when jitter is 0).
-  void Jitter(float* x, int64_t n);
+  void apply_jitter(float* x, int64_t n);
 
   float jitter_;
   uint32_t jitter_state_ = 2463534242u;

@@ -27,7 +27,7 @@ inline CommunicatorEnvironment* const communicator_environment =
         ::testing::AddGlobalTestEnvironment(new CommunicatorEnvironment));
 
 // The program's communicator (between the environment's SetUp and TearDown).
-inline Communicator& Comm() {
+inline Communicator& comm() {
   return *communicator_environment->communicator;
 }
 

@@ -45,7 +45,7 @@ void write_gzip(const std::string& path, const std::string& bytes) {
 class IdxReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = tests::MakeTempDir("dgqa_idx_");
+    dir_ = tests::make_temp_dir("dgqa_idx_");
     for (int i = 0; i < 18; ++i) pixels_.push_back(static_cast<uint8_t>(i));
     images_ = idx_bytes(kImagesMagic, {3, 2, 3}, pixels_);
     labels_ = idx_bytes(kLabelsMagic, {3}, {4, 0, 2});
@@ -55,7 +55,7 @@ class IdxReaderTest : public ::testing::Test {
 
   std::string write(const std::string& name, const std::string& bytes) {
     std::string path = dir_ + "/" + name;
-    tests::WriteFile(path, bytes);
+    tests::write_file(path, bytes);
     return path;
   }
 
@@ -137,7 +137,7 @@ TEST_F(IdxReaderTest, TruncatedGzippedLabels) {
 TEST_F(IdxReaderTest, CutGzipStreamIsAnError) {
   std::string gz_path = dir_ + "/images.gz";
   write_gzip(gz_path, images_);
-  std::string compressed = tests::ReadFile(gz_path);
+  std::string compressed = tests::read_file(gz_path);
   std::string path = write("cut.gz", compressed.substr(0, compressed.size() / 2));
   std::string message = input_error_of([&] { read(path, write("labels", labels_)); });
   expect_contains(message, "data.train_images: " + path + ": ");

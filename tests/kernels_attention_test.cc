@@ -16,11 +16,11 @@
 namespace dgqa::cpu {
 namespace {
 
-using tests::ExpectAccumulated;
-using tests::NumericalGradient;
-using tests::RandomVector;
-using tests::ToDouble;
-using tests::WeightedSum;
+using tests::expect_accumulated;
+using tests::numerical_gradient;
+using tests::random_vector;
+using tests::to_double;
+using tests::weighted_sum;
 
 struct AttentionCase {
   std::string name;
@@ -39,8 +39,8 @@ struct Reference {
   std::vector<double> out, probs;
 };
 
-Reference ReferenceAttention(const AttentionCase& c, const std::vector<double>& q,
-                             const std::vector<double>& k, const std::vector<double>& v) {
+Reference reference_attention(const AttentionCase& c, const std::vector<double>& q,
+                              const std::vector<double>& k, const std::vector<double>& v) {
   const int B = c.B, P = c.P, H = c.H, G = c.G, d = c.d;
   Reference r{std::vector<double>(c.q_size()),
               std::vector<double>(static_cast<size_t>(B) * H * P * P)};
@@ -76,13 +76,13 @@ class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
 TEST_P(AttentionTest, ForwardMatchesReference) {
   const AttentionCase& c = GetParam();
-  const auto q = RandomVector(c.q_size(), 1, -2.f, 2.f);
-  const auto k = RandomVector(c.kv_size(), 2, -2.f, 2.f);
-  const auto v = RandomVector(c.kv_size(), 3);
+  const auto q = random_vector(c.q_size(), 1, -2.f, 2.f);
+  const auto k = random_vector(c.kv_size(), 2, -2.f, 2.f);
+  const auto v = random_vector(c.kv_size(), 3);
   std::vector<float> out(c.q_size(), 7.f), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P, 7.f);
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
                     c.P, c.H, c.G, c.d, c.scale());
-  const Reference expected = ReferenceAttention(c, ToDouble(q), ToDouble(k), ToDouble(v));
+  const Reference expected = reference_attention(c, to_double(q), to_double(k), to_double(v));
   for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected.probs[i], 1e-6) << i;
   for (size_t i = 0; i < out.size(); ++i) {
     EXPECT_NEAR(out[i], expected.out[i], 1e-5 * (1 + std::fabs(expected.out[i]))) << i;
@@ -91,42 +91,45 @@ TEST_P(AttentionTest, ForwardMatchesReference) {
 
 TEST_P(AttentionTest, BackwardAccumulatesFiniteDifferenceGradients) {
   const AttentionCase& c = GetParam();
-  const auto q = RandomVector(c.q_size(), 4, -2.f, 2.f);
-  const auto k = RandomVector(c.kv_size(), 5, -2.f, 2.f);
-  const auto v = RandomVector(c.kv_size(), 6);
-  const auto loss_weights = RandomVector(c.q_size(), 7);  // loss = sum(out * loss_weights)
+  const auto q = random_vector(c.q_size(), 4, -2.f, 2.f);
+  const auto k = random_vector(c.kv_size(), 5, -2.f, 2.f);
+  const auto v = random_vector(c.kv_size(), 6);
+  const auto loss_weights = random_vector(c.q_size(), 7);  // loss = sum(out * loss_weights)
   std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
                     c.P, c.H, c.G, c.d, c.scale());
-  const auto dq_initial = RandomVector(c.q_size(), 8);
-  const auto dk_initial = RandomVector(c.kv_size(), 9);
-  const auto dv_initial = RandomVector(c.kv_size(), 10);
+  const auto dq_initial = random_vector(c.q_size(), 8);
+  const auto dk_initial = random_vector(c.kv_size(), 9);
+  const auto dv_initial = random_vector(c.kv_size(), 10);
   auto dq = dq_initial, dk = dk_initial, dv = dv_initial;
   std::vector<float> scratch(attention_backward_scratch_size(c.P));
   attention_backward(dq.data(), dk.data(), dv.data(), loss_weights.data(), q.data(), k.data(),
                      v.data(), probs.data(), c.kv_head.data(), c.B, c.P, c.H, c.G, c.d, c.scale(),
                      scratch.data());
 
-  const auto q_d = ToDouble(q), k_d = ToDouble(k), v_d = ToDouble(v);
+  const auto q_d = to_double(q), k_d = to_double(k), v_d = to_double(v);
   auto loss = [&](const std::vector<double>& q_, const std::vector<double>& k_,
                   const std::vector<double>& v_) {
-    return WeightedSum(ReferenceAttention(c, q_, k_, v_).out, loss_weights);
+    return weighted_sum(reference_attention(c, q_, k_, v_).out, loss_weights);
   };
-  ExpectAccumulated(dq, dq_initial,
-                    NumericalGradient([&](const auto& x) { return loss(x, k_d, v_d); }, q_d), "dq");
-  ExpectAccumulated(dk, dk_initial,
-                    NumericalGradient([&](const auto& x) { return loss(q_d, x, v_d); }, k_d), "dk");
-  ExpectAccumulated(dv, dv_initial,
-                    NumericalGradient([&](const auto& x) { return loss(q_d, k_d, x); }, v_d), "dv");
+  expect_accumulated(dq, dq_initial,
+                     numerical_gradient([&](const auto& x) { return loss(x, k_d, v_d); }, q_d),
+                     "dq");
+  expect_accumulated(dk, dk_initial,
+                     numerical_gradient([&](const auto& x) { return loss(q_d, x, v_d); }, k_d),
+                     "dk");
+  expect_accumulated(dv, dv_initial,
+                     numerical_gradient([&](const auto& x) { return loss(q_d, k_d, x); }, v_d),
+                     "dv");
 }
 
 // A K/V head that no query head uses gets exactly no gradient; the others do.
 TEST_P(AttentionTest, UnusedKvHeadsGetNoGradient) {
   const AttentionCase& c = GetParam();
-  const auto q = RandomVector(c.q_size(), 11);
-  const auto k = RandomVector(c.kv_size(), 12);
-  const auto v = RandomVector(c.kv_size(), 13);
-  const auto dout = RandomVector(c.q_size(), 14);
+  const auto q = random_vector(c.q_size(), 11);
+  const auto k = random_vector(c.kv_size(), 12);
+  const auto v = random_vector(c.kv_size(), 13);
+  const auto dout = random_vector(c.q_size(), 14);
   std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
                     c.P, c.H, c.G, c.d, c.scale());
@@ -171,13 +174,13 @@ INSTANTIATE_TEST_SUITE_P(KvHeadMaps, AttentionTest,
 // take too long.
 TEST(AttentionLargeTest, ForwardMatchesReference) {
   const AttentionCase c{"ViT", 2, 65, 3, 2, 64, {0, 1, 1}};
-  const auto q = RandomVector(c.q_size(), 15, -2.f, 2.f);
-  const auto k = RandomVector(c.kv_size(), 16, -2.f, 2.f);
-  const auto v = RandomVector(c.kv_size(), 17);
+  const auto q = random_vector(c.q_size(), 15, -2.f, 2.f);
+  const auto k = random_vector(c.kv_size(), 16, -2.f, 2.f);
+  const auto v = random_vector(c.kv_size(), 17);
   std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
                     c.P, c.H, c.G, c.d, c.scale());
-  const Reference expected = ReferenceAttention(c, ToDouble(q), ToDouble(k), ToDouble(v));
+  const Reference expected = reference_attention(c, to_double(q), to_double(k), to_double(v));
   for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected.probs[i], 1e-5) << i;
   for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], expected.out[i], 1e-5) << i;
 }
@@ -185,13 +188,13 @@ TEST(AttentionLargeTest, ForwardMatchesReference) {
 // Scores in the thousands: exp would overflow without the row maximum subtracted first.
 TEST(AttentionLargeTest, ForwardIsStableForLargeScores) {
   const AttentionCase c{"GQA", 2, 5, 4, 2, 3, {0, 0, 1, 1}};
-  const auto q = RandomVector(c.q_size(), 18, -40.f, 40.f);
-  const auto k = RandomVector(c.kv_size(), 19, -40.f, 40.f);
-  const auto v = RandomVector(c.kv_size(), 20);
+  const auto q = random_vector(c.q_size(), 18, -40.f, 40.f);
+  const auto k = random_vector(c.kv_size(), 19, -40.f, 40.f);
+  const auto v = random_vector(c.kv_size(), 20);
   std::vector<float> out(c.q_size()), probs(static_cast<size_t>(c.B) * c.H * c.P * c.P);
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), c.kv_head.data(), c.B,
                     c.P, c.H, c.G, c.d, c.scale());
-  const Reference expected = ReferenceAttention(c, ToDouble(q), ToDouble(k), ToDouble(v));
+  const Reference expected = reference_attention(c, to_double(q), to_double(k), to_double(v));
   for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected.probs[i], 1e-5) << i;
   for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], expected.out[i], 1e-5) << i;
 }

@@ -24,7 +24,7 @@
 namespace dgqa {
 namespace {
 
-using tests::RandomVector;
+using tests::random_vector;
 
 TEST(MakeBackendTest, CpuByName) {
   auto backend = make_backend("cpu");
@@ -76,7 +76,7 @@ TEST(CpuBackendTest, AllocateReturnsZeroedAlignedMemory) {
 
 TEST(CpuBackendTest, CopiesAndZero) {
   auto backend = make_backend("cpu");
-  const auto host = RandomVector(33, 1);
+  const auto host = random_vector(33, 1);
   auto* device = static_cast<float*>(backend->allocate(sizeof(float) * host.size()));
   backend->copy_to_device(device, host.data(), sizeof(float) * host.size());
   std::vector<float> back(host.size());
@@ -96,8 +96,8 @@ TEST(CpuBackendTest, AttentionBackwardWithGrowingTokenCount) {
   const std::vector<int> kv_head = {0, 0, 0, 1};
   for (int P : {3, 9, 5, 17}) {
     const int q_size = B * P * H * d, kv_size = B * P * G * d;
-    const auto q = RandomVector(q_size, P), k = RandomVector(kv_size, P + 1);
-    const auto v = RandomVector(kv_size, P + 2), dout = RandomVector(q_size, P + 3);
+    const auto q = random_vector(q_size, P), k = random_vector(kv_size, P + 1);
+    const auto v = random_vector(kv_size, P + 2), dout = random_vector(q_size, P + 3);
     std::vector<float> out(q_size), probs(B * H * P * P);
     cpu::attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), kv_head.data(),
                            B, P, H, G, d, 0.5f);
@@ -119,8 +119,8 @@ TEST(CpuBackendTest, AttentionBackwardWithGrowingTokenCount) {
 TEST(CpuBackendTest, ForwardsEveryKernel) {
   auto backend = make_backend("cpu");
   const int N = 7, C = 5, OC = 3;
-  const auto a = RandomVector(64 * 64, 1), b = RandomVector(64 * 64, 2);
-  const auto c = RandomVector(64 * 64, 3), positive = RandomVector(64 * 64, 4, 0.5f, 1.5f);
+  const auto a = random_vector(64 * 64, 1), b = random_vector(64 * 64, 2);
+  const auto c = random_vector(64 * 64, 3), positive = random_vector(64 * 64, 4, 0.5f, 1.5f);
   std::vector<float> x(64 * 64), y(64 * 64), z(64 * 64), w(64 * 64);
   auto reset = [&]() {
     x = a;

@@ -13,7 +13,7 @@ namespace {
 
 TEST(KeyNormsTest, SumOverBatchOfFrobeniusNormsPerHead) {
   const int B = 3, P = 5, G = 3, d = 4;
-  const auto k = tests::RandomVector(B * P * G * d, 1);
+  const auto k = tests::random_vector(B * P * G * d, 1);
   std::vector<float> norms(G, 99.f);  // overwritten, not accumulated
   key_norms(norms.data(), k.data(), B, P, G, d);
   for (int g = 0; g < G; ++g) {

@@ -16,7 +16,7 @@ namespace {
 
 // Every launch of the kernels with a grid or shared memory that grows with the model's shape,
 // as the host wrappers in kernels/cuda check them.
-void CheckModelLaunches(const ModelConfig& model, int batch) {
+void check_model_launches(const ModelConfig& model, int batch) {
   const int P = model.num_tokens(), H = model.num_heads, G = model.num_kv_heads;
   const int d = model.head_dim();
   const int64_t rows = static_cast<int64_t>(batch) * P;
@@ -30,7 +30,7 @@ void CheckModelLaunches(const ModelConfig& model, int batch) {
   check_grid("softmax_cross_entropy_forward", batch);
 }
 
-ModelConfig Preset(const std::string& name, int image_size) {
+ModelConfig preset_model(const std::string& name, int image_size) {
   config::Config config;
   config.mutable_model()->set_preset(name);
   config.mutable_model()->set_image_size(image_size);
@@ -40,9 +40,9 @@ ModelConfig Preset(const std::string& name, int image_size) {
 TEST(LaunchChecksTest, EveryPresetFitsAtLargeBatches) {
   for (const char* preset : {"vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge"}) {
     for (int image_size : {224, 384}) {
-      const ModelConfig model = Preset(preset, image_size);
+      const ModelConfig model = preset_model(preset, image_size);
       for (int batch : {1, 256, 4096}) {
-        EXPECT_NO_THROW(CheckModelLaunches(model, batch))
+        EXPECT_NO_THROW(check_model_launches(model, batch))
             << preset << " at " << image_size << " px, batch " << batch;
       }
     }

@@ -37,8 +37,8 @@ namespace {
 // Mean and unbiased standard deviation of the row of head h in one sample: P pieces of d
 // floats, row_stride apart. (Sums in float vector lanes, see vector_math.h: each lane adds
 // only 1/16 of the row, and the variance is taken around the mean, in a second pass.)
-DGQA_SIMD_CLONES void RowStats(const float* x_row, int P, int d, int64_t row_stride, double* mean,
-                               double* std_dev) {
+DGQA_SIMD_CLONES void row_stats(const float* x_row, int P, int d, int64_t row_stride, double* mean,
+                                double* std_dev) {
   const int64_t L = static_cast<int64_t>(P) * d;
   float partial[kLanes] = {};
   for (int p = 0; p < P; ++p) {
@@ -56,9 +56,9 @@ DGQA_SIMD_CLONES void RowStats(const float* x_row, int P, int d, int64_t row_str
 }
 
 // y = x - (noise * std + mean) over the row's P pieces (y may alias x).
-DGQA_SIMD_CLONES void RowSubtractNoise(float* y_row, const float* x_row, const float* noise_row,
-                                       int P, int d, int64_t row_stride, float mean,
-                                       float std_dev) {
+DGQA_SIMD_CLONES void row_subtract_noise(float* y_row, const float* x_row, const float* noise_row,
+                                         int P, int d, int64_t row_stride, float mean,
+                                         float std_dev) {
   for (int p = 0; p < P; ++p) {
     const float* x_piece = x_row + p * row_stride;
     const float* noise_piece = noise_row + p * d;
@@ -69,8 +69,8 @@ DGQA_SIMD_CLONES void RowSubtractNoise(float* y_row, const float* x_row, const f
 }
 
 // The row's sums of dy and of dy * noise, for the backward pass.
-DGQA_SIMD_CLONES void RowGradientSums(const float* dy_row, const float* noise_row, int P, int d,
-                                      int64_t row_stride, double* dy_sum, double* dy_noise_sum) {
+DGQA_SIMD_CLONES void row_gradient_sums(const float* dy_row, const float* noise_row, int P, int d,
+                                        int64_t row_stride, double* dy_sum, double* dy_noise_sum) {
   float sums[kLanes] = {}, noise_sums[kLanes] = {};
   for (int p = 0; p < P; ++p) {
     const float* dy_piece = dy_row + p * row_stride;
@@ -83,9 +83,9 @@ DGQA_SIMD_CLONES void RowGradientSums(const float* dy_row, const float* noise_ro
 }
 
 // dx += dy - dmean - dstd_factor (x - mean) over the row's P pieces.
-DGQA_SIMD_CLONES void RowInputGradient(float* dx_row, const float* dy_row, const float* x_row,
-                                       int P, int d, int64_t row_stride, float dmean,
-                                       float dstd_factor, float mean) {
+DGQA_SIMD_CLONES void row_input_gradient(float* dx_row, const float* dy_row, const float* x_row,
+                                         int P, int d, int64_t row_stride, float dmean,
+                                         float dstd_factor, float mean) {
   for (int p = 0; p < P; ++p) {
     const int64_t offset = p * row_stride;
 #pragma omp simd
@@ -109,12 +109,12 @@ void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noi
       float* y_row = y + offset;
       const float* noise_row = noise + h * L;  // noise is (G, H/G, L) = (H, L)
       double mean, std_dev;
-      RowStats(x_row, P, d, row_stride, &mean, &std_dev);
+      row_stats(x_row, P, d, row_stride, &mean, &std_dev);
       const float mean_f = static_cast<float>(mean), std_f = static_cast<float>(std_dev);
       stats[(static_cast<int64_t>(b) * H + h) * 2] = mean_f;
       stats[(static_cast<int64_t>(b) * H + h) * 2 + 1] = std_f;
       // Element-wise and after the statistics, so y may alias x.
-      RowSubtractNoise(y_row, x_row, noise_row, P, d, row_stride, mean_f, std_f);
+      row_subtract_noise(y_row, x_row, noise_row, P, d, row_stride, mean_f, std_f);
     }
   }
 }
@@ -137,14 +137,14 @@ void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float
       const float mean = stats[(static_cast<int64_t>(b) * H + h) * 2];
       const float std_dev = stats[(static_cast<int64_t>(b) * H + h) * 2 + 1];
       double dy_sum, dy_noise_sum;
-      RowGradientSums(dy_row, noise_row, P, d, row_stride, &dy_sum, &dy_noise_sum);
+      row_gradient_sums(dy_row, noise_row, P, d, row_stride, &dy_sum, &dy_noise_sum);
       const float dmean = static_cast<float>(dy_sum / L);
       // A constant row (std 0) gets no gradient through its std.
       const float dstd_factor =
           std_dev == 0.f
               ? 0.f
               : static_cast<float>(dy_noise_sum / ((L - 1) * static_cast<double>(std_dev)));
-      RowInputGradient(dx_row, dy_row, x_row, P, d, row_stride, dmean, dstd_factor, mean);
+      row_input_gradient(dx_row, dy_row, x_row, P, d, row_stride, dmean, dstd_factor, mean);
     }
   }
 }

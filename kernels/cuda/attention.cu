@@ -26,7 +26,7 @@ struct Max {
 
 // Butterfly reduction over a full warp; every lane gets the same result.
 template <typename Op>
-__device__ float WarpReduce(float value, Op op) {
+__device__ float warp_reduce(float value, Op op) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
     value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
   }
@@ -36,33 +36,34 @@ __device__ float WarpReduce(float value, Op op) {
 // Reduction over the block (kThreads threads); every thread gets the result. Every thread must
 // call it; it synchronises the block.
 template <typename Op>
-__device__ float BlockReduce(float value, float identity, Op op) {
+__device__ float block_reduce(float value, float identity, Op op) {
   __shared__ float warp_partials[kWarps];
-  value = WarpReduce(value, op);
+  value = warp_reduce(value, op);
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   __syncthreads();  // an earlier call's readers of warp_partials are done
   if (lane == 0) warp_partials[warp] = value;
   __syncthreads();
-  return WarpReduce(lane < kWarps ? warp_partials[lane] : identity, op);
+  return warp_reduce(lane < kWarps ? warp_partials[lane] : identity, op);
 }
 
 // Dot product of a (shared-memory) vector and a global one of length d, one warp: lanes take
 // elements lane, lane + 32, ...; every lane gets the result.
-__device__ float WarpDot(const float* a, const float* __restrict__ b, int d) {
+__device__ float warp_dot(const float* a, const float* __restrict__ b, int d) {
   const int lane = threadIdx.x % kWarpSize;
   float dot = 0.f;
   for (int e = lane; e < d; e += kWarpSize) dot += a[e] * b[e];
-  return WarpReduce(dot, Sum());
+  return warp_reduce(dot, Sum());
 }
 
 // Grid (P, H, B): block (i, h, b) computes row i of the attention of query head h in sample b.
 // Warp w scores keys j = w, w + 4, ... (lanes over the d features); the softmax is a block
 // reduction; then thread t computes out features t, t + 128, ... .
 // Dynamic shared memory: q row (d floats) and the score row (P floats).
-__global__ void AttentionForwardKernel(float* __restrict__ out, float* __restrict__ probs,
-                                       const float* __restrict__ q, const float* __restrict__ k,
-                                       const float* __restrict__ v, const int* __restrict__ kv_head,
-                                       int P, int H, int G, int d, float scale) {
+__global__ void attention_forward_kernel(float* __restrict__ out, float* __restrict__ probs,
+                                         const float* __restrict__ q, const float* __restrict__ k,
+                                         const float* __restrict__ v,
+                                         const int* __restrict__ kv_head, int P, int H, int G,
+                                         int d, float scale) {
   extern __shared__ float shared[];
   float* q_row = shared;
   float* scores = shared + d;
@@ -78,20 +79,20 @@ __global__ void AttentionForwardKernel(float* __restrict__ out, float* __restric
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   for (int j = warp; j < P; j += kWarps) {
-    const float dot = WarpDot(q_row, k_head + j * kv_stride, d);
+    const float dot = warp_dot(q_row, k_head + j * kv_stride, d);
     if (lane == 0) scores[j] = scale * dot;
   }
   __syncthreads();
 
   float local_max = -INFINITY;
   for (int j = threadIdx.x; j < P; j += kThreads) local_max = fmaxf(local_max, scores[j]);
-  const float row_max = BlockReduce(local_max, -INFINITY, Max());  // exp never overflows
+  const float row_max = block_reduce(local_max, -INFINITY, Max());  // exp never overflows
   float local_sum = 0.f;
   for (int j = threadIdx.x; j < P; j += kThreads) {
     scores[j] = expf(scores[j] - row_max);
     local_sum += scores[j];
   }
-  const float inv_sum = 1.f / BlockReduce(local_sum, 0.f, Sum());  // also publishes scores
+  const float inv_sum = 1.f / block_reduce(local_sum, 0.f, Sum());  // also publishes scores
   for (int j = threadIdx.x; j < P; j += kThreads) {
     scores[j] *= inv_sum;
     probs_row[j] = scores[j];
@@ -113,7 +114,7 @@ __global__ void AttentionForwardKernel(float* __restrict__ out, float* __restric
 // rowsums[b, h, i] for the dk/dv kernel), dS_i. and dq_i += scale * sum_j dS_ij k_j
 // (thread t takes features t, t + 128, ...).
 // Dynamic shared memory: dout row (d floats) and the dS row (P floats).
-__global__ void AttentionBackwardQueryKernel(
+__global__ void attention_backward_query_kernel(
     float* __restrict__ dq, float* __restrict__ rowsums, const float* __restrict__ dout,
     const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ probs,
     const int* __restrict__ kv_head, int P, int H, int G, int d, float scale) {
@@ -133,14 +134,14 @@ __global__ void AttentionBackwardQueryKernel(
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   for (int j = warp; j < P; j += kWarps) {
-    const float dot = WarpDot(dout_row, v_head + j * kv_stride, d);
+    const float dot = warp_dot(dout_row, v_head + j * kv_stride, d);
     if (lane == 0) ds[j] = dot;
   }
   __syncthreads();
 
   float local = 0.f;
   for (int j = threadIdx.x; j < P; j += kThreads) local += ds[j] * probs_row[j];
-  const float rowsum = BlockReduce(local, 0.f, Sum());
+  const float rowsum = block_reduce(local, 0.f, Sum());
   if (threadIdx.x == 0) rowsums[row] = rowsum;
   for (int j = threadIdx.x; j < P; j += kThreads) ds[j] = probs_row[j] * (ds[j] - rowsum);
   __syncthreads();
@@ -158,7 +159,7 @@ __global__ void AttentionBackwardQueryKernel(
 // accumulates dk_j += scale * sum_i dS_ij q_i and dv_j += sum_i A_ij dout_i (thread t takes
 // features t, t + 128, ..., summing i in order).
 // Dynamic shared memory: v row, dk and dv accumulators (d floats each), A and dS columns (P each).
-__global__ void AttentionBackwardKeyValueKernel(
+__global__ void attention_backward_key_value_kernel(
     float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
     const float* __restrict__ q, const float* __restrict__ v, const float* __restrict__ probs,
     const float* __restrict__ rowsums, const int* __restrict__ kv_head, int P, int H, int G, int d,
@@ -186,7 +187,7 @@ __global__ void AttentionBackwardKeyValueKernel(
     const float* dout_head = dout + static_cast<int64_t>(b) * P * q_stride + h * d;
     const int64_t first_row = (static_cast<int64_t>(b) * H + h) * P;
     for (int i = warp; i < P; i += kWarps) {
-      const float da = WarpDot(v_row, dout_head + i * q_stride, d);
+      const float da = warp_dot(v_row, dout_head + i * q_stride, d);
       if (lane == 0) {
         const float a = probs[(first_row + i) * P + j];
         a_col[i] = a;
@@ -219,7 +220,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
   const size_t shared_bytes = attention_forward_shared_bytes(P, d);
   check_grid("attention_forward", P, H, B);
   check_shared_bytes("attention_forward", shared_bytes);
-  AttentionForwardKernel<<<dim3(P, H, B), kThreads, shared_bytes, context().stream>>>(
+  attention_forward_kernel<<<dim3(P, H, B), kThreads, shared_bytes, context().stream>>>(
       out, probs, q, k, v, kv_head, P, H, G, d, scale);
   DGQA_CUDA_CHECK_LAUNCH();
 }
@@ -240,10 +241,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   float* rowsums = nullptr;
   DGQA_CUDA_CHECK(
       cudaMallocAsync(reinterpret_cast<void**>(&rowsums), sizeof(float) * B * H * P, stream));
-  AttentionBackwardQueryKernel<<<dim3(P, H, B), kThreads, query_shared_bytes, stream>>>(
+  attention_backward_query_kernel<<<dim3(P, H, B), kThreads, query_shared_bytes, stream>>>(
       dq, rowsums, dout, k, v, probs, kv_head, P, H, G, d, scale);
   DGQA_CUDA_CHECK_LAUNCH();
-  AttentionBackwardKeyValueKernel<<<dim3(P, G, B), kThreads, key_value_shared_bytes, stream>>>(
+  attention_backward_key_value_kernel<<<dim3(P, G, B), kThreads, key_value_shared_bytes, stream>>>(
       dk, dv, dout, q, v, probs, rowsums, kv_head, P, H, G, d, scale);
   DGQA_CUDA_CHECK_LAUNCH();
   DGQA_CUDA_CHECK(cudaFreeAsync(rowsums, stream));
