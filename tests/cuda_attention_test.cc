@@ -3,7 +3,7 @@
 // CUDA; it then skips). Tolerances, fp32 with different summation orders:
 //   - |cuda - cpu| <= 1e-5 * max(1, |cpu|) element-wise for results of short sums (attention
 //     probs and out, PGQA y and stats);
-//   - 1e-4 * max(1, |cpu|) where sums over P*d enter (attention dq/dk/dv, PGQA dx);
+//   - 1e-4 * max(1, |cpu|) where sums over T*d enter (attention dq/dk/dv, PGQA dx);
 //   - 1e-6 absolute for the standardised noise (both sides sum in double).
 #include <gtest/gtest.h>
 
@@ -58,11 +58,11 @@ class CudaVersusCpu {
 
 struct AttentionCase {
   std::string name;
-  int B, P, H, G, d;
+  int B, T, H, G, d;
   std::vector<int> kv_head;
-  int q_size() const { return B * P * H * d; }
-  int kv_size() const { return B * P * G * d; }
-  int probs_size() const { return B * H * P * P; }
+  int q_size() const { return B * T * H * d; }
+  int kv_size() const { return B * T * G * d; }
+  int probs_size() const { return B * H * T * T; }
   float scale() const { return 1.f / std::sqrt(static_cast<float>(d)); }
 };
 
@@ -95,9 +95,9 @@ AttentionResults run_attention(Backend* backend, const AttentionCase& c,
   DeviceArray<float> out(*backend, std::vector<float>(c.q_size()));
   DeviceArray<float> probs(*backend, std::vector<float>(c.probs_size()));
   backend->attention_forward(out.get(), probs.get(), q.get(), k.get(), v.get(), kv_head.get(), c.B,
-                             c.P, c.H, c.G, c.d, c.scale());
+                             c.T, c.H, c.G, c.d, c.scale());
   backend->attention_backward(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(),
-                              probs.get(), kv_head.get(), c.B, c.P, c.H, c.G, c.d, c.scale());
+                              probs.get(), kv_head.get(), c.B, c.T, c.H, c.G, c.d, c.scale());
   return {out.to_host(), probs.to_host(), dq.to_host(), dk.to_host(), dv.to_host()};
 }
 
@@ -141,9 +141,9 @@ TEST_P(CudaAttentionTest, UnusedKeyValueHeadGetsNoGradient) {
     for (int h : c.kv_head) used = used || h == g;
     if (used) continue;
     for (int b = 0; b < c.B; ++b) {
-      for (int p = 0; p < c.P; ++p) {
+      for (int p = 0; p < c.T; ++p) {
         for (int e = 0; e < c.d; ++e) {
-          const int n = ((b * c.P + p) * c.G + g) * c.d + e;
+          const int n = ((b * c.T + p) * c.G + g) * c.d + e;
           EXPECT_EQ(actual.dk[n], in.dk[n]) << "K/V head " << g << " element " << n;
           EXPECT_EQ(actual.dv[n], in.dv[n]) << "K/V head " << g << " element " << n;
         }
@@ -175,9 +175,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 struct NoiseCase {
   std::string name;
-  int B, P, H, G, d;
-  int x_size() const { return B * P * H * d; }
-  int noise_size() const { return H * P * d; }
+  int B, T, H, G, d;
+  int x_size() const { return B * T * H * d; }
+  int noise_size() const { return H * T * d; }
 };
 
 void PrintTo(const NoiseCase& c, std::ostream* os) {
@@ -191,7 +191,7 @@ class CudaPgqaNoiseTest : public ::testing::TestWithParam<NoiseCase>, public Cud
 
 std::vector<float> make_noise(Backend* backend, const NoiseCase& c) {
   DeviceArray<float> noise(*backend, std::vector<float>(c.noise_size()));
-  backend->pgqa_make_noise(noise.get(), 1234, 56, 7, c.H, c.G, c.P, c.d);
+  backend->pgqa_make_noise(noise.get(), 1234, 56, 7, c.H, c.G, c.T, c.d);
   return noise.to_host();
 }
 
@@ -208,7 +208,7 @@ struct NoiseResults {
 // made constant so that a zero std is covered.
 NoiseResults run_noise(Backend* backend, const NoiseCase& c, const std::vector<float>& host_noise) {
   std::vector<float> host_x = random_vector(c.x_size(), 11, -2.f, 3.f);
-  for (int p = 0; p < c.P; ++p) {
+  for (int p = 0; p < c.T; ++p) {
     for (int e = 0; e < c.d; ++e) host_x[p * c.H * c.d + e] = 0.5f;
   }
   DeviceArray<float> noise(*backend, host_noise), x(*backend, host_x);
@@ -216,8 +216,8 @@ NoiseResults run_noise(Backend* backend, const NoiseCase& c, const std::vector<f
   DeviceArray<float> dx(*backend, random_vector(c.x_size(), 13));
   DeviceArray<float> y(*backend, std::vector<float>(c.x_size()));
   DeviceArray<float> stats(*backend, std::vector<float>(c.B * c.H * 2));
-  backend->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.P, c.H, c.G, c.d);
-  backend->pgqa_noise_backward(dx.get(), dy.get(), x.get(), stats.get(), noise.get(), c.B, c.P, c.H,
+  backend->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.T, c.H, c.G, c.d);
+  backend->pgqa_noise_backward(dx.get(), dy.get(), x.get(), stats.get(), noise.get(), c.B, c.T, c.H,
                                c.G, c.d);
   return {y.to_host(), stats.to_host(), dx.to_host()};
 }
@@ -241,8 +241,8 @@ TEST_P(CudaPgqaNoiseTest, ForwardInPlace) {
   DeviceArray<float> x(*cuda_, host_x), in_place(*cuda_, host_x);
   DeviceArray<float> y(*cuda_, std::vector<float>(c.x_size()));
   DeviceArray<float> stats(*cuda_, std::vector<float>(c.B * c.H * 2));
-  cuda_->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.P, c.H, c.G, c.d);
-  cuda_->pgqa_noise_forward(in_place.get(), stats.get(), in_place.get(), noise.get(), c.B, c.P, c.H,
+  cuda_->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.T, c.H, c.G, c.d);
+  cuda_->pgqa_noise_forward(in_place.get(), stats.get(), in_place.get(), noise.get(), c.B, c.T, c.H,
                             c.G, c.d);
   EXPECT_EQ(in_place.to_host(), y.to_host());
 }

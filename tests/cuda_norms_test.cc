@@ -6,7 +6,7 @@
 // values agree to |cuda - cpu| <= tolerance * (1 + |cpu|) with tolerance
 //   kElementwise = 1e-5 where each value depends on few terms (element-wise ops, short rows),
 //   kLongReduction = 1e-4 where it depends on a sum of >= 1000 terms (C = 1024, K = 1000, the
-//   P * d = 4160 squares of a key head).
+//   T * d = 4160 squares of a key head).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -282,14 +282,14 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaCrossEntropyTest,
 // ---- Key norms ----
 
 TEST_F(CudaNormsTest, KeyNormsMatchCpuAndOverwrite) {
-  constexpr int B = 4, P = 65, G = 3, d = 64;
-  const auto keys = random_vector(static_cast<size_t>(B) * P * G * d, 51, -2.f, 2.f);
+  constexpr int B = 4, T = 65, G = 3, d = 64;
+  const auto keys = random_vector(static_cast<size_t>(B) * T * G * d, 51, -2.f, 2.f);
   const std::vector<float> stale_norms(G, 123.f);  // overwritten, not accumulated into
   std::vector<float> norms[2];
   Backend* backends[2] = {cpu_.get(), cuda_.get()};
   for (int i = 0; i < 2; ++i) {
     DeviceArray<float> k(*backends[i], keys), result(*backends[i], stale_norms);
-    backends[i]->key_norms(result.get(), k.get(), B, P, G, d);
+    backends[i]->key_norms(result.get(), k.get(), B, T, G, d);
     norms[i] = result.to_host();
   }
   expect_close(norms[1], norms[0], kLongReduction, "norms");

@@ -17,13 +17,13 @@ namespace {
 // Every launch of the kernels with a grid or shared memory that grows with the model's shape,
 // as the host wrappers in kernels/cuda check them.
 void check_model_launches(const ModelConfig& model, int batch) {
-  const int P = model.num_tokens(), H = model.num_heads, G = model.num_kv_heads;
+  const int T = model.num_tokens(), H = model.num_heads, G = model.num_kv_heads;
   const int d = model.head_dim();
-  const int64_t rows = static_cast<int64_t>(batch) * P;
-  check_grid("attention_forward", P, H, batch);
-  check_shared_bytes("attention_forward", attention_forward_shared_bytes(P, d));
-  check_grid("attention_backward", P, H, batch);
-  check_shared_bytes("attention_backward", attention_backward_key_value_shared_bytes(P, d));
+  const int64_t rows = static_cast<int64_t>(batch) * T;
+  check_grid("attention_forward", T, H, batch);
+  check_shared_bytes("attention_forward", attention_forward_shared_bytes(T, d));
+  check_grid("attention_backward", T, H, batch);
+  check_shared_bytes("attention_backward", attention_backward_key_value_shared_bytes(T, d));
   check_grid("key_norms", G, batch);
   check_grid("pgqa_noise_forward", H, batch);
   check_grid("layernorm_backward", rows);
@@ -53,7 +53,7 @@ TEST(LaunchChecksTest, SharedMemoryOfTheAttentionRows) {
   // ViT-L/16 at 224: 197 tokens of 64 features.
   EXPECT_EQ(attention_forward_shared_bytes(197, 64), 4u * (64 + 197));
   EXPECT_EQ(attention_backward_key_value_shared_bytes(197, 64), 4u * (3 * 64 + 2 * 197));
-  // The backward needs 8 P bytes for its two score rows: about 6000 tokens is the most.
+  // The backward needs 8 T bytes for its two score rows: about 6000 tokens is the most.
   EXPECT_NO_THROW(check_shared_bytes("attention_backward",
                                      attention_backward_key_value_shared_bytes(6000, 64)));
   try {  // a 1024-pixel image in patches of 8: 16385 tokens

@@ -24,17 +24,17 @@ using tests::weighted_sum;
 constexpr uint64_t kSeed = 1234;
 
 struct Shape {
-  int B, P, H, G, d;
-  int L() const { return P * d; }
+  int B, T, H, G, d;
+  int L() const { return T * d; }
   int heads_per_group() const { return H / G; }
-  int x_size() const { return B * P * H * d; }
+  int x_size() const { return B * T * H * d; }
   int noise_size() const { return H * L(); }
 };
 
 std::vector<float> make_noise(const Shape& s, uint32_t step, uint32_t layer,
                               uint64_t seed = kSeed) {
   std::vector<float> noise(s.noise_size());
-  pgqa_make_noise(noise.data(), seed, step, layer, s.H, s.G, s.P, s.d);
+  pgqa_make_noise(noise.data(), seed, step, layer, s.H, s.G, s.T, s.d);
   return noise;
 }
 
@@ -70,8 +70,8 @@ std::vector<double> reference_noise(const Shape& s, uint32_t step, uint32_t laye
 // Row (b, h) of x gathered into a contiguous vector of length L (index p*d + e).
 std::vector<double> gather_row(const Shape& s, const std::vector<double>& x, int b, int h) {
   std::vector<double> row(s.L());
-  for (int p = 0; p < s.P; ++p) {
-    for (int e = 0; e < s.d; ++e) row[p * s.d + e] = x[((b * s.P + p) * s.H + h) * s.d + e];
+  for (int p = 0; p < s.T; ++p) {
+    for (int e = 0; e < s.d; ++e) row[p * s.d + e] = x[((b * s.T + p) * s.H + h) * s.d + e];
   }
   return row;
 }
@@ -84,9 +84,9 @@ std::vector<double> reference_forward(const Shape& s, const std::vector<double>&
     for (int h = 0; h < s.H; ++h) {
       const auto row = gather_row(s, x, b, h);
       const double mean = row_mean(row.data(), s.L()), std_dev = unbiased_std(row.data(), s.L());
-      for (int p = 0; p < s.P; ++p) {
+      for (int p = 0; p < s.T; ++p) {
         for (int e = 0; e < s.d; ++e) {
-          const int index = ((b * s.P + p) * s.H + h) * s.d + e;
+          const int index = ((b * s.T + p) * s.H + h) * s.d + e;
           y[index] = x[index] - (noise[h * s.L() + p * s.d + e] * std_dev + mean);
         }
       }
@@ -136,7 +136,7 @@ TEST(PgqaNoiseForwardTest, MatchesReferenceAndSavesStatistics) {
   const auto noise = make_noise(s, 0, 0);
   auto x = random_vector(s.x_size(), 1, -1.f, 3.f);
   std::vector<float> y(s.x_size()), stats(2 * s.B * s.H);
-  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
+  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
   const auto x_d = to_double(x);
   const auto expected = reference_forward(s, x_d, noise);
   for (int i = 0; i < s.x_size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-5) << i;
@@ -148,7 +148,7 @@ TEST(PgqaNoiseForwardTest, MatchesReferenceAndSavesStatistics) {
     }
   }
   // In place (y == x) gives the same result.
-  pgqa_noise_forward(x.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
+  pgqa_noise_forward(x.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
   EXPECT_EQ(x, y);
 }
 
@@ -158,11 +158,11 @@ TEST(PgqaNoiseBackwardTest, AccumulatesFiniteDifferenceGradient) {
   const auto x = random_vector(s.x_size(), 2, -1.f, 3.f);
   const auto loss_weights = random_vector(s.x_size(), 3);  // loss = sum(y * loss_weights)
   std::vector<float> y(s.x_size()), stats(2 * s.B * s.H);
-  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
+  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
   const auto dx_initial = random_vector(s.x_size(), 4);
   auto dx = dx_initial;
   pgqa_noise_backward(dx.data(), loss_weights.data(), x.data(), stats.data(), noise.data(), s.B,
-                      s.P, s.H, s.G, s.d);
+                      s.T, s.H, s.G, s.d);
 
   auto loss = [&](const std::vector<double>& x_) {
     return weighted_sum(reference_forward(s, x_, noise), loss_weights);
@@ -176,21 +176,21 @@ TEST(PgqaNoiseBackwardTest, ConstantRowGetsNoGradientThroughItsStd) {
   const Shape s{1, 2, 2, 1, 3};
   const auto noise = make_noise(s, 0, 0);
   auto x = random_vector(s.x_size(), 5);
-  for (int p = 0; p < s.P; ++p) {
+  for (int p = 0; p < s.T; ++p) {
     for (int e = 0; e < s.d; ++e) x[(p * s.H + 1) * s.d + e] = 0.25f;  // head 1 constant
   }
   std::vector<float> y(s.x_size()), stats(2 * s.B * s.H);
-  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
+  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
   EXPECT_EQ(stats[3], 0.f);
   const auto dy = random_vector(s.x_size(), 6);
   std::vector<float> dx(s.x_size(), 0.f);
-  pgqa_noise_backward(dx.data(), dy.data(), x.data(), stats.data(), noise.data(), s.B, s.P, s.H,
+  pgqa_noise_backward(dx.data(), dy.data(), x.data(), stats.data(), noise.data(), s.B, s.T, s.H,
                       s.G, s.d);
   double dy_mean = 0.0;
-  for (int p = 0; p < s.P; ++p) {
+  for (int p = 0; p < s.T; ++p) {
     for (int e = 0; e < s.d; ++e) dy_mean += dy[(p * s.H + 1) * s.d + e] / double(s.L());
   }
-  for (int p = 0; p < s.P; ++p) {
+  for (int p = 0; p < s.T; ++p) {
     for (int e = 0; e < s.d; ++e) {
       const int index = (p * s.H + 1) * s.d + e;
       EXPECT_EQ(y[index], 0.f) << index;

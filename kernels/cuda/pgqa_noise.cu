@@ -39,7 +39,7 @@ __device__ double block_sum(double value) {
   return warp_sum(lane < kRowWarps ? warp_partials[lane] : 0.0);
 }
 
-// One thread per element of noise (H rows of L = P*d): element j of row h = g*(H/G) + i is
+// One thread per element of noise (H rows of L = T*d): element j of row h = g*(H/G) + i is
 // element i*L + j of group g's Philox stream, or 0 on the diagonal j == i.
 __global__ void draw_noise_kernel(float* __restrict__ noise, uint64_t seed, uint32_t step,
                                   uint32_t layer, int heads_per_group, int64_t L, int64_t total) {
@@ -72,26 +72,26 @@ __global__ void standardise_rows_kernel(float* __restrict__ noise, int64_t L) {
   }
 }
 
-// Offset in x (B, P, H*d) of element l = p*d + e of the row of head h in sample b.
-__device__ int64_t row_element(int b, int h, int64_t l, int P, int H, int d) {
+// Offset in x (B, T, H*d) of element l = p*d + e of the row of head h in sample b.
+__device__ int64_t row_element(int b, int h, int64_t l, int T, int H, int d) {
   const int64_t p = l / d, e = l % d;
-  return (static_cast<int64_t>(b) * P + p) * H * d + static_cast<int64_t>(h) * d + e;
+  return (static_cast<int64_t>(b) * T + p) * H * d + static_cast<int64_t>(h) * d + e;
 }
 
 // Grid (H, B): block (h, b) handles the row of head h in sample b (thread t takes elements
 // t, t + 256, ...): mean and unbiased std (two passes in double), then y. y may alias x: every
 // read of x for the statistics happens before the block's first write.
 __global__ void noise_forward_kernel(float* y, float* __restrict__ stats, const float* x,
-                                     const float* __restrict__ noise, int P, int H, int d) {
+                                     const float* __restrict__ noise, int T, int H, int d) {
   const int h = blockIdx.x, b = blockIdx.y;
-  const int64_t L = static_cast<int64_t>(P) * d;
+  const int64_t L = static_cast<int64_t>(T) * d;
   const float* noise_row = noise + h * L;  // noise is (G, H/G, L) = (H, L)
   double sum = 0.0;
-  for (int64_t l = threadIdx.x; l < L; l += kRowThreads) sum += x[row_element(b, h, l, P, H, d)];
+  for (int64_t l = threadIdx.x; l < L; l += kRowThreads) sum += x[row_element(b, h, l, T, H, d)];
   const double mean = block_sum(sum) / L;
   double squares = 0.0;
   for (int64_t l = threadIdx.x; l < L; l += kRowThreads) {
-    const double centred = x[row_element(b, h, l, P, H, d)] - mean;
+    const double centred = x[row_element(b, h, l, T, H, d)] - mean;
     squares += centred * centred;
   }
   const double std_dev = sqrt(block_sum(squares) / (L - 1));
@@ -101,7 +101,7 @@ __global__ void noise_forward_kernel(float* y, float* __restrict__ stats, const 
     stats[(static_cast<int64_t>(b) * H + h) * 2 + 1] = std_f;
   }
   for (int64_t l = threadIdx.x; l < L; l += kRowThreads) {
-    const int64_t at = row_element(b, h, l, P, H, d);
+    const int64_t at = row_element(b, h, l, T, H, d);
     y[at] = x[at] - (noise_row[l] * std_f + mean_f);
   }
 }
@@ -111,15 +111,15 @@ __global__ void noise_forward_kernel(float* y, float* __restrict__ stats, const 
 //   dx += dy - sum(dy) / L - sum(dy * noise) (x - mean) / ((L - 1) std).
 __global__ void noise_backward_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                                       const float* __restrict__ x, const float* __restrict__ stats,
-                                      const float* __restrict__ noise, int P, int H, int d) {
+                                      const float* __restrict__ noise, int T, int H, int d) {
   const int h = blockIdx.x, b = blockIdx.y;
-  const int64_t L = static_cast<int64_t>(P) * d;
+  const int64_t L = static_cast<int64_t>(T) * d;
   const float* noise_row = noise + h * L;
   const float mean = stats[(static_cast<int64_t>(b) * H + h) * 2];
   const float std_dev = stats[(static_cast<int64_t>(b) * H + h) * 2 + 1];
   double dy_sum = 0.0, dy_noise_sum = 0.0;
   for (int64_t l = threadIdx.x; l < L; l += kRowThreads) {
-    const float grad = dy[row_element(b, h, l, P, H, d)];
+    const float grad = dy[row_element(b, h, l, T, H, d)];
     dy_sum += grad;
     dy_noise_sum += static_cast<double>(grad) * noise_row[l];
   }
@@ -131,7 +131,7 @@ __global__ void noise_backward_kernel(float* __restrict__ dx, const float* __res
       std_dev == 0.f ? 0.f
                      : static_cast<float>(dy_noise_sum / ((L - 1) * static_cast<double>(std_dev)));
   for (int64_t l = threadIdx.x; l < L; l += kRowThreads) {
-    const int64_t at = row_element(b, h, l, P, H, d);
+    const int64_t at = row_element(b, h, l, T, H, d);
     dx[at] += dy[at] - dmean - dstd_factor * (x[at] - mean);
   }
 }
@@ -139,8 +139,8 @@ __global__ void noise_backward_kernel(float* __restrict__ dx, const float* __res
 }  // namespace
 
 void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H, int G,
-                     int P, int d) {
-  const int64_t L = static_cast<int64_t>(P) * d, total = static_cast<int64_t>(H) * L;
+                     int T, int d) {
+  const int64_t L = static_cast<int64_t>(T) * d, total = static_cast<int64_t>(H) * L;
   if (total == 0) return;
   const cudaStream_t stream = context().stream;
   const int64_t blocks = blocks_for(total, kDrawThreads);
@@ -152,21 +152,21 @@ void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer,
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
-void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int P,
+void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int T,
                         int H, int G, int d) {
-  if (B == 0 || H == 0 || static_cast<int64_t>(P) * d == 0) return;
+  if (B == 0 || H == 0 || static_cast<int64_t>(T) * d == 0) return;
   check_grid("pgqa_noise_forward", H, B);
-  noise_forward_kernel<<<dim3(H, B), kRowThreads, 0, context().stream>>>(y, stats, x, noise, P, H,
+  noise_forward_kernel<<<dim3(H, B), kRowThreads, 0, context().stream>>>(y, stats, x, noise, T, H,
                                                                          d);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
-                         const float* noise, int B, int P, int H, int G, int d) {
-  if (B == 0 || H == 0 || static_cast<int64_t>(P) * d == 0) return;
+                         const float* noise, int B, int T, int H, int G, int d) {
+  if (B == 0 || H == 0 || static_cast<int64_t>(T) * d == 0) return;
   check_grid("pgqa_noise_backward", H, B);
   noise_backward_kernel<<<dim3(H, B), kRowThreads, 0, context().stream>>>(dx, dy, x, stats, noise,
-                                                                          P, H, d);
+                                                                          T, H, d);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
