@@ -47,24 +47,24 @@ class Backend {
   virtual void gelu_forward(float* out, const float* inp, int64_t n) = 0;
   virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) = 0;
   virtual void attention_forward(float* out, float* probs, const float* q, const float* k,
-                                 const float* v, const int* kv_head, int B, int P, int H, int G,
+                                 const float* v, const int* kv_head, int B, int T, int H, int G,
                                  int d, float scale) = 0;
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout,
                                   const float* q, const float* k, const float* v,
-                                  const float* probs, const int* kv_head, int B, int P, int H,
+                                  const float* probs, const int* kv_head, int B, int T, int H,
                                   int G, int d, float scale) = 0;
   virtual void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H,
-                               int G, int P, int d) = 0;
+                               int G, int T, int d) = 0;
   virtual void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B,
-                                  int P, int H, int G, int d) = 0;
+                                  int T, int H, int G, int d) = 0;
   virtual void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
-                                   const float* noise, int B, int P, int H, int G, int d) = 0;
+                                   const float* noise, int B, int T, int H, int G, int d) = 0;
   virtual double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
                                                const int* labels, int N, int K) = 0;
   virtual void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
                                               int N, int K, float scale) = 0;
   virtual void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) = 0;
-  virtual void key_norms(float* norms, const float* k, int B, int P, int G, int d) = 0;
+  virtual void key_norms(float* norms, const float* k, int B, int T, int G, int d) = 0;
   virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
                             float lr, float beta1, float beta2, float eps, float weight_decay,
                             int64_t t) = 0;

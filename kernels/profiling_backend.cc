@@ -62,40 +62,40 @@ void ProfilingBackend::gelu_backward(float* dinp, const float* inp, const float*
 }
 
 void ProfilingBackend::attention_forward(float* out, float* probs, const float* q, const float* k,
-                                         const float* v, const int* kv_head, int B, int P, int H,
+                                         const float* v, const int* kv_head, int B, int T, int H,
                                          int G, int d, float scale) {
   timed("attention_forward", [&] {
-    return inner_->attention_forward(out, probs, q, k, v, kv_head, B, P, H, G, d, scale);
+    return inner_->attention_forward(out, probs, q, k, v, kv_head, B, T, H, G, d, scale);
   });
 }
 
 void ProfilingBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
                                           const float* q, const float* k, const float* v,
-                                          const float* probs, const int* kv_head, int B, int P,
+                                          const float* probs, const int* kv_head, int B, int T,
                                           int H, int G, int d, float scale) {
   timed("attention_backward", [&] {
-    return inner_->attention_backward(dq, dk, dv, dout, q, k, v, probs, kv_head, B, P, H, G, d,
+    return inner_->attention_backward(dq, dk, dv, dout, q, k, v, probs, kv_head, B, T, H, G, d,
                                       scale);
   });
 }
 
 void ProfilingBackend::pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer,
-                                       int H, int G, int P, int d) {
+                                       int H, int G, int T, int d) {
   timed("pgqa_make_noise",
-        [&] { return inner_->pgqa_make_noise(noise, seed, step, layer, H, G, P, d); });
+        [&] { return inner_->pgqa_make_noise(noise, seed, step, layer, H, G, T, d); });
 }
 
 void ProfilingBackend::pgqa_noise_forward(float* y, float* stats, const float* x,
-                                          const float* noise, int B, int P, int H, int G, int d) {
+                                          const float* noise, int B, int T, int H, int G, int d) {
   timed("pgqa_noise_forward",
-        [&] { return inner_->pgqa_noise_forward(y, stats, x, noise, B, P, H, G, d); });
+        [&] { return inner_->pgqa_noise_forward(y, stats, x, noise, B, T, H, G, d); });
 }
 
 void ProfilingBackend::pgqa_noise_backward(float* dx, const float* dy, const float* x,
-                                           const float* stats, const float* noise, int B, int P,
+                                           const float* stats, const float* noise, int B, int T,
                                            int H, int G, int d) {
   timed("pgqa_noise_backward",
-        [&] { return inner_->pgqa_noise_backward(dx, dy, x, stats, noise, B, P, H, G, d); });
+        [&] { return inner_->pgqa_noise_backward(dx, dy, x, stats, noise, B, T, H, G, d); });
 }
 
 double ProfilingBackend::softmax_cross_entropy_forward(float* probs, float* losses,
@@ -118,8 +118,8 @@ void ProfilingBackend::im2col_patches(float* cols, const float* img, int B, int 
   timed("im2col_patches", [&] { return inner_->im2col_patches(cols, img, B, C, S, p); });
 }
 
-void ProfilingBackend::key_norms(float* norms, const float* k, int B, int P, int G, int d) {
-  timed("key_norms", [&] { return inner_->key_norms(norms, k, B, P, G, d); });
+void ProfilingBackend::key_norms(float* norms, const float* k, int B, int T, int G, int d) {
+  timed("key_norms", [&] { return inner_->key_norms(norms, k, B, T, G, d); });
 }
 
 void ProfilingBackend::adamw_update(float* params, const float* grads, float* m, float* v,

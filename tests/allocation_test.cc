@@ -27,7 +27,7 @@ void expect_valid_allocation(const std::vector<int>& a, size_t G, int H) {
 
 nlohmann::json load_vectors() {
   const std::string path = std::string(DGQA_TESTDATA_DIR) + "/allocation_vectors.json";
-  return nlohmann::json::parse(testing::ReadFile(path));
+  return nlohmann::json::parse(tests::read_file(path));
 }
 
 TEST(AllocationVectors, EveryCaseMatches) {
@@ -134,8 +134,8 @@ TEST(Invariants, RandomNormsGiveValidAllocations) {
   for (uint32_t seed = 0; seed < 200; ++seed) {
     const size_t G = 1 + seed % 8;
     const int H = static_cast<int>(G) * (1 + seed % 3) + static_cast<int>(seed % 5);
-    const std::vector<float> norms = testing::RandomVector(G, seed, 0.0f, 10.0f);
-    const std::vector<float> cache = testing::RandomVector(G, seed + 1000, 0.0f, 1.0f);
+    const std::vector<float> norms = tests::random_vector(G, seed, 0.0f, 10.0f);
+    const std::vector<float> cache = tests::random_vector(G, seed + 1000, 0.0f, 1.0f);
     SCOPED_TRACE("seed " + std::to_string(seed));
     expect_valid_allocation(kdgqa_allocation(norms, H), G, H);
     expect_valid_allocation(apportion(norms, H), G, H);

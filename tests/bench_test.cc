@@ -14,11 +14,11 @@
 #ifdef DGQA_WITH_CUDA
 #include "kernels/cuda/device_info.h"
 #endif
+#include "cli/command_line.h"
 #include "kernels/profiling_backend.h"
 #include "model/flops.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "cli/command_line.h"
 
 namespace dgqa {
 namespace {
@@ -89,7 +89,7 @@ TEST(BenchCliTest, PeakTflopsTakesAPositiveNumber) {
 TEST(ProfilingBackendTest, ForwardsAndCountsEveryCall) {
   ProfilingBackend profiler(std::make_unique<CpuBackend>());
   CpuBackend plain;
-  const auto inp = testing::RandomVector(6 * 4, 1), weight = testing::RandomVector(3 * 4, 2);
+  const auto inp = tests::random_vector(6 * 4, 1), weight = tests::random_vector(3 * 4, 2);
   std::vector<float> profiled(6 * 3), expected(6 * 3);
   for (int repeat = 0; repeat < 2; ++repeat) {
     profiler.matmul_forward(profiled.data(), inp.data(), weight.data(), nullptr, 6, 4, 3);
@@ -108,22 +108,22 @@ TEST(ProfilingBackendTest, ForwardsAndCountsEveryCall) {
 class BenchCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("dgqa_bench_");
-    data_ = testing::WriteFixtureDataset(dir_);
+    dir_ = tests::make_temp_dir("dgqa_bench_");
+    data_ = tests::write_fixture_dataset(dir_);
   }
   std::string dir_;
-  testing::FixtureDataset data_;
+  tests::FixtureDataset data_;
 };
 
 // The JSON report has the documented fields, consistent with each other, for every scheme.
 TEST_F(BenchCommandTest, JsonReportIsConsistent) {
   for (const std::string scheme : {"MHA", "GQA", "KDGQA", "DGQA_EMA", "PGQA"}) {
-    testing::FixtureConfig fixture;
+    tests::FixtureConfig fixture;
     fixture.attention = scheme;
     fixture.num_kv_heads = scheme == "MHA" ? -1 : 2;
-    const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_, fixture);
-    const testing::DgqaRun run =
-        testing::RunDgqa("bench --config " + config + " --steps 3 --warmup 1 --json", dir_);
+    const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_, fixture);
+    const tests::DgqaRun run =
+        tests::run_dgqa("bench --config " + config + " --steps 3 --warmup 1 --json", dir_);
     ASSERT_EQ(run.exit_code, 0) << run.err;
     const json report = json::parse(run.out);
     EXPECT_EQ(report["scheme"], scheme);
@@ -145,40 +145,39 @@ TEST_F(BenchCommandTest, JsonReportIsConsistent) {
 }
 
 TEST_F(BenchCommandTest, ProfileAndDataOnlyAndRealDataRun) {
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
-  testing::DgqaRun run =
-      testing::RunDgqa("bench --config " + config + " --steps 2 --profile", dir_);
+  const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_);
+  tests::DgqaRun run = tests::run_dgqa("bench --config " + config + " --steps 2 --profile", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("attention_forward"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("matmul_backward"), std::string::npos) << run.out;
 
-  run = testing::RunDgqa("bench --config " + config + " --steps 20 --data-only --json", dir_);
+  run = tests::run_dgqa("bench --config " + config + " --steps 20 --data-only --json", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_GT(json::parse(run.out)["images_per_sec_per_rank"].get<double>(), 0);
 
   // --real-data trains on the fixture files; 64 examples / batch 8 = 8 steps an epoch, so 12
   // steps cross into a second epoch.
-  run = testing::RunDgqa("bench --config " + config + " --steps 12 --real-data --json", dir_);
+  run = tests::run_dgqa("bench --config " + config + " --steps 12 --real-data --json", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(json::parse(run.out)["setup"].get<std::string>().find("real data"), std::string::npos);
 }
 
 TEST_F(BenchCommandTest, MissingDataIsAClearErrorOnlyWhenDataIsUsed) {
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_);
   std::filesystem::remove(data_.train_images);
   // Synthetic data needs no files ...
-  testing::DgqaRun run = testing::RunDgqa("bench --config " + config + " --steps 1", dir_);
+  tests::DgqaRun run = tests::run_dgqa("bench --config " + config + " --steps 1", dir_);
   EXPECT_EQ(run.exit_code, 0) << run.err;
   // ... the real data does.
-  run = testing::RunDgqa("bench --config " + config + " --steps 1 --real-data", dir_);
+  run = tests::run_dgqa("bench --config " + config + " --steps 1 --real-data", dir_);
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.err.find("train_images"), std::string::npos) << run.err;
 }
 
 // --peak-tflops works on the CPU too: MFU = effective GFLOP/s / (1000 x peak TFLOP/s).
 TEST_F(BenchCommandTest, PeakTflopsGivesTheMfu) {
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
-  testing::DgqaRun run = testing::RunDgqa(
+  const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_);
+  tests::DgqaRun run = tests::run_dgqa(
       "bench --config " + config + " --steps 2 --warmup 0 --json --peak-tflops 0.25", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   json report = json::parse(run.out);
@@ -192,12 +191,12 @@ TEST_F(BenchCommandTest, PeakTflopsGivesTheMfu) {
   EXPECT_FALSE(report.contains("device_memory_bytes"));
 
   // Without a peak the CPU report has no MFU; the text report prints it when there is one.
-  run = testing::RunDgqa("bench --config " + config + " --steps 1 --warmup 0 --json", dir_);
+  run = tests::run_dgqa("bench --config " + config + " --steps 1 --warmup 0 --json", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   report = json::parse(run.out);
   EXPECT_FALSE(report.contains("mfu"));
   EXPECT_FALSE(report.contains("peak_tflops"));
-  run = testing::RunDgqa("bench --config " + config + " --steps 1 --peak-tflops 2", dir_);
+  run = tests::run_dgqa("bench --config " + config + " --steps 1 --peak-tflops 2", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("MFU "), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("of a peak of 2 TFLOP/s"), std::string::npos) << run.out;
@@ -205,19 +204,17 @@ TEST_F(BenchCommandTest, PeakTflopsGivesTheMfu) {
 
 // A bad --peak-tflops ends the program with exit code 2 and one error line naming the flag.
 TEST_F(BenchCommandTest, BadPeakTflopsIsAnInputError) {
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
+  const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_);
   for (const std::string value : {"0", "-5", "fast", "1e999", "nan", ""}) {
-    const testing::DgqaRun run = testing::RunDgqa(
-        "bench --config " + config + " --steps 1 --peak-tflops " + testing::ShellQuote(value),
-        dir_);
+    const tests::DgqaRun run = tests::run_dgqa(
+        "bench --config " + config + " --steps 1 --peak-tflops " + tests::shell_quote(value), dir_);
     EXPECT_EQ(run.exit_code, 2) << value << ": " << run.err;
-    EXPECT_EQ(testing::CountLinesContaining(run.err, "dgqa: error:"), 1) << run.err;
+    EXPECT_EQ(tests::count_lines_containing(run.err, "dgqa: error:"), 1) << run.err;
     EXPECT_NE(run.err.find("--peak-tflops " + value + ": expected a number"), std::string::npos)
         << run.err;
     EXPECT_TRUE(run.out.empty()) << run.out;
   }
-  const testing::DgqaRun run =
-      testing::RunDgqa("bench --config " + config + " --peak-tflops", dir_);
+  const tests::DgqaRun run = tests::run_dgqa("bench --config " + config + " --peak-tflops", dir_);
   EXPECT_EQ(run.exit_code, 2) << run.err;
   EXPECT_NE(run.err.find("--peak-tflops needs a value"), std::string::npos) << run.err;
 }
@@ -251,8 +248,8 @@ TEST_F(BenchCommandTest, CudaReportDescribesTheDevice) {
   } catch (const std::exception& error) {
     GTEST_SKIP() << "no CUDA backend here: " << error.what();
   }
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/c.pbtxt", data_);
-  const testing::DgqaRun run = testing::RunDgqa(
+  const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_);
+  const tests::DgqaRun run = tests::run_dgqa(
       "bench --config " + config + " --set train.backend=cuda --steps 2 --warmup 1 --json", dir_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json report = json::parse(run.out);

@@ -5,7 +5,7 @@
 
 #include "kernels/cuda/bf16.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 namespace {
 
@@ -27,7 +27,7 @@ class Scratch {
 };
 
 // A scratch copy of x[0, n) rounded to bf16.
-std::unique_ptr<Scratch> RoundedToBf16(Backend& backend, const float* x, int64_t n) {
+std::unique_ptr<Scratch> rounded_to_bf16(Backend& backend, const float* x, int64_t n) {
   auto rounded = std::make_unique<Scratch>(backend, n);
   for (int64_t i = 0; i < n; ++i) rounded->get()[i] = round_to_bf16(x[i]);
   return rounded;
@@ -35,7 +35,7 @@ std::unique_ptr<Scratch> RoundedToBf16(Backend& backend, const float* x, int64_t
 
 }  // namespace
 
-void Bf16ProductsCpuBackend::Jitter(float* x, int64_t n) {
+void Bf16ProductsCpuBackend::apply_jitter(float* x, int64_t n) {
   if (jitter_ == 0.f) return;
   for (int64_t i = 0; i < n; ++i) {
     jitter_state_ ^= jitter_state_ << 13;  // xorshift32
@@ -48,29 +48,29 @@ void Bf16ProductsCpuBackend::Jitter(float* x, int64_t n) {
 
 void Bf16ProductsCpuBackend::matmul_forward(float* out, const float* inp, const float* weight,
                                             const float* bias, int N, int C, int OC) {
-  const auto inp_bf16 = RoundedToBf16(*this, inp, static_cast<int64_t>(N) * C);
-  const auto weight_bf16 = RoundedToBf16(*this, weight, static_cast<int64_t>(OC) * C);
+  const auto inp_bf16 = rounded_to_bf16(*this, inp, static_cast<int64_t>(N) * C);
+  const auto weight_bf16 = rounded_to_bf16(*this, weight, static_cast<int64_t>(OC) * C);
   CpuBackend::matmul_forward(out, inp_bf16->get(), weight_bf16->get(), bias, N, C, OC);
-  Jitter(out, static_cast<int64_t>(N) * OC);
+  apply_jitter(out, static_cast<int64_t>(N) * OC);
 }
 
 void Bf16ProductsCpuBackend::matmul_backward(float* dinp, float* dweight, float* dbias,
                                              const float* dout, const float* inp,
                                              const float* weight, int N, int C, int OC) {
   const int64_t NC = static_cast<int64_t>(N) * C, OCC = static_cast<int64_t>(OC) * C;
-  const auto dout_bf16 = RoundedToBf16(*this, dout, static_cast<int64_t>(N) * OC);
-  const auto inp_bf16 = RoundedToBf16(*this, inp, NC);
-  const auto weight_bf16 = RoundedToBf16(*this, weight, OCC);
+  const auto dout_bf16 = rounded_to_bf16(*this, dout, static_cast<int64_t>(N) * OC);
+  const auto inp_bf16 = rounded_to_bf16(*this, inp, NC);
+  const auto weight_bf16 = rounded_to_bf16(*this, weight, OCC);
   // The increments in zeroed buffers, so that the jitter touches only what this call adds.
   Scratch dinp_increment(*this, dinp != nullptr ? NC : 0), dweight_increment(*this, OCC);
   CpuBackend::matmul_backward(dinp != nullptr ? dinp_increment.get() : nullptr,
                               dweight_increment.get(), nullptr, dout_bf16->get(), inp_bf16->get(),
                               weight_bf16->get(), N, C, OC);
   if (dinp != nullptr) {
-    Jitter(dinp_increment.get(), NC);
+    apply_jitter(dinp_increment.get(), NC);
     for (int64_t i = 0; i < NC; ++i) dinp[i] += dinp_increment.get()[i];
   }
-  Jitter(dweight_increment.get(), OCC);
+  apply_jitter(dweight_increment.get(), OCC);
   for (int64_t i = 0; i < OCC; ++i) dweight[i] += dweight_increment.get()[i];
   if (dbias == nullptr) return;
   for (int o = 0; o < OC; ++o) {  // from the fp32 dout, as matmul.cu's gemv
@@ -80,4 +80,4 @@ void Bf16ProductsCpuBackend::matmul_backward(float* dinp, float* dweight, float*
   }
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

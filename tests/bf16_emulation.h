@@ -23,7 +23,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/model_runs.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 class Bf16ProductsCpuBackend : public CpuBackend {
  public:
@@ -37,7 +37,7 @@ class Bf16ProductsCpuBackend : public CpuBackend {
 
  private:
   // Multiplies each of x[0, n) by 1 + e (nothing when jitter is 0).
-  void Jitter(float* x, int64_t n);
+  void apply_jitter(float* x, int64_t n);
 
   float jitter_;
   uint32_t jitter_state_ = 2463534242u;
@@ -47,4 +47,4 @@ class Bf16ProductsCpuBackend : public CpuBackend {
 // products between image and loss and back, with fp32 attention, LayerNorm and softmax between.
 inline constexpr RunTolerance kBf16VersusFp32 = {2e-2, 3e-2, 1e-3, 5e-2, 1e-5, 1e-1, 1e-5};
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

@@ -22,10 +22,10 @@
 namespace dgqa {
 namespace {
 
-using testing::Bf16ProductsCpuBackend;
-using testing::ModelRun;
-using testing::RunSmallTestModel;
-using testing::ToleranceUse;
+using tests::Bf16ProductsCpuBackend;
+using tests::ModelRun;
+using tests::run_small_test_model;
+using tests::ToleranceUse;
 
 // The same numbers as CudaBf16Test.OperandsAreRoundedToBf16 expects of the GPU: 1 + 2^-10 and
 // 1 + 2^-9 round to 1 in bf16, so every product is a sum of 1 * 1; dbias sums the fp32 dout.
@@ -34,7 +34,7 @@ TEST(Bf16EmulationTest, OperandsAreRoundedAndDbiasIsFp32) {
   const float a = 1.f + std::ldexp(1.f, -10), w = 1.f + std::ldexp(1.f, -9);
   Bf16ProductsCpuBackend backend;
   EXPECT_EQ(backend.precision(), Precision::kBF16);
-  const auto results = testing::RunOnBackend(
+  const auto results = tests::run_on_backend(
       backend,
       {std::vector<float>(N * OC, 0.f), std::vector<float>(N * C, a), std::vector<float>(OC * C, w),
        std::vector<float>(N * C, 0.5f), std::vector<float>(OC * C, 0.25f),
@@ -57,7 +57,7 @@ TEST(Bf16EmulationTest, BiasIsAddedInFp32) {
   const float bias = 1.f + std::ldexp(1.f, -10);
   Bf16ProductsCpuBackend backend;
   const auto results =
-      testing::RunOnBackend(backend,
+      tests::run_on_backend(backend,
                             {std::vector<float>(N * OC, 0.f), std::vector<float>(N * C, 1.f),
                              std::vector<float>(OC * C, 1.f), std::vector<float>(OC, bias)},
                             [&](Backend& be, const std::vector<float*>& b) {
@@ -69,12 +69,12 @@ TEST(Bf16EmulationTest, BiasIsAddedInFp32) {
 // The jitter changes results by at most its relative size, and not at all when it is 0.
 TEST(Bf16EmulationTest, JitterIsBoundedAndOffByDefault) {
   const int N = 16, C = 32, OC = 24;
-  const std::vector<float> inp = testing::RandomVector(N * C, 1);
-  const std::vector<float> weight = testing::RandomVector(OC * C, 2);
+  const std::vector<float> inp = tests::random_vector(N * C, 1);
+  const std::vector<float> weight = tests::random_vector(OC * C, 2);
   const float jitter = 1e-3f;
   auto forward = [&](float with_jitter) {
     Bf16ProductsCpuBackend backend(with_jitter);
-    return testing::RunOnBackend(backend, {std::vector<float>(N * OC, 0.f), inp, weight},
+    return tests::run_on_backend(backend, {std::vector<float>(N * OC, 0.f), inp, weight},
                                  [&](Backend& be, const std::vector<float*>& b) {
                                    be.matmul_forward(b[0], b[1], b[2], nullptr, N, C, OC);
                                  })[0];
@@ -96,7 +96,7 @@ const AttentionScheme kSchemes[] = {AttentionScheme::kMHA,      AttentionScheme:
 class Bf16EmulationModelTest : public ::testing::TestWithParam<AttentionScheme> {};
 
 // Prints how much of a tolerance a comparison used, for the record.
-void Report(const std::string& what, const ToleranceUse& use) {
+void report(const std::string& what, const ToleranceUse& use) {
   std::cout << attention_scheme_name(::testing::TestWithParam<AttentionScheme>::GetParam()) << ": "
             << what << " uses " << use.worst << " of its tolerance (at " << use.where << ")\n";
 }
@@ -105,13 +105,12 @@ TEST_P(Bf16EmulationModelTest, Bf16ProductsStayWellWithinTheGpuTestsTolerance) {
   const AttentionScheme scheme = GetParam();
   auto cpu = make_backend("cpu");
   Bf16ProductsCpuBackend emulation;
-  const ModelRun fp32 = RunSmallTestModel(*cpu, scheme);
-  const ModelRun bf16 = RunSmallTestModel(emulation, scheme);
+  const ModelRun fp32 = run_small_test_model(*cpu, scheme);
+  const ModelRun bf16 = run_small_test_model(emulation, scheme);
   EXPECT_NE(bf16.loss, fp32.loss) << "the emulation computed in fp32";
-  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu, 1, 3);
-  const ToleranceUse use =
-      CompareRuns(bf16, fp32, testing::kBf16VersusFp32, layout_source.layout());
-  Report("bf16 products against fp32", use);
+  const VisionTransformer layout_source(tests::small_test_model(scheme), *cpu, 1, 3);
+  const ToleranceUse use = compare_runs(bf16, fp32, tests::kBf16VersusFp32, layout_source.layout());
+  report("bf16 products against fp32", use);
   // Half the tolerance at most: the other half is for what the GPU does otherwise.
   EXPECT_LE(use.worst, 0.5) << use.where;
 }
@@ -121,17 +120,17 @@ TEST_P(Bf16EmulationModelTest, Bf16ProductsStayWellWithinTheGpuTestsTolerance) {
 TEST_P(Bf16EmulationModelTest, OtherAdditionOrdersStayWellWithinTheGpuTestsTolerance) {
   const AttentionScheme scheme = GetParam();
   auto cpu = make_backend("cpu");
-  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu, 1, 3);
-  const ModelRun fp32 = RunSmallTestModel(*cpu, scheme);
+  const VisionTransformer layout_source(tests::small_test_model(scheme), *cpu, 1, 3);
+  const ModelRun fp32 = run_small_test_model(*cpu, scheme);
   Bf16ProductsCpuBackend emulation;
-  const double plain_loss = RunSmallTestModel(emulation, scheme).loss;
+  const double plain_loss = run_small_test_model(emulation, scheme).loss;
   for (const float jitter : {0x1p-22f, 0x1p-16f, 0x1p-12f}) {
     Bf16ProductsCpuBackend jittered(jitter);
-    const ModelRun run = RunSmallTestModel(jittered, scheme);
+    const ModelRun run = run_small_test_model(jittered, scheme);
     EXPECT_NE(run.loss, plain_loss) << "a jitter of " << jitter << " changed nothing";
     const ToleranceUse use =
-        CompareRuns(run, fp32, testing::kBf16VersusFp32, layout_source.layout());
-    Report("bf16 products with a jitter of " + ::testing::PrintToString(jitter) + " against fp32",
+        compare_runs(run, fp32, tests::kBf16VersusFp32, layout_source.layout());
+    report("bf16 products with a jitter of " + ::testing::PrintToString(jitter) + " against fp32",
            use);
     EXPECT_LE(use.worst, 0.5) << "a jitter of " << jitter << ": " << use.where;
   }
@@ -160,14 +159,14 @@ class FaultyBf16Products : public Bf16ProductsCpuBackend {
 TEST_P(Bf16EmulationModelTest, TheToleranceCatchesWrongProducts) {
   const AttentionScheme scheme = GetParam();
   auto cpu = make_backend("cpu");
-  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu, 1, 3);
-  const ModelRun fp32 = RunSmallTestModel(*cpu, scheme);
+  const VisionTransformer layout_source(tests::small_test_model(scheme), *cpu, 1, 3);
+  const ModelRun fp32 = run_small_test_model(*cpu, scheme);
   for (const Fault fault : {Fault::kDinpOverwritten, Fault::kDbiasLost}) {
     FaultyBf16Products faulty(fault);
-    const ToleranceUse use = CompareRuns(RunSmallTestModel(faulty, scheme), fp32,
-                                         testing::kBf16VersusFp32, layout_source.layout());
+    const ToleranceUse use = compare_runs(run_small_test_model(faulty, scheme), fp32,
+                                          tests::kBf16VersusFp32, layout_source.layout());
     const std::string what = fault == Fault::kDinpOverwritten ? "dinp overwritten" : "dbias lost";
-    Report(what, use);
+    report(what, use);
     EXPECT_GT(use.worst, 2.0) << what;
   }
 }

@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::ShellQuote;
+using tests::shell_quote;
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
@@ -35,12 +35,12 @@ constexpr int kExitInputError = 2;
 constexpr int kExitPreempted = 75;
 
 // How dgqa is started for a run of `ranks` ranks: directly, or under mpirun.
-std::string Launcher(int ranks) {
-  return ranks == 1 ? "" : testing::MpirunPrefix(ranks);
+std::string launcher(int ranks) {
+  return ranks == 1 ? "" : tests::mpirun_prefix(ranks);
 }
 
 // No test may hang: every run of dgqa is killed after this long.
-std::string Timeout() {
+std::string timeout() {
   return "timeout -s KILL 120 ";
 }
 
@@ -49,38 +49,38 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
-Result Run(const std::string& command) {
+Result run(const std::string& command) {
   Result result;
-  result.exit_code = testing::RunCommand(command, &result.output);
+  result.exit_code = tests::run_command(command, &result.output);
   return result;
 }
 
 // `dgqa train --config CONFIG --out OUT ARGS` on `ranks` ranks.
-Result Train(int ranks, const std::string& config, const std::string& out,
+Result train(int ranks, const std::string& config, const std::string& out,
              const std::string& args = "") {
-  return Run(Timeout() + Launcher(ranks) + DGQA_BINARY + " train --config " + ShellQuote(config) +
-             " --out " + ShellQuote(out) + " " + args);
+  return run(timeout() + launcher(ranks) + DGQA_BINARY + " train --config " + shell_quote(config) +
+             " --out " + shell_quote(out) + " " + args);
 }
 
-bool Contains(const std::string& text, const std::string& needle) {
+bool contains(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
 
-std::string CheckpointDir(const std::string& out, int step) {
+std::string checkpoint_dir(const std::string& out, int step) {
   char name[32];
   std::snprintf(name, sizeof(name), "step_%08d", step);
   return out + "/checkpoints/" + name;
 }
 
-std::string Latest(const std::string& out) {
+std::string latest_checkpoint(const std::string& out) {
   const std::string path = out + "/checkpoints/latest";
-  return testing::FileExists(path) ? testing::ReadFile(path) : "";
+  return tests::file_exists(path) ? tests::read_file(path) : "";
 }
 
 // The records of metrics.jsonl in order, without the wall-clock throughput.
-std::vector<json> Records(const std::string& out) {
+std::vector<json> metrics_records(const std::string& out) {
   std::vector<json> records;
-  for (const std::string& line : testing::Lines(testing::ReadFile(out + "/metrics.jsonl"))) {
+  for (const std::string& line : tests::lines_of(tests::read_file(out + "/metrics.jsonl"))) {
     json record = json::parse(line);
     record.erase("images_per_sec");
     records.push_back(std::move(record));
@@ -89,7 +89,7 @@ std::vector<json> Records(const std::string& out) {
 }
 
 // "" when the two runs logged the same records; else the first difference.
-std::string CompareRecords(const std::vector<json>& expected, const std::vector<json>& actual) {
+std::string compare_records(const std::vector<json>& expected, const std::vector<json>& actual) {
   for (size_t i = 0; i < std::min(expected.size(), actual.size()); ++i) {
     if (expected[i] != actual[i]) {
       return "record " + std::to_string(i) + ": expected " + expected[i].dump() + ", got " +
@@ -109,7 +109,7 @@ std::string CompareRecords(const std::vector<json>& expected, const std::vector<
   return "";
 }
 
-std::vector<int64_t> TrainSteps(const std::vector<json>& records) {
+std::vector<int64_t> train_steps(const std::vector<json>& records) {
   std::vector<int64_t> steps;
   for (const json& record : records) {
     if (record.at("kind") == "train") steps.push_back(record.at("step"));
@@ -118,18 +118,18 @@ std::vector<int64_t> TrainSteps(const std::vector<json>& records) {
 }
 
 // Every file and directory under dir (relative path -> content; directories map to "<dir>").
-std::map<std::string, std::string> Snapshot(const std::string& dir) {
+std::map<std::string, std::string> snapshot(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
     const std::string name = fs::relative(entry.path(), dir).string();
-    files[name] = entry.is_directory() ? "<dir>" : testing::ReadFile(entry.path().string());
+    files[name] = entry.is_directory() ? "<dir>" : tests::read_file(entry.path().string());
   }
   return files;
 }
 
 // "" when the snapshots agree; else what differs.
-std::string CompareSnapshots(const std::map<std::string, std::string>& expected,
-                             const std::map<std::string, std::string>& actual) {
+std::string compare_snapshots(const std::map<std::string, std::string>& expected,
+                              const std::map<std::string, std::string>& actual) {
   std::string differences;
   for (const auto& [name, content] : expected) {
     const auto found = actual.find(name);
@@ -146,7 +146,7 @@ std::string CompareSnapshots(const std::map<std::string, std::string>& expected,
 }
 
 // The names under dir/checkpoints, sorted.
-std::vector<std::string> CheckpointEntries(const std::string& out) {
+std::vector<std::string> checkpoint_entries(const std::string& out) {
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(out + "/checkpoints")) {
     names.push_back(entry.path().filename().string());
@@ -155,18 +155,18 @@ std::vector<std::string> CheckpointEntries(const std::string& out) {
   return names;
 }
 
-std::string Join(const std::vector<std::string>& names) {
+std::string join(const std::vector<std::string>& names) {
   std::string text;
   for (const std::string& name : names) text += (text.empty() ? "" : " ") + name;
   return text;
 }
 
 // Checks that a checkpoint directory holds the three files, and returns its step (-1 if not).
-int64_t CompleteCheckpointStep(const std::string& dir) {
+int64_t complete_checkpoint_step(const std::string& dir) {
   for (const char* file : {"state.pbtxt", "model.safetensors", "optimizer.safetensors"}) {
-    if (!testing::FileExists(dir + "/" + file)) return -1;
+    if (!tests::file_exists(dir + "/" + file)) return -1;
   }
-  for (const std::string& line : testing::Lines(testing::ReadFile(dir + "/state.pbtxt"))) {
+  for (const std::string& line : tests::lines_of(tests::read_file(dir + "/state.pbtxt"))) {
     if (line.rfind("step: ", 0) == 0) return std::stoll(line.substr(6));
   }
   return -1;
@@ -184,14 +184,14 @@ class ScopeGuard {
   std::function<void()> body_;
 };
 
-void FlipByteInTheMiddle(const std::string& path) {
-  std::string bytes = testing::ReadFile(path);
+void flip_byte_in_the_middle(const std::string& path) {
+  std::string bytes = tests::read_file(path);
   ASSERT_GT(bytes.size(), 0u);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
-  testing::WriteFile(path, bytes);
+  tests::write_file(path, bytes);
 }
 
-void Truncate(const std::string& path) {
+void truncate_file(const std::string& path) {
   fs::resize_file(path, fs::file_size(path) / 2);
 }
 
@@ -206,8 +206,8 @@ struct Training {
 // What the tests share, made on first use and removed when the program ends: the datasets, the
 // configs and the uninterrupted runs that interrupted ones are compared with.
 struct Shared {
-  std::string dir = testing::MakeTempDir("dgqa_checkpoint_");
-  std::optional<testing::FixtureDataset> dataset;
+  std::string dir = tests::make_temp_dir("dgqa_checkpoint_");
+  std::optional<tests::FixtureDataset> dataset;
   std::map<std::string, std::string> references;  // config and ranks -> output directory
 };
 
@@ -217,7 +217,7 @@ class SharedCleanup : public ::testing::Environment {
  public:
   void TearDown() override {
     if (shared == nullptr) return;
-    testing::RunCommand("rm -rf " + ShellQuote(shared->dir));
+    tests::run_command("rm -rf " + shell_quote(shared->dir));
     delete shared;
     shared = nullptr;
   }
@@ -226,27 +226,27 @@ class SharedCleanup : public ::testing::Environment {
 ::testing::Environment* const kSharedCleanup =
     ::testing::AddGlobalTestEnvironment(new SharedCleanup);
 
-Shared& GetShared() {
+Shared& get_shared() {
   if (shared == nullptr) shared = new Shared;
   return *shared;
 }
 
-const testing::FixtureDataset& Dataset() {
-  Shared& state = GetShared();
+const tests::FixtureDataset& fixture_dataset() {
+  Shared& state = get_shared();
   if (state.dataset) return *state.dataset;
-  testing::FixtureDatasetOptions options;
+  tests::FixtureDatasetOptions options;
   options.train_count = 100;  // 12 steps of 8 per epoch: the runs cross epochs
   // Evaluating 3000 images after every step makes a step slow enough to interrupt.
   options.test_count = 3000;
   const std::string dir = state.dir + "/data";
   fs::create_directories(dir);
-  state.dataset = testing::WriteFixtureDataset(dir, options);
+  state.dataset = tests::write_fixture_dataset(dir, options);
   return *state.dataset;
 }
 
 // The config file of a training run (written on first use).
-std::string Config(const Training& training) {
-  testing::FixtureConfig config;
+std::string config_path(const Training& training) {
+  tests::FixtureConfig config;
   config.attention = training.scheme;
   config.dgqa_window = 3;  // DGQA's cache and allocation carry over between steps
   config.max_steps = training.max_steps;
@@ -259,22 +259,22 @@ std::string Config(const Training& training) {
   const std::string name = training.scheme + "_" + std::to_string(training.max_steps) + "_" +
                            std::to_string(training.every_steps) + "_" +
                            std::to_string(training.keep_last) + (training.slow ? "_slow" : "");
-  const std::string path = GetShared().dir + "/" + name + ".pbtxt";
-  if (!testing::FileExists(path)) {
-    testing::WriteFixtureConfig(path, Dataset(), config);
+  const std::string path = get_shared().dir + "/" + name + ".pbtxt";
+  if (!tests::file_exists(path)) {
+    tests::write_fixture_config(path, fixture_dataset(), config);
   }
   return path;
 }
 
 // The output directory of an uninterrupted run (made on first use; callers only read it).
-std::string Uninterrupted(const Training& training, int ranks) {
-  const std::string config = Config(training);
+std::string uninterrupted(const Training& training, int ranks) {
+  const std::string config = config_path(training);
   const std::string key = config + " " + std::to_string(ranks);
-  Shared& state = GetShared();
+  Shared& state = get_shared();
   const auto found = state.references.find(key);
   if (found != state.references.end()) return found->second;
   const std::string out = state.dir + "/reference" + std::to_string(state.references.size());
-  const Result result = Train(ranks, config, out);
+  const Result result = train(ranks, config, out);
   EXPECT_EQ(result.exit_code, kExitOk) << result.output;
   state.references[key] = out;
   return out;
@@ -288,14 +288,14 @@ class CheckpointTest : public ::testing::Test {
     for (char& c : name) {
       if (c == '/') c = '_';
     }
-    test_dir_ = GetShared().dir + "/" + name;
+    test_dir_ = get_shared().dir + "/" + name;
     fs::create_directories(test_dir_);
   }
 
   // A copy of an output directory for a test to change.
-  std::string CopyOf(const std::string& out, const std::string& name) {
+  std::string copy_of(const std::string& out, const std::string& name) {
     const std::string copy = test_dir_ + "/" + name;
-    EXPECT_EQ(testing::RunCommand("cp -a " + ShellQuote(out) + " " + ShellQuote(copy)), 0);
+    EXPECT_EQ(tests::run_command("cp -a " + shell_quote(out) + " " + shell_quote(copy)), 0);
     return copy;
   }
 
@@ -304,20 +304,20 @@ class CheckpointTest : public ::testing::Test {
 
 // Expects the run in `out` to have logged and written exactly what the uninterrupted `reference`
 // did: every metrics record but the throughput, the final weights, and the last checkpoint.
-void ExpectSameRun(const std::string& reference, const std::string& out, int last_step) {
-  const std::vector<json> expected = Records(reference);
-  const std::vector<json> actual = Records(out);
-  EXPECT_EQ(CompareRecords(expected, actual), "");
+void expect_same_run(const std::string& reference, const std::string& out, int last_step) {
+  const std::vector<json> expected = metrics_records(reference);
+  const std::vector<json> actual = metrics_records(out);
+  EXPECT_EQ(compare_records(expected, actual), "");
   std::vector<int64_t> all_steps;
   for (int step = 1; step <= last_step; ++step) all_steps.push_back(step);
-  EXPECT_EQ(TrainSteps(actual), all_steps);
-  EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") ==
-              testing::ReadFile(reference + "/model.safetensors"))
+  EXPECT_EQ(train_steps(actual), all_steps);
+  EXPECT_TRUE(tests::read_file(out + "/model.safetensors") ==
+              tests::read_file(reference + "/model.safetensors"))
       << out << "/model.safetensors differs from the uninterrupted run's";
-  const std::string last = CheckpointDir(out, last_step);
+  const std::string last = checkpoint_dir(out, last_step);
   for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
-    EXPECT_TRUE(testing::ReadFile(last + "/" + file) ==
-                testing::ReadFile(CheckpointDir(reference, last_step) + "/" + file))
+    EXPECT_TRUE(tests::read_file(last + "/" + file) ==
+                tests::read_file(checkpoint_dir(reference, last_step) + "/" + file))
         << last << "/" << file << " differs from the uninterrupted run's";
   }
 }
@@ -328,16 +328,16 @@ void ExpectSameRun(const std::string& reference, const std::string& out, int las
 // Starts a run and sends SIGKILL as soon as `latest` names the checkpoint of `step`: to the dgqa
 // process, or to one rank of an MPI job (mpirun then ends the job). Reports "killed" when the
 // signal was sent, "status=S" and the job's output.
-std::string KillAfterCheckpoint(int ranks, const std::string& config, const std::string& out,
-                                int step) {
+std::string kill_after_checkpoint(int ranks, const std::string& config, const std::string& out,
+                                  int step) {
   const std::string script =
-      Launcher(ranks) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
-      ShellQuote(out) + " >" + ShellQuote(out + ".log") +
+      launcher(ranks) + DGQA_BINARY + " train --config " + shell_quote(config) + " --out " +
+      shell_quote(out) + " >" + shell_quote(out + ".log") +
       " 2>&1 & launcher=$!\n"
       "for i in $(seq 12000); do\n"
       "  [ \"$(cat " +
-      ShellQuote(out + "/checkpoints/latest") +
-      " 2>/dev/null)\" = " + fs::path(CheckpointDir(out, step)).filename().string() +
+      shell_quote(out + "/checkpoints/latest") +
+      " 2>/dev/null)\" = " + fs::path(checkpoint_dir(out, step)).filename().string() +
       " ] && break\n"
       "  kill -0 $launcher 2>/dev/null || break\n"
       "  sleep 0.005\n"
@@ -346,10 +346,10 @@ std::string KillAfterCheckpoint(int ranks, const std::string& config, const std:
                   : std::string("victim=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n")) +
       "[ -n \"$victim\" ] && kill -KILL $victim && echo killed\n"
       "wait $launcher; echo status=$?\n";
-  testing::WriteFile(out + ".sh", script);
+  tests::write_file(out + ".sh", script);
   std::string report;
-  testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
-  return report + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+  tests::run_command(timeout() + "bash " + shell_quote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + tests::read_file(out + ".log");
 }
 
 struct KillCase {
@@ -367,25 +367,25 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   const KillCase kill = GetParam();
   Training training;
   training.scheme = kill.scheme;
-  const std::string config = Config(training);
-  const std::string reference = Uninterrupted(training, kill.ranks);
+  const std::string config = config_path(training);
+  const std::string reference = uninterrupted(training, kill.ranks);
   const std::string out = test_dir_ + "/out";
 
-  const std::string report = KillAfterCheckpoint(kill.ranks, config, out, 15);
-  ASSERT_TRUE(Contains(report, "killed\n")) << report;
-  EXPECT_FALSE(Contains(report, "status=0\n")) << report;
+  const std::string report = kill_after_checkpoint(kill.ranks, config, out, 15);
+  ASSERT_TRUE(contains(report, "killed\n")) << report;
+  EXPECT_FALSE(contains(report, "status=0\n")) << report;
   // The kill came between the two checkpoints: training did not finish.
-  ASSERT_EQ(Latest(out), "step_00000015") << report;
-  ASSERT_FALSE(testing::FileExists(out + "/model.safetensors")) << report;
-  ASSERT_EQ(CompleteCheckpointStep(CheckpointDir(out, 15)), 15);
+  ASSERT_EQ(latest_checkpoint(out), "step_00000015") << report;
+  ASSERT_FALSE(tests::file_exists(out + "/model.safetensors")) << report;
+  ASSERT_EQ(complete_checkpoint_step(checkpoint_dir(out, 15)), 15);
 
-  const Result resumed = Train(kill.ranks, config, out, "--resume auto");
+  const Result resumed = train(kill.ranks, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 15)))
+  EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 15)))
       << resumed.output;
-  EXPECT_FALSE(Contains(resumed.output, "bit-identical")) << resumed.output;
-  ExpectSameRun(reference, out, 30);
-  EXPECT_EQ(Latest(out), "step_00000030");
+  EXPECT_FALSE(contains(resumed.output, "bit-identical")) << resumed.output;
+  expect_same_run(reference, out, 30);
+  EXPECT_EQ(latest_checkpoint(out), "step_00000030");
 }
 
 INSTANTIATE_TEST_SUITE_P(SchemesAndRanks, KillResumeTest,
@@ -404,21 +404,21 @@ TEST_F(CheckpointTest, ResumingAFinishedRunAddsNothing) {
   training.max_steps = 10;  // within the first epoch: the only evaluation is the final one
   training.every_steps = 5;
   training.slow = false;
-  const std::string config = Config(training);
+  const std::string config = config_path(training);
   const std::string out = test_dir_ + "/out";
-  const Result first = Train(1, config, out, "");
+  const Result first = train(1, config, out, "");
   ASSERT_EQ(first.exit_code, kExitOk) << first.output;
-  ASSERT_EQ(Latest(out), "step_00000010");
-  const std::string metrics = testing::ReadFile(out + "/metrics.jsonl");
-  const std::string model = testing::ReadFile(out + "/model.safetensors");
-  ASSERT_EQ(testing::CountLinesContaining(metrics, "\"kind\":\"eval\""), 1);
+  ASSERT_EQ(latest_checkpoint(out), "step_00000010");
+  const std::string metrics = tests::read_file(out + "/metrics.jsonl");
+  const std::string model = tests::read_file(out + "/model.safetensors");
+  ASSERT_EQ(tests::count_lines_containing(metrics, "\"kind\":\"eval\""), 1);
 
-  const Result resumed = Train(1, config, out, "--resume auto");
+  const Result resumed = train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 10)))
+  EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 10)))
       << resumed.output;
-  EXPECT_EQ(testing::ReadFile(out + "/metrics.jsonl"), metrics);
-  EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") == model);
+  EXPECT_EQ(tests::read_file(out + "/metrics.jsonl"), metrics);
+  EXPECT_TRUE(tests::read_file(out + "/model.safetensors") == model);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,19 +427,19 @@ TEST_F(CheckpointTest, ResumingAFinishedRunAddsNothing) {
 // Starts a run, waits until it has logged `after_steps` train lines, sends `signal` to every
 // dgqa process of it (or only to the last rank), and reports the lines "signalled N" and
 // "status=S" and the job's output.
-std::string SignalRun(int ranks, const std::string& config, const std::string& out,
-                      const std::string& signal, int after_steps, bool only_last_rank = false) {
+std::string signal_run(int ranks, const std::string& config, const std::string& out,
+                       const std::string& signal, int after_steps, bool only_last_rank = false) {
   const std::string victims = ranks == 1
                                   ? "$launcher"
                                   : "$(pgrep -P $launcher -f 'dgqa train'" +
                                         std::string(only_last_rank ? " | tail -n 1" : "") + ")";
   const std::string script =
-      Launcher(ranks) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
-      ShellQuote(out) + " >" + ShellQuote(out + ".log") +
+      launcher(ranks) + DGQA_BINARY + " train --config " + shell_quote(config) + " --out " +
+      shell_quote(out) + " >" + shell_quote(out + ".log") +
       " 2>&1 & launcher=$!\n"
       "for i in $(seq 12000); do\n"
       "  [ \"$(grep -c '\"kind\":\"train\"' " +
-      ShellQuote(out + "/metrics.jsonl") + " 2>/dev/null)\" -ge " + std::to_string(after_steps) +
+      shell_quote(out + "/metrics.jsonl") + " 2>/dev/null)\" -ge " + std::to_string(after_steps) +
       " ] 2>/dev/null && break\n"
       "  kill -0 $launcher 2>/dev/null || break\n"
       "  sleep 0.005\n"
@@ -452,79 +452,79 @@ std::string SignalRun(int ranks, const std::string& config, const std::string& o
       signal +
       " $victims\n"
       "wait $launcher; echo status=$?\n";
-  testing::WriteFile(out + ".sh", script);
+  tests::write_file(out + ".sh", script);
   std::string report;
-  testing::RunCommand(Timeout() + "bash " + ShellQuote(out + ".sh"), &report);
-  return report + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+  tests::run_command(timeout() + "bash " + shell_quote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + tests::read_file(out + ".log");
 }
 
 // Expects what a stop on request leaves: a complete checkpoint named by `latest`, after a step
 // in (0, max_steps), and no temporary directory. Returns its step.
-int64_t ExpectStoppedCleanly(const std::string& out, int max_steps, const std::string& report) {
-  EXPECT_TRUE(Contains(report, "status=" + std::to_string(kExitPreempted) + "\n")) << report;
-  EXPECT_TRUE(Contains(report, "stopped on request")) << report;
-  const std::string latest = Latest(out);
+int64_t expect_stopped_cleanly(const std::string& out, int max_steps, const std::string& report) {
+  EXPECT_TRUE(contains(report, "status=" + std::to_string(kExitPreempted) + "\n")) << report;
+  EXPECT_TRUE(contains(report, "stopped on request")) << report;
+  const std::string latest = latest_checkpoint(out);
   EXPECT_EQ(latest.rfind("step_", 0), 0u) << report;
-  const int64_t step = CompleteCheckpointStep(out + "/checkpoints/" + latest);
+  const int64_t step = complete_checkpoint_step(out + "/checkpoints/" + latest);
   EXPECT_GT(step, 0) << report;
   EXPECT_LT(step, max_steps) << report;
-  EXPECT_EQ(latest, fs::path(CheckpointDir(out, static_cast<int>(step))).filename().string());
-  for (const std::string& name : CheckpointEntries(out)) {
+  EXPECT_EQ(latest, fs::path(checkpoint_dir(out, static_cast<int>(step))).filename().string());
+  for (const std::string& name : checkpoint_entries(out)) {
     EXPECT_EQ(name.find(".tmp"), std::string::npos) << "left behind: " << name;
   }
-  EXPECT_FALSE(testing::FileExists(out + "/model.safetensors")) << report;
+  EXPECT_FALSE(tests::file_exists(out + "/model.safetensors")) << report;
   return step;
 }
 
 TEST_F(CheckpointTest, SigtermStopsAllRanksWithACheckpointAndExit75) {
   const Training training;  // the killed runs' (their uninterrupted runs are shared)
-  const std::string config = Config(training);
-  const std::string reference = Uninterrupted(training, 2);
+  const std::string config = config_path(training);
+  const std::string reference = uninterrupted(training, 2);
   const std::string out = test_dir_ + "/out";
-  const std::string report = SignalRun(2, config, out, "TERM", 3);
-  ASSERT_TRUE(Contains(report, "signalled 2\n")) << report;
-  const int64_t step = ExpectStoppedCleanly(out, 30, report);
+  const std::string report = signal_run(2, config, out, "TERM", 3);
+  ASSERT_TRUE(contains(report, "signalled 2\n")) << report;
+  const int64_t step = expect_stopped_cleanly(out, 30, report);
   EXPECT_GE(step, 3);
-  EXPECT_TRUE(Contains(report, "stopped on request after step " + std::to_string(step))) << report;
+  EXPECT_TRUE(contains(report, "stopped on request after step " + std::to_string(step))) << report;
 
-  const Result resumed = Train(2, config, out, "--resume auto");
+  const Result resumed = train(2, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
   EXPECT_TRUE(
-      Contains(resumed.output, "Resuming from " + CheckpointDir(out, static_cast<int>(step))))
+      contains(resumed.output, "Resuming from " + checkpoint_dir(out, static_cast<int>(step))))
       << resumed.output;
-  ExpectSameRun(reference, out, 30);
+  expect_same_run(reference, out, 30);
 }
 
 TEST_F(CheckpointTest, SigtermToOneRankStopsEveryRank) {
   const Training training;
   const std::string out = test_dir_ + "/out";
-  const std::string report = SignalRun(2, Config(training), out, "TERM", 3, true);
-  ASSERT_TRUE(Contains(report, "signalled 1\n")) << report;
-  ExpectStoppedCleanly(out, 30, report);
+  const std::string report = signal_run(2, config_path(training), out, "TERM", 3, true);
+  ASSERT_TRUE(contains(report, "signalled 1\n")) << report;
+  expect_stopped_cleanly(out, 30, report);
 }
 
 TEST_F(CheckpointTest, Sigusr1StopsOneRankWithACheckpointAndExit75) {
   const Training training;
-  const std::string config = Config(training);
-  const std::string reference = Uninterrupted(training, 1);
+  const std::string config = config_path(training);
+  const std::string reference = uninterrupted(training, 1);
   const std::string out = test_dir_ + "/out";
-  const std::string report = SignalRun(1, config, out, "USR1", 3);
-  ASSERT_TRUE(Contains(report, "signalled 1\n")) << report;
-  const int64_t step = ExpectStoppedCleanly(out, 30, report);
+  const std::string report = signal_run(1, config, out, "USR1", 3);
+  ASSERT_TRUE(contains(report, "signalled 1\n")) << report;
+  const int64_t step = expect_stopped_cleanly(out, 30, report);
 
-  const Result resumed = Train(1, config, out, "--resume auto");
+  const Result resumed = train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
   EXPECT_TRUE(
-      Contains(resumed.output, "Resuming from " + CheckpointDir(out, static_cast<int>(step))))
+      contains(resumed.output, "Resuming from " + checkpoint_dir(out, static_cast<int>(step))))
       << resumed.output;
-  ExpectSameRun(reference, out, 30);
+  expect_same_run(reference, out, 30);
 }
 
 // ---------------------------------------------------------------------------------------------
 // 3. Integrity: damaged, truncated, mismatched, unwritable, full.
 
 // One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20.
-Training IntegrityTraining() {
+Training integrity_training() {
   Training training;
   training.max_steps = 20;
   training.every_steps = 5;
@@ -534,303 +534,304 @@ Training IntegrityTraining() {
 }
 
 // The checkpoints before step 20 of `out` are those of the reference, byte for byte.
-void ExpectEarlierCheckpointsIntact(const std::string& reference, const std::string& out) {
+void expect_earlier_checkpoints_intact(const std::string& reference, const std::string& out) {
   for (int step : {5, 10, 15}) {
-    EXPECT_EQ(CompareSnapshots(Snapshot(CheckpointDir(reference, step)),
-                               Snapshot(CheckpointDir(out, step))),
+    EXPECT_EQ(compare_snapshots(snapshot(checkpoint_dir(reference, step)),
+                                snapshot(checkpoint_dir(out, step))),
               "")
         << "step " << step;
   }
 }
 
 TEST_F(CheckpointTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  ASSERT_EQ(Join(CheckpointEntries(reference)),
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  ASSERT_EQ(join(checkpoint_entries(reference)),
             "latest step_00000005 step_00000010 step_00000015 step_00000020");
-  const std::string out = CopyOf(reference, "damaged");
-  const std::string newest = CheckpointDir(out, 20);
-  FlipByteInTheMiddle(newest + "/model.safetensors");
+  const std::string out = copy_of(reference, "damaged");
+  const std::string newest = checkpoint_dir(out, 20);
+  flip_byte_in_the_middle(newest + "/model.safetensors");
 
-  const Result explicit_resume = Train(1, config, out, "--resume " + ShellQuote(newest));
+  const Result explicit_resume = train(1, config, out, "--resume " + shell_quote(newest));
   EXPECT_EQ(explicit_resume.exit_code, kExitInputError) << explicit_resume.output;
-  EXPECT_TRUE(Contains(explicit_resume.output, "model.safetensors")) << explicit_resume.output;
-  EXPECT_TRUE(Contains(explicit_resume.output, "checksum")) << explicit_resume.output;
+  EXPECT_TRUE(contains(explicit_resume.output, "model.safetensors")) << explicit_resume.output;
+  EXPECT_TRUE(contains(explicit_resume.output, "checksum")) << explicit_resume.output;
 
-  const std::string missing = CheckpointDir(out, 99);
-  const Result missing_resume = Train(1, config, out, "--resume " + ShellQuote(missing));
+  const std::string missing = checkpoint_dir(out, 99);
+  const Result missing_resume = train(1, config, out, "--resume " + shell_quote(missing));
   EXPECT_EQ(missing_resume.exit_code, kExitInputError) << missing_resume.output;
-  EXPECT_TRUE(Contains(missing_resume.output, missing)) << missing_resume.output;
+  EXPECT_TRUE(contains(missing_resume.output, missing)) << missing_resume.output;
 
-  const Result resumed = Train(1, config, out, "--resume auto");
+  const Result resumed = train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Cannot resume from " + newest)) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "checksum")) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 15)))
+  EXPECT_TRUE(contains(resumed.output, "Cannot resume from " + newest)) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "checksum")) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 15)))
       << resumed.output;
-  ExpectEarlierCheckpointsIntact(reference, out);
-  ExpectSameRun(reference, out, 20);
+  expect_earlier_checkpoints_intact(reference, out);
+  expect_same_run(reference, out, 20);
 }
 
 // `dgqa eval --checkpoint DIR` evaluates the checkpoint's weights (the same line as --init-from
 // of its model.safetensors), also when DIR is the run's directory or its `latest`, and refuses a
 // damaged checkpoint, as --resume does.
 TEST_F(CheckpointTest, EvalOfACheckpointIsEvalOfItsWeights) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  const std::string checkpoint = CheckpointDir(reference, 15);
-  const std::string eval = Timeout() + DGQA_BINARY + " eval --config " + ShellQuote(config);
-  const Result of_checkpoint = dgqa::Run(eval + " --checkpoint " + ShellQuote(checkpoint));
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  const std::string checkpoint = checkpoint_dir(reference, 15);
+  const std::string eval = timeout() + DGQA_BINARY + " eval --config " + shell_quote(config);
+  const Result of_checkpoint = dgqa::run(eval + " --checkpoint " + shell_quote(checkpoint));
   ASSERT_EQ(of_checkpoint.exit_code, kExitOk) << of_checkpoint.output;
-  EXPECT_TRUE(Contains(of_checkpoint.output, "Evaluating checkpoint " + checkpoint + " (step 15)"))
+  EXPECT_TRUE(contains(of_checkpoint.output, "Evaluating checkpoint " + checkpoint + " (step 15)"))
       << of_checkpoint.output;
   const Result of_weights =
-      dgqa::Run(eval + " --init-from " + ShellQuote(checkpoint + "/model.safetensors"));
+      dgqa::run(eval + " --init-from " + shell_quote(checkpoint + "/model.safetensors"));
   ASSERT_EQ(of_weights.exit_code, kExitOk) << of_weights.output;
   // The JSON line each printed (the output holds the log lines too).
   auto json_line = [](const std::string& output) {
     std::string last;
-    for (const std::string& line : testing::Lines(output)) {
+    for (const std::string& line : tests::lines_of(output)) {
       if (!line.empty() && line[0] == '{') last = line;
     }
     return last;
   };
-  ASSERT_TRUE(Contains(json_line(of_weights.output), "\"top1\"")) << of_weights.output;
+  ASSERT_TRUE(contains(json_line(of_weights.output), "\"top1\"")) << of_weights.output;
   EXPECT_EQ(json_line(of_checkpoint.output), json_line(of_weights.output));
 
   // The run's directory, its checkpoints/ and the file `latest` mean the checkpoint `latest`
   // names (step 20 here).
-  const Result of_newest = dgqa::Run(
-      eval + " --init-from " + ShellQuote(CheckpointDir(reference, 20) + "/model.safetensors"));
+  const Result of_newest = dgqa::run(
+      eval + " --init-from " + shell_quote(checkpoint_dir(reference, 20) + "/model.safetensors"));
   ASSERT_EQ(of_newest.exit_code, kExitOk) << of_newest.output;
   for (const std::string& named :
        {reference, reference + "/checkpoints", reference + "/checkpoints/latest"}) {
-    const Result of_named = dgqa::Run(eval + " --checkpoint " + ShellQuote(named));
+    const Result of_named = dgqa::run(eval + " --checkpoint " + shell_quote(named));
     ASSERT_EQ(of_named.exit_code, kExitOk) << named << ":\n" << of_named.output;
-    EXPECT_TRUE(Contains(of_named.output, "(step 20)")) << named << ":\n" << of_named.output;
+    EXPECT_TRUE(contains(of_named.output, "(step 20)")) << named << ":\n" << of_named.output;
     EXPECT_EQ(json_line(of_named.output), json_line(of_newest.output)) << named;
   }
 
-  const std::string out = CopyOf(reference, "damaged_for_eval");
-  FlipByteInTheMiddle(CheckpointDir(out, 15) + "/model.safetensors");
-  const Result damaged = dgqa::Run(eval + " --checkpoint " + ShellQuote(CheckpointDir(out, 15)));
+  const std::string out = copy_of(reference, "damaged_for_eval");
+  flip_byte_in_the_middle(checkpoint_dir(out, 15) + "/model.safetensors");
+  const Result damaged = dgqa::run(eval + " --checkpoint " + shell_quote(checkpoint_dir(out, 15)));
   EXPECT_EQ(damaged.exit_code, kExitInputError) << damaged.output;
-  EXPECT_TRUE(Contains(damaged.output, "checksum")) << damaged.output;
+  EXPECT_TRUE(contains(damaged.output, "checksum")) << damaged.output;
 }
 
 // What a run killed while writing its step-20 checkpoint leaves: a partial temporary directory
 // (and file) and `latest` naming step 15. --resume auto continues from step 15.
 TEST_F(CheckpointTest, LeftoversOfAKilledCheckpointWriteAreIgnored) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  const std::string out = CopyOf(reference, "killed_while_writing");
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  const std::string out = copy_of(reference, "killed_while_writing");
   const std::string checkpoints = out + "/checkpoints";
   const std::string temp = checkpoints + "/.step_00000020.tmp.99999";
   ASSERT_EQ(
-      testing::RunCommand("mv " + ShellQuote(CheckpointDir(out, 20)) + " " + ShellQuote(temp)), 0);
+      tests::run_command("mv " + shell_quote(checkpoint_dir(out, 20)) + " " + shell_quote(temp)),
+      0);
   fs::remove(temp + "/state.pbtxt");
-  Truncate(temp + "/optimizer.safetensors");
-  testing::WriteFile(checkpoints + "/latest", "step_00000015");
-  testing::WriteFile(checkpoints + "/latest.tmp.99999", "step_000");
+  truncate_file(temp + "/optimizer.safetensors");
+  tests::write_file(checkpoints + "/latest", "step_00000015");
+  tests::write_file(checkpoints + "/latest.tmp.99999", "step_000");
   fs::remove(out + "/model.safetensors");
 
-  const Result resumed = Train(1, config, out, "--resume auto");
+  const Result resumed = train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 15)))
+  EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 15)))
       << resumed.output;
-  ExpectEarlierCheckpointsIntact(reference, out);
-  ExpectSameRun(reference, out, 20);
+  expect_earlier_checkpoints_intact(reference, out);
+  expect_same_run(reference, out, 20);
 }
 
 // Resuming from each checkpoint in turn: mid-epoch, at the end of an epoch, in a later epoch.
 TEST_F(CheckpointTest, ResumingFromAnyCheckpointIsBitIdentical) {
-  Training training = IntegrityTraining();
+  Training training = integrity_training();
   training.every_steps = 6;  // 12 steps per epoch
-  const std::string config = Config(training);
-  const std::string reference = Uninterrupted(training, 1);
-  ASSERT_EQ(Join(CheckpointEntries(reference)),
+  const std::string config = config_path(training);
+  const std::string reference = uninterrupted(training, 1);
+  ASSERT_EQ(join(checkpoint_entries(reference)),
             "latest step_00000006 step_00000012 step_00000018 step_00000020");
   for (int step : {6, 12, 18}) {
     SCOPED_TRACE("resuming from step " + std::to_string(step));
-    const std::string out = CopyOf(reference, "from" + std::to_string(step));
+    const std::string out = copy_of(reference, "from" + std::to_string(step));
     fs::remove(out + "/model.safetensors");
     const Result resumed =
-        Train(1, config, out, "--resume " + ShellQuote(CheckpointDir(out, step)));
+        train(1, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
     ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-    EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, step)))
+    EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, step)))
         << resumed.output;
-    ExpectSameRun(reference, out, 20);
+    expect_same_run(reference, out, 20);
   }
 }
 
 TEST_F(CheckpointTest, TruncatedNewestCheckpointFallsBackToThePreviousOne) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  const std::string out = CopyOf(reference, "truncated");
-  const std::string newest = CheckpointDir(out, 20);
-  Truncate(newest + "/optimizer.safetensors");
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  const std::string out = copy_of(reference, "truncated");
+  const std::string newest = checkpoint_dir(out, 20);
+  truncate_file(newest + "/optimizer.safetensors");
 
-  const Result explicit_resume = Train(1, config, out, "--resume " + ShellQuote(newest));
+  const Result explicit_resume = train(1, config, out, "--resume " + shell_quote(newest));
   EXPECT_EQ(explicit_resume.exit_code, kExitInputError) << explicit_resume.output;
-  EXPECT_TRUE(Contains(explicit_resume.output, "optimizer.safetensors")) << explicit_resume.output;
-  EXPECT_TRUE(Contains(explicit_resume.output, "truncated")) << explicit_resume.output;
+  EXPECT_TRUE(contains(explicit_resume.output, "optimizer.safetensors")) << explicit_resume.output;
+  EXPECT_TRUE(contains(explicit_resume.output, "truncated")) << explicit_resume.output;
 
-  const Result resumed = Train(1, config, out, "--resume auto");
+  const Result resumed = train(1, config, out, "--resume auto");
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Cannot resume from " + newest)) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "truncated")) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "Resuming from " + CheckpointDir(out, 15)))
+  EXPECT_TRUE(contains(resumed.output, "Cannot resume from " + newest)) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "truncated")) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 15)))
       << resumed.output;
-  ExpectEarlierCheckpointsIntact(reference, out);
-  ExpectSameRun(reference, out, 20);
+  expect_earlier_checkpoints_intact(reference, out);
+  expect_same_run(reference, out, 20);
 }
 
 TEST_F(CheckpointTest, CheckpointOfAnotherModelIsRefused) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  const std::string out = CopyOf(reference, "other_model");
-  const auto before = Snapshot(out);
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  const std::string out = copy_of(reference, "other_model");
+  const auto before = snapshot(out);
   for (const char* change : {"--set model.embed_dim=32", "--set model.attention=GQA"}) {
-    for (const std::string& resume : {std::string("auto"), CheckpointDir(out, 20)}) {
-      const Result result = Train(1, config, out, "--resume " + resume + " " + change);
+    for (const std::string& resume : {std::string("auto"), checkpoint_dir(out, 20)}) {
+      const Result result = train(1, config, out, "--resume " + resume + " " + change);
       EXPECT_EQ(result.exit_code, kExitInputError) << change << "\n" << result.output;
-      EXPECT_TRUE(Contains(result.output, "holds a different model")) << change << "\n"
+      EXPECT_TRUE(contains(result.output, "holds a different model")) << change << "\n"
                                                                       << result.output;
     }
   }
-  EXPECT_EQ(CompareSnapshots(before, Snapshot(out)), "");
+  EXPECT_EQ(compare_snapshots(before, snapshot(out)), "");
 }
 
 // Makes dir unwritable even for root (chattr +i), or by its mode for anyone else. Returns the
 // command that undoes it, or "" when neither works here.
-std::string MakeUnwritable(const std::string& dir) {
+std::string make_unwritable(const std::string& dir) {
   std::string undo;
   if (getuid() == 0) {
-    if (testing::RunCommand("chattr +i " + ShellQuote(dir)) != 0) return "";
-    undo = "chattr -i " + ShellQuote(dir);
+    if (tests::run_command("chattr +i " + shell_quote(dir)) != 0) return "";
+    undo = "chattr -i " + shell_quote(dir);
   } else {
-    if (testing::RunCommand("chmod 0555 " + ShellQuote(dir)) != 0) return "";
-    undo = "chmod 0755 " + ShellQuote(dir);
+    if (tests::run_command("chmod 0555 " + shell_quote(dir)) != 0) return "";
+    undo = "chmod 0755 " + shell_quote(dir);
   }
   // It must really refuse a new entry.
-  if (testing::RunCommand("mkdir " + ShellQuote(dir + "/probe")) == 0) {
-    testing::RunCommand(undo);
-    testing::RunCommand("rmdir " + ShellQuote(dir + "/probe"));
+  if (tests::run_command("mkdir " + shell_quote(dir + "/probe")) == 0) {
+    tests::run_command(undo);
+    tests::run_command("rmdir " + shell_quote(dir + "/probe"));
     return "";
   }
   return undo;
 }
 
 TEST_F(CheckpointTest, UnwritableCheckpointDirectoryFailsAndKeepsTheCheckpoints) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  const std::string out = CopyOf(reference, "unwritable");
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  const std::string out = copy_of(reference, "unwritable");
   const std::string checkpoints = out + "/checkpoints";
-  const auto before = Snapshot(checkpoints);
-  const std::string undo = MakeUnwritable(checkpoints);
+  const auto before = snapshot(checkpoints);
+  const std::string undo = make_unwritable(checkpoints);
   if (undo.empty()) GTEST_SKIP() << "cannot make a directory unwritable here";
-  const ScopeGuard restore([&] { testing::RunCommand(undo); });
+  const ScopeGuard restore([&] { tests::run_command(undo); });
 
-  const Result result = Train(1, config, out, "--resume auto --set train.max_steps=30");
+  const Result result = train(1, config, out, "--resume auto --set train.max_steps=30");
   EXPECT_EQ(result.exit_code, kExitFailure) << result.output;
-  EXPECT_TRUE(Contains(result.output, checkpoints)) << result.output;
-  EXPECT_TRUE(Contains(result.output, "Resuming from " + CheckpointDir(out, 20))) << result.output;
-  EXPECT_EQ(CompareSnapshots(before, Snapshot(checkpoints)), "");
-  EXPECT_EQ(Latest(out), "step_00000020");
+  EXPECT_TRUE(contains(result.output, checkpoints)) << result.output;
+  EXPECT_TRUE(contains(result.output, "Resuming from " + checkpoint_dir(out, 20))) << result.output;
+  EXPECT_EQ(compare_snapshots(before, snapshot(checkpoints)), "");
+  EXPECT_EQ(latest_checkpoint(out), "step_00000020");
 }
 
 // Bytes of the pages a file takes on tmpfs.
-uintmax_t PagesOf(const std::string& path) {
+uintmax_t pages_of(const std::string& path) {
   constexpr uintmax_t kPage = 4096;
   return (fs::file_size(path) + kPage - 1) / kPage * kPage;
 }
 
 TEST_F(CheckpointTest, FullDiskFailsCleanlyAndKeepsTheCheckpoints) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
   // Room for the metrics, two checkpoints and half of a third.
   uintmax_t checkpoint_bytes = 0;
   for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
-    checkpoint_bytes += PagesOf(CheckpointDir(reference, 5) + "/" + file);
+    checkpoint_bytes += pages_of(checkpoint_dir(reference, 5) + "/" + file);
   }
-  const uintmax_t size = PagesOf(reference + "/metrics.jsonl") + 3 * 4096 + 2 * checkpoint_bytes +
+  const uintmax_t size = pages_of(reference + "/metrics.jsonl") + 3 * 4096 + 2 * checkpoint_bytes +
                          checkpoint_bytes / 2;
   const std::string mount = test_dir_ + "/tmpfs";
   fs::create_directories(mount);
-  if (testing::RunCommand("mount -t tmpfs -o size=" + std::to_string(size / 1024) + "k tmpfs " +
-                          ShellQuote(mount)) != 0) {
+  if (tests::run_command("mount -t tmpfs -o size=" + std::to_string(size / 1024) + "k tmpfs " +
+                         shell_quote(mount)) != 0) {
     GTEST_SKIP() << "cannot mount a tmpfs here";
   }
   const ScopeGuard unmount([&] {
-    if (testing::RunCommand("umount " + ShellQuote(mount)) != 0) {
-      testing::RunCommand("umount -l " + ShellQuote(mount));
+    if (tests::run_command("umount " + shell_quote(mount)) != 0) {
+      tests::run_command("umount -l " + shell_quote(mount));
     }
   });
   const std::string out = mount + "/out";
-  const Result result = Train(1, config, out);
+  const Result result = train(1, config, out);
   EXPECT_EQ(result.exit_code, kExitFailure) << result.output;
-  EXPECT_TRUE(Contains(result.output, out + "/checkpoints/")) << result.output;
-  EXPECT_TRUE(Contains(result.output, "No space left on device")) << result.output;
-  EXPECT_FALSE(testing::FileExists(out + "/model.safetensors"));
+  EXPECT_TRUE(contains(result.output, out + "/checkpoints/")) << result.output;
+  EXPECT_TRUE(contains(result.output, "No space left on device")) << result.output;
+  EXPECT_FALSE(tests::file_exists(out + "/model.safetensors"));
   // The checkpoints written before the disk filled up are complete and the reference's.
-  EXPECT_EQ(Latest(out), "step_00000010") << result.output;
+  EXPECT_EQ(latest_checkpoint(out), "step_00000010") << result.output;
   for (int step : {5, 10}) {
-    EXPECT_EQ(CompareSnapshots(Snapshot(CheckpointDir(reference, step)),
-                               Snapshot(CheckpointDir(out, step))),
+    EXPECT_EQ(compare_snapshots(snapshot(checkpoint_dir(reference, step)),
+                                snapshot(checkpoint_dir(out, step))),
               "")
         << "step " << step;
   }
-  EXPECT_FALSE(testing::FileExists(CheckpointDir(out, 15)));
+  EXPECT_FALSE(tests::file_exists(checkpoint_dir(out, 15)));
   // The failed checkpoint leaves nothing behind to fill the disk further (its temporary
   // directory would never be removed: pruning and later writes only see step_* directories).
-  EXPECT_EQ(Join(CheckpointEntries(out)), "latest step_00000005 step_00000010")
+  EXPECT_EQ(join(checkpoint_entries(out)), "latest step_00000005 step_00000010")
       << "the failed write left its partial temporary directory behind";
 
   // The newest complete one resumes (from a copy outside the full disk) to the same end.
   const std::string copy = test_dir_ + "/step_00000010";
   ASSERT_EQ(
-      testing::RunCommand("cp -a " + ShellQuote(CheckpointDir(out, 10)) + " " + ShellQuote(copy)),
+      tests::run_command("cp -a " + shell_quote(checkpoint_dir(out, 10)) + " " + shell_quote(copy)),
       0);
   const std::string continued = test_dir_ + "/continued";
-  const Result resumed = Train(1, config, continued, "--resume " + ShellQuote(copy));
+  const Result resumed = train(1, config, continued, "--resume " + shell_quote(copy));
   ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-  EXPECT_TRUE(testing::ReadFile(continued + "/model.safetensors") ==
-              testing::ReadFile(reference + "/model.safetensors"));
+  EXPECT_TRUE(tests::read_file(continued + "/model.safetensors") ==
+              tests::read_file(reference + "/model.safetensors"));
 }
 
 // ---------------------------------------------------------------------------------------------
 // 4. keep_last
 
 TEST_F(CheckpointTest, KeepLastKeepsTheNewest) {
-  Training training = IntegrityTraining();
+  Training training = integrity_training();
   training.keep_last = 2;
   const std::string out = test_dir_ + "/out";
-  const Result result = Train(1, Config(training), out);
+  const Result result = train(1, config_path(training), out);
   ASSERT_EQ(result.exit_code, kExitOk) << result.output;
-  EXPECT_EQ(Join(CheckpointEntries(out)), "latest step_00000015 step_00000020");
-  EXPECT_EQ(Latest(out), "step_00000020");
-  EXPECT_EQ(CompleteCheckpointStep(CheckpointDir(out, 15)), 15);
-  EXPECT_EQ(CompleteCheckpointStep(CheckpointDir(out, 20)), 20);
+  EXPECT_EQ(join(checkpoint_entries(out)), "latest step_00000015 step_00000020");
+  EXPECT_EQ(latest_checkpoint(out), "step_00000020");
+  EXPECT_EQ(complete_checkpoint_step(checkpoint_dir(out, 15)), 15);
+  EXPECT_EQ(complete_checkpoint_step(checkpoint_dir(out, 20)), 20);
 }
 
 // ---------------------------------------------------------------------------------------------
 // 5. Another world size
 
 TEST_F(CheckpointTest, ResumingOnAnotherWorldSizeWarns) {
-  const std::string config = Config(IntegrityTraining());
-  const std::string reference = Uninterrupted(IntegrityTraining(), 1);
-  const std::string out = CopyOf(reference, "two_ranks");
+  const std::string config = config_path(integrity_training());
+  const std::string reference = uninterrupted(integrity_training(), 1);
+  const std::string out = copy_of(reference, "two_ranks");
   const Result result =
-      Train(2, config, out,
-            "--resume " + ShellQuote(CheckpointDir(out, 10)) + " --set train.max_steps=20");
+      train(2, config, out,
+            "--resume " + shell_quote(checkpoint_dir(out, 10)) + " --set train.max_steps=20");
   ASSERT_EQ(result.exit_code, kExitOk) << result.output;
-  EXPECT_TRUE(Contains(result.output, "Resuming from " + CheckpointDir(out, 10))) << result.output;
-  EXPECT_TRUE(Contains(result.output, "written by 1 rank(s), this run has 2")) << result.output;
-  EXPECT_TRUE(Contains(result.output, "not be bit-identical")) << result.output;
+  EXPECT_TRUE(contains(result.output, "Resuming from " + checkpoint_dir(out, 10))) << result.output;
+  EXPECT_TRUE(contains(result.output, "written by 1 rank(s), this run has 2")) << result.output;
+  EXPECT_TRUE(contains(result.output, "not be bit-identical")) << result.output;
   std::vector<int64_t> all_steps;
   for (int step = 1; step <= 20; ++step) all_steps.push_back(step);
-  EXPECT_EQ(TrainSteps(Records(out)), all_steps);
-  EXPECT_EQ(Latest(out), "step_00000020");
+  EXPECT_EQ(train_steps(metrics_records(out)), all_steps);
+  EXPECT_EQ(latest_checkpoint(out), "step_00000020");
 }
 
 }  // namespace

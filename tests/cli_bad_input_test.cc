@@ -9,34 +9,34 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {
 
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::shell_quote;
 
 constexpr const char* kErrorPrefix = "dgqa: error:";
 
 // The one line of stderr that holds the error ("" when there is none).
-std::string ErrorLine(const std::string& err) {
-  for (const std::string& line : testing::Lines(err)) {
+std::string error_line(const std::string& err) {
+  for (const std::string& line : tests::lines_of(err)) {
     if (line.find(kErrorPrefix) != std::string::npos) return line;
   }
   return "";
 }
 
 // Exit code 2 and exactly one error line, which contains every one of needles.
-void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needles) {
+void expect_input_error(const DgqaRun& run, const std::vector<std::string>& needles) {
   EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
+  EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
   EXPECT_EQ(run.err.find("dgqa: failed:"), std::string::npos) << "stderr:\n" << run.err;
-  const std::string line = ErrorLine(run.err);
+  const std::string line = error_line(run.err);
   for (const std::string& needle : needles) {
     EXPECT_NE(line.find(needle), std::string::npos)
         << "the error line does not name '" << needle << "': " << line;
@@ -44,7 +44,7 @@ void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needle
 }
 
 // A copy of a tensor of a safetensors file into a writer (F32 and I64 tensors only).
-void CopyTensor(const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
+void copy_tensor(const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
   const TensorData& tensor = file.get(name);
   if (tensor.dtype == "I64") {
     const std::vector<int64_t> values = file.as_i64(name);
@@ -59,17 +59,17 @@ class BadInputTest : public ::testing::Test {
  protected:
   // One valid dataset, and the weights of a short valid GQA run and DGQA_EMA run on it.
   static void SetUpTestSuite() {
-    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_bad_input_suite_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    suite_dir_ = new std::string(tests::make_temp_dir("dgqa_bad_input_suite_"));
+    data_ = new FixtureDataset(tests::write_fixture_dataset(*suite_dir_));
     for (const std::string scheme : {"GQA", "DGQA_EMA"}) {
       FixtureConfig config;
       config.attention = scheme;
       config.max_steps = 2;
       const std::string path =
-          testing::WriteFixtureConfig(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
-      const DgqaRun run = testing::RunDgqa(
-          "train --config " + ShellQuote(path) + " --out " + ShellQuote(*suite_dir_ + "/" + scheme),
-          *suite_dir_);
+          tests::write_fixture_config(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
+      const DgqaRun run = tests::run_dgqa("train --config " + shell_quote(path) + " --out " +
+                                              shell_quote(*suite_dir_ + "/" + scheme),
+                                          *suite_dir_);
       ASSERT_EQ(run.exit_code, 0) << run.err;
     }
   }
@@ -79,75 +79,78 @@ class BadInputTest : public ::testing::Test {
     delete suite_dir_;
   }
 
-  void SetUp() override { dir_ = testing::MakeTempDir("dgqa_bad_input_"); }
+  void SetUp() override { dir_ = tests::make_temp_dir("dgqa_bad_input_"); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  static std::string ValidWeights(const std::string& scheme = "GQA") {
+  static std::string valid_weights(const std::string& scheme = "GQA") {
     return *suite_dir_ + "/" + scheme + "/model.safetensors";
   }
 
-  std::string WriteConfig(const FixtureConfig& config, const FixtureDataset& data) {
-    return testing::WriteFixtureConfig(dir_ + "/config.pbtxt", data, config);
+  std::string write_config(const FixtureConfig& config, const FixtureDataset& data) {
+    return tests::write_fixture_config(dir_ + "/config.pbtxt", data, config);
   }
-  std::string WriteConfig(const FixtureConfig& config = {}) { return WriteConfig(config, *data_); }
-  std::string WriteConfigText(const std::string& text) {
-    testing::WriteFile(dir_ + "/config.pbtxt", text);
+  std::string write_config(const FixtureConfig& config = {}) {
+    return write_config(config, *data_);
+  }
+  std::string write_config_text(const std::string& text) {
+    tests::write_file(dir_ + "/config.pbtxt", text);
     return dir_ + "/config.pbtxt";
   }
 
-  DgqaRun Run(const std::string& args) { return testing::RunDgqa(args, dir_); }
+  DgqaRun run_dgqa(const std::string& args) { return tests::run_dgqa(args, dir_); }
 
   // `dgqa train --config config --out DIR ARGS` must fail with an input error naming needles,
   // before training: nothing of a training run may appear in the out dir.
-  void ExpectTrainRejected(const std::string& config, const std::string& args,
-                           const std::vector<std::string>& needles) {
+  void expect_train_rejected(const std::string& config, const std::string& args,
+                             const std::vector<std::string>& needles) {
     const std::string out = dir_ + "/out";
-    const DgqaRun run =
-        Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args);
-    ExpectInputError(run, needles);
+    const DgqaRun run = run_dgqa("train --config " + shell_quote(config) + " --out " +
+                                 shell_quote(out) + " " + args);
+    expect_input_error(run, needles);
     const std::string metrics = out + "/metrics.jsonl";
-    if (testing::FileExists(metrics)) {
-      EXPECT_EQ(testing::ReadFile(metrics).find("\"train\""), std::string::npos)
+    if (tests::file_exists(metrics)) {
+      EXPECT_EQ(tests::read_file(metrics).find("\"train\""), std::string::npos)
           << "a train line was written before the input was rejected";
     }
-    EXPECT_FALSE(testing::FileExists(out + "/model.safetensors"));
+    EXPECT_FALSE(tests::file_exists(out + "/model.safetensors"));
   }
 
   // `dgqa eval --config config --init-from weights --logits-out FILE` must fail likewise and
   // write no logits.
-  void ExpectEvalRejected(const std::string& config, const std::string& weights,
-                          const std::vector<std::string>& needles) {
+  void expect_eval_rejected(const std::string& config, const std::string& weights,
+                            const std::vector<std::string>& needles) {
     const std::string logits = dir_ + "/logits.npy";
-    const DgqaRun run = Run("eval --config " + ShellQuote(config) + " --init-from " +
-                            ShellQuote(weights) + " --logits-out " + ShellQuote(logits));
-    ExpectInputError(run, needles);
+    const DgqaRun run = run_dgqa("eval --config " + shell_quote(config) + " --init-from " +
+                                 shell_quote(weights) + " --logits-out " + shell_quote(logits));
+    expect_input_error(run, needles);
     EXPECT_TRUE(run.out.empty()) << "eval printed a result: " << run.out;
-    EXPECT_FALSE(testing::FileExists(logits));
+    EXPECT_FALSE(tests::file_exists(logits));
   }
 
   // Both of the above for a weights file.
-  void ExpectWeightsRejected(const std::string& weights, const std::vector<std::string>& needles,
-                             const FixtureConfig& settings = {}) {
-    const std::string config = WriteConfig(settings);
+  void expect_weights_rejected(const std::string& weights, const std::vector<std::string>& needles,
+                               const FixtureConfig& settings = {}) {
+    const std::string config = write_config(settings);
     std::vector<std::string> all = needles;
     all.push_back(weights);
     {
       SCOPED_TRACE("dgqa train --init-from");
-      ExpectTrainRejected(config, "--init-from " + ShellQuote(weights), all);
+      expect_train_rejected(config, "--init-from " + shell_quote(weights), all);
     }
     {
       SCOPED_TRACE("dgqa eval --init-from");
-      ExpectEvalRejected(config, weights, all);
+      expect_eval_rejected(config, weights, all);
     }
   }
 
   // The valid GQA weights with one change, written to dir_/NAME.
   template <typename Edit>
-  std::string EditedWeights(const std::string& name, Edit edit, const std::string& scheme = "GQA") {
-    const SafetensorsFile file = SafetensorsFile::read(ValidWeights(scheme));
+  std::string edited_weights(const std::string& name, Edit edit,
+                             const std::string& scheme = "GQA") {
+    const SafetensorsFile file = SafetensorsFile::read(valid_weights(scheme));
     SafetensorsWriter writer;
     for (const std::string& tensor : file.names()) {
-      if (!edit(file, tensor, &writer)) CopyTensor(file, tensor, &writer);
+      if (!edit(file, tensor, &writer)) copy_tensor(file, tensor, &writer);
     }
     const std::string path = dir_ + "/" + name;
     writer.write(path);
@@ -155,10 +158,10 @@ class BadInputTest : public ::testing::Test {
   }
 
   // The fixture dataset with one of its files replaced by bytes (plain, not gzipped).
-  FixtureDataset WithFile(std::string FixtureDataset::*file, const std::string& bytes) {
+  FixtureDataset with_file(std::string FixtureDataset::*file, const std::string& bytes) {
     FixtureDataset data = *data_;
     data.*file = dir_ + "/replaced-idx";
-    testing::WriteFile(data.*file, bytes);
+    tests::write_file(data.*file, bytes);
     return data;
   }
 
@@ -173,62 +176,62 @@ FixtureDataset* BadInputTest::data_ = nullptr;
 // ---- The config ------------------------------------------------------------------------------
 
 TEST_F(BadInputTest, ValidFixtureTrains) {  // the baseline the other tests change one thing of
-  const DgqaRun run =
-      Run("train --config " + ShellQuote(WriteConfig()) + " --out " + ShellQuote(dir_ + "/out"));
+  const DgqaRun run = run_dgqa("train --config " + shell_quote(write_config()) + " --out " +
+                               shell_quote(dir_ + "/out"));
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 0);
+  EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 0);
 }
 
 TEST_F(BadInputTest, UnknownFieldInModel) {
   FixtureConfig config;
   config.extra_model = "  num_layers: 3\n";
-  ExpectTrainRejected(WriteConfig(config), "", {"num_layers", "config.pbtxt"});
+  expect_train_rejected(write_config(config), "", {"num_layers", "config.pbtxt"});
 }
 
 TEST_F(BadInputTest, UnknownTopLevelField) {
   FixtureConfig config;
   config.extra = "learning_rate: 0.1\n";
-  ExpectTrainRejected(WriteConfig(config), "", {"learning_rate", "config.pbtxt"});
+  expect_train_rejected(write_config(config), "", {"learning_rate", "config.pbtxt"});
 }
 
 TEST_F(BadInputTest, UnknownMessageInConfig) {
   FixtureConfig config;
   config.extra = "scheduler { warmup_steps: 3 }\n";
-  ExpectTrainRejected(WriteConfig(config), "", {"scheduler", "config.pbtxt"});
+  expect_train_rejected(write_config(config), "", {"scheduler", "config.pbtxt"});
 }
 
 TEST_F(BadInputTest, UnknownAttentionScheme) {
   FixtureConfig config;
   config.attention = "MQA";
-  ExpectTrainRejected(WriteConfig(config), "", {"MQA", "config.pbtxt"});
+  expect_train_rejected(write_config(config), "", {"MQA", "config.pbtxt"});
 }
 
 TEST_F(BadInputTest, ConfigSyntaxError) {
-  ExpectTrainRejected(WriteConfigText("model { image_size: 8\n"), "", {"config.pbtxt"});
+  expect_train_rejected(write_config_text("model { image_size: 8\n"), "", {"config.pbtxt"});
 }
 
 TEST_F(BadInputTest, MissingConfigFile) {
-  ExpectTrainRejected(dir_ + "/no-such-config.pbtxt", "", {"no-such-config.pbtxt"});
+  expect_train_rejected(dir_ + "/no-such-config.pbtxt", "", {"no-such-config.pbtxt"});
 }
 
 TEST_F(BadInputTest, EmbedDimNotDivisibleByHeads) {
   FixtureConfig config;
   config.embed_dim = 18;
-  ExpectTrainRejected(WriteConfig(config), "", {"model.embed_dim"});
+  expect_train_rejected(write_config(config), "", {"model.embed_dim"});
 }
 
 TEST_F(BadInputTest, HeadsNotDivisibleByKvHeadsForGqa) {
   FixtureConfig config;
   config.attention = "GQA";
   config.num_kv_heads = 3;
-  ExpectTrainRejected(WriteConfig(config), "", {"model.num_kv_heads"});
+  expect_train_rejected(write_config(config), "", {"model.num_kv_heads"});
 }
 
 TEST_F(BadInputTest, HeadsNotDivisibleByKvHeadsForPgqa) {
   FixtureConfig config;
   config.attention = "PGQA";
   config.num_kv_heads = 3;
-  ExpectTrainRejected(WriteConfig(config), "", {"model.num_kv_heads"});
+  expect_train_rejected(write_config(config), "", {"model.num_kv_heads"});
 }
 
 TEST_F(BadInputTest, KvHeadsNeedNotDivideHeadsForDynamicSchemes) {
@@ -238,7 +241,7 @@ TEST_F(BadInputTest, KvHeadsNeedNotDivideHeadsForDynamicSchemes) {
     config.attention = scheme;
     config.num_kv_heads = 3;
     config.max_steps = 2;
-    const DgqaRun run = Run("train --config " + ShellQuote(WriteConfig(config)));
+    const DgqaRun run = run_dgqa("train --config " + shell_quote(write_config(config)));
     EXPECT_EQ(run.exit_code, 0) << scheme << " with H 4, G 3:\n" << run.err;
   }
 }
@@ -249,14 +252,14 @@ TEST_F(BadInputTest, MoreKvHeadsThanHeads) {
     FixtureConfig config;
     config.attention = scheme;
     config.num_kv_heads = 8;
-    ExpectTrainRejected(WriteConfig(config), "", {"model.num_kv_heads"});
+    expect_train_rejected(write_config(config), "", {"model.num_kv_heads"});
   }
 }
 
 TEST_F(BadInputTest, ImageSizeNotDivisibleByPatchSize) {
   FixtureConfig config;
   config.patch_size = 3;
-  ExpectTrainRejected(WriteConfig(config), "", {"model.image_size"});
+  expect_train_rejected(write_config(config), "", {"model.image_size"});
 }
 
 // ---- The data files ------------------------------------------------------------------------
@@ -264,164 +267,166 @@ TEST_F(BadInputTest, ImageSizeNotDivisibleByPatchSize) {
 TEST_F(BadInputTest, MissingTrainImages) {
   FixtureDataset data = *data_;
   data.train_images = dir_ + "/no-such-images-idx3-ubyte.gz";
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
+  expect_train_rejected(write_config({}, data), "", {"data.train_images", data.train_images});
 }
 
 TEST_F(BadInputTest, MissingTestLabels) {
   FixtureDataset data = *data_;
   data.test_labels = dir_ + "/no-such-labels-idx1-ubyte";
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels});
+  expect_train_rejected(write_config({}, data), "", {"data.test_labels", data.test_labels});
 }
 
 TEST_F(BadInputTest, TruncatedImages) {
-  const std::string bytes = testing::IdxImagesBytes(data_->train);
+  const std::string bytes = tests::idx_images_bytes(data_->train);
   const FixtureDataset data =
-      WithFile(&FixtureDataset::train_images, bytes.substr(0, bytes.size() - 10));
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
+      with_file(&FixtureDataset::train_images, bytes.substr(0, bytes.size() - 10));
+  expect_train_rejected(write_config({}, data), "", {"data.train_images", data.train_images});
 }
 
 TEST_F(BadInputTest, TruncatedHeader) {
   const FixtureDataset data =
-      WithFile(&FixtureDataset::test_labels, testing::IdxLabelsBytes(data_->test).substr(0, 6));
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels});
+      with_file(&FixtureDataset::test_labels, tests::idx_labels_bytes(data_->test).substr(0, 6));
+  expect_train_rejected(write_config({}, data), "", {"data.test_labels", data.test_labels});
 }
 
 TEST_F(BadInputTest, TruncatedGzipFile) {
   FixtureDataset data = *data_;
-  const std::string gzipped = testing::ReadFile(data_->train_images);
+  const std::string gzipped = tests::read_file(data_->train_images);
   data.train_images = dir_ + "/truncated-images-idx3-ubyte.gz";
-  testing::WriteFile(data.train_images, gzipped.substr(0, gzipped.size() / 2));
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images});
+  tests::write_file(data.train_images, gzipped.substr(0, gzipped.size() / 2));
+  expect_train_rejected(write_config({}, data), "", {"data.train_images", data.train_images});
 }
 
 TEST_F(BadInputTest, WrongImagesMagic) {
   // A labels file where the images belong.
   const FixtureDataset data =
-      WithFile(&FixtureDataset::train_images, testing::IdxLabelsBytes(data_->train));
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.train_images", data.train_images, "magic"});
+      with_file(&FixtureDataset::train_images, tests::idx_labels_bytes(data_->train));
+  expect_train_rejected(write_config({}, data), "",
+                        {"data.train_images", data.train_images, "magic"});
 }
 
 TEST_F(BadInputTest, WrongLabelsMagic) {
-  std::string bytes = testing::IdxLabelsBytes(data_->test);
+  std::string bytes = tests::idx_labels_bytes(data_->test);
   bytes[3] = 0x03;
-  const FixtureDataset data = WithFile(&FixtureDataset::test_labels, bytes);
-  ExpectTrainRejected(WriteConfig({}, data), "", {"data.test_labels", data.test_labels, "magic"});
+  const FixtureDataset data = with_file(&FixtureDataset::test_labels, bytes);
+  expect_train_rejected(write_config({}, data), "",
+                        {"data.test_labels", data.test_labels, "magic"});
 }
 
 TEST_F(BadInputTest, ImageAndLabelCountsDiffer) {
-  testing::FixtureSplit fewer = data_->train;
+  tests::FixtureSplit fewer = data_->train;
   fewer.count -= 1;
   fewer.labels.pop_back();
   const FixtureDataset data =
-      WithFile(&FixtureDataset::train_labels, testing::IdxLabelsBytes(fewer));
-  ExpectTrainRejected(WriteConfig({}, data), "", {data.train_labels});
+      with_file(&FixtureDataset::train_labels, tests::idx_labels_bytes(fewer));
+  expect_train_rejected(write_config({}, data), "", {data.train_labels});
 }
 
 TEST_F(BadInputTest, LabelNotBelowNumClasses) {
-  testing::FixtureSplit split = data_->test;
+  tests::FixtureSplit split = data_->test;
   split.labels[5] = 9;
   const FixtureDataset data =
-      WithFile(&FixtureDataset::test_labels, testing::IdxLabelsBytes(split));
-  ExpectTrainRejected(WriteConfig({}, data), "", {data.test_labels, "model.num_classes"});
+      with_file(&FixtureDataset::test_labels, tests::idx_labels_bytes(split));
+  expect_train_rejected(write_config({}, data), "", {data.test_labels, "model.num_classes"});
 }
 
 TEST_F(BadInputTest, FewerClassesThanTheLabelsHave) {
   FixtureConfig config;
   config.num_classes = 3;  // the fixture's labels are 0..3
-  ExpectTrainRejected(WriteConfig(config), "", {"model.num_classes", data_->train_labels});
+  expect_train_rejected(write_config(config), "", {"model.num_classes", data_->train_labels});
 }
 
 TEST_F(BadInputTest, InChannelsDifferFromTheData) {
   // The message names the file that holds the images (not the labels file).
-  ExpectTrainRejected(WriteConfig(), "--set model.in_channels=3",
-                      {"model.in_channels", "data.train_images", data_->train_images});
+  expect_train_rejected(write_config(), "--set model.in_channels=3",
+                        {"model.in_channels", "data.train_images", data_->train_images});
 }
 
 TEST_F(BadInputTest, BatchLargerThanTheTrainingSet) {
-  ExpectTrainRejected(WriteConfig(), "--set train.global_batch_size=65",
-                      {"train.global_batch_size"});
+  expect_train_rejected(write_config(), "--set train.global_batch_size=65",
+                        {"train.global_batch_size"});
 }
 
 TEST_F(BadInputTest, EmptyTrainingSet) {
-  testing::FixtureSplit empty = data_->train;
+  tests::FixtureSplit empty = data_->train;
   empty.count = 0;
   empty.pixels.clear();
   empty.labels.clear();
   FixtureDataset data = *data_;
   data.train_images = dir_ + "/empty-images-idx3-ubyte";
   data.train_labels = dir_ + "/empty-labels-idx1-ubyte";
-  testing::WriteFile(data.train_images, testing::IdxImagesBytes(empty));
-  testing::WriteFile(data.train_labels, testing::IdxLabelsBytes(empty));
-  ExpectTrainRejected(WriteConfig({}, data), "", {});
+  tests::write_file(data.train_images, tests::idx_images_bytes(empty));
+  tests::write_file(data.train_labels, tests::idx_labels_bytes(empty));
+  expect_train_rejected(write_config({}, data), "", {});
 }
 
 TEST_F(BadInputTest, EmptyTestSet) {
   // An evaluation of no examples has no loss or accuracy: refused, not reported as loss 0.
-  testing::FixtureSplit empty = data_->test;
+  tests::FixtureSplit empty = data_->test;
   empty.count = 0;
   empty.pixels.clear();
   empty.labels.clear();
   FixtureDataset data = *data_;
   data.test_images = dir_ + "/empty-images-idx3-ubyte";
   data.test_labels = dir_ + "/empty-labels-idx1-ubyte";
-  testing::WriteFile(data.test_images, testing::IdxImagesBytes(empty));
-  testing::WriteFile(data.test_labels, testing::IdxLabelsBytes(empty));
-  const std::string config = WriteConfig({}, data);
-  ExpectTrainRejected(config, "", {});
-  ExpectEvalRejected(config, ValidWeights(), {});
+  tests::write_file(data.test_images, tests::idx_images_bytes(empty));
+  tests::write_file(data.test_labels, tests::idx_labels_bytes(empty));
+  const std::string config = write_config({}, data);
+  expect_train_rejected(config, "", {});
+  expect_eval_rejected(config, valid_weights(), {});
 }
 
 TEST_F(BadInputTest, OutIsAFile) {
   const std::string out = dir_ + "/out";
-  testing::WriteFile(out, "not a directory");
+  tests::write_file(out, "not a directory");
   const DgqaRun run =
-      Run("train --config " + ShellQuote(WriteConfig()) + " --out " + ShellQuote(out));
-  ExpectInputError(run, {out});
-  EXPECT_EQ(testing::ReadFile(out), "not a directory");
+      run_dgqa("train --config " + shell_quote(write_config()) + " --out " + shell_quote(out));
+  expect_input_error(run, {out});
+  EXPECT_EQ(tests::read_file(out), "not a directory");
 }
 
 // ---- The weights given to --init-from --------------------------------------------------------
 
 TEST_F(BadInputTest, WeightsFileMissing) {
-  ExpectWeightsRejected(dir_ + "/no-such-model.safetensors", {});
+  expect_weights_rejected(dir_ + "/no-such-model.safetensors", {});
 }
 
 TEST_F(BadInputTest, WeightsMissingATensor) {
   const std::string weights =
-      EditedWeights("missing.safetensors",
-                    [](const SafetensorsFile&, const std::string& name, SafetensorsWriter*) {
-                      return name == "blocks.1.attn.k.bias";  // dropped
-                    });
-  ExpectWeightsRejected(weights, {"blocks.1.attn.k.bias"});
+      edited_weights("missing.safetensors",
+                     [](const SafetensorsFile&, const std::string& name, SafetensorsWriter*) {
+                       return name == "blocks.1.attn.k.bias";  // dropped
+                     });
+  expect_weights_rejected(weights, {"blocks.1.attn.k.bias"});
 }
 
 TEST_F(BadInputTest, WeightsWithAnExtraTensor) {
-  const std::string weights = EditedWeights(
+  const std::string weights = edited_weights(
       "extra.safetensors",
       [](const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
         if (name != "head.bias") return false;
-        CopyTensor(file, name, writer);
+        copy_tensor(file, name, writer);
         const std::vector<float> values(4, 0.5f);
         writer->add_f32("head2.bias", {4}, values.data());
         return true;
       });
-  ExpectWeightsRejected(weights, {"head2.bias"});
+  expect_weights_rejected(weights, {"head2.bias"});
 }
 
 TEST_F(BadInputTest, WeightsWithAMisShapedTensor) {
-  const std::string weights =
-      EditedWeights("misshaped.safetensors",
-                    [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
-                      if (name != "head.weight") return false;
-                      const std::vector<float> values(5 * 16, 0.1f);
-                      writer->add_f32(name, {5, 16}, values.data());  // 5 classes, the model has 4
-                      return true;
-                    });
-  ExpectWeightsRejected(weights, {"head.weight"});
+  const std::string weights = edited_weights(
+      "misshaped.safetensors",
+      [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
+        if (name != "head.weight") return false;
+        const std::vector<float> values(5 * 16, 0.1f);
+        writer->add_f32(name, {5, 16}, values.data());  // 5 classes, the model has 4
+        return true;
+      });
+  expect_weights_rejected(weights, {"head.weight"});
 }
 
 TEST_F(BadInputTest, WeightsWithTheRightSizeButTheWrongShape) {
-  const std::string weights = EditedWeights(
+  const std::string weights = edited_weights(
       "transposed.safetensors",
       [](const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {
         if (name != "blocks.0.mlp.fc1.weight") return false;  // (64, 16) written as (16, 64)
@@ -429,46 +434,46 @@ TEST_F(BadInputTest, WeightsWithTheRightSizeButTheWrongShape) {
         writer->add_f32(name, {16, 64}, values.data());
         return true;
       });
-  ExpectWeightsRejected(weights, {"blocks.0.mlp.fc1.weight"});
+  expect_weights_rejected(weights, {"blocks.0.mlp.fc1.weight"});
 }
 
 TEST_F(BadInputTest, WeightsOfAnotherKvHeadCount) {
   // GQA weights with G = 2 for a model with G = 1: the K/V projections do not fit.
   FixtureConfig config;
   config.num_kv_heads = 1;
-  ExpectWeightsRejected(ValidWeights(), {"blocks.0.attn.k"}, config);
+  expect_weights_rejected(valid_weights(), {"blocks.0.attn.k"}, config);
 }
 
 TEST_F(BadInputTest, WeightsWithAnIntegerTensor) {
-  const std::string weights =
-      EditedWeights("integer.safetensors",
-                    [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
-                      if (name != "norm.bias") return false;
-                      const std::vector<int64_t> values(16, 0);
-                      writer->add_i64(name, {16}, values.data());
-                      return true;
-                    });
-  ExpectWeightsRejected(weights, {"norm.bias"});
+  const std::string weights = edited_weights(
+      "integer.safetensors",
+      [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
+        if (name != "norm.bias") return false;
+        const std::vector<int64_t> values(16, 0);
+        writer->add_i64(name, {16}, values.data());
+        return true;
+      });
+  expect_weights_rejected(weights, {"norm.bias"});
 }
 
 TEST_F(BadInputTest, TruncatedWeightsFile) {
-  const std::string bytes = testing::ReadFile(ValidWeights());
+  const std::string bytes = tests::read_file(valid_weights());
   const std::string weights = dir_ + "/truncated.safetensors";
-  testing::WriteFile(weights, bytes.substr(0, bytes.size() - 100));
-  ExpectWeightsRejected(weights, {});
+  tests::write_file(weights, bytes.substr(0, bytes.size() - 100));
+  expect_weights_rejected(weights, {});
 }
 
 TEST_F(BadInputTest, WeightsFileWithABrokenHeader) {
-  std::string bytes = testing::ReadFile(ValidWeights());
+  std::string bytes = tests::read_file(valid_weights());
   bytes[8] = '[';  // the JSON header no longer parses as an object
   bytes[9] = '!';
   const std::string weights = dir_ + "/broken.safetensors";
-  testing::WriteFile(weights, bytes);
-  ExpectWeightsRejected(weights, {});
+  tests::write_file(weights, bytes);
+  expect_weights_rejected(weights, {});
 }
 
 TEST_F(BadInputTest, DgqaAllocationThatDoesNotSumToTheHeads) {
-  const std::string weights = EditedWeights(
+  const std::string weights = edited_weights(
       "allocation.safetensors",
       [](const SafetensorsFile&, const std::string& name, SafetensorsWriter* writer) {
         if (name != "blocks.1.attn.allocation") return false;
@@ -479,11 +484,11 @@ TEST_F(BadInputTest, DgqaAllocationThatDoesNotSumToTheHeads) {
       "DGQA_EMA");
   FixtureConfig config;
   config.attention = "DGQA_EMA";
-  ExpectWeightsRejected(weights, {"allocation"}, config);
+  expect_weights_rejected(weights, {"allocation"}, config);
 }
 
 TEST_F(BadInputTest, DgqaStateOfOnlyOneKind) {
-  const std::string weights = EditedWeights(
+  const std::string weights = edited_weights(
       "half-state.safetensors",
       [](const SafetensorsFile&, const std::string& name, SafetensorsWriter*) {
         return name == "blocks.0.attn.cache";  // dropped, the allocation stays
@@ -491,114 +496,117 @@ TEST_F(BadInputTest, DgqaStateOfOnlyOneKind) {
       "DGQA_EMA");
   FixtureConfig config;
   config.attention = "DGQA_EMA";
-  ExpectWeightsRejected(weights, {"blocks.0.attn.cache"}, config);
+  expect_weights_rejected(weights, {"blocks.0.attn.cache"}, config);
 }
 
 // ---- The command line ----------------------------------------------------------------------
 
 TEST_F(BadInputTest, NoCommand) {
-  ExpectInputError(Run(""), {});
+  expect_input_error(run_dgqa(""), {});
 }
 
 TEST_F(BadInputTest, UnknownCommand) {
-  ExpectInputError(Run("fly --config x"), {"fly"});
+  expect_input_error(run_dgqa("fly --config x"), {"fly"});
 }
 
 TEST_F(BadInputTest, UnknownFlag) {
-  ExpectTrainRejected(WriteConfig(), "--learning-rate 3", {"--learning-rate"});
+  expect_train_rejected(write_config(), "--learning-rate 3", {"--learning-rate"});
 }
 
 TEST_F(BadInputTest, FlagWithoutValue) {
-  ExpectInputError(Run("train --config " + ShellQuote(WriteConfig()) + " --set"), {"--set"});
+  expect_input_error(run_dgqa("train --config " + shell_quote(write_config()) + " --set"),
+                     {"--set"});
 }
 
 TEST_F(BadInputTest, MissingConfigFlag) {
-  ExpectInputError(Run("train --out " + ShellQuote(dir_ + "/out")), {"--config"});
-  EXPECT_FALSE(testing::FileExists(dir_ + "/out"));
-  ExpectInputError(Run("eval --init-from " + ShellQuote(ValidWeights())), {"--config"});
+  expect_input_error(run_dgqa("train --out " + shell_quote(dir_ + "/out")), {"--config"});
+  EXPECT_FALSE(tests::file_exists(dir_ + "/out"));
+  expect_input_error(run_dgqa("eval --init-from " + shell_quote(valid_weights())), {"--config"});
 }
 
 TEST_F(BadInputTest, OutIsNotAnEvalFlag) {
-  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig()) + " --init-from " +
-                       ShellQuote(ValidWeights()) + " --out " + ShellQuote(dir_ + "/out")),
-                   {"--out"});
+  expect_input_error(
+      run_dgqa("eval --config " + shell_quote(write_config()) + " --init-from " +
+               shell_quote(valid_weights()) + " --out " + shell_quote(dir_ + "/out")),
+      {"--out"});
 }
 
 TEST_F(BadInputTest, EvalWithoutWeights) {
-  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig())),
-                   {"--init-from", "--checkpoint"});
+  expect_input_error(run_dgqa("eval --config " + shell_quote(write_config())),
+                     {"--init-from", "--checkpoint"});
 }
 
 TEST_F(BadInputTest, EvalWithTwoSourcesOfWeights) {
-  ExpectInputError(Run("eval --config " + ShellQuote(WriteConfig()) + " --init-from " +
-                       ShellQuote(ValidWeights()) + " --checkpoint " + ShellQuote(dir_)),
-                   {"--init-from", "--checkpoint", "not both"});
+  expect_input_error(run_dgqa("eval --config " + shell_quote(write_config()) + " --init-from " +
+                              shell_quote(valid_weights()) + " --checkpoint " + shell_quote(dir_)),
+                     {"--init-from", "--checkpoint", "not both"});
 }
 
 TEST_F(BadInputTest, EvalOfADirectoryThatIsNoCheckpoint) {
-  ExpectInputError(
-      Run("eval --config " + ShellQuote(WriteConfig()) + " --checkpoint " + ShellQuote(dir_)),
-      {dir_, "state.pbtxt"});
+  expect_input_error(run_dgqa("eval --config " + shell_quote(write_config()) + " --checkpoint " +
+                              shell_quote(dir_)),
+                     {dir_, "state.pbtxt"});
 }
 
 TEST_F(BadInputTest, SetUnknownField) {
-  ExpectTrainRejected(WriteConfig(), "--set model.num_layers=3", {"model.num_layers"});
+  expect_train_rejected(write_config(), "--set model.num_layers=3", {"model.num_layers"});
 }
 
 TEST_F(BadInputTest, SetUnknownMessage) {
-  ExpectTrainRejected(WriteConfig(), "--set trainer.max_steps=3", {"trainer"});
+  expect_train_rejected(write_config(), "--set trainer.max_steps=3", {"trainer"});
 }
 
 TEST_F(BadInputTest, SetBadNumber) {
-  ExpectTrainRejected(WriteConfig(), "--set model.num_heads=four", {"model.num_heads", "four"});
+  expect_train_rejected(write_config(), "--set model.num_heads=four", {"model.num_heads", "four"});
 }
 
 TEST_F(BadInputTest, SetBadEnum) {
-  ExpectTrainRejected(WriteConfig(), "--set model.attention=MQA", {"model.attention", "MQA"});
+  expect_train_rejected(write_config(), "--set model.attention=MQA", {"model.attention", "MQA"});
 }
 
 TEST_F(BadInputTest, SetBadBool) {
-  ExpectTrainRejected(WriteConfig(), "--set model.pgqa_eval_noise=yes",
-                      {"model.pgqa_eval_noise", "yes"});
+  expect_train_rejected(write_config(), "--set model.pgqa_eval_noise=yes",
+                        {"model.pgqa_eval_noise", "yes"});
 }
 
 TEST_F(BadInputTest, SetWithoutValue) {
-  ExpectTrainRejected(WriteConfig(), "--set model.num_heads", {"model.num_heads"});
+  expect_train_rejected(write_config(), "--set model.num_heads", {"model.num_heads"});
 }
 
 TEST_F(BadInputTest, SetMakesAShapeImpossible) {
-  ExpectTrainRejected(WriteConfig(), "--set model.num_kv_heads=3", {"model.num_kv_heads"});
+  expect_train_rejected(write_config(), "--set model.num_kv_heads=3", {"model.num_kv_heads"});
 }
 
 TEST_F(BadInputTest, SetNegativeSteps) {
-  ExpectTrainRejected(WriteConfig(), "--set train.max_steps=-1", {"train.max_steps"});
+  expect_train_rejected(write_config(), "--set train.max_steps=-1", {"train.max_steps"});
 }
 
 // ---- A failed run leaves the out dir as it was -----------------------------------------------
 
 TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
-  const std::string config = WriteConfig();
+  const std::string config = write_config();
   const std::string out = dir_ + "/out";
-  const DgqaRun good = Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out));
+  const DgqaRun good =
+      run_dgqa("train --config " + shell_quote(config) + " --out " + shell_quote(out));
   ASSERT_EQ(good.exit_code, 0) << good.err;
-  const std::string model = testing::ReadFile(out + "/model.safetensors");
-  const std::string metrics = testing::ReadFile(out + "/metrics.jsonl");
+  const std::string model = tests::read_file(out + "/model.safetensors");
+  const std::string metrics = tests::read_file(out + "/metrics.jsonl");
 
   const std::string bad_weights =
-      EditedWeights("bad.safetensors", [](const SafetensorsFile&, const std::string& name,
-                                          SafetensorsWriter*) { return name == "head.weight"; });
+      edited_weights("bad.safetensors", [](const SafetensorsFile&, const std::string& name,
+                                           SafetensorsWriter*) { return name == "head.weight"; });
   const std::vector<std::string> bad_runs = {
-      "--init-from " + ShellQuote(bad_weights),
-      "--init-from " + ShellQuote(out + "/model.safetensors") + " --set model.embed_dim=18",
+      "--init-from " + shell_quote(bad_weights),
+      "--init-from " + shell_quote(out + "/model.safetensors") + " --set model.embed_dim=18",
       "--set model.num_kv_heads=3",
   };
   for (const std::string& args : bad_runs) {
-    const DgqaRun run =
-        Run("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args);
+    const DgqaRun run = run_dgqa("train --config " + shell_quote(config) + " --out " +
+                                 shell_quote(out) + " " + args);
     EXPECT_EQ(run.exit_code, 2) << args << ":\n" << run.err;
-    EXPECT_TRUE(testing::ReadFile(out + "/model.safetensors") == model)
+    EXPECT_TRUE(tests::read_file(out + "/model.safetensors") == model)
         << "model.safetensors changed by a failed run with " << args;
-    EXPECT_EQ(testing::ReadFile(out + "/metrics.jsonl"), metrics)
+    EXPECT_EQ(tests::read_file(out + "/metrics.jsonl"), metrics)
         << "metrics.jsonl changed by a failed run with " << args;
   }
   std::vector<std::string> left;
@@ -611,11 +619,11 @@ TEST_F(BadInputTest, FailedRunsDoNotDamageAnEarlierRun) {
 
   // A failed eval leaves an existing logits file alone.
   const std::string logits = dir_ + "/logits.npy";
-  testing::WriteFile(logits, "earlier logits");
-  const DgqaRun eval = Run("eval --config " + ShellQuote(config) + " --init-from " +
-                           ShellQuote(bad_weights) + " --logits-out " + ShellQuote(logits));
+  tests::write_file(logits, "earlier logits");
+  const DgqaRun eval = run_dgqa("eval --config " + shell_quote(config) + " --init-from " +
+                                shell_quote(bad_weights) + " --logits-out " + shell_quote(logits));
   EXPECT_EQ(eval.exit_code, 2) << eval.err;
-  EXPECT_EQ(testing::ReadFile(logits), "earlier logits");
+  EXPECT_EQ(tests::read_file(logits), "earlier logits");
 }
 
 }  // namespace

@@ -12,19 +12,19 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/fixtures.h"
-#include "tests/test_util.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
 using nlohmann::json;
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::shell_quote;
 
 const std::vector<std::string> kSchemes = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
@@ -32,12 +32,12 @@ constexpr int kHeads = 4;
 constexpr int kDepth = 2;
 constexpr int kClasses = 4;
 
-bool IsDgqa(const std::string& scheme) {
+bool is_dgqa(const std::string& scheme) {
   return scheme == "DGQA_DIFF" || scheme == "DGQA_EMA";
 }
 
 // The fixture config of a scheme: G = 2, except MHA, which leaves it unset.
-FixtureConfig SchemeConfig(const std::string& scheme, int max_steps) {
+FixtureConfig scheme_config(const std::string& scheme, int max_steps) {
   FixtureConfig config;
   config.attention = scheme;
   config.num_kv_heads = scheme == "MHA" ? -1 : 2;
@@ -45,18 +45,18 @@ FixtureConfig SchemeConfig(const std::string& scheme, int max_steps) {
   return config;
 }
 
-int KvHeads(const std::string& scheme) {
+int kv_heads(const std::string& scheme) {
   return scheme == "MHA" ? kHeads : 2;
 }
 
 // The records of a metrics.jsonl file; a line that is not JSON is a test failure.
-std::vector<json> ReadMetrics(const std::string& path) {
+std::vector<json> read_metrics(const std::string& path) {
   std::vector<json> records;
-  if (!testing::FileExists(path)) {
+  if (!tests::file_exists(path)) {
     ADD_FAILURE() << path << " does not exist";
     return records;
   }
-  for (const std::string& line : testing::Lines(testing::ReadFile(path))) {
+  for (const std::string& line : tests::lines_of(tests::read_file(path))) {
     try {
       records.push_back(json::parse(line));
     } catch (const json::exception& error) {
@@ -66,7 +66,7 @@ std::vector<json> ReadMetrics(const std::string& path) {
   return records;
 }
 
-std::vector<json> OfKind(const std::vector<json>& records, const std::string& kind) {
+std::vector<json> of_kind(const std::vector<json>& records, const std::string& kind) {
   std::vector<json> selected;
   for (const json& record : records) {
     if (record.value("kind", "") == kind) selected.push_back(record);
@@ -75,7 +75,7 @@ std::vector<json> OfKind(const std::vector<json>& records, const std::string& ki
 }
 
 // Expects exactly these keys, each of them a number (besides "kind").
-void ExpectNumericKeys(const json& record, const std::set<std::string>& keys) {
+void expect_numeric_keys(const json& record, const std::set<std::string>& keys) {
   std::set<std::string> got;
   for (const auto& item : record.items()) got.insert(item.key());
   std::set<std::string> expected = keys;
@@ -91,7 +91,7 @@ void ExpectNumericKeys(const json& record, const std::set<std::string>& keys) {
 }
 
 // The index of the largest logit of each row (the first on ties, as dgqa eval counts top-1).
-double ArgmaxAccuracy(const NpyArray& logits, const std::vector<uint8_t>& labels) {
+double argmax_accuracy(const NpyArray& logits, const std::vector<uint8_t>& labels) {
   const int64_t n = logits.shape[0], k = logits.shape[1];
   int64_t correct = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -108,8 +108,8 @@ double ArgmaxAccuracy(const NpyArray& logits, const std::vector<uint8_t>& labels
 class CliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    data_dir_ = new std::string(testing::MakeTempDir("dgqa_cli_data_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*data_dir_));
+    data_dir_ = new std::string(tests::make_temp_dir("dgqa_cli_data_"));
+    data_ = new FixtureDataset(tests::write_fixture_dataset(*data_dir_));
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*data_dir_);
@@ -119,27 +119,28 @@ class CliTest : public ::testing::Test {
     data_dir_ = nullptr;
   }
 
-  void SetUp() override { dir_ = testing::MakeTempDir("dgqa_cli_"); }
+  void SetUp() override { dir_ = tests::make_temp_dir("dgqa_cli_"); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string WriteConfig(const FixtureConfig& config, const std::string& name = "config.pbtxt") {
-    return testing::WriteFixtureConfig(dir_ + "/" + name, *data_, config);
+  std::string write_config(const FixtureConfig& config, const std::string& name = "config.pbtxt") {
+    return tests::write_fixture_config(dir_ + "/" + name, *data_, config);
   }
 
   // `dgqa train --config config --out out ARGS`; expects success.
-  void Train(const std::string& config, const std::string& out, const std::string& args = "") {
-    const DgqaRun run = testing::RunDgqa(
-        "train --config " + ShellQuote(config) + " --out " + ShellQuote(out) + " " + args, dir_);
+  void run_train(const std::string& config, const std::string& out, const std::string& args = "") {
+    const DgqaRun run = tests::run_dgqa(
+        "train --config " + shell_quote(config) + " --out " + shell_quote(out) + " " + args, dir_);
     ASSERT_EQ(run.exit_code, 0) << "dgqa train failed:\n" << run.err;
   }
 
   // `dgqa eval --config config --init-from weights ARGS`; expects success and one JSON line.
-  json Eval(const std::string& config, const std::string& weights, const std::string& args = "") {
-    const DgqaRun run = testing::RunDgqa(
-        "eval --config " + ShellQuote(config) + " --init-from " + ShellQuote(weights) + " " + args,
-        dir_);
+  json run_eval(const std::string& config, const std::string& weights,
+                const std::string& args = "") {
+    const DgqaRun run = tests::run_dgqa("eval --config " + shell_quote(config) + " --init-from " +
+                                            shell_quote(weights) + " " + args,
+                                        dir_);
     EXPECT_EQ(run.exit_code, 0) << "dgqa eval failed:\n" << run.err;
-    const std::vector<std::string> lines = testing::Lines(run.out);
+    const std::vector<std::string> lines = tests::lines_of(run.out);
     EXPECT_EQ(lines.size(), 1u) << "stdout of dgqa eval:\n" << run.out;
     if (lines.empty()) return json();
     try {
@@ -159,7 +160,7 @@ std::string* CliTest::data_dir_ = nullptr;
 FixtureDataset* CliTest::data_ = nullptr;
 
 TEST_F(CliTest, HelpPrintsUsage) {
-  const DgqaRun run = testing::RunDgqa("help", dir_);
+  const DgqaRun run = tests::run_dgqa("help", dir_);
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_NE(run.out.find("dgqa train"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("dgqa eval"), std::string::npos) << run.out;
@@ -170,13 +171,13 @@ class SchemeTest : public CliTest, public ::testing::WithParamInterface<std::str
 // One training run of each scheme: its metrics, its weights, and `dgqa eval` of those weights.
 TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   const std::string scheme = GetParam();
-  const int G = KvHeads(scheme);
+  const int G = kv_heads(scheme);
   constexpr int kSteps = 6;
-  const std::string config = WriteConfig(SchemeConfig(scheme, kSteps));
+  const std::string config = write_config(scheme_config(scheme, kSteps));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out));
 
-  const std::vector<json> records = ReadMetrics(out + "/metrics.jsonl");
+  const std::vector<json> records = read_metrics(out + "/metrics.jsonl");
   ASSERT_FALSE(records.empty());
   for (const json& record : records) {
     ASSERT_TRUE(record.is_object()) << record.dump();
@@ -185,11 +186,11 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   }
 
   // Train lines: one per step (log_every_steps 1), all in epoch 0 (8 batches per epoch).
-  const std::vector<json> train = OfKind(records, "train");
+  const std::vector<json> train = of_kind(records, "train");
   ASSERT_EQ(train.size(), static_cast<size_t>(kSteps));
   for (size_t i = 0; i < train.size(); ++i) {
     const json& line = train[i];
-    ExpectNumericKeys(line, {"step", "epoch", "loss", "lr", "grad_norm", "images_per_sec"});
+    expect_numeric_keys(line, {"step", "epoch", "loss", "lr", "grad_norm", "images_per_sec"});
     EXPECT_EQ(line.value("step", -1), static_cast<int>(i) + 1);
     EXPECT_EQ(line.value("epoch", -1), 0);
     EXPECT_GT(line.value("loss", 0.0), 0.0);
@@ -199,10 +200,10 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   }
 
   // Eval lines: the whole test set; the last line of the file is the final evaluation.
-  const std::vector<json> eval = OfKind(records, "eval");
+  const std::vector<json> eval = of_kind(records, "eval");
   ASSERT_FALSE(eval.empty());
   for (const json& line : eval) {
-    ExpectNumericKeys(line, {"step", "loss", "top1", "examples"});
+    expect_numeric_keys(line, {"step", "loss", "top1", "examples"});
     EXPECT_EQ(line.value("examples", -1), data_->test.count);
     EXPECT_GT(line.value("loss", 0.0), 0.0);
     EXPECT_GE(line.value("top1", -1.0), 0.0);
@@ -213,11 +214,11 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   const json final_eval = records.back();
 
   // Allocation lines: depth layers of G non-negative head counts summing to H.
-  const std::vector<json> allocation = OfKind(records, "allocation");
+  const std::vector<json> allocation = of_kind(records, "allocation");
   ASSERT_FALSE(allocation.empty());
   EXPECT_EQ(allocation.front().value("step", -1), 1);
   for (const json& line : allocation) {
-    ExpectNumericKeys(line, {"step", "layers"});
+    expect_numeric_keys(line, {"step", "layers"});
     ASSERT_TRUE(line["layers"].is_array()) << line.dump();
     ASSERT_EQ(line["layers"].size(), static_cast<size_t>(kDepth)) << line.dump();
     for (const json& layer : line["layers"]) {
@@ -250,7 +251,7 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
 
   // The weights: docs/design.md §4 names and shapes, and DGQA's state.
   const std::string weights = out + "/model.safetensors";
-  ASSERT_TRUE(testing::FileExists(weights));
+  ASSERT_TRUE(tests::file_exists(weights));
   const SafetensorsFile file = SafetensorsFile::read(weights);
   EXPECT_EQ(file.get("patch_embed.proj.weight").shape, (std::vector<int64_t>{16, 1, 4, 4}));
   EXPECT_EQ(file.get("pos_embed").shape, (std::vector<int64_t>{1, 5, 16}));
@@ -258,8 +259,8 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   EXPECT_EQ(file.get("blocks.1.attn.k.weight").shape, (std::vector<int64_t>{G * 4, 16}));
   EXPECT_EQ(file.get("blocks.1.attn.v.bias").shape, (std::vector<int64_t>{G * 4}));
   EXPECT_EQ(file.get("head.weight").shape, (std::vector<int64_t>{kClasses, 16}));
-  EXPECT_EQ(file.has("blocks.0.attn.allocation"), IsDgqa(scheme));
-  if (IsDgqa(scheme)) {
+  EXPECT_EQ(file.has("blocks.0.attn.allocation"), is_dgqa(scheme));
+  if (is_dgqa(scheme)) {
     for (int layer = 0; layer < kDepth; ++layer) {
       const std::string prefix = "blocks." + std::to_string(layer) + ".attn.";
       EXPECT_EQ(file.get(prefix + "cache").dtype, "F32");
@@ -273,7 +274,7 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   // `dgqa eval` of the saved weights reproduces the final evaluation of training (DGQA's
   // allocation is frozen at evaluation; PGQA's evaluation noise is fixed).
   const std::string logits_path = dir_ + "/logits.npy";
-  const json result = Eval(config, weights, "--logits-out " + ShellQuote(logits_path));
+  const json result = run_eval(config, weights, "--logits-out " + shell_quote(logits_path));
   ASSERT_TRUE(result.is_object()) << result.dump();
   EXPECT_NEAR(result.value("loss", -1.0), final_eval.value("loss", -2.0), 1e-5);
   EXPECT_NEAR(result.value("top1", -1.0), final_eval.value("top1", -2.0), 1e-5);
@@ -282,17 +283,17 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   const NpyArray logits = read_npy_f32(logits_path);
   ASSERT_EQ(logits.shape, (std::vector<int64_t>{data_->test.count, kClasses}));
   for (float value : logits.data) ASSERT_TRUE(std::isfinite(value));
-  EXPECT_NEAR(ArgmaxAccuracy(logits, data_->test.labels), result.value("top1", -1.0), 1e-6);
+  EXPECT_NEAR(argmax_accuracy(logits, data_->test.labels), result.value("top1", -1.0), 1e-6);
 }
 
 // Two runs with the same seed: the same losses and byte-identical weights.
 TEST_P(SchemeTest, SameSeedGivesIdenticalRuns) {
   const std::string scheme = GetParam();
-  FixtureConfig settings = SchemeConfig(scheme, 5);
+  FixtureConfig settings = scheme_config(scheme, 5);
   settings.threads = 2;
-  const std::string config = WriteConfig(settings);
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/b"));
+  const std::string config = write_config(settings);
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/a"));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/b"));
 
   const auto losses = [](const std::vector<json>& records) {
     std::vector<std::string> values;  // the loss fields as JSON writes them: exact
@@ -304,12 +305,12 @@ TEST_P(SchemeTest, SameSeedGivesIdenticalRuns) {
     }
     return values;
   };
-  const std::vector<std::string> a = losses(ReadMetrics(dir_ + "/a/metrics.jsonl"));
-  const std::vector<std::string> b = losses(ReadMetrics(dir_ + "/b/metrics.jsonl"));
+  const std::vector<std::string> a = losses(read_metrics(dir_ + "/a/metrics.jsonl"));
+  const std::vector<std::string> b = losses(read_metrics(dir_ + "/b/metrics.jsonl"));
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, b);
-  EXPECT_TRUE(testing::ReadFile(dir_ + "/a/model.safetensors") ==
-              testing::ReadFile(dir_ + "/b/model.safetensors"))
+  EXPECT_TRUE(tests::read_file(dir_ + "/a/model.safetensors") ==
+              tests::read_file(dir_ + "/b/model.safetensors"))
       << "model.safetensors differs between two runs with the same seed";
 }
 
@@ -318,22 +319,22 @@ TEST_P(SchemeTest, SameSeedGivesIdenticalRuns) {
 // until the end.
 TEST_P(SchemeTest, EvaluationDoesNotDisturbTraining) {
   const std::string scheme = GetParam();
-  const std::string config = WriteConfig(SchemeConfig(scheme, 5));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/quiet"));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/busy",
-                                "--set train.eval_every_steps=1 --set model.dgqa_eval=PER_BATCH"));
+  const std::string config = write_config(scheme_config(scheme, 5));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/quiet"));
+  ASSERT_NO_FATAL_FAILURE(run_train(
+      config, dir_ + "/busy", "--set train.eval_every_steps=1 --set model.dgqa_eval=PER_BATCH"));
   const auto train_losses = [](const std::vector<json>& records) {
     std::vector<std::string> values;
-    for (const json& line : OfKind(records, "train")) values.push_back(line["loss"].dump());
+    for (const json& line : of_kind(records, "train")) values.push_back(line["loss"].dump());
     return values;
   };
-  const std::vector<json> quiet = ReadMetrics(dir_ + "/quiet/metrics.jsonl");
-  const std::vector<json> busy = ReadMetrics(dir_ + "/busy/metrics.jsonl");
-  EXPECT_EQ(OfKind(busy, "eval").size(), 5u);
+  const std::vector<json> quiet = read_metrics(dir_ + "/quiet/metrics.jsonl");
+  const std::vector<json> busy = read_metrics(dir_ + "/busy/metrics.jsonl");
+  EXPECT_EQ(of_kind(busy, "eval").size(), 5u);
   EXPECT_EQ(train_losses(quiet), train_losses(busy));
-  EXPECT_EQ(OfKind(quiet, "allocation"), OfKind(busy, "allocation"));
-  EXPECT_TRUE(testing::ReadFile(dir_ + "/quiet/model.safetensors") ==
-              testing::ReadFile(dir_ + "/busy/model.safetensors"))
+  EXPECT_EQ(of_kind(quiet, "allocation"), of_kind(busy, "allocation"));
+  EXPECT_TRUE(tests::read_file(dir_ + "/quiet/model.safetensors") ==
+              tests::read_file(dir_ + "/busy/model.safetensors"))
       << "evaluating during training changed the trained weights";
 }
 
@@ -343,14 +344,14 @@ class BatchIndependentSchemeTest : public SchemeTest {};
 
 TEST_P(BatchIndependentSchemeTest, EvalLogitsDoNotDependOnTheBatchSize) {
   const std::string scheme = GetParam();
-  const std::string config = WriteConfig(SchemeConfig(scheme, 3));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/out"));
+  const std::string config = write_config(scheme_config(scheme, 3));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/out"));
   std::vector<NpyArray> logits;
   for (const int batch : {16, 7, 40, 64}) {
     const std::string path = dir_ + "/logits_" + std::to_string(batch) + ".npy";
-    const json result = Eval(config, dir_ + "/out/model.safetensors",
-                             "--set train.eval_batch_size=" + std::to_string(batch) +
-                                 " --logits-out " + ShellQuote(path));
+    const json result = run_eval(config, dir_ + "/out/model.safetensors",
+                                 "--set train.eval_batch_size=" + std::to_string(batch) +
+                                     " --logits-out " + shell_quote(path));
     EXPECT_EQ(result.value("examples", -1), data_->test.count) << "eval batch " << batch;
     logits.push_back(read_npy_f32(path));
   }
@@ -368,15 +369,15 @@ TEST_P(BatchIndependentSchemeTest, EvalLogitsDoNotDependOnTheBatchSize) {
 // and DGQA once rounded NaN key norms to int, undefined behaviour).
 TEST_P(SchemeTest, DivergingTrainingEndsCleanly) {
   const std::string scheme = GetParam();
-  const std::string config = WriteConfig(SchemeConfig(scheme, 3));
+  const std::string config = write_config(scheme_config(scheme, 3));
   const std::string out = dir_ + "/out";
-  const DgqaRun run = testing::RunDgqa("train --config " + ShellQuote(config) + " --out " +
-                                           ShellQuote(out) + " --set optimizer.lr=1e30",
-                                       dir_);
+  const DgqaRun run = tests::run_dgqa("train --config " + shell_quote(config) + " --out " +
+                                          shell_quote(out) + " --set optimizer.lr=1e30",
+                                      dir_);
   // The run stops at the first non-finite loss or key norm, saying so.
   ASSERT_EQ(run.exit_code, 1) << run.err;
   std::string failure;
-  for (const std::string& line : testing::Lines(run.err)) {
+  for (const std::string& line : tests::lines_of(run.err)) {
     if (line.find("dgqa: failed:") != std::string::npos) failure = line;
   }
   EXPECT_NE(failure.find("diverged"), std::string::npos) << run.err;
@@ -394,29 +395,29 @@ INSTANTIATE_TEST_SUITE_P(AllButKdgqa, BatchIndependentSchemeTest,
                          });
 
 TEST_F(CliTest, DifferentSeedsGiveDifferentRuns) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 3));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/b", "--set seed=8"));
-  EXPECT_FALSE(testing::ReadFile(dir_ + "/a/model.safetensors") ==
-               testing::ReadFile(dir_ + "/b/model.safetensors"));
+  const std::string config = write_config(scheme_config("GQA", 3));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/a"));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/b", "--set seed=8"));
+  EXPECT_FALSE(tests::read_file(dir_ + "/a/model.safetensors") ==
+               tests::read_file(dir_ + "/b/model.safetensors"));
 }
 
 TEST_F(CliTest, ThreadCountDoesNotChangeTheResult) {
   // The kernels sum in an order that does not depend on the number of threads, so a run
   // resumed on a machine with other cores continues bit for bit.
-  const std::string config = WriteConfig(SchemeConfig("DGQA_EMA", 6));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/one", "--set train.threads=1"));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/three", "--set train.threads=3"));
-  EXPECT_TRUE(testing::ReadFile(dir_ + "/one/model.safetensors") ==
-              testing::ReadFile(dir_ + "/three/model.safetensors"));
+  const std::string config = write_config(scheme_config("DGQA_EMA", 6));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/one", "--set train.threads=1"));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/three", "--set train.threads=3"));
+  EXPECT_TRUE(tests::read_file(dir_ + "/one/model.safetensors") ==
+              tests::read_file(dir_ + "/three/model.safetensors"));
 }
 
 TEST_F(CliTest, EvalEveryStepsOverride) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 7));
+  const std::string config = write_config(scheme_config("GQA", 7));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out, "--set train.eval_every_steps=2"));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out, "--set train.eval_every_steps=2"));
   std::vector<int> steps;
-  for (const json& line : OfKind(ReadMetrics(out + "/metrics.jsonl"), "eval")) {
+  for (const json& line : of_kind(read_metrics(out + "/metrics.jsonl"), "eval")) {
     steps.push_back(line.value("step", -1));
     EXPECT_EQ(line.value("examples", -1), data_->test.count);
   }
@@ -426,25 +427,25 @@ TEST_F(CliTest, EvalEveryStepsOverride) {
 
 TEST_F(CliTest, EvalAtTheEndOfEachEpochByDefault) {
   // 64 training images in batches of 8: 8 steps per epoch; 12 steps end in epoch 1.
-  const std::string config = WriteConfig(SchemeConfig("GQA", 12));
+  const std::string config = write_config(scheme_config("GQA", 12));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out));
-  const std::vector<json> records = ReadMetrics(out + "/metrics.jsonl");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out));
+  const std::vector<json> records = read_metrics(out + "/metrics.jsonl");
   std::vector<int> steps;
-  for (const json& line : OfKind(records, "eval")) steps.push_back(line.value("step", -1));
+  for (const json& line : of_kind(records, "eval")) steps.push_back(line.value("step", -1));
   EXPECT_EQ(steps, (std::vector<int>{8, 12}));
-  const std::vector<json> train = OfKind(records, "train");
+  const std::vector<json> train = of_kind(records, "train");
   ASSERT_EQ(train.size(), 12u);
   EXPECT_EQ(train[7].value("epoch", -1), 0);
   EXPECT_EQ(train[8].value("epoch", -1), 1);
 }
 
 TEST_F(CliTest, LogEverySteps) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 6));
+  const std::string config = write_config(scheme_config("GQA", 6));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out, "--set train.log_every_steps=4"));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out, "--set train.log_every_steps=4"));
   std::vector<int> steps;
-  for (const json& line : OfKind(ReadMetrics(out + "/metrics.jsonl"), "train")) {
+  for (const json& line : of_kind(read_metrics(out + "/metrics.jsonl"), "train")) {
     steps.push_back(line.value("step", -1));
   }
   EXPECT_EQ(steps, (std::vector<int>{4, 6})) << "every 4 steps, and the last step";
@@ -452,27 +453,27 @@ TEST_F(CliTest, LogEverySteps) {
 
 TEST_F(CliTest, LogEveryStepsZeroIsRefused) {
   // Logging needs a period of at least one step; 0 is bad input, not a crash (step % 0).
-  const std::string config = WriteConfig(SchemeConfig("GQA", 3));
+  const std::string config = write_config(scheme_config("GQA", 3));
   const std::string out = dir_ + "/out";
-  const DgqaRun run = testing::RunDgqa("train --config " + ShellQuote(config) + " --out " +
-                                           ShellQuote(out) + " --set train.log_every_steps=0",
-                                       dir_);
+  const DgqaRun run = tests::run_dgqa("train --config " + shell_quote(config) + " --out " +
+                                          shell_quote(out) + " --set train.log_every_steps=0",
+                                      dir_);
   EXPECT_EQ(run.exit_code, 2) << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, "dgqa: error:"), 1) << run.err;
+  EXPECT_EQ(tests::count_lines_containing(run.err, "dgqa: error:"), 1) << run.err;
   EXPECT_NE(run.err.find("train.log_every_steps"), std::string::npos) << run.err;
 }
 
 // The lr of each train line is that of the optimizer step it reports (docs/design.md §3.6: step t
 // counts from 0, the line of step t has "step": t + 1).
 TEST_F(CliTest, LearningRateSchedule) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 6));
+  const std::string config = write_config(scheme_config("GQA", 6));
   const double lr = 3e-3, pi = std::acos(-1.0);
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/warmup", "--set schedule.warmup_steps=4"));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/cosine",
-                                "--set schedule.kind=COSINE --set schedule.warmup_steps=2 "
-                                "--set schedule.min_lr=1e-4"));
-  const std::vector<json> warmup = OfKind(ReadMetrics(dir_ + "/warmup/metrics.jsonl"), "train");
-  const std::vector<json> cosine = OfKind(ReadMetrics(dir_ + "/cosine/metrics.jsonl"), "train");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/warmup", "--set schedule.warmup_steps=4"));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/cosine",
+                                    "--set schedule.kind=COSINE --set schedule.warmup_steps=2 "
+                                    "--set schedule.min_lr=1e-4"));
+  const std::vector<json> warmup = of_kind(read_metrics(dir_ + "/warmup/metrics.jsonl"), "train");
+  const std::vector<json> cosine = of_kind(read_metrics(dir_ + "/cosine/metrics.jsonl"), "train");
   ASSERT_EQ(warmup.size(), 6u);
   ASSERT_EQ(cosine.size(), 6u);
   for (int t = 0; t < 6; ++t) {
@@ -485,10 +486,10 @@ TEST_F(CliTest, LearningRateSchedule) {
 }
 
 TEST_F(CliTest, AttentionOverride) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 3));
+  const std::string config = write_config(scheme_config("GQA", 3));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out, "--set model.attention=KDGQA"));
-  const std::vector<json> allocation = OfKind(ReadMetrics(out + "/metrics.jsonl"), "allocation");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out, "--set model.attention=KDGQA"));
+  const std::vector<json> allocation = of_kind(read_metrics(out + "/metrics.jsonl"), "allocation");
   ASSERT_EQ(allocation.size(), 3u) << "KDGQA logs its allocation at every log step";
   for (const json& line : allocation) {
     for (const json& layer : line["layers"]) {
@@ -503,11 +504,11 @@ TEST_F(CliTest, AttentionOverride) {
 }
 
 TEST_F(CliTest, LossDecreasesOnTheLearnableFixture) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 30));
+  const std::string config = write_config(scheme_config("GQA", 30));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out));
-  const std::vector<json> records = ReadMetrics(out + "/metrics.jsonl");
-  const std::vector<json> train = OfKind(records, "train");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out));
+  const std::vector<json> records = read_metrics(out + "/metrics.jsonl");
+  const std::vector<json> train = of_kind(records, "train");
   ASSERT_EQ(train.size(), 30u);
   const auto mean_loss = [&](size_t begin, size_t end) {
     double sum = 0;
@@ -521,21 +522,21 @@ TEST_F(CliTest, LossDecreasesOnTheLearnableFixture) {
 }
 
 TEST_F(CliTest, TrainFromWeightsWithZeroLearningRateKeepsThem) {
-  const std::string config = WriteConfig(SchemeConfig("GQA", 2));
-  ASSERT_NO_FATAL_FAILURE(Train(config, dir_ + "/a"));
+  const std::string config = write_config(scheme_config("GQA", 2));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/a"));
   const std::string weights = dir_ + "/a/model.safetensors";
-  ASSERT_NO_FATAL_FAILURE(
-      Train(config, dir_ + "/b", "--init-from " + ShellQuote(weights) + " --set optimizer.lr=0"));
-  EXPECT_TRUE(testing::ReadFile(weights) == testing::ReadFile(dir_ + "/b/model.safetensors"))
+  ASSERT_NO_FATAL_FAILURE(run_train(
+      config, dir_ + "/b", "--init-from " + shell_quote(weights) + " --set optimizer.lr=0"));
+  EXPECT_TRUE(tests::read_file(weights) == tests::read_file(dir_ + "/b/model.safetensors"))
       << "training with lr 0 from a file must save the same weights";
 }
 
 TEST_F(CliTest, EvalWithoutLogitsOutPrintsOnlyTheResult) {
-  const std::string config = WriteConfig(SchemeConfig("PGQA", 2));
+  const std::string config = write_config(scheme_config("PGQA", 2));
   const std::string out = dir_ + "/out";
-  ASSERT_NO_FATAL_FAILURE(Train(config, out));
-  const json first = Eval(config, out + "/model.safetensors");
-  const json second = Eval(config, out + "/model.safetensors");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out));
+  const json first = run_eval(config, out + "/model.safetensors");
+  const json second = run_eval(config, out + "/model.safetensors");
   EXPECT_EQ(first.dump(), second.dump()) << "evaluation (with PGQA noise) must be repeatable";
   EXPECT_EQ(first.value("examples", -1), data_->test.count);
 }

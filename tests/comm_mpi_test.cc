@@ -23,7 +23,7 @@
 namespace dgqa {
 namespace {
 
-using testing::Comm;
+using tests::comm;
 
 // Ranks other than 0 print only their failures, tagged with the rank, so that the output of a
 // run is read once.
@@ -41,7 +41,7 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
   int rank_;
 };
 
-bool QuietRanksOtherThanZero() {
+bool quiet_ranks_other_than_zero() {
   const int rank = detect_rank_info().rank;
   if (rank == 0) return false;
   ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
@@ -50,28 +50,28 @@ bool QuietRanksOtherThanZero() {
   return true;
 }
 
-[[maybe_unused]] const bool quiet_ranks = QuietRanksOtherThanZero();
+[[maybe_unused]] const bool quiet_ranks = quiet_ranks_other_than_zero();
 
 // Small integers, so every float sum below is exact whatever the order of reduction.
-float Input(int rank, int64_t index) {
+float input(int rank, int64_t index) {
   return static_cast<float>((index % 97) * (rank + 1) + rank);
 }
 
-float ExpectedSum(int world_size, int64_t index) {
+float expected_sum(int world_size, int64_t index) {
   const int64_t w = world_size;
   return static_cast<float>((index % 97) * w * (w + 1) / 2 + w * (w - 1) / 2);
 }
 
-std::vector<float> Inputs(int64_t count, int rank) {
+std::vector<float> inputs(int64_t count, int rank) {
   std::vector<float> values(count);
-  for (int64_t i = 0; i < count; ++i) values[i] = Input(rank, i);
+  for (int64_t i = 0; i < count; ++i) values[i] = input(rank, i);
   return values;
 }
 
 // The index of the first element that is not the expected sum, or -1.
-int64_t FirstWrongSum(const std::vector<float>& values, int world_size) {
+int64_t first_wrong_sum(const std::vector<float>& values, int world_size) {
   for (size_t i = 0; i < values.size(); ++i) {
-    if (values[i] != ExpectedSum(world_size, static_cast<int64_t>(i)))
+    if (values[i] != expected_sum(world_size, static_cast<int64_t>(i)))
       return static_cast<int64_t>(i);
   }
   return -1;
@@ -80,129 +80,130 @@ int64_t FirstWrongSum(const std::vector<float>& values, int world_size) {
 // A communicator that splits collectives into chunks of 2^20 elements, so that a few megabytes
 // exercise what a buffer above INT_MAX elements needs. Only MPI splits: at one rank there is
 // nothing to split, and the program's communicator is used.
-std::unique_ptr<Communicator> MakeChunkingCommunicator() {
-  if (Comm().world_size() == 1) return nullptr;
-  return make_mpi_communicator(Comm().info(), testing::kCommunicatorTimeoutS, int64_t{1} << 20);
+std::unique_ptr<Communicator> make_chunking_communicator() {
+  if (comm().world_size() == 1) return nullptr;
+  return make_mpi_communicator(comm().info(), tests::kCommunicatorTimeoutS, int64_t{1} << 20);
 }
 
 TEST(CommunicatorTest, RankAndSizeComeFromTheLauncher) {
   const RankInfo launched = detect_rank_info();
-  EXPECT_EQ(Comm().rank(), launched.rank);
-  EXPECT_EQ(Comm().world_size(), launched.world_size);
-  EXPECT_EQ(Comm().info().local_rank, launched.local_rank);
-  EXPECT_EQ(Comm().info().launcher, launched.launcher);
+  EXPECT_EQ(comm().rank(), launched.rank);
+  EXPECT_EQ(comm().world_size(), launched.world_size);
+  EXPECT_EQ(comm().info().local_rank, launched.local_rank);
+  EXPECT_EQ(comm().info().launcher, launched.launcher);
 }
 
 TEST(CommunicatorTest, AllReduceSum) {
-  std::vector<float> values = Inputs(1000, Comm().rank());
-  Comm().all_reduce_sum(values.data(), static_cast<int64_t>(values.size()), "test all-reduce");
-  EXPECT_EQ(FirstWrongSum(values, Comm().world_size()), -1);
+  std::vector<float> values = inputs(1000, comm().rank());
+  comm().all_reduce_sum(values.data(), static_cast<int64_t>(values.size()), "test all-reduce");
+  EXPECT_EQ(first_wrong_sum(values, comm().world_size()), -1);
 }
 
 TEST(CommunicatorTest, AllReduceOfNothing) {
-  Comm().all_reduce_sum(nullptr, 0, "test empty all-reduce");
-  Comm().wait(*Comm().all_reduce_sum_async(nullptr, 0, "test empty async all-reduce"));
+  comm().all_reduce_sum(nullptr, 0, "test empty all-reduce");
+  comm().wait(*comm().all_reduce_sum_async(nullptr, 0, "test empty async all-reduce"));
 }
 
 TEST(CommunicatorTest, AsyncAllReducesInFlightWaitedInAnotherOrder) {
   const int64_t counts[] = {17, 4096, 100003};
   std::vector<std::vector<float>> buffers;
   std::vector<std::unique_ptr<PendingCollective>> pending;
-  for (int64_t count : counts) buffers.push_back(Inputs(count, Comm().rank()));
+  for (int64_t count : counts) buffers.push_back(inputs(count, comm().rank()));
   for (auto& buffer : buffers) {
-    pending.push_back(Comm().all_reduce_sum_async(
+    pending.push_back(comm().all_reduce_sum_async(
         buffer.data(), static_cast<int64_t>(buffer.size()), "test async all-reduce"));
   }
-  for (int index : {2, 0, 1}) Comm().wait(*pending[index]);
-  Comm().wait(*pending[0]);  // waiting again for a completed collective does nothing
-  for (const auto& buffer : buffers) EXPECT_EQ(FirstWrongSum(buffer, Comm().world_size()), -1);
+  for (int index : {2, 0, 1}) comm().wait(*pending[index]);
+  comm().wait(*pending[0]);  // waiting again for a completed collective does nothing
+  for (const auto& buffer : buffers) EXPECT_EQ(first_wrong_sum(buffer, comm().world_size()), -1);
 }
 
 TEST(CommunicatorTest, AsyncAllReduceCompletedByTests) {
-  std::vector<float> values = Inputs(50000, Comm().rank());
+  std::vector<float> values = inputs(50000, comm().rank());
   std::unique_ptr<PendingCollective> pending =
-      Comm().all_reduce_sum_async(values.data(), 50000, "test polled all-reduce");
-  while (!Comm().test(*pending)) {
+      comm().all_reduce_sum_async(values.data(), 50000, "test polled all-reduce");
+  while (!comm().test(*pending)) {
   }
-  EXPECT_TRUE(Comm().test(*pending));
-  EXPECT_EQ(FirstWrongSum(values, Comm().world_size()), -1);
+  EXPECT_TRUE(comm().test(*pending));
+  EXPECT_EQ(first_wrong_sum(values, comm().world_size()), -1);
 }
 
 TEST(CommunicatorTest, LargeAllReduceInChunks) {
-  std::unique_ptr<Communicator> chunking = MakeChunkingCommunicator();
-  Communicator& comm = chunking ? *chunking : Comm();
-  std::vector<float> values = Inputs(3'000'001, comm.rank());
-  comm.all_reduce_sum(values.data(), static_cast<int64_t>(values.size()), "test large all-reduce");
-  EXPECT_EQ(FirstWrongSum(values, comm.world_size()), -1);
+  std::unique_ptr<Communicator> chunking = make_chunking_communicator();
+  Communicator& communicator = chunking ? *chunking : comm();
+  std::vector<float> values = inputs(3'000'001, communicator.rank());
+  communicator.all_reduce_sum(values.data(), static_cast<int64_t>(values.size()),
+                              "test large all-reduce");
+  EXPECT_EQ(first_wrong_sum(values, communicator.world_size()), -1);
 
-  values = Inputs(3'000'001, comm.rank());
-  std::unique_ptr<PendingCollective> pending = comm.all_reduce_sum_async(
+  values = inputs(3'000'001, communicator.rank());
+  std::unique_ptr<PendingCollective> pending = communicator.all_reduce_sum_async(
       values.data(), static_cast<int64_t>(values.size()), "test large async all-reduce");
-  comm.wait(*pending);
-  EXPECT_EQ(FirstWrongSum(values, comm.world_size()), -1);
+  communicator.wait(*pending);
+  EXPECT_EQ(first_wrong_sum(values, communicator.world_size()), -1);
 }
 
 // The root's bytes: a pattern that depends on the root, so a broadcast from the wrong rank shows.
-std::vector<unsigned char> RootBytes(int root, size_t size) {
+std::vector<unsigned char> root_bytes(int root, size_t size) {
   std::vector<unsigned char> bytes(size);
   for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 7 + root * 31 + 1);
   return bytes;
 }
 
-void CheckBroadcast(Communicator& comm, int root, size_t size) {
+void check_broadcast(Communicator& communicator, int root, size_t size) {
   std::vector<unsigned char> bytes =
-      comm.rank() == root ? RootBytes(root, size) : std::vector<unsigned char>(size, 0);
-  comm.broadcast(bytes.data(), static_cast<int64_t>(size), root, "test broadcast");
-  EXPECT_TRUE(bytes == RootBytes(root, size)) << "broadcast of " << size << " bytes from " << root;
+      communicator.rank() == root ? root_bytes(root, size) : std::vector<unsigned char>(size, 0);
+  communicator.broadcast(bytes.data(), static_cast<int64_t>(size), root, "test broadcast");
+  EXPECT_TRUE(bytes == root_bytes(root, size)) << "broadcast of " << size << " bytes from " << root;
 }
 
 TEST(CommunicatorTest, BroadcastFromRankZero) {
-  CheckBroadcast(Comm(), 0, 1001);
+  check_broadcast(comm(), 0, 1001);
 }
 
 TEST(CommunicatorTest, BroadcastFromRankOne) {
-  if (Comm().world_size() < 2) GTEST_SKIP() << "one rank";
-  CheckBroadcast(Comm(), 1, 1001);
+  if (comm().world_size() < 2) GTEST_SKIP() << "one rank";
+  check_broadcast(comm(), 1, 1001);
 }
 
 TEST(CommunicatorTest, BroadcastFromLastRank) {
-  CheckBroadcast(Comm(), Comm().world_size() - 1, 7);
+  check_broadcast(comm(), comm().world_size() - 1, 7);
 }
 
 TEST(CommunicatorTest, LargeBroadcastInChunks) {
-  std::unique_ptr<Communicator> chunking = MakeChunkingCommunicator();
-  CheckBroadcast(chunking ? *chunking : Comm(), 0, 3'000'001);
+  std::unique_ptr<Communicator> chunking = make_chunking_communicator();
+  check_broadcast(chunking ? *chunking : comm(), 0, 3'000'001);
 }
 
 TEST(CommunicatorTest, AllGather) {
   const auto value_of = [](int rank) { return (uint64_t{1} << 40) + uint64_t(rank) * 1000 + 7; };
-  const std::vector<uint64_t> values = Comm().all_gather(value_of(Comm().rank()), "test gather");
-  ASSERT_EQ(values.size(), static_cast<size_t>(Comm().world_size()));
-  for (int rank = 0; rank < Comm().world_size(); ++rank) EXPECT_EQ(values[rank], value_of(rank));
+  const std::vector<uint64_t> values = comm().all_gather(value_of(comm().rank()), "test gather");
+  ASSERT_EQ(values.size(), static_cast<size_t>(comm().world_size()));
+  for (int rank = 0; rank < comm().world_size(); ++rank) EXPECT_EQ(values[rank], value_of(rank));
 }
 
 TEST(CommunicatorTest, Barrier) {
-  for (int i = 0; i < 3; ++i) Comm().barrier("test barrier");
+  for (int i = 0; i < 3; ++i) comm().barrier("test barrier");
 }
 
 TEST(CommunicatorTest, TwoCommunicatorsInterleave) {
-  std::unique_ptr<Communicator> second = make_communicator(testing::kCommunicatorTimeoutS / 2);
-  std::vector<float> first_values = Inputs(5000, Comm().rank());
-  std::vector<float> second_values = Inputs(300, Comm().rank());
+  std::unique_ptr<Communicator> second = make_communicator(tests::kCommunicatorTimeoutS / 2);
+  std::vector<float> first_values = inputs(5000, comm().rank());
+  std::vector<float> second_values = inputs(300, comm().rank());
   std::unique_ptr<PendingCollective> pending =
-      Comm().all_reduce_sum_async(first_values.data(), 5000, "test first communicator");
+      comm().all_reduce_sum_async(first_values.data(), 5000, "test first communicator");
   second->all_reduce_sum(second_values.data(), 300, "test second communicator");
-  Comm().wait(*pending);
-  EXPECT_EQ(FirstWrongSum(first_values, Comm().world_size()), -1);
-  EXPECT_EQ(FirstWrongSum(second_values, Comm().world_size()), -1);
+  comm().wait(*pending);
+  EXPECT_EQ(first_wrong_sum(first_values, comm().world_size()), -1);
+  EXPECT_EQ(first_wrong_sum(second_values, comm().world_size()), -1);
 }
 
 TEST(CommunicatorTest, BadArgumentsThrowOnEveryRank) {
   float value = 1;
-  EXPECT_THROW(Comm().all_reduce_sum(&value, -1, "test"), std::invalid_argument);
-  EXPECT_THROW(Comm().all_reduce_sum(nullptr, 3, "test"), std::invalid_argument);
-  EXPECT_THROW(Comm().broadcast(&value, 4, -1, "test"), std::invalid_argument);
-  EXPECT_THROW(Comm().broadcast(&value, 4, Comm().world_size(), "test"), std::invalid_argument);
+  EXPECT_THROW(comm().all_reduce_sum(&value, -1, "test"), std::invalid_argument);
+  EXPECT_THROW(comm().all_reduce_sum(nullptr, 3, "test"), std::invalid_argument);
+  EXPECT_THROW(comm().broadcast(&value, 4, -1, "test"), std::invalid_argument);
+  EXPECT_THROW(comm().broadcast(&value, 4, comm().world_size(), "test"), std::invalid_argument);
   EXPECT_THROW(make_communicator(0), std::invalid_argument);
 }
 
@@ -213,7 +214,7 @@ TEST(CommunicatorTimeoutTest, TimeoutChildAbortsTheJob) {
   if (std::getenv("DGQA_TEST_TIMEOUT_CHILD") == nullptr) {
     GTEST_SKIP() << "runs only as the child of comm_mpi_timeout_abort";
   }
-  ASSERT_GE(Comm().world_size(), 2);
+  ASSERT_GE(comm().world_size(), 2);
   std::unique_ptr<Communicator> impatient = make_communicator(3.0);
   if (impatient->rank() == 0) {
     float value = 1;

@@ -9,7 +9,7 @@
 
 #include "comm/communicator.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // Long enough for 4 oversubscribed ranks on a loaded machine; a hang still ends the job.
 inline constexpr double kCommunicatorTimeoutS = 60;
@@ -27,8 +27,8 @@ inline CommunicatorEnvironment* const communicator_environment =
         ::testing::AddGlobalTestEnvironment(new CommunicatorEnvironment));
 
 // The program's communicator (between the environment's SetUp and TearDown).
-inline Communicator& Comm() {
+inline Communicator& comm() {
   return *communicator_environment->communicator;
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

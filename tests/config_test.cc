@@ -45,21 +45,21 @@ class ConfigTest : public ::testing::Test {
  protected:
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string Write(const std::string& text, const std::string& name = "config.pbtxt") {
+  std::string write(const std::string& text, const std::string& name = "config.pbtxt") {
     const std::string path = dir_ + "/" + name;
-    testing::WriteFile(path, text);
+    tests::write_file(path, text);
     return path;
   }
 
-  config::Config Load(const std::vector<std::string>& overrides = {},
+  config::Config load(const std::vector<std::string>& overrides = {},
                       const std::string& text = kValidConfig) {
-    return load_config(Write(text), overrides);
+    return load_config(write(text), overrides);
   }
 
   // The message of the InputError that loading must throw ("" and a test failure if none).
-  std::string LoadError(const std::vector<std::string>& overrides,
-                        const std::string& text = kValidConfig) {
-    const std::string path = Write(text);
+  std::string load_error(const std::vector<std::string>& overrides,
+                         const std::string& text = kValidConfig) {
+    const std::string path = write(text);
     try {
       load_config(path, overrides);
     } catch (const InputError& error) {
@@ -69,13 +69,13 @@ class ConfigTest : public ::testing::Test {
     return "";
   }
 
-  std::string dir_ = testing::MakeTempDir("dgqa_config_test_");
+  std::string dir_ = tests::make_temp_dir("dgqa_config_test_");
 };
 
 // ---- Valid configs ----------------------------------------------------------------------------
 
 TEST_F(ConfigTest, ValidConfigLoads) {
-  const config::Config config = Load();
+  const config::Config config = load();
   EXPECT_EQ(config.seed(), 7u);
   EXPECT_EQ(config.train().global_batch_size(), 64);
   EXPECT_FLOAT_EQ(config.optimizer().lr(), 1e-3f);
@@ -83,15 +83,15 @@ TEST_F(ConfigTest, ValidConfigLoads) {
 }
 
 TEST_F(ConfigTest, TextRoundTrip) {
-  const config::Config config = Load();
-  const config::Config reloaded = load_config(Write(config_to_text(config), "again.pbtxt"), {});
+  const config::Config config = load();
+  const config::Config reloaded = load_config(write(config_to_text(config), "again.pbtxt"), {});
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(config, reloaded))
       << config_to_text(config) << "\nvs\n"
       << config_to_text(reloaded);
 }
 
 TEST_F(ConfigTest, ModelConfigFromExplicitShape) {
-  const ModelConfig model = model_config_from(Load());
+  const ModelConfig model = model_config_from(load());
   EXPECT_EQ(model.image_size, 28);
   EXPECT_EQ(model.patch_size, 7);
   EXPECT_EQ(model.in_channels, 1);
@@ -108,54 +108,54 @@ TEST_F(ConfigTest, ModelConfigFromExplicitShape) {
 }
 
 TEST_F(ConfigTest, OddHeadCountDefaultsToOneKvHeadPerQueryHead) {
-  const ModelConfig model = model_config_from(Load({"model.num_heads=3", "model.embed_dim=48"}));
+  const ModelConfig model = model_config_from(load({"model.num_heads=3", "model.embed_dim=48"}));
   EXPECT_EQ(model.num_kv_heads, 3);
 }
 
 TEST_F(ConfigTest, MhaUsesOneKvHeadPerQueryHead) {
-  const ModelConfig model = model_config_from(Load({"model.attention=MHA"}));
+  const ModelConfig model = model_config_from(load({"model.attention=MHA"}));
   EXPECT_EQ(model.attention, AttentionScheme::kMHA);
   EXPECT_EQ(model.num_kv_heads, 6);
-  EXPECT_EQ(model_config_from(Load({"model.attention=MHA", "model.num_kv_heads=6"})).num_kv_heads,
+  EXPECT_EQ(model_config_from(load({"model.attention=MHA", "model.num_kv_heads=6"})).num_kv_heads,
             6);
 }
 
 TEST_F(ConfigTest, KeyDrivenSchemesAllowAnyKvHeadCountUpToH) {
   for (const char* scheme : {"KDGQA", "DGQA_DIFF", "DGQA_EMA"}) {
     const ModelConfig model =
-        model_config_from(Load({std::string("model.attention=") + scheme, "model.num_kv_heads=4"}));
+        model_config_from(load({std::string("model.attention=") + scheme, "model.num_kv_heads=4"}));
     EXPECT_EQ(model.num_kv_heads, 4) << scheme;
   }
 }
 
 TEST_F(ConfigTest, EpochsMayBeZeroWhenMaxStepsDecides) {
-  EXPECT_EQ(Load({"train.epochs=0", "train.max_steps=10"}).train().max_steps(), 10);
+  EXPECT_EQ(load({"train.epochs=0", "train.max_steps=10"}).train().max_steps(), 10);
 }
 
 // ---- Overrides --------------------------------------------------------------------------------
 
 TEST_F(ConfigTest, OverrideInt32) {
-  EXPECT_EQ(model_config_from(Load({"model.num_kv_heads=2"})).num_kv_heads, 2);
+  EXPECT_EQ(model_config_from(load({"model.num_kv_heads=2"})).num_kv_heads, 2);
 }
 
 TEST_F(ConfigTest, OverrideFloat) {
-  EXPECT_FLOAT_EQ(Load({"optimizer.lr=3e-4"}).optimizer().lr(), 3e-4f);
+  EXPECT_FLOAT_EQ(load({"optimizer.lr=3e-4"}).optimizer().lr(), 3e-4f);
 }
 
 TEST_F(ConfigTest, OverrideEnumByName) {
-  const config::Config config = Load({"model.attention=KDGQA", "model.dgqa_eval=PER_BATCH"});
+  const config::Config config = load({"model.attention=KDGQA", "model.dgqa_eval=PER_BATCH"});
   EXPECT_EQ(config.model().attention(), config::KDGQA);
   EXPECT_EQ(model_config_from(config).dgqa_eval, DgqaEvalMode::kPerBatch);
 }
 
 TEST_F(ConfigTest, OverrideBool) {
-  EXPECT_TRUE(Load({"data.hflip=true"}).data().hflip());
-  EXPECT_FALSE(Load({"model.pgqa_eval_noise=false"}).model().pgqa_eval_noise());
+  EXPECT_TRUE(load({"data.hflip=true"}).data().hflip());
+  EXPECT_FALSE(load({"model.pgqa_eval_noise=false"}).model().pgqa_eval_noise());
 }
 
 TEST_F(ConfigTest, OverrideRepeatedReplacesTheWholeList) {
   const config::Config config =
-      Load({"model.in_channels=3", "data.mean=0.5,0.25,0.125", "data.std=0.5"});
+      load({"model.in_channels=3", "data.mean=0.5,0.25,0.125", "data.std=0.5"});
   ASSERT_EQ(config.data().mean_size(), 3);
   EXPECT_FLOAT_EQ(config.data().mean(0), 0.5f);
   EXPECT_FLOAT_EQ(config.data().mean(1), 0.25f);
@@ -165,22 +165,22 @@ TEST_F(ConfigTest, OverrideRepeatedReplacesTheWholeList) {
 }
 
 TEST_F(ConfigTest, OverrideRepeatedWithNothingClearsIt) {
-  EXPECT_EQ(Load({"data.mean="}).data().mean_size(), 0);
+  EXPECT_EQ(load({"data.mean="}).data().mean_size(), 0);
 }
 
 TEST_F(ConfigTest, OverrideStringAsIs) {
-  const config::Config config = Load({"data.train_images=/data/a b=c.gz"});
+  const config::Config config = load({"data.train_images=/data/a b=c.gz"});
   EXPECT_EQ(config.data().train_images(), "/data/a b=c.gz");
 }
 
 TEST_F(ConfigTest, OverrideTopLevelAndInt64) {
-  const config::Config config = Load({"seed=3", "train.max_steps=1000"});
+  const config::Config config = load({"seed=3", "train.max_steps=1000"});
   EXPECT_EQ(config.seed(), 3u);
   EXPECT_EQ(config.train().max_steps(), 1000);
 }
 
 TEST_F(ConfigTest, LaterOverrideWins) {
-  EXPECT_EQ(Load({"seed=3", "seed=4"}).seed(), 4u);
+  EXPECT_EQ(load({"seed=3", "seed=4"}).seed(), 4u);
 }
 
 TEST_F(ConfigTest, BadOverridesNameTheFieldAndSet) {
@@ -207,14 +207,14 @@ TEST_F(ConfigTest, BadOverridesNameTheFieldAndSet) {
       {"data.mean=0.5,x", "data.mean"},
   };
   for (const auto& c : cases) {
-    const std::string message = LoadError({c.assignment});
+    const std::string message = load_error({c.assignment});
     EXPECT_NE(message.find("--set"), std::string::npos) << c.assignment << ": " << message;
     EXPECT_NE(message.find(c.field), std::string::npos) << c.assignment << ": " << message;
   }
 }
 
 TEST_F(ConfigTest, UnknownEnumNameListsTheValidOnes) {
-  const std::string message = LoadError({"model.attention=FOO"});
+  const std::string message = load_error({"model.attention=FOO"});
   EXPECT_NE(message.find("DGQA_EMA"), std::string::npos) << message;
 }
 
@@ -231,7 +231,7 @@ TEST_F(ConfigTest, MissingFileIsNamed) {
 }
 
 TEST_F(ConfigTest, UnknownFieldInFileGivesFileLineAndMessage) {
-  const std::string path = Write("seed: 1\nmodel {\n  preset: \"vit_tiny\"\n  heads: 4\n}\n");
+  const std::string path = write("seed: 1\nmodel {\n  preset: \"vit_tiny\"\n  heads: 4\n}\n");
   try {
     load_config(path, {});
     FAIL() << "no InputError";
@@ -243,7 +243,7 @@ TEST_F(ConfigTest, UnknownFieldInFileGivesFileLineAndMessage) {
 }
 
 TEST_F(ConfigTest, SyntaxErrorGivesFileAndLine) {
-  const std::string path = Write("seed: 1\nmodel {\n  depth: twelve\n");
+  const std::string path = write("seed: 1\nmodel {\n  depth: twelve\n");
   try {
     load_config(path, {});
     FAIL() << "no InputError";
@@ -257,7 +257,7 @@ TEST_F(ConfigTest, SyntaxErrorGivesFileAndLine) {
 TEST_F(ConfigTest, MessageFormatIsSourceFieldWhat) {
   std::string text = kValidConfig;
   text.insert(text.find("  attention: GQA"), "  num_kv_heads: 4\n");
-  const std::string path = Write(text);
+  const std::string path = write(text);
   try {
     load_config(path, {});
     FAIL() << "no InputError";
@@ -326,7 +326,7 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"dist.backend=NCCL"}, "dist.backend"},        // NCCL sums device buffers only
   };
   for (const auto& c : cases) {
-    const std::string message = LoadError(c.overrides);
+    const std::string message = load_error(c.overrides);
     EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
         << ::testing::PrintToString(c.overrides) << ": " << message;
   }
@@ -334,14 +334,14 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
 
 TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {
 #ifdef DGQA_WITH_CUDA
-  EXPECT_EQ(Load({"train.backend=cuda"}).train().backend(), "cuda");
+  EXPECT_EQ(load({"train.backend=cuda"}).train().backend(), "cuda");
 #else
-  EXPECT_NE(LoadError({"train.backend=cuda"}).find("train.backend"), std::string::npos);
+  EXPECT_NE(load_error({"train.backend=cuda"}).find("train.backend"), std::string::npos);
 #endif
 }
 
 TEST_F(ConfigTest, PrecisionDefaultsByTrainBackend) {
-  const config::Config cpu = Load();
+  const config::Config cpu = load();
   EXPECT_EQ(backend_options_from(cpu, 3).precision, Precision::kFP32);
   EXPECT_EQ(backend_options_from(cpu, 3).local_rank, 3);
   EXPECT_EQ(backend_options_from(cpu, 3).name, "cpu");
@@ -353,13 +353,13 @@ TEST_F(ConfigTest, PrecisionDefaultsByTrainBackend) {
 }
 
 TEST_F(ConfigTest, CifarNeedsOnlyRoot) {
-  const config::Config config = Load({"data.format=CIFAR10", "data.root=/data/cifar",
+  const config::Config config = load({"data.format=CIFAR10", "data.root=/data/cifar",
                                       "data.mean=", "data.std=", "model.in_channels=3"});
   EXPECT_EQ(config.data().root(), "/data/cifar");
 }
 
 TEST_F(ConfigTest, ValidateConfigDirectlyUsesItsSource) {
-  config::Config config = Load();
+  config::Config config = load();
   config.mutable_model()->set_depth(-1);
   try {
     validate_config(config, "checkpoint state");
@@ -373,7 +373,7 @@ TEST_F(ConfigTest, ValidateConfigDirectlyUsesItsSource) {
 // ---- Presets ----------------------------------------------------------------------------------
 
 // A config with only a preset for the model and the required data files.
-std::string PresetConfig(const std::string& preset, const std::string& model_extra = "") {
+std::string preset_config(const std::string& preset, const std::string& model_extra = "") {
   return "model { preset: \"" + preset + "\" " + model_extra +
          " }\n"
          "data { train_images: \"a\" train_labels: \"b\" test_images: \"c\" test_labels: \"d\" }\n";
@@ -389,7 +389,7 @@ TEST_F(ConfigTest, PresetShapes) {
       {"vit_huge", 14, 1280, 32, 16, 8},
   };
   for (const auto& c : cases) {
-    const ModelConfig model = model_config_from(Load({}, PresetConfig(c.preset)));
+    const ModelConfig model = model_config_from(load({}, preset_config(c.preset)));
     EXPECT_EQ(model.image_size, 224) << c.preset;
     EXPECT_EQ(model.patch_size, c.patch_size) << c.preset;
     EXPECT_EQ(model.in_channels, 3) << c.preset;
@@ -403,8 +403,8 @@ TEST_F(ConfigTest, PresetShapes) {
 
 TEST_F(ConfigTest, ExplicitFieldsOverrideThePreset) {
   const ModelConfig model = model_config_from(
-      Load({"model.num_classes=100"},
-           PresetConfig("vit_small", "image_size: 32 patch_size: 4 num_kv_heads: 2")));
+      load({"model.num_classes=100"},
+           preset_config("vit_small", "image_size: 32 patch_size: 4 num_kv_heads: 2")));
   EXPECT_EQ(model.image_size, 32);
   EXPECT_EQ(model.patch_size, 4);
   EXPECT_EQ(model.num_classes, 100);
@@ -413,7 +413,7 @@ TEST_F(ConfigTest, ExplicitFieldsOverrideThePreset) {
 }
 
 TEST_F(ConfigTest, UnknownPresetListsTheValidOnes) {
-  const std::string message = LoadError({}, PresetConfig("vit_gigantic"));
+  const std::string message = load_error({}, preset_config("vit_gigantic"));
   EXPECT_NE(message.find("model.preset"), std::string::npos) << message;
   EXPECT_NE(message.find("vit_tiny"), std::string::npos) << message;
   EXPECT_NE(message.find("vit_huge"), std::string::npos) << message;
@@ -427,7 +427,7 @@ TEST_F(ConfigTest, WithoutPresetEveryShapeFieldIsRequired) {
     const auto start = text.find(std::string("  ") + field + ":");
     ASSERT_NE(start, std::string::npos) << field;
     text.erase(start, text.find('\n', start) + 1 - start);
-    const std::string message = LoadError({}, text);
+    const std::string message = load_error({}, text);
     EXPECT_NE(message.find(std::string("model.") + field), std::string::npos) << message;
   }
 }

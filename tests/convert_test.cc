@@ -8,20 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "kernels/backend.h"
 #include "model/vit.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
 #include "trainer/config.h"
-#include "io/safetensors.h"
 
 namespace dgqa {
 namespace {
 
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::shell_quote;
 
 // The fixture model's shape (tests/fixtures.h); the timm checkpoints have 10 classes.
 constexpr int kDim = 16;
@@ -31,20 +31,16 @@ constexpr int kTimmClasses = 10;
 
 constexpr const char* kErrorPrefix = "dgqa: error:";
 
-bool HavePythonWithNumpy() {
-  return testing::RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
-}
-
-std::string Block(int layer, const std::string& suffix) {
+std::string block(int layer, const std::string& suffix) {
   return "blocks." + std::to_string(layer) + "." + suffix;
 }
 
 // Exit code 2 and exactly one error line, which contains every one of needles.
-void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needles) {
+void expect_input_error(const DgqaRun& run, const std::vector<std::string>& needles) {
   EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-  EXPECT_EQ(testing::CountLinesContaining(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
+  EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
   std::string line;
-  for (const std::string& text : testing::Lines(run.err)) {
+  for (const std::string& text : tests::lines_of(run.err)) {
     if (text.find(kErrorPrefix) != std::string::npos) line = text;
   }
   for (const std::string& needle : needles) {
@@ -57,7 +53,7 @@ void ExpectInputError(const DgqaRun& run, const std::vector<std::string>& needle
 // attn.qkv split into rows [0, D) for q, [D, 2D) for k and [2D, 3D) for v, k and v viewed as
 // (H, d, ...) and averaged over each contiguous group of H / G heads (in double), every other
 // tensor copied.
-void ExpectConverted(const std::string& timm_path, const std::string& out_path, int G) {
+void expect_converted(const std::string& timm_path, const std::string& out_path, int G) {
   const SafetensorsFile timm = SafetensorsFile::read(timm_path);
   const SafetensorsFile out = SafetensorsFile::read(out_path);
   const int64_t D = kDim, d = kDim / kHeads;
@@ -73,18 +69,18 @@ void ExpectConverted(const std::string& timm_path, const std::string& out_path, 
   }
   for (int layer = 0; layer < kDepth; ++layer) {
     for (const std::string kind : {"weight", "bias"}) {
-      SCOPED_TRACE(Block(layer, "attn.qkv." + kind));
-      const std::vector<float> qkv = timm.as_f32(Block(layer, "attn.qkv." + kind));
+      SCOPED_TRACE(block(layer, "attn.qkv." + kind));
+      const std::vector<float> qkv = timm.as_f32(block(layer, "attn.qkv." + kind));
       const int64_t row = kind == "weight" ? D : 1;  // floats per output row
       const std::vector<int64_t> kv_shape =
           kind == "weight" ? std::vector<int64_t>{G * d, D} : std::vector<int64_t>{G * d};
 
-      const std::string q = Block(layer, "attn.q." + kind);
+      const std::string q = block(layer, "attn.q." + kind);
       EXPECT_EQ(out.as_f32(q), std::vector<float>(qkv.begin(), qkv.begin() + D * row));
 
       for (int part : {1, 2}) {  // k, v
         const std::string name =
-            Block(layer, std::string(part == 1 ? "attn.k." : "attn.v.") + kind);
+            block(layer, std::string(part == 1 ? "attn.k." : "attn.v.") + kind);
         ASSERT_TRUE(out.has(name)) << name;
         EXPECT_EQ(out.get(name).shape, kv_shape) << name;
         const std::vector<float> got = out.as_f32(name);
@@ -108,8 +104,8 @@ void ExpectConverted(const std::string& timm_path, const std::string& out_path, 
 class ConvertTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_convert_suite_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    suite_dir_ = new std::string(tests::make_temp_dir("dgqa_convert_suite_"));
+    data_ = new FixtureDataset(tests::write_fixture_dataset(*suite_dir_));
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*suite_dir_);
@@ -118,8 +114,8 @@ class ConvertTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!HavePythonWithNumpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
-    dir_ = testing::MakeTempDir("dgqa_convert_");
+    if (!tests::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+    dir_ = tests::make_temp_dir("dgqa_convert_");
   }
   void TearDown() override {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
@@ -127,12 +123,12 @@ class ConvertTest : public ::testing::Test {
 
   // A timm checkpoint for the fixture model (image 8, patch 4, D 16, depth 2, one channel) with
   // 10 classes, written by tools/make_timm_checkpoint.py; `args` adds or overrides options.
-  std::string WriteTimm(const std::string& name, const std::string& args = "") {
+  std::string write_timm(const std::string& name, const std::string& args = "") {
     const std::string path = dir_ + "/" + name;
     std::string output;
-    const int status = testing::RunCommand(
-        "/usr/bin/python3 " + ShellQuote(DGQA_SOURCE_DIR "/tools/make_timm_checkpoint.py") + " " +
-            ShellQuote(path) + " --image-size 8 --patch-size 4 --embed-dim 16 --depth 2" +
+    const int status = tests::run_command(
+        "/usr/bin/python3 " + shell_quote(DGQA_SOURCE_DIR "/tools/make_timm_checkpoint.py") + " " +
+            shell_quote(path) + " --image-size 8 --patch-size 4 --embed-dim 16 --depth 2" +
             " --in-channels 1 --num-classes 10 --seed 3 " + args,
         &output);
     EXPECT_EQ(status, 0) << output;
@@ -140,10 +136,10 @@ class ConvertTest : public ::testing::Test {
   }
 
   // A fixture config with num_classes = kTimmClasses unless settings say otherwise.
-  std::string WriteConfig(FixtureConfig settings) {
-    return testing::WriteFixtureConfig(dir_ + "/config.pbtxt", *data_, settings);
+  std::string write_config(FixtureConfig settings) {
+    return tests::write_fixture_config(dir_ + "/config.pbtxt", *data_, settings);
   }
-  static FixtureConfig Settings(const std::string& attention, int num_kv_heads) {
+  static FixtureConfig settings_for(const std::string& attention, int num_kv_heads) {
     FixtureConfig settings;
     settings.attention = attention;
     settings.num_kv_heads = num_kv_heads;
@@ -152,18 +148,18 @@ class ConvertTest : public ::testing::Test {
     return settings;
   }
 
-  DgqaRun Run(const std::string& args) { return testing::RunDgqa(args, dir_); }
-  DgqaRun Convert(const std::string& config, const std::string& from, const std::string& to) {
-    return Run("convert --config " + ShellQuote(config) + " --from " + ShellQuote(from) + " --to " +
-               ShellQuote(to));
+  DgqaRun run_dgqa(const std::string& args) { return tests::run_dgqa(args, dir_); }
+  DgqaRun convert(const std::string& config, const std::string& from, const std::string& to) {
+    return run_dgqa("convert --config " + shell_quote(config) + " --from " + shell_quote(from) +
+                    " --to " + shell_quote(to));
   }
 
   // `dgqa convert` must refuse with one error line naming needles, and write nothing.
-  void ExpectConvertRejected(const std::string& config, const std::string& from,
-                             const std::vector<std::string>& needles) {
+  void expect_convert_rejected(const std::string& config, const std::string& from,
+                               const std::vector<std::string>& needles) {
     const std::string to = dir_ + "/rejected.safetensors";
-    ExpectInputError(Convert(config, from, to), needles);
-    EXPECT_FALSE(testing::FileExists(to));
+    expect_input_error(convert(config, from, to), needles);
+    EXPECT_FALSE(tests::file_exists(to));
   }
 
   static std::string* suite_dir_;
@@ -177,11 +173,11 @@ FixtureDataset* ConvertTest::data_ = nullptr;
 // ---- dgqa convert ----------------------------------------------------------------------------
 
 TEST_F(ConvertTest, GqaAveragesContiguousHeadGroups) {
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string timm = write_timm("timm.safetensors");
   const std::string out = dir_ + "/gqa.safetensors";
-  const DgqaRun run = Convert(WriteConfig(Settings("GQA", 2)), timm, out);
+  const DgqaRun run = convert(write_config(settings_for("GQA", 2)), timm, out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  ExpectConverted(timm, out, 2);
+  expect_converted(timm, out, 2);
   const SafetensorsFile file = SafetensorsFile::read(out);
   EXPECT_EQ(file.names().size(), 4u + 16u * kDepth + 4u);  // every parameter, nothing else
   EXPECT_EQ(file.metadata().at("dgqa_attention"), "GQA");
@@ -189,54 +185,54 @@ TEST_F(ConvertTest, GqaAveragesContiguousHeadGroups) {
 }
 
 TEST_F(ConvertTest, AsManyKvHeadsAsHeadsCopiesKAndV) {
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string timm = write_timm("timm.safetensors");
   const std::vector<std::pair<std::string, int>> targets = {{"GQA", 4}, {"MHA", -1}};
   for (const auto& [attention, num_kv_heads] : targets) {
     SCOPED_TRACE(attention);
     const std::string out = dir_ + "/" + attention + ".safetensors";
-    const DgqaRun run = Convert(WriteConfig(Settings(attention, num_kv_heads)), timm, out);
+    const DgqaRun run = convert(write_config(settings_for(attention, num_kv_heads)), timm, out);
     ASSERT_EQ(run.exit_code, 0) << run.err;
-    ExpectConverted(timm, out, kHeads);
+    expect_converted(timm, out, kHeads);
     EXPECT_EQ(SafetensorsFile::read(out).metadata().at("dgqa_attention"), attention);
   }
 }
 
 TEST_F(ConvertTest, HalfPrecisionCheckpoint) {
-  const std::string timm = WriteTimm("timm-f16.safetensors", "--dtype F16");
+  const std::string timm = write_timm("timm-f16.safetensors", "--dtype F16");
   ASSERT_EQ(SafetensorsFile::read(timm).get("blocks.0.attn.qkv.weight").dtype, "F16");
   const std::string out = dir_ + "/gqa.safetensors";
-  const DgqaRun run = Convert(WriteConfig(Settings("GQA", 2)), timm, out);
+  const DgqaRun run = convert(write_config(settings_for("GQA", 2)), timm, out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  ExpectConverted(timm, out, 2);
+  expect_converted(timm, out, 2);
   EXPECT_EQ(SafetensorsFile::read(out).get("blocks.0.attn.k.weight").dtype, "F32");
 }
 
 TEST_F(ConvertTest, DgqaGetsFreshStateAndTrainsFromTheResult) {
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string timm = write_timm("timm.safetensors");
   const std::string out = dir_ + "/dgqa.safetensors";
-  const std::string config = WriteConfig(Settings("DGQA_EMA", 2));
-  const DgqaRun run = Convert(config, timm, out);
+  const std::string config = write_config(settings_for("DGQA_EMA", 2));
+  const DgqaRun run = convert(config, timm, out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  ExpectConverted(timm, out, 2);
+  expect_converted(timm, out, 2);
   const SafetensorsFile file = SafetensorsFile::read(out);
   for (int layer = 0; layer < kDepth; ++layer) {
-    EXPECT_EQ(file.as_f32(Block(layer, "attn.cache")), std::vector<float>(2, 0.f));
-    EXPECT_EQ(file.as_i64(Block(layer, "attn.allocation")), (std::vector<int64_t>{2, 2}));
+    EXPECT_EQ(file.as_f32(block(layer, "attn.cache")), std::vector<float>(2, 0.f));
+    EXPECT_EQ(file.as_i64(block(layer, "attn.allocation")), (std::vector<int64_t>{2, 2}));
   }
 
-  const DgqaRun train = Run("train --config " + ShellQuote(config) + " --init-from " +
-                            ShellQuote(out) + " --out " + ShellQuote(dir_ + "/run"));
+  const DgqaRun train = run_dgqa("train --config " + shell_quote(config) + " --init-from " +
+                                 shell_quote(out) + " --out " + shell_quote(dir_ + "/run"));
   EXPECT_EQ(train.exit_code, 0) << train.err;
   EXPECT_NE(train.err.find("Loaded the DGQA cache and allocation"), std::string::npos) << train.err;
 }
 
 TEST_F(ConvertTest, AHeadForOtherClassesIsTheModelsFreshHead) {
-  FixtureConfig settings = Settings("GQA", 2);
+  FixtureConfig settings = settings_for("GQA", 2);
   settings.num_classes = 4;  // the checkpoint has 10
-  const std::string config = WriteConfig(settings);
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string config = write_config(settings);
+  const std::string timm = write_timm("timm.safetensors");
   const std::string out = dir_ + "/gqa.safetensors";
-  const DgqaRun run = Convert(config, timm, out);
+  const DgqaRun run = convert(config, timm, out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.err.find("the head is re-initialised"), std::string::npos) << run.err;
 
@@ -282,14 +278,14 @@ print("OK")
 )";
 
 TEST_F(ConvertTest, AnIndependentReaderFindsTheMeans) {
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string timm = write_timm("timm.safetensors");
   const std::string out = dir_ + "/gqa.safetensors";
-  ASSERT_EQ(Convert(WriteConfig(Settings("GQA", 2)), timm, out).exit_code, 0);
-  testing::WriteFile(dir_ + "/check.py", kPythonCheck);
+  ASSERT_EQ(convert(write_config(settings_for("GQA", 2)), timm, out).exit_code, 0);
+  tests::write_file(dir_ + "/check.py", kPythonCheck);
   std::string output;
-  const int status = testing::RunCommand("/usr/bin/python3 " + ShellQuote(dir_ + "/check.py") +
-                                             " " + ShellQuote(timm) + " " + ShellQuote(out),
-                                         &output);
+  const int status = tests::run_command("/usr/bin/python3 " + shell_quote(dir_ + "/check.py") +
+                                            " " + shell_quote(timm) + " " + shell_quote(out),
+                                        &output);
   EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, "OK\n");
 }
@@ -297,46 +293,49 @@ TEST_F(ConvertTest, AnIndependentReaderFindsTheMeans) {
 // ---- dgqa train --init-from a timm checkpoint -------------------------------------------------
 
 TEST_F(ConvertTest, TrainConvertsOnTheFlyAndReinitialisesAHeadForOtherClasses) {
-  FixtureConfig settings = Settings("GQA", 2);
+  FixtureConfig settings = settings_for("GQA", 2);
   settings.num_classes = 4;  // the fixture's classes; the checkpoint has 10
-  const std::string timm = WriteTimm("timm.safetensors");
-  const DgqaRun run = Run("train --config " + ShellQuote(WriteConfig(settings)) + " --init-from " +
-                          ShellQuote(timm) + " --out " + ShellQuote(dir_ + "/run"));
+  const std::string timm = write_timm("timm.safetensors");
+  const DgqaRun run =
+      run_dgqa("train --config " + shell_quote(write_config(settings)) + " --init-from " +
+               shell_quote(timm) + " --out " + shell_quote(dir_ + "/run"));
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.err.find("Converted the timm checkpoint " + timm), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("head.weight has shape (10, 16) in " + timm +
                          ", the model has (4, 16): the head is re-initialised"),
             std::string::npos)
       << run.err;
-  EXPECT_TRUE(testing::FileExists(dir_ + "/run/model.safetensors"));
+  EXPECT_TRUE(tests::file_exists(dir_ + "/run/model.safetensors"));
 }
 
 TEST_F(ConvertTest, TrainRefusesATimmCheckpointOfAnotherWidth) {
-  const std::string timm = WriteTimm("timm-d24.safetensors", "--embed-dim 24");
-  const DgqaRun run = Run("train --config " + ShellQuote(WriteConfig(Settings("GQA", 2))) +
-                          " --init-from " + ShellQuote(timm));
-  ExpectInputError(run, {timm, "blocks.0.attn.qkv.weight", "(72, 24)", "(48, 16)"});
+  const std::string timm = write_timm("timm-d24.safetensors", "--embed-dim 24");
+  const DgqaRun run =
+      run_dgqa("train --config " + shell_quote(write_config(settings_for("GQA", 2))) +
+               " --init-from " + shell_quote(timm));
+  expect_input_error(run, {timm, "blocks.0.attn.qkv.weight", "(72, 24)", "(48, 16)"});
 }
 
 TEST_F(ConvertTest, TrainRefusesKvHeadsThatDoNotDivideTheHeads) {
-  const std::string timm = WriteTimm("timm.safetensors");
-  const DgqaRun run = Run("train --config " + ShellQuote(WriteConfig(Settings("KDGQA", 3))) +
-                          " --init-from " + ShellQuote(timm));
-  ExpectInputError(run, {"model.num_kv_heads", timm});
+  const std::string timm = write_timm("timm.safetensors");
+  const DgqaRun run =
+      run_dgqa("train --config " + shell_quote(write_config(settings_for("KDGQA", 3))) +
+               " --init-from " + shell_quote(timm));
+  expect_input_error(run, {"model.num_kv_heads", timm});
 }
 
 // ---- What dgqa convert refuses ----------------------------------------------------------------
 
 TEST_F(ConvertTest, MissingFromFile) {
   const std::string missing = dir_ + "/no-such-timm.safetensors";
-  ExpectConvertRejected(WriteConfig(Settings("GQA", 2)), missing, {missing});
+  expect_convert_rejected(write_config(settings_for("GQA", 2)), missing, {missing});
 }
 
 TEST_F(ConvertTest, FileAlreadyInOurLayout) {
-  const std::string config = WriteConfig(Settings("GQA", 2));
+  const std::string config = write_config(settings_for("GQA", 2));
   const std::string ours = dir_ + "/ours.safetensors";
-  ASSERT_EQ(Convert(config, WriteTimm("timm.safetensors"), ours).exit_code, 0);
-  ExpectConvertRejected(config, ours, {ours, "already in dgqa's layout", "--init-from"});
+  ASSERT_EQ(convert(config, write_timm("timm.safetensors"), ours).exit_code, 0);
+  expect_convert_rejected(config, ours, {ours, "already in dgqa's layout", "--init-from"});
 }
 
 TEST_F(ConvertTest, FileWithoutAttention) {
@@ -345,20 +344,21 @@ TEST_F(ConvertTest, FileWithoutAttention) {
   SafetensorsWriter writer;
   writer.add_f32("weight", {4}, values.data());
   writer.write(other);
-  ExpectConvertRejected(WriteConfig(Settings("GQA", 2)), other,
-                        {other, "not a timm ViT checkpoint", "blocks.0.attn.qkv.weight"});
+  expect_convert_rejected(write_config(settings_for("GQA", 2)), other,
+                          {other, "not a timm ViT checkpoint", "blocks.0.attn.qkv.weight"});
 }
 
 TEST_F(ConvertTest, KvHeadsThatDoNotDivideTheHeads) {
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string timm = write_timm("timm.safetensors");
   for (const std::string attention : {"KDGQA", "DGQA_DIFF"}) {
     SCOPED_TRACE(attention);
-    ExpectConvertRejected(WriteConfig(Settings(attention, 3)), timm, {"model.num_kv_heads", timm});
+    expect_convert_rejected(write_config(settings_for(attention, 3)), timm,
+                            {"model.num_kv_heads", timm});
   }
 }
 
 TEST_F(ConvertTest, TensorThatTimmViTsOfThisShapeDoNotHave) {
-  const std::string timm = WriteTimm("timm.safetensors");
+  const std::string timm = write_timm("timm.safetensors");
   const SafetensorsFile file = SafetensorsFile::read(timm);
   SafetensorsWriter writer;
   for (const std::string& name : file.names()) {
@@ -369,19 +369,20 @@ TEST_F(ConvertTest, TensorThatTimmViTsOfThisShapeDoNotHave) {
   writer.add_f32("fc_norm.weight", {kDim}, ones.data());
   const std::string extra = dir_ + "/timm-fc-norm.safetensors";
   writer.write(extra);
-  ExpectConvertRejected(WriteConfig(Settings("GQA", 2)), extra, {extra, "fc_norm.weight"});
+  expect_convert_rejected(write_config(settings_for("GQA", 2)), extra, {extra, "fc_norm.weight"});
 }
 
 TEST_F(ConvertTest, CheckpointForAnotherImageSize) {
-  const std::string timm = WriteTimm("timm-16px.safetensors", "--image-size 16");
-  ExpectConvertRejected(WriteConfig(Settings("GQA", 2)), timm,
-                        {timm, "pos_embed", "(1, 17, 16)", "(1, 5, 16)", "not interpolated"});
+  const std::string timm = write_timm("timm-16px.safetensors", "--image-size 16");
+  expect_convert_rejected(write_config(settings_for("GQA", 2)), timm,
+                          {timm, "pos_embed", "(1, 17, 16)", "(1, 5, 16)", "not interpolated"});
 }
 
 TEST_F(ConvertTest, ToDirectoryThatDoesNotExist) {
   const std::string to = dir_ + "/no-such-dir/out.safetensors";
-  ExpectInputError(Convert(WriteConfig(Settings("GQA", 2)), WriteTimm("timm.safetensors"), to),
-                   {"--to", dir_ + "/no-such-dir"});
+  expect_input_error(
+      convert(write_config(settings_for("GQA", 2)), write_timm("timm.safetensors"), to),
+      {"--to", dir_ + "/no-such-dir"});
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // CUDA; it then skips). Tolerances, fp32 with different summation orders:
 //   - |cuda - cpu| <= 1e-5 * max(1, |cpu|) element-wise for results of short sums (attention
 //     probs and out, PGQA y and stats);
-//   - 1e-4 * max(1, |cpu|) where sums over P*d enter (attention dq/dk/dv, PGQA dx);
+//   - 1e-4 * max(1, |cpu|) where sums over T*d enter (attention dq/dk/dv, PGQA dx);
 //   - 1e-6 absolute for the standardised noise (both sides sum in double).
 #include <gtest/gtest.h>
 
@@ -21,16 +21,16 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::random_vector;
 
 constexpr double kForwardTolerance = 1e-5;
 constexpr double kSumTolerance = 1e-4;
 constexpr double kNoiseTolerance = 1e-6;
 
 // |actual - expected| <= tolerance * max(1, |expected|) for every element.
-void ExpectClose(const std::vector<float>& actual, const std::vector<float>& expected,
-                 double tolerance, const std::string& what) {
+void expect_close(const std::vector<float>& actual, const std::vector<float>& expected,
+                  double tolerance, const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   int failures = 0;
   for (size_t n = 0; n < actual.size() && failures < 10; ++n) {
@@ -45,7 +45,7 @@ void ExpectClose(const std::vector<float>& actual, const std::vector<float>& exp
 // Both backends; skips the test when there is no CUDA backend (CPU-only build or no GPU).
 class CudaVersusCpu {
  protected:
-  void MakeBackends() {
+  void make_backends() {
     try {
       cuda_ = make_backend("cuda");
     } catch (const std::exception& error) {
@@ -58,11 +58,11 @@ class CudaVersusCpu {
 
 struct AttentionCase {
   std::string name;
-  int B, P, H, G, d;
+  int B, T, H, G, d;
   std::vector<int> kv_head;
-  int q_size() const { return B * P * H * d; }
-  int kv_size() const { return B * P * G * d; }
-  int probs_size() const { return B * H * P * P; }
+  int q_size() const { return B * T * H * d; }
+  int kv_size() const { return B * T * G * d; }
+  int probs_size() const { return B * H * T * T; }
   float scale() const { return 1.f / std::sqrt(static_cast<float>(d)); }
 };
 
@@ -74,11 +74,11 @@ struct AttentionInputs {
   std::vector<float> q, k, v, dout, dq, dk, dv;  // dq, dk, dv: non-zero initial gradients
 };
 
-AttentionInputs MakeAttentionInputs(const AttentionCase& c) {
-  return {RandomVector(c.q_size(), 1, -1.f, 1.f),  RandomVector(c.kv_size(), 2, -1.f, 1.f),
-          RandomVector(c.kv_size(), 3, -1.f, 1.f), RandomVector(c.q_size(), 4, -1.f, 1.f),
-          RandomVector(c.q_size(), 5, -1.f, 1.f),  RandomVector(c.kv_size(), 6, -1.f, 1.f),
-          RandomVector(c.kv_size(), 7, -1.f, 1.f)};
+AttentionInputs make_attention_inputs(const AttentionCase& c) {
+  return {random_vector(c.q_size(), 1, -1.f, 1.f),  random_vector(c.kv_size(), 2, -1.f, 1.f),
+          random_vector(c.kv_size(), 3, -1.f, 1.f), random_vector(c.q_size(), 4, -1.f, 1.f),
+          random_vector(c.q_size(), 5, -1.f, 1.f),  random_vector(c.kv_size(), 6, -1.f, 1.f),
+          random_vector(c.kv_size(), 7, -1.f, 1.f)};
 }
 
 struct AttentionResults {
@@ -86,7 +86,8 @@ struct AttentionResults {
 };
 
 // Forward, then backward from the saved probs, on one backend.
-AttentionResults RunAttention(Backend* backend, const AttentionCase& c, const AttentionInputs& in) {
+AttentionResults run_attention(Backend* backend, const AttentionCase& c,
+                               const AttentionInputs& in) {
   DeviceArray<int> kv_head(*backend, c.kv_head);
   DeviceArray<float> q(*backend, in.q), k(*backend, in.k), v(*backend, in.v);
   DeviceArray<float> dout(*backend, in.dout), dq(*backend, in.dq), dk(*backend, in.dk),
@@ -94,35 +95,35 @@ AttentionResults RunAttention(Backend* backend, const AttentionCase& c, const At
   DeviceArray<float> out(*backend, std::vector<float>(c.q_size()));
   DeviceArray<float> probs(*backend, std::vector<float>(c.probs_size()));
   backend->attention_forward(out.get(), probs.get(), q.get(), k.get(), v.get(), kv_head.get(), c.B,
-                             c.P, c.H, c.G, c.d, c.scale());
+                             c.T, c.H, c.G, c.d, c.scale());
   backend->attention_backward(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(),
-                              probs.get(), kv_head.get(), c.B, c.P, c.H, c.G, c.d, c.scale());
-  return {out.ToHost(), probs.ToHost(), dq.ToHost(), dk.ToHost(), dv.ToHost()};
+                              probs.get(), kv_head.get(), c.B, c.T, c.H, c.G, c.d, c.scale());
+  return {out.to_host(), probs.to_host(), dq.to_host(), dk.to_host(), dv.to_host()};
 }
 
 class CudaAttentionTest : public ::testing::TestWithParam<AttentionCase>, public CudaVersusCpu {
  protected:
-  void SetUp() override { MakeBackends(); }
+  void SetUp() override { make_backends(); }
 };
 
 TEST_P(CudaAttentionTest, ForwardAndBackwardMatchCpu) {
   const AttentionCase& c = GetParam();
-  const AttentionInputs in = MakeAttentionInputs(c);
-  const AttentionResults expected = RunAttention(cpu_.get(), c, in);
-  const AttentionResults actual = RunAttention(cuda_.get(), c, in);
-  ExpectClose(actual.probs, expected.probs, kForwardTolerance, "probs");
-  ExpectClose(actual.out, expected.out, kForwardTolerance, "out");
-  ExpectClose(actual.dq, expected.dq, kSumTolerance, "dq");
-  ExpectClose(actual.dk, expected.dk, kSumTolerance, "dk");
-  ExpectClose(actual.dv, expected.dv, kSumTolerance, "dv");
+  const AttentionInputs in = make_attention_inputs(c);
+  const AttentionResults expected = run_attention(cpu_.get(), c, in);
+  const AttentionResults actual = run_attention(cuda_.get(), c, in);
+  expect_close(actual.probs, expected.probs, kForwardTolerance, "probs");
+  expect_close(actual.out, expected.out, kForwardTolerance, "out");
+  expect_close(actual.dq, expected.dq, kSumTolerance, "dq");
+  expect_close(actual.dk, expected.dk, kSumTolerance, "dk");
+  expect_close(actual.dv, expected.dv, kSumTolerance, "dv");
 }
 
 // No atomics: two runs give the same bits.
 TEST_P(CudaAttentionTest, IsDeterministic) {
   const AttentionCase& c = GetParam();
-  const AttentionInputs in = MakeAttentionInputs(c);
-  const AttentionResults first = RunAttention(cuda_.get(), c, in);
-  const AttentionResults second = RunAttention(cuda_.get(), c, in);
+  const AttentionInputs in = make_attention_inputs(c);
+  const AttentionResults first = run_attention(cuda_.get(), c, in);
+  const AttentionResults second = run_attention(cuda_.get(), c, in);
   EXPECT_EQ(first.out, second.out);
   EXPECT_EQ(first.probs, second.probs);
   EXPECT_EQ(first.dq, second.dq);
@@ -133,16 +134,16 @@ TEST_P(CudaAttentionTest, IsDeterministic) {
 // A K/V head no query head uses keeps its initial dk and dv exactly.
 TEST_P(CudaAttentionTest, UnusedKeyValueHeadGetsNoGradient) {
   const AttentionCase& c = GetParam();
-  const AttentionInputs in = MakeAttentionInputs(c);
-  const AttentionResults actual = RunAttention(cuda_.get(), c, in);
+  const AttentionInputs in = make_attention_inputs(c);
+  const AttentionResults actual = run_attention(cuda_.get(), c, in);
   for (int g = 0; g < c.G; ++g) {
     bool used = false;
     for (int h : c.kv_head) used = used || h == g;
     if (used) continue;
     for (int b = 0; b < c.B; ++b) {
-      for (int p = 0; p < c.P; ++p) {
+      for (int p = 0; p < c.T; ++p) {
         for (int e = 0; e < c.d; ++e) {
-          const int n = ((b * c.P + p) * c.G + g) * c.d + e;
+          const int n = ((b * c.T + p) * c.G + g) * c.d + e;
           EXPECT_EQ(actual.dk[n], in.dk[n]) << "K/V head " << g << " element " << n;
           EXPECT_EQ(actual.dv[n], in.dv[n]) << "K/V head " << g << " element " << n;
         }
@@ -151,7 +152,7 @@ TEST_P(CudaAttentionTest, UnusedKeyValueHeadGetsNoGradient) {
   }
 }
 
-std::vector<int> EveryHead(int H, int heads_per_group) {
+std::vector<int> every_head(int H, int heads_per_group) {
   std::vector<int> kv_head(H);
   for (int h = 0; h < H; ++h) kv_head[h] = h / heads_per_group;
   return kv_head;
@@ -164,8 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{"SmallGqa", 2, 5, 4, 2, 3, {0, 0, 1, 1}},
         AttentionCase{"SmallUneven", 2, 5, 4, 2, 3, {0, 0, 0, 1}},
         AttentionCase{"SmallUnusedHead", 2, 5, 4, 3, 3, {0, 0, 2, 2}},
-        AttentionCase{"VitMha", 2, 197, 16, 16, 64, EveryHead(16, 1)},
-        AttentionCase{"VitGqa", 2, 197, 16, 4, 64, EveryHead(16, 4)},
+        AttentionCase{"VitMha", 2, 197, 16, 16, 64, every_head(16, 1)},
+        AttentionCase{"VitGqa", 2, 197, 16, 4, 64, every_head(16, 4)},
         AttentionCase{
             "VitUneven", 2, 197, 16, 4, 64, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 3, 3}},
         AttentionCase{
@@ -174,9 +175,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 struct NoiseCase {
   std::string name;
-  int B, P, H, G, d;
-  int x_size() const { return B * P * H * d; }
-  int noise_size() const { return H * P * d; }
+  int B, T, H, G, d;
+  int x_size() const { return B * T * H * d; }
+  int noise_size() const { return H * T * d; }
 };
 
 void PrintTo(const NoiseCase& c, std::ostream* os) {
@@ -185,18 +186,18 @@ void PrintTo(const NoiseCase& c, std::ostream* os) {
 
 class CudaPgqaNoiseTest : public ::testing::TestWithParam<NoiseCase>, public CudaVersusCpu {
  protected:
-  void SetUp() override { MakeBackends(); }
+  void SetUp() override { make_backends(); }
 };
 
-std::vector<float> MakeNoise(Backend* backend, const NoiseCase& c) {
+std::vector<float> make_noise(Backend* backend, const NoiseCase& c) {
   DeviceArray<float> noise(*backend, std::vector<float>(c.noise_size()));
-  backend->pgqa_make_noise(noise.get(), 1234, 56, 7, c.H, c.G, c.P, c.d);
-  return noise.ToHost();
+  backend->pgqa_make_noise(noise.get(), 1234, 56, 7, c.H, c.G, c.T, c.d);
+  return noise.to_host();
 }
 
 TEST_P(CudaPgqaNoiseTest, NoiseMatchesCpu) {
   const NoiseCase& c = GetParam();
-  ExpectClose(MakeNoise(cuda_.get(), c), MakeNoise(cpu_.get(), c), kNoiseTolerance, "noise");
+  expect_close(make_noise(cuda_.get(), c), make_noise(cpu_.get(), c), kNoiseTolerance, "noise");
 }
 
 struct NoiseResults {
@@ -205,45 +206,45 @@ struct NoiseResults {
 
 // Forward and backward from the same noise (the CPU's) on one backend. Head 0 of sample 0 is
 // made constant so that a zero std is covered.
-NoiseResults RunNoise(Backend* backend, const NoiseCase& c, const std::vector<float>& host_noise) {
-  std::vector<float> host_x = RandomVector(c.x_size(), 11, -2.f, 3.f);
-  for (int p = 0; p < c.P; ++p) {
+NoiseResults run_noise(Backend* backend, const NoiseCase& c, const std::vector<float>& host_noise) {
+  std::vector<float> host_x = random_vector(c.x_size(), 11, -2.f, 3.f);
+  for (int p = 0; p < c.T; ++p) {
     for (int e = 0; e < c.d; ++e) host_x[p * c.H * c.d + e] = 0.5f;
   }
   DeviceArray<float> noise(*backend, host_noise), x(*backend, host_x);
-  DeviceArray<float> dy(*backend, RandomVector(c.x_size(), 12));
-  DeviceArray<float> dx(*backend, RandomVector(c.x_size(), 13));
+  DeviceArray<float> dy(*backend, random_vector(c.x_size(), 12));
+  DeviceArray<float> dx(*backend, random_vector(c.x_size(), 13));
   DeviceArray<float> y(*backend, std::vector<float>(c.x_size()));
   DeviceArray<float> stats(*backend, std::vector<float>(c.B * c.H * 2));
-  backend->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.P, c.H, c.G, c.d);
-  backend->pgqa_noise_backward(dx.get(), dy.get(), x.get(), stats.get(), noise.get(), c.B, c.P, c.H,
+  backend->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.T, c.H, c.G, c.d);
+  backend->pgqa_noise_backward(dx.get(), dy.get(), x.get(), stats.get(), noise.get(), c.B, c.T, c.H,
                                c.G, c.d);
-  return {y.ToHost(), stats.ToHost(), dx.ToHost()};
+  return {y.to_host(), stats.to_host(), dx.to_host()};
 }
 
 TEST_P(CudaPgqaNoiseTest, ForwardAndBackwardMatchCpu) {
   const NoiseCase& c = GetParam();
-  const std::vector<float> noise = MakeNoise(cpu_.get(), c);
-  const NoiseResults expected = RunNoise(cpu_.get(), c, noise);
-  const NoiseResults actual = RunNoise(cuda_.get(), c, noise);
+  const std::vector<float> noise = make_noise(cpu_.get(), c);
+  const NoiseResults expected = run_noise(cpu_.get(), c, noise);
+  const NoiseResults actual = run_noise(cuda_.get(), c, noise);
   EXPECT_EQ(expected.stats[1], 0.f) << "the constant row should have std 0";
-  ExpectClose(actual.stats, expected.stats, kForwardTolerance, "stats");
-  ExpectClose(actual.y, expected.y, kForwardTolerance, "y");
-  ExpectClose(actual.dx, expected.dx, kSumTolerance, "dx");
+  expect_close(actual.stats, expected.stats, kForwardTolerance, "stats");
+  expect_close(actual.y, expected.y, kForwardTolerance, "y");
+  expect_close(actual.dx, expected.dx, kSumTolerance, "dx");
 }
 
 // y may be x itself.
 TEST_P(CudaPgqaNoiseTest, ForwardInPlace) {
   const NoiseCase& c = GetParam();
-  const auto host_x = RandomVector(c.x_size(), 21, -2.f, 3.f);
-  DeviceArray<float> noise(*cuda_, MakeNoise(cuda_.get(), c));
+  const auto host_x = random_vector(c.x_size(), 21, -2.f, 3.f);
+  DeviceArray<float> noise(*cuda_, make_noise(cuda_.get(), c));
   DeviceArray<float> x(*cuda_, host_x), in_place(*cuda_, host_x);
   DeviceArray<float> y(*cuda_, std::vector<float>(c.x_size()));
   DeviceArray<float> stats(*cuda_, std::vector<float>(c.B * c.H * 2));
-  cuda_->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.P, c.H, c.G, c.d);
-  cuda_->pgqa_noise_forward(in_place.get(), stats.get(), in_place.get(), noise.get(), c.B, c.P, c.H,
+  cuda_->pgqa_noise_forward(y.get(), stats.get(), x.get(), noise.get(), c.B, c.T, c.H, c.G, c.d);
+  cuda_->pgqa_noise_forward(in_place.get(), stats.get(), in_place.get(), noise.get(), c.B, c.T, c.H,
                             c.G, c.d);
-  EXPECT_EQ(in_place.ToHost(), y.ToHost());
+  EXPECT_EQ(in_place.to_host(), y.to_host());
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaPgqaNoiseTest,

@@ -27,19 +27,19 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::random_vector;
 
 constexpr double kGemmRel = 1e-4, kGemmAbs = 1e-5;
 constexpr double kElementwiseRel = 1e-6, kElementwiseAbs = 1e-6;
 
-using testing::Op;
-using testing::RunOnBackend;
+using tests::Op;
+using tests::run_on_backend;
 
 // Expects every element of actual within abs + rel * |expected| of expected; reports the count
 // of elements that are not, and the worst of them.
-void ExpectClose(const std::vector<float>& actual, const std::vector<float>& expected, double rel,
-                 double abs, const std::string& what) {
+void expect_close(const std::vector<float>& actual, const std::vector<float>& expected, double rel,
+                  double abs, const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   size_t failures = 0, worst = 0;
   double worst_excess = 0.0;
@@ -72,12 +72,12 @@ class CudaBackendTest : public ::testing::Test {
   }
 
   // Runs op on both backends with the same inputs; expects every buffer to agree.
-  void ExpectSameResults(const std::vector<std::vector<float>>& host, const Op& op, double rel,
-                         double abs, const std::string& what) {
-    const auto expected = RunOnBackend(*cpu_, host, op);
-    const auto actual = RunOnBackend(*cuda_, host, op);
+  void expect_same_results(const std::vector<std::vector<float>>& host, const Op& op, double rel,
+                           double abs, const std::string& what) {
+    const auto expected = run_on_backend(*cpu_, host, op);
+    const auto actual = run_on_backend(*cuda_, host, op);
     for (size_t i = 0; i < host.size(); ++i) {
-      ExpectClose(actual[i], expected[i], rel, abs, what + ", buffer " + std::to_string(i));
+      expect_close(actual[i], expected[i], rel, abs, what + ", buffer " + std::to_string(i));
     }
   }
 
@@ -85,8 +85,8 @@ class CudaBackendTest : public ::testing::Test {
 };
 
 // Uniform in [-scale, scale).
-std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.f) {
-  return RandomVector(n, seed, -scale, scale);
+std::vector<float> uniform_values(size_t n, uint32_t seed, float scale = 1.f) {
+  return random_vector(n, seed, -scale, scale);
 }
 
 struct MatmulShape {
@@ -94,7 +94,7 @@ struct MatmulShape {
 };
 const MatmulShape kMatmulShapes[] = {{7, 5, 3}, {128, 384, 1152}, {394, 1024, 4096}};
 
-std::string Describe(const MatmulShape& shape) {
+std::string describe(const MatmulShape& shape) {
   return "(N, C, OC) = (" + std::to_string(shape.N) + ", " + std::to_string(shape.C) + ", " +
          std::to_string(shape.OC) + ")";
 }
@@ -108,7 +108,7 @@ TEST_F(CudaBackendTest, NameAllocateZeroAndCopies) {
   cuda_->copy_to_host(host.data(), memory, sizeof(float) * n);
   EXPECT_EQ(host, std::vector<float>(n, 0.f)) << "allocate() must return zeroed memory";
 
-  const std::vector<float> values = Random(n, 1);
+  const std::vector<float> values = uniform_values(n, 1);
   cuda_->copy_to_device(memory, values.data(), sizeof(float) * n);
   cuda_->copy_to_host(host.data(), memory, sizeof(float) * n);
   EXPECT_EQ(host, values);
@@ -128,16 +128,16 @@ TEST_F(CudaBackendTest, MatmulForward) {
     for (const bool with_bias : {true, false}) {
       // Scaled like a torch Linear's init, so that each output is O(1).
       const std::vector<std::vector<float>> host = {
-          Random(static_cast<size_t>(N) * OC, 10),  // out: overwritten, whatever it held
-          Random(static_cast<size_t>(N) * C, 11),   // inp
-          Random(static_cast<size_t>(OC) * C, 12, 1.f / std::sqrt(static_cast<float>(C))),
-          Random(OC, 13)};  // bias
-      ExpectSameResults(
+          uniform_values(static_cast<size_t>(N) * OC, 10),  // out: overwritten, whatever it held
+          uniform_values(static_cast<size_t>(N) * C, 11),   // inp
+          uniform_values(static_cast<size_t>(OC) * C, 12, 1.f / std::sqrt(static_cast<float>(C))),
+          uniform_values(OC, 13)};  // bias
+      expect_same_results(
           host,
           [&](Backend& backend, const std::vector<float*>& b) {
             backend.matmul_forward(b[0], b[1], b[2], with_bias ? b[3] : nullptr, N, C, OC);
           },
-          kGemmRel, kGemmAbs, Describe(shape) + (with_bias ? " with bias" : " without bias"));
+          kGemmRel, kGemmAbs, describe(shape) + (with_bias ? " with bias" : " without bias"));
     }
   }
 }
@@ -149,20 +149,22 @@ TEST_F(CudaBackendTest, MatmulBackwardAccumulates) {
       for (const bool with_dbias : {true, false}) {
         // The gradients start non-zero: the kernel must add to them.
         const std::vector<std::vector<float>> host = {
-            Random(static_cast<size_t>(N) * C, 20),   // dinp
-            Random(static_cast<size_t>(OC) * C, 21),  // dweight
-            Random(OC, 22),                           // dbias
-            Random(static_cast<size_t>(N) * OC, 23, 1.f / std::sqrt(static_cast<float>(OC))),
-            Random(static_cast<size_t>(N) * C, 24),  // inp
-            Random(static_cast<size_t>(OC) * C, 25, 1.f / std::sqrt(static_cast<float>(C)))};
-        ExpectSameResults(
+            uniform_values(static_cast<size_t>(N) * C, 20),   // dinp
+            uniform_values(static_cast<size_t>(OC) * C, 21),  // dweight
+            uniform_values(OC, 22),                           // dbias
+            uniform_values(static_cast<size_t>(N) * OC, 23,
+                           1.f / std::sqrt(static_cast<float>(OC))),
+            uniform_values(static_cast<size_t>(N) * C, 24),  // inp
+            uniform_values(static_cast<size_t>(OC) * C, 25,
+                           1.f / std::sqrt(static_cast<float>(C)))};
+        expect_same_results(
             host,
             [&](Backend& backend, const std::vector<float*>& b) {
               backend.matmul_backward(with_dinp ? b[0] : nullptr, b[1], with_dbias ? b[2] : nullptr,
                                       b[3], b[4], b[5], N, C, OC);
             },
             kGemmRel, kGemmAbs,
-            Describe(shape) + (with_dinp ? " with dinp" : " without dinp") +
+            describe(shape) + (with_dinp ? " with dinp" : " without dinp") +
                 (with_dbias ? " with dbias" : " without dbias"));
       }
     }
@@ -171,8 +173,8 @@ TEST_F(CudaBackendTest, MatmulBackwardAccumulates) {
 
 TEST_F(CudaBackendTest, AddAndScale) {
   for (const int64_t n : {int64_t{1}, int64_t{1000}, int64_t{1000003}}) {
-    const std::vector<std::vector<float>> host = {Random(n, 30), Random(n, 31)};
-    ExpectSameResults(
+    const std::vector<std::vector<float>> host = {uniform_values(n, 30), uniform_values(n, 31)};
+    expect_same_results(
         host,
         [&](Backend& backend, const std::vector<float*>& b) {
           backend.add_inplace(b[0], b[1], n);
@@ -184,11 +186,11 @@ TEST_F(CudaBackendTest, AddAndScale) {
 
 TEST_F(CudaBackendTest, SumSquares) {
   for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{1000}, int64_t{5000011}}) {
-    const std::vector<float> x = Random(n, 40);
+    const std::vector<float> x = uniform_values(n, 40);
     double results[2];
     Backend* backends[2] = {cpu_.get(), cuda_.get()};
     for (int i = 0; i < 2; ++i) {
-      RunOnBackend(*backends[i], {x}, [&](Backend& backend, const std::vector<float*>& b) {
+      run_on_backend(*backends[i], {x}, [&](Backend& backend, const std::vector<float*>& b) {
         results[i] = backend.sum_squares(b[0], n);
       });
     }
@@ -199,11 +201,11 @@ TEST_F(CudaBackendTest, SumSquares) {
 TEST_F(CudaBackendTest, TokensForwardAndBackward) {
   const int B = 5, N = 196, D = 64, T = N + 1;
   const std::vector<std::vector<float>> forward = {
-      Random(static_cast<size_t>(B) * T * D, 50),  // x: overwritten
-      Random(static_cast<size_t>(B) * N * D, 51),  // patches
-      Random(D, 52),                               // cls
-      Random(static_cast<size_t>(T) * D, 53)};     // pos
-  ExpectSameResults(
+      uniform_values(static_cast<size_t>(B) * T * D, 50),  // x: overwritten
+      uniform_values(static_cast<size_t>(B) * N * D, 51),  // patches
+      uniform_values(D, 52),                               // cls
+      uniform_values(static_cast<size_t>(T) * D, 53)};     // pos
+  expect_same_results(
       forward,
       [&](Backend& backend, const std::vector<float*>& b) {
         backend.tokens_forward(b[0], b[1], b[2], b[3], B, N, D);
@@ -211,11 +213,11 @@ TEST_F(CudaBackendTest, TokensForwardAndBackward) {
       kElementwiseRel, kElementwiseAbs, "tokens_forward");
   // The gradients start non-zero: the kernel must add to them.
   const std::vector<std::vector<float>> backward = {
-      Random(static_cast<size_t>(B) * N * D, 54),   // dpatches
-      Random(D, 55),                                // dcls
-      Random(static_cast<size_t>(T) * D, 56),       // dpos
-      Random(static_cast<size_t>(B) * T * D, 57)};  // dx
-  ExpectSameResults(
+      uniform_values(static_cast<size_t>(B) * N * D, 54),   // dpatches
+      uniform_values(D, 55),                                // dcls
+      uniform_values(static_cast<size_t>(T) * D, 56),       // dpos
+      uniform_values(static_cast<size_t>(B) * T * D, 57)};  // dx
+  expect_same_results(
       backward,
       [&](Backend& backend, const std::vector<float*>& b) {
         backend.tokens_backward(b[0], b[1], b[2], b[3], B, N, D);
@@ -225,16 +227,16 @@ TEST_F(CudaBackendTest, TokensForwardAndBackward) {
 
 TEST_F(CudaBackendTest, GatherClsForwardAndBackward) {
   const int B = 7, T = 65, D = 48;
-  const std::vector<std::vector<float>> host = {Random(static_cast<size_t>(B) * D, 60),
-                                                Random(static_cast<size_t>(B) * T * D, 61)};
-  ExpectSameResults(
+  const std::vector<std::vector<float>> host = {uniform_values(static_cast<size_t>(B) * D, 60),
+                                                uniform_values(static_cast<size_t>(B) * T * D, 61)};
+  expect_same_results(
       host,
       [&](Backend& backend, const std::vector<float*>& b) {
         backend.gather_cls_forward(b[0], b[1], B, T, D);
       },
       kElementwiseRel, kElementwiseAbs, "gather_cls_forward");
   // Backward: buffer 1 (dx) starts non-zero and accumulates buffer 0 (dout).
-  ExpectSameResults(
+  expect_same_results(
       host,
       [&](Backend& backend, const std::vector<float*>& b) {
         backend.gather_cls_backward(b[1], b[0], B, T, D);
@@ -249,9 +251,9 @@ TEST_F(CudaBackendTest, Im2colPatches) {
   for (const Shape& s : {Shape{2, 3, 32, 4}, Shape{3, 3, 224, 16}, Shape{1, 2, 6, 3}}) {
     const int patches = s.B * (s.S / s.p) * (s.S / s.p);
     const std::vector<std::vector<float>> host = {
-        Random(static_cast<size_t>(patches) * s.C * s.p * s.p, 70),  // cols: overwritten
-        Random(static_cast<size_t>(s.B) * s.C * s.S * s.S, 71)};     // img
-    ExpectSameResults(
+        uniform_values(static_cast<size_t>(patches) * s.C * s.p * s.p, 70),  // cols: overwritten
+        uniform_values(static_cast<size_t>(s.B) * s.C * s.S * s.S, 71)};     // img
+    expect_same_results(
         host,
         [&](Backend& backend, const std::vector<float*>& b) {
           backend.im2col_patches(b[0], b[1], s.B, s.C, s.S, s.p);
@@ -262,13 +264,13 @@ TEST_F(CudaBackendTest, Im2colPatches) {
 
 TEST_F(CudaBackendTest, AdamwThreeSteps) {
   const int64_t n = 100003;
-  const std::vector<std::vector<float>> host = {Random(n, 80),                // params
-                                                Random(n, 81),                // grads of step 1
-                                                Random(n, 82),                // grads of step 2
-                                                Random(n, 83),                // grads of step 3
+  const std::vector<std::vector<float>> host = {uniform_values(n, 80),        // params
+                                                uniform_values(n, 81),        // grads of step 1
+                                                uniform_values(n, 82),        // grads of step 2
+                                                uniform_values(n, 83),        // grads of step 3
                                                 std::vector<float>(n, 0.f),   // m
                                                 std::vector<float>(n, 0.f)};  // v
-  ExpectSameResults(
+  expect_same_results(
       host,
       [&](Backend& backend, const std::vector<float*>& b) {
         for (int64_t t = 1; t <= 3; ++t) {

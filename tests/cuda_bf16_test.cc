@@ -41,13 +41,13 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::random_vector;
 
 constexpr double kRel = 1e-3, kAbs = 1e-6;  // of the sum of |terms| (the header says why)
 
 // The BF16 CUDA backend, or null with the reason there is none.
-std::unique_ptr<Backend> MakeBf16Backend(std::string* why_not) {
+std::unique_ptr<Backend> make_bf16_backend(std::string* why_not) {
 #ifndef DGQA_WITH_CUDA
   *why_not = "no GPU: built without -DDGQA_CUDA=ON";
   return nullptr;
@@ -65,7 +65,7 @@ std::unique_ptr<Backend> MakeBf16Backend(std::string* why_not) {
 
 // The BF16 products so far that cuBLASLt offered no algorithm for (they went through
 // cublasGemmEx: right, but without the fused bias and the heuristic's choice).
-int64_t Fallbacks() {
+int64_t fallback_count() {
 #ifdef DGQA_WITH_CUDA
   return cuda::matmul_bf16_fallbacks();
 #else
@@ -75,39 +75,39 @@ int64_t Fallbacks() {
 
 // Shapes whose leading dimensions are multiples of 8 elements (16-byte rows of bf16), in
 // 256-byte-aligned buffers: cuBLASLt must have an algorithm for every product of these.
-bool LtFriendly(int C, int OC) {
+bool lt_friendly(int C, int OC) {
   return C % 8 == 0 && OC % 8 == 0;
 }
 
 // Uniform in [-scale, scale).
-std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.f) {
-  return RandomVector(n, seed, -scale, scale);
+std::vector<float> uniform_values(size_t n, uint32_t seed, float scale = 1.f) {
+  return random_vector(n, seed, -scale, scale);
 }
 
-std::vector<float> RoundedToBf16(std::vector<float> values) {
+std::vector<float> rounded_to_bf16(std::vector<float> values) {
   for (float& x : values) x = round_to_bf16(x);
   return values;
 }
 
-std::vector<float> Abs(std::vector<float> values) {
+std::vector<float> absolute_values(std::vector<float> values) {
   for (float& x : values) x = std::fabs(x);
   return values;
 }
 
 // Integers in [-4, 4]: exact in bf16, and every sum of their products below is exact in fp32.
-std::vector<float> SmallIntegers(size_t n, uint32_t seed) {
-  std::vector<float> values = RandomVector(n, seed, -4.49f, 4.49f);
+std::vector<float> small_integers(size_t n, uint32_t seed) {
+  std::vector<float> values = random_vector(n, seed, -4.49f, 4.49f);
   for (float& x : values) x = std::round(x);
   return values;
 }
 
-using testing::Op;
-using testing::RunOnBackend;
+using tests::Op;
+using tests::run_on_backend;
 
 // Expects |actual - expected| <= kRel * magnitude + kAbs element-wise; reports the count of
 // elements out of tolerance and the worst of them.
-void ExpectWithinMagnitude(const std::vector<float>& actual, const std::vector<float>& expected,
-                           const std::vector<float>& magnitude, const std::string& what) {
+void expect_within_magnitude(const std::vector<float>& actual, const std::vector<float>& expected,
+                             const std::vector<float>& magnitude, const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   ASSERT_EQ(magnitude.size(), expected.size()) << what;
   size_t failures = 0, worst = 0;
@@ -130,7 +130,7 @@ class CudaBf16Test : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why_not;
-    bf16_ = MakeBf16Backend(&why_not);
+    bf16_ = make_bf16_backend(&why_not);
     if (bf16_ == nullptr) GTEST_SKIP() << why_not;
     cpu_ = make_backend("cpu");
   }
@@ -138,24 +138,24 @@ class CudaBf16Test : public ::testing::Test {
   // op on the CPU (the reference), on the BF16 backend, and on the CPU again with the absolute
   // values of every buffer (the sum of |terms| of each output); expects every buffer within
   // tolerance. Inputs must already be rounded to bf16 where the GPU rounds them.
-  void ExpectMatchesCpu(const std::vector<std::vector<float>>& host, const Op& op,
-                        const std::string& what) {
-    const auto expected = RunOnBackend(*cpu_, host, op);
-    const auto actual = RunOnBackend(*bf16_, host, op);
+  void expect_matches_cpu(const std::vector<std::vector<float>>& host, const Op& op,
+                          const std::string& what) {
+    const auto expected = run_on_backend(*cpu_, host, op);
+    const auto actual = run_on_backend(*bf16_, host, op);
     std::vector<std::vector<float>> absolute;
-    for (const auto& vector : host) absolute.push_back(Abs(vector));
-    const auto magnitude = RunOnBackend(*cpu_, absolute, op);
+    for (const auto& vector : host) absolute.push_back(absolute_values(vector));
+    const auto magnitude = run_on_backend(*cpu_, absolute, op);
     for (size_t i = 0; i < host.size(); ++i) {
-      ExpectWithinMagnitude(actual[i], expected[i], magnitude[i],
-                            what + ", buffer " + std::to_string(i));
+      expect_within_magnitude(actual[i], expected[i], magnitude[i],
+                              what + ", buffer " + std::to_string(i));
     }
   }
 
   // Expects the BF16 backend to give the CPU's results bit for bit.
-  void ExpectSameBits(const std::vector<std::vector<float>>& host, const Op& op,
-                      const std::string& what) {
-    const auto expected = RunOnBackend(*cpu_, host, op);
-    const auto actual = RunOnBackend(*bf16_, host, op);
+  void expect_same_bits(const std::vector<std::vector<float>>& host, const Op& op,
+                        const std::string& what) {
+    const auto expected = run_on_backend(*cpu_, host, op);
+    const auto actual = run_on_backend(*bf16_, host, op);
     for (size_t i = 0; i < host.size(); ++i) {
       EXPECT_EQ(actual[i], expected[i]) << what << ", buffer " << i;
     }
@@ -171,7 +171,7 @@ struct MatmulShape {
 // fallback), a medium one, and ViT-L's fc1 at two images of 197 tokens.
 const MatmulShape kShapes[] = {{7, 5, 3}, {128, 384, 1152}, {394, 1024, 4096}};
 
-std::string Describe(const MatmulShape& shape) {
+std::string describe(const MatmulShape& shape) {
   return "(N, C, OC) = (" + std::to_string(shape.N) + ", " + std::to_string(shape.C) + ", " +
          std::to_string(shape.OC) + ")";
 }
@@ -188,20 +188,20 @@ TEST_F(CudaBf16Test, MatmulForwardMatchesCpuOnBf16Operands) {
   for (const MatmulShape& s : kShapes) {
     for (const bool with_bias : {true, false}) {
       const std::vector<std::vector<float>> host = {
-          Random(static_cast<size_t>(s.N) * s.OC, 10),                // out: overwritten
-          RoundedToBf16(Random(static_cast<size_t>(s.N) * s.C, 11)),  // inp
-          RoundedToBf16(Random(static_cast<size_t>(s.OC) * s.C, 12,   // weight
-                               1.f / std::sqrt(static_cast<float>(s.C)))),
-          Random(s.OC, 13)};  // bias
-      const int64_t fallbacks = Fallbacks();
-      ExpectMatchesCpu(
+          uniform_values(static_cast<size_t>(s.N) * s.OC, 10),                  // out: overwritten
+          rounded_to_bf16(uniform_values(static_cast<size_t>(s.N) * s.C, 11)),  // inp
+          rounded_to_bf16(uniform_values(static_cast<size_t>(s.OC) * s.C, 12,   // weight
+                                         1.f / std::sqrt(static_cast<float>(s.C)))),
+          uniform_values(s.OC, 13)};  // bias
+      const int64_t fallbacks = fallback_count();
+      expect_matches_cpu(
           host,
           [&](Backend& backend, const std::vector<float*>& b) {
             backend.matmul_forward(b[0], b[1], b[2], with_bias ? b[3] : nullptr, s.N, s.C, s.OC);
           },
-          Describe(s) + (with_bias ? " with bias" : " without bias"));
-      if (LtFriendly(s.C, s.OC)) {
-        EXPECT_EQ(Fallbacks(), fallbacks) << Describe(s) << ": cuBLASLt offered no algorithm";
+          describe(s) + (with_bias ? " with bias" : " without bias"));
+      if (lt_friendly(s.C, s.OC)) {
+        EXPECT_EQ(fallback_count(), fallbacks) << describe(s) << ": cuBLASLt offered no algorithm";
       }
     }
   }
@@ -213,25 +213,26 @@ TEST_F(CudaBf16Test, MatmulBackwardAccumulatesAndMatchesCpu) {
     for (const bool with_dinp : {true, false}) {
       for (const bool with_dbias : {true, false}) {
         const std::vector<std::vector<float>> host = {
-            Random(static_cast<size_t>(s.N) * s.C, 20),   // dinp
-            Random(static_cast<size_t>(s.OC) * s.C, 21),  // dweight
-            Random(s.OC, 22),                             // dbias
-            RoundedToBf16(Random(static_cast<size_t>(s.N) * s.OC, 23,
-                                 1.f / std::sqrt(static_cast<float>(s.OC)))),  // dout
-            RoundedToBf16(Random(static_cast<size_t>(s.N) * s.C, 24)),         // inp
-            RoundedToBf16(Random(static_cast<size_t>(s.OC) * s.C, 25,
-                                 1.f / std::sqrt(static_cast<float>(s.C))))};  // weight
-        const int64_t fallbacks = Fallbacks();
-        ExpectMatchesCpu(
+            uniform_values(static_cast<size_t>(s.N) * s.C, 20),   // dinp
+            uniform_values(static_cast<size_t>(s.OC) * s.C, 21),  // dweight
+            uniform_values(s.OC, 22),                             // dbias
+            rounded_to_bf16(uniform_values(static_cast<size_t>(s.N) * s.OC, 23,
+                                           1.f / std::sqrt(static_cast<float>(s.OC)))),  // dout
+            rounded_to_bf16(uniform_values(static_cast<size_t>(s.N) * s.C, 24)),         // inp
+            rounded_to_bf16(uniform_values(static_cast<size_t>(s.OC) * s.C, 25,
+                                           1.f / std::sqrt(static_cast<float>(s.C))))};  // weight
+        const int64_t fallbacks = fallback_count();
+        expect_matches_cpu(
             host,
             [&](Backend& backend, const std::vector<float*>& b) {
               backend.matmul_backward(with_dinp ? b[0] : nullptr, b[1], with_dbias ? b[2] : nullptr,
                                       b[3], b[4], b[5], s.N, s.C, s.OC);
             },
-            Describe(s) + (with_dinp ? " with dinp" : " without dinp") +
+            describe(s) + (with_dinp ? " with dinp" : " without dinp") +
                 (with_dbias ? " with dbias" : " without dbias"));
-        if (LtFriendly(s.C, s.OC)) {
-          EXPECT_EQ(Fallbacks(), fallbacks) << Describe(s) << ": cuBLASLt offered no algorithm";
+        if (lt_friendly(s.C, s.OC)) {
+          EXPECT_EQ(fallback_count(), fallbacks)
+              << describe(s) << ": cuBLASLt offered no algorithm";
         }
       }
     }
@@ -245,23 +246,23 @@ TEST_F(CudaBf16Test, ExactOnSmallIntegers) {
        {MatmulShape{7, 5, 3}, MatmulShape{37, 24, 40}, MatmulShape{394, 1024, 4096}}) {
     const size_t NC = static_cast<size_t>(s.N) * s.C, NO = static_cast<size_t>(s.N) * s.OC;
     const size_t OCC = static_cast<size_t>(s.OC) * s.C;
-    ExpectSameBits(
-        {SmallIntegers(NO, 30), SmallIntegers(NC, 31), SmallIntegers(OCC, 32),
-         SmallIntegers(s.OC, 33)},
+    expect_same_bits(
+        {small_integers(NO, 30), small_integers(NC, 31), small_integers(OCC, 32),
+         small_integers(s.OC, 33)},
         [&](Backend& backend, const std::vector<float*>& b) {
           backend.matmul_forward(b[0], b[1], b[2], b[3], s.N, s.C, s.OC);
         },
-        Describe(s) + " forward");
-    ExpectSameBits(
-        {SmallIntegers(NC, 34), SmallIntegers(OCC, 35), SmallIntegers(s.OC, 36),
-         SmallIntegers(NO, 37), SmallIntegers(NC, 38), SmallIntegers(OCC, 39)},
+        describe(s) + " forward");
+    expect_same_bits(
+        {small_integers(NC, 34), small_integers(OCC, 35), small_integers(s.OC, 36),
+         small_integers(NO, 37), small_integers(NC, 38), small_integers(OCC, 39)},
         [&](Backend& backend, const std::vector<float*>& b) {
           // Twice: the second call must add to what the first one left.
           for (int i = 0; i < 2; ++i) {
             backend.matmul_backward(b[0], b[1], b[2], b[3], b[4], b[5], s.N, s.C, s.OC);
           }
         },
-        Describe(s) + " backward, twice");
+        describe(s) + " backward, twice");
   }
 }
 
@@ -271,7 +272,7 @@ TEST_F(CudaBf16Test, ExactOnSmallIntegers) {
 TEST_F(CudaBf16Test, OperandsAreRoundedToBf16) {
   const int N = 3, C = 64, OC = 2;
   const float a = 1.f + std::ldexp(1.f, -10), w = 1.f + std::ldexp(1.f, -9);
-  const auto results = RunOnBackend(
+  const auto results = run_on_backend(
       *bf16_,
       {std::vector<float>(N * OC, 0.f), std::vector<float>(N * C, a), std::vector<float>(OC * C, w),
        std::vector<float>(N * C, 0.f), std::vector<float>(OC * C, 0.f), std::vector<float>(OC, 0.f),
@@ -314,16 +315,16 @@ class CudaBf16WeightsTest : public CudaBf16Test {
     if (params_ != nullptr) bf16_->release(params_);
   }
 
-  std::vector<float> ParamsToHost() {
+  std::vector<float> params_to_host() {
     std::vector<float> host(kCount);
     bf16_->copy_to_host(host.data(), params_, sizeof(float) * kCount);
     return host;
   }
 
   // The (kOC, kC) weight at params + offset as a product reads it.
-  std::vector<float> WeightAsProductSees(int64_t offset) {
+  std::vector<float> weight_as_product_sees(int64_t offset) {
     bf16_->matmul_forward(out_->get(), identity_->get(), params_ + offset, nullptr, kC, kC, kOC);
-    const std::vector<float> out = out_->ToHost();  // (kC, kOC): the weight transposed
+    const std::vector<float> out = out_->to_host();  // (kC, kOC): the weight transposed
     std::vector<float> weight(kOC * kC);
     for (int o = 0; o < kOC; ++o) {
       for (int c = 0; c < kC; ++c) weight[o * kC + c] = out[c * kOC + o];
@@ -333,11 +334,11 @@ class CudaBf16WeightsTest : public CudaBf16Test {
 
   // Expects both weights, as products read them, to be the bf16 rounding of the fp32 parameters
   // the backend holds now.
-  void ExpectMirrorCurrent(const std::string& after) {
-    const std::vector<float> params = ParamsToHost();
+  void expect_mirror_current(const std::string& after) {
+    const std::vector<float> params = params_to_host();
     for (const int64_t offset : {kAligned, kOdd}) {
       std::vector<float> expected(params.begin() + offset, params.begin() + offset + kOC * kC);
-      EXPECT_EQ(WeightAsProductSees(offset), RoundedToBf16(expected))
+      EXPECT_EQ(weight_as_product_sees(offset), rounded_to_bf16(expected))
           << "after " << after << ", the weight at offset " << offset;
     }
   }
@@ -347,39 +348,39 @@ class CudaBf16WeightsTest : public CudaBf16Test {
 };
 
 TEST_F(CudaBf16WeightsTest, ProductsSeeEveryWriteToTheParameters) {
-  const std::vector<float> first = Random(kCount, 40);
+  const std::vector<float> first = uniform_values(kCount, 40);
   bf16_->copy_to_device(params_, first.data(), sizeof(float) * kCount);
-  ExpectMirrorCurrent("copy_to_device of every parameter");
-  ExpectMirrorCurrent("nothing (read twice)");
+  expect_mirror_current("copy_to_device of every parameter");
+  expect_mirror_current("nothing (read twice)");
 
-  const std::vector<float> part = Random(kOC * kC, 41, 3.f);
+  const std::vector<float> part = uniform_values(kOC * kC, 41, 3.f);
   bf16_->copy_to_device(params_ + kAligned + 5, part.data(), sizeof(float) * part.size());
-  ExpectMirrorCurrent("copy_to_device of a part");
+  expect_mirror_current("copy_to_device of a part");
 
   bf16_->scale_inplace(params_, 0.37f, kCount);
-  ExpectMirrorCurrent("scale_inplace");
+  expect_mirror_current("scale_inplace");
 
-  const DeviceArray<float> addend(*bf16_, Random(kCount, 42));
+  const DeviceArray<float> addend(*bf16_, uniform_values(kCount, 42));
   bf16_->add_inplace(params_ + kOdd - 7, addend.get(), 50);
-  ExpectMirrorCurrent("add_inplace");
+  expect_mirror_current("add_inplace");
 
   bf16_->zero(params_ + kAligned + 3, sizeof(float) * 20);
-  ExpectMirrorCurrent("zero");
+  expect_mirror_current("zero");
 
   bf16_->zero(params_, sizeof(float) * kCount);
-  ExpectMirrorCurrent("zero of every parameter");
+  expect_mirror_current("zero of every parameter");
 }
 
 // AdamW updates the fp32 parameters exactly as without the mirror (the CPU's, to 1e-6) and
 // leaves the mirror equal to their rounding: over the whole range, over parts of it (the
 // optimizer's per-tensor calls), and over a stale mirror (after a copy_to_device).
 TEST_F(CudaBf16WeightsTest, AdamwKeepsTheMirrorCurrent) {
-  const std::vector<float> initial = Random(kCount, 50);
+  const std::vector<float> initial = uniform_values(kCount, 50);
   bf16_->copy_to_device(params_, initial.data(), sizeof(float) * kCount);
-  DeviceArray<float> grads(*bf16_, Random(kCount, 51));
+  DeviceArray<float> grads(*bf16_, uniform_values(kCount, 51));
   DeviceArray<float> m(*bf16_, std::vector<float>(kCount, 0.f));
   DeviceArray<float> v(*bf16_, std::vector<float>(kCount, 0.f));
-  ExpectMirrorCurrent("the initial copy");  // current before each AdamW below but the last
+  expect_mirror_current("the initial copy");  // current before each AdamW below but the last
 
   int64_t t = 0;
   auto step = [&](int64_t begin, int64_t end) {
@@ -388,7 +389,7 @@ TEST_F(CudaBf16WeightsTest, AdamwKeepsTheMirrorCurrent) {
   };
   t = 1;
   step(0, kCount);
-  ExpectMirrorCurrent("AdamW over every parameter");
+  expect_mirror_current("AdamW over every parameter");
 
   t = 2;  // per-tensor calls, as the optimizer makes them; one span boundary cuts the odd weight
   for (const auto& span : {std::pair<int64_t, int64_t>{0, kAligned},
@@ -397,22 +398,22 @@ TEST_F(CudaBf16WeightsTest, AdamwKeepsTheMirrorCurrent) {
                            {kOdd + 3, kCount}}) {
     step(span.first, span.second);
   }
-  ExpectMirrorCurrent("AdamW span by span");
+  expect_mirror_current("AdamW span by span");
 
-  const std::vector<float> replaced = Random(kCount, 52);
+  const std::vector<float> replaced = uniform_values(kCount, 52);
   bf16_->copy_to_device(params_, replaced.data(), sizeof(float) * kCount);
-  const std::vector<float> m_before = m.ToHost(), v_before = v.ToHost();
+  const std::vector<float> m_before = m.to_host(), v_before = v.to_host();
   t = 3;
   step(0, kCount);
-  ExpectMirrorCurrent("AdamW over a stale mirror");
+  expect_mirror_current("AdamW over a stale mirror");
 
   // The fp32 update itself is the CPU's (to the element-wise tolerance of cuda_backend_test).
-  const std::vector<float> expected = RunOnBackend(
-      *cpu_, {replaced, grads.ToHost(), m_before, v_before},
+  const std::vector<float> expected = run_on_backend(
+      *cpu_, {replaced, grads.to_host(), m_before, v_before},
       [&](Backend& backend, const std::vector<float*>& b) {
         backend.adamw_update(b[0], b[1], b[2], b[3], kCount, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.05f, 3);
       })[0];
-  const std::vector<float> actual = ParamsToHost();
+  const std::vector<float> actual = params_to_host();
   for (int64_t i = 0; i < kCount; ++i) {
     ASSERT_NEAR(actual[i], expected[i], 1e-6 + 1e-6 * std::fabs(expected[i])) << "parameter " << i;
   }
@@ -435,11 +436,11 @@ class CudaBf16ModelTest : public CudaBf16Test,
 // allocation (KDGQA, DGQA) must be the same, as it is in the emulation.
 TEST_P(CudaBf16ModelTest, ForwardAndBackwardNearTheCpuFp32) {
   const AttentionScheme scheme = GetParam();
-  const testing::ModelRun fp32 = testing::RunSmallTestModel(*cpu_, scheme);
-  const testing::ModelRun bf16 = testing::RunSmallTestModel(*bf16_, scheme);
-  const VisionTransformer layout_source(testing::SmallTestModel(scheme), *cpu_, 1, 3);
-  const testing::ToleranceUse use =
-      testing::CompareRuns(bf16, fp32, testing::kBf16VersusFp32, layout_source.layout());
+  const tests::ModelRun fp32 = tests::run_small_test_model(*cpu_, scheme);
+  const tests::ModelRun bf16 = tests::run_small_test_model(*bf16_, scheme);
+  const VisionTransformer layout_source(tests::small_test_model(scheme), *cpu_, 1, 3);
+  const tests::ToleranceUse use =
+      tests::compare_runs(bf16, fp32, tests::kBf16VersusFp32, layout_source.layout());
   EXPECT_LE(use.worst, 1.0) << "the worst error, at " << use.where << ", is " << use.worst
                             << " of its tolerance";
 }

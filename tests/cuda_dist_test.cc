@@ -27,11 +27,11 @@ namespace dgqa {
 namespace {
 
 using nlohmann::json;
-using testing::ShellQuote;
+using tests::shell_quote;
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
-int VisibleGpus() {
+int visible_gpus() {
 #ifdef DGQA_WITH_CUDA
   return cuda::device_count();
 #else
@@ -39,45 +39,45 @@ int VisibleGpus() {
 #endif
 }
 
-using testing::MpirunPrefix;
-using testing::ReadRunRecords;
-using testing::RunRecords;
+using tests::mpirun_prefix;
+using tests::read_run_records;
+using tests::RunRecords;
 
 class CudaDistTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (VisibleGpus() == 0) GTEST_SKIP() << "no GPU (or a build without -DDGQA_CUDA=ON)";
-    dir_ = testing::MakeTempDir("dgqa_cuda_dist_");
-    testing::FixtureDatasetOptions options;
+    if (visible_gpus() == 0) GTEST_SKIP() << "no GPU (or a build without -DDGQA_CUDA=ON)";
+    dir_ = tests::make_temp_dir("dgqa_cuda_dist_");
+    tests::FixtureDatasetOptions options;
     options.train_count = 700;
     options.test_count = 45;
-    data_ = testing::WriteFixtureDataset(dir_, options);
+    data_ = tests::write_fixture_dataset(dir_, options);
   }
   void TearDown() override {
-    if (!dir_.empty()) testing::RunCommand("rm -rf " + ShellQuote(dir_));
+    if (!dir_.empty()) tests::run_command("rm -rf " + shell_quote(dir_));
   }
 
   // dist_test's rank-invariance runs, 20 steps.
-  std::string Config(const std::string& scheme) {
-    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
-                                       testing::RankInvarianceConfig(scheme, 20));
+  std::string write_config(const std::string& scheme) {
+    return tests::write_fixture_config(dir_ + "/" + scheme + ".pbtxt", data_,
+                                       tests::rank_invariance_config(scheme, 20));
   }
 
   // Trains on the GPU; returns the run's losses. `sets` are more --set overrides.
-  RunRecords Train(const std::string& launcher, const std::string& config, const std::string& out,
+  RunRecords train(const std::string& launcher, const std::string& config, const std::string& out,
                    const std::string& sets, std::string* log = nullptr) {
     std::string output;
-    const int code = testing::RunCommand(launcher + ShellQuote(testing::DgqaBinary()) +
-                                             " train --config " + ShellQuote(config) + " --out " +
-                                             ShellQuote(out) + " --set train.backend=cuda " + sets,
-                                         &output);
+    const int code = tests::run_command(launcher + shell_quote(tests::dgqa_binary()) +
+                                            " train --config " + shell_quote(config) + " --out " +
+                                            shell_quote(out) + " --set train.backend=cuda " + sets,
+                                        &output);
     EXPECT_EQ(code, 0) << output;
     if (log != nullptr) *log = output;
-    return ReadRunRecords(out + "/metrics.jsonl");
+    return read_run_records(out + "/metrics.jsonl");
   }
 
   std::string dir_;
-  testing::FixtureDataset data_;
+  tests::FixtureDataset data_;
 };
 
 class CudaRankInvarianceTest : public CudaDistTest,
@@ -86,10 +86,10 @@ class CudaRankInvarianceTest : public CudaDistTest,
 // fp32 on the GPU: 2 ranks x 16 through dist.backend MPI (host-staged) against 1 rank x 32.
 TEST_P(CudaRankInvarianceTest, TwoRanksSharingTheGpuComputeWhatOneRankComputes) {
   const std::string scheme = GetParam();
-  const std::string config = Config(scheme);
+  const std::string config = write_config(scheme);
   const std::string sets = "--set model.precision=FP32 --set dist.backend=MPI";
-  const RunRecords one = Train("", config, dir_ + "/one", sets);
-  const RunRecords two = Train(MpirunPrefix(2), config, dir_ + "/two", sets);
+  const RunRecords one = train("", config, dir_ + "/one", sets);
+  const RunRecords two = train(mpirun_prefix(2), config, dir_ + "/two", sets);
   ASSERT_EQ(one.losses.size(), 20u);
   ASSERT_EQ(two.losses.size(), one.losses.size());
   for (const auto& [step, loss] : one.losses) {
@@ -104,10 +104,10 @@ INSTANTIATE_TEST_SUITE_P(Schemes, CudaRankInvarianceTest, ::testing::ValuesIn(kS
 // only in the order of the gradient sums (fp32); the tolerance allows for that, amplified by 20
 // steps of training.
 TEST_F(CudaDistTest, Bf16TwoRanksComputeWhatOneRankComputes) {
-  const std::string config = Config("DGQA_EMA");
+  const std::string config = write_config("DGQA_EMA");
   const std::string sets = "--set model.precision=BF16 --set dist.backend=MPI";
-  const RunRecords one = Train("", config, dir_ + "/one", sets);
-  const RunRecords two = Train(MpirunPrefix(2), config, dir_ + "/two", sets);
+  const RunRecords one = train("", config, dir_ + "/one", sets);
+  const RunRecords two = train(mpirun_prefix(2), config, dir_ + "/two", sets);
   ASSERT_EQ(two.losses.size(), one.losses.size());
   for (const auto& [step, loss] : one.losses) {
     EXPECT_NEAR(two.losses.at(step), loss, 1e-4 * std::fabs(loss)) << "step " << step;
@@ -117,10 +117,10 @@ TEST_F(CudaDistTest, Bf16TwoRanksComputeWhatOneRankComputes) {
 // With one rank the NCCL sum is the identity: the whole NCCL path (its stream, the events that
 // order it after backward and the optimizer after it) must leave every bit as MPI's no-op does.
 TEST_F(CudaDistTest, OneRankNcclGivesExactlyWhatMpiGives) {
-  const std::string config = Config("KDGQA");
+  const std::string config = write_config("KDGQA");
   std::string log;
-  const RunRecords nccl = Train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &log);
-  const RunRecords mpi = Train("", config, dir_ + "/mpi", "--set dist.backend=MPI");
+  const RunRecords nccl = train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &log);
+  const RunRecords mpi = train("", config, dir_ + "/mpi", "--set dist.backend=MPI");
   EXPECT_NE(log.find("summed by NCCL"), std::string::npos) << log;
   ASSERT_EQ(nccl.losses.size(), 20u);
   EXPECT_EQ(nccl.loss_text, mpi.loss_text);
@@ -128,23 +128,23 @@ TEST_F(CudaDistTest, OneRankNcclGivesExactlyWhatMpiGives) {
 }
 
 TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
-  const std::string config = Config("GQA");
+  const std::string config = write_config("GQA");
   std::string output;
   const int code =
-      testing::RunCommand(MpirunPrefix(2) + ShellQuote(testing::DgqaBinary()) + " train --config " +
-                              ShellQuote(config) + " --out " + ShellQuote(dir_ + "/two") +
-                              " --set train.backend=cuda --set dist.backend=NCCL "
-                              "--set model.precision=FP32",
-                          &output);
-  if (VisibleGpus() == 1) {  // both ranks land on GPU 0
+      tests::run_command(mpirun_prefix(2) + shell_quote(tests::dgqa_binary()) + " train --config " +
+                             shell_quote(config) + " --out " + shell_quote(dir_ + "/two") +
+                             " --set train.backend=cuda --set dist.backend=NCCL "
+                             "--set model.precision=FP32",
+                         &output);
+  if (visible_gpus() == 1) {  // both ranks land on GPU 0
     EXPECT_EQ(code, 2) << output;
     EXPECT_NE(output.find("NCCL needs one GPU per rank"), std::string::npos) << output;
     return;
   }
   ASSERT_EQ(code, 0) << output;  // one GPU each: a real 2-rank NCCL job
   const RunRecords one =
-      Train("", config, dir_ + "/one", "--set dist.backend=NCCL --set model.precision=FP32");
-  const RunRecords two = ReadRunRecords(dir_ + "/two/metrics.jsonl");
+      train("", config, dir_ + "/one", "--set dist.backend=NCCL --set model.precision=FP32");
+  const RunRecords two = read_run_records(dir_ + "/two/metrics.jsonl");
   ASSERT_EQ(two.losses.size(), one.losses.size());
   for (const auto& [step, loss] : one.losses) {
     EXPECT_NEAR(two.losses.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
@@ -157,14 +157,14 @@ TEST_F(CudaDistTest, NcclAllReduceOfOneRankLeavesTheBufferAndCompletes) {
   RankInfo info;
   std::unique_ptr<Communicator> local = make_local_communicator(info);
   std::unique_ptr<BufferAllReduce> nccl = make_nccl_all_reduce(*local, /*timeout_s=*/60);
-  const std::vector<float> values = testing::RandomVector(1 << 20, 5);
-  testing::DeviceArray<float> data(*backend, values);
+  const std::vector<float> values = tests::random_vector(1 << 20, 5);
+  tests::DeviceArray<float> data(*backend, values);
   auto first = nccl->start(data.get(), 1 << 19, "first half");
   auto second = nccl->start(data.get() + (1 << 19), 1 << 19, "second half");
   nccl->wait(*second);
   nccl->wait(*first);
   EXPECT_TRUE(nccl->test(*first));
-  EXPECT_EQ(data.ToHost(), values);
+  EXPECT_EQ(data.to_host(), values);
 }
 #endif
 

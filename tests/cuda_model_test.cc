@@ -34,8 +34,8 @@ class CudaModelTest : public ::testing::TestWithParam<AttentionScheme> {
 };
 
 TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
-  const testing::ModelRun cpu = testing::RunSmallTestModel(*cpu_, GetParam());
-  const testing::ModelRun gpu = testing::RunSmallTestModel(*cuda_, GetParam());
+  const tests::ModelRun cpu = tests::run_small_test_model(*cpu_, GetParam());
+  const tests::ModelRun gpu = tests::run_small_test_model(*cuda_, GetParam());
   ASSERT_EQ(cpu.initial_params, gpu.initial_params);  // the same initialisation
   // fp32 with other summation orders: the loss to 1e-4 relative, logits to 1e-4 absolute.
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-4 * std::fabs(cpu.loss));
@@ -47,7 +47,7 @@ TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
   }
 
   // Gradients: 1e-5 absolute plus 1e-3 relative to the largest gradient of the tensor.
-  const VisionTransformer layout_source(testing::SmallTestModel(GetParam()), *cpu_, 1, 3);
+  const VisionTransformer layout_source(tests::small_test_model(GetParam()), *cpu_, 1, 3);
   for (const TensorSlot& slot : layout_source.layout().tensors()) {
     float largest = 0;
     for (int64_t i = 0; i < slot.size; ++i) {

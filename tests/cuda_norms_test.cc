@@ -6,7 +6,7 @@
 // values agree to |cuda - cpu| <= tolerance * (1 + |cpu|) with tolerance
 //   kElementwise = 1e-5 where each value depends on few terms (element-wise ops, short rows),
 //   kLongReduction = 1e-4 where it depends on a sum of >= 1000 terms (C = 1024, K = 1000, the
-//   P * d = 4160 squares of a key head).
+//   T * d = 4160 squares of a key head).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,16 +24,16 @@
 namespace dgqa {
 namespace {
 
-using testing::DeviceArray;
-using testing::RandomVector;
+using tests::DeviceArray;
+using tests::random_vector;
 
 constexpr double kElementwise = 1e-5;
 constexpr double kLongReduction = 1e-4;
 constexpr float kLayerNormEps = 1e-5f;
 
 // Reports the first few elements outside the tolerance (and how many there are in all).
-void ExpectClose(const std::vector<float>& cuda, const std::vector<float>& cpu, double tolerance,
-                 const std::string& what) {
+void expect_close(const std::vector<float>& cuda, const std::vector<float>& cpu, double tolerance,
+                  const std::string& what) {
   ASSERT_EQ(cuda.size(), cpu.size()) << what;
   constexpr int kReported = 5;
   int mismatches = 0;
@@ -46,16 +46,16 @@ void ExpectClose(const std::vector<float>& cuda, const std::vector<float>& cpu, 
   EXPECT_EQ(mismatches, 0) << what << ": elements outside the tolerance " << tolerance;
 }
 
-void ExpectBitwiseEqual(const std::vector<float>& first, const std::vector<float>& second,
-                        const std::string& what) {
+void expect_bitwise_equal(const std::vector<float>& first, const std::vector<float>& second,
+                          const std::string& what) {
   ASSERT_EQ(first.size(), second.size()) << what;
   for (size_t i = 0; i < first.size(); ++i)
     ASSERT_EQ(first[i], second[i]) << what << "[" << i << "]";
 }
 
 // Labels in [0, K), deterministic.
-std::vector<int> RandomLabels(int N, int K, uint32_t seed) {
-  const auto uniform = RandomVector(N, seed, 0.f, static_cast<float>(K));
+std::vector<int> random_labels(int N, int K, uint32_t seed) {
+  const auto uniform = random_vector(N, seed, 0.f, static_cast<float>(K));
   std::vector<int> labels(N);
   for (int n = 0; n < N; ++n) labels[n] = std::min(K - 1, static_cast<int>(uniform[n]));
   return labels;
@@ -87,9 +87,9 @@ struct LayerNormInputs {
 };
 
 // Rows with their own offset and scale, so that the mean and the variance matter.
-LayerNormInputs MakeLayerNormInputs(int N, int C) {
-  LayerNormInputs inputs{RandomVector(static_cast<size_t>(N) * C, 11, -2.f, 2.f),
-                         RandomVector(C, 12, 0.5f, 1.5f), RandomVector(C, 13)};
+LayerNormInputs make_layer_norm_inputs(int N, int C) {
+  LayerNormInputs inputs{random_vector(static_cast<size_t>(N) * C, 11, -2.f, 2.f),
+                         random_vector(C, 12, 0.5f, 1.5f), random_vector(C, 13)};
   for (int n = 0; n < N; ++n) {
     for (int c = 0; c < C; ++c) {
       float& x = inputs.inp[static_cast<size_t>(n) * C + c];
@@ -103,15 +103,15 @@ struct LayerNormForwardResult {
   std::vector<float> out, mean, rstd;
 };
 
-LayerNormForwardResult RunLayerNormForward(Backend& backend, const LayerNormInputs& inputs, int N,
-                                           int C) {
+LayerNormForwardResult run_layer_norm_forward(Backend& backend, const LayerNormInputs& inputs,
+                                              int N, int C) {
   DeviceArray<float> inp(backend, inputs.inp), weight(backend, inputs.weight),
       bias(backend, inputs.bias);
   DeviceArray<float> out(backend, std::vector<float>(inputs.inp.size()));
   DeviceArray<float> mean(backend, std::vector<float>(N)), rstd(backend, std::vector<float>(N));
   backend.layernorm_forward(out.get(), mean.get(), rstd.get(), inp.get(), weight.get(), bias.get(),
                             N, C, kLayerNormEps);
-  return {out.ToHost(), mean.ToHost(), rstd.ToHost()};
+  return {out.to_host(), mean.to_host(), rstd.to_host()};
 }
 
 struct LayerNormGradients {
@@ -120,17 +120,17 @@ struct LayerNormGradients {
 
 // The backward pass onto non-zero initial gradients (it accumulates), from the given saved
 // mean and rstd.
-LayerNormGradients RunLayerNormBackward(Backend& backend, const LayerNormInputs& inputs,
-                                        const LayerNormForwardResult& saved,
-                                        const std::vector<float>& dout_values, int N, int C) {
+LayerNormGradients run_layer_norm_backward(Backend& backend, const LayerNormInputs& inputs,
+                                           const LayerNormForwardResult& saved,
+                                           const std::vector<float>& dout_values, int N, int C) {
   DeviceArray<float> inp(backend, inputs.inp), weight(backend, inputs.weight);
   DeviceArray<float> mean(backend, saved.mean), rstd(backend, saved.rstd);
   DeviceArray<float> dout(backend, dout_values);
-  DeviceArray<float> dinp(backend, RandomVector(inputs.inp.size(), 21));
-  DeviceArray<float> dweight(backend, RandomVector(C, 22)), dbias(backend, RandomVector(C, 23));
+  DeviceArray<float> dinp(backend, random_vector(inputs.inp.size(), 21));
+  DeviceArray<float> dweight(backend, random_vector(C, 22)), dbias(backend, random_vector(C, 23));
   backend.layernorm_backward(dinp.get(), dweight.get(), dbias.get(), dout.get(), inp.get(),
                              weight.get(), mean.get(), rstd.get(), N, C);
-  return {dinp.ToHost(), dweight.ToHost(), dbias.ToHost()};
+  return {dinp.to_host(), dweight.to_host(), dbias.to_host()};
 }
 
 class CudaLayerNormTest : public CudaNormsTest,
@@ -138,36 +138,36 @@ class CudaLayerNormTest : public CudaNormsTest,
 
 TEST_P(CudaLayerNormTest, ForwardMatchesCpu) {
   const auto [N, C, tolerance] = GetParam();
-  const LayerNormInputs inputs = MakeLayerNormInputs(N, C);
-  const LayerNormForwardResult expected = RunLayerNormForward(*cpu_, inputs, N, C);
-  const LayerNormForwardResult actual = RunLayerNormForward(*cuda_, inputs, N, C);
-  ExpectClose(actual.mean, expected.mean, tolerance, "mean");
-  ExpectClose(actual.rstd, expected.rstd, tolerance, "rstd");
-  ExpectClose(actual.out, expected.out, tolerance, "out");
+  const LayerNormInputs inputs = make_layer_norm_inputs(N, C);
+  const LayerNormForwardResult expected = run_layer_norm_forward(*cpu_, inputs, N, C);
+  const LayerNormForwardResult actual = run_layer_norm_forward(*cuda_, inputs, N, C);
+  expect_close(actual.mean, expected.mean, tolerance, "mean");
+  expect_close(actual.rstd, expected.rstd, tolerance, "rstd");
+  expect_close(actual.out, expected.out, tolerance, "out");
 }
 
 TEST_P(CudaLayerNormTest, BackwardAccumulatesLikeCpu) {
   const auto [N, C, tolerance] = GetParam();
-  const LayerNormInputs inputs = MakeLayerNormInputs(N, C);
-  const LayerNormForwardResult saved = RunLayerNormForward(*cpu_, inputs, N, C);
-  const auto dout = RandomVector(inputs.inp.size(), 24);
-  const LayerNormGradients expected = RunLayerNormBackward(*cpu_, inputs, saved, dout, N, C);
-  const LayerNormGradients actual = RunLayerNormBackward(*cuda_, inputs, saved, dout, N, C);
-  ExpectClose(actual.dinp, expected.dinp, tolerance, "dinp");
-  ExpectClose(actual.dweight, expected.dweight, tolerance, "dweight");
-  ExpectClose(actual.dbias, expected.dbias, tolerance, "dbias");
+  const LayerNormInputs inputs = make_layer_norm_inputs(N, C);
+  const LayerNormForwardResult saved = run_layer_norm_forward(*cpu_, inputs, N, C);
+  const auto dout = random_vector(inputs.inp.size(), 24);
+  const LayerNormGradients expected = run_layer_norm_backward(*cpu_, inputs, saved, dout, N, C);
+  const LayerNormGradients actual = run_layer_norm_backward(*cuda_, inputs, saved, dout, N, C);
+  expect_close(actual.dinp, expected.dinp, tolerance, "dinp");
+  expect_close(actual.dweight, expected.dweight, tolerance, "dweight");
+  expect_close(actual.dbias, expected.dbias, tolerance, "dbias");
 }
 
 TEST_P(CudaLayerNormTest, BackwardIsBitwiseRepeatable) {
   const auto [N, C, tolerance] = GetParam();
-  const LayerNormInputs inputs = MakeLayerNormInputs(N, C);
-  const LayerNormForwardResult saved = RunLayerNormForward(*cuda_, inputs, N, C);
-  const auto dout = RandomVector(inputs.inp.size(), 25);
-  const LayerNormGradients first = RunLayerNormBackward(*cuda_, inputs, saved, dout, N, C);
-  const LayerNormGradients second = RunLayerNormBackward(*cuda_, inputs, saved, dout, N, C);
-  ExpectBitwiseEqual(first.dinp, second.dinp, "dinp");
-  ExpectBitwiseEqual(first.dweight, second.dweight, "dweight");
-  ExpectBitwiseEqual(first.dbias, second.dbias, "dbias");
+  const LayerNormInputs inputs = make_layer_norm_inputs(N, C);
+  const LayerNormForwardResult saved = run_layer_norm_forward(*cuda_, inputs, N, C);
+  const auto dout = random_vector(inputs.inp.size(), 25);
+  const LayerNormGradients first = run_layer_norm_backward(*cuda_, inputs, saved, dout, N, C);
+  const LayerNormGradients second = run_layer_norm_backward(*cuda_, inputs, saved, dout, N, C);
+  expect_bitwise_equal(first.dinp, second.dinp, "dinp");
+  expect_bitwise_equal(first.dweight, second.dweight, "dweight");
+  expect_bitwise_equal(first.dbias, second.dbias, "dbias");
 }
 
 // 7 x 5: short rows, a partial warp; 394 x 1024: ViT-sized rows over several row chunks.
@@ -181,9 +181,9 @@ class CudaGeluTest : public CudaNormsTest, public ::testing::WithParamInterface<
 
 TEST_P(CudaGeluTest, ForwardAndBackwardMatchCpu) {
   const int64_t n = GetParam();
-  const auto inp_values = RandomVector(n, 31, -6.f, 6.f);
-  const auto dout_values = RandomVector(n, 32);
-  const auto dinp_initial = RandomVector(n, 33);
+  const auto inp_values = random_vector(n, 31, -6.f, 6.f);
+  const auto dout_values = random_vector(n, 32);
+  const auto dinp_initial = random_vector(n, 33);
   std::vector<float> out[2], dinp[2];
   Backend* backends[2] = {cpu_.get(), cuda_.get()};
   for (int i = 0; i < 2; ++i) {
@@ -192,11 +192,11 @@ TEST_P(CudaGeluTest, ForwardAndBackwardMatchCpu) {
     DeviceArray<float> gradient(*backends[i], dinp_initial);
     backends[i]->gelu_forward(result.get(), inp.get(), n);
     backends[i]->gelu_backward(gradient.get(), inp.get(), dout.get(), n);
-    out[i] = result.ToHost();
-    dinp[i] = gradient.ToHost();
+    out[i] = result.to_host();
+    dinp[i] = gradient.to_host();
   }
-  ExpectClose(out[1], out[0], kElementwise, "out");
-  ExpectClose(dinp[1], dinp[0], kElementwise, "dinp");
+  expect_close(out[1], out[0], kElementwise, "out");
+  expect_close(dinp[1], dinp[0], kElementwise, "dinp");
 }
 
 // A few elements, a ViT MLP activation, and more elements than the grid has threads (each
@@ -218,17 +218,17 @@ struct CrossEntropyForwardResult {
   std::vector<float> probs, losses;
 };
 
-CrossEntropyForwardResult RunCrossEntropyForward(Backend& backend,
-                                                 const std::vector<float>& logit_values,
-                                                 const std::vector<int>& label_values, int N,
-                                                 int K) {
+CrossEntropyForwardResult run_cross_entropy_forward(Backend& backend,
+                                                    const std::vector<float>& logit_values,
+                                                    const std::vector<int>& label_values, int N,
+                                                    int K) {
   DeviceArray<float> logits(backend, logit_values);
   DeviceArray<int> labels(backend, label_values);
   DeviceArray<float> probs(backend, std::vector<float>(logit_values.size()));
   DeviceArray<float> losses(backend, std::vector<float>(N));
   const double loss_sum = backend.softmax_cross_entropy_forward(probs.get(), losses.get(),
                                                                 logits.get(), labels.get(), N, K);
-  return {loss_sum, probs.ToHost(), losses.ToHost()};
+  return {loss_sum, probs.to_host(), losses.to_host()};
 }
 
 class CudaCrossEntropyTest : public CudaNormsTest,
@@ -236,30 +236,30 @@ class CudaCrossEntropyTest : public CudaNormsTest,
 
 TEST_P(CudaCrossEntropyTest, ForwardMatchesCpu) {
   const auto [N, K, logit_range, tolerance] = GetParam();
-  const auto logits = RandomVector(static_cast<size_t>(N) * K, 41, -logit_range, logit_range);
-  const auto labels = RandomLabels(N, K, 42);
-  const CrossEntropyForwardResult expected = RunCrossEntropyForward(*cpu_, logits, labels, N, K);
-  const CrossEntropyForwardResult actual = RunCrossEntropyForward(*cuda_, logits, labels, N, K);
+  const auto logits = random_vector(static_cast<size_t>(N) * K, 41, -logit_range, logit_range);
+  const auto labels = random_labels(N, K, 42);
+  const CrossEntropyForwardResult expected = run_cross_entropy_forward(*cpu_, logits, labels, N, K);
+  const CrossEntropyForwardResult actual = run_cross_entropy_forward(*cuda_, logits, labels, N, K);
   EXPECT_NEAR(actual.loss_sum, expected.loss_sum, tolerance * (1 + std::fabs(expected.loss_sum)));
-  ExpectClose(actual.losses, expected.losses, tolerance, "losses");
-  ExpectClose(actual.probs, expected.probs, tolerance, "probs");
+  expect_close(actual.losses, expected.losses, tolerance, "losses");
+  expect_close(actual.probs, expected.probs, tolerance, "probs");
 }
 
 TEST_P(CudaCrossEntropyTest, ForwardSumIsBitwiseRepeatable) {
   const auto [N, K, logit_range, tolerance] = GetParam();
-  const auto logits = RandomVector(static_cast<size_t>(N) * K, 43, -logit_range, logit_range);
-  const auto labels = RandomLabels(N, K, 44);
-  const double first = RunCrossEntropyForward(*cuda_, logits, labels, N, K).loss_sum;
-  const double second = RunCrossEntropyForward(*cuda_, logits, labels, N, K).loss_sum;
+  const auto logits = random_vector(static_cast<size_t>(N) * K, 43, -logit_range, logit_range);
+  const auto labels = random_labels(N, K, 44);
+  const double first = run_cross_entropy_forward(*cuda_, logits, labels, N, K).loss_sum;
+  const double second = run_cross_entropy_forward(*cuda_, logits, labels, N, K).loss_sum;
   EXPECT_EQ(first, second);
 }
 
 TEST_P(CudaCrossEntropyTest, BackwardAccumulatesLikeCpu) {
   const auto [N, K, logit_range, tolerance] = GetParam();
-  const auto logits = RandomVector(static_cast<size_t>(N) * K, 45, -logit_range, logit_range);
-  const auto label_values = RandomLabels(N, K, 46);
-  const auto probs_values = RunCrossEntropyForward(*cpu_, logits, label_values, N, K).probs;
-  const auto dlogits_initial = RandomVector(logits.size(), 47);
+  const auto logits = random_vector(static_cast<size_t>(N) * K, 45, -logit_range, logit_range);
+  const auto label_values = random_labels(N, K, 46);
+  const auto probs_values = run_cross_entropy_forward(*cpu_, logits, label_values, N, K).probs;
+  const auto dlogits_initial = random_vector(logits.size(), 47);
   const float scale = 1.f / N;
   std::vector<float> dlogits[2];
   Backend* backends[2] = {cpu_.get(), cuda_.get()};
@@ -268,9 +268,9 @@ TEST_P(CudaCrossEntropyTest, BackwardAccumulatesLikeCpu) {
     DeviceArray<int> labels(*backends[i], label_values);
     backends[i]->softmax_cross_entropy_backward(gradient.get(), probs.get(), labels.get(), N, K,
                                                 scale);
-    dlogits[i] = gradient.ToHost();
+    dlogits[i] = gradient.to_host();
   }
-  ExpectClose(dlogits[1], dlogits[0], kElementwise, "dlogits");
+  expect_close(dlogits[1], dlogits[0], kElementwise, "dlogits");
 }
 
 // CIFAR-sized and ImageNet-sized heads; logits up to +-100 check that no exp overflows.
@@ -282,17 +282,17 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaCrossEntropyTest,
 // ---- Key norms ----
 
 TEST_F(CudaNormsTest, KeyNormsMatchCpuAndOverwrite) {
-  constexpr int B = 4, P = 65, G = 3, d = 64;
-  const auto keys = RandomVector(static_cast<size_t>(B) * P * G * d, 51, -2.f, 2.f);
+  constexpr int B = 4, T = 65, G = 3, d = 64;
+  const auto keys = random_vector(static_cast<size_t>(B) * T * G * d, 51, -2.f, 2.f);
   const std::vector<float> stale_norms(G, 123.f);  // overwritten, not accumulated into
   std::vector<float> norms[2];
   Backend* backends[2] = {cpu_.get(), cuda_.get()};
   for (int i = 0; i < 2; ++i) {
     DeviceArray<float> k(*backends[i], keys), result(*backends[i], stale_norms);
-    backends[i]->key_norms(result.get(), k.get(), B, P, G, d);
-    norms[i] = result.ToHost();
+    backends[i]->key_norms(result.get(), k.get(), B, T, G, d);
+    norms[i] = result.to_host();
   }
-  ExpectClose(norms[1], norms[0], kLongReduction, "norms");
+  expect_close(norms[1], norms[0], kLongReduction, "norms");
 }
 
 }  // namespace

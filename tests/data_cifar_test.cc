@@ -2,16 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "data/cifar_reader.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
+
+using tests::expect_contains;
+using tests::input_error_of;
 
 constexpr int kImageBytes = 3 * 32 * 32;
 
@@ -22,23 +23,9 @@ std::string image_bytes(int seed) {
   return bytes;
 }
 
-std::string input_error_of(const std::function<void()>& read) {
-  try {
-    read();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError was thrown";
-  return "";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
-}
-
 class CifarReaderTest : public ::testing::Test {
  protected:
-  void SetUp() override { root_ = testing::MakeTempDir("dgqa_cifar_"); }
+  void SetUp() override { root_ = tests::make_temp_dir("dgqa_cifar_"); }
   void TearDown() override { std::filesystem::remove_all(root_); }
 
   std::string path(const std::string& name) const { return root_ + "/" + name; }
@@ -50,11 +37,11 @@ class CifarReaderTest : public ::testing::Test {
       std::string bytes;
       bytes += static_cast<char>(b) + image_bytes(10 * b);
       bytes += static_cast<char>(9 - b) + image_bytes(10 * b + 1);
-      testing::WriteFile(path("data_batch_" + std::to_string(b) + ".bin"), bytes);
+      tests::write_file(path("data_batch_" + std::to_string(b) + ".bin"), bytes);
     }
     std::string test;
     for (int i = 0; i < 3; ++i) test += static_cast<char>(i) + image_bytes(100 + i);
-    testing::WriteFile(path("test_batch.bin"), test);
+    tests::write_file(path("test_batch.bin"), test);
   }
 
   std::string cifar100_record(int coarse, int fine, int seed) {
@@ -90,8 +77,8 @@ TEST_F(CifarReaderTest, ReadsCifar10TestFile) {
 }
 
 TEST_F(CifarReaderTest, ReadsCifar100FineLabels) {
-  testing::WriteFile(path("train.bin"), cifar100_record(3, 99, 7) + cifar100_record(19, 42, 8));
-  testing::WriteFile(path("test.bin"), cifar100_record(0, 5, 9));
+  tests::write_file(path("train.bin"), cifar100_record(3, 99, 7) + cifar100_record(19, 42, 8));
+  tests::write_file(path("test.bin"), cifar100_record(0, 5, 9));
   Dataset train = read_cifar100_dataset(root_, /*train=*/true);
   EXPECT_EQ(train.num_examples, 2);
   EXPECT_EQ(train.labels, (std::vector<int32_t>{99, 42}));
@@ -112,33 +99,33 @@ TEST_F(CifarReaderTest, MissingFileNamesIt) {
 
 TEST_F(CifarReaderTest, SizeNotAWholeNumberOfRecords) {
   write_cifar10();
-  testing::WriteFile(path("test_batch.bin"), std::string(3073 * 2 + 5, '\0'));
+  tests::write_file(path("test_batch.bin"), std::string(3073 * 2 + 5, '\0'));
   std::string message = input_error_of([&] { read_cifar10_dataset(root_, false); });
   expect_contains(message, path("test_batch.bin"));
   expect_contains(message, "size 6151 bytes");
   expect_contains(message, "3073-byte CIFAR-10 record");
 
   // A CIFAR-10 file read as CIFAR-100 has the wrong record size too.
-  testing::WriteFile(path("train.bin"), std::string(3073, '\0'));
+  tests::write_file(path("train.bin"), std::string(3073, '\0'));
   message = input_error_of([&] { read_cifar100_dataset(root_, true); });
   expect_contains(message, path("train.bin"));
   expect_contains(message, "3074-byte CIFAR-100 record");
 }
 
 TEST_F(CifarReaderTest, EmptyFileIsAnError) {
-  testing::WriteFile(path("test.bin"), "");
+  tests::write_file(path("test.bin"), "");
   std::string message = input_error_of([&] { read_cifar100_dataset(root_, false); });
   expect_contains(message, path("test.bin") + ": size 0 bytes");
 }
 
 TEST_F(CifarReaderTest, LabelOutOfRange) {
   write_cifar10();
-  testing::WriteFile(path("data_batch_4.bin"), static_cast<char>(3) + image_bytes(0) +
-                                                   static_cast<char>(10) + image_bytes(1));
+  tests::write_file(path("data_batch_4.bin"),
+                    static_cast<char>(3) + image_bytes(0) + static_cast<char>(10) + image_bytes(1));
   std::string message = input_error_of([&] { read_cifar10_dataset(root_, true); });
   expect_contains(message, "data.root: " + path("data_batch_4.bin") + ": label 10 of record 1");
 
-  testing::WriteFile(path("train.bin"), cifar100_record(1, 100, 0));
+  tests::write_file(path("train.bin"), cifar100_record(1, 100, 0));
   message = input_error_of([&] { read_cifar100_dataset(root_, true); });
   expect_contains(message, "data.root: " + path("train.bin") + ": label 100 of record 0");
 }

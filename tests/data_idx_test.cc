@@ -4,17 +4,18 @@
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "data/idx_reader.h"
 #include "data/label_check.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
+
+using tests::expect_contains;
+using tests::input_error_of;
 
 constexpr uint32_t kImagesMagic = 0x00000803;
 constexpr uint32_t kLabelsMagic = 0x00000801;
@@ -40,26 +41,11 @@ void write_gzip(const std::string& path, const std::string& bytes) {
   ASSERT_EQ(gzclose(file), Z_OK);
 }
 
-// Runs `read`, which must throw InputError, and returns its message.
-std::string input_error_of(const std::function<void()>& read) {
-  try {
-    read();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError was thrown";
-  return "";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
-}
-
 // Three 2x3 images whose pixels count up from 0, with labels 4, 0, 2.
 class IdxReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("dgqa_idx_");
+    dir_ = tests::make_temp_dir("dgqa_idx_");
     for (int i = 0; i < 18; ++i) pixels_.push_back(static_cast<uint8_t>(i));
     images_ = idx_bytes(kImagesMagic, {3, 2, 3}, pixels_);
     labels_ = idx_bytes(kLabelsMagic, {3}, {4, 0, 2});
@@ -69,7 +55,7 @@ class IdxReaderTest : public ::testing::Test {
 
   std::string write(const std::string& name, const std::string& bytes) {
     std::string path = dir_ + "/" + name;
-    testing::WriteFile(path, bytes);
+    tests::write_file(path, bytes);
     return path;
   }
 
@@ -151,7 +137,7 @@ TEST_F(IdxReaderTest, TruncatedGzippedLabels) {
 TEST_F(IdxReaderTest, CutGzipStreamIsAnError) {
   std::string gz_path = dir_ + "/images.gz";
   write_gzip(gz_path, images_);
-  std::string compressed = testing::ReadFile(gz_path);
+  std::string compressed = tests::read_file(gz_path);
   std::string path = write("cut.gz", compressed.substr(0, compressed.size() / 2));
   std::string message = input_error_of([&] { read(path, write("labels", labels_)); });
   expect_contains(message, "data.train_images: " + path + ": ");

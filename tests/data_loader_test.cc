@@ -2,33 +2,21 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <functional>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "data/loader.h"
 #include "data/prefetcher.h"
 #include "data/sampler.h"
+#include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
-std::string input_error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError was thrown";
-  return "";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
-}
+using tests::expect_contains;
+using tests::input_error_of;
 
 std::vector<int64_t> sorted(std::vector<int64_t> values) {
   std::sort(values.begin(), values.end());

@@ -1,31 +1,19 @@
 // Image transforms: bilinear resize, normalisation, and the random crop and flip.
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "data/augmentation.h"
 #include "data/transforms.h"
+#include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
-std::string input_error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError was thrown";
-  return "";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
-}
+using tests::expect_contains;
+using tests::input_error_of;
 
 void expect_floats_near(const std::vector<float>& actual, const std::vector<float>& expected) {
   ASSERT_EQ(actual.size(), expected.size());

@@ -8,7 +8,7 @@
 
 #include "kernels/backend.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 template <typename T>
 class DeviceArray {
@@ -24,7 +24,7 @@ class DeviceArray {
   DeviceArray& operator=(const DeviceArray&) = delete;
 
   T* get() const { return pointer_; }
-  std::vector<T> ToHost() const {
+  std::vector<T> to_host() const {
     std::vector<T> values(size_);
     backend_.copy_to_host(values.data(), pointer_, bytes());  // complete when it returns
     return values;
@@ -41,9 +41,9 @@ class DeviceArray {
 // Copies every host vector to a new buffer of backend, runs op on the buffers, and returns all
 // of them copied back (inputs and outputs alike: a kernel must not change its inputs either).
 using Op = std::function<void(Backend&, const std::vector<float*>&)>;
-inline std::vector<std::vector<float>> RunOnBackend(Backend& backend,
-                                                    const std::vector<std::vector<float>>& host,
-                                                    const Op& op) {
+inline std::vector<std::vector<float>> run_on_backend(Backend& backend,
+                                                      const std::vector<std::vector<float>>& host,
+                                                      const Op& op) {
   std::vector<std::unique_ptr<DeviceArray<float>>> buffers;
   std::vector<float*> pointers;
   for (const auto& vector : host) {
@@ -52,8 +52,8 @@ inline std::vector<std::vector<float>> RunOnBackend(Backend& backend,
   }
   op(backend, pointers);
   std::vector<std::vector<float>> results;
-  for (const auto& buffer : buffers) results.push_back(buffer->ToHost());
+  for (const auto& buffer : buffers) results.push_back(buffer->to_host());
   return results;
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

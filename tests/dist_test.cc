@@ -7,57 +7,57 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/npy.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
-#include "io/npy.h"
 
 namespace dgqa {
 namespace {
 
 using nlohmann::json;
-using testing::ShellQuote;
+using tests::shell_quote;
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
-using testing::MpirunPrefix;
-using testing::ReadRunRecords;
-using testing::RunRecords;
+using tests::mpirun_prefix;
+using tests::read_run_records;
+using tests::RunRecords;
 
 class DistTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("dgqa_dist_");
-    testing::FixtureDatasetOptions options;
+    dir_ = tests::make_temp_dir("dgqa_dist_");
+    tests::FixtureDatasetOptions options;
     options.train_count = 700;  // 20 steps of 32 without repeating an example
     options.test_count = 45;    // eval batches of 16 split unevenly over 2 and 4 ranks
-    data_ = testing::WriteFixtureDataset(dir_, options);
+    data_ = tests::write_fixture_dataset(dir_, options);
   }
-  void TearDown() override { testing::RunCommand("rm -rf " + ShellQuote(dir_)); }
+  void TearDown() override { tests::run_command("rm -rf " + shell_quote(dir_)); }
 
-  std::string Config(const std::string& scheme, int max_steps) {
-    return testing::WriteFixtureConfig(dir_ + "/" + scheme + ".pbtxt", data_,
-                                       testing::RankInvarianceConfig(scheme, max_steps));
+  std::string write_config(const std::string& scheme, int max_steps) {
+    return tests::write_fixture_config(dir_ + "/" + scheme + ".pbtxt", data_,
+                                       tests::rank_invariance_config(scheme, max_steps));
   }
 
   std::string dir_;
-  testing::FixtureDataset data_;
+  tests::FixtureDataset data_;
 };
 
 class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
   const std::string scheme = GetParam();
-  const std::string config = Config(scheme, 20);
+  const std::string config = write_config(scheme, 20);
   std::map<int, RunRecords> runs;
   for (int ranks : {1, 2, 4}) {
     const std::string out = dir_ + "/out" + std::to_string(ranks);
-    const std::string launcher = ranks == 1 ? "" : MpirunPrefix(ranks);
+    const std::string launcher = ranks == 1 ? "" : mpirun_prefix(ranks);
     std::string output;
-    const int code = testing::RunCommand(launcher + DGQA_BINARY + " train --config " +
-                                             ShellQuote(config) + " --out " + ShellQuote(out),
-                                         &output);
+    const int code = tests::run_command(launcher + DGQA_BINARY + " train --config " +
+                                            shell_quote(config) + " --out " + shell_quote(out),
+                                        &output);
     ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
-    runs[ranks] = ReadRunRecords(out + "/metrics.jsonl");
+    runs[ranks] = read_run_records(out + "/metrics.jsonl");
   }
   const RunRecords& one = runs[1];
   ASSERT_EQ(one.losses.size(), 20u);
@@ -96,8 +96,9 @@ INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSc
 
 TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
   std::string output;
-  const int code = testing::RunCommand(
-      MpirunPrefix(3) + DGQA_BINARY + " train --config " + ShellQuote(Config("GQA", 2)), &output);
+  const int code = tests::run_command(
+      mpirun_prefix(3) + DGQA_BINARY + " train --config " + shell_quote(write_config("GQA", 2)),
+      &output);
   EXPECT_EQ(code, 2) << output;
   EXPECT_NE(output.find("train.global_batch_size"), std::string::npos) << output;
 }
@@ -106,12 +107,12 @@ TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
 TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
   std::string output;
   // The braces keep the ranks' log lines (stderr) out of the captured output.
-  const int code = testing::RunCommand("{ " + MpirunPrefix(2) + DGQA_BINARY + " bench --config " +
-                                           ShellQuote(Config("KDGQA", 2)) +
-                                           " --steps 3 --warmup 1 --json 2>/dev/null; }",
-                                       &output);
+  const int code = tests::run_command("{ " + mpirun_prefix(2) + DGQA_BINARY + " bench --config " +
+                                          shell_quote(write_config("KDGQA", 2)) +
+                                          " --steps 3 --warmup 1 --json 2>/dev/null; }",
+                                      &output);
   ASSERT_EQ(code, 0) << output;
-  ASSERT_EQ(testing::Lines(output).size(), 1u) << output;
+  ASSERT_EQ(tests::lines_of(output).size(), 1u) << output;
   const json report = json::parse(output);
   EXPECT_EQ(report["world_size"], 2);
   EXPECT_GT(report["images_per_sec"].get<double>(), 0);
@@ -124,27 +125,27 @@ TEST_F(DistTest, BenchReportsTheWholeJobOnce) {
 // row's bits by its place in a 12-row panel (kernels/cpu/matmul.cc), and a rank's rows sit
 // elsewhere in its own products than in one process's.
 TEST_F(DistTest, EvalLogitsOfSeveralRanksAreThoseOfOne) {
-  const std::string config = Config("KDGQA", 2);
+  const std::string config = write_config("KDGQA", 2);
   const std::string out = dir_ + "/trained";
   std::string output;
-  ASSERT_EQ(testing::RunCommand(std::string(DGQA_BINARY) + " train --config " + ShellQuote(config) +
-                                    " --out " + ShellQuote(out),
-                                &output),
+  ASSERT_EQ(tests::run_command(std::string(DGQA_BINARY) + " train --config " + shell_quote(config) +
+                                   " --out " + shell_quote(out),
+                               &output),
             0)
       << output;
   std::map<int, json> metrics;
   std::map<int, NpyArray> logits;
   for (int ranks : {1, 2, 3}) {
     const std::string path = dir_ + "/logits" + std::to_string(ranks) + ".npy";
-    const std::string launcher = ranks == 1 ? "" : MpirunPrefix(ranks);
+    const std::string launcher = ranks == 1 ? "" : mpirun_prefix(ranks);
     ASSERT_EQ(
-        testing::RunCommand("{ " + launcher + DGQA_BINARY + " eval --config " + ShellQuote(config) +
-                                " --init-from " + ShellQuote(out + "/model.safetensors") +
-                                " --logits-out " + ShellQuote(path) + " 2>/dev/null; }",
-                            &output),
+        tests::run_command("{ " + launcher + DGQA_BINARY + " eval --config " + shell_quote(config) +
+                               " --init-from " + shell_quote(out + "/model.safetensors") +
+                               " --logits-out " + shell_quote(path) + " 2>/dev/null; }",
+                           &output),
         0)
         << ranks << " ranks: " << output;
-    ASSERT_EQ(testing::Lines(output).size(), 1u) << ranks << " ranks: " << output;
+    ASSERT_EQ(tests::lines_of(output).size(), 1u) << ranks << " ranks: " << output;
     metrics[ranks] = json::parse(output);
     logits[ranks] = read_npy_f32(path);
   }
@@ -163,13 +164,13 @@ TEST_F(DistTest, EvalLogitsOfSeveralRanksAreThoseOfOne) {
 // Starts a 2-rank run, waits for its first train line, then does `action` (a shell command
 // with $VICTIM = one rank's pid) and reports: exit status, seconds until mpirun ended, and
 // whether any rank is left.
-std::string InterruptRun(const std::string& config, const std::string& extra_args,
-                         const std::string& out, const std::string& action) {
+std::string interrupt_run(const std::string& config, const std::string& extra_args,
+                          const std::string& out, const std::string& action) {
   const std::string script =
-      MpirunPrefix(2) + DGQA_BINARY + " train --config " + ShellQuote(config) + " --out " +
-      ShellQuote(out) + " " + extra_args + " >" + ShellQuote(out + ".log") +
+      mpirun_prefix(2) + DGQA_BINARY + " train --config " + shell_quote(config) + " --out " +
+      shell_quote(out) + " " + extra_args + " >" + shell_quote(out + ".log") +
       " 2>&1 & launcher=$!\n" + "for i in $(seq 600); do grep -q '\"train\"' " +
-      ShellQuote(out + "/metrics.jsonl") +
+      shell_quote(out + "/metrics.jsonl") +
       " 2>/dev/null && break; sleep 0.1; done\n"
       "VICTIM=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n"
       "[ -n \"$VICTIM\" ] || { echo no-rank-found; kill $launcher; exit 1; }\n" +
@@ -177,37 +178,37 @@ std::string InterruptRun(const std::string& config, const std::string& extra_arg
       "\nstart=$(date +%s%N); wait $launcher; status=$?; end=$(date +%s%N)\n"
       "echo status=$status milliseconds=$(( (end - start) / 1000000 ))\n"
       "sleep 0.5; pgrep -f " +
-      ShellQuote(config) + " >/dev/null && echo ranks-left || echo no-ranks-left\n";
-  testing::WriteFile(out + ".sh", script);
+      shell_quote(config) + " >/dev/null && echo ranks-left || echo no-ranks-left\n";
+  tests::write_file(out + ".sh", script);
   std::string output;
-  testing::RunCommand("bash " + ShellQuote(out + ".sh"), &output);
-  return output + "\n--- job output:\n" + testing::ReadFile(out + ".log");
+  tests::run_command("bash " + shell_quote(out + ".sh"), &output);
+  return output + "\n--- job output:\n" + tests::read_file(out + ".log");
 }
 
 // How long mpirun took to end after the rank was interrupted.
-double SecondsOf(const std::string& report) {
+double seconds_of(const std::string& report) {
   const size_t at = report.find("milliseconds=");
   return at == std::string::npos ? 1e9 : std::stod(report.substr(at + 13)) / 1000;
 }
 
 TEST_F(DistTest, AKilledRankEndsTheJob) {
-  const std::string config = Config("GQA", 100000);
-  const std::string report = InterruptRun(config, "", dir_ + "/killed", "kill -KILL $VICTIM");
+  const std::string config = write_config("GQA", 100000);
+  const std::string report = interrupt_run(config, "", dir_ + "/killed", "kill -KILL $VICTIM");
   EXPECT_EQ(report.find("status=0"), std::string::npos) << report;
   EXPECT_NE(report.find("status="), std::string::npos) << report;
-  EXPECT_LT(SecondsOf(report), 60) << report;
+  EXPECT_LT(seconds_of(report), 60) << report;
   EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
 }
 
 TEST_F(DistTest, AHangingRankEndsTheJobAfterTheTimeout) {
   // A stopped rank never joins the next collective: the other one gives up after
   // dist.timeout_s, names the operation, and the job ends.
-  const std::string config = Config("GQA", 100000);
+  const std::string config = write_config("GQA", 100000);
   const std::string report =
-      InterruptRun(config, "--set dist.timeout_s=5", dir_ + "/hung", "kill -STOP $VICTIM");
+      interrupt_run(config, "--set dist.timeout_s=5", dir_ + "/hung", "kill -STOP $VICTIM");
   EXPECT_NE(report.find("status=1"), std::string::npos) << report;
   EXPECT_NE(report.find("did not complete within"), std::string::npos) << report;
-  EXPECT_LT(SecondsOf(report), 40) << report;
+  EXPECT_LT(seconds_of(report), 40) << report;
   EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
 }
 

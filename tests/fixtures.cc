@@ -10,7 +10,7 @@
 
 #include "tests/test_util.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 namespace {
 
 // A small LCG (tests must not depend on libc's generators).
@@ -26,7 +26,7 @@ class Lcg {
   uint64_t state_;
 };
 
-void AppendBigEndian32(std::string* bytes, uint32_t value) {
+void append_big_endian32(std::string* bytes, uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) {
     bytes->push_back(static_cast<char>((value >> shift) & 0xff));
   }
@@ -34,7 +34,7 @@ void AppendBigEndian32(std::string* bytes, uint32_t value) {
 
 }  // namespace
 
-FixtureSplit MakeFixtureSplit(int count, int size, int classes, uint32_t seed) {
+FixtureSplit make_fixture_split(int count, int size, int classes, uint32_t seed) {
   FixtureSplit split;
   split.count = count;
   split.size = size;
@@ -61,25 +61,25 @@ FixtureSplit MakeFixtureSplit(int count, int size, int classes, uint32_t seed) {
   return split;
 }
 
-std::string IdxImagesBytes(const FixtureSplit& split) {
+std::string idx_images_bytes(const FixtureSplit& split) {
   std::string bytes;
-  AppendBigEndian32(&bytes, 0x00000803);
-  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.count));
-  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.size));
-  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.size));
+  append_big_endian32(&bytes, 0x00000803);
+  append_big_endian32(&bytes, static_cast<uint32_t>(split.count));
+  append_big_endian32(&bytes, static_cast<uint32_t>(split.size));
+  append_big_endian32(&bytes, static_cast<uint32_t>(split.size));
   bytes.append(split.pixels.begin(), split.pixels.end());
   return bytes;
 }
 
-std::string IdxLabelsBytes(const FixtureSplit& split) {
+std::string idx_labels_bytes(const FixtureSplit& split) {
   std::string bytes;
-  AppendBigEndian32(&bytes, 0x00000801);
-  AppendBigEndian32(&bytes, static_cast<uint32_t>(split.count));
+  append_big_endian32(&bytes, 0x00000801);
+  append_big_endian32(&bytes, static_cast<uint32_t>(split.count));
   bytes.append(split.labels.begin(), split.labels.end());
   return bytes;
 }
 
-void WriteGzipFile(const std::string& path, const std::string& bytes) {
+void write_gzip_file(const std::string& path, const std::string& bytes) {
   gzFile file = gzopen(path.c_str(), "wb");
   if (file == nullptr) throw std::runtime_error("cannot write " + path);
   const int written = gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size()));
@@ -89,25 +89,27 @@ void WriteGzipFile(const std::string& path, const std::string& bytes) {
   }
 }
 
-FixtureDataset WriteFixtureDataset(const std::string& dir, const FixtureDatasetOptions& options) {
+FixtureDataset write_fixture_dataset(const std::string& dir, const FixtureDatasetOptions& options) {
   FixtureDataset data;
-  data.train = MakeFixtureSplit(options.train_count, options.image_size, options.num_classes, 1);
-  data.test = MakeFixtureSplit(options.test_count, options.image_size, options.num_classes, 2);
+  data.train = make_fixture_split(options.train_count, options.image_size, options.num_classes, 1);
+  data.test = make_fixture_split(options.test_count, options.image_size, options.num_classes, 2);
   const auto write = [&](const std::string& name, const std::string& bytes, bool gzip) {
     const std::string path = dir + "/" + name + (gzip ? ".gz" : "");
-    gzip ? WriteGzipFile(path, bytes) : WriteFile(path, bytes);
+    gzip ? write_gzip_file(path, bytes) : write_file(path, bytes);
     return path;
   };
   data.train_images =
-      write("train-images-idx3-ubyte", IdxImagesBytes(data.train), options.gzip_train);
+      write("train-images-idx3-ubyte", idx_images_bytes(data.train), options.gzip_train);
   data.train_labels =
-      write("train-labels-idx1-ubyte", IdxLabelsBytes(data.train), options.gzip_train);
-  data.test_images = write("t10k-images-idx3-ubyte", IdxImagesBytes(data.test), options.gzip_test);
-  data.test_labels = write("t10k-labels-idx1-ubyte", IdxLabelsBytes(data.test), options.gzip_test);
+      write("train-labels-idx1-ubyte", idx_labels_bytes(data.train), options.gzip_train);
+  data.test_images =
+      write("t10k-images-idx3-ubyte", idx_images_bytes(data.test), options.gzip_test);
+  data.test_labels =
+      write("t10k-labels-idx1-ubyte", idx_labels_bytes(data.test), options.gzip_test);
   return data;
 }
 
-std::string FixtureConfigText(const FixtureDataset& data, const FixtureConfig& config) {
+std::string fixture_config_text(const FixtureDataset& data, const FixtureConfig& config) {
   std::ostringstream text;
   text << "seed: " << config.seed << "\n"
        << "model {\n"
@@ -151,20 +153,20 @@ std::string FixtureConfigText(const FixtureDataset& data, const FixtureConfig& c
   return text.str();
 }
 
-std::string WriteFixtureConfig(const std::string& path, const FixtureDataset& data,
-                               const FixtureConfig& config) {
-  WriteFile(path, FixtureConfigText(data, config));
+std::string write_fixture_config(const std::string& path, const FixtureDataset& data,
+                                 const FixtureConfig& config) {
+  write_file(path, fixture_config_text(data, config));
   return path;
 }
 
-std::vector<float> NormalisedImages(const FixtureSplit& split) {
+std::vector<float> normalised_images(const FixtureSplit& split) {
   std::vector<float> images(split.pixels.size());
   for (size_t i = 0; i < images.size(); ++i)
     images[i] = static_cast<float>(split.pixels[i]) / 255.f;
   return images;
 }
 
-std::string ShellQuote(const std::string& text) {
+std::string shell_quote(const std::string& text) {
   std::string quoted = "'";
   for (char c : text) {
     if (c == '\'') {
@@ -178,22 +180,22 @@ std::string ShellQuote(const std::string& text) {
 
 namespace {
 
-std::string FromEnvironment(const char* name, const char* built_in) {
+std::string from_environment(const char* name, const char* built_in) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : built_in;
 }
 
 }  // namespace
 
-std::string DgqaBinary() {
-  return FromEnvironment("DGQA_TEST_BINARY", DGQA_BINARY);
+std::string dgqa_binary() {
+  return from_environment("DGQA_TEST_BINARY", DGQA_BINARY);
 }
 
-std::string MpiexecPath() {
-  return FromEnvironment("DGQA_TEST_MPIEXEC", DGQA_MPIEXEC);
+std::string mpiexec_path() {
+  return from_environment("DGQA_TEST_MPIEXEC", DGQA_MPIEXEC);
 }
 
-FixtureConfig RankInvarianceConfig(const std::string& scheme, int max_steps) {
+FixtureConfig rank_invariance_config(const std::string& scheme, int max_steps) {
   FixtureConfig config;
   config.attention = scheme;
   if (scheme == "MHA") config.num_kv_heads = -1;  // one K/V head per query head
@@ -212,14 +214,14 @@ FixtureConfig RankInvarianceConfig(const std::string& scheme, int max_steps) {
   return config;
 }
 
-std::string MpirunPrefix(int ranks) {
-  return ShellQuote(MpiexecPath()) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
+std::string mpirun_prefix(int ranks) {
+  return shell_quote(mpiexec_path()) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
          std::to_string(ranks) + " -x OMP_NUM_THREADS=1 ";
 }
 
-RunRecords ReadRunRecords(const std::string& metrics_path) {
+RunRecords read_run_records(const std::string& metrics_path) {
   RunRecords records;
-  std::istringstream lines(ReadFile(metrics_path));
+  std::istringstream lines(read_file(metrics_path));
   std::string line;
   while (std::getline(lines, line)) {
     const nlohmann::json record = nlohmann::json::parse(line);
@@ -234,20 +236,20 @@ RunRecords ReadRunRecords(const std::string& metrics_path) {
   return records;
 }
 
-DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir) {
+DgqaRun run_dgqa(const std::string& args, const std::string& scratch_dir) {
   const std::string out_path = scratch_dir + "/dgqa.stdout";
   const std::string err_path = scratch_dir + "/dgqa.stderr";
   DgqaRun run;
-  run.exit_code = RunCommand("(" + ShellQuote(DgqaBinary()) + " " + args + " >" +
-                             ShellQuote(out_path) + " 2>" + ShellQuote(err_path) + ")");
-  run.out = ReadFile(out_path);
-  run.err = ReadFile(err_path);
+  run.exit_code = run_command("(" + shell_quote(dgqa_binary()) + " " + args + " >" +
+                              shell_quote(out_path) + " 2>" + shell_quote(err_path) + ")");
+  run.out = read_file(out_path);
+  run.err = read_file(err_path);
   std::filesystem::remove(out_path);
   std::filesystem::remove(err_path);
   return run;
 }
 
-std::vector<std::string> Lines(const std::string& text) {
+std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
   std::string line;
@@ -255,14 +257,14 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-int CountLinesContaining(const std::string& text, const std::string& needle) {
+int count_lines_containing(const std::string& text, const std::string& needle) {
   int count = 0;
-  for (const std::string& line : Lines(text)) count += line.find(needle) != std::string::npos;
+  for (const std::string& line : lines_of(text)) count += line.find(needle) != std::string::npos;
   return count;
 }
 
-bool FileExists(const std::string& path) {
+bool file_exists(const std::string& path) {
   return std::filesystem::exists(path);
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

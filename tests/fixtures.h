@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // One split of the fixture dataset as it is stored: count images of size x size uint8 pixels
 // (row-major, one after the other) and their labels.
@@ -22,15 +22,15 @@ struct FixtureSplit {
 // A learnable split: the image of class k has bright rows k * size / classes ..
 // (k + 1) * size / classes - 1 over a dark noisy background. Labels cycle through 0..classes-1
 // in a seed-dependent order. Deterministic in (count, size, classes, seed).
-FixtureSplit MakeFixtureSplit(int count, int size, int classes, uint32_t seed);
+FixtureSplit make_fixture_split(int count, int size, int classes, uint32_t seed);
 
 // The bytes of IDX files: images (magic 0x00000803, dims count x size x size) and labels
 // (magic 0x00000801, dim count).
-std::string IdxImagesBytes(const FixtureSplit& split);
-std::string IdxLabelsBytes(const FixtureSplit& split);
+std::string idx_images_bytes(const FixtureSplit& split);
+std::string idx_labels_bytes(const FixtureSplit& split);
 
 // Writes bytes to path gzip-compressed (as the Fashion-MNIST .gz files are).
-void WriteGzipFile(const std::string& path, const std::string& bytes);
+void write_gzip_file(const std::string& path, const std::string& bytes);
 
 struct FixtureDatasetOptions {
   int train_count = 64;
@@ -48,8 +48,8 @@ struct FixtureDataset {
 };
 
 // Writes the four IDX files of a fixture dataset into dir.
-FixtureDataset WriteFixtureDataset(const std::string& dir,
-                                   const FixtureDatasetOptions& options = {});
+FixtureDataset write_fixture_dataset(const std::string& dir,
+                                     const FixtureDatasetOptions& options = {});
 
 // The tiny ViT and its training run. image 8, patch 4, D 16, depth 2, H 4, G 2, 4 classes,
 // batch 8, eval batch 16, mean 0 and std 1 (the model sees pixel / 255), one thread.
@@ -81,20 +81,20 @@ struct FixtureConfig {
 // allocations depend on the global key norms (a 12% difference of two norms moves a head), an
 // allocation change every third step for DGQA, batches of 32, an evaluation every 10 steps, and
 // gradient buckets small enough to make several.
-FixtureConfig RankInvarianceConfig(const std::string& scheme, int max_steps);
+FixtureConfig rank_invariance_config(const std::string& scheme, int max_steps);
 
 // The config file's text (protobuf text format) for a fixture dataset.
-std::string FixtureConfigText(const FixtureDataset& data, const FixtureConfig& config = {});
+std::string fixture_config_text(const FixtureDataset& data, const FixtureConfig& config = {});
 
-// Writes FixtureConfigText to path; returns path.
-std::string WriteFixtureConfig(const std::string& path, const FixtureDataset& data,
-                               const FixtureConfig& config = {});
+// Writes fixture_config_text to path; returns path.
+std::string write_fixture_config(const std::string& path, const FixtureDataset& data,
+                                 const FixtureConfig& config = {});
 
 // The test split as the model sees it with mean 0 and std 1: float32 (N, 1, S, S) of pixel / 255.
-std::vector<float> NormalisedImages(const FixtureSplit& split);
+std::vector<float> normalised_images(const FixtureSplit& split);
 
 // Quotes text for /bin/sh.
-std::string ShellQuote(const std::string& text);
+std::string shell_quote(const std::string& text);
 
 struct DgqaRun {
   int exit_code = -1;
@@ -105,16 +105,16 @@ struct DgqaRun {
 // The dgqa program and the MPI launcher the tests start: those of the build (DGQA_BINARY,
 // DGQA_MPIEXEC), unless the environment names others (DGQA_TEST_BINARY, DGQA_TEST_MPIEXEC), as
 // launch/gpu_check.sh does on a machine where the tests run from another directory.
-std::string DgqaBinary();
-std::string MpiexecPath();
+std::string dgqa_binary();
+std::string mpiexec_path();
 
-// Runs `DgqaBinary() args` (args as written on a shell command line) with stdout and stderr
+// Runs `dgqa_binary() args` (args as written on a shell command line) with stdout and stderr
 // captured separately in files under scratch_dir.
-DgqaRun RunDgqa(const std::string& args, const std::string& scratch_dir);
+DgqaRun run_dgqa(const std::string& args, const std::string& scratch_dir);
 
 // The start of a command line that runs a program as `ranks` MPI ranks (ends with a space): as
 // root if need be, more ranks than cores, no binding, one OpenMP thread per rank.
-std::string MpirunPrefix(int ranks);
+std::string mpirun_prefix(int ranks);
 
 // What the distributed tests compare of a run's metrics.jsonl.
 struct RunRecords {
@@ -123,14 +123,14 @@ struct RunRecords {
   std::map<int64_t, nlohmann::json> allocations;  // step -> layers
   std::vector<nlohmann::json> evals;
 };
-RunRecords ReadRunRecords(const std::string& metrics_path);
+RunRecords read_run_records(const std::string& metrics_path);
 
 // The lines of text (without their '\n').
-std::vector<std::string> Lines(const std::string& text);
+std::vector<std::string> lines_of(const std::string& text);
 
 // How many lines of text contain needle.
-int CountLinesContaining(const std::string& text, const std::string& needle);
+int count_lines_containing(const std::string& text, const std::string& needle);
 
-bool FileExists(const std::string& path);
+bool file_exists(const std::string& path);
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

@@ -6,15 +6,15 @@
 #include <cmath>
 #include <vector>
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
-inline std::vector<double> ToDouble(const std::vector<float>& values) {
+inline std::vector<double> to_double(const std::vector<float>& values) {
   return std::vector<double>(values.begin(), values.end());
 }
 
 // d/dx of loss(x) by central differences, for every element of x.
 template <typename Loss>
-std::vector<double> NumericalGradient(Loss loss, std::vector<double> x) {
+std::vector<double> numerical_gradient(Loss loss, std::vector<double> x) {
   constexpr double kStep = 1e-5;
   std::vector<double> gradient(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
@@ -30,7 +30,7 @@ std::vector<double> NumericalGradient(Loss loss, std::vector<double> x) {
 }
 
 // sum_i values[i] * weights[i]: a scalar loss whose gradient with respect to values is weights.
-inline double WeightedSum(const std::vector<double>& values, const std::vector<float>& weights) {
+inline double weighted_sum(const std::vector<double>& values, const std::vector<float>& weights) {
   double sum = 0.0;
   for (size_t i = 0; i < values.size(); ++i) sum += values[i] * weights[i];
   return sum;
@@ -38,8 +38,8 @@ inline double WeightedSum(const std::vector<double>& values, const std::vector<f
 
 // actual == initial + expected_change, element-wise, within a relative tolerance (backward
 // kernels accumulate into their outputs).
-inline void ExpectAccumulated(const std::vector<float>& actual, const std::vector<float>& initial,
-                              const std::vector<double>& expected_change, const char* what) {
+inline void expect_accumulated(const std::vector<float>& actual, const std::vector<float>& initial,
+                               const std::vector<double>& expected_change, const char* what) {
   ASSERT_EQ(actual.size(), expected_change.size()) << what;
   for (size_t i = 0; i < actual.size(); ++i) {
     const double expected = initial[i] + expected_change[i];
@@ -47,4 +47,4 @@ inline void ExpectAccumulated(const std::vector<float>& actual, const std::vecto
   }
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

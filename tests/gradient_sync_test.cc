@@ -13,15 +13,15 @@
 
 #include "comm/communicator.h"
 #include "comm/local_communicator.h"
+#include "comm/staged_all_reduce.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/communicator_environment.h"
 #include "trainer/gradient_sync.h"
-#include "comm/staged_all_reduce.h"
 
 namespace dgqa {
 namespace {
 
-using testing::Comm;
+using tests::comm;
 
 // CPU memory presented as device memory, counting the copies across the "bus".
 class DeviceLikeBackend : public CpuBackend {
@@ -38,31 +38,31 @@ class DeviceLikeBackend : public CpuBackend {
   int to_device = 0, to_host = 0;
 };
 
-float Value(int rank, int64_t i) {
+float value(int rank, int64_t i) {
   return static_cast<float>((i % 17) + 100 * rank) * 0.25f;  // exact in float, sums exact too
 }
 
-float ExpectedSum(int world, int64_t i) {
+float expected_sum(int world, int64_t i) {
   float sum = 0;
-  for (int rank = 0; rank < world; ++rank) sum += Value(rank, i);
+  for (int rank = 0; rank < world; ++rank) sum += value(rank, i);
   return sum;
 }
 
 // Runs one "backward": reports the gradient buffer ready from its end in steps, like the model.
-void RunBackward(GradientSync& sync, int64_t size, int64_t step) {
+void run_backward(GradientSync& sync, int64_t size, int64_t step) {
   for (int64_t first = size - step; first > 0; first -= step) sync.ready(first);
   sync.finish();
 }
 
-void CheckSums(Backend& backend, const float* grads, int64_t size, int world) {
+void check_sums(Backend& backend, const float* grads, int64_t size, int world) {
   std::vector<float> host(size);
   backend.copy_to_host(host.data(), grads, size * sizeof(float));
-  for (int64_t i = 0; i < size; ++i) ASSERT_EQ(host[i], ExpectedSum(world, i)) << "element " << i;
+  for (int64_t i = 0; i < size; ++i) ASSERT_EQ(host[i], expected_sum(world, i)) << "element " << i;
 }
 
-void Fill(Backend& backend, float* grads, int64_t size, int rank) {
+void fill(Backend& backend, float* grads, int64_t size, int rank) {
   std::vector<float> host(size);
-  for (int64_t i = 0; i < size; ++i) host[i] = Value(rank, i);
+  for (int64_t i = 0; i < size; ++i) host[i] = value(rank, i);
   backend.copy_to_device(grads, host.data(), size * sizeof(float));
 }
 
@@ -70,14 +70,14 @@ TEST(GradientSyncTest, HostMemoryGradientsAreSummedOverTheRanks) {
   CpuBackend backend;
   const int64_t size = 10000;
   auto* grads = static_cast<float*>(backend.allocate(size * sizeof(float)));
-  Fill(backend, grads, size, Comm().rank());
+  fill(backend, grads, size, comm().rank());
   GradientSyncOptions options;
   options.bucket_mb = 0.004;  // 1048 floats: ten buckets
-  GradientSync sync(Comm(), backend, grads, size, options);
+  GradientSync sync(comm(), backend, grads, size, options);
   EXPECT_EQ(sync.num_buckets(), 10);
-  EXPECT_STREQ(sync.method(), Comm().world_size() > 1 ? "MPI" : "none");
-  RunBackward(sync, size, 777);
-  CheckSums(backend, grads, size, Comm().world_size());
+  EXPECT_STREQ(sync.method(), comm().world_size() > 1 ? "MPI" : "none");
+  run_backward(sync, size, 777);
+  check_sums(backend, grads, size, comm().world_size());
   backend.release(grads);
 }
 
@@ -87,17 +87,17 @@ TEST(GradientSyncTest, DeviceGradientsGoThroughHostMemoryOverMpi) {
   auto* grads = static_cast<float*>(backend.allocate(size * sizeof(float)));
   GradientSyncOptions options;
   options.bucket_mb = 0.004;
-  GradientSync sync(Comm(), backend, grads, size, options);
-  const bool many = Comm().world_size() > 1;
+  GradientSync sync(comm(), backend, grads, size, options);
+  const bool many = comm().world_size() > 1;
   EXPECT_STREQ(sync.method(), many ? "MPI through host memory" : "none");
   for (int round = 0; round < 2; ++round) {  // the same buffers serve every step
-    Fill(backend, grads, size, Comm().rank());
+    fill(backend, grads, size, comm().rank());
     backend.to_device = backend.to_host = 0;
-    RunBackward(sync, size, 777);
+    run_backward(sync, size, 777);
     // Each bucket crosses once each way (none with one rank: there is nothing to sum).
     EXPECT_EQ(backend.to_host, many ? sync.num_buckets() : 0);
     EXPECT_EQ(backend.to_device, many ? sync.num_buckets() : 0);
-    CheckSums(backend, grads, size, Comm().world_size());
+    check_sums(backend, grads, size, comm().world_size());
   }
   backend.release(grads);
 }
@@ -124,8 +124,8 @@ TEST(StagedAllReduceTest, ABucketComesBackSummedIntoItsOwnPlace) {
   DeviceLikeBackend backend;
   const int64_t size = 300;
   auto* grads = static_cast<float*>(backend.allocate(size * sizeof(float)));
-  Fill(backend, grads, size, Comm().rank());
-  StagedAllReduce staged(Comm(), backend, grads, size);
+  fill(backend, grads, size, comm().rank());
+  StagedAllReduce staged(comm(), backend, grads, size);
   // Two buckets in flight at once, completed in the opposite order.
   auto upper = staged.start(grads + 200, 100, "upper bucket");
   auto lower = staged.start(grads + 50, 100, "lower bucket");
@@ -135,7 +135,7 @@ TEST(StagedAllReduceTest, ABucketComesBackSummedIntoItsOwnPlace) {
   backend.copy_to_host(host.data(), grads, size * sizeof(float));
   for (int64_t i = 0; i < size; ++i) {
     const bool summed = (i >= 50 && i < 150) || i >= 200;
-    EXPECT_EQ(host[i], summed ? ExpectedSum(Comm().world_size(), i) : Value(Comm().rank(), i))
+    EXPECT_EQ(host[i], summed ? expected_sum(comm().world_size(), i) : value(comm().rank(), i))
         << "element " << i;
   }
   backend.release(grads);
@@ -144,7 +144,7 @@ TEST(StagedAllReduceTest, ABucketComesBackSummedIntoItsOwnPlace) {
 TEST(StagedAllReduceTest, ABucketOutsideTheBufferIsRefused) {
   DeviceLikeBackend backend;
   std::vector<float> buffer(100);
-  StagedAllReduce staged(Comm(), backend, buffer.data() + 10, 80);
+  StagedAllReduce staged(comm(), backend, buffer.data() + 10, 80);
   EXPECT_THROW(staged.start(buffer.data() + 60, 40, "past the end"), std::logic_error);
   EXPECT_THROW(staged.start(buffer.data() + 5, 10, "before the start"), std::logic_error);
 }

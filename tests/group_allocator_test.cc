@@ -7,7 +7,7 @@
 namespace dgqa {
 namespace {
 
-ModelConfig Config(AttentionScheme scheme, int window = 3) {
+ModelConfig model_config(AttentionScheme scheme, int window = 3) {
   ModelConfig c;
   c.num_heads = 6;
   c.num_kv_heads = 3;
@@ -16,38 +16,38 @@ ModelConfig Config(AttentionScheme scheme, int window = 3) {
   return c;
 }
 
-ForwardContext Train(int64_t step) {
+ForwardContext train(int64_t step) {
   return ForwardContext{true, step};
 }
-ForwardContext Eval() {
+ForwardContext eval() {
   return ForwardContext{false, 0};
 }
 
 TEST(GroupAllocatorTest, FixedSchemesNeverNeedNorms) {
   for (AttentionScheme s : {AttentionScheme::kMHA, AttentionScheme::kGQA, AttentionScheme::kPGQA}) {
-    GroupAllocator allocator(Config(s));
-    EXPECT_FALSE(allocator.needs_key_norms(Train(0)));
-    EXPECT_FALSE(allocator.needs_key_norms(Eval()));
-    allocator.choose(Train(0), {});
+    GroupAllocator allocator(model_config(s));
+    EXPECT_FALSE(allocator.needs_key_norms(train(0)));
+    EXPECT_FALSE(allocator.needs_key_norms(eval()));
+    allocator.choose(train(0), {});
     EXPECT_EQ(allocator.active_allocation(), (std::vector<int>{2, 2, 2}));
   }
 }
 
 TEST(GroupAllocatorTest, KdgqaRecomputesEveryForward) {
-  GroupAllocator allocator(Config(AttentionScheme::kKDGQA));
-  EXPECT_TRUE(allocator.needs_key_norms(Train(1)));
-  EXPECT_TRUE(allocator.needs_key_norms(Eval()));
-  allocator.choose(Train(1), {4.f, 1.f, 1.f});
+  GroupAllocator allocator(model_config(AttentionScheme::kKDGQA));
+  EXPECT_TRUE(allocator.needs_key_norms(train(1)));
+  EXPECT_TRUE(allocator.needs_key_norms(eval()));
+  allocator.choose(train(1), {4.f, 1.f, 1.f});
   EXPECT_EQ(allocator.active_allocation(), kdgqa_allocation({4.f, 1.f, 1.f}, 6));
-  allocator.choose(Eval(), {1.f, 1.f, 4.f});
+  allocator.choose(eval(), {1.f, 1.f, 4.f});
   EXPECT_EQ(allocator.active_allocation(), kdgqa_allocation({1.f, 1.f, 4.f}, 6));
 }
 
 TEST(GroupAllocatorTest, DgqaUpdatesOnlyOnWindowSteps) {
-  GroupAllocator allocator(Config(AttentionScheme::kDGQA_EMA, 3));
+  GroupAllocator allocator(model_config(AttentionScheme::kDGQA_EMA, 3));
   const std::vector<float> norms = {4.f, 1.f, 1.f};
-  ASSERT_TRUE(allocator.needs_key_norms(Train(0)));
-  allocator.choose(Train(0), norms);
+  ASSERT_TRUE(allocator.needs_key_norms(train(0)));
+  allocator.choose(train(0), norms);
   const DgqaUpdate expected = dgqa_update(DgqaKind::kEma, norms, {0.f, 0.f, 0.f}, 0.9f, 3, 6);
   EXPECT_EQ(allocator.active_allocation(), expected.allocation);
   EXPECT_EQ(allocator.allocation(), expected.allocation);
@@ -55,28 +55,28 @@ TEST(GroupAllocatorTest, DgqaUpdatesOnlyOnWindowSteps) {
   EXPECT_NE(expected.allocation, (std::vector<int>{2, 2, 2}));  // the test means something
 
   for (int64_t step : {1, 2}) {
-    EXPECT_FALSE(allocator.needs_key_norms(Train(step)));
-    allocator.choose(Train(step), {});
+    EXPECT_FALSE(allocator.needs_key_norms(train(step)));
+    allocator.choose(train(step), {});
     EXPECT_EQ(allocator.active_allocation(), expected.allocation);
   }
-  EXPECT_TRUE(allocator.needs_key_norms(Train(3)));
+  EXPECT_TRUE(allocator.needs_key_norms(train(3)));
 }
 
 TEST(GroupAllocatorTest, DgqaEvaluationNeverChangesTheTrainingState) {
-  GroupAllocator frozen(Config(AttentionScheme::kDGQA_DIFF));
-  frozen.choose(Train(0), {1.f, 5.f, 1.f});
+  GroupAllocator frozen(model_config(AttentionScheme::kDGQA_DIFF));
+  frozen.choose(train(0), {1.f, 5.f, 1.f});
   const std::vector<int> trained = frozen.allocation();
   const std::vector<float> cache = frozen.cache();
-  EXPECT_FALSE(frozen.needs_key_norms(Eval()));
-  frozen.choose(Eval(), {});
+  EXPECT_FALSE(frozen.needs_key_norms(eval()));
+  frozen.choose(eval(), {});
   EXPECT_EQ(frozen.active_allocation(), trained);
 
-  ModelConfig per_batch_config = Config(AttentionScheme::kDGQA_DIFF);
+  ModelConfig per_batch_config = model_config(AttentionScheme::kDGQA_DIFF);
   per_batch_config.dgqa_eval = DgqaEvalMode::kPerBatch;
   GroupAllocator per_batch(per_batch_config);
-  per_batch.choose(Train(0), {1.f, 5.f, 1.f});
-  ASSERT_TRUE(per_batch.needs_key_norms(Eval()));
-  per_batch.choose(Eval(), {9.f, 1.f, 1.f});
+  per_batch.choose(train(0), {1.f, 5.f, 1.f});
+  ASSERT_TRUE(per_batch.needs_key_norms(eval()));
+  per_batch.choose(eval(), {9.f, 1.f, 1.f});
   EXPECT_EQ(per_batch.active_allocation(),
             dgqa_update(DgqaKind::kDiff, {9.f, 1.f, 1.f}, cache, 0.9f, 3, 6).allocation);
   EXPECT_EQ(per_batch.allocation(), trained);
@@ -84,7 +84,7 @@ TEST(GroupAllocatorTest, DgqaEvaluationNeverChangesTheTrainingState) {
 }
 
 TEST(GroupAllocatorTest, SetStateRejectsImpossibleAllocations) {
-  GroupAllocator allocator(Config(AttentionScheme::kDGQA_EMA));
+  GroupAllocator allocator(model_config(AttentionScheme::kDGQA_EMA));
   EXPECT_THROW(allocator.set_state({0.f, 0.f, 0.f}, {3, 3, 1}), std::exception);
   EXPECT_THROW(allocator.set_state({0.f, 0.f}, {3, 3}), std::exception);
   EXPECT_THROW(allocator.set_state({0.f, 0.f, 0.f}, {7, -1, 0}), std::exception);

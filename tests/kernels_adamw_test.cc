@@ -16,8 +16,8 @@ struct Hyper {
 };
 
 // One step of torch.optim.AdamW on every element (t is the 1-based step).
-void ReferenceStep(std::vector<double>& p, std::vector<double>& m, std::vector<double>& v,
-                   const std::vector<float>& g, const Hyper& h, int t) {
+void reference_step(std::vector<double>& p, std::vector<double>& m, std::vector<double>& v,
+                    const std::vector<float>& g, const Hyper& h, int t) {
   const double bias_correction1 = 1 - std::pow(double{h.beta1}, t);
   const double bias_correction2 = 1 - std::pow(double{h.beta2}, t);
   for (size_t i = 0; i < p.size(); ++i) {
@@ -34,15 +34,15 @@ void ReferenceStep(std::vector<double>& p, std::vector<double>& m, std::vector<d
 TEST(AdamWTest, ThreeStepsMatchTorchFormula) {
   const Hyper h{0.1f, 0.9f, 0.999f, 1e-3f, 0.5f};
   const int n = 37;
-  const auto params_initial = testing::RandomVector(n, 1);
+  const auto params_initial = tests::random_vector(n, 1);
   std::vector<float> params = params_initial, m(n, 0.f), v(n, 0.f);
   std::vector<double> p_ref(params.begin(), params.end()), m_ref(n, 0.0), v_ref(n, 0.0);
   for (int t = 1; t <= 3; ++t) {
-    auto grads = testing::RandomVector(n, 10 + t);
+    auto grads = tests::random_vector(n, 10 + t);
     for (int i = 0; i < n; i += 3) grads[i] *= 1e-3f;  // gradients of the size of eps
     adamw_update(params.data(), grads.data(), m.data(), v.data(), n, h.lr, h.beta1, h.beta2, h.eps,
                  h.weight_decay, t);
-    ReferenceStep(p_ref, m_ref, v_ref, grads, h, t);
+    reference_step(p_ref, m_ref, v_ref, grads, h, t);
     for (int i = 0; i < n; ++i) {
       EXPECT_NEAR(params[i], p_ref[i], 1e-6 * (1 + std::fabs(p_ref[i]))) << "t " << t << " i " << i;
       EXPECT_NEAR(m[i], m_ref[i], 1e-6 * (1 + std::fabs(m_ref[i]))) << "t " << t << " i " << i;

@@ -24,7 +24,7 @@
 namespace dgqa {
 namespace {
 
-using testing::RandomVector;
+using tests::random_vector;
 
 TEST(MakeBackendTest, CpuByName) {
   auto backend = make_backend("cpu");
@@ -76,7 +76,7 @@ TEST(CpuBackendTest, AllocateReturnsZeroedAlignedMemory) {
 
 TEST(CpuBackendTest, CopiesAndZero) {
   auto backend = make_backend("cpu");
-  const auto host = RandomVector(33, 1);
+  const auto host = random_vector(33, 1);
   auto* device = static_cast<float*>(backend->allocate(sizeof(float) * host.size()));
   backend->copy_to_device(device, host.data(), sizeof(float) * host.size());
   std::vector<float> back(host.size());
@@ -89,29 +89,29 @@ TEST(CpuBackendTest, CopiesAndZero) {
   backend->release(device);
 }
 
-// The backend keeps attention_backward's scratch between calls and grows it for a larger P.
+// The backend keeps attention_backward's scratch between calls and grows it for a larger T.
 TEST(CpuBackendTest, AttentionBackwardWithGrowingTokenCount) {
   auto backend = make_backend("cpu");
   const int B = 2, H = 4, G = 2, d = 3;
   const std::vector<int> kv_head = {0, 0, 0, 1};
-  for (int P : {3, 9, 5, 17}) {
-    const int q_size = B * P * H * d, kv_size = B * P * G * d;
-    const auto q = RandomVector(q_size, P), k = RandomVector(kv_size, P + 1);
-    const auto v = RandomVector(kv_size, P + 2), dout = RandomVector(q_size, P + 3);
-    std::vector<float> out(q_size), probs(B * H * P * P);
+  for (int T : {3, 9, 5, 17}) {
+    const int q_size = B * T * H * d, kv_size = B * T * G * d;
+    const auto q = random_vector(q_size, T), k = random_vector(kv_size, T + 1);
+    const auto v = random_vector(kv_size, T + 2), dout = random_vector(q_size, T + 3);
+    std::vector<float> out(q_size), probs(B * H * T * T);
     cpu::attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), kv_head.data(),
-                           B, P, H, G, d, 0.5f);
+                           B, T, H, G, d, 0.5f);
     std::vector<float> dq(q_size, 0.f), dk(kv_size, 0.f), dv(kv_size, 0.f);
     auto dq_direct = dq, dk_direct = dk, dv_direct = dv;
     backend->attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(),
-                                v.data(), probs.data(), kv_head.data(), B, P, H, G, d, 0.5f);
-    std::vector<float> scratch(cpu::attention_backward_scratch_size(P));
+                                v.data(), probs.data(), kv_head.data(), B, T, H, G, d, 0.5f);
+    std::vector<float> scratch(cpu::attention_backward_scratch_size(T));
     cpu::attention_backward(dq_direct.data(), dk_direct.data(), dv_direct.data(), dout.data(),
-                            q.data(), k.data(), v.data(), probs.data(), kv_head.data(), B, P, H, G,
+                            q.data(), k.data(), v.data(), probs.data(), kv_head.data(), B, T, H, G,
                             d, 0.5f, scratch.data());
-    EXPECT_EQ(dq, dq_direct) << "P " << P;
-    EXPECT_EQ(dk, dk_direct) << "P " << P;
-    EXPECT_EQ(dv, dv_direct) << "P " << P;
+    EXPECT_EQ(dq, dq_direct) << "T " << T;
+    EXPECT_EQ(dk, dk_direct) << "T " << T;
+    EXPECT_EQ(dv, dv_direct) << "T " << T;
   }
 }
 
@@ -119,8 +119,8 @@ TEST(CpuBackendTest, AttentionBackwardWithGrowingTokenCount) {
 TEST(CpuBackendTest, ForwardsEveryKernel) {
   auto backend = make_backend("cpu");
   const int N = 7, C = 5, OC = 3;
-  const auto a = RandomVector(64 * 64, 1), b = RandomVector(64 * 64, 2);
-  const auto c = RandomVector(64 * 64, 3), positive = RandomVector(64 * 64, 4, 0.5f, 1.5f);
+  const auto a = random_vector(64 * 64, 1), b = random_vector(64 * 64, 2);
+  const auto c = random_vector(64 * 64, 3), positive = random_vector(64 * 64, 4, 0.5f, 1.5f);
   std::vector<float> x(64 * 64), y(64 * 64), z(64 * 64), w(64 * 64);
   auto reset = [&]() {
     x = a;

@@ -14,13 +14,13 @@
 namespace dgqa {
 namespace {
 
-float FromBits(uint32_t bits) {
+float from_bits(uint32_t bits) {
   float x;
   std::memcpy(&x, &bits, sizeof(x));
   return x;
 }
 
-uint32_t ToBits(float x) {
+uint32_t to_bits(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof(bits));
   return bits;
@@ -66,13 +66,13 @@ const Case kCases[] = {
 
 TEST(Bf16Test, HandDerivedCases) {
   for (const Case& c : kCases) {
-    EXPECT_EQ(bf16_bits(FromBits(c.input)), c.expected)
+    EXPECT_EQ(bf16_bits(from_bits(c.input)), c.expected)
         << c.what << " (input 0x" << std::hex << c.input << ")";
-    const float rounded = round_to_bf16(FromBits(c.input));
+    const float rounded = round_to_bf16(from_bits(c.input));
     if (c.expected == 0x7FFFu) {
       EXPECT_TRUE(std::isnan(rounded)) << c.what;
     } else {
-      EXPECT_EQ(ToBits(rounded), static_cast<uint32_t>(c.expected) << 16) << c.what;
+      EXPECT_EQ(to_bits(rounded), static_cast<uint32_t>(c.expected) << 16) << c.what;
     }
   }
   // The same cases as values, for a reader who thinks in decimals.
@@ -102,14 +102,14 @@ TEST(Bf16Test, NearestEvenOverManyBitPatterns) {
     // near-ties are common.
     const uint32_t near_half = 0x8000u + static_cast<uint32_t>((i / 2) % 5) - 2u;
     const uint32_t bits = (i % 2 == 0) ? state : (state & 0xFFFF0000u) | near_half;
-    const float x = FromBits(bits);
+    const float x = from_bits(bits);
     if (!std::isfinite(x)) continue;
     const uint32_t low_bits = bits & 0xFFFF0000u;
     const uint32_t high_bits = low_bits + 0x10000u;  // one bf16 step away from zero
-    const double low = FromBits(low_bits);
+    const double low = from_bits(low_bits);
     const bool high_overflows = (high_bits & 0x7FFFFFFFu) == 0x7F800000u;
     const double high =
-        high_overflows ? std::copysign(std::ldexp(1.0, 128), x) : FromBits(high_bits);
+        high_overflows ? std::copysign(std::ldexp(1.0, 128), x) : from_bits(high_bits);
     const double to_low = std::fabs(x - low), to_high = std::fabs(high - x);
     uint16_t expected;
     if (to_low < to_high) {

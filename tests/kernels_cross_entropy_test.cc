@@ -13,13 +13,13 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
+using tests::random_vector;
 
 constexpr int N = 7, K = 5;
 const std::vector<int> kLabels = {0, 4, 2, 2, 1, 3, 4};
 
 // -log softmax(logits[n])[labels[n]] in double, stable for large logits.
-double ReferenceLoss(const double* logits, int label) {
+double reference_loss(const double* logits, int label) {
   double max_logit = logits[0];
   for (int k = 1; k < K; ++k) max_logit = std::max(max_logit, logits[k]);
   double sum = 0.0;
@@ -28,7 +28,7 @@ double ReferenceLoss(const double* logits, int label) {
 }
 
 TEST(CrossEntropyTest, ForwardMatchesReference) {
-  const auto logits = RandomVector(N * K, 1, -4.f, 4.f);
+  const auto logits = random_vector(N * K, 1, -4.f, 4.f);
   std::vector<float> probs(N * K), losses(N);
   const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
                                                      kLabels.data(), N, K);
@@ -46,7 +46,7 @@ TEST(CrossEntropyTest, ForwardMatchesReference) {
 }
 
 TEST(CrossEntropyTest, ForwardIsStableForLargeLogits) {
-  auto logits = RandomVector(N * K, 2, -4.f, 4.f);
+  auto logits = random_vector(N * K, 2, -4.f, 4.f);
   for (float& z : logits) z += 1000.f;  // exp(1000) overflows, even in double
   logits[1] = -1000.f;                  // and exp(-2000) underflows to 0
   std::vector<float> probs(N * K), losses(N);
@@ -55,24 +55,24 @@ TEST(CrossEntropyTest, ForwardIsStableForLargeLogits) {
   ASSERT_TRUE(std::isfinite(total));
   for (int n = 0; n < N; ++n) {
     const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
-    EXPECT_NEAR(losses[n], ReferenceLoss(row.data(), kLabels[n]), 1e-4) << n;
+    EXPECT_NEAR(losses[n], reference_loss(row.data(), kLabels[n]), 1e-4) << n;
     for (int k = 0; k < K; ++k) EXPECT_TRUE(std::isfinite(probs[n * K + k]));
   }
   EXPECT_EQ(probs[1], 0.f);
 }
 
 TEST(CrossEntropyTest, BackwardAccumulatesGradientOfMeanLoss) {
-  const auto logits = RandomVector(N * K, 3, -4.f, 4.f);
+  const auto logits = random_vector(N * K, 3, -4.f, 4.f);
   std::vector<float> probs(N * K), losses(N);
   softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(), N, K);
-  const auto dlogits_initial = RandomVector(N * K, 4);
+  const auto dlogits_initial = random_vector(N * K, 4);
   auto dlogits = dlogits_initial;
   softmax_cross_entropy_backward(dlogits.data(), probs.data(), kLabels.data(), N, K, 1.f / N);
 
   std::vector<double> logits_d(logits.begin(), logits.end());
   auto mean_loss = [&]() {
     double sum = 0.0;
-    for (int n = 0; n < N; ++n) sum += ReferenceLoss(logits_d.data() + n * K, kLabels[n]);
+    for (int n = 0; n < N; ++n) sum += reference_loss(logits_d.data() + n * K, kLabels[n]);
     return sum / N;
   };
   constexpr double kStep = 1e-5;

@@ -13,26 +13,26 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
-using testing::ToDouble;
+using tests::random_vector;
+using tests::to_double;
 
 TEST(ElementwiseTest, AddInplace) {
-  auto x = RandomVector(1003, 1);
+  auto x = random_vector(1003, 1);
   const auto x_initial = x;
-  const auto y = RandomVector(1003, 2);
+  const auto y = random_vector(1003, 2);
   add_inplace(x.data(), y.data(), 1003);
   for (int i = 0; i < 1003; ++i) EXPECT_EQ(x[i], x_initial[i] + y[i]) << i;
 }
 
 TEST(ElementwiseTest, ScaleInplace) {
-  auto x = RandomVector(1003, 3);
+  auto x = random_vector(1003, 3);
   const auto x_initial = x;
   scale_inplace(x.data(), -0.375f, 1003);
   for (int i = 0; i < 1003; ++i) EXPECT_EQ(x[i], x_initial[i] * -0.375f) << i;
 }
 
 TEST(ElementwiseTest, SumSquaresInDouble) {
-  const auto x = RandomVector(100003, 4);
+  const auto x = random_vector(100003, 4);
   double expected = 0.0;
   for (float value : x) expected += double{value} * value;
   EXPECT_NEAR(sum_squares(x.data(), 100003), expected, 1e-9 * expected);
@@ -47,9 +47,9 @@ TEST(ElementwiseTest, SumSquaresInDouble) {
 constexpr int B = 2, N = 3, D = 5, T = N + 1;
 
 // x[b, 0] = cls + pos[0]; x[b, 1 + i] = patches[b, i] + pos[1 + i], in double.
-std::vector<double> ReferenceTokens(const std::vector<double>& patches,
-                                    const std::vector<double>& cls,
-                                    const std::vector<double>& pos) {
+std::vector<double> reference_tokens(const std::vector<double>& patches,
+                                     const std::vector<double>& cls,
+                                     const std::vector<double>& pos) {
   std::vector<double> x(B * T * D);
   for (int b = 0; b < B; ++b) {
     for (int t = 0; t < T; ++t) {
@@ -63,30 +63,30 @@ std::vector<double> ReferenceTokens(const std::vector<double>& patches,
 }
 
 TEST(TokensTest, ForwardMatchesReference) {
-  const auto patches = RandomVector(B * N * D, 5);
-  const auto cls = RandomVector(D, 6);
-  const auto pos = RandomVector(T * D, 7);
+  const auto patches = random_vector(B * N * D, 5);
+  const auto cls = random_vector(D, 6);
+  const auto pos = random_vector(T * D, 7);
   std::vector<float> x(B * T * D);
   tokens_forward(x.data(), patches.data(), cls.data(), pos.data(), B, N, D);
-  const auto expected = ReferenceTokens(ToDouble(patches), ToDouble(cls), ToDouble(pos));
+  const auto expected = reference_tokens(to_double(patches), to_double(cls), to_double(pos));
   for (int i = 0; i < B * T * D; ++i) EXPECT_NEAR(x[i], expected[i], 1e-6) << i;
 }
 
 TEST(TokensTest, BackwardAccumulatesFiniteDifferenceGradients) {
-  const auto dx = RandomVector(B * T * D, 8);  // loss = sum(x * dx)
-  const auto dpatches_initial = RandomVector(B * N * D, 9);
-  const auto dcls_initial = RandomVector(D, 10);
-  const auto dpos_initial = RandomVector(T * D, 11);
+  const auto dx = random_vector(B * T * D, 8);  // loss = sum(x * dx)
+  const auto dpatches_initial = random_vector(B * N * D, 9);
+  const auto dcls_initial = random_vector(D, 10);
+  const auto dpos_initial = random_vector(T * D, 11);
   auto dpatches = dpatches_initial, dcls = dcls_initial, dpos = dpos_initial;
   tokens_backward(dpatches.data(), dcls.data(), dpos.data(), dx.data(), B, N, D);
 
-  std::vector<double> inputs[3] = {ToDouble(RandomVector(B * N * D, 12)),
-                                   ToDouble(RandomVector(D, 13)),
-                                   ToDouble(RandomVector(T * D, 14))};
+  std::vector<double> inputs[3] = {to_double(random_vector(B * N * D, 12)),
+                                   to_double(random_vector(D, 13)),
+                                   to_double(random_vector(T * D, 14))};
   const std::vector<float>* gradients[3] = {&dpatches, &dcls, &dpos};
   const std::vector<float>* initial[3] = {&dpatches_initial, &dcls_initial, &dpos_initial};
   auto loss = [&]() {
-    const auto x = ReferenceTokens(inputs[0], inputs[1], inputs[2]);
+    const auto x = reference_tokens(inputs[0], inputs[1], inputs[2]);
     double sum = 0.0;
     for (size_t i = 0; i < x.size(); ++i) sum += x[i] * dx[i];
     return sum;
@@ -107,7 +107,7 @@ TEST(TokensTest, BackwardAccumulatesFiniteDifferenceGradients) {
 }
 
 TEST(GatherClsTest, ForwardTakesTokenZero) {
-  const auto x = RandomVector(B * T * D, 15);
+  const auto x = random_vector(B * T * D, 15);
   std::vector<float> out(B * D);
   gather_cls_forward(out.data(), x.data(), B, T, D);
   for (int b = 0; b < B; ++b) {
@@ -116,8 +116,8 @@ TEST(GatherClsTest, ForwardTakesTokenZero) {
 }
 
 TEST(GatherClsTest, BackwardAccumulatesIntoTokenZeroOnly) {
-  const auto dout = RandomVector(B * D, 16);
-  const auto dx_initial = RandomVector(B * T * D, 17);
+  const auto dout = random_vector(B * D, 16);
+  const auto dx_initial = random_vector(B * T * D, 17);
   auto dx = dx_initial;
   gather_cls_backward(dx.data(), dout.data(), B, T, D);
   for (int b = 0; b < B; ++b) {

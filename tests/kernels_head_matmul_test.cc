@@ -17,7 +17,7 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
+using tests::random_vector;
 
 struct Shape {
   int M, N, K;
@@ -37,16 +37,16 @@ TEST_P(HeadMatmulTest, EqualsTheSequentialSumBitForBit) {
       // A is stored (M, K) with leading dimension K + 3, or (K, M) with M + 2 when transposed.
       const int lda = transposed ? M + 2 : K + 3;
       const int a_row_stride = transposed ? 1 : lda, a_col_stride = transposed ? lda : 1;
-      const std::vector<float> A = RandomVector((transposed ? K : M) * lda, 11);
+      const std::vector<float> A = random_vector((transposed ? K : M) * lda, 11);
       // B's columns past N hold NaN: a read of them would show in C.
       const int ldb = N + 5;
-      std::vector<float> B = RandomVector(K * ldb, 12);
+      std::vector<float> B = random_vector(K * ldb, 12);
       for (int k = 0; k < K; ++k) {
         for (int j = N; j < ldb; ++j) B[k * ldb + j] = std::numeric_limits<float>::quiet_NaN();
       }
       // C's columns past N are guards that must keep their values.
       const int ldc = N + 4;
-      const std::vector<float> C_before = RandomVector(M * ldc, 13);
+      const std::vector<float> C_before = random_vector(M * ldc, 13);
       std::vector<float> C = C_before;
       head_matmul(C.data(), ldc, A.data(), a_row_stride, a_col_stride, B.data(), ldb, M, N, K,
                   alpha, accumulate);

@@ -12,17 +12,17 @@ namespace dgqa::cpu {
 namespace {
 
 TEST(KeyNormsTest, SumOverBatchOfFrobeniusNormsPerHead) {
-  const int B = 3, P = 5, G = 3, d = 4;
-  const auto k = testing::RandomVector(B * P * G * d, 1);
+  const int B = 3, T = 5, G = 3, d = 4;
+  const auto k = tests::random_vector(B * T * G * d, 1);
   std::vector<float> norms(G, 99.f);  // overwritten, not accumulated
-  key_norms(norms.data(), k.data(), B, P, G, d);
+  key_norms(norms.data(), k.data(), B, T, G, d);
   for (int g = 0; g < G; ++g) {
     double expected = 0.0;
     for (int b = 0; b < B; ++b) {
       double squares = 0.0;
-      for (int p = 0; p < P; ++p) {
+      for (int p = 0; p < T; ++p) {
         for (int e = 0; e < d; ++e) {
-          const double value = k[((b * P + p) * G + g) * d + e];
+          const double value = k[((b * T + p) * G + g) * d + e];
           squares += value * value;
         }
       }
@@ -34,7 +34,7 @@ TEST(KeyNormsTest, SumOverBatchOfFrobeniusNormsPerHead) {
 
 // The norm of each sample is taken before summing over the batch: not the norm of the batch.
 TEST(KeyNormsTest, KnownValues) {
-  // B = 2, P = 1, G = 2, d = 2: sample 0 head 0 = (3, 4), head 1 = (0, 1);
+  // B = 2, T = 1, G = 2, d = 2: sample 0 head 0 = (3, 4), head 1 = (0, 1);
   //                             sample 1 head 0 = (6, 8), head 1 = (0, 0).
   const std::vector<float> k = {3, 4, 0, 1, 6, 8, 0, 0};
   std::vector<float> norms(2);

@@ -1,11 +1,13 @@
 // The CUDA kernels' launch limits (kernels/cuda/launch_checks.h), checked on the CPU: every
 // preset at its own resolution and at 384 pixels, with large per-GPU batches, launches within
 // CUDA's limits; shapes beyond them are refused with a message naming the kernel and the limit.
+// Also the grid sizes of kernels/cuda/grid.h.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/launch_checks.h"
 #include "trainer/config.h"
 
@@ -14,21 +16,21 @@ namespace {
 
 // Every launch of the kernels with a grid or shared memory that grows with the model's shape,
 // as the host wrappers in kernels/cuda check them.
-void CheckModelLaunches(const ModelConfig& model, int batch) {
-  const int P = model.num_tokens(), H = model.num_heads, G = model.num_kv_heads;
+void check_model_launches(const ModelConfig& model, int batch) {
+  const int T = model.num_tokens(), H = model.num_heads, G = model.num_kv_heads;
   const int d = model.head_dim();
-  const int64_t rows = static_cast<int64_t>(batch) * P;
-  check_grid("attention_forward", P, H, batch);
-  check_shared_bytes("attention_forward", attention_forward_shared_bytes(P, d));
-  check_grid("attention_backward", P, H, batch);
-  check_shared_bytes("attention_backward", attention_backward_key_value_shared_bytes(P, d));
+  const int64_t rows = static_cast<int64_t>(batch) * T;
+  check_grid("attention_forward", T, H, batch);
+  check_shared_bytes("attention_forward", attention_forward_shared_bytes(T, d));
+  check_grid("attention_backward", T, H, batch);
+  check_shared_bytes("attention_backward", attention_backward_key_value_shared_bytes(T, d));
   check_grid("key_norms", G, batch);
   check_grid("pgqa_noise_forward", H, batch);
   check_grid("layernorm_backward", rows);
   check_grid("softmax_cross_entropy_forward", batch);
 }
 
-ModelConfig Preset(const std::string& name, int image_size) {
+ModelConfig preset_model(const std::string& name, int image_size) {
   config::Config config;
   config.mutable_model()->set_preset(name);
   config.mutable_model()->set_image_size(image_size);
@@ -38,9 +40,9 @@ ModelConfig Preset(const std::string& name, int image_size) {
 TEST(LaunchChecksTest, EveryPresetFitsAtLargeBatches) {
   for (const char* preset : {"vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge"}) {
     for (int image_size : {224, 384}) {
-      const ModelConfig model = Preset(preset, image_size);
+      const ModelConfig model = preset_model(preset, image_size);
       for (int batch : {1, 256, 4096}) {
-        EXPECT_NO_THROW(CheckModelLaunches(model, batch))
+        EXPECT_NO_THROW(check_model_launches(model, batch))
             << preset << " at " << image_size << " px, batch " << batch;
       }
     }
@@ -51,7 +53,7 @@ TEST(LaunchChecksTest, SharedMemoryOfTheAttentionRows) {
   // ViT-L/16 at 224: 197 tokens of 64 features.
   EXPECT_EQ(attention_forward_shared_bytes(197, 64), 4u * (64 + 197));
   EXPECT_EQ(attention_backward_key_value_shared_bytes(197, 64), 4u * (3 * 64 + 2 * 197));
-  // The backward needs 8 P bytes for its two score rows: about 6000 tokens is the most.
+  // The backward needs 8 T bytes for its two score rows: about 6000 tokens is the most.
   EXPECT_NO_THROW(check_shared_bytes("attention_backward",
                                      attention_backward_key_value_shared_bytes(6000, 64)));
   try {  // a 1024-pixel image in patches of 8: 16385 tokens
@@ -74,6 +76,18 @@ TEST(LaunchChecksTest, GridLimitsNameTheKernel) {
   } catch (const std::invalid_argument& error) {
     EXPECT_NE(std::string(error.what()).find("attention_forward"), std::string::npos);
   }
+}
+
+TEST(LaunchChecksTest, GridSizesCoverEveryElement) {
+  EXPECT_EQ(blocks_for(0, 256), 0);
+  EXPECT_EQ(blocks_for(1, 256), 1);
+  EXPECT_EQ(blocks_for(256, 256), 1);
+  EXPECT_EQ(blocks_for(257, 256), 2);
+  EXPECT_EQ(blocks_for(int64_t{1} << 40, 128), int64_t{1} << 33);  // beyond int
+  EXPECT_EQ(grid_stride_blocks(257, 256), 2);
+  EXPECT_EQ(grid_stride_blocks(int64_t{1} << 24, 256), 1 << 16);
+  EXPECT_EQ(grid_stride_blocks(int64_t{1} << 24 | 1, 256), kMaxGridStrideBlocks);  // capped
+  EXPECT_EQ(grid_stride_blocks(int64_t{1} << 40, 256), kMaxGridStrideBlocks);
 }
 
 }  // namespace

@@ -12,11 +12,11 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::ExpectAccumulated;
-using testing::NumericalGradient;
-using testing::RandomVector;
-using testing::ToDouble;
-using testing::WeightedSum;
+using tests::expect_accumulated;
+using tests::numerical_gradient;
+using tests::random_vector;
+using tests::to_double;
+using tests::weighted_sum;
 
 constexpr float kEps = 1e-6f;
 
@@ -25,8 +25,8 @@ struct Reference {
 };
 
 // torch.nn.LayerNorm in double: biased variance over the last dimension.
-Reference ReferenceLayerNorm(const std::vector<double>& inp, const std::vector<double>& weight,
-                             const std::vector<double>& bias, int N, int C) {
+Reference reference_layer_norm(const std::vector<double>& inp, const std::vector<double>& weight,
+                               const std::vector<double>& bias, int N, int C) {
   Reference r{std::vector<double>(inp.size()), std::vector<double>(N), std::vector<double>(N)};
   for (int n = 0; n < N; ++n) {
     double mean = 0.0, variance = 0.0;
@@ -50,15 +50,15 @@ class LayerNormTest : public ::testing::TestWithParam<Shape> {};
 TEST_P(LayerNormTest, ForwardMatchesReference) {
   const auto [N, C] = GetParam();
   // An offset and a scale per row, so that the mean and the variance matter.
-  auto inp = RandomVector(N * C, 1, -2.f, 2.f);
+  auto inp = random_vector(N * C, 1, -2.f, 2.f);
   for (int i = 0; i < N * C; ++i) inp[i] = inp[i] * (1 + i / C) + 3.f;
-  const auto weight = RandomVector(C, 2, 0.5f, 1.5f);
-  const auto bias = RandomVector(C, 3);
+  const auto weight = random_vector(C, 2, 0.5f, 1.5f);
+  const auto bias = random_vector(C, 3);
   std::vector<float> out(N * C), mean(N), rstd(N);
   layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), N,
                     C, kEps);
   const Reference expected =
-      ReferenceLayerNorm(ToDouble(inp), ToDouble(weight), ToDouble(bias), N, C);
+      reference_layer_norm(to_double(inp), to_double(weight), to_double(bias), N, C);
   for (int n = 0; n < N; ++n) {
     EXPECT_NEAR(mean[n], expected.mean[n], 1e-5 * (1 + std::fabs(expected.mean[n]))) << n;
     EXPECT_NEAR(rstd[n], expected.rstd[n], 1e-5 * expected.rstd[n]) << n;
@@ -70,35 +70,35 @@ TEST_P(LayerNormTest, ForwardMatchesReference) {
 
 TEST_P(LayerNormTest, BackwardAccumulatesFiniteDifferenceGradients) {
   const auto [N, C] = GetParam();
-  const auto inp = RandomVector(N * C, 4, -2.f, 2.f);
-  const auto weight = RandomVector(C, 5, 0.5f, 1.5f);
-  const auto bias = RandomVector(C, 6);
-  const auto loss_weights = RandomVector(N * C, 7);  // loss = sum(out * loss_weights)
+  const auto inp = random_vector(N * C, 4, -2.f, 2.f);
+  const auto weight = random_vector(C, 5, 0.5f, 1.5f);
+  const auto bias = random_vector(C, 6);
+  const auto loss_weights = random_vector(N * C, 7);  // loss = sum(out * loss_weights)
   std::vector<float> out(N * C), mean(N), rstd(N);
   layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), N,
                     C, kEps);
-  const auto dinp_initial = RandomVector(N * C, 8);
-  const auto dweight_initial = RandomVector(C, 9);
-  const auto dbias_initial = RandomVector(C, 10);
+  const auto dinp_initial = random_vector(N * C, 8);
+  const auto dweight_initial = random_vector(C, 9);
+  const auto dbias_initial = random_vector(C, 10);
   auto dinp = dinp_initial, dweight = dweight_initial, dbias = dbias_initial;
   layernorm_backward(dinp.data(), dweight.data(), dbias.data(), loss_weights.data(), inp.data(),
                      weight.data(), mean.data(), rstd.data(), N, C);
 
-  const auto inp_d = ToDouble(inp), weight_d = ToDouble(weight), bias_d = ToDouble(bias);
+  const auto inp_d = to_double(inp), weight_d = to_double(weight), bias_d = to_double(bias);
   auto loss = [&](const std::vector<double>& i, const std::vector<double>& w,
                   const std::vector<double>& b) {
-    return WeightedSum(ReferenceLayerNorm(i, w, b, N, C).out, loss_weights);
+    return weighted_sum(reference_layer_norm(i, w, b, N, C).out, loss_weights);
   };
-  ExpectAccumulated(
+  expect_accumulated(
       dinp, dinp_initial,
-      NumericalGradient([&](const auto& x) { return loss(x, weight_d, bias_d); }, inp_d), "dinp");
-  ExpectAccumulated(
+      numerical_gradient([&](const auto& x) { return loss(x, weight_d, bias_d); }, inp_d), "dinp");
+  expect_accumulated(
       dweight, dweight_initial,
-      NumericalGradient([&](const auto& x) { return loss(inp_d, x, bias_d); }, weight_d),
+      numerical_gradient([&](const auto& x) { return loss(inp_d, x, bias_d); }, weight_d),
       "dweight");
-  ExpectAccumulated(
+  expect_accumulated(
       dbias, dbias_initial,
-      NumericalGradient([&](const auto& x) { return loss(inp_d, weight_d, x); }, bias_d), "dbias");
+      numerical_gradient([&](const auto& x) { return loss(inp_d, weight_d, x); }, bias_d), "dbias");
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTest,

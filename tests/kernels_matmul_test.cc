@@ -15,16 +15,16 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::ExpectAccumulated;
-using testing::NumericalGradient;
-using testing::RandomVector;
-using testing::ToDouble;
-using testing::WeightedSum;
+using tests::expect_accumulated;
+using tests::numerical_gradient;
+using tests::random_vector;
+using tests::to_double;
+using tests::weighted_sum;
 
 // out = inp weight^T + bias in double (bias may be empty).
-std::vector<double> ReferenceMatmul(const std::vector<double>& inp,
-                                    const std::vector<double>& weight,
-                                    const std::vector<double>& bias, int N, int C, int OC) {
+std::vector<double> reference_matmul(const std::vector<double>& inp,
+                                     const std::vector<double>& weight,
+                                     const std::vector<double>& bias, int N, int C, int OC) {
   std::vector<double> out(static_cast<size_t>(N) * OC);
   for (int n = 0; n < N; ++n) {
     for (int o = 0; o < OC; ++o) {
@@ -46,16 +46,16 @@ class MatmulGradientCheckTest : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(MatmulTest, ForwardMatchesReferenceWithAndWithoutBias) {
   const auto [N, C, OC] = GetParam();
-  const auto inp = RandomVector(N * C, 1);
-  const auto weight = RandomVector(OC * C, 2);
-  const auto bias = RandomVector(OC, 3);
+  const auto inp = random_vector(N * C, 1);
+  const auto weight = random_vector(OC * C, 2);
+  const auto bias = random_vector(OC, 3);
   for (bool with_bias : {true, false}) {
     std::vector<float> out(N * OC, 123.f);  // garbage: the forward overwrites
     matmul_forward(out.data(), inp.data(), weight.data(), with_bias ? bias.data() : nullptr, N, C,
                    OC);
     const auto expected =
-        ReferenceMatmul(ToDouble(inp), ToDouble(weight),
-                        with_bias ? ToDouble(bias) : std::vector<double>{}, N, C, OC);
+        reference_matmul(to_double(inp), to_double(weight),
+                         with_bias ? to_double(bias) : std::vector<double>{}, N, C, OC);
     for (int i = 0; i < N * OC; ++i) {
       EXPECT_NEAR(out[i], expected[i], 1e-5 * (1 + std::fabs(expected[i])))
           << "bias " << with_bias << " element " << i;
@@ -68,9 +68,9 @@ TEST_P(MatmulTest, BackwardMatchesReferenceSums) {
   const auto [N, C, OC] = GetParam();
   // Float sums of up to 576 terms of size 1 in an order of BLAS's choosing.
   constexpr double kTolerance = 1e-4;
-  const auto inp = RandomVector(N * C, 21);
-  const auto weight = RandomVector(OC * C, 22);
-  const auto dout = RandomVector(N * OC, 23);
+  const auto inp = random_vector(N * C, 21);
+  const auto weight = random_vector(OC * C, 22);
+  const auto dout = random_vector(N * OC, 23);
   std::vector<float> dinp(N * C, 0.f), dweight(OC * C, 0.f), dbias(OC, 0.f);
   matmul_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(), weight.data(),
                   N, C, OC);
@@ -95,40 +95,40 @@ TEST_P(MatmulTest, BackwardMatchesReferenceSums) {
 
 TEST_P(MatmulGradientCheckTest, BackwardAccumulatesFiniteDifferenceGradients) {
   const auto [N, C, OC] = GetParam();
-  const auto inp = RandomVector(N * C, 4);
-  const auto weight = RandomVector(OC * C, 5);
-  const auto bias = RandomVector(OC, 6);
-  const auto loss_weights = RandomVector(N * OC, 7);  // loss = sum(out * loss_weights)
+  const auto inp = random_vector(N * C, 4);
+  const auto weight = random_vector(OC * C, 5);
+  const auto bias = random_vector(OC, 6);
+  const auto loss_weights = random_vector(N * OC, 7);  // loss = sum(out * loss_weights)
   // Start the gradients from non-zero values to check that they are accumulated.
-  const auto dinp_initial = RandomVector(N * C, 8);
-  const auto dweight_initial = RandomVector(OC * C, 9);
-  const auto dbias_initial = RandomVector(OC, 10);
+  const auto dinp_initial = random_vector(N * C, 8);
+  const auto dweight_initial = random_vector(OC * C, 9);
+  const auto dbias_initial = random_vector(OC, 10);
   auto dinp = dinp_initial, dweight = dweight_initial, dbias = dbias_initial;
   matmul_backward(dinp.data(), dweight.data(), dbias.data(), loss_weights.data(), inp.data(),
                   weight.data(), N, C, OC);
 
-  const auto inp_d = ToDouble(inp), weight_d = ToDouble(weight), bias_d = ToDouble(bias);
+  const auto inp_d = to_double(inp), weight_d = to_double(weight), bias_d = to_double(bias);
   auto loss = [&](const std::vector<double>& i, const std::vector<double>& w,
                   const std::vector<double>& b) {
-    return WeightedSum(ReferenceMatmul(i, w, b, N, C, OC), loss_weights);
+    return weighted_sum(reference_matmul(i, w, b, N, C, OC), loss_weights);
   };
-  ExpectAccumulated(
+  expect_accumulated(
       dinp, dinp_initial,
-      NumericalGradient([&](const auto& x) { return loss(x, weight_d, bias_d); }, inp_d), "dinp");
-  ExpectAccumulated(
+      numerical_gradient([&](const auto& x) { return loss(x, weight_d, bias_d); }, inp_d), "dinp");
+  expect_accumulated(
       dweight, dweight_initial,
-      NumericalGradient([&](const auto& x) { return loss(inp_d, x, bias_d); }, weight_d),
+      numerical_gradient([&](const auto& x) { return loss(inp_d, x, bias_d); }, weight_d),
       "dweight");
-  ExpectAccumulated(
+  expect_accumulated(
       dbias, dbias_initial,
-      NumericalGradient([&](const auto& x) { return loss(inp_d, weight_d, x); }, bias_d), "dbias");
+      numerical_gradient([&](const auto& x) { return loss(inp_d, weight_d, x); }, bias_d), "dbias");
 }
 
 TEST_P(MatmulGradientCheckTest, BackwardSkipsNullInputAndBiasGradients) {
   const auto [N, C, OC] = GetParam();
-  const auto inp = RandomVector(N * C, 11);
-  const auto weight = RandomVector(OC * C, 12);
-  const auto dout = RandomVector(N * OC, 13);
+  const auto inp = random_vector(N * C, 11);
+  const auto weight = random_vector(OC * C, 12);
+  const auto dout = random_vector(N * OC, 13);
   std::vector<float> dweight_full(OC * C, 0.f), dweight_only(OC * C, 0.f);
   std::vector<float> dinp(N * C, 0.f), dbias(OC, 0.f);
   matmul_backward(dinp.data(), dweight_full.data(), dbias.data(), dout.data(), inp.data(),
@@ -144,9 +144,9 @@ class MatmulThreadsTest : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(MatmulThreadsTest, ResultsDoNotDependOnTheThreadCount) {
   const auto [N, C, OC] = GetParam();
-  const auto inp = RandomVector(static_cast<size_t>(N) * C, 1);
-  const auto weight = RandomVector(static_cast<size_t>(OC) * C, 2);
-  const auto bias = RandomVector(OC, 3), dout = RandomVector(static_cast<size_t>(N) * OC, 4);
+  const auto inp = random_vector(static_cast<size_t>(N) * C, 1);
+  const auto weight = random_vector(static_cast<size_t>(OC) * C, 2);
+  const auto bias = random_vector(OC, 3), dout = random_vector(static_cast<size_t>(N) * OC, 4);
   auto run = [&](int threads) {
     omp_set_num_threads(threads);
     std::vector<float> out(static_cast<size_t>(N) * OC), dinp(inp.size()), dweight(weight.size());
@@ -168,9 +168,10 @@ TEST_P(MatmulThreadsTest, ResultsDoNotDependOnTheThreadCount) {
 // rows of the product: what lets N ranks with B/N samples compute what one rank with B computes.
 TEST(MatmulRowsTest, RowsDoNotDependOnTheNumberOfRows) {
   const int C = 96, OC = 200, kMaxRows = 400;
-  const auto inp = RandomVector(static_cast<size_t>(kMaxRows) * C, 1);
-  const auto weight = RandomVector(static_cast<size_t>(OC) * C, 2);
-  const auto bias = RandomVector(OC, 3), dout = RandomVector(static_cast<size_t>(kMaxRows) * OC, 4);
+  const auto inp = random_vector(static_cast<size_t>(kMaxRows) * C, 1);
+  const auto weight = random_vector(static_cast<size_t>(OC) * C, 2);
+  const auto bias = random_vector(OC, 3),
+             dout = random_vector(static_cast<size_t>(kMaxRows) * OC, 4);
   auto run = [&](int N) {
     std::vector<float> out(static_cast<size_t>(N) * OC), dinp(static_cast<size_t>(N) * C);
     std::vector<float> dweight(weight.size()), dbias(OC);

@@ -12,7 +12,7 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
+using tests::random_vector;
 
 struct Shape {
   int B, C, S, p;
@@ -25,7 +25,7 @@ class PatchEmbedTest : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(PatchEmbedTest, Im2colMatchesReference) {
   const Shape s = GetParam();
-  const auto img = RandomVector(s.B * s.C * s.S * s.S, 1);
+  const auto img = random_vector(s.B * s.C * s.S * s.S, 1);
   std::vector<float> cols(s.B * s.num_patches() * s.row_length(), -9.f);
   im2col_patches(cols.data(), img.data(), s.B, s.C, s.S, s.p);
   for (int b = 0; b < s.B; ++b) {
@@ -52,9 +52,9 @@ TEST_P(PatchEmbedTest, Im2colMatchesReference) {
 TEST_P(PatchEmbedTest, Im2colThenMatmulIsTheConvolution) {
   const Shape s = GetParam();
   const int D = 3;
-  const auto img = RandomVector(s.B * s.C * s.S * s.S, 2);
-  const auto weight = RandomVector(D * s.row_length(), 3);
-  const auto bias = RandomVector(D, 4);
+  const auto img = random_vector(s.B * s.C * s.S * s.S, 2);
+  const auto weight = random_vector(D * s.row_length(), 3);
+  const auto bias = random_vector(D, 4);
   std::vector<float> cols(s.B * s.num_patches() * s.row_length());
   std::vector<float> out(s.B * s.num_patches() * D);
   im2col_patches(cols.data(), img.data(), s.B, s.C, s.S, s.p);

@@ -15,40 +15,44 @@
 namespace dgqa::cpu {
 namespace {
 
-using testing::RandomVector;
-using testing::ToDouble;
+using tests::expect_accumulated;
+using tests::numerical_gradient;
+using tests::random_vector;
+using tests::to_double;
+using tests::weighted_sum;
 
 constexpr uint64_t kSeed = 1234;
 
 struct Shape {
-  int B, P, H, G, d;
-  int L() const { return P * d; }
+  int B, T, H, G, d;
+  int L() const { return T * d; }
   int heads_per_group() const { return H / G; }
-  int x_size() const { return B * P * H * d; }
+  int x_size() const { return B * T * H * d; }
   int noise_size() const { return H * L(); }
 };
 
-std::vector<float> MakeNoise(const Shape& s, uint32_t step, uint32_t layer, uint64_t seed = kSeed) {
+std::vector<float> make_noise(const Shape& s, uint32_t step, uint32_t layer,
+                              uint64_t seed = kSeed) {
   std::vector<float> noise(s.noise_size());
-  pgqa_make_noise(noise.data(), seed, step, layer, s.H, s.G, s.P, s.d);
+  pgqa_make_noise(noise.data(), seed, step, layer, s.H, s.G, s.T, s.d);
   return noise;
 }
 
-double Mean(const double* row, int L) {
+double row_mean(const double* row, int L) {
   double sum = 0.0;
   for (int j = 0; j < L; ++j) sum += row[j];
   return sum / L;
 }
 
-double UnbiasedStd(const double* row, int L) {
-  const double mean = Mean(row, L);
+double unbiased_std(const double* row, int L) {
+  const double mean = row_mean(row, L);
   double squares = 0.0;
   for (int j = 0; j < L; ++j) squares += (row[j] - mean) * (row[j] - mean);
   return std::sqrt(squares / (L - 1));
 }
 
 // Group g's matrix from its Philox stream, diagonal zeroed, rows standardised, in double.
-std::vector<double> ReferenceNoise(const Shape& s, uint32_t step, uint32_t layer) {
+std::vector<double> reference_noise(const Shape& s, uint32_t step, uint32_t layer) {
   const int L = s.L(), rows = s.heads_per_group();
   std::vector<double> noise(s.noise_size());
   for (int g = 0; g < s.G; ++g) {
@@ -56,7 +60,7 @@ std::vector<double> ReferenceNoise(const Shape& s, uint32_t step, uint32_t layer
       double* row = noise.data() + (g * rows + i) * L;
       for (int j = 0; j < L; ++j) row[j] = philox_uniform_at(kSeed, step, layer, g, i * L + j);
       row[i] = 0.0;
-      const double mean = Mean(row, L), std_dev = UnbiasedStd(row, L);
+      const double mean = row_mean(row, L), std_dev = unbiased_std(row, L);
       for (int j = 0; j < L; ++j) row[j] = (row[j] - mean) / std_dev;
     }
   }
@@ -64,25 +68,25 @@ std::vector<double> ReferenceNoise(const Shape& s, uint32_t step, uint32_t layer
 }
 
 // Row (b, h) of x gathered into a contiguous vector of length L (index p*d + e).
-std::vector<double> GatherRow(const Shape& s, const std::vector<double>& x, int b, int h) {
+std::vector<double> gather_row(const Shape& s, const std::vector<double>& x, int b, int h) {
   std::vector<double> row(s.L());
-  for (int p = 0; p < s.P; ++p) {
-    for (int e = 0; e < s.d; ++e) row[p * s.d + e] = x[((b * s.P + p) * s.H + h) * s.d + e];
+  for (int p = 0; p < s.T; ++p) {
+    for (int e = 0; e < s.d; ++e) row[p * s.d + e] = x[((b * s.T + p) * s.H + h) * s.d + e];
   }
   return row;
 }
 
 // y = x - (noise * std + mean) per (b, h) row, in double.
-std::vector<double> ReferenceForward(const Shape& s, const std::vector<double>& x,
-                                     const std::vector<float>& noise) {
+std::vector<double> reference_forward(const Shape& s, const std::vector<double>& x,
+                                      const std::vector<float>& noise) {
   std::vector<double> y(x.size());
   for (int b = 0; b < s.B; ++b) {
     for (int h = 0; h < s.H; ++h) {
-      const auto row = GatherRow(s, x, b, h);
-      const double mean = Mean(row.data(), s.L()), std_dev = UnbiasedStd(row.data(), s.L());
-      for (int p = 0; p < s.P; ++p) {
+      const auto row = gather_row(s, x, b, h);
+      const double mean = row_mean(row.data(), s.L()), std_dev = unbiased_std(row.data(), s.L());
+      for (int p = 0; p < s.T; ++p) {
         for (int e = 0; e < s.d; ++e) {
-          const int index = ((b * s.P + p) * s.H + h) * s.d + e;
+          const int index = ((b * s.T + p) * s.H + h) * s.d + e;
           y[index] = x[index] - (noise[h * s.L() + p * s.d + e] * std_dev + mean);
         }
       }
@@ -94,17 +98,17 @@ std::vector<double> ReferenceForward(const Shape& s, const std::vector<double>& 
 const Shape kShape{2, 3, 4, 2, 5};  // L = 15, two heads per group
 
 TEST(PgqaMakeNoiseTest, RowsAreStandardised) {
-  const auto noise = MakeNoise(kShape, 3, 1);
-  const auto noise_d = ToDouble(noise);
+  const auto noise = make_noise(kShape, 3, 1);
+  const auto noise_d = to_double(noise);
   for (int row = 0; row < kShape.H; ++row) {
-    EXPECT_NEAR(Mean(noise_d.data() + row * kShape.L(), kShape.L()), 0.0, 1e-6) << row;
-    EXPECT_NEAR(UnbiasedStd(noise_d.data() + row * kShape.L(), kShape.L()), 1.0, 1e-6) << row;
+    EXPECT_NEAR(row_mean(noise_d.data() + row * kShape.L(), kShape.L()), 0.0, 1e-6) << row;
+    EXPECT_NEAR(unbiased_std(noise_d.data() + row * kShape.L(), kShape.L()), 1.0, 1e-6) << row;
   }
 }
 
 TEST(PgqaMakeNoiseTest, MatchesPhiloxWithZeroedDiagonal) {
-  const auto noise = MakeNoise(kShape, 3, 1);
-  const auto expected = ReferenceNoise(kShape, 3, 1);
+  const auto noise = make_noise(kShape, 3, 1);
+  const auto expected = reference_noise(kShape, 3, 1);
   for (int i = 0; i < kShape.noise_size(); ++i) EXPECT_NEAR(noise[i], expected[i], 1e-6) << i;
   // The zeroed element was the smallest of its uniform row, and stays so after standardising.
   const int rows = kShape.heads_per_group();
@@ -117,11 +121,11 @@ TEST(PgqaMakeNoiseTest, MatchesPhiloxWithZeroedDiagonal) {
 }
 
 TEST(PgqaMakeNoiseTest, DeterministicPerSeedStepLayerAndGroup) {
-  const auto noise = MakeNoise(kShape, 3, 1);
-  EXPECT_EQ(MakeNoise(kShape, 3, 1), noise);
-  EXPECT_NE(MakeNoise(kShape, 4, 1), noise);
-  EXPECT_NE(MakeNoise(kShape, 3, 2), noise);
-  EXPECT_NE(MakeNoise(kShape, 3, 1, kSeed + 1), noise);
+  const auto noise = make_noise(kShape, 3, 1);
+  EXPECT_EQ(make_noise(kShape, 3, 1), noise);
+  EXPECT_NE(make_noise(kShape, 4, 1), noise);
+  EXPECT_NE(make_noise(kShape, 3, 2), noise);
+  EXPECT_NE(make_noise(kShape, 3, 1, kSeed + 1), noise);
   // Group 1 draws from its own stream: its rows differ from group 0's.
   const int group_size = kShape.heads_per_group() * kShape.L();
   EXPECT_FALSE(std::equal(noise.begin(), noise.begin() + group_size, noise.begin() + group_size));
@@ -129,78 +133,64 @@ TEST(PgqaMakeNoiseTest, DeterministicPerSeedStepLayerAndGroup) {
 
 TEST(PgqaNoiseForwardTest, MatchesReferenceAndSavesStatistics) {
   const Shape s = kShape;
-  const auto noise = MakeNoise(s, 0, 0);
-  auto x = RandomVector(s.x_size(), 1, -1.f, 3.f);
+  const auto noise = make_noise(s, 0, 0);
+  auto x = random_vector(s.x_size(), 1, -1.f, 3.f);
   std::vector<float> y(s.x_size()), stats(2 * s.B * s.H);
-  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
-  const auto x_d = ToDouble(x);
-  const auto expected = ReferenceForward(s, x_d, noise);
+  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
+  const auto x_d = to_double(x);
+  const auto expected = reference_forward(s, x_d, noise);
   for (int i = 0; i < s.x_size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-5) << i;
   for (int b = 0; b < s.B; ++b) {
     for (int h = 0; h < s.H; ++h) {
-      const auto row = GatherRow(s, x_d, b, h);
-      EXPECT_NEAR(stats[(b * s.H + h) * 2], Mean(row.data(), s.L()), 1e-6);
-      EXPECT_NEAR(stats[(b * s.H + h) * 2 + 1], UnbiasedStd(row.data(), s.L()), 1e-6);
+      const auto row = gather_row(s, x_d, b, h);
+      EXPECT_NEAR(stats[(b * s.H + h) * 2], row_mean(row.data(), s.L()), 1e-6);
+      EXPECT_NEAR(stats[(b * s.H + h) * 2 + 1], unbiased_std(row.data(), s.L()), 1e-6);
     }
   }
   // In place (y == x) gives the same result.
-  pgqa_noise_forward(x.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
+  pgqa_noise_forward(x.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
   EXPECT_EQ(x, y);
 }
 
 TEST(PgqaNoiseBackwardTest, AccumulatesFiniteDifferenceGradient) {
   const Shape s = kShape;
-  const auto noise = MakeNoise(s, 5, 2);
-  const auto x = RandomVector(s.x_size(), 2, -1.f, 3.f);
-  const auto loss_weights = RandomVector(s.x_size(), 3);  // loss = sum(y * loss_weights)
+  const auto noise = make_noise(s, 5, 2);
+  const auto x = random_vector(s.x_size(), 2, -1.f, 3.f);
+  const auto loss_weights = random_vector(s.x_size(), 3);  // loss = sum(y * loss_weights)
   std::vector<float> y(s.x_size()), stats(2 * s.B * s.H);
-  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
-  const auto dx_initial = RandomVector(s.x_size(), 4);
+  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
+  const auto dx_initial = random_vector(s.x_size(), 4);
   auto dx = dx_initial;
   pgqa_noise_backward(dx.data(), loss_weights.data(), x.data(), stats.data(), noise.data(), s.B,
-                      s.P, s.H, s.G, s.d);
+                      s.T, s.H, s.G, s.d);
 
   auto loss = [&](const std::vector<double>& x_) {
-    const auto y_ = ReferenceForward(s, x_, noise);
-    double sum = 0.0;
-    for (size_t i = 0; i < y_.size(); ++i) sum += y_[i] * loss_weights[i];
-    return sum;
+    return weighted_sum(reference_forward(s, x_, noise), loss_weights);
   };
-  constexpr double kStep = 1e-5;
-  auto x_d = ToDouble(x);
-  for (int i = 0; i < s.x_size(); ++i) {
-    const double saved = x_d[i];
-    x_d[i] = saved + kStep;
-    const double plus = loss(x_d);
-    x_d[i] = saved - kStep;
-    const double minus = loss(x_d);
-    x_d[i] = saved;
-    const double expected = dx_initial[i] + (plus - minus) / (2 * kStep);
-    EXPECT_NEAR(dx[i], expected, 1e-4 + 1e-3 * std::fabs(expected)) << i;
-  }
+  expect_accumulated(dx, dx_initial, numerical_gradient(loss, to_double(x)), "dx");
 }
 
 // A constant row has std 0: its output is x - mean and its gradient dy - mean(dy), with no
 // division by the zero std.
 TEST(PgqaNoiseBackwardTest, ConstantRowGetsNoGradientThroughItsStd) {
   const Shape s{1, 2, 2, 1, 3};
-  const auto noise = MakeNoise(s, 0, 0);
-  auto x = RandomVector(s.x_size(), 5);
-  for (int p = 0; p < s.P; ++p) {
+  const auto noise = make_noise(s, 0, 0);
+  auto x = random_vector(s.x_size(), 5);
+  for (int p = 0; p < s.T; ++p) {
     for (int e = 0; e < s.d; ++e) x[(p * s.H + 1) * s.d + e] = 0.25f;  // head 1 constant
   }
   std::vector<float> y(s.x_size()), stats(2 * s.B * s.H);
-  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.P, s.H, s.G, s.d);
+  pgqa_noise_forward(y.data(), stats.data(), x.data(), noise.data(), s.B, s.T, s.H, s.G, s.d);
   EXPECT_EQ(stats[3], 0.f);
-  const auto dy = RandomVector(s.x_size(), 6);
+  const auto dy = random_vector(s.x_size(), 6);
   std::vector<float> dx(s.x_size(), 0.f);
-  pgqa_noise_backward(dx.data(), dy.data(), x.data(), stats.data(), noise.data(), s.B, s.P, s.H,
+  pgqa_noise_backward(dx.data(), dy.data(), x.data(), stats.data(), noise.data(), s.B, s.T, s.H,
                       s.G, s.d);
   double dy_mean = 0.0;
-  for (int p = 0; p < s.P; ++p) {
+  for (int p = 0; p < s.T; ++p) {
     for (int e = 0; e < s.d; ++e) dy_mean += dy[(p * s.H + 1) * s.d + e] / double(s.L());
   }
-  for (int p = 0; p < s.P; ++p) {
+  for (int p = 0; p < s.T; ++p) {
     for (int e = 0; e < s.d; ++e) {
       const int index = (p * s.H + 1) * s.d + e;
       EXPECT_EQ(y[index], 0.f) << index;

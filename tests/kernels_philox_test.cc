@@ -8,7 +8,7 @@
 namespace dgqa {
 namespace {
 
-void ExpectBlock(const Philox4x32& actual, const Philox4x32& expected) {
+void expect_block(const Philox4x32& actual, const Philox4x32& expected) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(actual.v[i], expected.v[i])
         << "word " << i << ": 0x" << std::hex << actual.v[i] << " instead of 0x" << expected.v[i];
@@ -16,12 +16,12 @@ void ExpectBlock(const Philox4x32& actual, const Philox4x32& expected) {
 }
 
 TEST(PhiloxTest, ZeroCounterZeroKey) {
-  ExpectBlock(philox4x32_10({{0, 0, 0, 0}}, 0),
-              {{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}});
+  expect_block(philox4x32_10({{0, 0, 0, 0}}, 0),
+               {{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}});
 }
 
 TEST(PhiloxTest, AllOnesCounterAllOnesKey) {
-  ExpectBlock(
+  expect_block(
       philox4x32_10({{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}}, 0xffffffffffffffffull),
       {{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}});
 }
@@ -29,8 +29,8 @@ TEST(PhiloxTest, AllOnesCounterAllOnesKey) {
 // The digits of pi as counter and key; key word 0 is the low half of the 64-bit key.
 TEST(PhiloxTest, PiDigits) {
   const uint64_t key = 0xa4093822ull | (0x299f31d0ull << 32);
-  ExpectBlock(philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}}, key),
-              {{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}});
+  expect_block(philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}}, key),
+               {{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}});
 }
 
 TEST(PhiloxTest, UniformIsTheTop24BitsScaledIntoTheUnitInterval) {

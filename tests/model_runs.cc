@@ -7,9 +7,9 @@
 #include "model/reducer.h"
 #include "tests/test_util.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
-ModelConfig SmallTestModel(AttentionScheme scheme) {
+ModelConfig small_test_model(AttentionScheme scheme) {
   ModelConfig c;
   c.image_size = 32;
   c.patch_size = 8;
@@ -25,11 +25,11 @@ ModelConfig SmallTestModel(AttentionScheme scheme) {
   return c;
 }
 
-ModelRun RunSmallTestModel(Backend& backend, AttentionScheme scheme) {
-  const ModelConfig config = SmallTestModel(scheme);
+ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme) {
+  const ModelConfig config = small_test_model(scheme);
   const int B = 4;
   VisionTransformer model(config, backend, B, 3);
-  const std::vector<float> images = RandomVector(
+  const std::vector<float> images = random_vector(
       static_cast<size_t>(B) * config.in_channels * config.image_size * config.image_size, 5);
   const std::vector<int32_t> labels = {1, 7, 3, 9};
   LocalReducer reducer;
@@ -52,7 +52,7 @@ namespace {
 // Keeps the largest error / tolerance seen and where it was.
 class WorstRatio {
  public:
-  void Add(double error, double tolerance, const std::string& where) {
+  void add(double error, double tolerance, const std::string& where) {
     double ratio = error / tolerance;
     if (std::isnan(ratio)) ratio = std::numeric_limits<double>::infinity();
     if (ratio > use_.worst || use_.where.empty()) use_ = {ratio, where};
@@ -65,35 +65,35 @@ class WorstRatio {
 
 }  // namespace
 
-ToleranceUse CompareRuns(const ModelRun& actual, const ModelRun& expected,
-                         const RunTolerance& tolerance, const ParamLayout& layout) {
+ToleranceUse compare_runs(const ModelRun& actual, const ModelRun& expected,
+                          const RunTolerance& tolerance, const ParamLayout& layout) {
   WorstRatio worst;
   if (actual.initial_params != expected.initial_params) {
-    worst.Add(std::numeric_limits<double>::infinity(), 1.0, "the initial parameters differ");
+    worst.add(std::numeric_limits<double>::infinity(), 1.0, "the initial parameters differ");
     return worst.result();
   }
   if (actual.allocations != expected.allocations) {
-    worst.Add(std::numeric_limits<double>::infinity(), 1.0, "the allocations differ");
+    worst.add(std::numeric_limits<double>::infinity(), 1.0, "the allocations differ");
     return worst.result();
   }
-  worst.Add(std::fabs(actual.loss - expected.loss), tolerance.loss_rel * std::fabs(expected.loss),
+  worst.add(std::fabs(actual.loss - expected.loss), tolerance.loss_rel * std::fabs(expected.loss),
             "loss");
 
   double largest_logit = 0;
   for (const float x : expected.logits)
     largest_logit = std::max<double>(largest_logit, std::fabs(x));
   if (actual.logits.size() != expected.logits.size()) {
-    worst.Add(std::numeric_limits<double>::infinity(), 1.0, "the logits' sizes differ");
+    worst.add(std::numeric_limits<double>::infinity(), 1.0, "the logits' sizes differ");
     return worst.result();
   }
   for (size_t i = 0; i < expected.logits.size(); ++i) {
-    worst.Add(std::fabs(static_cast<double>(actual.logits[i]) - expected.logits[i]),
+    worst.add(std::fabs(static_cast<double>(actual.logits[i]) - expected.logits[i]),
               tolerance.logit_rel * largest_logit + tolerance.logit_abs,
               "logit " + std::to_string(i));
   }
 
   if (actual.grads.size() != expected.grads.size()) {
-    worst.Add(std::numeric_limits<double>::infinity(), 1.0, "the gradients' sizes differ");
+    worst.add(std::numeric_limits<double>::infinity(), 1.0, "the gradients' sizes differ");
     return worst.result();
   }
   for (const TensorSlot& slot : layout.tensors()) {
@@ -105,12 +105,12 @@ ToleranceUse CompareRuns(const ModelRun& actual, const ModelRun& expected,
       norm2 += reference * reference;
       error2 += error * error;
     }
-    worst.Add(std::sqrt(error2),
+    worst.add(std::sqrt(error2),
               tolerance.grad_norm_rel * std::sqrt(norm2) +
                   tolerance.grad_norm_abs * std::sqrt(static_cast<double>(slot.size)),
               slot.name + ": the L2 norm of the error");
     for (int64_t i = 0; i < slot.size; ++i) {
-      worst.Add(std::fabs(static_cast<double>(actual.grads[slot.offset + i]) -
+      worst.add(std::fabs(static_cast<double>(actual.grads[slot.offset + i]) -
                           expected.grads[slot.offset + i]),
                 tolerance.grad_elem_rel * largest + tolerance.grad_elem_abs,
                 slot.name + "[" + std::to_string(i) + "]");
@@ -119,4 +119,4 @@ ToleranceUse CompareRuns(const ModelRun& actual, const ModelRun& expected,
   return worst.result();
 }
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

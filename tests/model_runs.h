@@ -9,7 +9,7 @@
 #include "kernels/backend.h"
 #include "model/vit.h"
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // What a test compares between two runs of the same model: the initial parameters, the loss, the
 // logits, every gradient, and the allocation of each layer (KDGQA, DGQA).
@@ -22,11 +22,11 @@ struct ModelRun {
 
 // The model the whole-model tests use: 32x32x3 images, patch 8, D 64, depth 2, H 4 (G 2; MHA: 4),
 // DGQA window 1.
-ModelConfig SmallTestModel(AttentionScheme scheme);
+ModelConfig small_test_model(AttentionScheme scheme);
 
-// One forward and backward of a fresh SmallTestModel (initialised from a fixed seed, so the same
+// One forward and backward of a fresh small_test_model (initialised from a fixed seed, so the same
 // on every backend) on 4 fixed random images.
-ModelRun RunSmallTestModel(Backend& backend, AttentionScheme scheme);
+ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme);
 
 // How far one run may be from another, each error relative to the reference's own scale:
 //   loss:      |error| <= loss_rel * |loss|
@@ -46,7 +46,7 @@ struct ToleranceUse {
   double worst = 0;
   std::string where;
 };
-ToleranceUse CompareRuns(const ModelRun& actual, const ModelRun& expected,
-                         const RunTolerance& tolerance, const ParamLayout& layout);
+ToleranceUse compare_runs(const ModelRun& actual, const ModelRun& expected,
+                          const RunTolerance& tolerance, const ParamLayout& layout);
 
-}  // namespace dgqa::testing
+}  // namespace dgqa::tests

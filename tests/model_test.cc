@@ -12,7 +12,7 @@
 namespace dgqa {
 namespace {
 
-ModelConfig TinyConfig(AttentionScheme scheme) {
+ModelConfig tiny_config(AttentionScheme scheme) {
   ModelConfig c;
   c.image_size = 8;
   c.patch_size = 4;
@@ -34,21 +34,21 @@ struct Inputs {
   int batch;
 };
 
-Inputs MakeInputs(const ModelConfig& c, int batch, uint32_t seed) {
+Inputs make_inputs(const ModelConfig& c, int batch, uint32_t seed) {
   Inputs in;
   in.batch = batch;
-  in.images = testing::RandomVector(
+  in.images = tests::random_vector(
       static_cast<size_t>(batch) * c.in_channels * c.image_size * c.image_size, seed);
   for (int b = 0; b < batch; ++b) in.labels.push_back(b % c.num_classes);
   return in;
 }
 
-double MeanLoss(VisionTransformer& model, const Inputs& in, const ForwardContext& context) {
+double mean_loss(VisionTransformer& model, const Inputs& in, const ForwardContext& context) {
   LocalReducer reducer;
   return model.forward(in.images.data(), in.labels.data(), in.batch, context, reducer) / in.batch;
 }
 
-std::vector<std::vector<int>> Allocations(const VisionTransformer& model) {
+std::vector<std::vector<int>> allocations(const VisionTransformer& model) {
   std::vector<std::vector<int>> result;
   for (const GroupAllocator& a : model.allocators()) result.push_back(a.active_allocation());
   return result;
@@ -61,10 +61,10 @@ const AttentionScheme kAllSchemes[] = {AttentionScheme::kMHA,      AttentionSche
 class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
 
 TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
-  const ModelConfig config = TinyConfig(GetParam());
+  const ModelConfig config = tiny_config(GetParam());
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer model(config, *backend, 3, /*seed=*/7);
-  const Inputs in = MakeInputs(config, 3, 11);
+  const Inputs in = make_inputs(config, 3, 11);
   ForwardContext context;  // training, step 0: DGQA computes its allocation at this step
   context.step = 0;
 
@@ -78,8 +78,8 @@ TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
   };
 
   model.zero_grads();
-  MeanLoss(model, in, context);
-  const auto reference_allocation = Allocations(model);
+  mean_loss(model, in, context);
+  const auto reference_allocation = allocations(model);
   model.backward(1.f / in.batch);
   std::vector<float> grads(model.layout().total_size());
   backend->copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
@@ -95,13 +95,13 @@ TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
       params[at] = original + eps;
       model.params_from_host(params);
       restore();
-      const double plus = MeanLoss(model, in, context);
-      const bool same_plus = Allocations(model) == reference_allocation;
+      const double plus = mean_loss(model, in, context);
+      const bool same_plus = allocations(model) == reference_allocation;
       params[at] = original - eps;
       model.params_from_host(params);
       restore();
-      const double minus = MeanLoss(model, in, context);
-      const bool same_minus = Allocations(model) == reference_allocation;
+      const double minus = mean_loss(model, in, context);
+      const bool same_minus = allocations(model) == reference_allocation;
       params[at] = original;
       if (!same_plus || !same_minus) {  // the step crossed an allocation boundary
         ++skipped;
@@ -123,7 +123,7 @@ INSTANTIATE_TEST_SUITE_P(AllSchemes, ModelGradientTest, ::testing::ValuesIn(kAll
                          });
 
 TEST(ParamLayoutTest, NamesAndShapesFollowTheDesign) {
-  ModelConfig c = TinyConfig(AttentionScheme::kGQA);
+  ModelConfig c = tiny_config(AttentionScheme::kGQA);
   ParamLayout layout(c);
   const int64_t D = 16, kv = 2 * 4;  // G * d with d = D / H = 4
   auto shape = [&](const std::string& name) {
@@ -152,25 +152,25 @@ TEST(ParamLayoutTest, NamesAndShapesFollowTheDesign) {
 }
 
 TEST(ModelTest, GqaWithOneHeadPerGroupEqualsMha) {
-  ModelConfig mha = TinyConfig(AttentionScheme::kMHA);
+  ModelConfig mha = tiny_config(AttentionScheme::kMHA);
   ModelConfig gqa = mha;
   gqa.attention = AttentionScheme::kGQA;
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer a(mha, *backend, 2, 5), b(gqa, *backend, 2, 5);
-  const Inputs in = MakeInputs(mha, 2, 3);
+  const Inputs in = make_inputs(mha, 2, 3);
   ForwardContext context;
-  EXPECT_EQ(MeanLoss(a, in, context), MeanLoss(b, in, context));
+  EXPECT_EQ(mean_loss(a, in, context), mean_loss(b, in, context));
   EXPECT_EQ(a.logits_to_host(), b.logits_to_host());
 }
 
 TEST(ModelTest, UnusedKvHeadGetsNoGradient) {
   // With G = 2, KDGQA's min-max step gives all H query heads to one K/V head.
-  ModelConfig c = TinyConfig(AttentionScheme::kKDGQA);
+  ModelConfig c = tiny_config(AttentionScheme::kKDGQA);
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer model(c, *backend, 3, 9);
-  const Inputs in = MakeInputs(c, 3, 4);
+  const Inputs in = make_inputs(c, 3, 4);
   model.zero_grads();
-  MeanLoss(model, in, ForwardContext{});
+  mean_loss(model, in, ForwardContext{});
   model.backward(1.f / 3);
   std::vector<float> grads(model.layout().total_size());
   backend->copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
@@ -193,10 +193,10 @@ TEST(ModelTest, UnusedKvHeadGetsNoGradient) {
 TEST(ModelTest, GradientsOfSplitBatchesAddUp) {
   // Two halves of a batch, each backpropagated with scale 1/B, accumulate the gradient of the
   // whole batch: the property data-parallel training relies on.
-  ModelConfig c = TinyConfig(AttentionScheme::kGQA);
+  ModelConfig c = tiny_config(AttentionScheme::kGQA);
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer model(c, *backend, 4, 2);
-  const Inputs whole = MakeInputs(c, 4, 8);
+  const Inputs whole = make_inputs(c, 4, 8);
   const int64_t image = static_cast<int64_t>(c.in_channels) * c.image_size * c.image_size;
   LocalReducer reducer;
   ForwardContext context;
@@ -221,7 +221,7 @@ TEST(ModelTest, GradientsOfSplitBatchesAddUp) {
 }
 
 TEST(ModelTest, InitialisationDependsOnlyOnTheSeed) {
-  ModelConfig c = TinyConfig(AttentionScheme::kGQA);
+  ModelConfig c = tiny_config(AttentionScheme::kGQA);
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer a(c, *backend, 1, 42), b(c, *backend, 1, 42), other(c, *backend, 1, 43);
   EXPECT_EQ(a.params_to_host(), b.params_to_host());

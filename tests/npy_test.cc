@@ -14,24 +14,20 @@
 namespace dgqa {
 namespace {
 
-bool HavePythonWithNumpy() {
-  return testing::RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
-}
-
 // 0.5 * i - 3 for i = 0, 1, ...: values a Python check can recompute exactly.
-std::vector<float> Ramp(size_t n) {
+std::vector<float> ramp(size_t n) {
   std::vector<float> values(n);
   for (size_t i = 0; i < n; ++i) values[i] = 0.5f * static_cast<float>(i) - 3.f;
   return values;
 }
 
 TEST(NpyTest, RoundTripOfSeveralShapes) {
-  const std::string dir = testing::MakeTempDir("npy");
+  const std::string dir = tests::make_temp_dir("npy");
   const std::vector<std::vector<int64_t>> shapes = {{2, 3}, {7}, {}, {0, 4}, {2, 1, 3}};
   for (const auto& shape : shapes) {
     size_t count = 1;
     for (int64_t dim : shape) count *= static_cast<size_t>(dim);
-    const std::vector<float> values = testing::RandomVector(count, 3);
+    const std::vector<float> values = tests::random_vector(count, 3);
     write_npy_f32(dir + "/a.npy", values.data(), shape);
     const NpyArray array = read_npy_f32(dir + "/a.npy");
     EXPECT_EQ(array.shape, shape);
@@ -40,10 +36,10 @@ TEST(NpyTest, RoundTripOfSeveralShapes) {
 }
 
 TEST(NpyTest, HeaderIsVersionOneAndDataStartsAtAMultipleOf64) {
-  const std::string dir = testing::MakeTempDir("npy");
-  const std::vector<float> values = Ramp(6);
+  const std::string dir = tests::make_temp_dir("npy");
+  const std::vector<float> values = ramp(6);
   write_npy_f32(dir + "/a.npy", values.data(), {2, 3});
-  const std::string bytes = testing::ReadFile(dir + "/a.npy");
+  const std::string bytes = tests::read_file(dir + "/a.npy");
   ASSERT_GE(bytes.size(), 10u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
   const size_t header_size = static_cast<uint8_t>(bytes[8]) | static_cast<uint8_t>(bytes[9]) << 8;
@@ -55,8 +51,8 @@ TEST(NpyTest, HeaderIsVersionOneAndDataStartsAtAMultipleOf64) {
 }
 
 TEST(NpyTest, WriteLeavesNoTemporary) {
-  const std::string dir = testing::MakeTempDir("npy");
-  const std::vector<float> values = Ramp(4);
+  const std::string dir = tests::make_temp_dir("npy");
+  const std::vector<float> values = ramp(4);
   write_npy_f32(dir + "/logits.npy", values.data(), {4});
   write_npy_f32(dir + "/logits.npy", values.data(), {2, 2});
   int files = 0;
@@ -69,10 +65,10 @@ TEST(NpyTest, WriteLeavesNoTemporary) {
 }
 
 TEST(NpyTest, UnreadableFilesAreInputErrorsNamingTheFile) {
-  const std::string dir = testing::MakeTempDir("npy");
-  const std::vector<float> values = Ramp(6);
+  const std::string dir = tests::make_temp_dir("npy");
+  const std::vector<float> values = ramp(6);
   write_npy_f32(dir + "/good.npy", values.data(), {2, 3});
-  const std::string good = testing::ReadFile(dir + "/good.npy");
+  const std::string good = tests::read_file(dir + "/good.npy");
   std::string double_type = good, fortran = good;
   double_type.replace(double_type.find("<f4"), 3, "<f8");
   fortran.replace(fortran.find("False"), 5, "True ");
@@ -86,7 +82,7 @@ TEST(NpyTest, UnreadableFilesAreInputErrorsNamingTheFile) {
   for (const auto& [name, bytes] : cases) {
     SCOPED_TRACE(name);
     const std::string path = dir + "/" + name + ".npy";
-    testing::WriteFile(path, bytes);
+    tests::write_file(path, bytes);
     try {
       read_npy_f32(path);
       ADD_FAILURE() << "no error";
@@ -117,21 +113,21 @@ print("OK")
 )";
 
 TEST(NpyTest, NumpyReadsOurFilesAndWeReadNumpys) {
-  if (!HavePythonWithNumpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
-  const std::string dir = testing::MakeTempDir("npy");
-  write_npy_f32(dir + "/matrix.npy", Ramp(6).data(), {2, 3});
-  write_npy_f32(dir + "/vector.npy", Ramp(7).data(), {7});
-  write_npy_f32(dir + "/scalar.npy", Ramp(1).data(), {});
-  testing::WriteFile(dir + "/check.py", kNumpyCheck);
+  if (!tests::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+  const std::string dir = tests::make_temp_dir("npy");
+  write_npy_f32(dir + "/matrix.npy", ramp(6).data(), {2, 3});
+  write_npy_f32(dir + "/vector.npy", ramp(7).data(), {7});
+  write_npy_f32(dir + "/scalar.npy", ramp(1).data(), {});
+  tests::write_file(dir + "/check.py", kNumpyCheck);
 
   std::string output;
-  EXPECT_EQ(testing::RunCommand("/usr/bin/python3 " + dir + "/check.py " + dir, &output), 0)
+  EXPECT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/check.py " + dir, &output), 0)
       << output;
   EXPECT_EQ(output, "OK\n");
 
   const NpyArray from_numpy = read_npy_f32(dir + "/from_numpy.npy");
   EXPECT_EQ(from_numpy.shape, (std::vector<int64_t>{4, 5}));
-  EXPECT_EQ(from_numpy.data, Ramp(20));
+  EXPECT_EQ(from_numpy.data, ramp(20));
 }
 
 }  // namespace

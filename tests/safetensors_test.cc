@@ -19,14 +19,14 @@ namespace dgqa {
 namespace {
 
 // A file built byte by byte: the 8-byte little-endian length, the header text, the buffer.
-std::string RawFile(const std::string& header, const std::string& buffer) {
+std::string raw_file(const std::string& header, const std::string& buffer) {
   std::string bytes(8, '\0');
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(header.size() >> (8 * i));
   return bytes + header + buffer;
 }
 
 // Expects reading `path` to fail with an InputError that names the file and says `detail`.
-void ExpectReadError(const std::string& path, const std::string& detail) {
+void expect_read_error(const std::string& path, const std::string& detail) {
   try {
     SafetensorsFile::read(path);
     ADD_FAILURE() << "no error for " << path;
@@ -37,13 +37,9 @@ void ExpectReadError(const std::string& path, const std::string& detail) {
   }
 }
 
-bool HavePythonWithNumpy() {
-  return testing::RunCommand("/usr/bin/python3 -c 'import numpy'") == 0;
-}
-
 TEST(SafetensorsTest, RoundTripKeepsNamesShapesValuesAndMetadata) {
-  const std::string path = testing::MakeTempDir("safetensors") + "/model.safetensors";
-  const std::vector<float> weight = testing::RandomVector(12, 7);
+  const std::string path = tests::make_temp_dir("safetensors") + "/model.safetensors";
+  const std::vector<float> weight = tests::random_vector(12, 7);
   const std::vector<int64_t> allocation = {3, 0, -(int64_t{1} << 40)};
   SafetensorsWriter writer;
   writer.add_f32("head.weight", {3, 4}, weight.data());
@@ -65,7 +61,7 @@ TEST(SafetensorsTest, RoundTripKeepsNamesShapesValuesAndMetadata) {
 }
 
 TEST(SafetensorsTest, ScalarAndEmptyTensorsRoundTrip) {
-  const std::string path = testing::MakeTempDir("safetensors") + "/odd.safetensors";
+  const std::string path = tests::make_temp_dir("safetensors") + "/odd.safetensors";
   const float scale = 0.125f;
   SafetensorsWriter writer;
   writer.add_f32("scale", {}, &scale);
@@ -81,7 +77,7 @@ TEST(SafetensorsTest, ScalarAndEmptyTensorsRoundTrip) {
 }
 
 TEST(SafetensorsTest, BytesDependOnlyOnContentAndHeaderIsPaddedToEightBytes) {
-  const std::string dir = testing::MakeTempDir("safetensors");
+  const std::string dir = tests::make_temp_dir("safetensors");
   const std::vector<float> a = {1, 2, 3}, b = {4, 5};
   SafetensorsWriter forward, backward;
   forward.add_f32("a", {3}, a.data());
@@ -91,8 +87,8 @@ TEST(SafetensorsTest, BytesDependOnlyOnContentAndHeaderIsPaddedToEightBytes) {
   forward.write(dir + "/forward.safetensors");
   backward.write(dir + "/backward.safetensors");
 
-  const std::string bytes = testing::ReadFile(dir + "/forward.safetensors");
-  EXPECT_EQ(bytes, testing::ReadFile(dir + "/backward.safetensors"));
+  const std::string bytes = tests::read_file(dir + "/forward.safetensors");
+  EXPECT_EQ(bytes, tests::read_file(dir + "/backward.safetensors"));
   uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<uint8_t>(bytes[i]);
   EXPECT_EQ(header_size % 8, 0u);
@@ -104,9 +100,9 @@ TEST(SafetensorsTest, BytesDependOnlyOnContentAndHeaderIsPaddedToEightBytes) {
 }
 
 TEST(SafetensorsTest, WriteReplacesTheFileAndLeavesNoTemporary) {
-  const std::string dir = testing::MakeTempDir("safetensors");
+  const std::string dir = tests::make_temp_dir("safetensors");
   const std::string path = dir + "/model.safetensors";
-  testing::WriteFile(path, "old contents");
+  tests::write_file(path, "old contents");
   const float value = 2.5f;
   SafetensorsWriter writer;
   writer.add_f32("x", {1}, &value);
@@ -122,7 +118,7 @@ TEST(SafetensorsTest, WriteReplacesTheFileAndLeavesNoTemporary) {
 }
 
 TEST(SafetensorsTest, WriteIntoAMissingDirectoryFailsNamingThePath) {
-  const std::string path = testing::MakeTempDir("safetensors") + "/no/such/dir/x.safetensors";
+  const std::string path = tests::make_temp_dir("safetensors") + "/no/such/dir/x.safetensors";
   try {
     SafetensorsWriter().write(path);
     ADD_FAILURE() << "no error";
@@ -139,13 +135,13 @@ TEST(SafetensorsTest, AddingANameTwiceIsRejected) {
 }
 
 TEST(SafetensorsTest, AsF32ConvertsHalfAndBfloat16) {
-  const std::string path = testing::MakeTempDir("safetensors") + "/half.safetensors";
+  const std::string path = tests::make_temp_dir("safetensors") + "/half.safetensors";
   // F16: 1, -2, 65504 (largest finite), 2^-24 (smallest subnormal); BF16: 1, -0.5.
   const std::string buffer(
       "\x00\x3c\x00\xc0\xff\x7b\x01\x00"
       "\x80\x3f\x00\xbf",
       12);
-  testing::WriteFile(path, RawFile(R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},)"
+  tests::write_file(path, raw_file(R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},)"
                                    R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}})",
                                    buffer));
   const SafetensorsFile file = SafetensorsFile::read(path);
@@ -154,7 +150,7 @@ TEST(SafetensorsTest, AsF32ConvertsHalfAndBfloat16) {
 }
 
 TEST(SafetensorsTest, WrongDtypeOrMissingNameIsAnInputErrorNamingTheFile) {
-  const std::string path = testing::MakeTempDir("safetensors") + "/model.safetensors";
+  const std::string path = tests::make_temp_dir("safetensors") + "/model.safetensors";
   const float value = 1.f;
   const int64_t count = 1;
   SafetensorsWriter writer;
@@ -174,9 +170,9 @@ TEST(SafetensorsTest, WrongDtypeOrMissingNameIsAnInputErrorNamingTheFile) {
 }
 
 TEST(SafetensorsTest, MalformedFilesAreInputErrorsNamingTheFile) {
-  const std::string dir = testing::MakeTempDir("safetensors");
-  ExpectReadError(dir + "/absent.safetensors", "cannot open");
-  ExpectReadError(dir, "is a directory");
+  const std::string dir = tests::make_temp_dir("safetensors");
+  expect_read_error(dir + "/absent.safetensors", "cannot open");
+  expect_read_error(dir, "is a directory");
 
   struct Case {
     std::string label, bytes, detail;
@@ -185,43 +181,44 @@ TEST(SafetensorsTest, MalformedFilesAreInputErrorsNamingTheFile) {
   auto entry = [](const std::string& fields) { return R"({"t":{)" + fields + "}}"; };
   const std::vector<Case> cases = {
       {"short", "abc", "fewer than the 8"},
-      {"long_header", RawFile("{}", "").replace(0, 1, "\x64"), "exceeds"},
-      {"bad_json", RawFile("{not json", ""), "not valid JSON"},
-      {"not_object", RawFile("[1, 2]", ""), "not a JSON object"},
+      {"long_header", raw_file("{}", "").replace(0, 1, "\x64"), "exceeds"},
+      {"bad_json", raw_file("{not json", ""), "not valid JSON"},
+      {"not_object", raw_file("[1, 2]", ""), "not a JSON object"},
       {"unknown_dtype",
-       RawFile(entry(R"("dtype":"F31","shape":[1],"data_offsets":[0,4])"), four_bytes),
+       raw_file(entry(R"("dtype":"F31","shape":[1],"data_offsets":[0,4])"), four_bytes),
        "unknown dtype 'F31'"},
-      {"missing_field", RawFile(entry(R"("dtype":"F32","shape":[1])"), four_bytes), "lacks"},
+      {"missing_field", raw_file(entry(R"("dtype":"F32","shape":[1])"), four_bytes), "lacks"},
       {"negative_dim",
-       RawFile(entry(R"("dtype":"F32","shape":[-1],"data_offsets":[0,4])"), four_bytes),
+       raw_file(entry(R"("dtype":"F32","shape":[-1],"data_offsets":[0,4])"), four_bytes),
        "non-negative"},
       {"end_past_buffer",
-       RawFile(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,8])"), four_bytes),
+       raw_file(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,8])"), four_bytes),
        "out of range"},
       {"begin_after_end",
-       RawFile(entry(R"("dtype":"F32","shape":[1],"data_offsets":[4,0])"), four_bytes),
+       raw_file(entry(R"("dtype":"F32","shape":[1],"data_offsets":[4,0])"), four_bytes),
        "out of range"},
       {"size_mismatch",
-       RawFile(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,4])"), eight_bytes), "needs 8"},
+       raw_file(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,4])"), eight_bytes),
+       "needs 8"},
       {"shape_overflow",
-       RawFile(entry(R"("dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4])"),
-               four_bytes),
+       raw_file(entry(R"("dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4])"),
+                four_bytes),
        "more than 2^64"},
-      {"bad_metadata", RawFile(R"({"__metadata__":{"step":3}})", ""), "__metadata__"},
+      {"bad_metadata", raw_file(R"({"__metadata__":{"step":3}})", ""), "__metadata__"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.label);
     const std::string path = dir + "/" + c.label + ".safetensors";
-    testing::WriteFile(path, c.bytes);
-    ExpectReadError(path, c.detail);
+    tests::write_file(path, c.bytes);
+    expect_read_error(path, c.detail);
   }
 }
 
 TEST(SafetensorsTest, OverlappingTensorsWithinTheBufferAreAccepted) {
-  const std::string path = testing::MakeTempDir("safetensors") + "/shared.safetensors";
+  const std::string path = tests::make_temp_dir("safetensors") + "/shared.safetensors";
   const float values[2] = {1.5f, -3.f};
-  testing::WriteFile(path,
-                     RawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+  tests::write_file(path,
+                    raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                              R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                              std::string(reinterpret_cast<const char*>(values), sizeof(values))));
   const SafetensorsFile file = SafetensorsFile::read(path);
@@ -268,8 +265,8 @@ print("OK")
 )";
 
 TEST(SafetensorsTest, AnIndependentPythonReaderAgrees) {
-  if (!HavePythonWithNumpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
-  const std::string dir = testing::MakeTempDir("safetensors");
+  if (!tests::have_python_with_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+  const std::string dir = tests::make_temp_dir("safetensors");
   std::vector<float> weight(12), cls(5, -0.5f);
   for (int i = 0; i < 12; ++i) weight[i] = i * 0.25f - 1.f;
   const std::vector<int64_t> allocation = {5, 0, -(int64_t{1} << 40)};
@@ -283,10 +280,10 @@ TEST(SafetensorsTest, AnIndependentPythonReaderAgrees) {
   writer.set_metadata("producer", "dgqa");
   writer.set_metadata("format", "pt");
   writer.write(dir + "/model.safetensors");
-  testing::WriteFile(dir + "/reader.py", kPythonReader);
+  tests::write_file(dir + "/reader.py", kPythonReader);
 
   std::string output;
-  const int status = testing::RunCommand(
+  const int status = tests::run_command(
       "/usr/bin/python3 " + dir + "/reader.py " + dir + "/model.safetensors", &output);
   EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, "OK\n");

@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -9,9 +10,11 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace dgqa::testing {
+#include "common/error.h"
 
-std::string MakeTempDir(const std::string& prefix) {
+namespace dgqa::tests {
+
+std::string make_temp_dir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
   std::vector<char> buffer(pattern.begin(), pattern.end());
@@ -20,7 +23,7 @@ std::string MakeTempDir(const std::string& prefix) {
   return std::string(buffer.data());
 }
 
-std::vector<float> RandomVector(size_t n, uint32_t seed, float lo, float hi) {
+std::vector<float> random_vector(size_t n, uint32_t seed, float lo, float hi) {
   std::vector<float> values(n);
   uint64_t state = seed * 6364136223846793005ULL + 1442695040888963407ULL;
   for (size_t i = 0; i < n; ++i) {
@@ -31,7 +34,7 @@ std::vector<float> RandomVector(size_t n, uint32_t seed, float lo, float hi) {
   return values;
 }
 
-int RunCommand(const std::string& command, std::string* output) {
+int run_command(const std::string& command, std::string* output) {
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return -1;
   std::array<char, 4096> chunk;
@@ -43,13 +46,13 @@ int RunCommand(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-void WriteFile(const std::string& path, const std::string& bytes) {
+void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-std::string ReadFile(const std::string& path) {
+std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path);
   std::ostringstream text;
@@ -57,4 +60,22 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-}  // namespace dgqa::testing
+std::string input_error_of(const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "no InputError was thrown";
+  return "";
+}
+
+void expect_contains(const std::string& text, const std::string& part) {
+  EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' is not in: " << text;
+}
+
+bool have_python_with_numpy() {
+  return run_command("/usr/bin/python3 -c 'import numpy'") == 0;
+}
+
+}  // namespace dgqa::tests

@@ -2,23 +2,34 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
-namespace dgqa::testing {
+namespace dgqa::tests {
 
 // A fresh empty directory under the system temp dir, unique to this call.
-std::string MakeTempDir(const std::string& prefix);
+std::string make_temp_dir(const std::string& prefix);
 
 // Deterministic pseudo-random floats in [lo, hi) (a small LCG: tests must not depend on libc).
-std::vector<float> RandomVector(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);
+std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);
 
 // Runs a shell command, returns its exit status (-1 if it did not exit normally);
 // stdout and stderr together are stored in *output when given.
-int RunCommand(const std::string& command, std::string* output = nullptr);
+int run_command(const std::string& command, std::string* output = nullptr);
 
 // Writes bytes to a file (overwrites).
-void WriteFile(const std::string& path, const std::string& bytes);
-std::string ReadFile(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
 
-}  // namespace dgqa::testing
+// Runs `run`, which must throw InputError, and returns its message ("" and a test failure when
+// it throws none).
+std::string input_error_of(const std::function<void()>& run);
+
+// Expects part in text; a failure shows both.
+void expect_contains(const std::string& text, const std::string& part);
+
+// Whether /usr/bin/python3 imports numpy (the tests that check files with numpy need it).
+bool have_python_with_numpy();
+
+}  // namespace dgqa::tests

@@ -12,18 +12,18 @@
 #include <string>
 #include <vector>
 
-#include "tests/fixtures.h"
-#include "tests/test_util.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
 
 namespace dgqa {
 namespace {
 
-using testing::DgqaRun;
-using testing::FixtureConfig;
-using testing::FixtureDataset;
-using testing::ShellQuote;
+using tests::DgqaRun;
+using tests::FixtureConfig;
+using tests::FixtureDataset;
+using tests::shell_quote;
 
 constexpr const char* kPython = "/usr/bin/python3";
 constexpr int kHeads = 4;
@@ -97,7 +97,7 @@ void PrintTo(const Case& c, std::ostream* out) {
 }
 
 // Whether some layer's DGQA allocation in a weights file is not the equal split (2, 2).
-bool UnevenAllocation(const std::string& weights) {
+bool uneven_allocation(const std::string& weights) {
   const SafetensorsFile file = SafetensorsFile::read(weights);
   for (int layer = 0; layer < 2; ++layer) {
     const std::string name = "blocks." + std::to_string(layer) + ".attn.allocation";
@@ -106,7 +106,7 @@ bool UnevenAllocation(const std::string& weights) {
   return false;
 }
 
-int KvHeads(const std::string& scheme) {
+int kv_heads(const std::string& scheme) {
   return scheme == "MHA" ? kHeads : 2;
 }
 
@@ -115,15 +115,15 @@ class TorchCrosscheckTest : public ::testing::TestWithParam<Case> {
   static void SetUpTestSuite() {
     std::string output;
     has_torch_ =
-        testing::RunCommand(std::string(kPython) + " -c 'import torch, numpy'", &output) == 0;
+        tests::run_command(std::string(kPython) + " -c 'import torch, numpy'", &output) == 0;
     if (!has_torch_) return;
-    suite_dir_ = new std::string(testing::MakeTempDir("dgqa_torch_suite_"));
-    data_ = new FixtureDataset(testing::WriteFixtureDataset(*suite_dir_));
+    suite_dir_ = new std::string(tests::make_temp_dir("dgqa_torch_suite_"));
+    data_ = new FixtureDataset(tests::write_fixture_dataset(*suite_dir_));
     // The test images exactly as dgqa's loader makes them with mean 0 and std 1.
-    const std::vector<float> images = testing::NormalisedImages(data_->test);
+    const std::vector<float> images = tests::normalised_images(data_->test);
     write_npy_f32(*suite_dir_ + "/images.npy", images.data(),
                   {data_->test.count, 1, data_->test.size, data_->test.size});
-    testing::WriteFile(*suite_dir_ + "/random_weights.py", kRandomWeightsScript);
+    tests::write_file(*suite_dir_ + "/random_weights.py", kRandomWeightsScript);
   }
   static void TearDownTestSuite() {
     if (suite_dir_ != nullptr) std::filesystem::remove_all(*suite_dir_);
@@ -135,7 +135,7 @@ class TorchCrosscheckTest : public ::testing::TestWithParam<Case> {
 
   void SetUp() override {
     if (!has_torch_) GTEST_SKIP() << kPython << " cannot import torch and numpy";
-    dir_ = testing::MakeTempDir("dgqa_torch_");
+    dir_ = tests::make_temp_dir("dgqa_torch_");
   }
   void TearDown() override {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
@@ -153,7 +153,7 @@ FixtureDataset* TorchCrosscheckTest::data_ = nullptr;
 
 TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
   const Case& c = GetParam();
-  const int G = KvHeads(c.scheme);
+  const int G = kv_heads(c.scheme);
   FixtureConfig settings;
   settings.attention = c.scheme;
   settings.num_kv_heads = c.scheme == "MHA" ? -1 : G;
@@ -163,7 +163,7 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
   // KDGQA allocates from the key norms of each forward pass: evaluate the test set as one
   // batch, as the reference does.
   if (c.scheme == "KDGQA") settings.eval_batch_size = data_->test.count;
-  const std::string config = testing::WriteFixtureConfig(dir_ + "/config.pbtxt", *data_, settings);
+  const std::string config = tests::write_fixture_config(dir_ + "/config.pbtxt", *data_, settings);
 
   std::string weights;
   if (c.random_weights_args.empty()) {
@@ -174,42 +174,43 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
     for (int steps = 3; steps <= (dgqa ? 10 : 3) && !uneven; ++steps) {
       const std::string out = dir_ + "/steps_" + std::to_string(steps);
       const DgqaRun train =
-          testing::RunDgqa("train --config " + ShellQuote(config) + " --out " + ShellQuote(out) +
-                               " --set train.max_steps=" + std::to_string(steps),
-                           dir_);
+          tests::run_dgqa("train --config " + shell_quote(config) + " --out " + shell_quote(out) +
+                              " --set train.max_steps=" + std::to_string(steps),
+                          dir_);
       ASSERT_EQ(train.exit_code, 0) << "dgqa train failed:\n" << train.err;
       weights = out + "/model.safetensors";
-      uneven = !dgqa || UnevenAllocation(weights);
+      uneven = !dgqa || uneven_allocation(weights);
     }
     EXPECT_TRUE(uneven) << "the DGQA allocations of every run are the equal split";
   } else {
     weights = dir_ + "/random.safetensors";
     std::string output;
-    ASSERT_EQ(testing::RunCommand(std::string(kPython) + " " +
-                                      ShellQuote(*suite_dir_ + "/random_weights.py") + " " +
-                                      ShellQuote(weights) + " " + c.random_weights_args,
-                                  &output),
+    ASSERT_EQ(tests::run_command(std::string(kPython) + " " +
+                                     shell_quote(*suite_dir_ + "/random_weights.py") + " " +
+                                     shell_quote(weights) + " " + c.random_weights_args,
+                                 &output),
               0)
         << output;
   }
 
   const std::string dgqa_logits = dir_ + "/dgqa_logits.npy";
   const DgqaRun eval =
-      testing::RunDgqa("eval --config " + ShellQuote(config) + " --init-from " +
-                           ShellQuote(weights) + " --logits-out " + ShellQuote(dgqa_logits),
-                       dir_);
+      tests::run_dgqa("eval --config " + shell_quote(config) + " --init-from " +
+                          shell_quote(weights) + " --logits-out " + shell_quote(dgqa_logits),
+                      dir_);
   ASSERT_EQ(eval.exit_code, 0) << "dgqa eval failed:\n" << eval.err;
 
   const std::string torch_logits = dir_ + "/torch_logits.npy";
   std::string output;
   const std::string command =
       std::string(kPython) + " " +
-      ShellQuote(std::string(DGQA_SOURCE_DIR) + "/tools/torch_reference.py") + " --weights " +
-      ShellQuote(weights) + " --images " + ShellQuote(*suite_dir_ + "/images.npy") + " --scheme " +
-      c.scheme + " --num-heads " + std::to_string(kHeads) + " --num-kv-heads " + std::to_string(G) +
-      " --patch-size 4 --seed " + std::to_string(kSeed) + " --pgqa-eval-noise " +
-      (c.pgqa_eval_noise ? "1" : "0") + " --logits-out " + ShellQuote(torch_logits);
-  ASSERT_EQ(testing::RunCommand(command, &output), 0) << command << "\n" << output;
+      shell_quote(std::string(DGQA_SOURCE_DIR) + "/tools/torch_reference.py") + " --weights " +
+      shell_quote(weights) + " --images " + shell_quote(*suite_dir_ + "/images.npy") +
+      " --scheme " + c.scheme + " --num-heads " + std::to_string(kHeads) + " --num-kv-heads " +
+      std::to_string(G) + " --patch-size 4 --seed " + std::to_string(kSeed) +
+      " --pgqa-eval-noise " + (c.pgqa_eval_noise ? "1" : "0") + " --logits-out " +
+      shell_quote(torch_logits);
+  ASSERT_EQ(tests::run_command(command, &output), 0) << command << "\n" << output;
 
   const NpyArray ours = read_npy_f32(dgqa_logits);
   const NpyArray theirs = read_npy_f32(torch_logits);
@@ -232,7 +233,7 @@ TEST_P(TorchCrosscheckTest, LogitsMatchTheTorchReference) {
   RecordProperty("largest_difference", text);
 }
 
-std::vector<Case> Cases() {
+std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (const std::string scheme : {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"}) {
     cases.push_back({scheme, scheme, true, ""});
@@ -246,7 +247,7 @@ std::vector<Case> Cases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(Schemes, TorchCrosscheckTest, ::testing::ValuesIn(Cases()),
+INSTANTIATE_TEST_SUITE_P(Schemes, TorchCrosscheckTest, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<Case>& param) {
                            return param.param.name;
                          });

@@ -7,32 +7,24 @@
 #include <vector>
 
 #include "kernels/cpu/head_matmul.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
 
 namespace {
 
-// The (P, d) matrix of one K or V head (rows `stride` apart) transposed into a (d, P) matrix
+// The (T, d) matrix of one K or V head (rows `stride` apart) transposed into a (d, T) matrix
 // held by the calling thread, so that products with it read rows (see head_matmul).
-const float* transposed_head(const float* head, int stride, int P, int d) {
+const float* transposed_head(const float* head, int stride, int T, int d) {
   thread_local std::vector<float> transposed;  // grown once per thread, reused by every call
-  transposed.resize(static_cast<size_t>(P) * d);
-  for (int t = 0; t < P; ++t) {
+  transposed.resize(static_cast<size_t>(T) * d);
+  for (int t = 0; t < T; ++t) {
     for (int c = 0; c < d; ++c) {
-      transposed[static_cast<size_t>(c) * P + t] = head[static_cast<int64_t>(t) * stride + c];
+      transposed[static_cast<size_t>(c) * T + t] = head[static_cast<int64_t>(t) * stride + c];
     }
   }
   return transposed.data();
-}
-
-// The backward's products are sgemms on the calling thread: OpenBLAS's pthreads build is
-// told to use no threads of its own (see matmul.cc, which does the same for the same reason).
-void RunBlasOnCallingThread() {
-  // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
-  if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
-    openblas_set_num_threads(1);
-  }
 }
 
 // Each row of scores (rows, cols) becomes its softmax.
@@ -64,7 +56,7 @@ DGQA_SIMD_CLONES void softmax_rows_backward(float* dscores, const float* probs, 
 
 }  // namespace
 
-// Layout: q, out and dq are (B, P, H*d) and k, v, dk, dv are (B, P, G*d), so the (P, d) matrix of
+// Layout: q, out and dq are (B, T, H*d) and k, v, dk, dv are (B, T, G*d), so the (T, d) matrix of
 // one head is a column block of width d with row stride H*d or G*d. Both passes run one task
 // per (sample, K/V head), which handles that K/V head's query heads (any number: KDGQA's groups
 // differ in size).
@@ -76,24 +68,24 @@ DGQA_SIMD_CLONES void softmax_rows_backward(float* dscores, const float* probs, 
 // 135%.
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
-                       const int* kv_head, int B, int P, int H, int G, int d, float scale) {
+                       const int* kv_head, int B, int T, int H, int G, int d, float scale) {
   const int q_stride = H * d, kv_stride = G * d;
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < B; ++b) {
     for (int g = 0; g < G; ++g) {
-      const float* k_head = k + static_cast<int64_t>(b) * P * kv_stride + g * d;
-      const float* v_head = v + static_cast<int64_t>(b) * P * kv_stride + g * d;
-      const float* k_transposed = transposed_head(k_head, kv_stride, P, d);
+      const float* k_head = k + static_cast<int64_t>(b) * T * kv_stride + g * d;
+      const float* v_head = v + static_cast<int64_t>(b) * T * kv_stride + g * d;
+      const float* k_transposed = transposed_head(k_head, kv_stride, T, d);
       for (int h = 0; h < H; ++h) {
         if (kv_head[h] != g) continue;
-        const float* q_head = q + static_cast<int64_t>(b) * P * q_stride + h * d;
-        float* out_head = out + static_cast<int64_t>(b) * P * q_stride + h * d;
-        float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * P * P;
-        // Scores (P, P) = scale * q_head k_head^T, then a softmax over each row.
-        head_matmul(probs_head, P, q_head, q_stride, 1, k_transposed, P, P, P, d, scale, false);
-        softmax_rows(probs_head, P, P);
-        // out_head (P, d) = probs_head v_head.
-        head_matmul(out_head, q_stride, probs_head, P, 1, v_head, kv_stride, P, d, P, 1.f, false);
+        const float* q_head = q + static_cast<int64_t>(b) * T * q_stride + h * d;
+        float* out_head = out + static_cast<int64_t>(b) * T * q_stride + h * d;
+        float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * T * T;
+        // Scores (T, T) = scale * q_head k_head^T, then a softmax over each row.
+        head_matmul(probs_head, T, q_head, q_stride, 1, k_transposed, T, T, T, d, scale, false);
+        softmax_rows(probs_head, T, T);
+        // out_head (T, d) = probs_head v_head.
+        head_matmul(out_head, q_stride, probs_head, T, 1, v_head, kv_stride, T, d, T, 1.f, false);
       }
     }
   }
@@ -104,44 +96,44 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 //   dQ = scale * dS K,  dK = scale * dS^T Q.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* probs, const int* kv_head,
-                        int B, int P, int H, int G, int d, float scale, float* scratch) {
-  RunBlasOnCallingThread();
+                        int B, int T, int H, int G, int d, float scale, float* scratch) {
+  run_blas_on_calling_thread();  // the products below are sgemms on this thread
   const int q_stride = H * d, kv_stride = G * d;
   // Several query heads may share a K/V head and add to the same dk, dv: one task per
   // (sample, K/V head) handles all of its query heads, so no two threads write the same rows.
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < B; ++b) {
     for (int g = 0; g < G; ++g) {
-      float* dscores = scratch + static_cast<int64_t>(omp_get_thread_num()) * P * P;
-      const float* k_head = k + static_cast<int64_t>(b) * P * kv_stride + g * d;
-      const float* v_head = v + static_cast<int64_t>(b) * P * kv_stride + g * d;
-      float* dk_head = dk + static_cast<int64_t>(b) * P * kv_stride + g * d;
-      float* dv_head = dv + static_cast<int64_t>(b) * P * kv_stride + g * d;
+      float* dscores = scratch + static_cast<int64_t>(omp_get_thread_num()) * T * T;
+      const float* k_head = k + static_cast<int64_t>(b) * T * kv_stride + g * d;
+      const float* v_head = v + static_cast<int64_t>(b) * T * kv_stride + g * d;
+      float* dk_head = dk + static_cast<int64_t>(b) * T * kv_stride + g * d;
+      float* dv_head = dv + static_cast<int64_t>(b) * T * kv_stride + g * d;
       for (int h = 0; h < H; ++h) {
         if (kv_head[h] != g) continue;
-        const float* q_head = q + static_cast<int64_t>(b) * P * q_stride + h * d;
-        const float* dout_head = dout + static_cast<int64_t>(b) * P * q_stride + h * d;
-        float* dq_head = dq + static_cast<int64_t>(b) * P * q_stride + h * d;
-        const float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * P * P;
+        const float* q_head = q + static_cast<int64_t>(b) * T * q_stride + h * d;
+        const float* dout_head = dout + static_cast<int64_t>(b) * T * q_stride + h * d;
+        float* dq_head = dq + static_cast<int64_t>(b) * T * q_stride + h * d;
+        const float* probs_head = probs + (static_cast<int64_t>(b) * H + h) * T * T;
         // dv_head += A^T dO.
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, d, P, 1.f, probs_head, P, dout_head,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, d, T, 1.f, probs_head, T, dout_head,
                     q_stride, 1.f, dv_head, kv_stride);
         // dA = dO V^T, then dS in place.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, d, 1.f, dout_head, q_stride,
-                    v_head, kv_stride, 0.f, dscores, P);
-        softmax_rows_backward(dscores, probs_head, P, P);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, d, 1.f, dout_head, q_stride,
+                    v_head, kv_stride, 0.f, dscores, T);
+        softmax_rows_backward(dscores, probs_head, T, T);
         // dq_head += scale * dS K;  dk_head += scale * dS^T Q.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, P, scale, dscores, P, k_head,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d, T, scale, dscores, T, k_head,
                     kv_stride, 1.f, dq_head, q_stride);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, d, P, scale, dscores, P, q_head,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, d, T, scale, dscores, T, q_head,
                     q_stride, 1.f, dk_head, kv_stride);
       }
     }
   }
 }
 
-long attention_backward_scratch_size(int P) {
-  return static_cast<long>(P) * P * omp_get_max_threads();
+long attention_backward_scratch_size(int T) {
+  return static_cast<long>(T) * T * omp_get_max_threads();
 }
 
 }  // namespace dgqa::cpu

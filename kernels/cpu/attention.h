@@ -4,20 +4,20 @@
 
 namespace dgqa::cpu {
 
-// q (B, P, H*d), k and v (B, P, G*d): the outputs of the q/k/v Linear layers, heads side by
+// q (B, T, H*d), k and v (B, T, G*d): the outputs of the q/k/v Linear layers, heads side by
 // side in the feature dimension. kv_head[h] in [0, G) is the K/V head of query head h.
-//   probs[b, h, i, j] = softmax_j(scale * q[b, i, h] . k[b, j, kv_head[h]])   (saved, (B, H, P, P))
-//   out[b, i, h*d + e] = sum_j probs[b, h, i, j] * v[b, j, kv_head[h]*d + e]   (out (B, P, H*d))
+//   probs[b, h, i, j] = softmax_j(scale * q[b, i, h] . k[b, j, kv_head[h]])   (saved, (B, H, T, T))
+//   out[b, i, h*d + e] = sum_j probs[b, h, i, j] * v[b, j, kv_head[h]*d + e]   (out (B, T, H*d))
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
-                       const int* kv_head, int B, int P, int H, int G, int d, float scale);
+                       const int* kv_head, int B, int T, int H, int G, int d, float scale);
 
 // Accumulates (+=) dq, dk, dv (same layouts as q, k, v) from dout (layout of out).
-// scratch holds P*P floats per thread (omp_get_max_threads() of them).
+// scratch holds T*T floats per thread (omp_get_max_threads() of them).
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* probs, const int* kv_head,
-                        int B, int P, int H, int G, int d, float scale, float* scratch);
+                        int B, int T, int H, int G, int d, float scale, float* scratch);
 
 // Floats of scratch attention_backward needs.
-long attention_backward_scratch_size(int P);
+long attention_backward_scratch_size(int T);
 
 }  // namespace dgqa::cpu

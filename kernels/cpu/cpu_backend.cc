@@ -92,39 +92,39 @@ void CpuBackend::gelu_backward(float* dinp, const float* inp, const float* dout,
 }
 
 void CpuBackend::attention_forward(float* out, float* probs, const float* q, const float* k,
-                                   const float* v, const int* kv_head, int B, int P, int H, int G,
+                                   const float* v, const int* kv_head, int B, int T, int H, int G,
                                    int d, float scale) {
-  cpu::attention_forward(out, probs, q, k, v, kv_head, B, P, H, G, d, scale);
+  cpu::attention_forward(out, probs, q, k, v, kv_head, B, T, H, G, d, scale);
 }
 
 void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
                                     const float* q, const float* k, const float* v,
-                                    const float* probs, const int* kv_head, int B, int P, int H,
+                                    const float* probs, const int* kv_head, int B, int T, int H,
                                     int G, int d, float scale) {
-  const long needed = cpu::attention_backward_scratch_size(P);
+  const long needed = cpu::attention_backward_scratch_size(T);
   if (needed > attention_scratch_floats_) {
     float* bigger = static_cast<float*>(allocate(sizeof(float) * needed));
     release(attention_scratch_);
     attention_scratch_ = bigger;
     attention_scratch_floats_ = needed;
   }
-  cpu::attention_backward(dq, dk, dv, dout, q, k, v, probs, kv_head, B, P, H, G, d, scale,
+  cpu::attention_backward(dq, dk, dv, dout, q, k, v, probs, kv_head, B, T, H, G, d, scale,
                           attention_scratch_);
 }
 
 void CpuBackend::pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H,
-                                 int G, int P, int d) {
-  cpu::pgqa_make_noise(noise, seed, step, layer, H, G, P, d);
+                                 int G, int T, int d) {
+  cpu::pgqa_make_noise(noise, seed, step, layer, H, G, T, d);
 }
 
 void CpuBackend::pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise,
-                                    int B, int P, int H, int G, int d) {
-  cpu::pgqa_noise_forward(y, stats, x, noise, B, P, H, G, d);
+                                    int B, int T, int H, int G, int d) {
+  cpu::pgqa_noise_forward(y, stats, x, noise, B, T, H, G, d);
 }
 
 void CpuBackend::pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
-                                     const float* noise, int B, int P, int H, int G, int d) {
-  cpu::pgqa_noise_backward(dx, dy, x, stats, noise, B, P, H, G, d);
+                                     const float* noise, int B, int T, int H, int G, int d) {
+  cpu::pgqa_noise_backward(dx, dy, x, stats, noise, B, T, H, G, d);
 }
 
 double CpuBackend::softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
@@ -141,8 +141,8 @@ void CpuBackend::im2col_patches(float* cols, const float* img, int B, int C, int
   cpu::im2col_patches(cols, img, B, C, S, p);
 }
 
-void CpuBackend::key_norms(float* norms, const float* k, int B, int P, int G, int d) {
-  cpu::key_norms(norms, k, B, P, G, d);
+void CpuBackend::key_norms(float* norms, const float* k, int B, int T, int G, int d) {
+  cpu::key_norms(norms, k, B, T, G, d);
 }
 
 void CpuBackend::adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,

@@ -37,23 +37,23 @@ class CpuBackend : public Backend {
   void gelu_forward(float* out, const float* inp, int64_t n) override;
   void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) override;
   void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
-                         const int* kv_head, int B, int P, int H, int G, int d,
+                         const int* kv_head, int B, int T, int H, int G, int d,
                          float scale) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                           const float* k, const float* v, const float* probs, const int* kv_head,
-                          int B, int P, int H, int G, int d, float scale) override;
+                          int B, int T, int H, int G, int d, float scale) override;
   void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H, int G,
-                       int P, int d) override;
-  void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int P,
+                       int T, int d) override;
+  void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int T,
                           int H, int G, int d) override;
   void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
-                           const float* noise, int B, int P, int H, int G, int d) override;
+                           const float* noise, int B, int T, int H, int G, int d) override;
   double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
                                        const int* labels, int N, int K) override;
   void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
                                       int K, float scale) override;
   void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) override;
-  void key_norms(float* norms, const float* k, int B, int P, int G, int d) override;
+  void key_norms(float* norms, const float* k, int B, int T, int G, int d) override;
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay, int64_t t) override;
   void add_inplace(float* x, const float* y, int64_t n) override;

@@ -3,7 +3,7 @@
 
 namespace dgqa::cpu {
 
-// k (B, P, G*d): norms[g] = sum_b sqrt(sum_{p, e} k[b, p, g*d + e]^2)  (norms (G), overwritten).
-void key_norms(float* norms, const float* k, int B, int P, int G, int d);
+// k (B, T, G*d): norms[g] = sum_b sqrt(sum_{p, e} k[b, p, g*d + e]^2)  (norms (G), overwritten).
+void key_norms(float* norms, const float* k, int B, int T, int G, int d);
 
 }  // namespace dgqa::cpu

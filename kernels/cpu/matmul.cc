@@ -7,24 +7,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace dgqa::cpu {
 
 namespace {
-
-// All CPU parallelism is OpenMP's. OpenBLAS's pthreads build (Debian's default) keeps a thread
-// pool of its own that knows nothing of OpenMP: a gemm called inside a parallel region starts its
-// threads on top of ours (attention ran 350 times slower on 16 cores), and between kernels the two
-// pools spin against each other. So that build runs every call on the calling thread (its OpenMP
-// build does that by itself inside a parallel region, and must not be told: for it,
-// openblas_set_num_threads would set OpenMP's thread count).
-void RunBlasOnCallingThread() {
-  // Checked on every call (it costs a load): cpu::set_threads or anyone else may have raised it.
-  if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
-    openblas_set_num_threads(1);
-  }
-}
 
 // How OpenBLAS's sgemm computes a row of row-major C can depend on the number of rows M of the
 // call: its Haswell kernels (which it also picks on AMD Zen) sweep C in panels of 12 rows and
@@ -32,8 +20,8 @@ void RunBlasOnCallingThread() {
 // rank holds, and N ranks would not compute what one rank computes. The panel height is found
 // once, by experiment: the smallest P such that the rows of products with any multiple of P
 // rows have the same bits as in a larger product (1: rows never depend on M, as with OpenBLAS's
-// SkylakeX kernels). Products then run in whole panels (ParallelSgemm pads the last one).
-int DetectRowPanel() {
+// SkylakeX kernels). Products then run in whole panels (parallel_sgemm pads the last one).
+int detect_row_panel() {
   constexpr int kN = 64, kK = 96, kRows = 96;  // 96: a multiple of every candidate
   std::vector<float> A(kRows * kK), B(kN * kK);
   uint32_t state = 12345;  // any fixed values in [-1, 1)
@@ -60,10 +48,10 @@ int DetectRowPanel() {
   return kRows;
 }
 
-int RowPanel() {
+int row_panel() {
   static const int panel = [] {
-    RunBlasOnCallingThread();
-    return DetectRowPanel();
+    run_blas_on_calling_thread();
+    return detect_row_panel();
   }();
   return panel;
 }
@@ -71,9 +59,9 @@ int RowPanel() {
 // One sgemm on rows [first, first + rows) of C, as a product of `padded` >= rows rows: the rows
 // of op(A) and C are copied into scratch buffers with zero rows after them, so that OpenBLAS sees
 // whole panels, and the real rows of C are copied back.
-void PaddedRowsSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int64_t first, int rows,
-                     int padded, int N, int K, const float* A, int lda, const float* B, int ldb,
-                     float beta, float* C, int ldc) {
+void padded_rows_sgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int64_t first, int rows,
+                       int padded, int N, int K, const float* A, int lda, const float* B, int ldb,
+                       float beta, float* C, int ldc) {
   thread_local std::vector<float> a_rows, c_rows;  // grown once, reused by every call
   a_rows.assign(static_cast<size_t>(padded) * K, 0.f);
   c_rows.assign(static_cast<size_t>(padded) * N, 0.f);
@@ -99,7 +87,7 @@ void PaddedRowsSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int64_t f
 //
 // Row i of C gets the same bits whatever the number of threads and whatever M: pieces start at
 // multiples of the row panel and the last, partial panel is computed padded to a whole one
-// (RowPanel above). Not whatever i, though: with the 12-row panels, a row's bits depend on its
+// (row_panel above). Not whatever i, though: with the 12-row panels, a row's bits depend on its
 // place in its panel (i mod 12), so a rank's rows, which start its own products, can differ in
 // the last bits from the same rows in one process's product (tests/dist_test.cc compares ranks
 // to rounding for that reason). Also, OpenBLAS's small-matrix kernels
@@ -108,12 +96,12 @@ void PaddedRowsSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int64_t f
 // (cutting the columns of C changed results at every alignment tried).
 // tests/kernels_matmul_test.cc (MatmulThreadsTest, MatmulRowsTest) checks this on every machine
 // it runs on.
-void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
-                   const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                   int ldc) {
+void parallel_sgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
+                    const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                    int ldc) {
   constexpr double kMinPiece = 1 << 21;
-  RunBlasOnCallingThread();
-  const int64_t panel = RowPanel();
+  run_blas_on_calling_thread();
+  const int64_t panel = row_panel();
   const int64_t whole = M / panel * panel;  // rows in whole panels
   const int64_t panels = whole / panel;
   const double work = static_cast<double>(whole) * N * K;
@@ -129,8 +117,8 @@ void ParallelSgemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int 
                 ldb, beta, C + first * ldc, ldc);
   }
   if (whole < M) {
-    PaddedRowsSgemm(trans_a, trans_b, whole, static_cast<int>(M - whole), static_cast<int>(panel),
-                    N, K, A, lda, B, ldb, beta, C, ldc);
+    padded_rows_sgemm(trans_a, trans_b, whole, static_cast<int>(M - whole), static_cast<int>(panel),
+                      N, K, A, lda, B, ldb, beta, C, ldc);
   }
 }
 
@@ -157,17 +145,17 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     beta = 1.f;
   }
   // out (N, OC) = inp (N, C) weight^T.
-  ParallelSgemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, beta, out, OC);
+  parallel_sgemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, beta, out, OC);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC) {
   // dinp (N, C) += dout (N, OC) weight (OC, C).
   if (dinp != nullptr) {
-    ParallelSgemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, 1.f, dinp, C);
+    parallel_sgemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, 1.f, dinp, C);
   }
   // dweight (OC, C) += dout^T (OC, N) inp (N, C).
-  ParallelSgemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, 1.f, dweight, C);
+  parallel_sgemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, 1.f, dweight, C);
   if (dbias != nullptr) {
     // Column sums of dout: each thread owns a block of columns and walks the rows in order,
     // so that the reads stay contiguous.

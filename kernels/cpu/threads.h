@@ -1,5 +1,5 @@
 // How many threads the CPU kernels use. OpenMP owns the threads: OpenBLAS runs single-threaded
-// inside each OpenMP task (see kernels/cpu/matmul.cc).
+// inside each OpenMP task (run_blas_on_calling_thread below).
 #pragma once
 
 namespace dgqa::cpu {
@@ -7,5 +7,15 @@ namespace dgqa::cpu {
 // n > 0 sets OpenMP's thread count; n == 0 leaves the default (all cores, or
 // OMP_NUM_THREADS when set). Returns the count in use.
 int set_threads(int n);
+
+// Makes OpenBLAS run each following BLAS call on the calling thread, using no threads of its own.
+// Call it before cblas_* calls made from OpenMP code. All CPU parallelism is OpenMP's. OpenBLAS's
+// pthreads build (Debian's default) keeps a thread pool of its own that knows nothing of OpenMP:
+// a gemm called inside a parallel region starts its threads on top of ours (attention ran 350
+// times slower on 16 cores), and between kernels the two pools spin against each other. So that
+// build is set to one thread; its OpenMP build runs on the calling thread by itself inside a
+// parallel region and is left alone (for it, openblas_set_num_threads would set OpenMP's thread
+// count). Cheap enough for every call: set_threads or anyone else may have raised the count.
+void run_blas_on_calling_thread();
 
 }  // namespace dgqa::cpu

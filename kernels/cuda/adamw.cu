@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -16,9 +17,9 @@ constexpr int kThreads = 256;
 // kWriteBf16, each updated parameter is also stored rounded to bf16 into params_bf16: the bf16
 // copy stays equal to the rounding of the fp32 master parameters at no extra pass over them.
 template <bool kWriteBf16>
-__global__ void AdamwKernel(float* params, const float* grads, float* m, float* v,
-                            __nv_bfloat16* params_bf16, int64_t n, float beta1, float beta2,
-                            float eps, float step_size, float sqrt_bias_correction2, float decay) {
+__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v,
+                             __nv_bfloat16* params_bf16, int64_t n, float beta1, float beta2,
+                             float eps, float step_size, float sqrt_bias_correction2, float decay) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float g = grads[i];
@@ -45,17 +46,16 @@ void adamw_update(float* params, const float* grads, float* m, float* v, int64_t
   const float step_size = static_cast<float>(lr / bias_correction1);
   const float sqrt_bias_correction2 = static_cast<float>(std::sqrt(bias_correction2));
   const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  const int grid = static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  const int grid = grid_stride_blocks(n, kThreads);
   cudaStream_t stream = context().stream;
   if (params_bf16 != nullptr) {
-    AdamwKernel<true><<<grid, kThreads, 0, stream>>>(params, grads, m, v, params_bf16, n, beta1,
-                                                     beta2, eps, step_size, sqrt_bias_correction2,
-                                                     decay);
+    adamw_kernel<true><<<grid, kThreads, 0, stream>>>(params, grads, m, v, params_bf16, n, beta1,
+                                                      beta2, eps, step_size, sqrt_bias_correction2,
+                                                      decay);
   } else {
-    AdamwKernel<false><<<grid, kThreads, 0, stream>>>(params, grads, m, v, nullptr, n, beta1, beta2,
-                                                      eps, step_size, sqrt_bias_correction2, decay);
+    adamw_kernel<false><<<grid, kThreads, 0, stream>>>(params, grads, m, v, nullptr, n, beta1,
+                                                       beta2, eps, step_size, sqrt_bias_correction2,
+                                                       decay);
   }
   DGQA_CUDA_CHECK_LAUNCH();
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -15,7 +16,7 @@ constexpr int kThreads = 256;
 
 // out[i] = x[i] rounded to the nearest bf16, ties to even (round_to_bf16 in bf16.h is the same
 // rounding on the host). One thread per element, grid-stride.
-__global__ void CastToBf16Kernel(__nv_bfloat16* out, const float* x, int64_t n) {
+__global__ void cast_to_bf16_kernel(__nv_bfloat16* out, const float* x, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     out[i] = __float2bfloat16_rn(x[i]);
@@ -24,7 +25,7 @@ __global__ void CastToBf16Kernel(__nv_bfloat16* out, const float* x, int64_t n) 
 
 // Frees device memory from a destructor: waits for the stream (queued kernels may still use it)
 // and never throws; an error there (e.g. the driver shutting down) leaves nothing to clean up.
-void FreeQuietly(void* pointer) {
+void free_quietly(void* pointer) {
   if (pointer == nullptr) return;
   cudaStreamSynchronize(context().stream);
   cudaFree(pointer);
@@ -35,17 +36,15 @@ void FreeQuietly(void* pointer) {
 
 void cast_to_bf16(__nv_bfloat16* out, const float* x, int64_t n) {
   if (n == 0) return;
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  CastToBf16Kernel<<<static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
-                     context().stream>>>(out, x, n);
+  cast_to_bf16_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(out, x,
+                                                                                          n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 // --- Bf16Scratch
 
 Bf16Scratch::~Bf16Scratch() {
-  FreeQuietly(data_);
+  free_quietly(data_);
 }
 
 __nv_bfloat16* Bf16Scratch::get(int64_t n) {
@@ -63,7 +62,7 @@ __nv_bfloat16* Bf16Scratch::get(int64_t n) {
 // --- Bf16Weights
 
 Bf16Weights::~Bf16Weights() {
-  FreeQuietly(mirror_);
+  free_quietly(mirror_);
 }
 
 void Bf16Weights::free_mirror() {

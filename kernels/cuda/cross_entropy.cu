@@ -1,9 +1,9 @@
 // Softmax cross-entropy on the GPU (semantics: kernels/cpu/cross_entropy.h).
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch_checks.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -15,7 +15,6 @@ namespace {
 constexpr int kWarpSize = 32;
 constexpr int kRowThreads = 256;
 constexpr int kElementThreads = 256;
-constexpr int64_t kMaxBlocks = 65536;  // beyond this, threads loop over several elements
 
 __device__ float warp_sum(float value) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
@@ -116,8 +115,7 @@ void softmax_cross_entropy_backward(float* dlogits, const float* probs, const in
                                     int K, float scale) {
   const int64_t total = static_cast<int64_t>(N) * K;
   if (total <= 0) return;
-  const int blocks =
-      static_cast<int>(std::min((total + kElementThreads - 1) / kElementThreads, kMaxBlocks));
+  const int blocks = grid_stride_blocks(total, kElementThreads);
   softmax_cross_entropy_backward_kernel<<<blocks, kElementThreads, 0, context().stream>>>(
       dlogits, probs, labels, total, K, scale);
   DGQA_CUDA_CHECK_LAUNCH();

@@ -117,32 +117,32 @@ void CudaBackend::gelu_backward(float* dinp, const float* inp, const float* dout
 }
 
 void CudaBackend::attention_forward(float* out, float* probs, const float* q, const float* k,
-                                    const float* v, const int* kv_head, int B, int P, int H, int G,
+                                    const float* v, const int* kv_head, int B, int T, int H, int G,
                                     int d, float scale) {
-  cuda::attention_forward(out, probs, q, k, v, kv_head, B, P, H, G, d, scale);
+  cuda::attention_forward(out, probs, q, k, v, kv_head, B, T, H, G, d, scale);
 }
 
 void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
                                      const float* q, const float* k, const float* v,
-                                     const float* probs, const int* kv_head, int B, int P, int H,
+                                     const float* probs, const int* kv_head, int B, int T, int H,
                                      int G, int d, float scale) {
-  cuda::attention_backward(dq, dk, dv, dout, q, k, v, probs, kv_head, B, P, H, G, d, scale);
+  cuda::attention_backward(dq, dk, dv, dout, q, k, v, probs, kv_head, B, T, H, G, d, scale);
 }
 
 void CudaBackend::pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H,
-                                  int G, int P, int d) {
-  cuda::pgqa_make_noise(noise, seed, step, layer, H, G, P, d);
+                                  int G, int T, int d) {
+  cuda::pgqa_make_noise(noise, seed, step, layer, H, G, T, d);
 }
 
 void CudaBackend::pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise,
-                                     int B, int P, int H, int G, int d) {
-  cuda::pgqa_noise_forward(y, stats, x, noise, B, P, H, G, d);
+                                     int B, int T, int H, int G, int d) {
+  cuda::pgqa_noise_forward(y, stats, x, noise, B, T, H, G, d);
 }
 
 void CudaBackend::pgqa_noise_backward(float* dx, const float* dy, const float* x,
-                                      const float* stats, const float* noise, int B, int P, int H,
+                                      const float* stats, const float* noise, int B, int T, int H,
                                       int G, int d) {
-  cuda::pgqa_noise_backward(dx, dy, x, stats, noise, B, P, H, G, d);
+  cuda::pgqa_noise_backward(dx, dy, x, stats, noise, B, T, H, G, d);
 }
 
 double CudaBackend::softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
@@ -159,8 +159,8 @@ void CudaBackend::im2col_patches(float* cols, const float* img, int B, int C, in
   cuda::im2col_patches(cols, img, B, C, S, p);
 }
 
-void CudaBackend::key_norms(float* norms, const float* k, int B, int P, int G, int d) {
-  cuda::key_norms(norms, k, B, P, G, d);
+void CudaBackend::key_norms(float* norms, const float* k, int B, int T, int G, int d) {
+  cuda::key_norms(norms, k, B, T, G, d);
 }
 
 // BF16: fused with the refresh of the parameters' bf16 copy when that copy is current

@@ -8,7 +8,7 @@ namespace {
 int selected_device = 0;
 bool context_created = false;
 
-CudaContext* CreateContext() {
+CudaContext* create_context() {
   auto* created = new CudaContext;
   created->device = selected_device;
   DGQA_CUDA_CHECK(cudaSetDevice(created->device));
@@ -28,7 +28,7 @@ CudaContext* CreateContext() {
 CudaContext& context() {
   // Created once, thread-safely, on first use; never destroyed, because at process exit the
   // CUDA driver may already be gone when static destructors run.
-  static CudaContext* const instance = CreateContext();
+  static CudaContext* const instance = create_context();
   return *instance;
 }
 

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -10,33 +11,26 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Enough blocks of kThreads for n elements, capped: the grid-stride loops below cover the rest.
-int BlocksFor(int64_t n) {
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
 // The first index of this thread in a grid-stride loop, and the stride.
-__device__ int64_t FirstIndex() {
+__device__ int64_t first_index() {
   return blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
 }
-__device__ int64_t GridStride() {
+__device__ int64_t grid_stride() {
   return static_cast<int64_t>(gridDim.x) * blockDim.x;
 }
 
 // The element-wise kernels: one thread per element, grid-stride.
-__global__ void AddKernel(float* x, const float* y, int64_t n) {
-  for (int64_t i = FirstIndex(); i < n; i += GridStride()) x[i] += y[i];
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] += y[i];
 }
 
-__global__ void ScaleKernel(float* x, float s, int64_t n) {
-  for (int64_t i = FirstIndex(); i < n; i += GridStride()) x[i] *= s;
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] *= s;
 }
 
 // The sum of value over the kThreads threads of the block, in thread 0 (a tree in shared memory,
 // always the same order: the result is deterministic).
-__device__ double BlockSum(double value) {
+__device__ double block_sum(double value) {
   __shared__ double partial[kThreads];
   partial[threadIdx.x] = value;
   __syncthreads();
@@ -52,28 +46,28 @@ __device__ double BlockSum(double value) {
 // block_sums[block]; then one block sums block_sums into *total.
 constexpr int kSumBlocks = 1024;
 
-__global__ void SumSquaresBlocksKernel(double* block_sums, const float* x, int64_t n) {
+__global__ void sum_squares_blocks_kernel(double* block_sums, const float* x, int64_t n) {
   double sum = 0.0;
-  for (int64_t i = FirstIndex(); i < n; i += GridStride()) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
     sum += static_cast<double>(x[i]) * x[i];
   }
-  const double block_sum = BlockSum(sum);
-  if (threadIdx.x == 0) block_sums[blockIdx.x] = block_sum;
+  const double block_total = block_sum(sum);
+  if (threadIdx.x == 0) block_sums[blockIdx.x] = block_total;
 }
 
-__global__ void SumBlockSumsKernel(double* total, const double* block_sums) {
+__global__ void sum_block_sums_kernel(double* total, const double* block_sums) {
   double sum = 0.0;
   for (int i = threadIdx.x; i < kSumBlocks; i += kThreads) sum += block_sums[i];
-  const double block_sum = BlockSum(sum);
-  if (threadIdx.x == 0) *total = block_sum;
+  const double block_total = block_sum(sum);
+  if (threadIdx.x == 0) *total = block_total;
 }
 
 // One thread per element of x (B, N + 1, D), grid-stride.
-__global__ void TokensForwardKernel(float* x, const float* patches, const float* cls,
-                                    const float* pos, int B, int N, int D) {
+__global__ void tokens_forward_kernel(float* x, const float* patches, const float* cls,
+                                      const float* pos, int B, int N, int D) {
   const int64_t image_size = static_cast<int64_t>(N + 1) * D;
   const int64_t total = B * image_size;
-  for (int64_t i = FirstIndex(); i < total; i += GridStride()) {
+  for (int64_t i = first_index(); i < total; i += grid_stride()) {
     const int64_t b = i / image_size, in_image = i % image_size;
     const float token = in_image < D ? cls[in_image] : patches[b * N * D + in_image - D];
     x[i] = token + pos[in_image];
@@ -81,10 +75,11 @@ __global__ void TokensForwardKernel(float* x, const float* patches, const float*
 }
 
 // dpatches[b, i] += dx[b, 1 + i]: one thread per element of dpatches (B, N, D), grid-stride.
-__global__ void TokensBackwardPatchesKernel(float* dpatches, const float* dx, int B, int N, int D) {
+__global__ void tokens_backward_patches_kernel(float* dpatches, const float* dx, int B, int N,
+                                               int D) {
   const int64_t patches_size = static_cast<int64_t>(N) * D;
   const int64_t total = B * patches_size;
-  for (int64_t i = FirstIndex(); i < total; i += GridStride()) {
+  for (int64_t i = first_index(); i < total; i += grid_stride()) {
     const int64_t b = i / patches_size;
     dpatches[i] += dx[i + (b + 1) * D];  // skips the class tokens of images 0..b
   }
@@ -92,10 +87,10 @@ __global__ void TokensBackwardPatchesKernel(float* dpatches, const float* dx, in
 
 // dpos += sum_b dx[b]; dcls += sum_b dx[b, 0]: one thread per (token, feature), grid-stride,
 // each summing over the batch in order (deterministic, no atomics).
-__global__ void TokensBackwardSumsKernel(float* dcls, float* dpos, const float* dx, int B, int N,
-                                         int D) {
+__global__ void tokens_backward_sums_kernel(float* dcls, float* dpos, const float* dx, int B, int N,
+                                            int D) {
   const int64_t image_size = static_cast<int64_t>(N + 1) * D;
-  for (int64_t i = FirstIndex(); i < image_size; i += GridStride()) {
+  for (int64_t i = first_index(); i < image_size; i += grid_stride()) {
     float sum = 0.f;
     for (int b = 0; b < B; ++b) sum += dx[b * image_size + i];
     dpos[i] += sum;
@@ -105,17 +100,17 @@ __global__ void TokensBackwardSumsKernel(float* dcls, float* dpos, const float* 
 
 // out[b] = x[b, 0] (forward), dx[b, 0] += dout[b] (backward): one thread per element of out
 // (B, D), grid-stride.
-__global__ void GatherClsForwardKernel(float* out, const float* x, int B, int T, int D) {
+__global__ void gather_cls_forward_kernel(float* out, const float* x, int B, int T, int D) {
   const int64_t total = static_cast<int64_t>(B) * D;
-  for (int64_t i = FirstIndex(); i < total; i += GridStride()) {
+  for (int64_t i = first_index(); i < total; i += grid_stride()) {
     const int64_t b = i / D, c = i % D;
     out[i] = x[b * T * D + c];
   }
 }
 
-__global__ void GatherClsBackwardKernel(float* dx, const float* dout, int B, int T, int D) {
+__global__ void gather_cls_backward_kernel(float* dx, const float* dout, int B, int T, int D) {
   const int64_t total = static_cast<int64_t>(B) * D;
-  for (int64_t i = FirstIndex(); i < total; i += GridStride()) {
+  for (int64_t i = first_index(); i < total; i += grid_stride()) {
     const int64_t b = i / D, c = i % D;
     dx[b * T * D + c] += dout[i];
   }
@@ -125,13 +120,13 @@ __global__ void GatherClsBackwardKernel(float* dx, const float* dout, int B, int
 
 void add_inplace(float* x, const float* y, int64_t n) {
   if (n == 0) return;
-  AddKernel<<<BlocksFor(n), kThreads, 0, context().stream>>>(x, y, n);
+  add_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(x, y, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 void scale_inplace(float* x, float s, int64_t n) {
   if (n == 0) return;
-  ScaleKernel<<<BlocksFor(n), kThreads, 0, context().stream>>>(x, s, n);
+  scale_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(x, s, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
@@ -141,9 +136,9 @@ double sum_squares(const float* x, int64_t n) {
   static double* scratch = nullptr;
   if (scratch == nullptr) DGQA_CUDA_CHECK(cudaMalloc(&scratch, sizeof(double) * (kSumBlocks + 1)));
   double* total = scratch + kSumBlocks;
-  SumSquaresBlocksKernel<<<kSumBlocks, kThreads, 0, ctx.stream>>>(scratch, x, n);
+  sum_squares_blocks_kernel<<<kSumBlocks, kThreads, 0, ctx.stream>>>(scratch, x, n);
   DGQA_CUDA_CHECK_LAUNCH();
-  SumBlockSumsKernel<<<1, kThreads, 0, ctx.stream>>>(total, scratch);
+  sum_block_sums_kernel<<<1, kThreads, 0, ctx.stream>>>(total, scratch);
   DGQA_CUDA_CHECK_LAUNCH();
   double result = 0.0;
   DGQA_CUDA_CHECK(
@@ -156,8 +151,8 @@ void tokens_forward(float* x, const float* patches, const float* cls, const floa
                     int N, int D) {
   const int64_t total = static_cast<int64_t>(B) * (N + 1) * D;
   if (total == 0) return;
-  TokensForwardKernel<<<BlocksFor(total), kThreads, 0, context().stream>>>(x, patches, cls, pos, B,
-                                                                           N, D);
+  tokens_forward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(
+      x, patches, cls, pos, B, N, D);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
@@ -167,13 +162,13 @@ void tokens_backward(float* dpatches, float* dcls, float* dpos, const float* dx,
   const int64_t image_size = static_cast<int64_t>(N + 1) * D;
   CudaContext& ctx = context();
   if (patches_total > 0) {
-    TokensBackwardPatchesKernel<<<BlocksFor(patches_total), kThreads, 0, ctx.stream>>>(dpatches, dx,
-                                                                                       B, N, D);
+    tokens_backward_patches_kernel<<<grid_stride_blocks(patches_total, kThreads), kThreads, 0,
+                                     ctx.stream>>>(dpatches, dx, B, N, D);
     DGQA_CUDA_CHECK_LAUNCH();
   }
   if (image_size > 0) {
-    TokensBackwardSumsKernel<<<BlocksFor(image_size), kThreads, 0, ctx.stream>>>(dcls, dpos, dx, B,
-                                                                                 N, D);
+    tokens_backward_sums_kernel<<<grid_stride_blocks(image_size, kThreads), kThreads, 0,
+                                  ctx.stream>>>(dcls, dpos, dx, B, N, D);
     DGQA_CUDA_CHECK_LAUNCH();
   }
 }
@@ -181,14 +176,16 @@ void tokens_backward(float* dpatches, float* dcls, float* dpos, const float* dx,
 void gather_cls_forward(float* out, const float* x, int B, int T, int D) {
   const int64_t total = static_cast<int64_t>(B) * D;
   if (total == 0) return;
-  GatherClsForwardKernel<<<BlocksFor(total), kThreads, 0, context().stream>>>(out, x, B, T, D);
+  gather_cls_forward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(
+      out, x, B, T, D);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 void gather_cls_backward(float* dx, const float* dout, int B, int T, int D) {
   const int64_t total = static_cast<int64_t>(B) * D;
   if (total == 0) return;
-  GatherClsBackwardKernel<<<BlocksFor(total), kThreads, 0, context().stream>>>(dx, dout, B, T, D);
+  gather_cls_backward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0,
+                               context().stream>>>(dx, dout, B, T, D);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,8 +1,8 @@
 // Exact (erf) GELU on the GPU (semantics: kernels/cpu/gelu.h).
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
-#include <algorithm>
 #include <cstdint>
 
 namespace dgqa::cuda {
@@ -10,13 +10,8 @@ namespace dgqa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65536;  // beyond this, threads loop over several elements
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1 / sqrt(2 pi)
-
-int grid_size(int64_t n) {
-  return static_cast<int>(std::min((n + kThreads - 1) / kThreads, kMaxBlocks));
-}
 
 // Grid-stride loop: one element per thread per iteration.
 __global__ void gelu_forward_kernel(float* out, const float* inp, int64_t n) {
@@ -44,13 +39,15 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
 
 void gelu_forward(float* out, const float* inp, int64_t n) {
   if (n <= 0) return;
-  gelu_forward_kernel<<<grid_size(n), kThreads, 0, context().stream>>>(out, inp, n);
+  gelu_forward_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(out, inp,
+                                                                                          n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
   if (n <= 0) return;
-  gelu_backward_kernel<<<grid_size(n), kThreads, 0, context().stream>>>(dinp, inp, dout, n);
+  gelu_backward_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(
+      dinp, inp, dout, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

@@ -56,18 +56,18 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
 
 // attention.cu (kv_head is a device array of H ints)
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
-                       const int* kv_head, int B, int P, int H, int G, int d, float scale);
+                       const int* kv_head, int B, int T, int H, int G, int d, float scale);
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* probs, const int* kv_head,
-                        int B, int P, int H, int G, int d, float scale);
+                        int B, int T, int H, int G, int d, float scale);
 
 // pgqa_noise.cu (the noise is drawn with the same Philox stream as the CPU's: common/philox.h)
 void pgqa_make_noise(float* noise, uint64_t seed, uint32_t step, uint32_t layer, int H, int G,
-                     int P, int d);
-void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int P,
+                     int T, int d);
+void pgqa_noise_forward(float* y, float* stats, const float* x, const float* noise, int B, int T,
                         int H, int G, int d);
 void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
-                         const float* noise, int B, int P, int H, int G, int d);
+                         const float* noise, int B, int T, int H, int G, int d);
 
 // cross_entropy.cu (returns the sum of the losses; synchronises to read it)
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
@@ -79,7 +79,7 @@ void softmax_cross_entropy_backward(float* dlogits, const float* probs, const in
 void im2col_patches(float* cols, const float* img, int B, int C, int S, int p);
 
 // key_norms.cu
-void key_norms(float* norms, const float* k, int B, int P, int G, int d);
+void key_norms(float* norms, const float* k, int B, int T, int G, int d);
 
 // adamw.cu. When params_bf16 is not null, the same kernel also writes each updated parameter
 // rounded to bf16 to params_bf16[i] (the BF16 mode's weight mirror: bf16_weights.h).

@@ -34,12 +34,12 @@ inline void check_shared_bytes(const char* kernel, size_t bytes) {
 }
 
 // The dynamic shared memory of the attention kernels (attention.cu): a query or key row of
-// d floats plus score rows of P floats.
-inline size_t attention_forward_shared_bytes(int P, int d) {
-  return sizeof(float) * (static_cast<size_t>(d) + P);
+// d floats plus score rows of T floats.
+inline size_t attention_forward_shared_bytes(int T, int d) {
+  return sizeof(float) * (static_cast<size_t>(d) + T);
 }
-inline size_t attention_backward_key_value_shared_bytes(int P, int d) {
-  return sizeof(float) * (3 * static_cast<size_t>(d) + 2 * static_cast<size_t>(P));
+inline size_t attention_backward_key_value_shared_bytes(int T, int d) {
+  return sizeof(float) * (3 * static_cast<size_t>(d) + 2 * static_cast<size_t>(T));
 }
 
 }  // namespace dgqa::cuda

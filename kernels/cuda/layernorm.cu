@@ -1,5 +1,6 @@
 // LayerNorm over the last dimension on the GPU (semantics: kernels/cpu/layernorm.h).
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch_checks.h"
 
@@ -137,7 +138,7 @@ __global__ void layernorm_backward_params_kernel(float* dweight, float* dbias,
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
   if (N <= 0 || C <= 0) return;
-  const int blocks = (N + kRowsPerForwardBlock - 1) / kRowsPerForwardBlock;
+  const int blocks = static_cast<int>(blocks_for(N, kRowsPerForwardBlock));
   layernorm_forward_kernel<<<blocks, kForwardThreads, 0, context().stream>>>(
       out, mean, rstd, inp, weight, bias, N, C, eps);
   DGQA_CUDA_CHECK_LAUNCH();
@@ -153,13 +154,13 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                                                                      rstd, C);
   DGQA_CUDA_CHECK_LAUNCH();
 
-  const int num_chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+  const int num_chunks = static_cast<int>(blocks_for(N, kRowsPerChunk));
   const size_t partial_bytes = static_cast<size_t>(num_chunks) * C * sizeof(float);
   float* partials = nullptr;  // partial dweight, then partial dbias
   DGQA_CUDA_CHECK(cudaMallocAsync(&partials, 2 * partial_bytes, stream));
   float* partial_dweight = partials;
   float* partial_dbias = partials + static_cast<size_t>(num_chunks) * C;
-  const int column_tiles = (C + kColumnThreads - 1) / kColumnThreads;
+  const int column_tiles = static_cast<int>(blocks_for(C, kColumnThreads));
   layernorm_backward_partials_kernel<<<dim3(num_chunks, column_tiles), kColumnThreads, 0, stream>>>(
       partial_dweight, partial_dbias, dout, inp, mean, rstd, N, C);
   DGQA_CUDA_CHECK_LAUNCH();

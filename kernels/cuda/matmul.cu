@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -26,7 +27,7 @@ namespace {
 constexpr int kThreads = 256;
 
 // out (N, OC): every row a copy of bias (OC). One thread per element, grid-stride.
-__global__ void BroadcastRowsKernel(float* out, const float* bias, int64_t N, int OC) {
+__global__ void broadcast_rows_kernel(float* out, const float* bias, int64_t N, int OC) {
   const int64_t total = N * OC;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -35,22 +36,15 @@ __global__ void BroadcastRowsKernel(float* out, const float* bias, int64_t N, in
 }
 
 // x[i] = 1 for i < n. One thread per element, grid-stride.
-__global__ void FillOnesKernel(float* x, int n) {
+__global__ void fill_ones_kernel(float* x, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     x[i] = 1.f;
   }
 }
 
-// Enough blocks of kThreads for n elements, capped: the kernels above loop over the rest.
-int BlocksFor(int64_t n) {
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
 // A device vector of at least n ones (dbias = dout^T ones is a gemv). Kept between calls and
 // grown when a call needs more; it lives as long as the process, like the context.
-const float* Ones(int n) {
+const float* device_ones(int n) {
   static float* ones = nullptr;
   static int length = 0;
   if (n > length) {
@@ -60,7 +54,7 @@ const float* Ones(int n) {
     ones = nullptr;
     length = 0;
     DGQA_CUDA_CHECK(cudaMalloc(&ones, sizeof(float) * n));
-    FillOnesKernel<<<BlocksFor(n), kThreads, 0, ctx.stream>>>(ones, n);
+    fill_ones_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, ctx.stream>>>(ones, n);
     DGQA_CUDA_CHECK_LAUNCH();
     length = n;
   }
@@ -68,17 +62,17 @@ const float* Ones(int n) {
 }
 
 // out (N, OC) = rows of bias, the starting point of a product added with beta = 1.
-void BroadcastBias(float* out, const float* bias, int N, int OC) {
-  BroadcastRowsKernel<<<BlocksFor(static_cast<int64_t>(N) * OC), kThreads, 0, context().stream>>>(
-      out, bias, N, OC);
+void broadcast_bias(float* out, const float* bias, int N, int OC) {
+  broadcast_rows_kernel<<<grid_stride_blocks(static_cast<int64_t>(N) * OC, kThreads), kThreads, 0,
+                          context().stream>>>(out, bias, N, OC);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
 // dbias (OC) += dout^T (OC, N) ones (N), in fp32: the dout buffer is column-major dout^T.
-void AccumulateBiasGradient(float* dbias, const float* dout, int N, int OC) {
+void accumulate_bias_gradient(float* dbias, const float* dout, int N, int OC) {
   const float one = 1.f;
-  DGQA_CUBLAS_CHECK(cublasSgemv(context().cublas, CUBLAS_OP_N, OC, N, &one, dout, OC, Ones(N), 1,
-                                &one, dbias, 1));
+  DGQA_CUBLAS_CHECK(cublasSgemv(context().cublas, CUBLAS_OP_N, OC, N, &one, dout, OC,
+                                device_ones(N), 1, &one, dbias, 1));
 }
 
 // --- bf16 products through cuBLASLt
@@ -100,7 +94,7 @@ struct Bf16Product {
 
 // The largest power of two (at most 256) that divides the address: the alignment the heuristic
 // may assume of a matrix (the MIN_ALIGNMENT_*_BYTES preferences) or of the bias.
-uint32_t AlignmentOf(const void* pointer) {
+uint32_t alignment_of(const void* pointer) {
   const uintptr_t address = reinterpret_cast<uintptr_t>(pointer);
   uint32_t alignment = 256;
   while (alignment > 1 && address % alignment != 0) alignment /= 2;
@@ -114,10 +108,10 @@ uint32_t AlignmentOf(const void* pointer) {
 using PlanKey = std::tuple<int, int, int, int, int, int, int, int, bool, uint32_t, uint32_t,
                            uint32_t, uint32_t>;
 
-PlanKey KeyOf(const Bf16Product& p) {
+PlanKey key_of(const Bf16Product& p) {
   return PlanKey(p.transa, p.transb, p.m, p.n, p.k, p.lda, p.ldb, p.ldd, p.bias != nullptr,
-                 AlignmentOf(p.a), AlignmentOf(p.b), AlignmentOf(p.d),
-                 p.bias != nullptr ? AlignmentOf(p.bias) : 0u);
+                 alignment_of(p.a), alignment_of(p.b), alignment_of(p.d),
+                 p.bias != nullptr ? alignment_of(p.bias) : 0u);
 }
 
 // The descriptors of one key and the algorithm the heuristic chose for them, made once and kept
@@ -139,7 +133,7 @@ struct LtState {
   int64_t fallbacks = 0;
 };
 
-LtState& Lt() {
+LtState& lt_state() {
   // Made on first use; never destroyed, like the context (cuda_context.cu says why).
   static LtState* const state = [] {
     CudaContext& ctx = context();
@@ -156,35 +150,35 @@ LtState& Lt() {
 }
 
 template <typename T>
-void SetDescAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute,
-                      const T& value) {
+void set_desc_attribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute,
+                        const T& value) {
   DGQA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(value)));
 }
 
 template <typename T>
-void SetPreference(cublasLtMatmulPreference_t preference,
-                   cublasLtMatmulPreferenceAttributes_t attribute, const T& value) {
+void set_preference(cublasLtMatmulPreference_t preference,
+                    cublasLtMatmulPreferenceAttributes_t attribute, const T& value) {
   DGQA_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(preference, attribute, &value, sizeof(value)));
 }
 
-Plan MakePlan(const Bf16Product& p, size_t workspace_bytes) {
+Plan make_plan(const Bf16Product& p, size_t workspace_bytes) {
   Plan plan;
   // Compute type: fp32 accumulation; scale type (alpha, beta): fp32, host pointers (the default
   // CUBLASLT_POINTER_MODE_HOST).
   DGQA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  SetDescAttribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, p.transa);
-  SetDescAttribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, p.transb);
+  set_desc_attribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, p.transa);
+  set_desc_attribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, p.transb);
   if (p.bias != nullptr) {
     // Bias only. Not GELU_BIAS: cuBLASLt's GELU epilogues compute the tanh approximation of GELU,
-    // and this project's GELU is the exact erf form (PyTorch's nn.GELU default, docs/design.md §3), so
-    // GELU stays its own kernel (gelu.cu) after the fc1 product.
-    SetDescAttribute<uint32_t>(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
+    // and this project's GELU is the exact erf form (PyTorch's nn.GELU default, docs/design.md §3),
+    // so GELU stays its own kernel (gelu.cu) after the fc1 product.
+    set_desc_attribute<uint32_t>(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
     // The bias type defaults to D's (fp32); stated explicitly so that the fp32 bias of the fp32
     // master parameters is what the epilogue reads, whatever a later default may be.
-    SetDescAttribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_32F);
-    // The heuristic below depends on this pointer's alignment; Run() sets each call's pointer.
-    SetDescAttribute<const void*>(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
+    set_desc_attribute<int32_t>(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_32F);
+    // The heuristic below depends on this pointer's alignment; run() sets each call's pointer.
+    set_desc_attribute<const void*>(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
   }
   // Each layout describes the matrix as stored: op(A) is (m, k), so A is (m, k) untransposed and
   // (k, m) transposed; likewise B for (k, n).
@@ -197,11 +191,15 @@ Plan MakePlan(const Bf16Product& p, size_t workspace_bytes) {
 
   cublasLtMatmulPreference_t preference = nullptr;
   DGQA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-  SetPreference<uint64_t>(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, workspace_bytes);
-  SetPreference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, AlignmentOf(p.a));
-  SetPreference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, AlignmentOf(p.b));
-  SetPreference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, AlignmentOf(p.d));
-  SetPreference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, AlignmentOf(p.d));
+  set_preference<uint64_t>(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, workspace_bytes);
+  set_preference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                           alignment_of(p.a));
+  set_preference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                           alignment_of(p.b));
+  set_preference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                           alignment_of(p.d));
+  set_preference<uint32_t>(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                           alignment_of(p.d));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t status =
@@ -222,18 +220,19 @@ Plan MakePlan(const Bf16Product& p, size_t workspace_bytes) {
   return plan;
 }
 
-void Run(const Bf16Product& p) {
+void run(const Bf16Product& p) {
   CudaContext& ctx = context();
-  LtState& lt = Lt();
-  const PlanKey key = KeyOf(p);
+  LtState& lt = lt_state();
+  const PlanKey key = key_of(p);
   auto found = lt.plans.find(key);
-  if (found == lt.plans.end()) found = lt.plans.emplace(key, MakePlan(p, lt.workspace_bytes)).first;
+  if (found == lt.plans.end())
+    found = lt.plans.emplace(key, make_plan(p, lt.workspace_bytes)).first;
   Plan& plan = found->second;
   const float alpha = 1.f;
   if (plan.has_algo) {
     // The plan may come from a product with another bias of the same alignment.
     if (p.bias != nullptr) {
-      SetDescAttribute<const void*>(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
+      set_desc_attribute<const void*>(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
     }
     const cublasStatus_t status = cublasLtMatmul(
         ctx.cublaslt, plan.desc, &alpha, p.a, plan.a, p.b, plan.b, &p.beta, p.d, plan.d, p.d,
@@ -252,7 +251,7 @@ void Run(const Bf16Product& p) {
     if (p.beta != 0.f || p.ldd != p.m) {
       throw std::logic_error("matmul bf16: a bias needs beta = 0 and a packed D");
     }
-    BroadcastBias(p.d, p.bias, p.n, p.m);
+    broadcast_bias(p.d, p.bias, p.n, p.m);
     beta = 1.f;
   }
   DGQA_CUBLAS_CHECK(cublasGemmEx(ctx.cublas, p.transa, p.transb, p.m, p.n, p.k, &alpha, p.a,
@@ -268,7 +267,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   CudaContext& ctx = context();
   if (C == 0) {  // an empty sum: out is the bias, or zero (cuBLAS refuses a leading dimension 0)
     if (bias != nullptr) {
-      BroadcastBias(out, bias, N, OC);
+      broadcast_bias(out, bias, N, OC);
     } else {
       DGQA_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float) * N * OC, ctx.stream));
     }
@@ -277,7 +276,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   // With a bias, every row of out starts as the bias and the product is added to it (beta = 1).
   float beta = 0.f;
   if (bias != nullptr) {
-    BroadcastBias(out, bias, N, OC);
+    broadcast_bias(out, bias, N, OC);
     beta = 1.f;
   }
   // out (N, OC) = inp (N, C) weight^T, i.e. column-major out^T (OC, N) = weight (OC, C) inp^T,
@@ -292,7 +291,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   if (N == 0 || OC == 0) return;  // every sum is empty: nothing to add
   CudaContext& ctx = context();
   if (C == 0) {  // dinp and dweight have no elements (cuBLAS refuses a leading dimension 0)
-    if (dbias != nullptr) AccumulateBiasGradient(dbias, dout, N, OC);
+    if (dbias != nullptr) accumulate_bias_gradient(dbias, dout, N, OC);
     return;
   }
   const float one = 1.f;  // alpha, and beta: every gradient accumulates
@@ -306,11 +305,11 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   // dweight^T (C, OC) += inp^T (C, N) dout (N, OC): the dout buffer (dout^T) transposed.
   DGQA_CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout,
                                 OC, &one, dweight, C));
-  if (dbias != nullptr) AccumulateBiasGradient(dbias, dout, N, OC);
+  if (dbias != nullptr) accumulate_bias_gradient(dbias, dout, N, OC);
 }
 
 int64_t matmul_bf16_fallbacks() {
-  return Lt().fallbacks;
+  return lt_state().fallbacks;
 }
 
 // The same three products as the fp32 functions above, in the same column-major terms.
@@ -318,7 +317,7 @@ void matmul_forward_bf16(float* out, const __nv_bfloat16* inp, const __nv_bfloat
                          const float* bias, int N, int C, int OC) {
   // out^T (OC, N) = op(weight buffer) (OC, C) inp^T (C, N) [+ bias broadcast over columns]:
   // D has OC rows, the length of the bias vector, as the BIAS epilogue requires.
-  Run({CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight, C, inp, C, out, OC, 0.f, bias});
+  run({CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight, C, inp, C, out, OC, 0.f, bias});
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -327,16 +326,16 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
   // Gradients accumulate (kernels/cpu/matmul.h): beta = 1, C = D = the gradient buffer.
   // dinp^T (C, N) += weight^T (C, OC) dout^T (OC, N)
   if (dinp != nullptr) {
-    Run({CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout_bf16, OC, dinp, C, 1.f, nullptr});
+    run({CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout_bf16, OC, dinp, C, 1.f, nullptr});
   }
   // dweight^T (C, OC) += inp^T (C, N) op(dout^T) (N, OC)
-  Run({CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout_bf16, OC, dweight, C, 1.f, nullptr});
+  run({CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout_bf16, OC, dweight, C, 1.f, nullptr});
   // dbias: the fp32 gemv of the fp32 path, on the fp32 dout, not cuBLASLt's BGRADB epilogue on
   // the dweight product. BGRADB writes the bias gradient (dbias = sum), it does not add to it,
   // so accumulating would take a scratch vector and an add kernel; and it would sum the bf16
   // rounding of dout when the exact fp32 dout is at hand. The gemv reads dout once (N * OC
   // floats, a small fraction of the product's time) and accumulates with beta = 1.
-  if (dbias != nullptr) AccumulateBiasGradient(dbias, dout, N, OC);
+  if (dbias != nullptr) accumulate_bias_gradient(dbias, dout, N, OC);
 }
 
 }  // namespace dgqa::cuda

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dgqa::cuda {
@@ -12,7 +13,7 @@ constexpr int kThreads = 256;
 
 // One thread per element of cols (B * (S/p)^2, C*p*p), grid-stride: consecutive threads write
 // consecutive elements of a row, and read runs of p consecutive pixels.
-__global__ void Im2colKernel(float* cols, const float* img, int B, int C, int S, int p) {
+__global__ void im2col_kernel(float* cols, const float* img, int B, int C, int S, int p) {
   const int patches_per_side = S / p;
   const int64_t row_length = static_cast<int64_t>(C) * p * p;
   const int64_t total = static_cast<int64_t>(B) * patches_per_side * patches_per_side * row_length;
@@ -36,10 +37,8 @@ void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) {
   const int patches_per_side = S / p;
   const int64_t total = static_cast<int64_t>(B) * patches_per_side * patches_per_side * C * p * p;
   if (total == 0) return;
-  constexpr int64_t kMaxBlocks = 1 << 16;
-  const int64_t blocks = (total + kThreads - 1) / kThreads;
-  Im2colKernel<<<static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
-                 context().stream>>>(cols, img, B, C, S, p);
+  im2col_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(cols, img,
+                                                                                        B, C, S, p);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 
