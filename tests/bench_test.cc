@@ -1,9 +1,10 @@
-// `dgqa bench` (issue 6) run as a user would, its FLOP count (model/flops.h), the profiling
+// `dgqa bench` run as a user would, its FLOP count (model/flops.h), the profiling
 // backend it uses for --profile, and its model FLOP utilisation (--peak-tflops, and on a GPU the
 // built-in peaks of kernels/cuda/device_info.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,60 @@ TEST_F(BenchCommandTest, JsonReportIsConsistent) {
     EXPECT_GT(report["peak_memory_mib"].get<double>(), 0);
     EXPECT_EQ(report["shape"]["num_heads"], fixture.num_heads);
   }
+}
+
+// The metrics.jsonl "train" records of a run, by step.
+std::map<int64_t, json> train_records(const std::string& metrics_path) {
+  std::map<int64_t, json> records;
+  for (const std::string& line : tests::lines_of(tests::read_file(metrics_path))) {
+    const json record = json::parse(line);
+    if (record.at("kind") == "train") records[record.at("step").get<int64_t>()] = record;
+  }
+  return records;
+}
+
+// `dgqa bench --real-data` runs the training step of `dgqa train`, with the optimizer settings
+// and schedule the config gives: with weight decay kept off 1-D tensors and tokens
+// (no_decay_1d) and a warm-up that changes the rate every step, its timed steps have the losses,
+// gradient norms and rates that train logs for the same steps, to the bit. Train with decay on
+// every tensor gives other losses from the second step on, so the comparison can tell them apart.
+TEST_F(BenchCommandTest, RealDataStepsAreThoseOfTrain) {
+  tests::FixtureConfig fixture;
+  fixture.attention = "KDGQA";
+  fixture.max_steps = 4;
+  fixture.lr = 2e-2f;
+  const std::string config = tests::write_fixture_config(dir_ + "/c.pbtxt", data_, fixture);
+  const std::string settings =
+      " --set optimizer.weight_decay=0.5 --set schedule.warmup_steps=3 --set schedule.kind=COSINE";
+  auto train = [&](const std::string& out, bool no_decay_1d) {
+    const tests::DgqaRun run = tests::run_dgqa(
+        "train --config " + config + settings +
+            " --set optimizer.no_decay_1d=" + (no_decay_1d ? "true" : "false") + " --out " + out,
+        dir_);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return train_records(out + "/metrics.jsonl");
+  };
+  const std::map<int64_t, json> trained = train(dir_ + "/no_decay_1d", true);
+  const std::map<int64_t, json> decay_all = train(dir_ + "/decay_all", false);
+  const tests::DgqaRun bench = tests::run_dgqa("bench --config " + config + settings +
+                                                   " --set optimizer.no_decay_1d=true"
+                                                   " --real-data --warmup 0 --steps 4 --json",
+                                               dir_);
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  const json trajectory = json::parse(bench.out).at("trajectory");
+  ASSERT_EQ(trajectory.size(), 4u);
+  ASSERT_EQ(trained.size(), 4u);
+  for (const json& step : trajectory) {
+    const int64_t at = step.at("step");
+    SCOPED_TRACE("step " + std::to_string(at));
+    ASSERT_EQ(trained.count(at), 1u);
+    EXPECT_EQ(step.at("loss").get<double>(), trained.at(at).at("loss").get<double>());
+    EXPECT_EQ(step.at("grad_norm").get<double>(), trained.at(at).at("grad_norm").get<double>());
+    EXPECT_EQ(step.at("lr").get<double>(), trained.at(at).at("lr").get<double>());
+  }
+  EXPECT_NE(trajectory[0].at("lr").get<double>(), trajectory[3].at("lr").get<double>());
+  EXPECT_EQ(decay_all.at(1).at("loss").get<double>(), trained.at(1).at("loss").get<double>());
+  EXPECT_NE(decay_all.at(3).at("loss").get<double>(), trained.at(3).at("loss").get<double>());
 }
 
 TEST_F(BenchCommandTest, ProfileAndDataOnlyAndRealDataRun) {

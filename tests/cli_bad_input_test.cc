@@ -531,6 +531,18 @@ TEST_F(BadInputTest, OutIsNotAnEvalFlag) {
       {"--out"});
 }
 
+// Weights mean nothing to bench and convert (convert reads --from): refused, not ignored.
+TEST_F(BadInputTest, InitFromIsNotABenchOrConvertFlag) {
+  const std::string config = shell_quote(write_config());
+  const std::string weights = shell_quote(valid_weights());
+  expect_input_error(run_dgqa("bench --config " + config + " --steps 1 --init-from " + weights),
+                     {"--init-from", "dgqa bench"});
+  expect_input_error(run_dgqa("convert --config " + config + " --from " + weights + " --to " +
+                              shell_quote(dir_ + "/c.safetensors") + " --init-from " + weights),
+                     {"--init-from", "dgqa convert"});
+  EXPECT_FALSE(tests::file_exists(dir_ + "/c.safetensors"));
+}
+
 TEST_F(BadInputTest, EvalWithoutWeights) {
   expect_input_error(run_dgqa("eval --config " + shell_quote(write_config())),
                      {"--init-from", "--checkpoint"});

@@ -77,7 +77,7 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
       // the same to rounding: the K bias has no gradient in exact arithmetic (a constant added to
       // every key of a row leaves its softmax unchanged), so its computed gradient is rounding
       // noise, which Adam scales up to steps of the learning rate. Its values after 20 steps
-      // differ with the rank count (by ~1e-3, seen 2026-12-02) and can move an evaluation
+      // differ with the rank count (by ~1e-3 on an AVX2 machine) and can move an evaluation
       // allocation across a boundary. Evaluating the same weights on several ranks is compared
       // in EvalLogitsOfSeveralRanksAreThoseOfOne.
       if (scheme == std::string("KDGQA")) continue;
