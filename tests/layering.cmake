@@ -36,3 +36,9 @@ dgqa_layering_probe(model kernels/backend.h ALLOWED)
 dgqa_layering_probe(io model/vit.h ALLOWED)
 dgqa_layering_probe(trainer trainer/config.h ALLOWED)
 dgqa_layering_probe(cli trainer/training_step.h ALLOWED)
+
+# A relative include ("../trainer/config.h") would step around the views: there is none.
+add_test(NAME layering_no_relative_includes
+  COMMAND sh -c "grep -rnE '#include \"[.][.]/' common kernels model comm data io trainer cli tests; test $? -eq 1"
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(layering_no_relative_includes PROPERTIES LABELS layering)
