@@ -1,22 +1,15 @@
 #include "trainer/gradient_sync.h"
 
 #include <algorithm>
-#include <chrono>
 #include <stdexcept>
 
 #include "comm/staged_all_reduce.h"
+#include "common/stopwatch.h"
 #ifdef DGQA_WITH_CUDA
 #include "comm/cuda/nccl_all_reduce.h"
 #endif
 
 namespace dgqa {
-namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 GradientSyncOptions gradient_sync_options(const config::Config& config, int world_size) {
   GradientSyncOptions options;
@@ -74,11 +67,11 @@ void GradientSync::ready(int64_t first_ready) {
 double GradientSync::finish() {
   if (all_reduce_ == nullptr) return 0;
   ready(0);
-  const double start = now_seconds();
+  const Stopwatch waiting;
   for (auto& pending : pending_) all_reduce_->wait(*pending);
   pending_.clear();
   started_ = 0;
-  return now_seconds() - start;
+  return waiting.seconds();
 }
 
 }  // namespace dgqa
