@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package dgqa needs to build, test and train (idempotent).
 # Usage: launch/install_deps.sh [--with-torch] [--with-bench]
-#   --with-torch  also installs python3-torch (used only by the PyTorch cross-check test
-#                 and the benchmark comparison; the tests skip it when absent).
+#   --with-torch  also installs python3-torch, python3-torchvision and python3-pil (oracles of
+#                 the PyTorch cross-check and the image-pipeline tests, and the PyTorch peers of
+#                 the benchmarks; the tests that need them skip when they are absent).
 #   --with-bench  also installs gnuplot-nox (the plots of launch/scaling_bench.sh and
 #                 tools/scaling_model.py --png).
 set -euo pipefail
@@ -14,6 +15,7 @@ packages=(
   libgoogle-glog-dev libgflags-dev
   libgtest-dev googletest
   zlib1g-dev
+  libjpeg62-turbo-dev libpng-dev
   nlohmann-json3-dev
   openmpi-bin libopenmpi-dev
   dataset-fashion-mnist
@@ -21,7 +23,7 @@ packages=(
 )
 for option in "$@"; do
   case $option in
-    --with-torch) packages+=(python3-torch) ;;
+    --with-torch) packages+=(python3-torch python3-torchvision python3-pil) ;;
     --with-bench) packages+=(gnuplot-nox) ;;
     *)
       echo "install_deps: unknown option '$option' (options: --with-torch, --with-bench)" >&2
