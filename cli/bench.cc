@@ -113,15 +113,17 @@ void add_device_report(const CommandLine& line, Backend& backend, int world,
   (*report)["mfu"] = (*report)["gflops_per_sec"].get<double>() / (1e3 * peak_tflops * world);
 }
 
-// --data-only: how fast the loader delivers this rank's batches of the training set (decode,
-// resize, normalise, augment), with nothing consuming them.
+// --data-only: how fast the loader delivers this rank's batches of the --split (read, decode,
+// augment, resize, normalise), with nothing consuming them.
 void bench_data(const CommandLine& line, const config::Config& config, Communicator& comm) {
+  const bool train = line.split == "train";
   RunParts parts;
-  parts.train_data = true;
+  parts.train_data = train;
+  parts.test_data = !train;
   parts.model = false;
   const RunSetup setup(config, comm, parts);
-  const Dataset& train_set = *setup.train_set;
-  BatchLoader& loader = *setup.train_loader;
+  const ExampleSource& source = train ? *setup.train_set : *setup.test_set;
+  BatchLoader& loader = train ? *setup.train_loader : *setup.test_loader;
   Batch batch;
   int64_t epoch = 0, images = 0;
   loader.start_epoch(epoch);
@@ -133,17 +135,17 @@ void bench_data(const CommandLine& line, const config::Config& config, Communica
     }
     if (!loader.next(&batch)) {
       loader.start_epoch(++epoch);
-      if (!loader.next(&batch)) throw InputError("data: the training set has no full batch");
+      if (!loader.next(&batch)) throw InputError("data: the " + line.split + " split has no batch");
     }
     images += batch.size;
   }
   const double seconds = timed.seconds();
-  char source[256];
-  std::snprintf(source, sizeof(source), "%s training set, %d examples of %dx%dx%d -> %dx%d",
-                config::DataFormat_Name(config.data().format()).c_str(), train_set.num_examples,
-                train_set.channels, train_set.height, train_set.width,
-                setup.model_config.image_size, setup.model_config.image_size);
-  const nlohmann::json report = {{"data", source},
+  const std::string data = source.description() + " -> " +
+                           std::to_string(setup.model_config.image_size) + "px, " + line.split +
+                           " transforms, " + std::to_string(config.data().workers()) + " workers";
+  const nlohmann::json report = {{"data", data},
+                                 {"split", line.split},
+                                 {"workers", config.data().workers()},
                                  {"batch_size_per_rank", batch.size},
                                  {"steps", line.bench_steps},
                                  {"images_per_sec_per_rank", images / seconds},
@@ -152,8 +154,9 @@ void bench_data(const CommandLine& line, const config::Config& config, Communica
   if (line.bench_json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
-    std::printf("%s\n  %.0f images/s per rank (batches of %d, %d steps)\n", source,
-                images / seconds, batch.size, line.bench_steps);
+    std::printf("%s\n  %.0f images/s per rank (batches of %d, %d steps), peak memory %.0f MiB\n",
+                data.c_str(), images / seconds, batch.size, line.bench_steps,
+                peak_resident_mib());
   }
   std::fflush(stdout);
 }

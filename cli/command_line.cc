@@ -12,9 +12,9 @@ namespace dgqa {
 namespace {
 
 // The commands, as bits of Flag::commands.
-enum : unsigned { kTrain = 1, kEval = 2, kConvert = 4, kBench = 8 };
-constexpr unsigned kEveryCommand = kTrain | kEval | kConvert | kBench;
-constexpr const char* kCommands[] = {"train", "eval", "convert", "bench"};
+enum : unsigned { kTrain = 1, kEval = 2, kConvert = 4, kBench = 8, kDumpData = 16, kPack = 32 };
+constexpr unsigned kEveryCommand = kTrain | kEval | kConvert | kBench | kDumpData | kPack;
+constexpr const char* kCommands[] = {"train", "eval", "convert", "bench", "dump-data", "pack"};
 
 enum class Use { kOptional, kRequired, kRepeated };
 
@@ -28,6 +28,8 @@ struct Flag {
 };
 
 int count(const std::string& flag, const std::string& text, int least);
+std::string one_of(const std::string& flag, const std::string& text, const std::string& first,
+                   const std::string& second);
 double peak_tflops(const std::string& text);
 
 // Every flag of every command, in the order the usage text lists them.
@@ -39,8 +41,9 @@ const Flag kFlags[] = {
      "override a config field, e.g. --set optimizer.lr=3e-4;\n"
      "repeated fields take a comma-separated list",
      [](CommandLine& l, const std::string& v) { l.overrides.push_back(v); }},
-    {"--out", "DIR", kTrain, Use::kOptional,
-     "train: receives metrics.jsonl, checkpoints and model.safetensors",
+    {"--out", "PATH", kTrain | kDumpData | kPack, Use::kOptional,
+     "train: the folder for metrics.jsonl, checkpoints and model.safetensors;\n"
+     "dump-data: FILE.npy of the inputs; pack: the folder to write",
      [](CommandLine& l, const std::string& v) { l.out_dir = v; }},
     {"--resume", "auto|DIR", kTrain, Use::kOptional,
      "train: continue from the newest good checkpoint under\n"
@@ -82,7 +85,32 @@ const Flag kFlags[] = {
      "bench: the peak TFLOP/s of one rank's device, for the model FLOP\n"
      "utilisation (MFU); known GPUs have a built-in figure",
      [](CommandLine& l, const std::string& v) { l.bench_peak_tflops = peak_tflops(v); }},
+    {"--split", "train|eval", kBench | kDumpData, Use::kOptional,
+     "bench --data-only, dump-data: which split (default train)",
+     [](CommandLine& l, const std::string& v) { l.split = one_of("--split", v, "train", "eval"); }},
+    {"--count", "N", kDumpData, Use::kOptional,
+     "dump-data: the first N examples in dataset order (default 16)",
+     [](CommandLine& l, const std::string& v) { l.dump_count = count("--count", v, 1); }},
+    {"--labels-out", "FILE", kDumpData, Use::kOptional,
+     "dump-data: also write their labels, int64 (N,), as .npy",
+     [](CommandLine& l, const std::string& v) { l.labels_out = v; }},
+    {"--grid", "FILE", kDumpData, Use::kOptional,
+     "dump-data: also write a contact sheet of them (PNG, un-normalised)",
+     [](CommandLine& l, const std::string& v) { l.grid_out = v; }},
+    {"--as", "folder|shards", kPack, Use::kRequired,
+     "pack: write both splits as an image folder or as tar shards",
+     [](CommandLine& l, const std::string& v) { l.pack_as = one_of("--as", v, "folder", "shards"); }},
+    {"--shard-size", "N", kPack, Use::kOptional, "pack: images per tar shard (default 10000)",
+     [](CommandLine& l, const std::string& v) { l.shard_size = count("--shard-size", v, 1); }},
 };
+
+std::string one_of(const std::string& flag, const std::string& text, const std::string& first,
+                   const std::string& second) {
+  if (text != first && text != second) {
+    throw InputError(flag + " " + text + ": expected " + first + " or " + second);
+  }
+  return text;
+}
 
 // A bench step count: a whole number >= least.
 int count(const std::string& flag, const std::string& text, int least) {
@@ -202,6 +230,12 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   }
   if (line.command == "train" && line.resume == "auto" && line.out_dir.empty()) {
     throw InputError("--resume auto looks for checkpoints under --out DIR: give --out");
+  }
+  if ((line.command == "dump-data" || line.command == "pack") && line.out_dir.empty()) {
+    throw InputError("dgqa " + line.command + " needs --out\n" + usage_text());
+  }
+  if (line.command == "pack" && line.pack_as.empty()) {
+    throw InputError("dgqa pack needs --as folder|shards\n" + usage_text());
   }
   if (line.bench_real_data && line.bench_data_only) {
     throw InputError("dgqa bench: --real-data and --data-only exclude each other");

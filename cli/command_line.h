@@ -3,16 +3,17 @@
 // and `dgqa help`. The commands themselves live in cli/commands.h and cli/bench.h.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace dgqa {
 
 struct CommandLine {
-  std::string command;                 // "train", "eval", "convert", "bench" or "help"
+  std::string command;  // "train", "eval", "convert", "bench", "dump-data", "pack" or "help"
   std::string config_path;             // --config
   std::vector<std::string> overrides;  // --set path=value, in order
-  std::string out_dir;                 // --out (train)
+  std::string out_dir;                 // --out (train, pack: a folder; dump-data: FILE.npy)
   std::string init_from;               // --init-from FILE.safetensors (train, eval)
   std::string checkpoint_dir;          // --checkpoint DIR (eval): a checkpoint's weights
   std::string logits_out;              // --logits-out FILE.npy (eval)
@@ -26,6 +27,12 @@ struct CommandLine {
   bool bench_data_only = false;        // --data-only (bench): time the data loader alone
   bool bench_profile = false;          // --profile (bench): time every kernel call
   double bench_peak_tflops = 0;        // --peak-tflops X (bench): one device's peak; 0: none given
+  std::string split = "train";         // --split train|eval (bench --data-only, dump-data)
+  int64_t dump_count = 16;             // --count N (dump-data): the first N examples
+  std::string labels_out;              // --labels-out FILE.npy (dump-data)
+  std::string grid_out;                // --grid FILE.png (dump-data): a contact sheet
+  std::string pack_as;                 // --as folder|shards (pack)
+  int shard_size = 10000;              // --shard-size N (pack): images per tar shard
 };
 
 // Throws InputError naming the unknown, misplaced or incomplete argument.

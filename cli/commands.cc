@@ -31,20 +31,18 @@ void train_command(const CommandLine& line, const config::Config& config, Commun
   run_training(config, options, comm);
 }
 
-namespace {
-
-// A file the command will write must have a directory to go to: checked before any work.
-void check_output_directory(const std::string& flag, const std::string& path) {
+void check_output_file(const std::string& flag, const std::string& path) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent)) {
     throw InputError(flag + " " + path + ": the directory " + parent.string() + " does not exist");
   }
+  if (std::filesystem::is_directory(path)) {
+    throw InputError(flag + " " + path + ": is a directory; name a file");
+  }
 }
 
-}  // namespace
-
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
-  if (!line.logits_out.empty()) check_output_directory("--logits-out", line.logits_out);
+  if (!line.logits_out.empty()) check_output_file("--logits-out", line.logits_out);
   RunParts parts;
   parts.test_data = true;
   RunSetup setup(config, comm, parts);

@@ -13,6 +13,10 @@ void train_command(const CommandLine& line, const config::Config& config, Commun
 // Rank 0 prints one JSON line {"loss", "top1", "examples"} on stdout.
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
+// Checks, before any work, that the file `path` given with `flag` can be written: its directory
+// exists and it is not itself a directory. Throws InputError naming both otherwise.
+void check_output_file(const std::string& flag, const std::string& path);
+
 // Converts a timm MHA checkpoint to this config's scheme and K/V heads (docs/design.md §3.5).
 void convert_command(const CommandLine& line, const config::Config& config);
 

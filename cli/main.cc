@@ -12,6 +12,7 @@
 #include "cli/bench.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/data_tools.h"
 #include "cli/rank_logging.h"
 #include "comm/communicator.h"
 #include "comm/launch_env.h"
@@ -52,6 +53,10 @@ int run(const std::vector<std::string>& args) {
     dgqa::eval_command(line, config, *communicator);
   } else if (line.command == "bench") {
     dgqa::bench_command(line, config, *communicator);
+  } else if (line.command == "dump-data") {
+    dgqa::dump_data_command(line, config, *communicator);
+  } else if (line.command == "pack") {
+    dgqa::pack_command(line, config, *communicator);
   } else {
     dgqa::convert_command(line, config);
   }

@@ -8,15 +8,18 @@
 
 namespace dgqa {
 
-BatchLoader::BatchLoader(const Dataset& dataset, const LoaderOptions& options)
-    : dataset_(dataset),
-      train_(options.sampler.train),
-      sampler_(dataset.num_examples, options.sampler),
-      transform_(options.transform, dataset.channels, dataset.height, dataset.width),
-      augmentation_(options.augment, options.sampler.seed),
-      prefetcher_([this](int64_t index) { return make_batch(index); }, options.prefetch_batches) {
+BatchLoader::BatchLoader(const ExampleSource& source, const LoaderOptions& options)
+    : source_(source),
+      sampler_(source.num_examples(), options.sampler),
+      prefetcher_([this](int64_t index) { return plan_batch(index); },
+                  [this](Batch* batch, int slot) { fill_slot(batch, slot); },
+                  options.prefetch_batches, options.workers) {
   if (options.prefetch_batches < 0) {
     throw InputError("data.prefetch_batches: " + std::to_string(options.prefetch_batches) +
+                     " must not be negative");
+  }
+  if (options.workers < 0) {
+    throw InputError("data.workers: " + std::to_string(options.workers) +
                      " must not be negative");
   }
 }
@@ -26,7 +29,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
     throw std::out_of_range("BatchLoader: first batch " + std::to_string(first_batch) +
                             " is outside the epoch's " + std::to_string(batches_per_epoch()));
   }
-  prefetcher_.stop();  // the previous epoch's thread reads the sampler and epoch_ changed below
+  prefetcher_.stop();  // the previous epoch's workers read the sampler and epoch_ changed below
   sampler_.set_epoch(epoch);
   epoch_ = epoch;
   epoch_started_ = true;
@@ -40,23 +43,23 @@ bool BatchLoader::next(Batch* out) {
   return true;
 }
 
-Batch BatchLoader::make_batch(int64_t index_in_epoch) const {
-  const std::vector<int64_t> examples = sampler_.rank_batch(index_in_epoch);
-  const int64_t image_floats = transform_.output_floats();
+Batch BatchLoader::plan_batch(int64_t index_in_epoch) const {
   Batch batch;
-  batch.size = static_cast<int>(examples.size());
+  batch.examples = sampler_.rank_batch(index_in_epoch);
+  batch.size = static_cast<int>(batch.examples.size());
   batch.epoch = epoch_;
   batch.index_in_epoch = index_in_epoch;
-  batch.images.resize(examples.size() * image_floats);
-  batch.labels.resize(examples.size());
-  batch.examples = examples;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const int64_t example = examples[i];
-    const Augmentation augmentation = train_ ? augmentation_.draw(epoch_, example) : Augmentation{};
-    transform_.apply(dataset_.image(example), augmentation, batch.images.data() + i * image_floats);
-    batch.labels[i] = dataset_.labels[example];
-  }
+  batch.images.resize(batch.examples.size() * source_.input_floats());
+  batch.labels.resize(batch.examples.size());
+  batch.replaced.assign(batch.examples.size(), 0);
   return batch;
+}
+
+void BatchLoader::fill_slot(Batch* batch, int slot) const {
+  const LoadedExample loaded = source_.load(batch->examples[slot], batch->epoch,
+                                            batch->images.data() + slot * source_.input_floats());
+  batch->labels[slot] = loaded.label;
+  batch->replaced[slot] = loaded.replaced;
 }
 
 }  // namespace dgqa

@@ -1,31 +1,27 @@
 // Produces this rank's batches of model-ready images, epoch by epoch, preparing the next
-// ones on a background thread while the trainer computes.
+// ones on worker threads while the trainer computes.
 #pragma once
 
 #include <cstdint>
 
-#include "data/augmentation.h"
 #include "data/batch.h"
-#include "data/dataset.h"
+#include "data/example_source.h"
 #include "data/prefetcher.h"
 #include "data/sampler.h"
-#include "data/transforms.h"
 
 namespace dgqa {
 
 struct LoaderOptions {
-  SamplerOptions sampler;  // sampler.train also turns augmentation on, keyed by sampler.seed
-  TransformOptions transform;
-  AugmentOptions augment;    // applies in training only
-  int prefetch_batches = 2;  // batches prepared ahead on a background thread; 0 = no thread
+  SamplerOptions sampler;
+  int prefetch_batches = 2;  // batches prepared ahead (data.prefetch_batches)
+  int workers = 1;           // threads preparing them (data.workers); 0 = on the caller's thread
 };
 
 class BatchLoader {
  public:
-  // Keeps a reference to `dataset`, which must outlive the loader. Throws InputError for
-  // options that do not fit the dataset (see DistributedSampler, ImageTransform,
-  // RandomAugmentation) and for a negative prefetch_batches.
-  BatchLoader(const Dataset& dataset, const LoaderOptions& options);
+  // Keeps a reference to `source`, which must outlive the loader. Throws InputError for
+  // options that do not fit the source (see DistributedSampler) and for negative counts.
+  BatchLoader(const ExampleSource& source, const LoaderOptions& options);
 
   int64_t batches_per_epoch() const { return sampler_.batches_per_epoch(); }
 
@@ -34,21 +30,19 @@ class BatchLoader {
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
 
   // Moves the next batch of the epoch into *out; false when the epoch is over. Rethrows an
-  // exception raised while preparing that batch. The batches are the same with or without
-  // prefetching.
+  // exception raised while preparing that batch. The batches are the same whatever the
+  // number of workers and the prefetch depth.
   bool next(Batch* out);
 
  private:
-  Batch make_batch(int64_t index_in_epoch) const;
+  Batch plan_batch(int64_t index_in_epoch) const;
+  void fill_slot(Batch* batch, int slot) const;
 
-  const Dataset& dataset_;
-  bool train_;
+  const ExampleSource& source_;
   DistributedSampler sampler_;
-  ImageTransform transform_;
-  RandomAugmentation augmentation_;
   bool epoch_started_ = false;
   int64_t epoch_ = 0;
-  Prefetcher prefetcher_;  // last: its thread stops before the members it reads go away
+  Prefetcher prefetcher_;  // last: its threads stop before the members they read go away
 };
 
 }  // namespace dgqa

@@ -26,9 +26,10 @@ std::vector<BilinearTap> bilinear_taps(int in_size, int out_size) {
   return taps;
 }
 
-// A per-channel vector from a config field holding 0, 1 or `channels` values.
-std::vector<float> per_channel(const std::vector<float>& values, float default_value, int channels,
-                               const char* field) {
+}  // namespace
+
+std::vector<float> per_channel_values(const std::vector<float>& values, float default_value,
+                                      int channels, const char* field) {
   if (values.empty()) return std::vector<float>(channels, default_value);
   if (values.size() == 1) return std::vector<float>(channels, values[0]);
   if (static_cast<int>(values.size()) == channels) return values;
@@ -37,7 +38,13 @@ std::vector<float> per_channel(const std::vector<float>& values, float default_v
                    " channels (give 1 value or " + std::to_string(channels) + ")");
 }
 
-}  // namespace
+std::vector<float> stddev_values(const std::vector<float>& values, int channels) {
+  std::vector<float> stddev = per_channel_values(values, 1.f, channels, "data.std");
+  for (float value : stddev) {
+    if (!(value > 0.f)) throw InputError("data.std: " + std::to_string(value) + " must be positive");
+  }
+  return stddev;
+}
 
 void bilinear_resize(const float* in, int channels, int in_height, int in_width, int out_height,
                      int out_width, float* out) {
@@ -63,12 +70,8 @@ ImageTransform::ImageTransform(const TransformOptions& options, int channels, in
   if (image_size_ <= 0) {
     throw InputError("model.image_size: " + std::to_string(image_size_) + " must be positive");
   }
-  mean_ = per_channel(options.mean, 0.f, channels, "data.mean");
-  stddev_ = per_channel(options.stddev, 1.f, channels, "data.std");
-  for (float value : stddev_) {
-    if (!(value > 0.f))
-      throw InputError("data.std: " + std::to_string(value) + " must be positive");
-  }
+  mean_ = per_channel_values(options.mean, 0.f, channels, "data.mean");
+  stddev_ = stddev_values(options.stddev, channels);
 }
 
 void ImageTransform::apply(const uint8_t* image, const Augmentation& augmentation,

@@ -15,6 +15,14 @@ struct TransformOptions {
   std::vector<float> stddev;  // data.std: empty (all 1), 1 value or 1 per channel; positive
 };
 
+// A per-channel vector from a config field (named `field` in errors) holding 0 values (all
+// `default_value`), 1 (every channel) or `channels`. Throws InputError for any other count.
+std::vector<float> per_channel_values(const std::vector<float>& values, float default_value,
+                                      int channels, const char* field);
+
+// data.std per channel (default 1), each positive; throws InputError otherwise.
+std::vector<float> stddev_values(const std::vector<float>& values, int channels);
+
 // Bilinear resize as torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
 // antialias=False): output pixel d samples source coordinate (d + 0.5) * in / out - 0.5,
 // clamped below at 0, from the two nearest source pixels (the last one repeats at the edge).

@@ -52,7 +52,12 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
 
 }  // namespace
 
-void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+namespace {
+
+// Writes a C-order array of `shape` whose elements are `element_bytes` each, of numpy type
+// `descr` ('<f4', '<i8').
+void write_npy(const std::string& path, const char* descr, const void* data, size_t element_bytes,
+               const std::vector<int64_t>& shape) {
   std::string shape_text = "(";
   size_t count = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -60,7 +65,8 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
     count *= static_cast<size_t>(shape[i]);
   }
   shape_text += shape.size() == 1 ? ",)" : ")";  // Python's one-element tuple
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_text + ", }";
+  std::string header = std::string("{'descr': '") + descr +
+                       "', 'fortran_order': False, 'shape': " + shape_text + ", }";
   // Magic, version and the length field take 10 bytes; the header ends in '\n'.
   header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
   header += '\n';
@@ -71,8 +77,19 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
   out.append(kMagic, kMagicSize);
   out.append(version_and_length, sizeof(version_and_length));
   out.append(header.data(), header.size());
-  out.append(data, count * sizeof(float));
+  out.append(data, count * element_bytes);
   out.commit();
+}
+
+}  // namespace
+
+void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  write_npy(path, "<f4", data, sizeof(float), shape);
+}
+
+void write_npy_i64(const std::string& path, const int64_t* data,
+                   const std::vector<int64_t>& shape) {
+  write_npy(path, "<i8", data, sizeof(int64_t), shape);
 }
 
 NpyArray read_npy_f32(const std::string& path) {

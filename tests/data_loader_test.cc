@@ -2,14 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/loader.h"
 #include "data/prefetcher.h"
 #include "data/sampler.h"
+#include "data/stored_source.h"
 #include "tests/test_util.h"
 
 namespace dgqa {
@@ -126,27 +129,41 @@ TEST(DistributedSamplerTest, RejectsBadBatchSizes) {
   EXPECT_THROW(DistributedSampler(100, sampler_options(true, 10, 2, 2)), std::invalid_argument);
 }
 
-// Batches whose single label is the batch index; batch `fail_at` throws.
-Prefetcher::MakeBatch numbered_batches(int64_t fail_at) {
-  return [fail_at](int64_t index) {
-    if (index == fail_at) throw std::runtime_error("batch " + std::to_string(index) + " failed");
-    Batch batch;
-    batch.index_in_epoch = index;
-    batch.labels = {static_cast<int32_t>(index)};
-    batch.size = 1;
-    return batch;
-  };
+// Batches of three slots whose labels are index * 10 + slot; slot 1 of batch `fail_at` throws.
+// Slot 0 is slow, so that with several workers the slots finish out of order.
+Prefetcher numbered_batches(int64_t fail_at, int depth, int workers) {
+  return Prefetcher(
+      [](int64_t index) {
+        Batch batch;
+        batch.index_in_epoch = index;
+        batch.size = 3;
+        batch.labels.assign(3, -1);
+        return batch;
+      },
+      [fail_at](Batch* batch, int slot) {
+        if (batch->index_in_epoch == fail_at && slot == 1) {
+          throw std::runtime_error("batch " + std::to_string(fail_at) + " failed");
+        }
+        if (slot == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        batch->labels[slot] = static_cast<int32_t>(batch->index_in_epoch * 10 + slot);
+      },
+      depth, workers);
 }
 
 TEST(PrefetcherTest, DeliversBatchesInOrderAndRethrowsWorkerErrors) {
-  for (int depth : {0, 1, 3}) {
-    Prefetcher prefetcher(numbered_batches(/*fail_at=*/5), depth);
+  for (const auto& [depth, workers] : {std::pair{0, 0}, {1, 1}, {3, 1}, {3, 4}, {2, 0}}) {
+    SCOPED_TRACE("depth " + std::to_string(depth) + ", workers " + std::to_string(workers));
+    Prefetcher prefetcher = numbered_batches(/*fail_at=*/5, depth, workers);
     prefetcher.start(2, 8);
-    for (int64_t index = 2; index < 5; ++index) EXPECT_EQ(prefetcher.take().index_in_epoch, index);
+    for (int32_t index = 2; index < 5; ++index) {
+      const Batch batch = prefetcher.take();
+      EXPECT_EQ(batch.index_in_epoch, index);
+      EXPECT_EQ(batch.labels, (std::vector<int32_t>{index * 10, index * 10 + 1, index * 10 + 2}));
+    }
     EXPECT_FALSE(prefetcher.finished());
     try {
       prefetcher.take();
-      ADD_FAILURE() << "depth " << depth << ": no error";
+      ADD_FAILURE() << "no error";
     } catch (const std::runtime_error& error) {
       EXPECT_EQ(std::string(error.what()), "batch 5 failed");
     }
@@ -160,12 +177,48 @@ TEST(PrefetcherTest, DeliversBatchesInOrderAndRethrowsWorkerErrors) {
 }
 
 TEST(PrefetcherTest, StopsCleanlyWithBatchesLeft) {
-  Prefetcher prefetcher(numbered_batches(-1), 2);
-  prefetcher.start(0, 1000);
-  EXPECT_EQ(prefetcher.take().index_in_epoch, 0);
-  prefetcher.start(10, 20);  // abandons the first run mid-way
-  EXPECT_EQ(prefetcher.take().index_in_epoch, 10);
-}  // the destructor joins a thread that waits for room in the queue
+  for (int workers : {1, 3}) {
+    Prefetcher prefetcher = numbered_batches(-1, 2, workers);
+    prefetcher.start(0, 1000);
+    EXPECT_EQ(prefetcher.take().index_in_epoch, 0);
+    prefetcher.start(10, 20);  // abandons the first run mid-way
+    EXPECT_EQ(prefetcher.take().index_in_epoch, 10);
+  }  // the destructor joins workers that wait for room in the queue
+}
+
+// What the loader tests vary: the stored source's transforms and the loader's threads.
+struct TestLoaderOptions {
+  SamplerOptions sampler;
+  TransformOptions transform;
+  AugmentOptions augment;
+  int prefetch_batches = 2;
+  int workers = 1;
+};
+
+StoredSourceOptions source_options(const TestLoaderOptions& options) {
+  StoredSourceOptions source;
+  source.train = options.sampler.train;
+  source.seed = options.sampler.seed;
+  source.transform = options.transform;
+  source.augment = options.augment;
+  return source;
+}
+
+LoaderOptions loader_options(const TestLoaderOptions& options) {
+  LoaderOptions loader;
+  loader.sampler = options.sampler;
+  loader.prefetch_batches = options.prefetch_batches;
+  loader.workers = options.workers;
+  return loader;
+}
+
+// A stored dataset's source and a loader over it.
+struct TestLoader {
+  TestLoader(const Dataset& dataset, const TestLoaderOptions& options)
+      : source(dataset, source_options(options)), loader(source, loader_options(options)) {}
+  StoredImageSource source;
+  BatchLoader loader;
+};
 
 // 60 images of 1x4x4 whose pixels all equal their example index, labelled index % 7.
 Dataset counting_dataset() {
@@ -204,11 +257,12 @@ void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& 
 
 TEST(BatchLoaderTest, BatchesHoldTheSampledExamples) {
   const Dataset dataset = counting_dataset();
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(true, 8, 1, 2);
   options.transform.image_size = 4;
   options.transform.stddev = {1.f / 255.f};  // images come out as their example index
-  BatchLoader loader(dataset, options);
+  TestLoader test_loader(dataset, options);
+  BatchLoader& loader = test_loader.loader;
   ASSERT_EQ(loader.batches_per_epoch(), 7);
 
   DistributedSampler sampler(60, options.sampler);
@@ -234,7 +288,7 @@ TEST(BatchLoaderTest, TrainingAugmentsEachExampleByItsOwnDraw) {
   for (size_t p = 0; p < dataset.pixels.size(); ++p) {
     dataset.pixels[p] = static_cast<uint8_t>(p * 37 % 251);
   }
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(true, 6, 1, 2);
   options.transform = {/*image_size=*/6, /*mean=*/{0.5f}, /*stddev=*/{}};
   options.augment = {/*crop_padding=*/1, /*hflip=*/true};
@@ -245,7 +299,8 @@ TEST(BatchLoaderTest, TrainingAugmentsEachExampleByItsOwnDraw) {
     options.sampler.train = train;
     DistributedSampler sampler(60, options.sampler);
     sampler.set_epoch(3);
-    BatchLoader loader(dataset, options);
+    TestLoader test_loader(dataset, options);
+    BatchLoader& loader = test_loader.loader;
     std::vector<Batch> batches = read_epoch(loader, 3);
     int augmented = 0;
     for (const Batch& batch : batches) {
@@ -271,30 +326,34 @@ TEST(BatchLoaderTest, TrainingAugmentsEachExampleByItsOwnDraw) {
 
 TEST(BatchLoaderTest, PrefetchingDoesNotChangeTheBatches) {
   const Dataset dataset = counting_dataset();
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(true, 12, 0, 3);
   options.transform = {/*image_size=*/6, /*mean=*/{0.3f}, /*stddev=*/{0.2f}};
   options.augment = {/*crop_padding=*/1, /*hflip=*/true};
   std::vector<std::vector<Batch>> runs;
-  for (int prefetch : {0, 1, 2, 4}) {
+  for (const auto& [prefetch, workers] : {std::pair{0, 1}, {1, 1}, {2, 1}, {4, 1}, {3, 3}, {2, 0}}) {
     options.prefetch_batches = prefetch;
-    BatchLoader loader(dataset, options);
+    options.workers = workers;
+    TestLoader test_loader(dataset, options);
+    BatchLoader& loader = test_loader.loader;
     std::vector<Batch> batches = read_epoch(loader, 0);
     std::vector<Batch> next_epoch = read_epoch(loader, 1);
     batches.insert(batches.end(), next_epoch.begin(), next_epoch.end());
     runs.push_back(batches);
   }
   ASSERT_EQ(runs[0].size(), 10u);
+  ASSERT_EQ(runs.size(), 6u);
   for (size_t run = 1; run < runs.size(); ++run) expect_same_batches(runs[run], runs[0]);
 }
 
 TEST(BatchLoaderTest, ResumingMidEpochGivesTheRestOfTheEpoch) {
   const Dataset dataset = counting_dataset();
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(true, 10, 0, 1);
   options.transform.image_size = 5;
   options.augment = {2, true};
-  BatchLoader loader(dataset, options);
+  TestLoader test_loader(dataset, options);
+  BatchLoader& loader = test_loader.loader;
   std::vector<Batch> full = read_epoch(loader, 4);
   std::vector<Batch> resumed = read_epoch(loader, 4, /*first_batch=*/4);
   expect_same_batches(resumed, std::vector<Batch>(full.begin() + 4, full.end()));
@@ -304,10 +363,11 @@ TEST(BatchLoaderTest, ResumingMidEpochGivesTheRestOfTheEpoch) {
 
 TEST(BatchLoaderTest, AbandoningAnEpochMidwayIsClean) {
   const Dataset dataset = counting_dataset();
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(true, 4, 0, 1);
   options.transform.image_size = 8;
-  BatchLoader loader(dataset, options);
+  TestLoader test_loader(dataset, options);
+  BatchLoader& loader = test_loader.loader;
   std::vector<Batch> epoch1 = read_epoch(loader, 1);
   loader.start_epoch(0);
   Batch batch;
@@ -320,7 +380,7 @@ TEST(BatchLoaderTest, AbandoningAnEpochMidwayIsClean) {
 TEST(BatchLoaderTest, ShardedBatchesMakeUpTheGlobalBatch) {
   // Evaluation over 3 ranks of batches of 8: no shuffle, no augmentation, partial last batch.
   const Dataset dataset = counting_dataset();
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(false, 8, 0, 3);
   options.transform.image_size = 4;
   options.transform.stddev = {1.f / 255.f};
@@ -328,7 +388,8 @@ TEST(BatchLoaderTest, ShardedBatchesMakeUpTheGlobalBatch) {
   std::vector<std::vector<Batch>> per_rank;
   for (int rank = 0; rank < 3; ++rank) {
     options.sampler.rank = rank;
-    BatchLoader loader(dataset, options);
+    TestLoader test_loader(dataset, options);
+    BatchLoader& loader = test_loader.loader;
     per_rank.push_back(read_epoch(loader, 0));
     ASSERT_EQ(per_rank.back().size(), 8u);  // ceil(60 / 8)
   }
@@ -351,17 +412,21 @@ TEST(BatchLoaderTest, ShardedBatchesMakeUpTheGlobalBatch) {
 
 TEST(BatchLoaderTest, RejectsBadOptions) {
   const Dataset dataset = counting_dataset();
-  LoaderOptions options;
+  TestLoaderOptions options;
   options.sampler = sampler_options(true, 8, 0, 1);
   options.transform.image_size = 4;
   options.prefetch_batches = -1;
-  expect_contains(input_error_of([&] { BatchLoader(dataset, options); }),
+  expect_contains(input_error_of([&] { TestLoader(dataset, options); }),
                   "data.prefetch_batches: -1");
   options.prefetch_batches = 2;
+  options.workers = -1;
+  expect_contains(input_error_of([&] { TestLoader(dataset, options); }), "data.workers: -1");
+  options.workers = 1;
   options.transform.mean = {0.f, 0.f};
-  expect_contains(input_error_of([&] { BatchLoader(dataset, options); }), "data.mean");
+  expect_contains(input_error_of([&] { TestLoader(dataset, options); }), "data.mean");
   options.transform.mean = {};
-  BatchLoader loader(dataset, options);
+  TestLoader test_loader(dataset, options);
+  BatchLoader& loader = test_loader.loader;
   Batch batch;
   EXPECT_THROW(loader.next(&batch), std::logic_error);
 }

@@ -75,7 +75,11 @@ void expect_contains(const std::string& text, const std::string& part) {
 }
 
 bool have_python_with_numpy() {
-  return run_command("/usr/bin/python3 -c 'import numpy'") == 0;
+  return have_python_modules("numpy");
+}
+
+bool have_python_modules(const std::string& modules) {
+  return run_command("/usr/bin/python3 -c 'import " + modules + "'") == 0;
 }
 
 }  // namespace dgqa::tests

@@ -32,4 +32,7 @@ void expect_contains(const std::string& text, const std::string& part);
 // Whether /usr/bin/python3 imports numpy (the tests that check files with numpy need it).
 bool have_python_with_numpy();
 
+// Whether /usr/bin/python3 imports every module of `modules` ("torchvision, PIL").
+bool have_python_modules(const std::string& modules);
+
 }  // namespace dgqa::tests

@@ -382,6 +382,20 @@ ModelConfig resolve_model(const config::Model& proto, const std::string& source)
 
 // Checks with messages that name the field and the offending value. Comparisons are written
 // so that NaN fails them.
+}  // namespace
+
+bool is_encoded_format(config::DataFormat format) {
+  return format == config::IMAGE_FOLDER || format == config::FOOD101 ||
+         format == config::TINY_IMAGENET || format == config::TAR_SHARDS;
+}
+
+bool uses_image_pipeline(const config::Data& data) {
+  return is_encoded_format(data.format()) || data.random_resized_crop() ||
+         data.rand_augment_num_ops() > 0 || data.eval_resize() == config::SHORTER_SIDE_CENTER_CROP;
+}
+
+namespace {
+
 class Checker {
  public:
   explicit Checker(const std::string& source) : source_(source) {}
@@ -446,6 +460,37 @@ void validate_model(const config::Model& proto, const ModelConfig& model, const 
   check.at_least("model.init_std", proto.init_std(), 0.0f);
 }
 
+// The fields of the JPEG/PNG pipeline (data/image_pipeline.h), which stored formats use too
+// when a random resized crop, RandAugment or a centre crop is asked for.
+void validate_image_pipeline(const config::Data& data, int in_channels, const Checker& check) {
+  if (!uses_image_pipeline(data)) return;
+  check.require(in_channels == 1 || in_channels == 3, "model.in_channels",
+                "must be 1 (L) or 3 (RGB) for the image pipeline, got " + str(in_channels));
+  check.require(data.random_crop_padding() == 0, "data.random_crop_padding",
+                "belongs to the stored formats' crop; with the image pipeline use "
+                "data.random_resized_crop");
+  for (const auto& [field, values] :
+       {std::pair{"data.random_resized_crop_scale", &data.random_resized_crop_scale()},
+        std::pair{"data.random_resized_crop_ratio", &data.random_resized_crop_ratio()}}) {
+    check.require(values->empty() || values->size() == 2, field,
+                  "give two values, [low, high], or none for the default");
+    if (values->size() == 2) {
+      check.require((*values)[0] > 0 && (*values)[0] <= (*values)[1], field,
+                    "needs 0 < low <= high");
+    }
+  }
+  if (data.random_resized_crop_scale_size() == 2) {
+    check.require(data.random_resized_crop_scale(1) <= 1, "data.random_resized_crop_scale",
+                  "is an area fraction: at most 1");
+  }
+  check.at_least("data.rand_augment_num_ops", data.rand_augment_num_ops(), 0);
+  check.at_least("data.rand_augment_num_bins", data.rand_augment_num_bins(), 2);
+  check.in_range("data.rand_augment_magnitude", data.rand_augment_magnitude(), 0,
+                 data.rand_augment_num_bins() - 1);
+  check.require(data.crop_pct() > 0 && data.crop_pct() <= 1, "data.crop_pct",
+                "must be in (0, 1], got " + std::to_string(data.crop_pct()));
+}
+
 void validate_data(const config::Data& data, int in_channels, const Checker& check) {
   const std::string format = config::DataFormat_Name(data.format());
   switch (data.format()) {
@@ -465,9 +510,23 @@ void validate_data(const config::Data& data, int in_channels, const Checker& che
     case config::CIFAR100:
       check.require(!data.root().empty(), "data.root", "required for data.format " + format);
       break;
+    case config::IMAGE_FOLDER:
+    case config::FOOD101:
+    case config::TINY_IMAGENET:
+      check.require(!data.root().empty(), "data.root", "required for data.format " + format);
+      break;
+    case config::TAR_SHARDS:
+      check.require(!data.train_shards().empty(), "data.train_shards",
+                    "required for data.format " + format);
+      check.require(!data.val_shards().empty(), "data.val_shards",
+                    "required for data.format " + format);
+      break;
     case config::DATA_FORMAT_UNSPECIFIED:
-      check.fail("data.format", "must be one of IDX, CIFAR10, CIFAR100");
+      check.fail("data.format",
+                 "must be one of IDX, CIFAR10, CIFAR100, IMAGE_FOLDER, FOOD101, TINY_IMAGENET, "
+                 "TAR_SHARDS");
   }
+  validate_image_pipeline(data, in_channels, check);
 
   // Per-channel statistics: none (defaults), one for all channels, or one per channel.
   for (const auto& [field, values] :
@@ -481,6 +540,7 @@ void validate_data(const config::Data& data, int in_channels, const Checker& che
   for (float value : data.std()) check.positive("data.std", value);
   check.at_least("data.random_crop_padding", data.random_crop_padding(), 0);
   check.at_least("data.prefetch_batches", data.prefetch_batches(), 0);
+  check.in_range("data.workers", data.workers(), 0, 256);
 }
 
 void validate_optimizer(const config::Optimizer& optimizer, const config::Schedule& schedule,

@@ -31,6 +31,15 @@ ModelConfig model_config_from(const config::Config& config);
 // resolved (the default is BF16 on cuda, FP32 on cpu).
 BackendOptions backend_options_from(const config::Config& config, int local_rank);
 
+// Whether the format stores encoded JPEG/PNG images (IMAGE_FOLDER, FOOD101, TINY_IMAGENET,
+// TAR_SHARDS), decoded per example.
+bool is_encoded_format(config::DataFormat format);
+
+// Whether the split's images go through the JPEG/PNG pipeline (data/image_pipeline.h): the
+// encoded formats always; the stored ones (IDX, CIFAR) when a random resized crop, RandAugment
+// or eval_resize SHORTER_SIDE_CENTER_CROP is asked for.
+bool uses_image_pipeline(const config::Data& data);
+
 // The config as protobuf text, for logs and checkpoints.
 std::string config_to_text(const config::Config& config);
 

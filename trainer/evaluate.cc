@@ -1,12 +1,40 @@
 #include "trainer/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "trainer/comm_reducer.h"
 
 namespace dgqa {
+
+namespace {
+
+// Losses are summed as integers in units of 2^-32, so the total is exact and does not depend
+// on the order of the examples: the same images in another order, batching or world size give
+// the same mean to the last bit (see EvalResult). 2^31 of total loss fits in an int64.
+constexpr double kLossUnit = 4294967296.0;
+
+// The cross-entropy of one row of logits, in double: the same for a row whatever batch it
+// came in.
+double row_loss(const float* row, int K, int label) {
+  const float largest = *std::max_element(row, row + K);
+  double sum = 0;
+  for (int k = 0; k < K; ++k) sum += std::exp(static_cast<double>(row[k]) - largest);
+  return std::log(sum) + largest - row[label];
+}
+
+// The sum of `value` over the ranks, exactly.
+int64_t sum_over_ranks(Communicator& comm, int64_t value, const char* what) {
+  int64_t total = 0;
+  for (uint64_t part : comm.all_gather(static_cast<uint64_t>(value), what)) {
+    total += static_cast<int64_t>(part);
+  }
+  return total;
+}
+
+}  // namespace
 
 EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm, int64_t step,
                     std::vector<float>* logits) {
@@ -15,8 +43,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   ForwardContext context;
   context.training = false;
   context.step = step;
-  double loss_sum = 0;
-  int64_t correct = 0, examples = 0;
+  int64_t loss_units = 0, correct = 0, examples = 0;
   std::vector<int64_t> row_examples;  // this rank's examples, and their logits (rows of K)
   std::vector<float> row_logits;
 
@@ -24,8 +51,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   Batch batch;
   while (loader.next(&batch)) {
     // A rank without examples in this batch still runs it: it joins the key-norm sums.
-    loss_sum +=
-        model.forward(batch.images.data(), batch.labels.data(), batch.size, context, reducer);
+    model.forward(batch.images.data(), batch.labels.data(), batch.size, context, reducer);
     const std::vector<float> batch_logits = model.logits_to_host();
     for (int i = 0; i < batch.size; ++i) {
       const float* row = batch_logits.data() + static_cast<int64_t>(i) * K;
@@ -34,6 +60,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
         if (row[k] > row[best]) best = k;
       }
       correct += best == batch.labels[i];
+      loss_units += std::llround(row_loss(row, K, batch.labels[i]) * kLossUnit);
     }
     examples += batch.size;
     if (logits != nullptr) {
@@ -44,14 +71,13 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   }
 
   // Sum over ranks, so every rank reports the metrics of the whole split.
-  float totals[3] = {static_cast<float>(loss_sum), static_cast<float>(correct),
-                     static_cast<float>(examples)};
-  comm.all_reduce_sum(totals, 3, "evaluation metrics all-reduce");
   EvalResult result;
-  result.examples = static_cast<int64_t>(totals[2]);
+  result.examples = sum_over_ranks(comm, examples, "evaluation example count all-gather");
+  loss_units = sum_over_ranks(comm, loss_units, "evaluation loss all-gather");
+  correct = sum_over_ranks(comm, correct, "evaluation top-1 all-gather");
   if (result.examples > 0) {
-    result.loss = totals[0] / result.examples;
-    result.top1 = totals[1] / result.examples;
+    result.loss = static_cast<double>(loss_units) / kLossUnit / result.examples;
+    result.top1 = static_cast<double>(correct) / result.examples;
   }
   if (logits != nullptr) {
     // x + 0 is x exactly: the sum puts every rank's rows in place, unchanged.

@@ -10,6 +10,9 @@
 
 namespace dgqa {
 
+// The sums behind the means are exact (integers, the loss in units of 2^-32 per example), so
+// the same examples give the same result whatever their order, batches or ranks, as long as
+// each example's logits are the same.
 struct EvalResult {
   double loss = 0;       // mean cross-entropy over the examples
   double top1 = 0;       // fraction whose largest logit (first on ties) is the label

@@ -45,6 +45,10 @@ void MetricsWriter::eval(int64_t step, double loss, double top1, int64_t example
   write({{"kind", "eval"}, {"step", step}, {"loss", loss}, {"top1", top1}, {"examples", examples}});
 }
 
+void MetricsWriter::bad_images(int64_t step, int64_t count) {
+  write({{"kind", "bad_images"}, {"step", step}, {"count", count}});
+}
+
 void MetricsWriter::allocation(int64_t step, const std::vector<std::vector<int>>& layers) {
   write({{"kind", "allocation"}, {"step", step}, {"layers", layers}});
 }

@@ -22,6 +22,8 @@ class MetricsWriter {
              double images_per_sec);
   void eval(int64_t step, double loss, double top1, int64_t examples);
   void allocation(int64_t step, const std::vector<std::vector<int>>& layers);
+  // Unreadable training images replaced since the last record (data.bad_image: SKIP).
+  void bad_images(int64_t step, int64_t count);
 
  private:
   void write(const nlohmann::json& record);

@@ -8,14 +8,6 @@
 #include "trainer/datasets.h"
 
 namespace dgqa {
-namespace {
-
-std::unique_ptr<Dataset> open_split(const config::Config& config, const ModelConfig& model,
-                                    bool train) {
-  return std::make_unique<Dataset>(load_dataset(config, model, train));
-}
-
-}  // namespace
 
 RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunParts& parts)
     : model_config(model_config_from(config)) {
@@ -25,11 +17,11 @@ RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunPa
   if (parts.test_data) test_set = open_split(config, model_config, /*train=*/false);
   if (train_set) {
     train_loader = std::make_unique<BatchLoader>(
-        *train_set, loader_options(config, model_config, /*train=*/true, rank, world));
+        *train_set, loader_options(config, /*train=*/true, rank, world));
   }
   if (test_set) {
     test_loader = std::make_unique<BatchLoader>(
-        *test_set, loader_options(config, model_config, /*train=*/false, rank, world));
+        *test_set, loader_options(config, /*train=*/false, rank, world));
   }
   if (!parts.model) return;
 
@@ -50,7 +42,8 @@ RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunPa
     max_batch = global_batch / world;
   }
   if (test_set) {
-    const int eval_batch = std::min<int>(config.train().eval_batch_size(), test_set->num_examples);
+    const int eval_batch = static_cast<int>(
+        std::min<int64_t>(config.train().eval_batch_size(), test_set->num_examples()));
     max_batch = std::max(max_batch, (eval_batch + world - 1) / world);
   }
   model = std::make_unique<VisionTransformer>(model_config, *backend, max_batch, config.seed());

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "comm/communicator.h"
-#include "data/dataset.h"
+#include "data/example_source.h"
 #include "data/loader.h"
 #include "kernels/backend.h"
 #include "kernels/profiling_backend.h"
@@ -31,7 +31,7 @@ class RunSetup {
 
   const ModelConfig model_config;
   int threads = 0;  // CPU threads of this rank
-  std::unique_ptr<Dataset> train_set, test_set;
+  std::unique_ptr<ExampleSource> train_set, test_set;
   std::unique_ptr<BatchLoader> train_loader, test_loader;
   std::unique_ptr<Backend> backend;
   ProfilingBackend* profiler = nullptr;  // inside `backend`, with RunParts::profile

@@ -128,6 +128,7 @@ class Trainer {
   OverlapProbe overlap_;
   Stopwatch since_start_, since_log_;  // throughput is measured over each log window
   int64_t first_step_, images_since_log_ = 0;
+  int64_t bad_images_since_log_ = 0;  // this rank's, summed over the ranks at log steps
   std::vector<std::vector<int>> logged_allocation_;
 };
 
@@ -168,6 +169,7 @@ void Trainer::run() {
     if (!loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
     training_.gradient_sync().set_overlap(!overlap_.is_probe(step_));
     const StepResult result = training_.run(data, step_);
+    bad_images_since_log_ += std::count(data.replaced.begin(), data.replaced.end(), 1);
     overlap_.record(step_, result.sync_wait_s);
     ++step_;
     if (step_ % steps_per_epoch_ == 0) epoch_started = false;
@@ -208,6 +210,12 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
   if (!log_step) return;
   const double images_per_sec = images_since_log_ / since_log_.seconds();
   metrics_.train(step_, epoch, result.loss, result.lr, result.grad_norm, images_per_sec);
+  if (config_.data().bad_image() == config::SKIP) {
+    float replaced = static_cast<float>(bad_images_since_log_);  // exact below 2^24 per window
+    comm_.all_reduce_sum(&replaced, 1, "bad-image count all-reduce");
+    if (replaced > 0) metrics_.bad_images(step_, static_cast<int64_t>(replaced));
+    bad_images_since_log_ = 0;
+  }
   const double per_step = since_start_.seconds() / (step_ - first_step_);
   progress_.update(step_, total_steps_, result.loss, images_per_sec,
                    per_step * (total_steps_ - step_));

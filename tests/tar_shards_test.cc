@@ -1,0 +1,146 @@
+// Tar shards: shard-list expansion, our ustar writer, the index of samples (also of archives
+// Python's tarfile writes, GNU and PAX long names included) and the errors of bad shards.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "data/tar_shards.h"
+#include "data/tar_writer.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+using tests::expect_contains;
+using tests::input_error_of;
+using tests::make_temp_dir;
+using tests::read_file;
+using tests::write_file;
+
+TEST(ShardListTest, ExpandsBracesAsBraceexpandDoes) {
+  EXPECT_EQ(expand_shard_list("train-{000..002}.tar", "/data", "f"),
+            (std::vector<std::string>{"/data/train-000.tar", "/data/train-001.tar",
+                                      "/data/train-002.tar"}));
+  EXPECT_EQ(expand_shard_list("{a,b}-{8..10}.tar /abs/c.tar", "", "f"),
+            (std::vector<std::string>{"a-8.tar", "a-9.tar", "a-10.tar", "b-8.tar", "b-9.tar",
+                                      "b-10.tar", "/abs/c.tar"}));
+  EXPECT_EQ(expand_shard_list("s-{7..0010}.tar", "r", "f").front(), "r/s-0007.tar");
+  for (const char* bad : {"x-{1..}.tar", "x-{3..1}.tar", "x-{1..2.tar", "x-}.tar", "  "}) {
+    expect_contains(input_error_of([&] { expand_shard_list(bad, "", "data.train_shards"); }),
+                    "data.train_shards");
+  }
+}
+
+// Writes a shard of samples key i: image bytes "image<i>" as .png (even i) or .jpg, class i.
+std::string write_shard(const std::string& path, int first, int count) {
+  TarWriter tar(path);
+  for (int i = first; i < first + count; ++i) {
+    const std::string key = "sample" + std::to_string(i);
+    const std::string image = "image" + std::to_string(i), label = std::to_string(i % 3);
+    tar.add(key + ".json", "{}", 2);
+    tar.add(key + (i % 2 == 0 ? ".png" : ".JPG"), image.data(), image.size());
+    tar.add(key + ".cls", label.data(), label.size());
+  }
+  tar.finish();
+  return path;
+}
+
+TEST(TarShardsTest, IndexesSamplesInShardOrder) {
+  const std::string dir = make_temp_dir("shards");
+  const std::vector<std::string> shards = {write_shard(dir + "/a.tar", 0, 3),
+                                           write_shard(dir + "/b.tar", 3, 2)};
+  const auto store = open_tar_shards(shards);
+  ASSERT_EQ(store->size(), 5);
+  std::vector<uint8_t> bytes;
+  for (int i = 0; i < 5; ++i) {
+    store->read(i, &bytes);
+    EXPECT_EQ(std::string(bytes.begin(), bytes.end()), "image" + std::to_string(i));
+    EXPECT_EQ(store->label(i), i % 3);
+  }
+  EXPECT_EQ(store->name(4), dir + "/b.tar: sample4.png");
+}
+
+// Our archives are valid tar for Python, and Python's archives (long names as GNU or PAX
+// headers, folders, a nested key path) index as WebDataset reads them.
+TEST(TarShardsTest, InteroperatesWithPythonTarfile) {
+  if (!tests::have_python_modules("tarfile")) GTEST_SKIP() << "needs /usr/bin/python3";
+  const std::string dir = make_temp_dir("shards_py");
+  write_shard(dir + "/ours.tar", 0, 2);
+  std::string output;
+  ASSERT_EQ(tests::run_command("/usr/bin/python3 -c \"import tarfile; "
+                               "print(tarfile.open('" + dir + "/ours.tar').getnames())\"",
+                               &output),
+            0);
+  expect_contains(output, "'sample0.json', 'sample0.png', 'sample0.cls'");
+
+  const std::string long_key = "d/" + std::string(120, 'k');
+  write_file(dir + "/make.py",
+             "import io, sys, tarfile\n"
+             "for fmt, name in ((tarfile.GNU_FORMAT, 'gnu'), (tarfile.PAX_FORMAT, 'pax')):\n"
+             "  with tarfile.open(sys.argv[1] + '/' + name + '.tar', 'w', format=fmt) as t:\n"
+             "    d = tarfile.TarInfo('d'); d.type = tarfile.DIRTYPE; t.addfile(d)\n"
+             "    for key, data in (('" + long_key + "', b'long'), ('d/xy', b'short')):\n"
+             "      for ext, b in (('.png', data), ('.cls', b' 7\\n')):\n"
+             "        i = tarfile.TarInfo(key + ext); i.size = len(b); t.addfile(i, io.BytesIO(b))\n");
+  ASSERT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/make.py " + dir, &output), 0)
+      << output;
+  for (const char* format : {"gnu", "pax"}) {
+    const auto store = open_tar_shards({dir + "/" + format + ".tar"});
+    ASSERT_EQ(store->size(), 2) << format;
+    std::vector<uint8_t> bytes;
+    store->read(0, &bytes);
+    EXPECT_EQ(std::string(bytes.begin(), bytes.end()), "long") << format;
+    EXPECT_EQ(store->name(0), dir + "/" + format + ".tar: " + long_key + ".png");
+    EXPECT_EQ(store->label(1), 7);
+  }
+}
+
+TEST(TarShardsTest, BadShardsAreErrorsNamingThem) {
+  const std::string dir = make_temp_dir("shards_bad");
+  const auto error_of = [&](const std::string& path) {
+    return input_error_of([&] { open_tar_shards({path}); });
+  };
+  expect_contains(error_of(dir + "/missing.tar"), dir + "/missing.tar: cannot open the shard");
+  write_file(dir + "/text.tar", std::string(2000, 'a'));
+  expect_contains(error_of(dir + "/text.tar"), dir + "/text.tar: not a tar file");
+  write_file(dir + "/empty.tar", "");
+  expect_contains(error_of(dir + "/empty.tar"), dir + "/empty.tar: truncated");
+
+  const std::string good = read_file(write_shard(dir + "/good.tar", 0, 2));
+  write_file(dir + "/cut.tar", good.substr(0, 1024 + 100));
+  expect_contains(error_of(dir + "/cut.tar"), dir + "/cut.tar: truncated");
+
+  {
+    TarWriter tar(dir + "/nocls.tar");
+    tar.add("a.jpg", "x", 1);
+    tar.finish();
+  }
+  expect_contains(error_of(dir + "/nocls.tar"), dir + "/nocls.tar: sample 'a' has no .cls member");
+  {
+    TarWriter tar(dir + "/noimage.tar");
+    tar.add("a.cls", "1", 1);
+    tar.finish();
+  }
+  expect_contains(error_of(dir + "/noimage.tar"), "sample 'a' has no .jpg/.png image");
+  {
+    TarWriter tar(dir + "/badcls.tar");
+    tar.add("a.jpg", "x", 1);
+    tar.add("a.cls", "-3", 2);
+    tar.finish();
+  }
+  expect_contains(error_of(dir + "/badcls.tar"),
+                  dir + "/badcls.tar: a.cls: the class '-3' is not a non-negative integer");
+  if (tests::have_python_modules("tarfile")) {
+    write_file(dir + "/link.py",
+               "import sys, tarfile\n"
+               "with tarfile.open(sys.argv[1], 'w') as t:\n"
+               "  i = tarfile.TarInfo('a.jpg'); i.type = tarfile.SYMTYPE; i.linkname = '/etc/passwd'\n"
+               "  t.addfile(i)\n");
+    ASSERT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/link.py " + dir + "/link.tar"), 0);
+    expect_contains(error_of(dir + "/link.tar"), "member 'a.jpg' is not a regular file");
+  }
+}
+
+}  // namespace
+}  // namespace dgqa
