@@ -8,6 +8,8 @@ spaces; images are raw 8-bit HWC files (channels 1 = mode "L", 3 = "RGB"):
   op IN OUT W H C NAME MAGNITUDE        torchvision's RandAugment _apply_op, nearest, fill None
   center_crop IN OUT W H C CROP_W CROP_H                F.center_crop((CROP_H, CROP_W))
   shorter_side OUT W H SIZE          writes "new_w new_h" of F.resize(size=SIZE) for a W x H image
+  rrc OUT W H SCALE_LO SCALE_HI RATIO_LO RATIO_HI     writes "top left height width" of
+      RandomResizedCrop.get_params under torch.manual_seed(0) (for the deterministic fallbacks)
   space OUT BINS W H    writes RandAugment's magnitude table: one "name signed m0 m1 ..." per op
 
 Exits 3 when PIL or torchvision cannot be imported (the tests then skip).
@@ -18,7 +20,7 @@ try:
     import numpy as np
     import torch
     from PIL import Image
-    from torchvision.transforms import InterpolationMode, autoaugment
+    from torchvision.transforms import InterpolationMode, autoaugment, transforms
     from torchvision.transforms import functional as F
 except ImportError as error:
     print(f"oracle: {error}", file=sys.stderr)
@@ -49,6 +51,14 @@ def run(fields):
         new_h, new_w = F._compute_resized_output_size((h, w), [size])
         with open(out, "w") as f:
             f.write(f"{new_w} {new_h}\n")
+        return
+    if kind == "rrc":
+        out, w, h = fields[1], int(fields[2]), int(fields[3])
+        scale, ratio = [float(fields[4]), float(fields[5])], [float(fields[6]), float(fields[7])]
+        torch.manual_seed(0)
+        rect = transforms.RandomResizedCrop.get_params(Image.new("L", (w, h)), scale, ratio)
+        with open(out, "w") as f:
+            f.write(" ".join(str(int(v)) for v in rect) + "\n")
         return
     if kind == "space":
         out, bins, w, h = fields[1], int(fields[2]), int(fields[3]), int(fields[4])
