@@ -89,12 +89,20 @@ void horizontal_row(const uint8_t* in, uint8_t* out, const AxisTaps& taps, int o
     const int32_t* k = &taps.weights[static_cast<size_t>(i) * taps.max_taps];
     const uint8_t* p = in + static_cast<int64_t>(taps.first[i]) * C;
     const int count = taps.count[i];
-    int32_t sum[C];
-    for (int c = 0; c < C; ++c) sum[c] = kHalf;
-    for (int t = 0; t < count; ++t) {
-      for (int c = 0; c < C; ++c) sum[c] += p[t * C + c] * k[t];
+    // Separate scalar accumulators: a strided gather would cost more than it vectorises.
+    int32_t s0 = kHalf, s1 = kHalf, s2 = kHalf;
+    for (int t = 0; t < count; ++t, p += C) {
+      s0 += p[0] * k[t];
+      if (C == 3) {
+        s1 += p[1] * k[t];
+        s2 += p[2] * k[t];
+      }
     }
-    for (int c = 0; c < C; ++c) out[i * C + c] = clip_fixed(sum[c]);
+    out[i * C] = clip_fixed(s0);
+    if (C == 3) {
+      out[i * C + 1] = clip_fixed(s1);
+      out[i * C + 2] = clip_fixed(s2);
+    }
   }
 }
 
