@@ -3,6 +3,7 @@
 // it, and only then turns it into the model's float CHW input.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
