@@ -290,7 +290,10 @@ Image decode_jpeg_region(const uint8_t* bytes, size_t size, int channels, const 
   const int x1 = std::min(static_cast<int>(cinfo.output_width), r.left + r.width + margin_x);
   JDIMENSION crop_x = static_cast<JDIMENSION>(x0);
   JDIMENSION crop_width = static_cast<JDIMENSION>(x1 - x0);
-  if (crop_width < cinfo.output_width) {
+  // libjpeg-turbo 2.1's cropped rows differ inside the rectangle for 4x horizontal or vertical
+  // sampling at reduced scales (seen with 4x2): those rare files decode whole rows.
+  const bool crop_ok = cinfo.max_h_samp_factor <= 2 && cinfo.max_v_samp_factor <= 2;
+  if (crop_ok && crop_width < cinfo.output_width) {
     decoder.run([&] { jpeg_crop_scanline(&cinfo, &crop_x, &crop_width); });
   } else {
     crop_x = 0;
@@ -453,7 +456,7 @@ PngPlan plan_png(PngDecoder& decoder, int channels) {
     plan.rows = PngRows::kGrayLut;
     plan.components = 1;
     const int scale = 255 / ((1 << depth) - 1);
-    for (int v = 0; v < (1 << depth); ++v) plan.lut[v][0] = static_cast<uint8_t>(v * scale);
+    for (int v = 0; v < (1 << depth); ++v) plan.lut[v].fill(static_cast<uint8_t>(v * scale));
   } else {
     if (depth == 16) png_set_strip_16(png);  // PIL keeps the high byte of RGB(A) and LA
     const bool gray = !(type & PNG_COLOR_MASK_COLOR);
