@@ -265,8 +265,8 @@ Image decode_jpeg(const uint8_t* bytes, size_t size, int channels, const std::st
       convert_jpeg_row(row, components, image.row(y), channels, image.width);
     });
   }
-  // No jpeg_finish_decompress: like PIL, whatever follows the last row (a missing EOI,
-  // trailing bytes) is not looked at.
+  // Up to the EOI marker: PIL calls a file without one truncated, and ignores what follows it.
+  decoder.run([&] { jpeg_finish_decompress(&cinfo); });
   return image;
 }
 

@@ -189,6 +189,10 @@ def write_jpegs(out):
     exif[0x0112] = 6  # orientation "rotate 90": PIL's open does not apply it
     write(out, "rgb420_exif6_61x47.jpg", jpeg(rgb, quality=90, exif=exif.tobytes()))
     write(out, "rgb420_junk_61x47.jpg", insert_junk(jpeg(rgb, quality=90)))
+    # PIL decodes bytes after the EOI marker, and calls a file without EOI truncated.
+    write(out, "rgb420_trailing_61x47.jpg", jpeg(rgb, quality=90) + b"trailing bytes")
+    write(out, "rgb420_noeoi_61x47.jpg", jpeg(rgb, quality=90)[:-2])
+    write(out, "rgb420_prog_noeoi_61x47.jpg", jpeg(rgb, quality=90, progressive=True)[:-2])
 
 
 def write(out, name, data):
