@@ -158,16 +158,21 @@ class JpegDecoder {
     error_.mgr.error_exit = on_jpeg_error;
     error_.mgr.emit_message = on_jpeg_message;
     progress_.progress_monitor = on_jpeg_progress;
-    run([&] {
-      jpeg_create_decompress(&cinfo_);
-      cinfo_.progress = &progress_;
-      jpeg_mem_src(&cinfo_, bytes, static_cast<unsigned long>(size));
-      jpeg_read_header(&cinfo_, TRUE);
-    });
-    check_pixel_count(cinfo_.image_width, cinfo_.image_height, name_);
-    int n = cinfo_.num_components;
-    if (n != 1 && n != 3 && n != 4) {
-      fail(name_, "unsupported JPEG with " + std::to_string(n) + " components");
+    try {
+      run([&] {
+        jpeg_create_decompress(&cinfo_);
+        cinfo_.progress = &progress_;
+        jpeg_mem_src(&cinfo_, bytes, static_cast<unsigned long>(size));
+        jpeg_read_header(&cinfo_, TRUE);
+      });
+      check_pixel_count(cinfo_.image_width, cinfo_.image_height, name_);
+      int n = cinfo_.num_components;
+      if (n != 1 && n != 3 && n != 4) {
+        fail(name_, "unsupported JPEG with " + std::to_string(n) + " components");
+      }
+    } catch (...) {
+      jpeg_destroy_decompress(&cinfo_);  // the destructor of a half-built object never runs
+      throw;
     }
   }
   ~JpegDecoder() { jpeg_destroy_decompress(&cinfo_); }
@@ -371,20 +376,13 @@ class PngDecoder {
       : name_(name), source_{bytes, size, 0, {}} {
     png_ = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source_, on_png_error, on_png_warning);
     if (png_ != nullptr) info_ = png_create_info_struct(png_);
-    if (png_ == nullptr || info_ == nullptr) throw std::bad_alloc();
-    run([&] {
-      png_set_read_fn(png_, &source_, on_png_read);
-      // A bad CRC is an error in every chunk, not only in critical ones.
-      png_set_crc_action(png_, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
-      png_set_user_limits(png_, static_cast<png_uint_32>(kMaxPixels),
-                          static_cast<png_uint_32>(kMaxPixels));
-      // Text and colour profiles are not used (PIL's open ignores the profile too): skip them
-      // unparsed, their CRCs still checked.
-      static const png_byte kSkipped[] = "iCCP\0tEXt\0zTXt\0iTXt\0eXIf\0";
-      png_set_keep_unknown_chunks(png_, PNG_HANDLE_CHUNK_NEVER, kSkipped, 5);
-      png_read_info(png_, info_);
-    });
-    check_pixel_count(png_get_image_width(png_, info_), png_get_image_height(png_, info_), name_);
+    try {
+      if (png_ == nullptr || info_ == nullptr) throw std::bad_alloc();
+      read_header();
+    } catch (...) {
+      png_destroy_read_struct(&png_, &info_, nullptr);  // no destructor for a half-built object
+      throw;
+    }
   }
   ~PngDecoder() { png_destroy_read_struct(&png_, &info_, nullptr); }
   PngDecoder(const PngDecoder&) = delete;
@@ -399,6 +397,22 @@ class PngDecoder {
   png_infop info() const { return info_; }
 
  private:
+  void read_header() {
+    run([&] {
+      png_set_read_fn(png_, &source_, on_png_read);
+      // A bad CRC is an error in every chunk, not only in critical ones.
+      png_set_crc_action(png_, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
+      png_set_user_limits(png_, static_cast<png_uint_32>(kMaxPixels),
+                          static_cast<png_uint_32>(kMaxPixels));
+      // Text and colour profiles are not used (PIL's open ignores the profile too): skip them
+      // unparsed, their CRCs still checked.
+      static const png_byte kSkipped[] = "iCCP\0tEXt\0zTXt\0iTXt\0eXIf\0";
+      png_set_keep_unknown_chunks(png_, PNG_HANDLE_CHUNK_NEVER, kSkipped, 5);
+      png_read_info(png_, info_);
+    });
+    check_pixel_count(png_get_image_width(png_, info_), png_get_image_height(png_, info_), name_);
+  }
+
   std::string name_;
   PngSource source_;
   png_structp png_ = nullptr;
