@@ -111,9 +111,10 @@ def write_pngs(out):
         write(out, "gray16_trns_%s.png" % tag, png_bytes(g16, 16, 0, trns=struct.pack(">H", 7)))
         for depth in (8, 16):
             m = (1 << depth) - 1
-            write(out, "la%d_%s.png" % (depth, tag), png_bytes(random_samples(w, h, 2, m, s), depth, 4))
-            write(out, "rgb%d_%s.png" % (depth, tag), png_bytes(random_samples(w, h, 3, m, s), depth, 2))
-            write(out, "rgba%d_%s.png" % (depth, tag), png_bytes(random_samples(w, h, 4, m, s), depth, 6))
+            for kind, channels, color_type in (("la", 2, 4), ("rgb", 3, 2), ("rgba", 4, 6)):
+                samples = random_samples(w, h, channels, m, s)
+                png = png_bytes(samples, depth, color_type)
+                write(out, "%s%d_%s.png" % (kind, depth, tag), png)
         write(out, "rgb8_trns_%s.png" % tag, png_bytes(random_samples(w, h, 3, 255, s), 8, 2,
                                                       trns=struct.pack(">HHH", 1, 2, 3)))
         rng = np.random.RandomState(s)
@@ -139,7 +140,8 @@ def write_pngs(out):
               png_bytes(random_samples(w, h, 1, 3, s), 2, 0, interlace=True))
         write(out, "gray16_adam7_%s.png" % tag, png_bytes(g16, 16, 0, interlace=True))
         write(out, "pal4_adam7_%s.png" % tag,
-              png_bytes(random_samples(w, h, 1, 15, s), 4, 3, palette=list(range(48)), interlace=True))
+              png_bytes(random_samples(w, h, 1, 15, s), 4, 3, palette=list(range(48)),
+                        interlace=True))
 
 
 # ---- JPEG ----
@@ -176,7 +178,8 @@ def write_jpegs(out):
         for sub, name in ((2, "420"), (1, "422"), (0, "444")):
             write(out, "rgb%s_%s.jpg" % (name, tag), jpeg(rgb, quality=90, subsampling=sub))
         write(out, "rgb420_prog_%s.jpg" % tag, jpeg(rgb, quality=75, progressive=True))
-        write(out, "rgb444_prog_%s.jpg" % tag, jpeg(rgb, quality=85, progressive=True, subsampling=0))
+        write(out, "rgb444_prog_%s.jpg" % tag,
+              jpeg(rgb, quality=85, progressive=True, subsampling=0))
         gray = Image.fromarray(smooth_image(w, h, 1, 3000 + i)[:, :, 0], "L")
         write(out, "gray_%s.jpg" % tag, jpeg(gray, quality=90))
         write(out, "gray_prog_%s.jpg" % tag, jpeg(gray, quality=90, progressive=True))
@@ -230,12 +233,14 @@ def decode_all(directory):
                 try:
                     pixels = decode_one(path, channels, r)
                 except Exception as e:  # noqa: BLE001 -- the message goes to the test
-                    lines.append("%s %d %d error %s" % (name, channels, r, str(e).replace("\n", " ")))
+                    message = str(e).replace("\n", " ")
+                    lines.append("%s %d %d error %s" % (name, channels, r, message))
                     continue
                 raw = "%s.c%d.r%d.raw" % (name, channels, r)
                 with open(os.path.join(directory, "out", raw), "wb") as f:
                     f.write(np.ascontiguousarray(pixels).tobytes())
-                lines.append("%s %d %d %d %d" % (name, channels, r, pixels.shape[1], pixels.shape[0]))
+                height, width = pixels.shape[:2]
+                lines.append("%s %d %d %d %d" % (name, channels, r, width, height))
     with open(os.path.join(directory, "expected.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
