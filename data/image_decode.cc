@@ -282,8 +282,10 @@ Image decode_jpeg_region(const uint8_t* bytes, size_t size, int channels, const 
   jpeg_decompress_struct& cinfo = decoder.cinfo();
   check_region(r, static_cast<int>(cinfo.output_width), static_cast<int>(cinfo.output_height),
                name);
-  // Fancy upsampling blends chroma across neighbouring samples, and a cropped or skipped decode
-  // treats its own border as the image's edge: decode one iMCU more on every side, then cut.
+  // Fancy upsampling blends chroma across neighbouring samples, and a cropped decode treats its
+  // own left and right border as the image's edge (the tests see the edge columns differ without
+  // a margin): decode one iMCU more on every side, then cut. jpeg_skip_scanlines keeps the
+  // context rows right; the rows above are a cheap precaution.
 #if JPEG_LIB_VERSION >= 70
   const int dct_size = cinfo.min_DCT_h_scaled_size;
 #else
