@@ -155,8 +155,7 @@ void bench_data(const CommandLine& line, const config::Config& config, Communica
     std::printf("%s\n", report.dump().c_str());
   } else {
     std::printf("%s\n  %.0f images/s per rank (batches of %d, %d steps), peak memory %.0f MiB\n",
-                data.c_str(), images / seconds, batch.size, line.bench_steps,
-                peak_resident_mib());
+                data.c_str(), images / seconds, batch.size, line.bench_steps, peak_resident_mib());
   }
   std::fflush(stdout);
 }

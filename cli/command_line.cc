@@ -99,7 +99,9 @@ const Flag kFlags[] = {
      [](CommandLine& l, const std::string& v) { l.grid_out = v; }},
     {"--as", "folder|shards", kPack, Use::kRequired,
      "pack: write both splits as an image folder or as tar shards",
-     [](CommandLine& l, const std::string& v) { l.pack_as = one_of("--as", v, "folder", "shards"); }},
+     [](CommandLine& l, const std::string& v) {
+       l.pack_as = one_of("--as", v, "folder", "shards");
+     }},
     {"--shard-size", "N", kPack, Use::kOptional, "pack: images per tar shard (default 10000)",
      [](CommandLine& l, const std::string& v) { l.shard_size = count("--shard-size", v, 1); }},
 };

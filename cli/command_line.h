@@ -10,8 +10,8 @@
 namespace dgqa {
 
 struct CommandLine {
-  std::string command;  // "train", "eval", "convert", "bench", "dump-data", "pack" or "help"
-  std::string config_path;             // --config
+  std::string command;      // "train", "eval", "convert", "bench", "dump-data", "pack" or "help"
+  std::string config_path;  // --config
   std::vector<std::string> overrides;  // --set path=value, in order
   std::string out_dir;                 // --out (train, pack: a folder; dump-data: FILE.npy)
   std::string init_from;               // --init-from FILE.safetensors (train, eval)

@@ -54,8 +54,8 @@ void for_each_example(int64_t count, int threads, const std::function<void(int64
 // The inputs un-normalised back to 8-bit pixels and laid out in a grid with 2-pixel gaps.
 Image contact_sheet(const std::vector<float>& inputs, int64_t count, int channels, int size,
                     const config::Data& data) {
-  const std::vector<float> mean(per_channel_values({data.mean().begin(), data.mean().end()}, 0.f,
-                                                   channels, "data.mean"));
+  const std::vector<float> mean(
+      per_channel_values({data.mean().begin(), data.mean().end()}, 0.f, channels, "data.mean"));
   const std::vector<float> stddev = stddev_values({data.std().begin(), data.std().end()}, channels);
   const int columns = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(count))));
   const int rows = static_cast<int>((count + columns - 1) / columns);
@@ -119,14 +119,15 @@ std::string zero_padded(int64_t value, int64_t largest) {
 
 void write_plain_file(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error(path.string() + ": cannot write");
 }
 
 void report_progress(const std::string& split, int64_t done, int64_t total) {
   if (done == total || done % std::max<int64_t>(total / 10, 1) == 0) {
-    std::fprintf(stderr, "pack: %s %lld/%lld images\n", split.c_str(),
-                 static_cast<long long>(done), static_cast<long long>(total));
+    std::fprintf(stderr, "pack: %s %lld/%lld images\n", split.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total));
   }
 }
 
@@ -242,16 +243,18 @@ void pack_command(const CommandLine& line, const config::Config& config, Communi
   if (folder) {
     pack_folder(train, out, train_name, model.num_classes);
     pack_folder(val, out, val_name, model.num_classes);
-    std::printf("pack: wrote %s/{%s,%s}; read it with\n  --set data.format=IMAGE_FOLDER "
-                "--set data.root=%s\n",
-                out.c_str(), train_name.c_str(), val_name.c_str(), out.c_str());
+    std::printf(
+        "pack: wrote %s/{%s,%s}; read it with\n  --set data.format=IMAGE_FOLDER "
+        "--set data.root=%s\n",
+        out.c_str(), train_name.c_str(), val_name.c_str(), out.c_str());
   } else {
     const std::string train_shards = pack_shards(train, out, train_name, line.shard_size);
     const std::string val_shards = pack_shards(val, out, val_name, line.shard_size);
-    std::printf("pack: wrote %s/%s and %s; read them with\n  --set data.format=TAR_SHARDS "
-                "--set data.root=%s --set data.train_shards=%s --set data.val_shards=%s\n",
-                out.c_str(), train_shards.c_str(), val_shards.c_str(), out.c_str(),
-                train_shards.c_str(), val_shards.c_str());
+    std::printf(
+        "pack: wrote %s/%s and %s; read them with\n  --set data.format=TAR_SHARDS "
+        "--set data.root=%s --set data.train_shards=%s --set data.val_shards=%s\n",
+        out.c_str(), train_shards.c_str(), val_shards.c_str(), out.c_str(), train_shards.c_str(),
+        val_shards.c_str());
   }
 }
 

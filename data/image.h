@@ -17,7 +17,9 @@ struct Image {
 
   Image() = default;
   Image(int width_, int height_, int channels_)
-      : width(width_), height(height_), channels(channels_),
+      : width(width_),
+        height(height_),
+        channels(channels_),
         pixels(static_cast<size_t>(width_) * height_ * channels_) {}
 
   int64_t row_bytes() const { return int64_t{width} * channels; }

@@ -103,8 +103,9 @@ std::vector<std::string> class_images(const std::string& class_dir) {
     for (const std::string& file : files) {
       const std::string path = folder + "/" + file;
       if (is_unsupported_image(file)) {
-        throw InputError(path + ": only JPEG and PNG images are supported (convert it, or move "
-                                "it out of the dataset)");
+        throw InputError(path +
+                         ": only JPEG and PNG images are supported (convert it, or move "
+                         "it out of the dataset)");
       }
       if (is_supported_image(file)) images.push_back(path);
     }
@@ -189,8 +190,8 @@ ImageFileList list_food101(const std::string& root, bool train) {
   for (size_t line = 0; line < entries.size(); ++line) {
     const std::string& entry = entries[line];
     const size_t slash = entry.find('/');
-    const auto label = slash == std::string::npos ? label_of.end()
-                                                  : label_of.find(entry.substr(0, slash));
+    const auto label =
+        slash == std::string::npos ? label_of.end() : label_of.find(entry.substr(0, slash));
     if (label == label_of.end()) {
       throw InputError(list.origin + ": line " + std::to_string(line + 1) + " '" + entry +
                        "' is not <class>/<id> with a class of meta/classes.txt");

@@ -28,10 +28,10 @@ void check_range_pair(const std::array<double, 2>& range, const char* field) {
 
 // Everything decided about one example before its pixels are touched.
 struct ImagePipeline::Plan {
-  CropRect region;     // of the stored image: what is decoded (or cut from a stored image)
-  int reduction = 1;   // the JPEG DCT-domain shrink factor
-  Box box{};           // the part of the decoded region that is resized
-  Size2 resize_to{};   // the size of the resize
+  CropRect region;             // of the stored image: what is decoded (or cut from a stored image)
+  int reduction = 1;           // the JPEG DCT-domain shrink factor
+  Box box{};                   // the part of the decoded region that is resized
+  Size2 resize_to{};           // the size of the resize
   bool augment_first = false;  // RandAugment and flip before the resize (no random crop)
   bool flip = false;
   std::vector<AugmentOpDraw> ops;
@@ -40,14 +40,15 @@ struct ImagePipeline::Plan {
 };
 
 ImagePipeline::ImagePipeline(const ImagePipelineOptions& options) : options_(options) {
-  check_option(options.image_size > 0, "model.image_size: " + std::to_string(options.image_size) +
-                                           " must be positive");
+  check_option(options.image_size > 0,
+               "model.image_size: " + std::to_string(options.image_size) + " must be positive");
   check_option(options.channels == 1 || options.channels == 3,
                "model.in_channels: " + std::to_string(options.channels) +
                    " (JPEG and PNG images become 1 (L) or 3 (RGB) channels)");
   check_range_pair(options.crop_scale, "data.random_resized_crop_scale");
-  check_option(options.crop_scale[1] <= 1, "data.random_resized_crop_scale: the largest area "
-                                           "fraction must be at most 1");
+  check_option(options.crop_scale[1] <= 1,
+               "data.random_resized_crop_scale: the largest area "
+               "fraction must be at most 1");
   check_range_pair(options.crop_ratio, "data.random_resized_crop_ratio");
   check_option(options.crop_pct > 0 && options.crop_pct <= 1,
                "data.crop_pct: " + std::to_string(options.crop_pct) + " must be in (0, 1]");
@@ -61,8 +62,8 @@ ImagePipeline::ImagePipeline(const ImagePipelineOptions& options) : options_(opt
                    options.rand_augment_magnitude < options.rand_augment_num_bins,
                "data.rand_augment_magnitude: " + std::to_string(options.rand_augment_magnitude) +
                    " must be in [0, data.rand_augment_num_bins)");
-  const std::vector<float> mean = per_channel_values(options.mean, 0.f, options.channels,
-                                                     "data.mean");
+  const std::vector<float> mean =
+      per_channel_values(options.mean, 0.f, options.channels, "data.mean");
   const std::vector<float> stddev = stddev_values(options.stddev, options.channels);
   normalised_.resize(options.channels);
   for (int c = 0; c < options.channels; ++c) {
@@ -84,9 +85,9 @@ ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, in
   Size2 target{S, S};  // the size the decoded region shrinks to: what bounds the reduction
   UniformStream stream(options_.seed, epoch, example, kImageAugmentStreamTag);
   if (options_.train && options_.random_resized_crop) {
-    plan.region = random_resized_crop_rect(width, height, options_.crop_scale[0],
-                                           options_.crop_scale[1], options_.crop_ratio[0],
-                                           options_.crop_ratio[1], &stream);
+    plan.region =
+        random_resized_crop_rect(width, height, options_.crop_scale[0], options_.crop_scale[1],
+                                 options_.crop_ratio[0], options_.crop_ratio[1], &stream);
   } else if (options_.train) {
     plan.augment_first = true;
   } else if (options_.eval_resize == EvalResize::kShorterSideCenterCrop) {
@@ -95,10 +96,11 @@ ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, in
     plan.center_crop = true;
     plan.crop = center_crop_rect(plan.resize_to.width, plan.resize_to.height, S, S);
   }
-  const int f = can_reduce && options_.jpeg_dct_scaling
-                    ? jpeg_reduction_for(plan.region.width, plan.region.height, target.width,
-                                         target.height)
-                    : 1;
+  // Evaluation decodes whole: a shrunk decode differs from PIL's by more than a level.
+  const int f =
+      can_reduce && options_.jpeg_dct_scaling && options_.train
+          ? jpeg_reduction_for(plan.region.width, plan.region.height, target.width, target.height)
+          : 1;
   plan.reduction = f;
   // The region in shrunk pixels: whole pixels around it are decoded and the box keeps the
   // exact (fractional) edges.
@@ -120,8 +122,8 @@ ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, in
     const int augmented_width = plan.augment_first ? plan.region.width : S;
     const int augmented_height = plan.augment_first ? plan.region.height : S;
     plan.ops = draw_rand_augment(options_.rand_augment_num_ops, options_.rand_augment_magnitude,
-                                 options_.rand_augment_num_bins, augmented_width,
-                                 augmented_height, &stream);
+                                 options_.rand_augment_num_bins, augmented_width, augmented_height,
+                                 &stream);
   }
   return plan;
 }
@@ -132,8 +134,8 @@ Image ImagePipeline::transform(Image image, const Plan& plan) const {
     for (const AugmentOpDraw& op : plan.ops) apply_augment_op(op, &image);
   };
   const auto resize_planned = [&] {
-    const bool whole = plan.box.left == 0 && plan.box.top == 0 &&
-                       plan.box.right == image.width && plan.box.bottom == image.height;
+    const bool whole = plan.box.left == 0 && plan.box.top == 0 && plan.box.right == image.width &&
+                       plan.box.bottom == image.height;
     if (whole && plan.resize_to.width == image.width && plan.resize_to.height == image.height) {
       return;  // PIL returns a copy of the image: nothing to do
     }
@@ -172,8 +174,8 @@ void ImagePipeline::apply_encoded(const uint8_t* bytes, size_t size, const std::
   const Plan p = plan(header.width, header.height, epoch, example,
                       /*can_reduce=*/header.format == ImageFormat::kJpeg);
   const CropRect& r = p.region;
-  const bool whole = r.left == 0 && r.top == 0 && r.width == (header.width + p.reduction - 1) /
-                                                                  p.reduction &&
+  const bool whole = r.left == 0 && r.top == 0 &&
+                     r.width == (header.width + p.reduction - 1) / p.reduction &&
                      r.height == (header.height + p.reduction - 1) / p.reduction;
   Image source = whole ? decode_image(bytes, size, options_.channels, name, p.reduction)
                        : decode_image_region(bytes, size, options_.channels, name, p.reduction,
@@ -185,8 +187,8 @@ void ImagePipeline::apply_decoded(const Image& image, int64_t epoch, int64_t exa
                                   float* out) const {
   const Plan p = plan(image.width, image.height, epoch, example, /*can_reduce=*/false);
   const CropRect& r = p.region;
-  const bool whole = r.left == 0 && r.top == 0 && r.width == image.width &&
-                     r.height == image.height;
+  const bool whole =
+      r.left == 0 && r.top == 0 && r.width == image.width && r.height == image.height;
   to_model_input(transform(whole ? image : crop(image, r.left, r.top, r.width, r.height), p), out);
 }
 

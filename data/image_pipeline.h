@@ -25,8 +25,8 @@ enum class EvalResize { kShorterSideCenterCrop, kResize };
 struct ImagePipelineOptions {
   bool train = false;
   uint64_t seed = 0;
-  int image_size = 0;  // S, the side of the square output (model.image_size)
-  int channels = 3;    // 3: RGB as PIL's convert("RGB"); 1: convert("L")
+  int image_size = 0;               // S, the side of the square output (model.image_size)
+  int channels = 3;                 // 3: RGB as PIL's convert("RGB"); 1: convert("L")
   std::vector<float> mean, stddev;  // data.mean, data.std: 0, 1 or `channels` values
   Interpolation interpolation = Interpolation::kBilinear;
   // Training.
@@ -40,8 +40,9 @@ struct ImagePipelineOptions {
   // Evaluation.
   EvalResize eval_resize = EvalResize::kShorterSideCenterCrop;
   double crop_pct = 0.875;
-  // Shrink JPEGs in the DCT domain while decoding when the resize target is at most half the
-  // stored size (data.jpeg_dct_scaling).
+  // Training: shrink JPEGs in the DCT domain while decoding when the resize target is at most
+  // half the stored size (data.jpeg_dct_scaling). Evaluation always decodes whole, so that its
+  // inputs match torchvision's on PIL images.
   bool jpeg_dct_scaling = true;
 };
 

@@ -19,8 +19,7 @@ BatchLoader::BatchLoader(const ExampleSource& source, const LoaderOptions& optio
                      " must not be negative");
   }
   if (options.workers < 0) {
-    throw InputError("data.workers: " + std::to_string(options.workers) +
-                     " must not be negative");
+    throw InputError("data.workers: " + std::to_string(options.workers) + " must not be negative");
   }
 }
 

@@ -34,7 +34,8 @@ Batch Prefetcher::take() {
     return batch;
   }
   std::unique_lock<std::mutex> lock(mutex_);
-  batch_ready_.wait(lock, [&] { return !in_flight_.empty() && in_flight_.front().unfinished == 0; });
+  batch_ready_.wait(lock,
+                    [&] { return !in_flight_.empty() && in_flight_.front().unfinished == 0; });
   InFlight& oldest = in_flight_.front();
   if (oldest.error) std::rethrow_exception(oldest.error);
   Batch batch = std::move(oldest.batch);

@@ -56,9 +56,9 @@ class Prefetcher {
     std::exception_ptr error;
   };
 
-  Batch make_here(int64_t index);     // without threads
-  InFlight* next_job();               // the batch with a slot to fill, or nullptr; under mutex_
-  void work();                        // a worker's loop
+  Batch make_here(int64_t index);  // without threads
+  InFlight* next_job();            // the batch with a slot to fill, or nullptr; under mutex_
+  void work();                     // a worker's loop
   bool threaded() const { return depth_ > 0 && workers_ > 0; }
 
   PlanBatch plan_;

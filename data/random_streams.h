@@ -19,8 +19,10 @@ constexpr uint32_t kImageAugmentStreamTag = 0x494d4147;  // "IMAG": the encoded-
 class UniformStream {
  public:
   UniformStream(uint64_t seed, int64_t epoch, int64_t example, uint32_t tag)
-      : seed_(seed), epoch_(static_cast<uint32_t>(epoch)),
-        example_(static_cast<uint32_t>(example)), tag_(tag) {}
+      : seed_(seed),
+        epoch_(static_cast<uint32_t>(epoch)),
+        example_(static_cast<uint32_t>(example)),
+        tag_(tag) {}
 
   // A float in [0, 1) with 24 random bits.
   float uniform() { return philox_uniform_at(seed_, epoch_, example_, tag_, position_++); }

@@ -27,8 +27,7 @@ LoadedExample StoredImageSource::load(int64_t example, int64_t epoch, float* out
   if (pipeline_) {
     pipeline_->apply_decoded(stored_image(dataset_, example), epoch, example, out);
   } else {
-    const Augmentation augmentation =
-        train_ ? augmentation_.draw(epoch, example) : Augmentation{};
+    const Augmentation augmentation = train_ ? augmentation_.draw(epoch, example) : Augmentation{};
     transform_.apply(dataset_.image(example), augmentation, out);
   }
   return {dataset_.labels[example], false};

@@ -39,10 +39,9 @@ std::vector<std::string> expand_braces(const std::string& pattern, const std::st
   const size_t dots = group.find("..");
   if (dots != std::string::npos) {
     const std::string low = group.substr(0, dots), high = group.substr(dots + 2);
-    const bool digits = !low.empty() && !high.empty() &&
-                        std::all_of(low.begin(), low.end(), ::isdigit) &&
-                        std::all_of(high.begin(), high.end(), ::isdigit) && low.size() < 10 &&
-                        high.size() < 10;
+    const bool digits =
+        !low.empty() && !high.empty() && std::all_of(low.begin(), low.end(), ::isdigit) &&
+        std::all_of(high.begin(), high.end(), ::isdigit) && low.size() < 10 && high.size() < 10;
     if (!digits || std::stoll(low) > std::stoll(high)) {
       throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
     }
@@ -148,7 +147,8 @@ class ShardReader {
   }
 
   void read_at(int64_t offset, void* out, int64_t size) const {
-    if (offset + size > size_) throw InputError(path_ + ": truncated (a member ends past the file)");
+    if (offset + size > size_)
+      throw InputError(path_ + ": truncated (a member ends past the file)");
     pread_exactly(fd_, path_, offset, out, size);
   }
 
@@ -185,7 +185,7 @@ class ShardReader {
       }
       const std::string prefix = text_field(header + 345, 155);
       const bool ustar = std::memcmp(header + 257, "ustar", 5) == 0;
-      member->name = !long_name.empty() ? long_name
+      member->name = !long_name.empty()         ? long_name
                      : ustar && !prefix.empty() ? prefix + "/" + text_field(header, 100)
                                                 : text_field(header, 100);
       return true;
@@ -260,14 +260,15 @@ bool is_image_extension(const std::string& ext) {
 }
 
 int32_t parse_label(const ShardReader& shard, const std::string& where, const Member& member) {
-  if (member.size > kMaxClsBytes) throw InputError(where + ": a .cls member of " +
-                                                   std::to_string(member.size) + " bytes");
+  if (member.size > kMaxClsBytes)
+    throw InputError(where + ": a .cls member of " + std::to_string(member.size) + " bytes");
   std::string text(static_cast<size_t>(member.size), '\0');
   shard.read_at(member.offset, text.data(), member.size);
   const size_t first = text.find_first_not_of(" \t\r\n");
   const size_t last = text.find_last_not_of(" \t\r\n");
   const std::string digits = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-  if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) {
+  if (digits.empty() || digits.size() > 9 ||
+      !std::all_of(digits.begin(), digits.end(), ::isdigit)) {
     throw InputError(where + ": the class '" + text + "' is not a non-negative integer");
   }
   return static_cast<int32_t>(std::stol(digits));

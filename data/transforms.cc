@@ -41,7 +41,8 @@ std::vector<float> per_channel_values(const std::vector<float>& values, float de
 std::vector<float> stddev_values(const std::vector<float>& values, int channels) {
   std::vector<float> stddev = per_channel_values(values, 1.f, channels, "data.std");
   for (float value : stddev) {
-    if (!(value > 0.f)) throw InputError("data.std: " + std::to_string(value) + " must be positive");
+    if (!(value > 0.f))
+      throw InputError("data.std: " + std::to_string(value) + " must be positive");
   }
   return stddev;
 }

@@ -331,7 +331,8 @@ TEST(BatchLoaderTest, PrefetchingDoesNotChangeTheBatches) {
   options.transform = {/*image_size=*/6, /*mean=*/{0.3f}, /*stddev=*/{0.2f}};
   options.augment = {/*crop_padding=*/1, /*hflip=*/true};
   std::vector<std::vector<Batch>> runs;
-  for (const auto& [prefetch, workers] : {std::pair{0, 1}, {1, 1}, {2, 1}, {4, 1}, {3, 3}, {2, 0}}) {
+  for (const auto& [prefetch, workers] :
+       {std::pair{0, 1}, {1, 1}, {2, 1}, {4, 1}, {3, 3}, {2, 0}}) {
     options.prefetch_batches = prefetch;
     options.workers = workers;
     TestLoader test_loader(dataset, options);

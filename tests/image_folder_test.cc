@@ -45,8 +45,8 @@ TEST(ImageFolderTest, ListsAsTorchvisionImageFolderDoes) {
   const ImageFileList list = list_image_folder(root);
   EXPECT_EQ(list.classes, (std::vector<std::string>{".hidden", "B", "a", "b", "c"}));
   const std::vector<std::string> expected = {
-      ".hidden/8.jpg", "B/7.jpg",  "a/0.jpg",  "a/x/3.jpeg", "a/x/y/5.png", "a/x-y/4.PNG",
-      "b/1.png",       "b/10.JPG", "b/2.jpg",  "c/sub/deeper/9.Jpeg"};
+      ".hidden/8.jpg", "B/7.jpg", "a/0.jpg",  "a/x/3.jpeg", "a/x-y/4.PNG",
+      "a/x/y/5.png",   "b/1.png", "b/10.JPG", "b/2.jpg",    "c/sub/deeper/9.Jpeg"};
   ASSERT_EQ(list.files.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(list.files[i], root + "/" + expected[i]);
   EXPECT_EQ(list.labels, (std::vector<int32_t>{0, 1, 2, 2, 2, 2, 3, 3, 3, 4}));
@@ -74,8 +74,8 @@ TEST(ImageFolderTest, MatchesTorchvisionOnTheSameTree) {
 
 TEST(ImageFolderTest, ValidationUsesTheTrainingClasses) {
   const std::string root = make_temp_dir("image_folder_val");
-  for (const char* file : {"train/cat/1.jpg", "train/dog/1.jpg", "train/emu/1.jpg",
-                           "val/emu/5.png", "val/cat/2.jpg"}) {
+  for (const char* file : {"train/cat/1.jpg", "train/dog/1.jpg", "train/emu/1.jpg", "val/emu/5.png",
+                           "val/cat/2.jpg"}) {
     touch(root + "/" + file);
   }
   const ImageFileList train = list_image_folder(root + "/train");
@@ -124,13 +124,14 @@ TEST(ImageFolderTest, UnreadableFolderIsAnError) {
 
 TEST(Food101Test, ListsTheMetaFilesInOrder) {
   const std::string root = make_temp_dir("food101");
+  fs::create_directories(root + "/meta");
   write_file(root + "/meta/classes.txt", "apple_pie\nbeef_tartare\n");
   write_file(root + "/meta/train.txt", "apple_pie/11\nbeef_tartare/3\napple_pie/2\n");
   write_file(root + "/meta/test.txt", "beef_tartare/7\n");
   const ImageFileList train = list_food101(root, true);
   EXPECT_EQ(train.files, (std::vector<std::string>{root + "/images/apple_pie/11.jpg",
-                                                    root + "/images/beef_tartare/3.jpg",
-                                                    root + "/images/apple_pie/2.jpg"}));
+                                                   root + "/images/beef_tartare/3.jpg",
+                                                   root + "/images/apple_pie/2.jpg"}));
   EXPECT_EQ(train.labels, (std::vector<int32_t>{0, 1, 0}));
   EXPECT_EQ(list_food101(root, false).labels, (std::vector<int32_t>{1}));
   write_file(root + "/meta/test.txt", "beef_tartare/7\nsushi/1\n");
@@ -141,24 +142,25 @@ TEST(Food101Test, ListsTheMetaFilesInOrder) {
 TEST(TinyImageNetTest, ListsTrainingFoldersAndValidationAnnotations) {
   const std::string root = make_temp_dir("tiny");
   write_file(root + "/wnids.txt", "n02\nn01\n");
-  for (const char* file : {"train/n01/images/n01_1.JPEG", "train/n01/images/n01_0.JPEG",
-                           "train/n02/images/n02_0.JPEG", "val/images/val_0.JPEG",
-                           "val/images/val_1.JPEG", "val/images/val_10.JPEG"}) {
+  for (const char* file :
+       {"train/n01/images/n01_1.JPEG", "train/n01/images/n01_0.JPEG", "train/n02/images/n02_0.JPEG",
+        "val/images/val_0.JPEG", "val/images/val_1.JPEG", "val/images/val_10.JPEG"}) {
     touch(root + "/" + file);
   }
   write_file(root + "/train/n01/n01_boxes.txt", "ignored");
-  write_file(root + "/val/val_annotations.txt",
-             "val_1.JPEG\tn01\t0\t0\t1\t1\nval_0.JPEG\tn02\t0\t0\t1\t1\nval_10.JPEG\tn01\t1\t1\t2\t2\n");
+  write_file(
+      root + "/val/val_annotations.txt",
+      "val_1.JPEG\tn01\t0\t0\t1\t1\nval_0.JPEG\tn02\t0\t0\t1\t1\nval_10.JPEG\tn01\t1\t1\t2\t2\n");
   const ImageFileList train = list_tiny_imagenet(root, true);
   EXPECT_EQ(train.classes, (std::vector<std::string>{"n01", "n02"}));
   EXPECT_EQ(train.files, (std::vector<std::string>{root + "/train/n01/images/n01_0.JPEG",
-                                                    root + "/train/n01/images/n01_1.JPEG",
-                                                    root + "/train/n02/images/n02_0.JPEG"}));
+                                                   root + "/train/n01/images/n01_1.JPEG",
+                                                   root + "/train/n02/images/n02_0.JPEG"}));
   EXPECT_EQ(train.labels, (std::vector<int32_t>{0, 0, 1}));
   const ImageFileList val = list_tiny_imagenet(root, false);
   EXPECT_EQ(val.files, (std::vector<std::string>{root + "/val/images/val_0.JPEG",
-                                                  root + "/val/images/val_1.JPEG",
-                                                  root + "/val/images/val_10.JPEG"}));
+                                                 root + "/val/images/val_1.JPEG",
+                                                 root + "/val/images/val_10.JPEG"}));
   EXPECT_EQ(val.labels, (std::vector<int32_t>{1, 0, 0}));
 }
 

@@ -69,20 +69,24 @@ TEST(TarShardsTest, InteroperatesWithPythonTarfile) {
   write_shard(dir + "/ours.tar", 0, 2);
   std::string output;
   ASSERT_EQ(tests::run_command("/usr/bin/python3 -c \"import tarfile; "
-                               "print(tarfile.open('" + dir + "/ours.tar').getnames())\"",
+                               "print(tarfile.open('" +
+                                   dir + "/ours.tar').getnames())\"",
                                &output),
             0);
   expect_contains(output, "'sample0.json', 'sample0.png', 'sample0.cls'");
 
   const std::string long_key = "d/" + std::string(120, 'k');
-  write_file(dir + "/make.py",
-             "import io, sys, tarfile\n"
-             "for fmt, name in ((tarfile.GNU_FORMAT, 'gnu'), (tarfile.PAX_FORMAT, 'pax')):\n"
-             "  with tarfile.open(sys.argv[1] + '/' + name + '.tar', 'w', format=fmt) as t:\n"
-             "    d = tarfile.TarInfo('d'); d.type = tarfile.DIRTYPE; t.addfile(d)\n"
-             "    for key, data in (('" + long_key + "', b'long'), ('d/xy', b'short')):\n"
-             "      for ext, b in (('.png', data), ('.cls', b' 7\\n')):\n"
-             "        i = tarfile.TarInfo(key + ext); i.size = len(b); t.addfile(i, io.BytesIO(b))\n");
+  write_file(
+      dir + "/make.py",
+      "import io, sys, tarfile\n"
+      "for fmt, name in ((tarfile.GNU_FORMAT, 'gnu'), (tarfile.PAX_FORMAT, 'pax')):\n"
+      "  with tarfile.open(sys.argv[1] + '/' + name + '.tar', 'w', format=fmt) as t:\n"
+      "    d = tarfile.TarInfo('d'); d.type = tarfile.DIRTYPE; t.addfile(d)\n"
+      "    for key, data in (('" +
+          long_key +
+          "', b'long'), ('d/xy', b'short')):\n"
+          "      for ext, b in (('.png', data), ('.cls', b' 7\\n')):\n"
+          "        i = tarfile.TarInfo(key + ext); i.size = len(b); t.addfile(i, io.BytesIO(b))\n");
   ASSERT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/make.py " + dir, &output), 0)
       << output;
   for (const char* format : {"gnu", "pax"}) {
@@ -132,11 +136,12 @@ TEST(TarShardsTest, BadShardsAreErrorsNamingThem) {
   expect_contains(error_of(dir + "/badcls.tar"),
                   dir + "/badcls.tar: a.cls: the class '-3' is not a non-negative integer");
   if (tests::have_python_modules("tarfile")) {
-    write_file(dir + "/link.py",
-               "import sys, tarfile\n"
-               "with tarfile.open(sys.argv[1], 'w') as t:\n"
-               "  i = tarfile.TarInfo('a.jpg'); i.type = tarfile.SYMTYPE; i.linkname = '/etc/passwd'\n"
-               "  t.addfile(i)\n");
+    write_file(
+        dir + "/link.py",
+        "import sys, tarfile\n"
+        "with tarfile.open(sys.argv[1], 'w') as t:\n"
+        "  i = tarfile.TarInfo('a.jpg'); i.type = tarfile.SYMTYPE; i.linkname = '/etc/passwd'\n"
+        "  t.addfile(i)\n");
     ASSERT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/link.py " + dir + "/link.tar"), 0);
     expect_contains(error_of(dir + "/link.tar"), "member 'a.jpg' is not a regular file");
   }

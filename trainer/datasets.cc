@@ -41,9 +41,9 @@ ImagePipelineOptions pipeline_options(const config::Config& config, const ModelC
   options.rand_augment_num_ops = data.rand_augment_num_ops();
   options.rand_augment_magnitude = data.rand_augment_magnitude();
   options.rand_augment_num_bins = data.rand_augment_num_bins();
-  const bool center_crop = data.eval_resize() == config::SHORTER_SIDE_CENTER_CROP ||
-                           (data.eval_resize() == config::EVAL_RESIZE_DEFAULT &&
-                            is_encoded_format(data.format()));
+  const bool center_crop =
+      data.eval_resize() == config::SHORTER_SIDE_CENTER_CROP ||
+      (data.eval_resize() == config::EVAL_RESIZE_DEFAULT && is_encoded_format(data.format()));
   options.eval_resize = center_crop ? EvalResize::kShorterSideCenterCrop : EvalResize::kResize;
   options.crop_pct = data.crop_pct();
   options.jpeg_dct_scaling = data.jpeg_dct_scaling();
@@ -119,10 +119,9 @@ std::unique_ptr<EncodedStore> open_encoded_store(const config::Config& config,
       store = file_list_store(list_tiny_imagenet(data.root(), train));
       break;
     case config::TAR_SHARDS:
-      store = open_tar_shards(train ? expand_shard_list(data.train_shards(), data.root(),
-                                                        "data.train_shards")
-                                    : expand_shard_list(data.val_shards(), data.root(),
-                                                        "data.val_shards"));
+      store = open_tar_shards(
+          train ? expand_shard_list(data.train_shards(), data.root(), "data.train_shards")
+                : expand_shard_list(data.val_shards(), data.root(), "data.val_shards"));
       break;
     default:
       throw InputError("data.format: " + config::DataFormat_Name(data.format()) +

@@ -1,0 +1,301 @@
+// The JPEG/PNG formats end to end, through the `dgqa` binary: `pack` rewrites the fixture's
+// IDX files as an image folder and as tar shards, and training, evaluation, `dump-data` and
+// `bench --data-only` read them (docs/design.md §5.4).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/image.h"
+#include "data/image_encode.h"
+#include "io/npy.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using tests::DgqaRun;
+using tests::expect_contains;
+using tests::FixtureConfig;
+using tests::shell_quote;
+
+// A fixture dataset, a config for it, and the config's data packed as a folder and as shards.
+class PackedFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = tests::make_temp_dir("image_data");
+    tests::FixtureDatasetOptions options;
+    options.train_count = 64;
+    options.test_count = 40;
+    data_ = tests::write_fixture_dataset(dir_, options);
+    FixtureConfig config;
+    config.max_steps = 4;
+    config_ = tests::write_fixture_config(dir_ + "/idx.pbtxt", data_, config);
+  }
+
+  DgqaRun dgqa(const std::string& args) { return tests::run_dgqa(args, dir_); }
+
+  // `dgqa pack --as what` into dir_/what; the --set arguments that read the result.
+  std::string pack(const std::string& what) {
+    const DgqaRun run =
+        dgqa("pack --config " + config_ + " --as " + what + " --out " + dir_ + "/" + what);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    if (what == "folder")
+      return " --set data.format=IMAGE_FOLDER --set data.root=" + dir_ + "/folder";
+    return " --set data.format=TAR_SHARDS --set data.root=" + dir_ +
+           "/shards --set data.train_shards=train-{000000..000000}.tar"
+           " --set data.val_shards=val-{000000..000000}.tar";
+  }
+
+  std::string dir_, config_;
+  tests::FixtureDataset data_;
+};
+
+TEST_F(PackedFixture, PackWritesSortedClassFoldersAndShards) {
+  pack("folder");
+  pack("shards");
+  EXPECT_TRUE(fs::is_directory(dir_ + "/folder/train/0"));
+  EXPECT_TRUE(fs::is_directory(dir_ + "/folder/val/3"));
+  EXPECT_TRUE(tests::file_exists(dir_ + "/shards/train-000000.tar"));
+  int images = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_ + "/folder/train")) {
+    images += entry.path().extension() == ".png";
+  }
+  EXPECT_EQ(images, 64);
+  // Packing again over existing output is refused, and the output is left alone.
+  const DgqaRun again = dgqa("pack --config " + config_ + " --as folder --out " + dir_ + "/folder");
+  EXPECT_EQ(again.exit_code, 2);
+  expect_contains(again.err, "exists already");
+}
+
+// The same weights evaluate to the same bits on the IDX files and on their packed copies, one
+// example per batch (larger batches differ in the last bits: docs/design.md §5.4), on 1 and 2
+// ranks.
+TEST_F(PackedFixture, PackedCopiesEvaluateBitForBitLikeTheIdxFiles) {
+  ASSERT_EQ(dgqa("train --config " + config_ + " --out " + dir_ + "/run").exit_code, 0);
+  const std::string eval = "eval --config " + config_ + " --init-from " + dir_ +
+                           "/run/model.safetensors --set train.eval_batch_size=1";
+  const DgqaRun idx = dgqa(eval);
+  ASSERT_EQ(idx.exit_code, 0) << idx.err;
+  for (const std::string what : {"folder", "shards"}) {
+    const std::string packed = pack(what) + " --set data.eval_resize=RESIZE";
+    const DgqaRun run = dgqa(eval + packed);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_EQ(run.out, idx.out) << what;
+    const std::string two_ranks = tests::mpirun_prefix(2) + tests::dgqa_binary() + " " + eval +
+                                  packed + " --set train.eval_batch_size=2";
+    std::string output;
+    ASSERT_EQ(tests::run_command(two_ranks + " 2>/dev/null", &output), 0) << output;
+    EXPECT_EQ(output, idx.out) << what << " on 2 ranks";
+  }
+}
+
+// Training with the image pipeline's augmentations on every format; 2 ranks see the batches
+// of 1 rank (the losses agree to rounding, as for the IDX files: tests/dist_test.cc).
+TEST_F(PackedFixture, TrainsOnFolderAndShardsWithAugmentation) {
+  const std::string augment =
+      " --set data.random_resized_crop=true --set data.hflip=true"
+      " --set data.rand_augment_num_ops=2 --set data.workers=2";
+  for (const std::string what : {"folder", "shards"}) {
+    const std::string packed = pack(what) + augment;
+    std::vector<tests::RunRecords> records;
+    for (int ranks : {1, 2}) {
+      const std::string out = dir_ + "/" + what + "_run" + std::to_string(ranks);
+      const std::string command = (ranks == 1 ? "" : tests::mpirun_prefix(2)) +
+                                  tests::dgqa_binary() + " train --config " + config_ + packed +
+                                  " --out " + out;
+      std::string output;
+      ASSERT_EQ(tests::run_command(command, &output), 0) << output;
+      records.push_back(tests::read_run_records(out + "/metrics.jsonl"));
+    }
+    ASSERT_EQ(records[0].losses.size(), 4u) << what;
+    for (const auto& [step, loss] : records[0].losses) {
+      EXPECT_NEAR(records[1].losses.at(step), loss, 1e-5 * std::fabs(loss)) << what;
+    }
+  }
+}
+
+TEST_F(PackedFixture, DumpDataWritesWhatTheModelSees) {
+  const std::string packed = pack("folder") + " --set data.eval_resize=RESIZE";
+  const DgqaRun run =
+      dgqa("dump-data --config " + config_ + packed + " --split eval --count 5 --out " + dir_ +
+           "/x.npy --labels-out " + dir_ + "/y.npy --grid " + dir_ + "/grid.png");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const NpyArray inputs = read_npy_f32(dir_ + "/x.npy");
+  ASSERT_EQ(inputs.shape, (std::vector<int64_t>{5, 1, 8, 8}));
+  // The folder lists class 0's images first: find them in the IDX test split.
+  const std::string y = tests::read_file(dir_ + "/y.npy");
+  EXPECT_EQ(y.size(), 128u + 5 * 8);
+  int matched = 0;
+  for (int i = 0; i < 5; ++i) {
+    for (int example = 0; example < data_.test.count && matched == i; ++example) {
+      bool same = true;
+      for (int p = 0; p < 64 && same; ++p) {
+        same = inputs.data[i * 64 + p] ==
+               static_cast<float>(data_.test.pixels[example * 64 + p]) / 255.f;
+      }
+      matched += same && data_.test.labels[example] == 0;
+    }
+  }
+  EXPECT_EQ(matched, 5);
+  EXPECT_TRUE(tests::file_exists(dir_ + "/grid.png"));
+  // The training split with augmentation: deterministic, and changed by the augmentation.
+  const std::string train = "dump-data --config " + config_ + packed +
+                            " --set data.random_resized_crop=true --set data.hflip=true"
+                            " --split train --count 8 --out ";
+  ASSERT_EQ(dgqa(train + dir_ + "/a.npy").exit_code, 0);
+  ASSERT_EQ(dgqa(train + dir_ + "/b.npy --set data.workers=3").exit_code, 0);
+  EXPECT_EQ(tests::read_file(dir_ + "/a.npy"), tests::read_file(dir_ + "/b.npy"));
+}
+
+TEST_F(PackedFixture, BenchDataOnlyReadsBothSplits) {
+  const std::string packed = pack("shards");
+  for (const char* split : {"train", "eval"}) {
+    const DgqaRun run = dgqa("bench --config " + config_ + packed +
+                             " --data-only --json --steps 3 "
+                             "--warmup 1 --split " +
+                             split);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const json report = json::parse(run.out);
+    EXPECT_EQ(report.at("split"), split);
+    EXPECT_GT(report.at("images_per_sec_per_rank").get<double>(), 0);
+  }
+}
+
+// Each bad input: exit 2 and one "dgqa: error:" line naming the path, or with SKIP a count.
+TEST_F(PackedFixture, BadImagesAreErrorsOrCountedSkips) {
+  const std::string packed = pack("folder");
+  const std::string victim =
+      dir_ + "/folder/train/1/" +
+      fs::directory_iterator(dir_ + "/folder/train/1")->path().filename().string();
+  const std::string png = tests::read_file(victim);
+  struct Case {
+    std::string name, bytes, message;
+  };
+  std::string bad_crc = png;
+  bad_crc[bad_crc.size() - 20] ^= 0x01;  // inside IEND's neighbourhood: IDAT's CRC or data
+  const std::vector<Case> cases = {
+      {"empty", "", "empty file"},
+      {"text", "this is not an image\n", "not a JPEG or PNG image"},
+      {"truncated", png.substr(0, png.size() / 2), "truncated PNG data"},
+      {"bad CRC", bad_crc, "corrupt PNG"},
+  };
+  const std::string train =
+      "train --config " + config_ + packed + " --set train.max_steps=8 --out ";
+  for (const Case& c : cases) {
+    tests::write_file(victim, c.bytes);
+    const DgqaRun run = dgqa(train + dir_ + "/bad");
+    EXPECT_EQ(run.exit_code, 2) << c.name << ": " << run.err;
+    EXPECT_EQ(tests::count_lines_containing(run.err, "dgqa: error:"), 1) << c.name << run.err;
+    expect_contains(run.err, "dgqa: error: " + victim + ": " + c.message);
+  }
+  const DgqaRun skip = dgqa(train + dir_ + "/skip --set data.bad_image=SKIP");
+  ASSERT_EQ(skip.exit_code, 0) << skip.err;
+  expect_contains(skip.err, "dgqa: warning: " + victim);
+  const std::string metrics = tests::read_file(dir_ + "/skip/metrics.jsonl");
+  expect_contains(metrics, "\"kind\":\"bad_images\"");
+}
+
+TEST_F(PackedFixture, BrokenTreesAndShardsAreErrorsNamingThem) {
+  const std::string folder = pack("folder");
+  const std::string train = "train --config " + config_ + " --out " + dir_ + "/r";
+  const auto expect_error = [&](const std::string& args, const std::string& message) {
+    const DgqaRun run = dgqa(train + args);
+    EXPECT_EQ(run.exit_code, 2) << args << ": " << run.err;
+    EXPECT_EQ(tests::count_lines_containing(run.err, "dgqa: error:"), 1) << run.err;
+    expect_contains(run.err, message);
+  };
+  fs::create_directories(dir_ + "/folder/train/9");
+  expect_error(folder, dir_ + "/folder/train/9: a class folder without images");
+  fs::remove(dir_ + "/folder/train/9");
+  fs::create_directories(dir_ + "/folder/val/7");
+  Image pixel(1, 1, 1);
+  write_png_file(dir_ + "/folder/val/7/a.png", pixel);
+  expect_error(folder, dir_ + "/folder/val/7: a class the training split does not have");
+  fs::remove_all(dir_ + "/folder/val/7");
+  fs::create_directory_symlink("..", dir_ + "/folder/train/0/loop");
+  expect_error(folder, "symlink loop");
+  fs::remove(dir_ + "/folder/train/0/loop");
+  expect_error(folder + " --set model.num_classes=3", "does not fit model.num_classes = 3");
+  expect_error(" --set data.format=IMAGE_FOLDER --set data.root=" + dir_ + "/idx.pbtxt",
+               dir_ + "/idx.pbtxt/train: cannot open folder");
+
+  const std::string shards = pack("shards");
+  expect_error(shards + " --set model.num_classes=2", "does not fit model.num_classes = 2");
+  tests::write_file(dir_ + "/shards/val-000000.tar", "not a tar file at all");
+  expect_error(shards, dir_ + "/shards/val-000000.tar: ");
+}
+
+}  // namespace
+}  // namespace dgqa
+
+namespace dgqa {
+namespace {
+
+// dump-data's evaluation inputs against torchvision's (Resize of the shorter side, CenterCrop,
+// ToTensor, Normalize on PIL images) for awkward files: gray, CMYK JPEG, RGBA, palette and
+// 16-bit PNG, 1x1, very wide and tall images, a JPEG shrunk while decoding. Each image's mean
+// absolute difference must stay within 1/255 of the pixel range.
+TEST(TorchvisionEvalTest, DumpDataMatchesTorchvisionWithinOneLevel) {
+  if (!tests::have_python_modules("torch, torchvision, PIL, numpy")) {
+    GTEST_SKIP() << "needs /usr/bin/python3 with torch, torchvision, PIL, numpy";
+  }
+  const std::string dir = tests::make_temp_dir("tv_eval");
+  const std::string oracle = std::string(DGQA_SOURCE_DIR) + "/tests/torchvision_eval_oracle.py";
+  std::string output;
+  ASSERT_EQ(tests::run_command("/usr/bin/python3 " + oracle + " make " + dir + "/tree", &output), 0)
+      << output;
+  struct Case {
+    int size;
+    const char* crop_pct;
+    const char* interpolation;
+    int channels;
+  };
+  for (const Case c : {Case{224, "0.875", "bilinear", 3}, Case{224, "0.875", "bicubic", 3},
+                       Case{64, "0.9", "bicubic", 3}, Case{32, "0.875", "bilinear", 1}}) {
+    const std::string label = std::to_string(c.size) + " " + c.interpolation + " " +
+                              std::to_string(c.channels) + " channels";
+    const std::string mode = c.channels == 3 ? "RGB" : "L";
+    ASSERT_EQ(tests::run_command("/usr/bin/python3 " + oracle + " expect " + dir + "/tree " + dir +
+                                     "/expected.npy " + std::to_string(c.size) + " " + c.crop_pct +
+                                     " " + c.interpolation + " " + mode,
+                                 &output),
+              0)
+        << output;
+    const std::string config = dir + "/config.pbtxt";
+    tests::write_file(
+        config, "model { image_size: " + std::to_string(c.size) +
+                    " patch_size: 16 in_channels: " + std::to_string(c.channels) +
+                    " num_classes: 3 embed_dim: 16 depth: 1 num_heads: 2 }\n"
+                    "data { format: IMAGE_FOLDER root: \"" +
+                    dir +
+                    "/tree\""
+                    " mean: 0.5 std: 0.5 crop_pct: " +
+                    c.crop_pct + " interpolation: " +
+                    (std::string(c.interpolation) == "bilinear" ? "BILINEAR" : "BICUBIC") + " }\n");
+    const DgqaRun run = tests::run_dgqa(
+        "dump-data --config " + config + " --split eval --count 100 --out " + dir + "/ours.npy",
+        dir);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const NpyArray ours = read_npy_f32(dir + "/ours.npy");
+    const NpyArray expected = read_npy_f32(dir + "/expected.npy");
+    ASSERT_EQ(ours.shape, expected.shape) << label;
+    const int64_t per_image = ours.shape[1] * ours.shape[2] * ours.shape[3];
+    for (int64_t n = 0; n < ours.shape[0]; ++n) {
+      double difference = 0;
+      for (int64_t i = n * per_image; i < (n + 1) * per_image; ++i) {
+        difference += std::fabs(ours.data[i] - expected.data[i]) * 0.5;  // std 0.5: pixel units
+      }
+      EXPECT_LE(difference / per_image, 1.0 / 255) << label << ", image " << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dgqa
