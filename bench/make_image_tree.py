@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Writes an ImageNet-like image folder for the loader benchmark: ROOT/train/<class>/<i>.JPEG
 and ROOT/val/<class>/<i>.JPEG, about 500x375 (sizes vary by +-20%, some portrait), JPEG
 quality 90, 4:2:0. The content is smooth colour fields with edges and fine texture, so that the

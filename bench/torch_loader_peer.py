@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """The PyTorch side of bench/compare_loader.sh: torchvision's ImageFolder in a DataLoader with
 the transforms dgqa's config names, timed as `dgqa bench --data-only` times its loader: images
 per second over STEPS batches after WARMUP, and the peak resident memory of the main process

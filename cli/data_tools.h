@@ -1,5 +1,5 @@
 // `dgqa dump-data` and `dgqa pack`: the data pipeline's output made visible, and any dataset
-// rewritten in the JPEG/PNG formats (docs/design.md §5.4, §7).
+// rewritten in the JPEG/PNG formats (docs/design.md §5.10, §7).
 #pragma once
 
 #include "cli/command_line.h"

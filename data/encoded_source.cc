@@ -14,7 +14,7 @@ EncodedImageSource::EncodedImageSource(std::unique_ptr<EncodedStore> store,
     : store_(std::move(store)), pipeline_(pipeline), bad_image_(bad_image) {}
 
 LoadedExample EncodedImageSource::load(int64_t example, int64_t epoch, float* out) const {
-  std::vector<uint8_t> bytes;
+  thread_local std::vector<uint8_t> bytes;  // a worker's file buffer, grown once, reused
   const int64_t n = store_->size();
   for (int tries = 0;; ++tries) {
     const int64_t candidate = (example + tries) % n;

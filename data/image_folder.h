@@ -1,5 +1,5 @@
 // The file lists of image datasets stored one file per image: torchvision's ImageFolder layout
-// and the published layouts of Food-101 and Tiny-ImageNet-200 (docs/design.md §5.4).
+// and the published layouts of Food-101 and Tiny-ImageNet-200 (docs/design.md §5.10).
 #pragma once
 
 #include <memory>

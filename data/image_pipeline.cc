@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/simd.h"
 #include "data/crop_geometry.h"
 #include "data/image_decode.h"
 #include "data/rand_augment.h"
@@ -37,6 +38,7 @@ struct ImagePipeline::Plan {
   std::vector<AugmentOpDraw> ops;
   bool center_crop = false;  // evaluation: cut an S x S square out of the resized image
   CropRect crop{};
+  Size2 source{};  // the stored size
 };
 
 ImagePipeline::ImagePipeline(const ImagePipelineOptions& options) : options_(options) {
@@ -62,24 +64,15 @@ ImagePipeline::ImagePipeline(const ImagePipelineOptions& options) : options_(opt
                    options.rand_augment_magnitude < options.rand_augment_num_bins,
                "data.rand_augment_magnitude: " + std::to_string(options.rand_augment_magnitude) +
                    " must be in [0, data.rand_augment_num_bins)");
-  const std::vector<float> mean =
-      per_channel_values(options.mean, 0.f, options.channels, "data.mean");
-  const std::vector<float> stddev = stddev_values(options.stddev, options.channels);
-  normalised_.resize(options.channels);
-  for (int c = 0; c < options.channels; ++c) {
-    for (int v = 0; v < 256; ++v) {
-      // The same float operations as ImageTransform, so stored and encoded copies of an
-      // image give the same input bit for bit.
-      const float scaled = static_cast<float>(v) / 255.f;
-      normalised_[c][v] = (scaled - mean[c]) / stddev[c];
-    }
-  }
+  mean_ = per_channel_values(options.mean, 0.f, options.channels, "data.mean");
+  stddev_ = stddev_values(options.stddev, options.channels);
 }
 
 ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, int64_t example,
                                         bool can_reduce) const {
   const int S = options_.image_size;
   Plan plan;
+  plan.source = {width, height};
   plan.region = {0, 0, height, width};
   plan.resize_to = {S, S};
   Size2 target{S, S};  // the size the decoded region shrinks to: what bounds the reduction
@@ -95,6 +88,12 @@ ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, in
     plan.resize_to = target = shorter_side_size(width, height, scale_size);
     plan.center_crop = true;
     plan.crop = center_crop_rect(plan.resize_to.width, plan.resize_to.height, S, S);
+    // Only the pixels the crop's part of the resize reads are decoded.
+    const PixelRect needed = resize_window_source(
+        width, height, plan.resize_to.width, plan.resize_to.height, options_.interpolation,
+        {plan.crop.left, plan.crop.top, plan.crop.width, plan.crop.height});
+    plan.region = {needed.top, needed.left, needed.bottom - needed.top, needed.right - needed.left};
+    return plan;  // evaluation decodes whole pixels: no reduction, no box
   }
   // Evaluation decodes whole: a shrunk decode differs from PIL's by more than a level.
   const int f =
@@ -142,6 +141,13 @@ Image ImagePipeline::transform(Image image, const Plan& plan) const {
     image = resize(image, plan.resize_to.width, plan.resize_to.height, options_.interpolation,
                    plan.box);
   };
+  if (plan.center_crop) {  // evaluation: Resize, then CenterCrop, computed as one window
+    const CropRect& c = plan.crop;
+    const ImagePart part{image, plan.region.left, plan.region.top, plan.source.width,
+                         plan.source.height};
+    return resize_window(part, plan.resize_to.width, plan.resize_to.height,
+                         options_.interpolation, {c.left, c.top, c.width, c.height});
+  }
   if (plan.augment_first) {
     augment();
     resize_planned();
@@ -149,22 +155,29 @@ Image ImagePipeline::transform(Image image, const Plan& plan) const {
     resize_planned();
     augment();
   }
-  if (plan.center_crop) {
-    const CropRect& c = plan.crop;
-    if (c.left != 0 || c.top != 0 || c.width != image.width || c.height != image.height) {
-      image = crop(image, c.left, c.top, c.width, c.height);
-    }
-  }
   return image;
 }
+
+namespace {
+
+// out[i] = (pixels[i * stride] / 255 - mean) / stddev: ToTensor and Normalize of one channel,
+// with the float operations of the stored formats' transform (data/transforms.cc), so that
+// both give the same bits; IEEE division is exact in every vector width.
+DGQA_SIMD_CLONES void normalise_channel(const uint8_t* pixels, int stride, int64_t count,
+                                        float mean, float stddev, float* out) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) {
+    out[i] = (static_cast<float>(pixels[i * stride]) / 255.f - mean) / stddev;
+  }
+}
+
+}  // namespace
 
 void ImagePipeline::to_model_input(const Image& image, float* out) const {
   const int64_t plane = int64_t{image.width} * image.height;
   for (int c = 0; c < image.channels; ++c) {
-    const std::array<float, 256>& table = normalised_[c];
-    const uint8_t* pixel = image.pixels.data() + c;
-    float* channel = out + c * plane;
-    for (int64_t i = 0; i < plane; ++i) channel[i] = table[pixel[i * image.channels]];
+    normalise_channel(image.pixels.data() + c, image.channels, plane, mean_[c], stddev_[c],
+                      out + c * plane);
   }
 }
 

@@ -1,5 +1,5 @@
 // The transforms of encoded and stored images, named and ordered as torchvision and timm
-// name and order them (docs/design.md §5.4), from an 8-bit image to the model's float input:
+// name and order them (docs/design.md §5.10), from an 8-bit image to the model's float input:
 //   training:   RandomResizedCrop(S) -> horizontal flip -> RandAugment, or, without the
 //               random crop, RandAugment -> horizontal flip -> Resize((S, S)) (the paper's
 //               order: augment at the stored size, then resize);
@@ -71,7 +71,7 @@ class ImagePipeline {
   void to_model_input(const Image& image, float* out) const;
 
   ImagePipelineOptions options_;
-  std::vector<std::array<float, 256>> normalised_;  // per channel: (v / 255 - mean) / std
+  std::vector<float> mean_, stddev_;  // one value per channel
 };
 
 }  // namespace dgqa

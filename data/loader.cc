@@ -38,6 +38,10 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
 bool BatchLoader::next(Batch* out) {
   if (!epoch_started_) throw std::logic_error("BatchLoader: next() before start_epoch()");
   if (prefetcher_.finished()) return false;
+  if (out->images.capacity() > 0) {  // the consumer is done with it: reuse its buffer
+    std::lock_guard<std::mutex> lock(spare_mutex_);
+    if (spare_images_.size() < kMaxSpareBuffers) spare_images_.push_back(std::move(out->images));
+  }
   *out = prefetcher_.take();
   return true;
 }
@@ -48,6 +52,14 @@ Batch BatchLoader::plan_batch(int64_t index_in_epoch) const {
   batch.size = static_cast<int>(batch.examples.size());
   batch.epoch = epoch_;
   batch.index_in_epoch = index_in_epoch;
+  {
+    // A recycled buffer of the same size is not cleared again: every slot is overwritten.
+    std::lock_guard<std::mutex> lock(spare_mutex_);
+    if (!spare_images_.empty()) {
+      batch.images = std::move(spare_images_.back());
+      spare_images_.pop_back();
+    }
+  }
   batch.images.resize(batch.examples.size() * source_.input_floats());
   batch.labels.resize(batch.examples.size());
   batch.replaced.assign(batch.examples.size(), 0);

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
+#include <vector>
 
 #include "data/batch.h"
 #include "data/example_source.h"
@@ -37,6 +39,12 @@ class BatchLoader {
  private:
   Batch plan_batch(int64_t index_in_epoch) const;
   void fill_slot(Batch* batch, int slot) const;
+
+  // The image buffers of batches the consumer has finished with, for the next batches: a
+  // batch of ViT-L inputs is tens of MiB, and fresh memory costs page faults and clearing.
+  static constexpr size_t kMaxSpareBuffers = 2;
+  mutable std::mutex spare_mutex_;
+  mutable std::vector<std::vector<float>> spare_images_;
 
   const ExampleSource& source_;
   DistributedSampler sampler_;

@@ -1,4 +1,4 @@
-// Datasets in tar shards, the WebDataset convention (docs/design.md §5.4): a shard is a tar
+// Datasets in tar shards, the WebDataset convention (docs/design.md §5.10): a shard is a tar
 // file whose members that share a key (the member name up to the first dot of its base name)
 // form one sample, here an image (<key>.jpg, .jpeg or .png) and its class index (<key>.cls,
 // decimal text). Other members (.json, .txt, ...) are ignored.

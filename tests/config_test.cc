@@ -82,6 +82,25 @@ TEST_F(ConfigTest, ValidConfigLoads) {
   EXPECT_EQ(config.data().mean_size(), 1);
 }
 
+// Every config shipped in configs/ and bench/ loads and validates (configs/datasets/ with
+// data.root given).
+TEST(ShippedConfigsTest, EveryConfigValidates) {
+  int checked = 0;
+  for (const char* folder : {"/configs", "/bench"}) {
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(std::string(DGQA_SOURCE_DIR) + folder)) {
+      if (entry.path().extension() != ".pbtxt") continue;
+      // The dataset configs leave data.root to the command line.
+      const bool needs_root = entry.path().parent_path().filename() == "datasets";
+      const std::vector<std::string> overrides =
+          needs_root ? std::vector<std::string>{"data.root=/data"} : std::vector<std::string>{};
+      EXPECT_NO_THROW(load_config(entry.path().string(), overrides)) << entry.path();
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 12 + 7);  // configs/datasets/ alone holds 12
+}
+
 TEST_F(ConfigTest, TextRoundTrip) {
   const config::Config config = load();
   const config::Config reloaded = load_config(write(config_to_text(config), "again.pbtxt"), {});

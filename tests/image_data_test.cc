@@ -1,6 +1,6 @@
 // The JPEG/PNG formats end to end, through the `dgqa` binary: `pack` rewrites the fixture's
 // IDX files as an image folder and as tar shards, and training, evaluation, `dump-data` and
-// `bench --data-only` read them (docs/design.md §5.4).
+// `bench --data-only` read them (docs/design.md §5.10).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -75,7 +75,7 @@ TEST_F(PackedFixture, PackWritesSortedClassFoldersAndShards) {
 }
 
 // The same weights evaluate to the same bits on the IDX files and on their packed copies, one
-// example per batch (larger batches differ in the last bits: docs/design.md §5.4), on 1 and 2
+// example per batch (larger batches differ in the last bits: docs/design.md §5.10), on 1 and 2
 // ranks.
 TEST_F(PackedFixture, PackedCopiesEvaluateBitForBitLikeTheIdxFiles) {
   ASSERT_EQ(dgqa("train --config " + config_ + " --out " + dir_ + "/run").exit_code, 0);

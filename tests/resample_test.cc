@@ -152,6 +152,46 @@ TEST(Resample, PipelineSizesMatchPil) {
   expect_cases_match_pil(cases);
 }
 
+// resize_window is the crop of the whole resize, pixel for pixel (it computes only the
+// window), from the whole image and from the part resize_window_source names: random sizes,
+// windows and filters, windows past the edge included.
+TEST(Resample, WindowIsTheCropOfTheWholeResize) {
+  std::mt19937 rng(11);
+  const auto draw = [&](int low, int high) {
+    return std::uniform_int_distribution<int>(low, high)(rng);
+  };
+  for (int trial = 0; trial < 300; ++trial) {
+    Image in(draw(1, 90), draw(1, 90), trial % 2 == 0 ? 3 : 1);
+    for (uint8_t& p : in.pixels) p = static_cast<uint8_t>(draw(0, 255));
+    const int full_width = draw(1, 120), full_height = draw(1, 120);
+    const int width = draw(1, full_width), height = draw(1, full_height);
+    const int left = draw(-2, full_width - width + 2), top = draw(-2, full_height - height + 2);
+    const Interpolation interpolation = static_cast<Interpolation>(trial % 3);
+    const Image whole = resize(in, full_width, full_height, interpolation);
+    const ResizeWindow window{left, top, width, height};
+    const std::string label = std::to_string(in.width) + "x" + std::to_string(in.height) +
+                              " -> " + std::to_string(full_width) + "x" +
+                              std::to_string(full_height) + ", window " + std::to_string(left) +
+                              "," + std::to_string(top) + " " + std::to_string(width) + "x" +
+                              std::to_string(height);
+    const std::vector<uint8_t> expected = crop(whole, left, top, width, height).pixels;
+    EXPECT_EQ(resize_window({in, 0, 0, in.width, in.height}, full_width, full_height,
+                            interpolation, window)
+                  .pixels,
+              expected)
+        << label;
+    // From only the pixels it reads.
+    const PixelRect r = resize_window_source(in.width, in.height, full_width, full_height,
+                                             interpolation, window);
+    const Image part = crop(in, r.left, r.top, r.right - r.left, r.bottom - r.top);
+    EXPECT_EQ(resize_window({part, r.left, r.top, in.width, in.height}, full_width, full_height,
+                            interpolation, window)
+                  .pixels,
+              expected)
+        << label << " from its source part";
+  }
+}
+
 TEST(Resample, CropPadsWithZerosOutside) {
   Image in(3, 2, 1);
   for (int i = 0; i < 6; ++i) in.pixels[i] = static_cast<uint8_t>(i + 1);

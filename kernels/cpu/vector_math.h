@@ -11,21 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
-// The hot element-wise kernels are compiled for AVX-512, AVX2 and plain x86-64; the loader
-// picks the widest the CPU has (GCC function multi-versioning).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DGQA_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define DGQA_SIMD_CLONES
-#endif
-
-// The helpers below are forced inline so that they are compiled for the caller's vector width
-// (a call from a clone into an out-of-line helper would run the helper's plain x86-64 code).
-#if defined(__GNUC__)
-#define DGQA_ALWAYS_INLINE __attribute__((always_inline))
-#else
-#define DGQA_ALWAYS_INLINE
-#endif
+#include "common/simd.h"  // DGQA_SIMD_CLONES, DGQA_ALWAYS_INLINE: the hot kernels' clones
 
 namespace dgqa::cpu {
 
