@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/simd.h"
 namespace dgqa {
 namespace {
 
@@ -216,26 +217,33 @@ void rotate(Image* image, double angle) {
 
 // ---- Colour: ImageEnhance's blends and ImageOps' lookup tables. ----
 
-// Image.blend(degenerate, image, alpha) with PIL's float arithmetic and truncation.
-void blend_into(const std::vector<uint8_t>& degenerate, float alpha, Image* image) {
-  if (alpha == 1.0f) return;
-  std::vector<uint8_t>& px = image->pixels;
-  const size_t n = px.size();
-  if (alpha == 0.0f) {
-    std::copy(degenerate.begin(), degenerate.end(), px.begin());
-  } else if (alpha >= 0 && alpha <= 1.0f) {
+// Image.blend(degenerate, image, alpha) with PIL's float arithmetic and truncation, over n
+// bytes. The float operations are the same in every vector width (no contraction).
+DGQA_SIMD_CLONES void blend_bytes(const uint8_t* degenerate, float alpha, size_t n, uint8_t* px) {
+  if (alpha >= 0 && alpha <= 1.0f) {  // stays in [0, 255]: a plain truncation
+#pragma omp simd
     for (size_t i = 0; i < n; ++i) {
       const int d = degenerate[i];
       px[i] =
           static_cast<uint8_t>(static_cast<float>(d) + alpha * static_cast<float>(int{px[i]} - d));
     }
   } else {
+#pragma omp simd
     for (size_t i = 0; i < n; ++i) {
       const int d = degenerate[i];
       const float v = static_cast<float>(d) + alpha * static_cast<float>(int{px[i]} - d);
       px[i] = v <= 0.0f ? 0 : (v >= 255.0f ? 255 : static_cast<uint8_t>(v));
     }
   }
+}
+
+void blend_into(const std::vector<uint8_t>& degenerate, float alpha, Image* image) {
+  if (alpha == 1.0f) return;
+  if (alpha == 0.0f) {
+    std::copy(degenerate.begin(), degenerate.end(), image->pixels.begin());
+    return;
+  }
+  blend_bytes(degenerate.data(), alpha, image->pixels.size(), image->pixels.data());
 }
 
 inline uint8_t luma(const uint8_t* rgb) {
@@ -266,7 +274,7 @@ int grey_mean(const Image& image) {
 
 // ImageFilter.SMOOTH on each channel: the 3x3 kernel (1 1 1 / 1 5 1 / 1 1 1) / 13 in float,
 // accumulated row below, row, row above; the border pixels stay as they are.
-std::vector<uint8_t> smooth(const Image& image) {
+DGQA_SIMD_CLONES std::vector<uint8_t> smooth(const Image& image) {
   std::vector<uint8_t> out = image.pixels;
   const int w = image.width, h = image.height, c = image.channels;
   if (w < 3 || h < 3) return out;
@@ -280,6 +288,7 @@ std::vector<uint8_t> smooth(const Image& image) {
     const uint8_t* here = image.row(y);
     const uint8_t* below = image.row(y + 1);
     uint8_t* dst = out.data() + y * image.row_bytes();
+#pragma omp simd
     for (int i = c; i < (w - 1) * c; ++i) {
       float s = 0.5f;
       s += row3(below + i, edge, edge);
@@ -294,9 +303,10 @@ std::vector<uint8_t> smooth(const Image& image) {
 using Lut = std::array<uint8_t, 256>;
 
 void apply_luts(const std::vector<Lut>& luts, Image* image) {
-  const int c = image->channels;
-  for (size_t i = 0; i < image->pixels.size(); ++i) {
-    image->pixels[i] = luts[i % c][image->pixels[i]];
+  const size_t c = luts.size();
+  uint8_t* px = image->pixels.data();
+  for (size_t i = 0; i < image->pixels.size(); i += c) {
+    for (size_t k = 0; k < c; ++k) px[i + k] = luts[k][px[i + k]];
   }
 }
 
@@ -307,7 +317,10 @@ void apply_lut(const Lut& lut, Image* image) {
 std::vector<std::array<int64_t, 256>> histograms(const Image& image) {
   std::vector<std::array<int64_t, 256>> h(image.channels);
   for (auto& band : h) band.fill(0);
-  for (size_t i = 0; i < image.pixels.size(); ++i) ++h[i % image.channels][image.pixels[i]];
+  const size_t c = image.channels;
+  for (size_t i = 0; i < image.pixels.size(); i += c) {
+    for (size_t k = 0; k < c; ++k) ++h[k][image.pixels[i + k]];
+  }
   return h;
 }
 

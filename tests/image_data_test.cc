@@ -121,6 +121,22 @@ TEST_F(PackedFixture, TrainsOnFolderAndShardsWithAugmentation) {
   }
 }
 
+// A run on an augmented image folder stopped after a checkpoint and resumed ends with the
+// same weights, bit for bit, as one that was never stopped.
+TEST_F(PackedFixture, ResumingOnAnImageFolderIsBitIdentical) {
+  const std::string train = "train --config " + config_ + pack("folder") +
+                            " --set data.random_resized_crop=true --set data.hflip=true"
+                            " --set data.rand_augment_num_ops=2 --set data.workers=2"
+                            " --set train.max_steps=6 --set checkpoint.every_steps=3";
+  ASSERT_EQ(dgqa(train + " --out " + dir_ + "/straight").exit_code, 0);
+  const DgqaRun first = dgqa(train + " --set train.max_steps=3 --out " + dir_ + "/stopped");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const DgqaRun resumed = dgqa(train + " --out " + dir_ + "/stopped --resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(tests::read_file(dir_ + "/stopped/model.safetensors"),
+            tests::read_file(dir_ + "/straight/model.safetensors"));
+}
+
 TEST_F(PackedFixture, DumpDataWritesWhatTheModelSees) {
   const std::string packed = pack("folder") + " --set data.eval_resize=RESIZE";
   const DgqaRun run =
