@@ -1,9 +1,27 @@
 #include "data/prefetcher.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <stdexcept>
 #include <utility>
 
 namespace dgqa {
+
+namespace {
+
+// Workers run at a lower priority than the trainer's threads (nice 10 on Linux, which sets it
+// per thread): where cores are shared, the compute threads preempt a worker, not the other way
+// round. On the CPU backend a preempted OpenMP thread stalls its whole team at the next
+// barrier, which cost the training far more than the worker's own time.
+void lower_thread_priority() {
+#ifdef __linux__
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+#endif
+}
+
+}  // namespace
 
 Prefetcher::Prefetcher(PlanBatch plan, FillSlot fill, int depth, int workers)
     : plan_(std::move(plan)), fill_(std::move(fill)), depth_(depth), workers_(workers) {}
@@ -70,6 +88,7 @@ Prefetcher::InFlight* Prefetcher::next_job() {
 }
 
 void Prefetcher::work() {
+  lower_thread_priority();
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_) {
     InFlight* job = next_job();
