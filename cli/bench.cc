@@ -117,13 +117,9 @@ void add_device_report(const CommandLine& line, Backend& backend, int world,
 // augment, resize, normalise), with nothing consuming them.
 void bench_data(const CommandLine& line, const config::Config& config, Communicator& comm) {
   const bool train = line.split == "train";
-  RunParts parts;
-  parts.train_data = train;
-  parts.test_data = !train;
-  parts.model = false;
-  const RunSetup setup(config, comm, parts);
-  const ExampleSource& source = train ? *setup.train_set : *setup.test_set;
-  BatchLoader& loader = train ? *setup.train_loader : *setup.test_loader;
+  const RunSetup setup(config, comm, RunParts::data_only(train));
+  const ExampleSource& source = setup.split(train);
+  BatchLoader& loader = setup.loader(train);
   Batch batch;
   int64_t epoch = 0, images = 0;
   loader.start_epoch(epoch);

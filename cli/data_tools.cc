@@ -193,13 +193,8 @@ void dump_data_command(const CommandLine& line, const config::Config& config, Co
   check_output_file("--out", line.out_dir);
   if (!line.labels_out.empty()) check_output_file("--labels-out", line.labels_out);
   if (!line.grid_out.empty()) check_output_file("--grid", line.grid_out);
-  const bool train = line.split == "train";
-  RunParts parts;
-  parts.train_data = train;
-  parts.test_data = !train;
-  parts.model = false;
-  const RunSetup setup(config, comm, parts);
-  const ExampleSource& source = train ? *setup.train_set : *setup.test_set;
+  const RunSetup setup(config, comm, RunParts::data_only(line.split == "train"));
+  const ExampleSource& source = setup.split(line.split == "train");
   const int64_t count = std::min(line.dump_count, source.num_examples());
   if (count < line.dump_count) {
     std::fprintf(stderr, "dump-data: the %s split has %lld examples; writing all of them\n",

@@ -22,6 +22,15 @@ struct RunParts {
   bool training = false;    // the model takes training steps (global batch / ranks images)
   bool model = true;        // the backend and the model (bench --data-only needs neither)
   bool profile = false;     // the backend times every kernel call (bench --profile)
+
+  // One split and its loader, without a model (bench --data-only, dump-data).
+  static RunParts data_only(bool train) {
+    RunParts parts;
+    parts.train_data = train;
+    parts.test_data = !train;
+    parts.model = false;
+    return parts;
+  }
 };
 
 class RunSetup {
@@ -33,6 +42,9 @@ class RunSetup {
   int threads = 0;  // CPU threads of this rank
   std::unique_ptr<ExampleSource> train_set, test_set;
   std::unique_ptr<BatchLoader> train_loader, test_loader;
+  // The training (train = true) or test split and its loader; set up by RunParts.
+  const ExampleSource& split(bool train) const { return train ? *train_set : *test_set; }
+  BatchLoader& loader(bool train) const { return train ? *train_loader : *test_loader; }
   std::unique_ptr<Backend> backend;
   ProfilingBackend* profiler = nullptr;  // inside `backend`, with RunParts::profile
   std::unique_ptr<VisionTransformer> model;
