@@ -138,6 +138,17 @@ TEST_F(PackedFixture, ResumingOnAnImageFolderIsBitIdentical) {
             tests::read_file(dir_ + "/straight/model.safetensors"));
 }
 
+// Evaluation alone needs only the validation split; its folders are then the classes.
+TEST_F(PackedFixture, EvaluatesAFolderWithoutATrainingSplit) {
+  const std::string folder = pack("folder");
+  ASSERT_EQ(dgqa("train --config " + config_ + folder + " --out " + dir_ + "/run").exit_code, 0);
+  fs::rename(dir_ + "/folder/train", dir_ + "/train_elsewhere");
+  const DgqaRun run = dgqa("eval --config " + config_ + folder + " --init-from " + dir_ +
+                           "/run/model.safetensors");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(json::parse(run.out).at("examples"), 40);
+}
+
 TEST_F(PackedFixture, DumpDataWritesWhatTheModelSees) {
   const std::string packed = pack("folder") + " --set data.eval_resize=RESIZE";
   const DgqaRun run =

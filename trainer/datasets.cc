@@ -1,5 +1,6 @@
 #include "trainer/datasets.h"
 
+#include <filesystem>
 #include <string>
 
 #include "common/error.h"
@@ -105,11 +106,16 @@ std::unique_ptr<EncodedStore> open_encoded_store(const config::Config& config,
   std::unique_ptr<EncodedStore> store;
   switch (data.format()) {
     case config::IMAGE_FOLDER: {
-      // The classes are the training split's folders, for both splits.
-      const ImageFileList train_list = list_image_folder(data.root() + "/" + data.train_split());
-      store = file_list_store(
-          train ? train_list
-                : list_image_folder(data.root() + "/" + data.val_split(), &train_list.classes));
+      // The classes are the training split's folders, for both splits; an evaluation of a
+      // folder that has no training split numbers its own.
+      const std::string train_dir = data.root() + "/" + data.train_split();
+      const std::string val_dir = data.root() + "/" + data.val_split();
+      if (!train && !std::filesystem::exists(train_dir)) {
+        store = file_list_store(list_image_folder(val_dir));
+        break;
+      }
+      const ImageFileList train_list = list_image_folder(train_dir);
+      store = file_list_store(train ? train_list : list_image_folder(val_dir, &train_list.classes));
       break;
     }
     case config::FOOD101:
