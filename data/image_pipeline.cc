@@ -145,8 +145,8 @@ Image ImagePipeline::transform(Image image, const Plan& plan) const {
     const CropRect& c = plan.crop;
     const ImagePart part{image, plan.region.left, plan.region.top, plan.source.width,
                          plan.source.height};
-    return resize_window(part, plan.resize_to.width, plan.resize_to.height,
-                         options_.interpolation, {c.left, c.top, c.width, c.height});
+    return resize_window(part, plan.resize_to.width, plan.resize_to.height, options_.interpolation,
+                         {c.left, c.top, c.width, c.height});
   }
   if (plan.augment_first) {
     augment();

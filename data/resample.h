@@ -48,9 +48,8 @@ Image resize_window(const ImagePart& part, int full_width, int full_height,
 
 // The source pixels resize_window reads for `window`: all of them unless the window lies
 // inside the output and the resize changes the size with a filter (not NEAREST).
-PixelRect resize_window_source(int source_width, int source_height, int full_width,
-                               int full_height, Interpolation interpolation,
-                               const ResizeWindow& window);
+PixelRect resize_window_source(int source_width, int source_height, int full_width, int full_height,
+                               Interpolation interpolation, const ResizeWindow& window);
 
 // PIL's image.crop((left, top, left + width, top + height)): pixels outside the image are 0.
 Image crop(const Image& in, int left, int top, int width, int height);

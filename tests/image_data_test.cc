@@ -143,8 +143,8 @@ TEST_F(PackedFixture, EvaluatesAFolderWithoutATrainingSplit) {
   const std::string folder = pack("folder");
   ASSERT_EQ(dgqa("train --config " + config_ + folder + " --out " + dir_ + "/run").exit_code, 0);
   fs::rename(dir_ + "/folder/train", dir_ + "/train_elsewhere");
-  const DgqaRun run = dgqa("eval --config " + config_ + folder + " --init-from " + dir_ +
-                           "/run/model.safetensors");
+  const DgqaRun run =
+      dgqa("eval --config " + config_ + folder + " --init-from " + dir_ + "/run/model.safetensors");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(json::parse(run.out).at("examples"), 40);
 }

@@ -169,20 +169,19 @@ TEST(Resample, WindowIsTheCropOfTheWholeResize) {
     const Interpolation interpolation = static_cast<Interpolation>(trial % 3);
     const Image whole = resize(in, full_width, full_height, interpolation);
     const ResizeWindow window{left, top, width, height};
-    const std::string label = std::to_string(in.width) + "x" + std::to_string(in.height) +
-                              " -> " + std::to_string(full_width) + "x" +
-                              std::to_string(full_height) + ", window " + std::to_string(left) +
-                              "," + std::to_string(top) + " " + std::to_string(width) + "x" +
-                              std::to_string(height);
+    const std::string label = std::to_string(in.width) + "x" + std::to_string(in.height) + " -> " +
+                              std::to_string(full_width) + "x" + std::to_string(full_height) +
+                              ", window " + std::to_string(left) + "," + std::to_string(top) + " " +
+                              std::to_string(width) + "x" + std::to_string(height);
     const std::vector<uint8_t> expected = crop(whole, left, top, width, height).pixels;
-    EXPECT_EQ(resize_window({in, 0, 0, in.width, in.height}, full_width, full_height,
-                            interpolation, window)
+    EXPECT_EQ(resize_window({in, 0, 0, in.width, in.height}, full_width, full_height, interpolation,
+                            window)
                   .pixels,
               expected)
         << label;
     // From only the pixels it reads.
-    const PixelRect r = resize_window_source(in.width, in.height, full_width, full_height,
-                                             interpolation, window);
+    const PixelRect r =
+        resize_window_source(in.width, in.height, full_width, full_height, interpolation, window);
     const Image part = crop(in, r.left, r.top, r.right - r.left, r.bottom - r.top);
     EXPECT_EQ(resize_window({part, r.left, r.top, in.width, in.height}, full_width, full_height,
                             interpolation, window)
