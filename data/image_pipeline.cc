@@ -75,47 +75,22 @@ ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, in
   plan.source = {width, height};
   plan.region = {0, 0, height, width};
   plan.resize_to = {S, S};
-  Size2 target{S, S};  // the size the decoded region shrinks to: what bounds the reduction
+  if (!options_.train) {
+    plan_evaluation(&plan);
+    return plan;
+  }
   UniformStream stream(options_.seed, epoch, example, kImageAugmentStreamTag);
-  if (options_.train && options_.random_resized_crop) {
+  if (options_.random_resized_crop) {
     plan.region =
         random_resized_crop_rect(width, height, options_.crop_scale[0], options_.crop_scale[1],
                                  options_.crop_ratio[0], options_.crop_ratio[1], &stream);
-  } else if (options_.train) {
+  } else {
     plan.augment_first = true;
-  } else if (options_.eval_resize == EvalResize::kShorterSideCenterCrop) {
-    const int scale_size = static_cast<int>(std::floor(S / options_.crop_pct));
-    plan.resize_to = target = shorter_side_size(width, height, scale_size);
-    plan.center_crop = true;
-    plan.crop = center_crop_rect(plan.resize_to.width, plan.resize_to.height, S, S);
-    // Only the pixels the crop's part of the resize reads are decoded.
-    const PixelRect needed = resize_window_source(
-        width, height, plan.resize_to.width, plan.resize_to.height, options_.interpolation,
-        {plan.crop.left, plan.crop.top, plan.crop.width, plan.crop.height});
-    plan.region = {needed.top, needed.left, needed.bottom - needed.top, needed.right - needed.left};
-    return plan;  // evaluation decodes whole pixels: no reduction, no box
   }
-  // Evaluation decodes whole: a shrunk decode differs from PIL's by more than a level.
-  const int f =
-      can_reduce && options_.jpeg_dct_scaling && options_.train
-          ? jpeg_reduction_for(plan.region.width, plan.region.height, target.width, target.height)
-          : 1;
-  plan.reduction = f;
-  // The region in shrunk pixels: whole pixels around it are decoded and the box keeps the
-  // exact (fractional) edges.
-  const double left = static_cast<double>(plan.region.left) / f;
-  const double top = static_cast<double>(plan.region.top) / f;
-  const double right = static_cast<double>(plan.region.left + plan.region.width) / f;
-  const double bottom = static_cast<double>(plan.region.top + plan.region.height) / f;
-  const int reduced_width = (width + f - 1) / f, reduced_height = (height + f - 1) / f;
-  const int x0 = static_cast<int>(std::floor(left)), y0 = static_cast<int>(std::floor(top));
-  const int x1 = std::min(reduced_width, static_cast<int>(std::ceil(right)));
-  const int y1 = std::min(reduced_height, static_cast<int>(std::ceil(bottom)));
-  plan.region = {y0, x0, y1 - y0, x1 - x0};  // from here on in shrunk pixels
-  plan.box = {left - x0, top - y0, std::min(right, static_cast<double>(x1)) - x0,
-              std::min(bottom, static_cast<double>(y1)) - y0};
-  if (!options_.train) return plan;
-
+  shrink_region(can_reduce && options_.jpeg_dct_scaling
+                    ? jpeg_reduction_for(plan.region.width, plan.region.height, S, S)
+                    : 1,
+                &plan);
   plan.flip = options_.hflip && stream.uniform() < 0.5f;
   if (options_.rand_augment_num_ops > 0) {
     const int augmented_width = plan.augment_first ? plan.region.width : S;
@@ -125,6 +100,44 @@ ImagePipeline::Plan ImagePipeline::plan(int width, int height, int64_t epoch, in
                                  &stream);
   }
   return plan;
+}
+
+// Evaluation decodes whole pixels, never shrunk: a shrunk decode differs from PIL's by more
+// than a level.
+void ImagePipeline::plan_evaluation(Plan* plan) const {
+  if (options_.eval_resize != EvalResize::kShorterSideCenterCrop) {
+    shrink_region(1, plan);
+    return;
+  }
+  const int S = options_.image_size;
+  const int scale_size = static_cast<int>(std::floor(S / options_.crop_pct));
+  plan->resize_to = shorter_side_size(plan->source.width, plan->source.height, scale_size);
+  plan->center_crop = true;
+  plan->crop = center_crop_rect(plan->resize_to.width, plan->resize_to.height, S, S);
+  // Only the pixels the crop's part of the resize reads are decoded.
+  const PixelRect needed =
+      resize_window_source(plan->source.width, plan->source.height, plan->resize_to.width,
+                           plan->resize_to.height, options_.interpolation,
+                           {plan->crop.left, plan->crop.top, plan->crop.width, plan->crop.height});
+  plan->region = {needed.top, needed.left, needed.bottom - needed.top, needed.right - needed.left};
+}
+
+// The region in pixels of the image shrunk by f: whole pixels around it are decoded, and the
+// box keeps its exact (fractional) edges.
+void ImagePipeline::shrink_region(int f, Plan* plan) {
+  plan->reduction = f;
+  const CropRect& r = plan->region;
+  const double left = static_cast<double>(r.left) / f, top = static_cast<double>(r.top) / f;
+  const double right = static_cast<double>(r.left + r.width) / f;
+  const double bottom = static_cast<double>(r.top + r.height) / f;
+  const int reduced_width = (plan->source.width + f - 1) / f;
+  const int reduced_height = (plan->source.height + f - 1) / f;
+  const int x0 = static_cast<int>(std::floor(left)), y0 = static_cast<int>(std::floor(top));
+  const int x1 = std::min(reduced_width, static_cast<int>(std::ceil(right)));
+  const int y1 = std::min(reduced_height, static_cast<int>(std::ceil(bottom)));
+  plan->region = {y0, x0, y1 - y0, x1 - x0};
+  plan->box = {left - x0, top - y0, std::min(right, static_cast<double>(x1)) - x0,
+               std::min(bottom, static_cast<double>(y1)) - y0};
 }
 
 Image ImagePipeline::transform(Image image, const Plan& plan) const {

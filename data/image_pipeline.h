@@ -67,6 +67,8 @@ class ImagePipeline {
  private:
   struct Plan;  // the geometry and random choices for one example
   Plan plan(int width, int height, int64_t epoch, int64_t example, bool can_reduce) const;
+  void plan_evaluation(Plan* plan) const;
+  static void shrink_region(int f, Plan* plan);
   Image transform(Image source, const Plan& plan) const;
   void to_model_input(const Image& image, float* out) const;
 
