@@ -3,9 +3,12 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -59,6 +62,10 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   std::vector<float> logits;
   const EvalResult result = evaluate(model, *setup.test_loader, comm, /*step=*/0,
                                      line.logits_out.empty() ? nullptr : &logits);
+  if (!std::isfinite(result.loss)) {  // finite weights whose logits overflow
+    throw std::runtime_error("the mean loss over the " + std::to_string(result.examples) +
+                             " examples is not finite: the weights' logits or losses overflow");
+  }
   if (!line.logits_out.empty() && comm.rank() == 0) {
     write_npy_f32(line.logits_out, logits.data(),
                   {result.examples, setup.model_config.num_classes});

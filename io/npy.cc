@@ -77,7 +77,7 @@ void write_npy(const std::string& path, const char* descr, const void* data, siz
   out.append(kMagic, kMagicSize);
   out.append(version_and_length, sizeof(version_and_length));
   out.append(header.data(), header.size());
-  out.append(data, count * element_bytes);
+  if (count > 0) out.append(data, count * element_bytes);  // data may be null when empty
   out.commit();
 }
 
@@ -130,7 +130,7 @@ NpyArray read_npy_f32(const std::string& path) {
                    " data bytes, its shape needs " + std::to_string(count * sizeof(float)));
   }
   array.data.resize(count);
-  std::memcpy(array.data.data(), bytes.data() + data_start, count * sizeof(float));
+  if (count > 0) std::memcpy(array.data.data(), bytes.data() + data_start, count * sizeof(float));
   return array;
 }
 

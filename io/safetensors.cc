@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <tuple>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -91,6 +93,40 @@ TensorData parse_entry(const std::string& name, const json& entry, uint64_t buff
   return tensor;
 }
 
+// Where a tensor's bytes lie in the buffer.
+struct Extent {
+  uint64_t begin, end;
+  std::string name;
+  bool operator<(const Extent& other) const {
+    return std::tie(begin, end, name) < std::tie(other.begin, other.end, other.name);
+  }
+};
+
+// As the reference implementation requires: the tensors, ordered by their offsets, cover the
+// buffer exactly, one after the other, with no gap, no overlap and nothing after the last.
+void check_extents(std::vector<Extent> extents, uint64_t buffer_size, const std::string& path) {
+  std::sort(extents.begin(), extents.end());
+  uint64_t next = 0;
+  for (const Extent& extent : extents) {
+    if (extent.begin != next) {
+      fail(path,
+           "tensor '" + extent.name + "' starts at byte " + std::to_string(extent.begin) +
+               " of the buffer, expected " + std::to_string(next) + " (" +
+               (extent.begin < next ? "it overlaps the tensor before it" : "a gap before it") +
+               "; tensors must cover the buffer one after the other)");
+    }
+    next = extent.end;
+  }
+  if (next != buffer_size) {
+    fail(path, std::to_string(buffer_size - next) + " bytes after the end of " +
+                   (extents.empty() ? "the header (no tensors)"
+                                    : "the last tensor '" + extents.back().name + "'") +
+                   ": the buffer has " + std::to_string(buffer_size) +
+                   " bytes, the tensors cover " + std::to_string(next) +
+                   " (a wrong header length?)");
+  }
+}
+
 std::map<std::string, std::string> parse_metadata(const json& metadata, const std::string& path) {
   if (!metadata.is_object()) fail(path, "__metadata__ is not a JSON object");
   std::map<std::string, std::string> result;
@@ -99,6 +135,41 @@ std::map<std::string, std::string> parse_metadata(const json& metadata, const st
     result[key] = value.get<std::string>();
   }
   return result;
+}
+
+// Reads the length field and the JSON header that follows it; the header must be an object.
+json read_header(std::ifstream& in, uint64_t file_size, const std::string& path,
+                 uint64_t* header_size) {
+  if (file_size < 8) {
+    fail(path, "the file has " + std::to_string(file_size) +
+                   " bytes, fewer than the 8 of the header length");
+  }
+  uint8_t length_bytes[8];
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(length_bytes), sizeof(length_bytes));
+  *header_size = 0;
+  for (int i = 7; i >= 0; --i) *header_size = (*header_size << 8) | length_bytes[i];
+  if (*header_size > file_size - 8) {
+    fail(path, "header length " + std::to_string(*header_size) + " exceeds the " +
+                   std::to_string(file_size - 8) + " bytes after the length field");
+  }
+  std::string header_text(*header_size, '\0');
+  in.read(header_text.data(), static_cast<std::streamsize>(*header_size));
+  if (!in) fail(path, "cannot read the header");
+  json header;
+  try {
+    header = json::parse(header_text);
+  } catch (const json::exception& error) {
+    fail(path, std::string("the header is not valid JSON: ") + error.what());
+  }
+  if (!header.is_object()) fail(path, "the header is not a JSON object");
+  return header;
+}
+
+// memcpy of the bytes into `to`; nothing for no bytes (memcpy's pointers may not be null, and
+// an empty vector's data() may be).
+void copy_bytes(void* to, const std::vector<uint8_t>& bytes) {
+  if (!bytes.empty()) std::memcpy(to, bytes.data(), bytes.size());
 }
 
 // IEEE half precision to float: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
@@ -151,36 +222,14 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
   if (std::filesystem::is_directory(path)) fail(path, "is a directory");
   const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  if (file_size < 8) {
-    fail(path, "the file has " + std::to_string(file_size) +
-                   " bytes, fewer than the 8 of the header length");
-  }
-
-  uint8_t length_bytes[8];
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(length_bytes), sizeof(length_bytes));
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length_bytes[i];
-  if (header_size > file_size - 8) {
-    fail(path, "header length " + std::to_string(header_size) + " exceeds the " +
-                   std::to_string(file_size - 8) + " bytes after the length field");
-  }
-  std::string header_text(header_size, '\0');
-  in.read(header_text.data(), static_cast<std::streamsize>(header_size));
-  if (!in) fail(path, "cannot read the header");
-
-  json header;
-  try {
-    header = json::parse(header_text);
-  } catch (const json::exception& error) {
-    fail(path, std::string("the header is not valid JSON: ") + error.what());
-  }
-  if (!header.is_object()) fail(path, "the header is not a JSON object");
+  const json header = read_header(in, file_size, path, &header_size);
 
   SafetensorsFile file;
   file.path_ = path;
   const uint64_t buffer_start = 8 + header_size;
   const uint64_t buffer_size = file_size - buffer_start;
+  std::vector<Extent> extents;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       file.metadata_ = parse_metadata(entry, path);
@@ -188,11 +237,15 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
     }
     uint64_t begin = 0;
     TensorData tensor = parse_entry(name, entry, buffer_size, path, &begin);
-    in.seekg(static_cast<std::streamoff>(buffer_start + begin));
-    in.read(reinterpret_cast<char*>(tensor.bytes.data()),
-            static_cast<std::streamsize>(tensor.bytes.size()));
-    if (!in) fail(path, "cannot read the data of tensor '" + name + "'");
+    extents.push_back({begin, begin + tensor.bytes.size(), name});
     file.tensors_.emplace(name, std::move(tensor));
+  }
+  check_extents(extents, buffer_size, path);
+  for (const Extent& extent : extents) {
+    std::vector<uint8_t>& bytes = file.tensors_.at(extent.name).bytes;
+    in.seekg(static_cast<std::streamoff>(buffer_start + extent.begin));
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!in) fail(path, "cannot read the data of tensor '" + extent.name + "'");
   }
   return file;
 }
@@ -217,7 +270,7 @@ std::vector<float> SafetensorsFile::as_f32(const std::string& name) const {
     fail(path_, "tensor '" + name + "' has dtype " + tensor.dtype + ", expected F32, F16 or BF16");
   }
   std::vector<float> values(tensor.bytes.size() / sizeof(float));
-  std::memcpy(values.data(), tensor.bytes.data(), tensor.bytes.size());
+  copy_bytes(values.data(), tensor.bytes);
   return values;
 }
 
@@ -227,7 +280,7 @@ std::vector<int64_t> SafetensorsFile::as_i64(const std::string& name) const {
     fail(path_, "tensor '" + name + "' has dtype " + tensor.dtype + ", expected I64");
   }
   std::vector<int64_t> values(tensor.bytes.size() / sizeof(int64_t));
-  std::memcpy(values.data(), tensor.bytes.data(), tensor.bytes.size());
+  copy_bytes(values.data(), tensor.bytes);
   return values;
 }
 
@@ -245,8 +298,9 @@ void SafetensorsWriter::add(const std::string& name, const std::string& dtype,
     count *= static_cast<size_t>(dim);
   }
   TensorData tensor{dtype, shape, {}};
+  const size_t size = count * safetensors_dtype_size(dtype);
   const auto* first = static_cast<const uint8_t*>(data);
-  tensor.bytes.assign(first, first + count * safetensors_dtype_size(dtype));
+  if (size > 0) tensor.bytes.assign(first, first + size);  // data may be null when empty
   tensors_.emplace(name, std::move(tensor));
 }
 

@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <cmath>
 #include <set>
 
 #include "common/error.h"
@@ -15,6 +16,18 @@ std::string cache_name(int layer) {
 }
 std::string allocation_name(int layer) {
   return "blocks." + std::to_string(layer) + ".attn.allocation";
+}
+
+// InputError naming the tensor and the first non-finite value (NaN or +-Inf), if any: such a
+// value would only make every loss NaN.
+void check_finite(const std::vector<float>& values, const std::string& path,
+                  const std::string& name) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      throw InputError(path + ": tensor " + name + " has a non-finite value (" +
+                       std::to_string(values[i]) + " at element " + std::to_string(i) + ")");
+    }
+  }
 }
 
 // The parameters of a file in our layout. Its other tensors may only be DGQA state, which
@@ -112,12 +125,12 @@ void load_dgqa_state(const SafetensorsFile& file, VisionTransformer& model) {
                        " is incomplete (needs " + cache_name(l) + " and " + allocation_name(l) +
                        ")");
     }
-    const std::vector<int64_t> allocation = file.as_i64(allocation_name(l));
+    const std::vector<float> cache = file.as_f32(cache_name(l));
+    check_finite(cache, path, cache_name(l));
     try {
-      model.allocators()[l].set_state(file.as_f32(cache_name(l)),
-                                      std::vector<int>(allocation.begin(), allocation.end()));
+      model.allocators()[l].set_state(cache, file.as_i64(allocation_name(l)));
     } catch (const InputError& error) {
-      throw InputError(path + ": layer " + std::to_string(l) + ": " + error.what());
+      throw InputError(path + ": tensor " + allocation_name(l) + ": " + error.what());
     }
   }
   LOG(INFO) << "Loaded the DGQA cache and allocation of every layer from " << path;
@@ -157,6 +170,7 @@ void load_weights(VisionTransformer& model, const SafetensorsFile& file, OtherHe
   const ModelConfig& config = model.config();
   const bool timm = is_timm_checkpoint(file);
   const FloatTensors tensors = timm ? import_timm(file, config) : read_our_layout(file, model);
+  for (const auto& [name, tensor] : tensors) check_finite(tensor.values, file.path(), name);
   // Starts from the model's own values: they stay where the file's head is not loaded.
   std::vector<float> params = model.params_to_host();
   copy_into_params(tensors, model, file.path(), other_head, params);

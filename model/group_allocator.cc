@@ -1,5 +1,8 @@
 #include "model/group_allocator.h"
 
+#include <cmath>
+#include <string>
+
 #include "common/error.h"
 #include "model/allocation.h"
 
@@ -46,24 +49,35 @@ void GroupAllocator::choose(const ForwardContext& context, const std::vector<flo
 }
 
 void GroupAllocator::set_state(const std::vector<float>& cache,
-                               const std::vector<int>& allocation) {
+                               const std::vector<int64_t>& allocation) {
   if (cache.size() != cache_.size() || allocation.size() != allocation_.size()) {
     throw InputError("DGQA state has " + std::to_string(cache.size()) + " cache and " +
                      std::to_string(allocation.size()) + " allocation entries, expected " +
                      std::to_string(cache_.size()));
   }
-  int total = 0;
-  for (int count : allocation) {
-    if (count < 0) throw InputError("DGQA allocation has a negative count");
-    total += count;
+  for (float value : cache) {
+    if (!std::isfinite(value)) throw InputError("DGQA cache has a non-finite value");
+  }
+  check_allocation(allocation);
+  cache_ = cache;
+  allocation_.assign(allocation.begin(), allocation.end());  // each count fits: <= num_heads_
+  active_ = allocation_;
+}
+
+// In 64 bits, before any narrowing: each count in [0, H], so the sum cannot overflow either.
+void GroupAllocator::check_allocation(const std::vector<int64_t>& allocation) const {
+  int64_t total = 0;
+  for (size_t g = 0; g < allocation.size(); ++g) {
+    if (allocation[g] < 0 || allocation[g] > num_heads_) {
+      throw InputError("DGQA allocation count " + std::to_string(allocation[g]) + " of K/V head " +
+                       std::to_string(g) + " is outside [0, " + std::to_string(num_heads_) + "]");
+    }
+    total += allocation[g];
   }
   if (total != num_heads_) {
     throw InputError("DGQA allocation sums to " + std::to_string(total) + ", expected " +
                      std::to_string(num_heads_) + " query heads");
   }
-  cache_ = cache;
-  allocation_ = allocation;
-  active_ = allocation;
 }
 
 }  // namespace dgqa

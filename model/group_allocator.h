@@ -33,10 +33,14 @@ class GroupAllocator {
   // The persistent DGQA state (saved in weights and checkpoints).
   const std::vector<float>& cache() const { return cache_; }
   const std::vector<int>& allocation() const { return allocation_; }
-  void set_state(const std::vector<float>& cache, const std::vector<int>& allocation);
+  // Sets the state read from a file (its allocation is I64 there). InputError unless there are
+  // G finite cache values and G counts, each in [0, H], summing to H; the counts are checked in
+  // 64 bits before they are narrowed.
+  void set_state(const std::vector<float>& cache, const std::vector<int64_t>& allocation);
 
  private:
   bool is_dgqa() const;
+  void check_allocation(const std::vector<int64_t>& allocation) const;
 
   AttentionScheme scheme_;
   DgqaEvalMode eval_mode_;

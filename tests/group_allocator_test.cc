@@ -1,6 +1,13 @@
 // When each scheme recomputes its allocation, and what it keeps between steps (design 3.2-3.3).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
 #include "model/allocation.h"
 #include "model/group_allocator.h"
 
@@ -90,6 +97,30 @@ TEST(GroupAllocatorTest, SetStateRejectsImpossibleAllocations) {
   EXPECT_THROW(allocator.set_state({0.f, 0.f, 0.f}, {7, -1, 0}), std::exception);
   allocator.set_state({1.f, 2.f, 3.f}, {6, 0, 0});
   EXPECT_EQ(allocator.active_allocation(), (std::vector<int>{6, 0, 0}));
+}
+
+// The counts come from a file as I64: they are checked in 64 bits before they become ints. Once
+// 2^32 + 2 was narrowed to 2, and two counts of 2^31 - 1 wrapped the int sum round to H.
+TEST(GroupAllocatorTest, SetStateChecksCountsIn64Bits) {
+  GroupAllocator allocator(model_config(AttentionScheme::kDGQA_DIFF));  // H 6, G 3
+  const int64_t int_max = 2147483647;
+  const std::vector<std::pair<std::vector<int64_t>, std::string>> cases = {
+      {{(int64_t{1} << 32) + 2, 2, 2}, "count 4294967298 of K/V head 0 is outside [0, 6]"},
+      {{int_max, int_max, 8}, "count 2147483647 of K/V head 0 is outside [0, 6]"},
+      {{7, -1, 0}, "count 7 of K/V head 0 is outside [0, 6]"},
+      {{0, -1, 7}, "count -1 of K/V head 1"},
+      {{2, 2, 1}, "sums to 5, expected 6"},
+  };
+  for (const auto& [allocation, detail] : cases) {
+    try {
+      allocator.set_state({0.f, 0.f, 0.f}, allocation);
+      ADD_FAILURE() << "accepted " << detail;
+    } catch (const InputError& error) {
+      EXPECT_NE(std::string(error.what()).find(detail), std::string::npos) << error.what();
+    }
+  }
+  EXPECT_EQ(allocator.allocation(), (std::vector<int>{2, 2, 2})) << "a refused state was kept";
+  EXPECT_THROW(allocator.set_state({0.f, NAN, 0.f}, {2, 2, 2}), InputError);
 }
 
 }  // namespace

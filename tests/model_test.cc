@@ -70,8 +70,10 @@ TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
 
   // DGQA updates its state on a window step; every evaluation of the loss must see the same
   // starting state, so it is restored before each forward pass.
-  std::vector<std::pair<std::vector<float>, std::vector<int>>> state;
-  for (const GroupAllocator& a : model.allocators()) state.push_back({a.cache(), a.allocation()});
+  std::vector<std::pair<std::vector<float>, std::vector<int64_t>>> state;
+  for (const GroupAllocator& a : model.allocators()) {
+    state.push_back({a.cache(), {a.allocation().begin(), a.allocation().end()}});
+  }
   auto restore = [&] {
     for (size_t l = 0; l < state.size(); ++l)
       model.allocators()[l].set_state(state[l].first, state[l].second);

@@ -214,16 +214,59 @@ TEST(SafetensorsTest, MalformedFilesAreInputErrorsNamingTheFile) {
   }
 }
 
-TEST(SafetensorsTest, OverlappingTensorsWithinTheBufferAreAccepted) {
-  const std::string path = tests::make_temp_dir("safetensors") + "/shared.safetensors";
+// As the reference implementation reads them: the tensors, ordered by offset, must cover the
+// buffer exactly. Each case is refused naming the file and the tensor at fault.
+TEST(SafetensorsTest, TensorsMustCoverTheBufferInOrderWithoutGapOrOverlap) {
+  const std::string dir = tests::make_temp_dir("safetensors");
+  const std::string eight_bytes(8, '\0'), twelve_bytes(12, '\0');
+  auto two = [](const std::string& a_offsets, const std::string& b_offsets) {
+    return R"({"a":{"dtype":"F32","shape":[1],"data_offsets":)" + a_offsets +
+           R"(},"b":{"dtype":"F32","shape":[1],"data_offsets":)" + b_offsets + "}}";
+  };
+  struct Case {
+    std::string label, bytes, detail;
+  };
+  const std::vector<Case> cases = {
+      {"overlap", raw_file(two("[0,4]", "[0,4]"), eight_bytes), "tensor 'b' starts at byte 0"},
+      {"gap_between", raw_file(two("[0,4]", "[8,12]"), twelve_bytes),
+       "tensor 'b' starts at byte 8"},
+      {"gap_before", raw_file(two("[4,8]", "[8,12]"), twelve_bytes), "tensor 'a' starts at byte 4"},
+      {"trailing", raw_file(two("[0,4]", "[4,8]"), twelve_bytes),
+       "4 bytes after the end of the last tensor 'b'"},
+      {"trailing_without_tensors", raw_file("{}", eight_bytes), "8 bytes after the end"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.label);
+    const std::string path = dir + "/" + c.label + ".safetensors";
+    tests::write_file(path, c.bytes);
+    expect_read_error(path, c.detail);
+  }
+  // Header order does not matter, offset order does: b before a is a valid file.
   const float values[2] = {1.5f, -3.f};
-  tests::write_file(path,
-                    raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                             R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                             std::string(reinterpret_cast<const char*>(values), sizeof(values))));
+  const std::string path = dir + "/reordered.safetensors";
+  tests::write_file(
+      path, raw_file(two("[4,8]", "[0,4]"), std::string(reinterpret_cast<const char*>(values), 8)));
   const SafetensorsFile file = SafetensorsFile::read(path);
-  EXPECT_EQ(file.as_f32("a"), (std::vector<float>{1.5f, -3.f}));
-  EXPECT_EQ(file.as_f32("b"), std::vector<float>{-3.f});
+  EXPECT_EQ(file.as_f32("a"), std::vector<float>{-3.f});
+  EXPECT_EQ(file.as_f32("b"), std::vector<float>{1.5f});
+}
+
+// A header length one byte short of the real one, whose JSON still parses (the writer's space
+// padding): every tensor would be read one byte early. The byte left over after the last tensor
+// gives it away.
+TEST(SafetensorsTest, AHeaderLengthOneByteShortIsRefused) {
+  const std::string dir = tests::make_temp_dir("safetensors");
+  const std::string path = dir + "/model.safetensors";
+  const std::vector<float> weight = {1.f, 2.f, 3.f};
+  SafetensorsWriter writer;
+  writer.add_f32("head.weight", {3}, weight.data());
+  writer.write(path);
+  std::string bytes = tests::read_file(path);
+  ASSERT_EQ(bytes[8 + static_cast<uint8_t>(bytes[0]) - 1], ' ') << "the header has no padding";
+  bytes[0] = static_cast<char>(static_cast<uint8_t>(bytes[0]) - 1);
+  const std::string shifted = dir + "/shifted.safetensors";
+  tests::write_file(shifted, bytes);
+  expect_read_error(shifted, "1 bytes after the end of the last tensor 'head.weight'");
 }
 
 // Reads the file with its own parser (the `safetensors` package is not needed) and checks the

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -25,6 +26,19 @@ double row_loss(const float* row, int K, int label) {
   return std::log(sum) + largest - row[label];
 }
 
+// Adds a row's loss to the exact sum; counts it in `bad` instead when it is not finite or too
+// large to sum exactly (logits that overflowed, NaN weights): the mean is then not finite.
+void add_row_loss(double loss, int64_t* units, int64_t* bad) {
+  constexpr double kMaxRowLoss = 1073741824.0;  // 2^30: loss * kLossUnit < 2^62
+  long long sum = 0;
+  if (!(std::fabs(loss) < kMaxRowLoss) ||
+      __builtin_add_overflow(*units, std::llround(loss * kLossUnit), &sum)) {
+    ++*bad;
+    return;
+  }
+  *units = sum;
+}
+
 // The sum of `value` over the ranks, exactly.
 int64_t sum_over_ranks(Communicator& comm, int64_t value, const char* what) {
   int64_t total = 0;
@@ -43,7 +57,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   ForwardContext context;
   context.training = false;
   context.step = step;
-  int64_t loss_units = 0, correct = 0, examples = 0;
+  int64_t loss_units = 0, correct = 0, examples = 0, bad_losses = 0;
   std::vector<int64_t> row_examples;  // this rank's examples, and their logits (rows of K)
   std::vector<float> row_logits;
 
@@ -60,7 +74,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
         if (row[k] > row[best]) best = k;
       }
       correct += best == batch.labels[i];
-      loss_units += std::llround(row_loss(row, K, batch.labels[i]) * kLossUnit);
+      add_row_loss(row_loss(row, K, batch.labels[i]), &loss_units, &bad_losses);
     }
     examples += batch.size;
     if (logits != nullptr) {
@@ -75,8 +89,10 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   result.examples = sum_over_ranks(comm, examples, "evaluation example count all-gather");
   loss_units = sum_over_ranks(comm, loss_units, "evaluation loss all-gather");
   correct = sum_over_ranks(comm, correct, "evaluation top-1 all-gather");
+  bad_losses = sum_over_ranks(comm, bad_losses, "evaluation non-finite loss all-gather");
   if (result.examples > 0) {
-    result.loss = static_cast<double>(loss_units) / kLossUnit / result.examples;
+    result.loss = bad_losses > 0 ? std::numeric_limits<double>::quiet_NaN()
+                                 : static_cast<double>(loss_units) / kLossUnit / result.examples;
     result.top1 = static_cast<double>(correct) / result.examples;
   }
   if (logits != nullptr) {

@@ -14,7 +14,8 @@ namespace dgqa {
 // the same examples give the same result whatever their order, batches or ranks, as long as
 // each example's logits are the same.
 struct EvalResult {
-  double loss = 0;       // mean cross-entropy over the examples
+  double loss = 0;       // mean cross-entropy over the examples; NaN when an example's is not
+                         // finite (or too large to sum exactly)
   double top1 = 0;       // fraction whose largest logit (first on ties) is the label
   int64_t examples = 0;  // every example of the split, counted once
 };

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -70,6 +71,18 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
     truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
   }
   return state.step();
+}
+
+// Ends the run as diverged if a weight is not finite after `step` steps: nothing (checkpoint,
+// model.safetensors, final evaluation) may be written from such weights.
+void check_weights_finite(const VisionTransformer& model, int64_t step) {
+  const std::vector<float> params = model.params_to_host();
+  for (const TensorSlot& slot : model.layout().tensors()) {
+    const auto first = params.begin() + slot.offset;
+    if (std::all_of(first, first + slot.size, [](float v) { return std::isfinite(v); })) continue;
+    throw std::runtime_error("the training diverged at step " + std::to_string(step) +
+                             ": the weights of " + slot.name + " are not finite");
+  }
 }
 
 RunParts training_run_parts() {
@@ -172,6 +185,7 @@ void Trainer::run() {
     bad_images_since_log_ += std::count(data.replaced.begin(), data.replaced.end(), 1);
     overlap_.record(step_, result.sync_wait_s);
     ++step_;
+    if (step_ == total_steps_) check_weights_finite(model_, step_);
     if (step_ % steps_per_epoch_ == 0) epoch_started = false;
     record(result, epoch);
     // Training always ends with an evaluation, and a checkpoint comes after the evaluations of
@@ -225,6 +239,10 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
 
 void Trainer::evaluate_now() {
   const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, step_);
+  if (result.examples > 0 && !std::isfinite(result.loss)) {
+    throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
+                             ": the evaluation loss is not finite");
+  }
   metrics_.eval(step_, result.loss, result.top1, result.examples);
   char text[128];
   std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
@@ -242,6 +260,7 @@ void Trainer::checkpoint_or_stop() {
   const int64_t every = config_.checkpoint().every_steps();
   const bool due = stop > 0 || (every > 0 && step_ % every == 0) || step_ == total_steps_;
   if (due && !options_.out_dir.empty()) {
+    check_weights_finite(model_, step_);  // never a checkpoint over the last good one
     if (rank_ == 0) {
       const TrainingPosition position{step_, step_ / steps_per_epoch_, step_ % steps_per_epoch_};
       progress_.message("checkpoint " + write_checkpoint(options_.out_dir, model_,

@@ -86,6 +86,10 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times
   result.lr = schedule_.at(step);
   result.grad_norm = optimizer_.step(model_.params(), model_.grads(), result.lr);
   clock.charge(&PhaseTimes::optimizer);
+  if (!std::isfinite(result.grad_norm)) {  // the global norm: every rank stops here
+    throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
+                             ": the gradient norm is not finite");
+  }
   result.loss = static_cast<double>(loss_sum) / global_batch_;
   return result;
 }

@@ -47,8 +47,9 @@ class TrainingStep {
                Communicator& comm, int64_t total_steps);
 
   // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it)
-  // on this rank's part of the global batch. Throws std::runtime_error if the loss is not
-  // finite. With `times`, adds each phase's time to it (the data phase is the caller's).
+  // on this rank's part of the global batch. Throws std::runtime_error if the loss or the
+  // gradient norm is not finite. With `times`, adds each phase's time to it (the data phase is the
+  // caller's).
   StepResult run(const Batch& batch, int64_t step, PhaseTimes* times = nullptr);
 
   AdamW& optimizer() { return optimizer_; }
