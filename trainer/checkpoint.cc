@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <glog/logging.h>
 #include <google/protobuf/text_format.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -50,6 +51,20 @@ uint32_t crc_of(const std::string& bytes) {
     done += chunk;
   }
   return static_cast<uint32_t>(crc);
+}
+
+// state.pbtxt ends with the line "# crc32: XXXXXXXX", the CRC-32 of the text before it (a
+// comment to the protobuf text parser).
+constexpr const char* kSealPrefix = "# crc32: ";
+
+std::string seal_line(const std::string& text) {
+  char line[32];
+  std::snprintf(line, sizeof(line), "%s%08x\n", kSealPrefix, static_cast<unsigned>(crc_of(text)));
+  return line;
+}
+
+std::string sealed(const std::string& text) {
+  return text + seal_line(text);
 }
 
 void fsync_directory(const fs::path& dir) {
@@ -138,6 +153,7 @@ void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
   *state.mutable_config() = config;
   std::string text;
   google::protobuf::TextFormat::PrintToString(state, &text);
+  text = sealed(text);
   AtomicFileWriter state_file((dir / kStateFile).string());
   state_file.append(text.data(), text.size());
   state_file.commit();
@@ -201,6 +217,113 @@ fs::path checkpoint_named_by(const fs::path& path) {
   return path;
 }
 
+[[noreturn]] void refuse(const std::string& source, const std::string& field,
+                         const std::string& what) {
+  throw InputError(source + ": " + field + ": " + what);
+}
+
+// The text of state.pbtxt without its checksum line, which must match it.
+std::string checked_state_text(const fs::path& file) {
+  const std::string text = read_file(file);
+  const size_t seal_at = text.rfind(kSealPrefix);
+  if (seal_at == std::string::npos || (seal_at > 0 && text[seal_at - 1] != '\n')) {
+    throw InputError(file.string() + ": has no checksum line \"" + kSealPrefix +
+                     "...\" at its end (edited or damaged, or written by an older dgqa, whose " +
+                     "checkpoints are not read)");
+  }
+  const std::string body = text.substr(0, seal_at);
+  if (text.compare(seal_at, std::string::npos, seal_line(body)) != 0) {
+    throw InputError(file.string() + ": fails its checksum (the file was edited or is damaged)");
+  }
+  return body;
+}
+
+// The recorded config passes the checks of a fresh one. The settings that depend on the build
+// and machine reading it (backends, precision) are the current config's.
+void check_recorded_config(const checkpoint::State& state, const config::Config& current,
+                           const std::string& source) {
+  if (!state.has_config()) refuse(source, "config", "missing");
+  config::Config recorded = state.config();
+  recorded.mutable_train()->set_backend(current.train().backend());
+  recorded.mutable_model()->set_precision(current.model().precision());
+  recorded.mutable_dist()->set_backend(current.dist().backend());
+  validate_config(recorded, source);
+  if (state.seed() != recorded.seed()) {
+    refuse(source, "seed",
+           std::to_string(state.seed()) +
+               " differs from config.seed = " + std::to_string(recorded.seed()));
+  }
+  if (state.world_size() < 1) {
+    refuse(source, "world_size", "must be at least 1, got " + std::to_string(state.world_size()));
+  }
+}
+
+// 0 <= step <= train.max_steps (when set); epoch and batch_in_epoch fit the step:
+// step = epoch * steps_per_epoch + batch_in_epoch with 0 <= batch_in_epoch < steps_per_epoch,
+// and the epoch is within train.epochs (when it bounds the run).
+void check_position(const checkpoint::State& state, const std::string& source) {
+  const int64_t step = state.step(), epoch = state.epoch(), batch = state.batch_in_epoch();
+  const config::Train& train = state.config().train();
+  const std::string position = "step " + std::to_string(step) + ", epoch " + std::to_string(epoch) +
+                               ", batch_in_epoch " + std::to_string(batch);
+  if (step < 0) refuse(source, "step", "must be at least 0, got " + std::to_string(step));
+  if (train.max_steps() > 0 && step > train.max_steps()) {
+    refuse(source, "step",
+           std::to_string(step) +
+               " is beyond the run's train.max_steps = " + std::to_string(train.max_steps()));
+  }
+  const bool fits =
+      epoch >= 0 && batch >= 0 && batch <= step &&
+      (epoch == 0 ? batch == step : (step - batch) % epoch == 0 && (step - batch) / epoch > batch);
+  if (!fits) refuse(source, "epoch", position + " do not fit together");
+  if (train.max_steps() == 0 &&
+      (epoch > train.epochs() || (epoch == train.epochs() && batch > 0))) {
+    refuse(source, "epoch",
+           position + " is beyond the run's train.epochs = " + std::to_string(train.epochs()));
+  }
+}
+
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+// The files are model.safetensors and optimizer.safetensors, named as plain names inside the
+// checkpoint directory.
+void check_file_names(const checkpoint::State& state, const std::string& source) {
+  const char* expected[] = {kModelFile, kOptimizerFile};
+  if (state.files_size() != 2) {
+    refuse(source, "files",
+           "lists " + std::to_string(state.files_size()) + " files, not the two " + kModelFile +
+               " and " + kOptimizerFile);
+  }
+  for (int i = 0; i < 2; ++i) {
+    const std::string& name = state.files(i).name();
+    const std::string field = "files[" + std::to_string(i) + "].name";
+    if (!is_plain_file_name(name)) {
+      refuse(source, field,
+             "\"" + name + "\" is not a plain file name inside the checkpoint directory");
+    }
+    if (name != expected[i]) refuse(source, field, "is \"" + name + "\", not " + expected[i]);
+  }
+}
+
+// Every file has its recorded size and CRC-32.
+void check_file_checksums(const fs::path& dir, const checkpoint::State& state) {
+  for (const checkpoint::FileChecksum& file : state.files()) {
+    const std::string bytes = read_file(dir / file.name());
+    if (static_cast<int64_t>(bytes.size()) != file.bytes()) {
+      throw InputError("checkpoint " + dir.string() + ": " + file.name() + " has " +
+                       std::to_string(bytes.size()) + " bytes, " + kStateFile + " says " +
+                       std::to_string(file.bytes()) + " (truncated?)");
+    }
+    if (crc_of(bytes) != file.crc32()) {
+      throw InputError("checkpoint " + dir.string() + ": " + file.name() +
+                       " fails its checksum (the file is damaged)");
+    }
+  }
+}
+
 }  // namespace
 
 Checkpoint open_checkpoint(const std::string& named, const config::Config& config) {
@@ -209,32 +332,38 @@ Checkpoint open_checkpoint(const std::string& named, const config::Config& confi
   checkpoint.dir = path.string();
   const std::string& dir = checkpoint.dir;
   if (!fs::is_directory(path)) throw InputError("checkpoint " + dir + ": not a directory");
-  const std::string text = read_file(path / kStateFile);
+  const std::string source = (path / kStateFile).string();
+  const std::string text = checked_state_text(source);
   if (!google::protobuf::TextFormat::ParseFromString(text, &checkpoint.state)) {
     throw InputError("checkpoint " + dir + ": " + kStateFile + " does not parse");
   }
   const checkpoint::State& state = checkpoint.state;
-  if (state.files_size() != 2) {
-    throw InputError("checkpoint " + dir + ": " + kStateFile + " lists no checksums");
-  }
-  for (const checkpoint::FileChecksum& file : state.files()) {
-    const std::string bytes = read_file(path / file.name());
-    if (static_cast<int64_t>(bytes.size()) != file.bytes()) {
-      throw InputError("checkpoint " + dir + ": " + file.name() + " has " +
-                       std::to_string(bytes.size()) + " bytes, " + kStateFile + " says " +
-                       std::to_string(file.bytes()) + " (truncated?)");
-    }
-    if (crc_of(bytes) != file.crc32()) {
-      throw InputError("checkpoint " + dir + ": " + file.name() +
-                       " fails its checksum (the file is damaged)");
-    }
-  }
+  check_recorded_config(state, config, source);
+  check_position(state, source);
+  check_file_names(state, source);
+  check_file_checksums(path, state);
   if (model_signature(state.config()) != model_signature(config)) {
     throw InputError("checkpoint " + dir + " holds a different model (shapes or attention " +
                      "scheme) than the config: it was written for\n" +
                      config_to_text(state.config()));
   }
   return checkpoint;
+}
+
+void check_checkpoint_position(const Checkpoint& checkpoint, const config::Config& config,
+                               int64_t steps_per_epoch) {
+  const checkpoint::State& state = checkpoint.state;
+  const bool same_epochs =
+      state.config().train().global_batch_size() == config.train().global_batch_size() &&
+      google::protobuf::util::MessageDifferencer::Equals(state.config().data(), config.data());
+  if (!same_epochs || steps_per_epoch <= 0) return;
+  if (state.epoch() != state.step() / steps_per_epoch ||
+      state.batch_in_epoch() != state.step() % steps_per_epoch) {
+    refuse((fs::path(checkpoint.dir) / kStateFile).string(), "step",
+           "step " + std::to_string(state.step()) + ", epoch " + std::to_string(state.epoch()) +
+               ", batch_in_epoch " + std::to_string(state.batch_in_epoch()) +
+               " do not fit the data's " + std::to_string(steps_per_epoch) + " steps per epoch");
+  }
 }
 
 std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
@@ -258,11 +387,27 @@ std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
     } catch (const InputError& problem) {
       LOG(WARNING) << "Cannot resume from " << dir.string() << ": " << problem.what()
                    << "; trying an older checkpoint";
-      problems += std::string("\n  ") + problem.what();
+      problems += (problems.empty() ? "" : "; ") + std::string(problem.what());
     }
   }
-  throw InputError("--resume auto: no usable checkpoint under " + root.string() + ":" + problems);
+  throw InputError("--resume auto: no usable checkpoint under " + root.string() + ": " + problems);
 }
+
+namespace {
+
+// AdamW takes one step per training step: its count is the checkpoint's step.
+int64_t recorded_optimizer_steps(const SafetensorsFile& file, const checkpoint::State& state) {
+  const std::vector<int64_t> steps = file.as_i64(kStepsTensor);
+  if (steps.size() != 1 || steps[0] != state.step()) {
+    refuse(file.path(), kStepsTensor,
+           (steps.size() == 1 ? "is " + std::to_string(steps[0])
+                              : "has " + std::to_string(steps.size()) + " values") +
+               ", not the checkpoint's step " + std::to_string(state.step()));
+  }
+  return steps[0];
+}
+
+}  // namespace
 
 void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model) {
   load_weights(model, (fs::path(checkpoint.dir) / kModelFile).string());
@@ -283,7 +428,7 @@ void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, 
     std::copy(m.begin(), m.end(), first.begin() + slot.offset);
     std::copy(v.begin(), v.end(), second.begin() + slot.offset);
   }
-  optimizer.restore(first, second, file.as_i64(kStepsTensor).at(0));
+  optimizer.restore(first, second, recorded_optimizer_steps(file, checkpoint.state));
 }
 
 }  // namespace dgqa

@@ -34,11 +34,19 @@ struct Checkpoint {
   checkpoint::State state;
 };
 
-// Reads and checks a checkpoint directory: state.pbtxt parses, every file has its recorded
-// size and checksum, and the checkpoint's model has this config's shapes and scheme. Throws
-// InputError saying what is wrong. `named` is the checkpoint's directory, or the file
+// Reads and checks a checkpoint directory: state.pbtxt passes its checksum and parses, its
+// config passes validate_config, its step, epoch and batch_in_epoch fit that config, it names
+// the two data files by their plain names, every file has its recorded size and checksum, and
+// the checkpoint's model has this config's shapes and scheme. Throws InputError naming the file
+// (and field) at fault. `named` is the checkpoint's directory, or the file
 // OUT/checkpoints/latest, OUT/checkpoints or OUT: then the checkpoint `latest` names.
 Checkpoint open_checkpoint(const std::string& named, const config::Config& config);
+
+// Checks that the checkpoint's epoch and batch_in_epoch are those of its step at this run's
+// steps_per_epoch, when it was written for the same data and global batch size (otherwise its
+// epochs had another length). Throws InputError naming state.pbtxt.
+void check_checkpoint_position(const Checkpoint& checkpoint, const config::Config& config,
+                               int64_t steps_per_epoch);
 
 // --resume auto: the newest good checkpoint under out_dir/checkpoints, trying older ones (and
 // saying so) when a newer one is damaged. None at all: nullopt (a fresh start). Some, but none
@@ -49,7 +57,8 @@ std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
 // Loads the checkpoint's weights and DGQA state (dgqa eval --checkpoint).
 void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model);
 
-// Loads the checkpoint's weights, DGQA state and optimizer state.
+// Loads the checkpoint's weights, DGQA state and optimizer state; InputError when the
+// optimizer's step count is not the checkpoint's step.
 void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer);
 
 }  // namespace dgqa

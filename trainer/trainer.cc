@@ -44,7 +44,7 @@ std::string metrics_path(const std::string& out_dir, int rank) {
 // Restores the checkpoint --resume names, if any, and returns the step to continue from.
 // Without a checkpoint, --init-from (if given) provides the starting weights.
 int64_t resume(const TrainOptions& options, const config::Config& config, int rank, int world,
-               VisionTransformer& model, AdamW& optimizer) {
+               int64_t steps_per_epoch, VisionTransformer& model, AdamW& optimizer) {
   std::optional<Checkpoint> checkpoint;
   if (options.resume == "auto") {
     checkpoint = find_checkpoint_to_resume(options.out_dir, config);
@@ -59,6 +59,7 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
     }
     return 0;
   }
+  check_checkpoint_position(*checkpoint, config, steps_per_epoch);
   restore_checkpoint(*checkpoint, model, optimizer);
   const checkpoint::State& state = checkpoint->state;
   LOG(INFO) << "Resuming from " << checkpoint->dir << " after step " << state.step();
@@ -155,7 +156,8 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       steps_per_epoch_(setup_.train_loader->batches_per_epoch()),
       total_steps_(total_training_steps(config, steps_per_epoch_)),
       training_(config, model_, *setup_.backend, comm, total_steps_),
-      step_(resume(options, config, rank_, comm.world_size(), model_, training_.optimizer())),
+      step_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
+                   training_.optimizer())),
       metrics_(metrics_path(options.out_dir, rank_)),
       progress_(/*enabled=*/rank_ == 0),
       first_step_(step_) {

@@ -1,0 +1,294 @@
+// Everything read back from a checkpoint is checked as strictly as a fresh config (docs/design.md
+// §6.4): a state.pbtxt edited by hand (with its checksum line and the files' CRC-32 fixed, so
+// that only the new checks can catch it) whose config is impossible, whose step is out of range,
+// whose optimizer step count is negative or whose file names point outside the checkpoint, and a
+// state.pbtxt edited or damaged without fixing its checksum, are refused by `train --resume` (a
+// directory, or auto) and `eval --checkpoint` with exit code 2 and one `dgqa: error:` line naming
+// the file and field, leaving the run's files as they were.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+namespace fs = std::filesystem;
+using tests::DgqaRun;
+using tests::shell_quote;
+
+constexpr const char* kErrorPrefix = "dgqa: error:";
+constexpr const char* kSealPrefix = "# crc32: ";
+constexpr const char* kCheckpoint = "/checkpoints/step_00000002";
+
+uint32_t crc_of(const std::string& bytes) {
+  return static_cast<uint32_t>(
+      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+
+// state.pbtxt's text without its checksum line.
+std::string body_of(const std::string& state_text) {
+  return state_text.substr(0, state_text.rfind(kSealPrefix));
+}
+
+// The checksum line dgqa writes for this text.
+std::string sealed(const std::string& body) {
+  char line[32];
+  std::snprintf(line, sizeof(line), "%s%08x\n", kSealPrefix, static_cast<unsigned>(crc_of(body)));
+  return body + line;
+}
+
+// Replaces the first line of text that reads `from` (ignoring its indentation) by `to`.
+std::string with_line_replaced(const std::string& text, const std::string& from,
+                               const std::string& to) {
+  std::string result;
+  bool replaced = false;
+  for (const std::string& line : tests::lines_of(text)) {
+    const size_t indent = line.find_first_not_of(' ');
+    const bool match = !replaced && indent != std::string::npos && line.substr(indent) == from;
+    result += (match ? line.substr(0, indent) + to : line) + "\n";
+    replaced = replaced || match;
+  }
+  EXPECT_TRUE(replaced) << "no line \"" << from << "\" in\n" << text;
+  return result;
+}
+
+// Every file under dir and its bytes.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) files[entry.path().string()] = tests::read_file(entry.path());
+  }
+  return files;
+}
+
+class CheckpointValidationTest : public ::testing::Test {
+ protected:
+  // One finished run of two steps: its only checkpoint is step_00000002.
+  static void SetUpTestSuite() {
+    suite_dir_ = new std::string(tests::make_temp_dir("dgqa_checkpoint_validation_"));
+    const tests::FixtureDataset data = tests::write_fixture_dataset(*suite_dir_);
+    tests::FixtureConfig config;
+    config.max_steps = 2;
+    config_ =
+        new std::string(tests::write_fixture_config(*suite_dir_ + "/config.pbtxt", data, config));
+    const DgqaRun run = tests::run_dgqa(
+        "train --config " + shell_quote(*config_) + " --out " + shell_quote(run_dir()),
+        *suite_dir_);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    ASSERT_TRUE(tests::file_exists(run_dir() + kCheckpoint + "/state.pbtxt"));
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*suite_dir_);
+    delete config_;
+    delete suite_dir_;
+  }
+  static std::string run_dir() { return *suite_dir_ + "/run"; }
+
+  // A fresh copy of the finished run for each test.
+  void SetUp() override {
+    out_ = tests::make_temp_dir("dgqa_checkpoint_validation_out_");
+    fs::remove(out_);
+    fs::copy(run_dir(), out_, fs::copy_options::recursive);
+  }
+  void TearDown() override { fs::remove_all(out_); }
+
+  std::string checkpoint_dir() const { return out_ + kCheckpoint; }
+  std::string state_path() const { return checkpoint_dir() + "/state.pbtxt"; }
+
+  // Replaces a line of state.pbtxt and fixes its checksum line.
+  void edit_state(const std::string& from, const std::string& to) const {
+    const std::string text = tests::read_file(state_path());
+    tests::write_file(state_path(), sealed(with_line_replaced(body_of(text), from, to)));
+  }
+
+  // Rewrites optimizer.safetensors with another step count, and fixes its size and CRC-32 in
+  // state.pbtxt and the checksum of state.pbtxt.
+  void set_optimizer_steps(int64_t steps) const {
+    const std::string path = checkpoint_dir() + "/optimizer.safetensors";
+    const std::string old_crc = std::to_string(crc_of(tests::read_file(path)));
+    const SafetensorsFile file = SafetensorsFile::read(path);
+    SafetensorsWriter writer;
+    for (const std::string& name : file.names()) {
+      const TensorData& tensor = file.get(name);
+      if (tensor.dtype == "I64") {
+        writer.add_i64(name, tensor.shape, &steps);
+      } else {
+        writer.add_f32(name, tensor.shape, file.as_f32(name).data());
+      }
+    }
+    writer.write(path);
+    const std::string bytes = tests::read_file(path);
+    const std::string text = body_of(tests::read_file(state_path()));
+    ASSERT_NE(text.find("crc32: " + old_crc + "\n"), std::string::npos) << text;
+    tests::write_file(state_path(),
+                      sealed(with_line_replaced(text, "crc32: " + old_crc,
+                                                "crc32: " + std::to_string(crc_of(bytes)))));
+  }
+
+  DgqaRun resume(const std::string& from) const {
+    return tests::run_dgqa("train --config " + shell_quote(*config_) + " --set train.max_steps=4" +
+                               " --out " + shell_quote(out_) + " --resume " + shell_quote(from),
+                           *suite_dir_);
+  }
+  DgqaRun eval() const {
+    return tests::run_dgqa(
+        "eval --config " + shell_quote(*config_) + " --checkpoint " + shell_quote(checkpoint_dir()),
+        *suite_dir_);
+  }
+
+  // Exit code 2, exactly one error line, which contains every needle, and the run's files as
+  // they were.
+  void expect_refused(const DgqaRun& run, const std::vector<std::string>& needles,
+                      const std::map<std::string, std::string>& before) const {
+    EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
+    EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
+    std::string line;
+    for (const std::string& each : tests::lines_of(run.err)) {
+      if (each.find(kErrorPrefix) != std::string::npos) line = each;
+    }
+    for (const std::string& needle : needles) {
+      EXPECT_NE(line.find(needle), std::string::npos)
+          << "the error line does not name '" << needle << "': " << line;
+    }
+    EXPECT_TRUE(snapshot(out_) == before) << "the run's files changed";
+  }
+
+  // Every way of reading the checkpoint is refused: --resume DIR, --resume auto and, unless
+  // `training_only` (the optimizer state is read for training only), eval --checkpoint.
+  void expect_all_refused(const std::vector<std::string>& needles, bool training_only = false) {
+    const auto before = snapshot(out_);
+    SCOPED_TRACE(tests::read_file(state_path()));
+    {
+      SCOPED_TRACE("--resume DIR");
+      expect_refused(resume(checkpoint_dir()), needles, before);
+    }
+    {
+      SCOPED_TRACE("--resume auto");
+      expect_refused(resume("auto"), needles, before);
+    }
+    if (!training_only) {
+      SCOPED_TRACE("eval --checkpoint");
+      expect_refused(eval(), needles, before);
+    }
+  }
+
+  static std::string* suite_dir_;
+  static std::string* config_;
+  std::string out_;
+};
+
+std::string* CheckpointValidationTest::suite_dir_ = nullptr;
+std::string* CheckpointValidationTest::config_ = nullptr;
+
+// The unedited copy resumes and evaluates: the edits below are what is refused.
+TEST_F(CheckpointValidationTest, TheUneditedCheckpointIsAccepted) {
+  const DgqaRun resumed = resume("auto");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  const DgqaRun evaluated = eval();
+  EXPECT_EQ(evaluated.exit_code, 0) << evaluated.err;
+}
+
+// A harmless edit with the checksum fixed is accepted: the refusals below come from the checks
+// of what was edited, not from the checksum.
+TEST_F(CheckpointValidationTest, AResealedHarmlessEditIsAccepted) {
+  edit_state("world_size: 1", "world_size: 3");
+  const DgqaRun resumed = resume("auto");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("written by 3 rank(s)"), std::string::npos) << resumed.err;
+}
+
+TEST_F(CheckpointValidationTest, RecordedConfigWithZeroHeadsIsRefused) {
+  edit_state("num_heads: 4", "num_heads: 0");
+  expect_all_refused({state_path() + ": model.num_heads:", "must be positive"});
+}
+
+TEST_F(CheckpointValidationTest, RecordedConfigWithZeroPatchSizeIsRefused) {
+  edit_state("patch_size: 4", "patch_size: 0");
+  expect_all_refused({state_path() + ": model.patch_size:", "must be positive"});
+}
+
+TEST_F(CheckpointValidationTest, RecordedConfigWithAnImpossibleSettingIsRefused) {
+  edit_state("global_batch_size: 8", "global_batch_size: -8");
+  expect_all_refused({state_path() + ": train.global_batch_size:"});
+}
+
+TEST_F(CheckpointValidationTest, StepBeyondTheRunsMaxStepsIsRefused) {
+  edit_state("step: 2", "step: 999999999");
+  expect_all_refused({state_path() + ": step:", "beyond the run's train.max_steps = 2"});
+}
+
+TEST_F(CheckpointValidationTest, NegativeStepIsRefused) {
+  edit_state("step: 2", "step: -1");
+  expect_all_refused({state_path() + ": step:", "must be at least 0"});
+}
+
+TEST_F(CheckpointValidationTest, EpochThatDoesNotFitTheStepIsRefused) {
+  edit_state("epoch: 0", "epoch: 5");
+  expect_all_refused({state_path() + ": epoch:", "do not fit together"});
+}
+
+// Step 9 in epoch 0 fits a run of 20 steps on its own, but this data has 8 steps per epoch.
+TEST_F(CheckpointValidationTest, StepBeyondItsEpochIsRefusedOnResuming) {
+  edit_state("step: 2", "step: 9");
+  edit_state("batch_in_epoch: 2", "batch_in_epoch: 9");
+  edit_state("max_steps: 2", "max_steps: 20");
+  expect_all_refused({state_path() + ": step:", "8 steps per epoch"}, /*training_only=*/true);
+}
+
+TEST_F(CheckpointValidationTest, NegativeOptimizerStepCountIsRefused) {
+  set_optimizer_steps(-100);
+  expect_all_refused({"optimizer.safetensors: optimizer.steps:", "is -100"},
+                     /*training_only=*/true);
+}
+
+TEST_F(CheckpointValidationTest, OptimizerStepCountOtherThanTheStepIsRefused) {
+  set_optimizer_steps(7);
+  expect_all_refused({"optimizer.safetensors: optimizer.steps:", "is 7"}, /*training_only=*/true);
+}
+
+TEST_F(CheckpointValidationTest, FileNamesOutsideTheCheckpointAreRefused) {
+  const std::string original = tests::read_file(state_path());
+  for (const std::string name :
+       {"/dev/zero", "../step_00000002/model.safetensors", "sub/model.safetensors", "..", ""}) {
+    SCOPED_TRACE(name);
+    tests::write_file(state_path(), original);
+    edit_state("name: \"model.safetensors\"", "name: \"" + name + "\"");
+    expect_all_refused({state_path() + ": files[0].name:", "not a plain file name"});
+  }
+}
+
+TEST_F(CheckpointValidationTest, FileNamesOfOtherFilesAreRefused) {
+  edit_state("name: \"optimizer.safetensors\"", "name: \"model.safetensors\"");
+  expect_all_refused({state_path() + ": files[1].name:", "not optimizer.safetensors"});
+}
+
+TEST_F(CheckpointValidationTest, HandEditedStateIsRefusedByItsChecksum) {
+  const std::string text = tests::read_file(state_path());
+  tests::write_file(state_path(), with_line_replaced(text, "step: 2", "step: 1"));
+  expect_all_refused({state_path() + ": fails its checksum"});
+}
+
+TEST_F(CheckpointValidationTest, BitFlippedStateIsRefusedByItsChecksum) {
+  std::string text = tests::read_file(state_path());
+  text[text.size() / 2] = static_cast<char>(text[text.size() / 2] ^ 0x04);
+  tests::write_file(state_path(), text);
+  expect_all_refused({state_path() + ":", "checksum"});
+}
+
+TEST_F(CheckpointValidationTest, StateWithoutChecksumLineIsRefused) {
+  tests::write_file(state_path(), body_of(tests::read_file(state_path())));
+  expect_all_refused({state_path() + ": has no checksum line"});
+}
+
+}  // namespace
+}  // namespace dgqa
