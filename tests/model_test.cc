@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <memory>
+#include <new>
 
 #include "kernels/backend.h"
+#include "kernels/profiling_backend.h"
 #include "model/vit.h"
 #include "tests/test_util.h"
 
@@ -57,6 +59,41 @@ std::vector<std::vector<int>> allocations(const VisionTransformer& model) {
 const AttentionScheme kAllSchemes[] = {AttentionScheme::kMHA,      AttentionScheme::kGQA,
                                        AttentionScheme::kKDGQA,    AttentionScheme::kDGQA_DIFF,
                                        AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
+
+// A CPU backend whose allocate throws std::bad_alloc from its `fail_at`-th call on, and that
+// counts the allocations not given back.
+class FailingAllocationBackend : public ProfilingBackend {
+ public:
+  explicit FailingAllocationBackend(int fail_at)
+      : ProfilingBackend(make_backend("cpu")), fail_at_(fail_at) {}
+  void* allocate(size_t bytes) override {
+    if (++calls_ >= fail_at_) throw std::bad_alloc();
+    ++outstanding_;
+    return ProfilingBackend::allocate(bytes);
+  }
+  void release(void* pointer) override {
+    --outstanding_;
+    ProfilingBackend::release(pointer);
+  }
+  int outstanding() const { return outstanding_; }
+
+ private:
+  int fail_at_, calls_ = 0, outstanding_ = 0;
+};
+
+// The constructor allocates the parameters, the gradients, then the activation buffers: a
+// failure at any of them gives back what was allocated before it.
+TEST(ModelConstructionTest, FailedAllocationLeaksNothing) {
+  for (int fail_at = 1; fail_at <= 3; ++fail_at) {
+    FailingAllocationBackend backend(fail_at);
+    EXPECT_THROW(VisionTransformer(tiny_config(AttentionScheme::kGQA), backend, 2, 7),
+                 std::bad_alloc);
+    EXPECT_EQ(backend.outstanding(), 0) << "allocation " << fail_at << " failed";
+  }
+  FailingAllocationBackend backend(100);
+  { VisionTransformer model(tiny_config(AttentionScheme::kGQA), backend, 2, 7); }
+  EXPECT_EQ(backend.outstanding(), 0);
+}
 
 class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
 
