@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -32,6 +33,11 @@ std::string file_error(const std::string& path, const std::string& what) {
 }
 
 std::vector<char> read_whole_file(const std::string& path) {
+  // A directory opens as a stream on Linux and then fails in seekg/tellg with no clear reason.
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw InputError(file_error(path, "is a directory, not a CIFAR data file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw InputError(file_error(path, std::string("cannot open (") + std::strerror(errno) + ")"));

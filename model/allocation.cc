@@ -24,6 +24,14 @@ Real sum_of(const std::vector<Real>& values) {
   return std::accumulate(values.begin(), values.end(), Real(0));
 }
 
+// Whether every value is finite. A NaN or infinite key norm (a diverged run, or weights that
+// hold them) has no proportional share: the allocation falls back to the equal split, so that
+// the model still runs on a valid allocation and the NaN shows in its loss.
+template <typename Real>
+bool all_finite(const std::vector<Real>& values) {
+  return std::all_of(values.begin(), values.end(), [](Real v) { return std::isfinite(v); });
+}
+
 int sum_of(const std::vector<int>& values) {
   return std::accumulate(values.begin(), values.end(), 0);
 }
@@ -37,21 +45,33 @@ std::vector<Real> quotas(const std::vector<Real>& r, int H) {
   return q;
 }
 
-// std::nearbyint in the default rounding mode rounds half to even, like torch.round.
+// std::nearbyint in the default rounding mode rounds half to even, like torch.round. Quotas
+// lie in [0, H] (finite, non-negative shares of H); one outside is an internal error, thrown
+// rather than converted (converting NaN or a value beyond int is undefined).
 template <typename Real>
-std::vector<int> round_half_even(const std::vector<Real>& q) {
+std::vector<int> round_half_even(const std::vector<Real>& q, int H) {
   std::vector<int> a(q.size());
-  for (size_t i = 0; i < q.size(); ++i) a[i] = static_cast<int>(std::nearbyint(q[i]));
+  for (size_t i = 0; i < q.size(); ++i) {
+    const Real rounded = std::nearbyint(q[i]);
+    if (!(rounded >= 0 && rounded <= static_cast<Real>(H))) {
+      throw std::logic_error("allocation: quota " + std::to_string(q[i]) + " is outside [0, " +
+                             std::to_string(H) + "]");
+    }
+    a[i] = static_cast<int>(rounded);
+  }
   return a;
 }
 
 // apportion() on double scores; see the note on precision above.
 std::vector<int> apportion_in_double(const std::vector<double>& r, int H) {
   check_shape(H, static_cast<int>(r.size()));
-  if (sum_of(r) == 0.0) return equal_allocation(H, static_cast<int>(r.size()));
+  if (std::any_of(r.begin(), r.end(), [](double v) { return v < 0; })) {
+    throw std::invalid_argument("apportion: a score is negative");
+  }
+  if (!all_finite(r) || sum_of(r) == 0.0) return equal_allocation(H, static_cast<int>(r.size()));
 
   const std::vector<double> q = quotas(r, H);
-  std::vector<int> a = round_half_even(q);
+  std::vector<int> a = round_half_even(q, H);
 
   // Too many heads: take one from the entry furthest above its quota (first index on ties).
   while (sum_of(a) > H) {
@@ -84,13 +104,14 @@ std::vector<int> equal_allocation(int H, int G) {
 std::vector<int> kdgqa_allocation(const std::vector<float>& norms, int H) {
   const int G = static_cast<int>(norms.size());
   check_shape(H, G);
+  if (!all_finite(norms)) return equal_allocation(H, G);
   const auto [min_it, max_it] = std::minmax_element(norms.begin(), norms.end());
   const float lo = *min_it, hi = *max_it;
   if (hi == lo) return equal_allocation(H, G);
 
   std::vector<float> m(norms.size());
   for (size_t i = 0; i < norms.size(); ++i) m[i] = (norms[i] - lo) / (hi - lo);
-  std::vector<int> a = round_half_even(quotas(m, H));
+  std::vector<int> a = round_half_even(quotas(m, H), H);
 
   // Rounding can miss H by a few heads; the paper's code corrects the largest (resp.
   // smallest) entry one head at a time. max_element/min_element pick the first on ties.

@@ -15,12 +15,14 @@ namespace dgqa {
 std::vector<int> equal_allocation(int H, int G);
 
 // KDGQA (3.2): query heads in proportion to the min-max normalised key norms (one per K/V
-// head). Equal norms give the equal split.
+// head). Equal norms give the equal split, and so does a NaN or infinite norm (a diverged run:
+// there is no proportion to follow, and the model keeps a valid allocation).
 std::vector<int> kdgqa_allocation(const std::vector<float>& norms, int H);
 
 // DGQA's apportionment (3.3): query heads in proportion to the non-negative scores r, rounded
 // half to even, then corrected one head at a time by the largest surplus or deficit against
-// the exact quota. All-zero scores give the equal split. Computed in double (allocation.cc
+// the exact quota. All-zero scores give the equal split, and so does a NaN or infinite score;
+// a negative score throws std::invalid_argument. Computed in double (allocation.cc
 // says why).
 std::vector<int> apportion(const std::vector<float>& r, int H);
 

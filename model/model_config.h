@@ -27,12 +27,20 @@ struct ModelConfig {
   bool pgqa_eval_noise = true;
   float init_std = 0.02f;
 
+  // The counts below are computed in 64 bits; one that does not fit in int throws
+  // std::overflow_error (validate_config refuses such shapes first: an internal error here).
   int head_dim() const { return embed_dim / num_heads; }
-  int num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
-  int num_tokens() const { return num_patches() + 1; }  // patches + class token
-  int mlp_dim() const { return 4 * embed_dim; }
+  int num_patches() const;
+  int num_tokens() const;  // patches + class token
+  int mlp_dim() const;
 };
 
 const char* attention_scheme_name(AttentionScheme scheme);
+
+// The same counts in 64 bits, for checking a shape before narrowing it (no overflow for any
+// positive int fields; num_tokens is at most 2^62 + 1).
+int64_t num_patches_of(const ModelConfig& config);
+int64_t num_tokens_of(const ModelConfig& config);
+int64_t mlp_dim_of(const ModelConfig& config);
 
 }  // namespace dgqa

@@ -58,9 +58,9 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   const int64_t C = config.in_channels, S = config.image_size, p = config.patch_size;
   const bool pgqa = config.attention == AttentionScheme::kPGQA;
 
-  params_ = static_cast<float*>(backend_.allocate(layout_.total_size() * sizeof(float)));
-  grads_ = static_cast<float*>(backend_.allocate(layout_.total_size() * sizeof(float)));
-  backend_.set_parameters(params_, layout_.total_size());
+  params_ = allocate_floats(layout_.total_size());
+  grads_ = allocate_floats(layout_.total_size());
+  backend_.set_parameters(params_.get(), layout_.total_size());
   for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config);
 
   // Every buffer is a region of one backend allocation, so a forward pass never allocates:
@@ -134,14 +134,16 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   init_params(seed);
 }
 
-VisionTransformer::~VisionTransformer() {
-  buffers_.reset();
-  backend_.release(params_);
-  backend_.release(grads_);
+// Members go in reverse order: the activation buffers, then grads_ and params_.
+VisionTransformer::~VisionTransformer() = default;
+
+VisionTransformer::BackendFloats VisionTransformer::allocate_floats(int64_t count) {
+  void* memory = backend_.allocate(static_cast<size_t>(count) * sizeof(float));
+  return BackendFloats(static_cast<float*>(memory), BackendRelease{&backend_});
 }
 
 void VisionTransformer::zero_grads() {
-  backend_.zero(grads_, layout_.total_size() * sizeof(float));
+  backend_.zero(grads_.get(), layout_.total_size() * sizeof(float));
 }
 
 void VisionTransformer::init_params(uint64_t seed) {
@@ -178,12 +180,12 @@ void VisionTransformer::init_params(uint64_t seed) {
 
 std::vector<float> VisionTransformer::params_to_host() const {
   std::vector<float> host(layout_.total_size());
-  backend_.copy_to_host(host.data(), params_, host.size() * sizeof(float));
+  backend_.copy_to_host(host.data(), params_.get(), host.size() * sizeof(float));
   return host;
 }
 
 void VisionTransformer::params_from_host(const std::vector<float>& values) {
-  backend_.copy_to_device(params_, values.data(), values.size() * sizeof(float));
+  backend_.copy_to_device(params_.get(), values.data(), values.size() * sizeof(float));
 }
 
 std::vector<float> VisionTransformer::logits_to_host() const {

@@ -16,6 +16,13 @@
 
 namespace dgqa {
 
+// Gives a backend allocation back to its backend: the owner of the model's parameters and
+// gradients, so that a constructor that throws after allocating them leaks nothing.
+struct BackendRelease {
+  Backend* backend = nullptr;
+  void operator()(float* pointer) const { backend->release(pointer); }
+};
+
 class VisionTransformer {
  public:
   // Buffers for activations are sized for up to max_batch images per forward pass.
@@ -29,8 +36,8 @@ class VisionTransformer {
   int max_batch() const { return max_batch_; }
 
   // The flat parameter and gradient buffers (backend memory, layout() order).
-  float* params() { return params_; }
-  float* grads() { return grads_; }
+  float* params() { return params_.get(); }
+  float* grads() { return grads_.get(); }
   void zero_grads();
 
   // timm-style initialisation (truncated normal weights, zero biases, unit norms), drawn from
@@ -63,9 +70,11 @@ class VisionTransformer {
 
  private:
   struct Buffers;
+  using BackendFloats = std::unique_ptr<float, BackendRelease>;
+  BackendFloats allocate_floats(int64_t count);
 
-  float* param(int64_t offset) { return params_ + offset; }
-  float* grad(int64_t offset) { return grads_ + offset; }
+  float* param(int64_t offset) { return params_.get() + offset; }
+  float* grad(int64_t offset) { return grads_.get() + offset; }
   void choose_allocation(int layer, const float* k, int B, const ForwardContext& context,
                          Reducer& reducer);
 
@@ -74,9 +83,9 @@ class VisionTransformer {
   ParamLayout layout_;
   int max_batch_;
   uint64_t seed_;
-  float* params_ = nullptr;
-  float* grads_ = nullptr;
-  std::unique_ptr<Buffers> buffers_;
+  BackendFloats params_;
+  BackendFloats grads_;
+  std::unique_ptr<Buffers> buffers_;  // after params_ and grads_: released before them
   std::vector<GroupAllocator> allocators_;
   int last_batch_ = 0;
   bool last_noise_ = false;  // whether the last forward applied PGQA noise

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -128,6 +130,26 @@ TEST(Apportion, DeficitGivenToTheLargestShortfall) {
   // Quotas 0.2, 0.3, 2.5 round (half even) to 0, 0, 2: the missing head goes to index 2,
   // whose shortfall 0.5 is the largest.
   EXPECT_EQ(apportion({0.2f, 0.3f, 2.5f}, 3), (std::vector<int>{0, 0, 3}));
+}
+
+// A diverged run's key norms (NaN, infinite) have no proportion: the equal split, not the
+// undefined conversion of a NaN quota to int.
+TEST(NonFinite, NormsAndScoresGiveTheEqualSplit) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(kdgqa_allocation({1.f, nan, 2.f}, 6), equal_allocation(6, 3));
+  EXPECT_EQ(kdgqa_allocation({nan, nan}, 5), equal_allocation(5, 2));
+  EXPECT_EQ(kdgqa_allocation({1.f, inf}, 4), equal_allocation(4, 2));
+  EXPECT_EQ(apportion({1.f, nan, 2.f}, 6), equal_allocation(6, 3));
+  EXPECT_EQ(apportion({inf, 1.f}, 3), equal_allocation(3, 2));
+  for (DgqaKind kind : {DgqaKind::kDiff, DgqaKind::kEma}) {
+    const DgqaUpdate update = dgqa_update(kind, {nan, 1.f, 2.f}, {0.5f, 0.5f, 0.5f}, 0.9f, 1, 6);
+    EXPECT_EQ(update.allocation, equal_allocation(6, 3));
+  }
+}
+
+TEST(Apportion, RejectsNegativeScores) {
+  EXPECT_THROW(apportion({1.f, -1.f}, 4), std::invalid_argument);
 }
 
 TEST(Invariants, RandomNormsGiveValidAllocations) {

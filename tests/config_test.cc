@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "tests/test_util.h"
+#include "trainer/memory_check.h"
 
 namespace dgqa {
 namespace {
@@ -449,6 +450,84 @@ TEST_F(ConfigTest, WithoutPresetEveryShapeFieldIsRequired) {
     const std::string message = load_error({}, text);
     EXPECT_NE(message.find(std::string("model.") + field), std::string::npos) << message;
   }
+}
+
+// ---- Limits: thread count, integer extents, memory ---------------------------------------------
+
+TEST_F(ConfigTest, ThreadCountIsCappedAt1024) {
+  EXPECT_EQ(load({"train.threads=1024"}).train().threads(), 1024);
+  for (const char* value : {"1025", "100000", "-1"}) {
+    const std::string message = load_error({std::string("train.threads=") + value});
+    EXPECT_NE(message.find("train.threads: must be in [0, 1024] (0 = all cores), got " +
+                           std::string(value)),
+              std::string::npos)
+        << message;
+  }
+}
+
+// Counts the model keeps in int are checked in 64 bits before they are narrowed.
+TEST_F(ConfigTest, ShapesWhoseCountsOverflowIntNameTheirField) {
+  std::string message = load_error({"model.image_size=46341", "model.patch_size=1"});
+  EXPECT_NE(message.find("model.image_size: 46341 with model.patch_size = 1 gives 2147488281 "
+                         "patches, more than 2147483646"),
+            std::string::npos)
+      << message;
+  message = load_error({"model.embed_dim=536870912", "model.num_heads=1"});
+  EXPECT_NE(message.find("model.embed_dim: 536870912 gives an MLP width 4 * embed_dim = "
+                         "2147483648, more than 2147483647"),
+            std::string::npos)
+      << message;
+  message = load_error({"model.image_size=26755", "model.patch_size=26755", "model.in_channels=3"});
+  EXPECT_NE(message.find("model.patch_size: 26755 with model.in_channels = 3 gives patches of "
+                         "more than 2147483647 values"),
+            std::string::npos)
+      << message;
+  // The largest counts that fit are valid shapes (whether they fit in memory is checked later).
+  EXPECT_NO_THROW(load({"model.embed_dim=536870911", "model.num_heads=1"}));
+  EXPECT_NO_THROW(load({"model.image_size=46340", "model.patch_size=1"}));
+}
+
+// The model of kValidConfig: 28x28 images, patch 7, D 48, depth 2, 6 heads, 3 K/V heads.
+TEST_F(ConfigTest, MemoryEstimateAddsItsParts) {
+  const config::Config config = load();
+  const ModelConfig model = model_config_from(config);
+  const MemoryNeed train = estimate_memory(config, model, {64, "train.global_batch_size"}, true, 2);
+  const MemoryNeed eval = estimate_memory(config, model, {64, "train.global_batch_size"}, false, 1);
+  const double params = parameter_count(model).total();
+  EXPECT_DOUBLE_EQ(train.weight_bytes, 10 * 4 * params);
+  EXPECT_DOUBLE_EQ(eval.weight_bytes, 5 * 4 * params);
+  EXPECT_DOUBLE_EQ(train.activation_bytes, 4 * activation_floats(model, 64));
+  // Two loaders of (prefetch 2 + 3) batches of 64 images of 28 x 28 floats.
+  EXPECT_DOUBLE_EQ(train.input_bytes, 2 * 5 * 64 * 28 * 28 * 4.0);
+  EXPECT_DOUBLE_EQ(eval.input_bytes, train.input_bytes / 2);
+  EXPECT_DOUBLE_EQ(train.total_bytes(), train.weight_bytes + train.bookkeeping_bytes +
+                                            train.activation_bytes + train.input_bytes);
+}
+
+TEST_F(ConfigTest, MemoryCheckNamesTheFieldsBehindTheLargestPart) {
+  const auto message_for = [&](const std::vector<std::string>& overrides, int batch) {
+    const config::Config config = load(overrides);
+    const MemoryNeed need = estimate_memory(config, model_config_from(config),
+                                            {batch, "train.eval_batch_size"}, true, 1);
+    EXPECT_NO_THROW(check_memory(need, 0));  // unknown machine memory: no check
+    EXPECT_NO_THROW(check_memory(need, need.total_bytes()));
+    return tests::input_error_of([&] { check_memory(need, need.total_bytes() / 2); });
+  };
+  std::string message = message_for({"model.depth=100", "model.embed_dim=4800"}, 1);
+  EXPECT_EQ(message.find("model.embed_dim, model.depth: the run needs about "), 0u) << message;
+  EXPECT_NE(message.find(" GiB (MemTotal): "), std::string::npos) << message;
+  message = message_for({"model.num_classes=100000000"}, 1);
+  EXPECT_EQ(message.find("model.num_classes, model.embed_dim: "), 0u) << message;
+  message = message_for({"model.patch_size=1"}, 256);
+  EXPECT_EQ(message.find("train.eval_batch_size, model.image_size / model.patch_size, "), 0u)
+      << message;
+  EXPECT_NE(message.find("of activations for 256 images a pass (train.eval_batch_size)"),
+            std::string::npos)
+      << message;
+}
+
+TEST(MachineMemoryTest, ReadsMemTotal) {
+  EXPECT_GT(machine_memory_bytes(), 64.0 * 1024 * 1024);  // any machine that runs the tests
 }
 
 }  // namespace

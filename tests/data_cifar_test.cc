@@ -97,6 +97,18 @@ TEST_F(CifarReaderTest, MissingFileNamesIt) {
   expect_contains(message, "data.root: " + path("test.bin") + ": cannot open");
 }
 
+TEST_F(CifarReaderTest, DirectoryInPlaceOfAFileNamesIt) {
+  write_cifar10();
+  std::filesystem::remove(path("data_batch_2.bin"));
+  std::filesystem::create_directory(path("data_batch_2.bin"));
+  std::string message = input_error_of([&] { read_cifar10_dataset(root_, true); });
+  EXPECT_EQ(message,
+            "data.root: " + path("data_batch_2.bin") + ": is a directory, not a CIFAR data file");
+  std::filesystem::create_directory(path("test.bin"));
+  message = input_error_of([&] { read_cifar100_dataset(root_, false); });
+  expect_contains(message, path("test.bin") + ": is a directory");
+}
+
 TEST_F(CifarReaderTest, SizeNotAWholeNumberOfRecords) {
   write_cifar10();
   tests::write_file(path("test_batch.bin"), std::string(3073 * 2 + 5, '\0'));

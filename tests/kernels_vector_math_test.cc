@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
 
 namespace dgqa::cpu {
 namespace {
@@ -19,6 +23,50 @@ TEST(VectorMathTest, ExpWithinTwoUlpOverItsRange) {
   EXPECT_EQ(exp_fast(0.f), 1.f);
   EXPECT_GT(exp_fast(-1000.f), 0.f);  // clamped, never 0 or a denormal
   EXPECT_TRUE(std::isfinite(exp_fast(1000.f)));
+}
+
+// exp_fast as it was before NaN had a defined path: the same bits for every non-NaN input.
+float exp_fast_before_nan_path(float x) {
+  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  const float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f;
+  const float r2 = r * r;
+  const float q = (0.5f + r * (1.f / 6.f)) +
+                  r2 * ((1.f / 24.f + r * (1.f / 120.f)) + r2 * (1.f / 720.f + r * (1.f / 5040.f)));
+  const float p = 1.f + (r + r2 * q);
+  const int32_t exponent_bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &exponent_bits, sizeof(scale));
+  return p * scale;
+}
+
+TEST(VectorMathTest, ExpKeepsItsBitsForEveryNonNanInput) {
+  for (uint64_t bits = 0; bits <= 0xFFFFFFFFu; bits += 251) {  // both signs, every exponent
+    const uint32_t word = static_cast<uint32_t>(bits);
+    float x;
+    std::memcpy(&x, &word, sizeof(x));
+    if (std::isnan(x)) continue;
+    const float now = exp_fast(x), before = exp_fast_before_nan_path(x);
+    ASSERT_EQ(std::memcmp(&now, &before, sizeof(now)), 0) << "x = " << x;
+  }
+  const float infinity = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(exp_fast(infinity), exp_fast_before_nan_path(infinity));
+  EXPECT_EQ(exp_fast(-infinity), exp_fast_before_nan_path(-infinity));
+}
+
+// NaN goes through as NaN (no conversion of NaN to an integer), also in a vectorised loop.
+TEST(VectorMathTest, ExpOfNanIsNan) {
+  EXPECT_TRUE(std::isnan(exp_fast(std::numeric_limits<float>::quiet_NaN())));
+  std::vector<float> x(64, 1.f), y(64);
+  for (size_t i = 0; i < x.size(); i += 3) x[i] = std::numeric_limits<float>::quiet_NaN();
+#pragma omp simd
+  for (size_t i = 0; i < x.size(); ++i) y[i] = exp_fast(x[i]);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(std::isnan(y[i]), i % 3 == 0) << i;
+    if (i % 3 != 0) {
+      EXPECT_EQ(y[i], exp_fast(1.f));
+    }
+  }
 }
 
 // The relative error allowed grows as z^2/2: float's rounding of z*z (the exponent) is

@@ -4,8 +4,12 @@
 
 #include <cmath>
 #include <memory>
+#include <new>
+#include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/profiling_backend.h"
+#include "model/memory_estimate.h"
 #include "model/vit.h"
 #include "tests/test_util.h"
 
@@ -57,6 +61,66 @@ std::vector<std::vector<int>> allocations(const VisionTransformer& model) {
 const AttentionScheme kAllSchemes[] = {AttentionScheme::kMHA,      AttentionScheme::kGQA,
                                        AttentionScheme::kKDGQA,    AttentionScheme::kDGQA_DIFF,
                                        AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA};
+
+// A CPU backend whose allocate throws std::bad_alloc from its `fail_at`-th call on, and that
+// counts the allocations not given back.
+class FailingAllocationBackend : public ProfilingBackend {
+ public:
+  explicit FailingAllocationBackend(int fail_at)
+      : ProfilingBackend(make_backend("cpu")), fail_at_(fail_at) {}
+  void* allocate(size_t bytes) override {
+    if (++calls_ >= fail_at_) throw std::bad_alloc();
+    ++outstanding_;
+    sizes_.push_back(bytes);
+    return ProfilingBackend::allocate(bytes);
+  }
+  void release(void* pointer) override {
+    --outstanding_;
+    ProfilingBackend::release(pointer);
+  }
+  int outstanding() const { return outstanding_; }
+  const std::vector<size_t>& sizes() const { return sizes_; }
+
+ private:
+  std::vector<size_t> sizes_;
+  int fail_at_, calls_ = 0, outstanding_ = 0;
+};
+
+// The constructor allocates the parameters, the gradients, then the activation buffers: a
+// failure at any of them gives back what was allocated before it.
+TEST(ModelConstructionTest, FailedAllocationLeaksNothing) {
+  for (int fail_at = 1; fail_at <= 3; ++fail_at) {
+    FailingAllocationBackend backend(fail_at);
+    EXPECT_THROW(VisionTransformer(tiny_config(AttentionScheme::kGQA), backend, 2, 7),
+                 std::bad_alloc);
+    EXPECT_EQ(backend.outstanding(), 0) << "allocation " << fail_at << " failed";
+  }
+  FailingAllocationBackend backend(100);
+  { VisionTransformer model(tiny_config(AttentionScheme::kGQA), backend, 2, 7); }
+  EXPECT_EQ(backend.outstanding(), 0);
+}
+
+// The up-front estimate (model/memory_estimate.h) against what the model allocates: parameters
+// exactly (without the 16-float alignment of each tensor), activations within the alignment of
+// each buffer.
+TEST(MemoryEstimateTest, MatchesTheModelsAllocations) {
+  for (AttentionScheme scheme : {AttentionScheme::kGQA, AttentionScheme::kPGQA}) {
+    for (int batch : {1, 5}) {
+      ModelConfig config = tiny_config(scheme);
+      config.depth = 3;
+      FailingAllocationBackend backend(100);
+      VisionTransformer model(config, backend, batch, 7);
+      ASSERT_EQ(backend.sizes().size(), 3u);  // parameters, gradients, activations
+      double parameters = 0;  // total_size() adds the 16-float alignment of each tensor
+      for (const TensorSlot& slot : model.layout().tensors()) parameters += slot.size;
+      EXPECT_EQ(parameter_count(config).total(), parameters);
+      const double estimate = activation_floats(config, batch);
+      const double allocated = static_cast<double>(backend.sizes()[2]) / sizeof(float);
+      EXPECT_LE(estimate, allocated);
+      EXPECT_GE(estimate, allocated - 16.0 * 30 * config.depth - 16.0 * 40);
+    }
+  }
+}
 
 class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
 

@@ -10,9 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "common/error.h"
+#include "kernels/cpu/threads.h"
 
 namespace dgqa {
 namespace {
@@ -427,6 +429,26 @@ class Checker {
   std::string source_;
 };
 
+// The counts the model keeps in int (tokens, MLP width, the length of a flattened patch),
+// computed in 64 bits (or double) before they are narrowed. Memory is checked later, against
+// the machine (trainer/memory_check.h).
+void validate_extents(const ModelConfig& model, const Checker& check) {
+  constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+  const int64_t patches = num_patches_of(model);
+  check.require(patches < kMaxInt, "model.image_size",
+                str(model.image_size) + " with model.patch_size = " + str(model.patch_size) +
+                    " gives " + str(patches) + " patches, more than " + str(kMaxInt - 1));
+  check.require(mlp_dim_of(model) <= kMaxInt, "model.embed_dim",
+                str(model.embed_dim) + " gives an MLP width 4 * embed_dim = " +
+                    str(mlp_dim_of(model)) + ", more than " + str(kMaxInt));
+  const double patch_inputs =
+      static_cast<double>(model.in_channels) * model.patch_size * model.patch_size;
+  check.require(patch_inputs <= static_cast<double>(kMaxInt), "model.patch_size",
+                str(model.patch_size) + " with model.in_channels = " + str(model.in_channels) +
+                    " gives patches of more than " + str(kMaxInt) +
+                    " values (in_channels * patch_size^2)");
+}
+
 // `model` is `proto` resolved (preset and defaults applied).
 void validate_model(const config::Model& proto, const ModelConfig& model, const Checker& check) {
   for (const ShapeField& shape : kShapeFields) {
@@ -438,6 +460,8 @@ void validate_model(const config::Model& proto, const ModelConfig& model, const 
   check.require(
       model.embed_dim % model.num_heads == 0, "model.embed_dim",
       str(model.embed_dim) + " is not divisible by model.num_heads = " + str(model.num_heads));
+
+  validate_extents(model, check);
 
   // G as the user wrote it (MHA would otherwise hide a wrong explicit value).
   const int G = proto.has_num_kv_heads() ? proto.num_kv_heads() : model.num_kv_heads;
@@ -566,7 +590,9 @@ void validate_train(const config::Train& train, const Checker& check) {
   }
   check.at_least<int64_t>("train.eval_every_steps", train.eval_every_steps(), 0);
   check.at_least<int64_t>("train.log_every_steps", train.log_every_steps(), 1);
-  check.at_least("train.threads", train.threads(), 0);
+  check.require(
+      train.threads() >= 0 && train.threads() <= cpu::kMaxThreads, "train.threads",
+      "must be in [0, " + str(cpu::kMaxThreads) + "] (0 = all cores), got " + str(train.threads()));
 
 #ifdef DGQA_WITH_CUDA
   const bool known_backend = train.backend() == "cpu" || train.backend() == "cuda";

@@ -6,8 +6,34 @@
 #include "common/error.h"
 #include "kernels/cpu/threads.h"
 #include "trainer/datasets.h"
+#include "trainer/memory_check.h"
 
 namespace dgqa {
+namespace {
+
+// The largest batch a forward pass of this rank sees: global batch / ranks in training, the
+// evaluation batch (at most the test split) shared out over the ranks.
+RankBatch largest_batch(const config::Config& config, const RunParts& parts,
+                        const ExampleSource* test_set, int world) {
+  RankBatch batch;
+  if (parts.training) {
+    const int global_batch = config.train().global_batch_size();
+    if (global_batch % world != 0) {
+      throw InputError("train.global_batch_size: " + std::to_string(global_batch) +
+                       " is not divisible by the world size " + std::to_string(world));
+    }
+    batch = {global_batch / world, "train.global_batch_size"};
+  }
+  if (test_set != nullptr) {
+    const int eval_batch = static_cast<int>(
+        std::min<int64_t>(config.train().eval_batch_size(), test_set->num_examples()));
+    const int per_rank = static_cast<int>((int64_t{eval_batch} + world - 1) / world);
+    if (per_rank > batch.images) batch = {per_rank, "train.eval_batch_size"};
+  }
+  return batch;
+}
+
+}  // namespace
 
 RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunParts& parts)
     : model_config(model_config_from(config)) {
@@ -25,28 +51,21 @@ RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunPa
   }
   if (!parts.model) return;
 
+  // Activation buffers for the largest batch a forward pass of this rank sees.
+  const RankBatch batch = largest_batch(config, parts, test_set.get(), world);
+  // On cuda the model lives in GPU memory, which this estimate does not read.
+  if (config.train().backend() == "cpu") {
+    const int loaders = (train_loader ? 1 : 0) + (test_loader ? 1 : 0);
+    check_memory(estimate_memory(config, model_config, batch, parts.training, loaders),
+                 machine_memory_bytes());
+  }
   backend = make_backend(backend_options_from(config, comm.info().local_rank));
   if (parts.profile) {
     auto profiling = std::make_unique<ProfilingBackend>(std::move(backend));
     profiler = profiling.get();
     backend = std::move(profiling);
   }
-  // Activation buffers for the largest batch a forward pass of this rank sees.
-  int max_batch = 0;
-  if (parts.training) {
-    const int global_batch = config.train().global_batch_size();
-    if (global_batch % world != 0) {
-      throw InputError("train.global_batch_size: " + std::to_string(global_batch) +
-                       " is not divisible by the world size " + std::to_string(world));
-    }
-    max_batch = global_batch / world;
-  }
-  if (test_set) {
-    const int eval_batch = static_cast<int>(
-        std::min<int64_t>(config.train().eval_batch_size(), test_set->num_examples()));
-    max_batch = std::max(max_batch, (eval_batch + world - 1) / world);
-  }
-  model = std::make_unique<VisionTransformer>(model_config, *backend, max_batch, config.seed());
+  model = std::make_unique<VisionTransformer>(model_config, *backend, batch.images, config.seed());
 }
 
 int64_t total_training_steps(const config::Config& config, int64_t steps_per_epoch) {

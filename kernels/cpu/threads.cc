@@ -3,9 +3,16 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <stdexcept>
+#include <string>
+
 namespace dgqa::cpu {
 
 int set_threads(int n) {
+  if (n < 0 || n > kMaxThreads) {
+    throw std::invalid_argument("set_threads: " + std::to_string(n) + " is outside [0, " +
+                                std::to_string(kMaxThreads) + "]");
+  }
   if (n > 0) omp_set_num_threads(n);
   return omp_get_max_threads();
 }

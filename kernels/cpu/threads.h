@@ -4,8 +4,15 @@
 
 namespace dgqa::cpu {
 
-// n > 0 sets OpenMP's thread count; n == 0 leaves the default (all cores, or
-// OMP_NUM_THREADS when set). Returns the count in use.
+// The most threads set_threads takes (train.threads). A fixed bound, not a multiple of the
+// cores, so that whether a config is valid does not depend on the machine that checks it; it
+// is above the cores of any one machine dgqa runs on, and far below the counts that crash
+// OpenMP (100000 threads overflow a stack inside libgomp's team start: SIGSEGV).
+constexpr int kMaxThreads = 1024;
+
+// 0 < n <= kMaxThreads sets OpenMP's thread count; n == 0 leaves the default (all cores, or
+// OMP_NUM_THREADS when set). Returns the count in use. Other n throw std::invalid_argument
+// (validate_config refuses them first).
 int set_threads(int n);
 
 // Makes OpenBLAS run each following BLAS call on the calling thread, using no threads of its own.

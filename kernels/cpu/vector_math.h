@@ -15,10 +15,11 @@
 
 namespace dgqa::cpu {
 
-// e^x for x in [-87, 88] (outside, x is clamped: e^-87 ~ 1.6e-38 stands in for underflow).
-// e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2)/2, e^r by its Taylor series to r^7.
+// e^x for x in [-87, 88] (outside, x is clamped: e^-87 ~ 1.6e-38 stands in for underflow);
+// NaN gives NaN. e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2)/2, e^r by its Taylor
+// series to r^7.
 inline DGQA_ALWAYS_INLINE float exp_fast(float x) {
-  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);  // NaN passes: r and the result are NaN
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
   const float n = (x * kLog2e + kRound) - kRound;
@@ -30,7 +31,10 @@ inline DGQA_ALWAYS_INLINE float exp_fast(float x) {
   const float q = (0.5f + r * (1.f / 6.f)) +
                   r2 * ((1.f / 24.f + r * (1.f / 120.f)) + r2 * (1.f / 720.f + r * (1.f / 5040.f)));
   const float p = 1.f + (r + r2 * q);
-  const int32_t exponent_bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  // n is in [-126, 127] for a clamped x; a NaN n (x NaN) stands as 0, as converting NaN to an
+  // integer is undefined. n + 127 >= 1: the shift is of a positive value.
+  const float whole_n = n == n ? n : 0.f;
+  const int32_t exponent_bits = (static_cast<int32_t>(whole_n) + 127) << 23;  // 2^n
   float scale;
   std::memcpy(&scale, &exponent_bits, sizeof(scale));
   return p * scale;
