@@ -55,36 +55,9 @@ void copy_tensor(const SafetensorsFile& file, const std::string& name, Safetenso
   }
 }
 
-class BadInputTest : public ::testing::Test {
+class BadInputTest : public tests::TrainedWeightsTest {
  protected:
-  // One valid dataset, and the weights of a short valid GQA run and DGQA_EMA run on it.
-  static void SetUpTestSuite() {
-    suite_dir_ = new std::string(tests::make_temp_dir("dgqa_bad_input_suite_"));
-    data_ = new FixtureDataset(tests::write_fixture_dataset(*suite_dir_));
-    for (const std::string scheme : {"GQA", "DGQA_EMA"}) {
-      FixtureConfig config;
-      config.attention = scheme;
-      config.max_steps = 2;
-      const std::string path =
-          tests::write_fixture_config(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
-      const DgqaRun run = tests::run_dgqa("train --config " + shell_quote(path) + " --out " +
-                                              shell_quote(*suite_dir_ + "/" + scheme),
-                                          *suite_dir_);
-      ASSERT_EQ(run.exit_code, 0) << run.err;
-    }
-  }
-  static void TearDownTestSuite() {
-    std::filesystem::remove_all(*suite_dir_);
-    delete data_;
-    delete suite_dir_;
-  }
-
-  void SetUp() override { dir_ = tests::make_temp_dir("dgqa_bad_input_"); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  static std::string valid_weights(const std::string& scheme = "GQA") {
-    return *suite_dir_ + "/" + scheme + "/model.safetensors";
-  }
+  static std::string valid_weights(const std::string& scheme = "GQA") { return weights_of(scheme); }
 
   std::string write_config(const FixtureConfig& config, const FixtureDataset& data) {
     return tests::write_fixture_config(dir_ + "/config.pbtxt", data, config);
@@ -164,14 +137,7 @@ class BadInputTest : public ::testing::Test {
     tests::write_file(data.*file, bytes);
     return data;
   }
-
-  static std::string* suite_dir_;
-  static FixtureDataset* data_;
-  std::string dir_;
 };
-
-std::string* BadInputTest::suite_dir_ = nullptr;
-FixtureDataset* BadInputTest::data_ = nullptr;
 
 // ---- The config ------------------------------------------------------------------------------
 

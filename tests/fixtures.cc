@@ -267,4 +267,41 @@ bool file_exists(const std::string& path) {
   return std::filesystem::exists(path);
 }
 
+std::string* TrainedWeightsTest::suite_dir_ = nullptr;
+FixtureDataset* TrainedWeightsTest::data_ = nullptr;
+
+void TrainedWeightsTest::SetUpTestSuite() {
+  suite_dir_ = new std::string(make_temp_dir("dgqa_trained_suite_"));
+  data_ = new FixtureDataset(write_fixture_dataset(*suite_dir_));
+  for (const std::string scheme : {"GQA", "DGQA_EMA"}) {
+    FixtureConfig config;
+    config.attention = scheme;
+    config.max_steps = 2;
+    const std::string path =
+        write_fixture_config(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
+    const DgqaRun run = run_dgqa(
+        "train --config " + shell_quote(path) + " --out " + shell_quote(*suite_dir_ + "/" + scheme),
+        *suite_dir_);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+  }
+}
+
+void TrainedWeightsTest::TearDownTestSuite() {
+  std::filesystem::remove_all(*suite_dir_);
+  delete data_;
+  delete suite_dir_;
+}
+
+void TrainedWeightsTest::SetUp() {
+  dir_ = make_temp_dir("dgqa_test_");
+}
+
+void TrainedWeightsTest::TearDown() {
+  std::filesystem::remove_all(dir_);
+}
+
+std::string TrainedWeightsTest::weights_of(const std::string& scheme) {
+  return *suite_dir_ + "/" + scheme + "/model.safetensors";
+}
+
 }  // namespace dgqa::tests

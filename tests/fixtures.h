@@ -2,6 +2,8 @@
 // dataset (IDX files), a config for a tiny ViT on it, and a way to run the binary.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -132,5 +134,22 @@ std::vector<std::string> lines_of(const std::string& text);
 int count_lines_containing(const std::string& text, const std::string& needle);
 
 bool file_exists(const std::string& path);
+
+// A suite whose tests share one fixture dataset and the weights of short (2-step) GQA and
+// DGQA_EMA runs on it, made once per suite; each test gets a fresh directory dir_.
+class TrainedWeightsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+  void SetUp() override;
+  void TearDown() override;
+
+  // model.safetensors of the scheme's run ("GQA" or "DGQA_EMA").
+  static std::string weights_of(const std::string& scheme);
+
+  static std::string* suite_dir_;
+  static FixtureDataset* data_;
+  std::string dir_;
+};
 
 }  // namespace dgqa::tests

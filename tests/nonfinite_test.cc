@@ -62,35 +62,8 @@ void write_edited(const std::string& from, const std::string& to, const std::str
   writer.write(to);
 }
 
-class NonFiniteTest : public ::testing::Test {
+class NonFiniteTest : public tests::TrainedWeightsTest {
  protected:
-  // A dataset, and the weights of a short GQA run and DGQA_EMA run on it.
-  static void SetUpTestSuite() {
-    suite_dir_ = new std::string(tests::make_temp_dir("dgqa_nonfinite_suite_"));
-    data_ = new FixtureDataset(tests::write_fixture_dataset(*suite_dir_));
-    for (const std::string scheme : {"GQA", "DGQA_EMA"}) {
-      FixtureConfig config;
-      config.attention = scheme;
-      config.max_steps = 2;
-      const std::string path =
-          tests::write_fixture_config(*suite_dir_ + "/" + scheme + ".pbtxt", *data_, config);
-      const DgqaRun run = tests::run_dgqa("train --config " + shell_quote(path) + " --out " +
-                                              shell_quote(*suite_dir_ + "/" + scheme),
-                                          *suite_dir_);
-      ASSERT_EQ(run.exit_code, 0) << run.err;
-    }
-  }
-  static void TearDownTestSuite() {
-    std::filesystem::remove_all(*suite_dir_);
-    delete data_;
-    delete suite_dir_;
-  }
-  void SetUp() override { dir_ = tests::make_temp_dir("dgqa_nonfinite_"); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  static std::string weights_of(const std::string& scheme) {
-    return *suite_dir_ + "/" + scheme + "/model.safetensors";
-  }
   std::string config_for(const std::string& scheme, const std::string& extra = "") {
     FixtureConfig config;
     config.attention = scheme;
@@ -120,14 +93,7 @@ class NonFiniteTest : public ::testing::Test {
     expect_line(trained, 2, "dgqa: error:", needles);
     EXPECT_FALSE(tests::file_exists(dir_ + "/out/model.safetensors"));
   }
-
-  static std::string* suite_dir_;
-  static FixtureDataset* data_;
-  std::string dir_;
 };
-
-std::string* NonFiniteTest::suite_dir_ = nullptr;
-FixtureDataset* NonFiniteTest::data_ = nullptr;
 
 TEST_F(NonFiniteTest, WeightsWithNanOrInfAreRefused) {
   const std::string nan = dir_ + "/nan.safetensors", inf = dir_ + "/inf.safetensors";
