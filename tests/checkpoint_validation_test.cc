@@ -26,7 +26,6 @@ namespace fs = std::filesystem;
 using tests::DgqaRun;
 using tests::shell_quote;
 
-constexpr const char* kErrorPrefix = "dgqa: error:";
 constexpr const char* kSealPrefix = "# crc32: ";
 constexpr const char* kCheckpoint = "/checkpoints/step_00000002";
 
@@ -150,16 +149,7 @@ class CheckpointValidationTest : public ::testing::Test {
   // they were.
   void expect_refused(const DgqaRun& run, const std::vector<std::string>& needles,
                       const std::map<std::string, std::string>& before) const {
-    EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-    EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
-    std::string line;
-    for (const std::string& each : tests::lines_of(run.err)) {
-      if (each.find(kErrorPrefix) != std::string::npos) line = each;
-    }
-    for (const std::string& needle : needles) {
-      EXPECT_NE(line.find(needle), std::string::npos)
-          << "the error line does not name '" << needle << "': " << line;
-    }
+    tests::expect_input_error(run, needles);
     EXPECT_TRUE(snapshot(out_) == before) << "the run's files changed";
   }
 

@@ -17,31 +17,12 @@ namespace dgqa {
 namespace {
 
 using tests::DgqaRun;
+using tests::expect_input_error;
 using tests::FixtureConfig;
 using tests::FixtureDataset;
 using tests::shell_quote;
 
 constexpr const char* kErrorPrefix = "dgqa: error:";
-
-// The one line of stderr that holds the error ("" when there is none).
-std::string error_line(const std::string& err) {
-  for (const std::string& line : tests::lines_of(err)) {
-    if (line.find(kErrorPrefix) != std::string::npos) return line;
-  }
-  return "";
-}
-
-// Exit code 2 and exactly one error line, which contains every one of needles.
-void expect_input_error(const DgqaRun& run, const std::vector<std::string>& needles) {
-  EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-  EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
-  EXPECT_EQ(run.err.find("dgqa: failed:"), std::string::npos) << "stderr:\n" << run.err;
-  const std::string line = error_line(run.err);
-  for (const std::string& needle : needles) {
-    EXPECT_NE(line.find(needle), std::string::npos)
-        << "the error line does not name '" << needle << "': " << line;
-  }
-}
 
 // A copy of a tensor of a safetensors file into a writer (F32 and I64 tensors only).
 void copy_tensor(const SafetensorsFile& file, const std::string& name, SafetensorsWriter* writer) {

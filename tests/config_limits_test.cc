@@ -16,8 +16,6 @@ namespace {
 using tests::DgqaRun;
 using tests::shell_quote;
 
-constexpr const char* kErrorPrefix = "dgqa: error:";
-
 class ConfigLimitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -35,16 +33,7 @@ class ConfigLimitsTest : public ::testing::Test {
     std::string args = "train --config " + shell_quote(config.empty() ? config_ : config) +
                        " --out " + shell_quote(dir_ + "/out");
     for (const std::string& set : sets) args += " --set " + shell_quote(set);
-    const DgqaRun run = tests::run_dgqa(args, dir_);
-    EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-    EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
-    std::string line;
-    for (const std::string& text : tests::lines_of(run.err)) {
-      if (text.find(kErrorPrefix) != std::string::npos) line = text;
-    }
-    for (const std::string& needle : needles) {
-      EXPECT_NE(line.find(needle), std::string::npos) << "'" << needle << "' not in: " << line;
-    }
+    const std::string line = tests::expect_input_error(tests::run_dgqa(args, dir_), needles);
     EXPECT_FALSE(tests::file_exists(dir_ + "/out/model.safetensors"));
     return line;
   }

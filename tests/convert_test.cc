@@ -19,6 +19,7 @@ namespace dgqa {
 namespace {
 
 using tests::DgqaRun;
+using tests::expect_input_error;
 using tests::FixtureConfig;
 using tests::FixtureDataset;
 using tests::shell_quote;
@@ -29,24 +30,8 @@ constexpr int kDepth = 2;
 constexpr int kHeads = 4;
 constexpr int kTimmClasses = 10;
 
-constexpr const char* kErrorPrefix = "dgqa: error:";
-
 std::string block(int layer, const std::string& suffix) {
   return "blocks." + std::to_string(layer) + "." + suffix;
-}
-
-// Exit code 2 and exactly one error line, which contains every one of needles.
-void expect_input_error(const DgqaRun& run, const std::vector<std::string>& needles) {
-  EXPECT_EQ(run.exit_code, 2) << "stderr:\n" << run.err;
-  EXPECT_EQ(tests::count_lines_containing(run.err, kErrorPrefix), 1) << "stderr:\n" << run.err;
-  std::string line;
-  for (const std::string& text : tests::lines_of(run.err)) {
-    if (text.find(kErrorPrefix) != std::string::npos) line = text;
-  }
-  for (const std::string& needle : needles) {
-    EXPECT_NE(line.find(needle), std::string::npos)
-        << "the error line does not name '" << needle << "': " << line;
-  }
 }
 
 // Checks that `out` is the conversion of the timm checkpoint `timm` to G K/V heads: each

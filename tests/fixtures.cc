@@ -267,6 +267,29 @@ bool file_exists(const std::string& path) {
   return std::filesystem::exists(path);
 }
 
+std::string expect_error_line(const DgqaRun& run, int exit_code,
+                              const std::vector<std::string>& needles) {
+  const std::string prefix = exit_code == 2 ? "dgqa: error:" : "dgqa: failed:";
+  EXPECT_EQ(run.exit_code, exit_code) << "stderr:\n" << run.err;
+  EXPECT_EQ(count_lines_containing(run.err, prefix), 1) << "stderr:\n" << run.err;
+  if (exit_code == 2) {
+    EXPECT_EQ(run.err.find("dgqa: failed:"), std::string::npos) << "stderr:\n" << run.err;
+  }
+  std::string line;
+  for (const std::string& text : lines_of(run.err)) {
+    if (line.empty() && text.find(prefix) != std::string::npos) line = text;
+  }
+  for (const std::string& needle : needles) {
+    EXPECT_NE(line.find(needle), std::string::npos)
+        << "the error line does not name '" << needle << "': " << line;
+  }
+  return line;
+}
+
+std::string expect_input_error(const DgqaRun& run, const std::vector<std::string>& needles) {
+  return expect_error_line(run, 2, needles);
+}
+
 std::string* TrainedWeightsTest::suite_dir_ = nullptr;
 FixtureDataset* TrainedWeightsTest::data_ = nullptr;
 

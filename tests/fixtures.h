@@ -127,6 +127,15 @@ struct RunRecords {
 };
 RunRecords read_run_records(const std::string& metrics_path);
 
+// Expects `run` to have ended with `exit_code` and exactly one error line: "dgqa: error:"
+// for exit code 2 (then no "dgqa: failed:" line either), "dgqa: failed:" for any other,
+// holding every one of needles. Returns that line ("" when there is none).
+std::string expect_error_line(const DgqaRun& run, int exit_code,
+                              const std::vector<std::string>& needles);
+
+// expect_error_line(run, 2, needles): bad input, refused before any work.
+std::string expect_input_error(const DgqaRun& run, const std::vector<std::string>& needles);
+
 // The lines of text (without their '\n').
 std::vector<std::string> lines_of(const std::string& text);
 

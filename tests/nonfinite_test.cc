@@ -24,24 +24,6 @@ using tests::FixtureConfig;
 using tests::FixtureDataset;
 using tests::shell_quote;
 
-// The one stderr line that starts with prefix ("dgqa: error:", "dgqa: failed:"), or "".
-std::string line_with(const std::string& err, const std::string& prefix) {
-  for (const std::string& line : tests::lines_of(err)) {
-    if (line.find(prefix) != std::string::npos) return line;
-  }
-  return "";
-}
-
-void expect_line(const DgqaRun& run, int exit_code, const std::string& prefix,
-                 const std::vector<std::string>& needles) {
-  EXPECT_EQ(run.exit_code, exit_code) << run.err;
-  const std::string line = line_with(run.err, prefix);
-  EXPECT_FALSE(line.empty()) << "no '" << prefix << "' line:\n" << run.err;
-  for (const std::string& needle : needles) {
-    EXPECT_NE(line.find(needle), std::string::npos) << "'" << needle << "' not in: " << line;
-  }
-}
-
 // Replaces tensor `name` of a file by `values` (its shape and dtype kept: F32 or I64).
 void write_edited(const std::string& from, const std::string& to, const std::string& name,
                   const std::function<void(std::vector<float>&)>& edit_f32,
@@ -85,12 +67,12 @@ class NonFiniteTest : public tests::TrainedWeightsTest {
   void expect_refused(const std::string& scheme, const std::string& weights,
                       const std::vector<std::string>& needles) {
     const DgqaRun evaluated = eval(scheme, weights);
-    expect_line(evaluated, 2, "dgqa: error:", needles);
+    tests::expect_error_line(evaluated, 2, needles);
     EXPECT_TRUE(evaluated.out.empty()) << evaluated.out;
     EXPECT_FALSE(tests::file_exists(dir_ + "/logits.npy"));
     const DgqaRun trained =
         train(config_for(scheme), dir_ + "/out", "--init-from " + shell_quote(weights));
-    expect_line(trained, 2, "dgqa: error:", needles);
+    tests::expect_error_line(trained, 2, needles);
     EXPECT_FALSE(tests::file_exists(dir_ + "/out/model.safetensors"));
   }
 };
@@ -130,7 +112,7 @@ TEST_F(NonFiniteTest, EvalWhoseLossIsNotFiniteFails) {
     for (size_t i = 0; i < v.size(); ++i) v[i] = i % 2 ? 3e38f : -3e38f;
   });
   const DgqaRun run = eval("GQA", weights);
-  expect_line(run, 1, "dgqa: failed:", {"the mean loss over the 40 examples is not finite"});
+  tests::expect_error_line(run, 1, {"the mean loss over the 40 examples is not finite"});
   EXPECT_TRUE(run.out.empty()) << run.out;
   EXPECT_FALSE(tests::file_exists(dir_ + "/logits.npy"));
 }
@@ -151,7 +133,7 @@ TEST_F(NonFiniteTest, NonFiniteFinalWeightsEndTrainingAsDiverged) {
   const DgqaRun run = train(config, out,
                             "--resume auto --set train.max_steps=3 --set optimizer.lr=3e38 "
                             "--set optimizer.weight_decay=10");
-  expect_line(run, 1, "dgqa: failed:", {"the training diverged at step 3", "not finite"});
+  tests::expect_error_line(run, 1, {"the training diverged at step 3", "not finite"});
   EXPECT_FALSE(tests::file_exists(out + "/model.safetensors"));
   EXPECT_FALSE(tests::file_exists(out + "/checkpoints/step_00000003"));
   EXPECT_EQ(tests::read_file(out + "/checkpoints/latest"), "step_00000002");
@@ -168,7 +150,7 @@ TEST_F(NonFiniteTest, DivergingLossKeepsTheLastGoodCheckpoint) {
   std::filesystem::remove(out + "/model.safetensors");
   const DgqaRun run =
       train(config, out, "--resume auto --set train.max_steps=4 --set optimizer.lr=1e30");
-  expect_line(run, 1, "dgqa: failed:", {"the training diverged"});
+  tests::expect_error_line(run, 1, {"the training diverged"});
   EXPECT_FALSE(tests::file_exists(out + "/model.safetensors"));
   EXPECT_FALSE(tests::file_exists(out + "/checkpoints/step_00000004"));
   EXPECT_EQ(tests::read_file(out + "/checkpoints/latest"), "step_00000002");
