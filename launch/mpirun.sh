@@ -5,11 +5,12 @@
 #   -n RANKS             ranks to start (default 2)
 #   -t THREADS_PER_RANK  OMP_NUM_THREADS of each rank (default: the cores divided among the
 #                        ranks, at least 1)
-# The program is build/dgqa, or $DGQA_BIN. Example:
+# The program is build/dgqa, or $DGQA_BIN. SIGTERM or SIGUSR1 to this script stops the job with a
+# checkpoint and exit code 75. Example:
 #   launch/mpirun.sh -n 2 -- train --config configs/default.pbtxt --out runs/two_ranks
 set -euo pipefail
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
 fail() {
   echo "mpirun.sh: $*" >&2
   exit 2
@@ -56,4 +57,18 @@ fi
 command=(mpirun "${options[@]}" "${binding[@]}" "$dgqa" "$@")
 printf -v quoted '%q ' "${command[@]}"
 echo "mpirun.sh: OMP_NUM_THREADS=$OMP_NUM_THREADS ${quoted% }" >&2
-exec "${command[@]}"
+
+# SIGTERM or SIGUSR1 to this script (a user's kill, a batch system's stop) becomes SIGUSR1 for
+# the ranks, which mpirun forwards: every rank stops after the same step, a checkpoint is
+# written, and the job ends with exit code 75 (continue with --resume auto). Sent to mpirun
+# itself, SIGTERM would kill the ranks without a checkpoint and end with exit code 1.
+"${command[@]}" &
+job=$!
+trap 'kill -USR1 "$job" 2>/dev/null' TERM USR1
+status=0
+wait "$job" || status=$?
+while kill -0 "$job" 2>/dev/null; do  # the trap interrupted the wait: wait for the job's end
+  status=0
+  wait "$job" || status=$?
+done
+exit "$status"

@@ -424,38 +424,48 @@ TEST_F(CheckpointTest, ResumingAFinishedRunAddsNothing) {
 // ---------------------------------------------------------------------------------------------
 // 2. Asked to stop: every rank finishes its step, one checkpoint, exit 75; resuming continues.
 
-// Starts a run, waits until it has logged `after_steps` train lines, sends `signal` to every
-// dgqa process of it (or only to the last rank), and reports the lines "signalled N" and
-// "status=S" and the job's output.
+// Starts a run with `launch` (a command line prefix), waits until it has logged `after_steps`
+// train lines, sends `signal` to the processes `victims` names (a shell expression that may
+// use $launcher, the launched process), and reports the lines "signalled N" and "status=S"
+// and the job's output.
+std::string signal_launched_run(const std::string& launch, const std::string& victims,
+                                const std::string& config, const std::string& out,
+                                const std::string& signal, int after_steps) {
+  const std::string script = launch + " train --config " + shell_quote(config) + " --out " +
+                             shell_quote(out) + " >" + shell_quote(out + ".log") +
+                             " 2>&1 & launcher=$!\n"
+                             "for i in $(seq 12000); do\n"
+                             "  [ \"$(grep -c '\"kind\":\"train\"' " +
+                             shell_quote(out + "/metrics.jsonl") + " 2>/dev/null)\" -ge " +
+                             std::to_string(after_steps) +
+                             " ] 2>/dev/null && break\n"
+                             "  kill -0 $launcher 2>/dev/null || break\n"
+                             "  sleep 0.005\n"
+                             "done\n"
+                             "victims=" +
+                             victims +
+                             "\n"
+                             "echo signalled $(echo $victims | wc -w)\n"
+                             "kill -" +
+                             signal +
+                             " $victims\n"
+                             "wait $launcher; echo status=$?\n";
+  tests::write_file(out + ".sh", script);
+  std::string report;
+  tests::run_command(timeout() + "bash " + shell_quote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + tests::read_file(out + ".log");
+}
+
+// signal_launched_run of `ranks` ranks started by the tests' launcher, the signal going to
+// every dgqa process of it (or only to the last rank).
 std::string signal_run(int ranks, const std::string& config, const std::string& out,
                        const std::string& signal, int after_steps, bool only_last_rank = false) {
   const std::string victims = ranks == 1
                                   ? "$launcher"
                                   : "$(pgrep -P $launcher -f 'dgqa train'" +
                                         std::string(only_last_rank ? " | tail -n 1" : "") + ")";
-  const std::string script =
-      launcher(ranks) + DGQA_BINARY + " train --config " + shell_quote(config) + " --out " +
-      shell_quote(out) + " >" + shell_quote(out + ".log") +
-      " 2>&1 & launcher=$!\n"
-      "for i in $(seq 12000); do\n"
-      "  [ \"$(grep -c '\"kind\":\"train\"' " +
-      shell_quote(out + "/metrics.jsonl") + " 2>/dev/null)\" -ge " + std::to_string(after_steps) +
-      " ] 2>/dev/null && break\n"
-      "  kill -0 $launcher 2>/dev/null || break\n"
-      "  sleep 0.005\n"
-      "done\n"
-      "victims=" +
-      victims +
-      "\n"
-      "echo signalled $(echo $victims | wc -w)\n"
-      "kill -" +
-      signal +
-      " $victims\n"
-      "wait $launcher; echo status=$?\n";
-  tests::write_file(out + ".sh", script);
-  std::string report;
-  tests::run_command(timeout() + "bash " + shell_quote(out + ".sh"), &report);
-  return report + "\n--- job output:\n" + tests::read_file(out + ".log");
+  return signal_launched_run(launcher(ranks) + DGQA_BINARY, victims, config, out, signal,
+                             after_steps);
 }
 
 // Expects what a stop on request leaves: a complete checkpoint named by `latest`, after a step
@@ -493,6 +503,20 @@ TEST_F(CheckpointTest, SigtermStopsAllRanksWithACheckpointAndExit75) {
       contains(resumed.output, "Resuming from " + checkpoint_dir(out, static_cast<int>(step))))
       << resumed.output;
   expect_same_run(reference, out, 30);
+}
+
+// A user of launch/mpirun.sh who stops the job with SIGTERM gets a checkpoint and exit code
+// 75, as under SLURM (mpirun itself would kill the ranks and end with 1).
+TEST_F(CheckpointTest, SigtermToTheMpirunScriptStopsWithACheckpointAndExit75) {
+  const Training training;
+  const std::string out = test_dir_ + "/out";
+  const std::string launch = "DGQA_BIN=" + shell_quote(DGQA_BINARY) + " bash " +
+                             shell_quote(std::string(DGQA_SOURCE_DIR) + "/launch/mpirun.sh") +
+                             " -n 2 -t 1 --";
+  const std::string report =
+      signal_launched_run(launch, "$launcher", config_path(training), out, "TERM", 3);
+  ASSERT_TRUE(contains(report, "signalled 1\n")) << report;
+  expect_stopped_cleanly(out, 30, report);
 }
 
 TEST_F(CheckpointTest, SigtermToOneRankStopsEveryRank) {
