@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
 # PyTorch cross-check), checks the C++ formatting (.clang-format), builds with warnings as
-# errors (with the CUDA backend too where CUDA's nvcc is installed, as on CI), and runs every
-# CTest test. GPU tests (label gpu) skip, with the reason, on a machine without a GPU.
+# errors (with the CUDA backend too where CUDA's nvcc is installed, as on CI), runs every
+# CTest test, then runs them again in a sanitizer build (below). GPU tests (label gpu) skip,
+# with the reason, on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/install_deps.sh --with-torch
@@ -16,3 +17,13 @@ else
   launch/build.sh
 fi
 ctest --test-dir "${DGQA_BUILD_DIR:-build}" --output-on-failure --parallel "$(nproc)" "$@"
+
+# The suite again in the sanitizer build (AddressSanitizer, LeakSanitizer and
+# UndefinedBehaviorSanitizer, CPU code only; tests/CMakeLists.txt says which tests run without
+# leak checking), all but FashionMnistFolderTest (two epochs of training, the slowest test).
+# DGQA_SKIP_SANITIZED=1 skips this part.
+if [[ ${DGQA_SKIP_SANITIZED:-0} != 1 ]]; then
+  DGQA_BUILD_DIR=${DGQA_SANITIZE_BUILD_DIR:-build-sanitize} launch/build.sh -DDGQA_SANITIZE=ON
+  ctest --test-dir "${DGQA_SANITIZE_BUILD_DIR:-build-sanitize}" --output-on-failure \
+    --parallel "$(nproc)" -E FashionMnistFolderTest "$@"
+fi
