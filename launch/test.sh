@@ -24,6 +24,7 @@ ctest --test-dir "${DGQA_BUILD_DIR:-build}" --output-on-failure --parallel "$(np
 # DGQA_SKIP_SANITIZED=1 skips this part.
 if [[ ${DGQA_SKIP_SANITIZED:-0} != 1 ]]; then
   DGQA_BUILD_DIR=${DGQA_SANITIZE_BUILD_DIR:-build-sanitize} launch/build.sh -DDGQA_SANITIZE=ON
-  ctest --test-dir "${DGQA_SANITIZE_BUILD_DIR:-build-sanitize}" --output-on-failure \
+  LSAN_OPTIONS=suppressions=$PWD/tests/sanitizers/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "${DGQA_SANITIZE_BUILD_DIR:-build-sanitize}" --output-on-failure \
     --parallel "$(nproc)" -E FashionMnistFolderTest "$@"
 fi
