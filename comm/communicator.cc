@@ -38,10 +38,20 @@ void log_to_files_only(const std::string& line) {
 
 }  // namespace
 
-void abort_job_on_timeout(int rank, const std::string& what, double timeout_s) {
+void Communicator::abort_on_timeout(const char* what, int64_t sequence, double timeout_s) {
+  abort_job_on_timeout(rank(), what, timeout_s);
+}
+
+void abort_job_on_timeout(int rank, const std::string& what, double timeout_s,
+                          const std::string& late) {
   std::ostringstream line;
   line << "dgqa: failed: rank " << rank << ": " << what << " did not complete within " << timeout_s
-       << " s (another rank died or hangs)";
+       << " s";
+  if (late.empty()) {
+    line << " (another rank died or hangs)";
+  } else {
+    line << ": " << late;
+  }
   std::fprintf(stderr, "%s\n", line.str().c_str());
   std::fflush(stderr);
   log_to_files_only(line.str());

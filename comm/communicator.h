@@ -1,7 +1,8 @@
 // Collective communication among the ranks of a data-parallel job (docs/design.md §5).
 // The trainer talks to one Communicator; the model never sees it (only a Reducer adapter).
-// Every collective is bounded: if it does not complete within the job's timeout, the process
-// reports which operation on which rank timed out and aborts the whole job.
+// Every collective is bounded: if a rank waits for one longer than the job's timeout, it names
+// the operation and the ranks that did not arrive, and aborts the whole job (Note [Naming a late
+// rank]).
 #pragma once
 
 #include <cstdint>
@@ -48,7 +49,35 @@ class Communicator {
   virtual void barrier(const char* what) = 0;
   // Every rank's `value`, indexed by rank.
   virtual std::vector<uint64_t> all_gather(uint64_t value, const char* what) = 0;
+
+  // For waits outside this communicator (the NCCL sums; Note [Naming a late rank]). Called
+  // between polls of such a wait: answers the peers that ask where this rank is. `sequence`
+  // counts the waits of that kind, so that ranks waiting in the same one can be told apart from
+  // ranks waiting in an earlier one.
+  virtual void answer_peers(const char* what, int64_t sequence) {}
+  // Ends the job after this rank waited timeout_s for `what`: asks the peers where they are,
+  // prints the line that names the ones that did not arrive, and aborts (abort_job_on_timeout).
+  [[noreturn]] virtual void abort_on_timeout(const char* what, int64_t sequence, double timeout_s);
 };
+
+// Note [Naming a late rank]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// When a collective hangs, the useful question is which rank did not come. A rank waiting for a
+// collective counts only the time it spends waiting while it runs (comm/wait_clock.h: a gap
+// between two polls counts as at most a second), so a rank that was itself stopped (SIGSTOP, a
+// debugger) and is woken later does not blame its peers for its own absence. Once a rank has
+// waited timeout_s, it sends every other rank a query on a side channel (a duplicate of the
+// communicator, so queries never match collective traffic) and gives them a few seconds to
+// answer. A rank answers while it waits in any collective, with the name of the operation and
+// its sequence number (the how-many-th collective of the communicator): the answers tell apart
+// the ranks that wait in the same collective, those that wait in another one (a different
+// number or name: the ranks disagree about the order of collectives), and those that do not
+// answer at all, which hang outside any collective, are stopped, or died. Only waiting ranks
+// report, each with one line such as
+//   dgqa: failed: rank 0: gradient all-reduce did not complete within 120 s: rank 3 did not
+//   arrive (no answer: it hangs outside a collective, is stopped, or died)
+// then the job is aborted. A rank answers at most every few milliseconds, so the probing costs
+// nothing measurable in a healthy job.
 
 // Sets up communication for this process: an MPI communicator when a launcher (OpenMPI's
 // mpirun, SLURM's srun, a PMI launcher) started more than one rank, otherwise a single-process
@@ -63,7 +92,9 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s);
 [[noreturn]] void abort_job(int exit_code);
 
 // Ends the whole job (exit 1) after a collective did not complete within timeout_s: one line on
-// stderr naming the rank and the operation, copied to the rank's log file, then abort_job.
-[[noreturn]] void abort_job_on_timeout(int rank, const std::string& what, double timeout_s);
+// stderr naming the rank, the operation and, when known, the late ranks (`late`, appended after
+// a colon), copied to the rank's log file, then abort_job.
+[[noreturn]] void abort_job_on_timeout(int rank, const std::string& what, double timeout_s,
+                                       const std::string& late = "");
 
 }  // namespace dgqa

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <list>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "comm/collective_args.h"
+#include "comm/late_ranks.h"
+#include "comm/wait_clock.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 
@@ -96,12 +99,111 @@ class MpiSession {
   bool keep_initialised_ = false;
 };
 
+constexpr int kQueryTag = 1;
+constexpr int kAnswerTag = 2;
+// How often a waiting rank looks for queries, and how long a rank that timed out waits for the
+// answers before it reports.
+constexpr double kAnswerInterval_s = 0.01;
+constexpr double kAnswerGrace_s = 2.0;
+
+// The side channel of Note [Naming a late rank]: answers the peers' queries while this rank
+// waits, and asks them where they are when a wait times out. Errors here are not thrown: the
+// answers are a courtesy, and the report is on the way to an abort.
+class PeerProgress {
+ public:
+  PeerProgress(MPI_Comm side, int rank, int world_size)
+      : side_(side), rank_(rank), world_size_(world_size) {}
+  PeerProgress(const PeerProgress&) = delete;
+  PeerProgress& operator=(const PeerProgress&) = delete;
+  // Answers still in flight are to a rank that is aborting the job: let MPI drop them.
+  ~PeerProgress() {
+    for (Answer& answer : answers_) MPI_Request_free(&answer.request);
+  }
+
+  int rank() const { return rank_; }
+
+  // Answers every query that has arrived, at most every kAnswerInterval_s.
+  void answer(const char* what, int64_t sequence) {
+    if (since_answered_.seconds() < kAnswerInterval_s) return;
+    since_answered_.restart();
+    drop_sent_answers();
+    while (true) {
+      int arrived = 0;
+      MPI_Status status;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kQueryTag, side_, &arrived, &status) != MPI_SUCCESS ||
+          !arrived) {
+        return;
+      }
+      MPI_Recv(nullptr, 0, MPI_BYTE, status.MPI_SOURCE, kQueryTag, side_, MPI_STATUS_IGNORE);
+      answers_.emplace_back();
+      Answer& answer = answers_.back();
+      answer.where.sequence = sequence;
+      answer.where.set_what(what);
+      MPI_Isend(&answer.where, sizeof(WaitingIn), MPI_BYTE, status.MPI_SOURCE, kAnswerTag, side_,
+                &answer.request);
+    }
+  }
+
+  [[noreturn]] void report_timeout(const char* what, int64_t sequence, double timeout_s) {
+    abort_job_on_timeout(rank_, what, timeout_s,
+                         describe_late_ranks(ask_peers(what, sequence), rank_, what, sequence));
+  }
+
+ private:
+  struct Answer {
+    WaitingIn where;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+
+  void drop_sent_answers() {
+    answers_.remove_if([](Answer& answer) {
+      int sent = 0;
+      return MPI_Test(&answer.request, &sent, MPI_STATUS_IGNORE) != MPI_SUCCESS || sent;
+    });
+  }
+
+  // Every peer's answer, for up to kAnswerGrace_s; nullopt for the ranks that gave none (and for
+  // this rank). Answers the peers that ask meanwhile: they may be timing out too.
+  std::vector<std::optional<WaitingIn>> ask_peers(const char* what, int64_t sequence) {
+    std::vector<WaitingIn> replies(world_size_);
+    std::vector<MPI_Request> receives(world_size_, MPI_REQUEST_NULL);
+    std::vector<MPI_Request> queries(world_size_, MPI_REQUEST_NULL);
+    for (int peer = 0; peer < world_size_; ++peer) {
+      if (peer == rank_) continue;
+      MPI_Irecv(&replies[peer], sizeof(WaitingIn), MPI_BYTE, peer, kAnswerTag, side_,
+                &receives[peer]);
+      MPI_Isend(nullptr, 0, MPI_BYTE, peer, kQueryTag, side_, &queries[peer]);
+    }
+    std::vector<std::optional<WaitingIn>> answers(world_size_);
+    int missing = world_size_ - 1;
+    for (const Stopwatch grace; missing > 0 && grace.seconds() < kAnswerGrace_s;) {
+      answer(what, sequence);
+      for (int peer = 0; peer < world_size_; ++peer) {
+        int arrived = 0;
+        if (answers[peer] || receives[peer] == MPI_REQUEST_NULL) continue;
+        if (MPI_Test(&receives[peer], &arrived, MPI_STATUS_IGNORE) == MPI_SUCCESS && arrived) {
+          answers[peer] = replies[peer];
+          --missing;
+        }
+      }
+      sched_yield();
+    }
+    return answers;
+  }
+
+  const MPI_Comm side_;
+  const int rank_;
+  const int world_size_;
+  std::list<Answer> answers_;  // a list: MPI holds the addresses of the buffers in flight
+  Stopwatch since_answered_;
+};
+
 // What the bounded wait of a collective needs to know about it.
 struct CollectiveLabel {
   std::string what;
-  int rank = 0;
+  int64_t sequence = 0;
   double timeout_s = 0;
-  Stopwatch started;
+  std::shared_ptr<PeerProgress> peers;
 };
 
 // The requests of one collective (one per chunk), completed by a bounded wait.
@@ -122,20 +224,22 @@ class MpiPending : public PendingCollective {
 
   void add(MPI_Request request) { requests_.push_back(request); }
 
-  // One test of the requests, which lets MPI progress them: true once all completed. Aborts the
-  // job once the timeout, counted from the start of the collective, has passed.
+  // One test of the requests, which lets MPI progress them: true once all completed. Answers
+  // the peers' queries, and ends the job once this rank has waited longer than the timeout
+  // (Note [Naming a late rank]).
   bool test() {
     if (requests_.empty()) return true;  // completed before: no MPI call
     int done = 0;
     check_mpi(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
                           MPI_STATUSES_IGNORE),
-              label_.rank, label_.what, "MPI_Testall");
+              label_.peers->rank(), label_.what, "MPI_Testall");
     if (done) {
       requests_.clear();
       return true;
     }
-    if (label_.started.seconds() > label_.timeout_s) {
-      abort_job_on_timeout(label_.rank, label_.what, label_.timeout_s);
+    label_.peers->answer(label_.what.c_str(), label_.sequence);
+    if (clock_.poll() > label_.timeout_s) {
+      label_.peers->report_timeout(label_.what.c_str(), label_.sequence, label_.timeout_s);
     }
     return false;
   }
@@ -149,6 +253,7 @@ class MpiPending : public PendingCollective {
 
  private:
   CollectiveLabel label_;
+  WaitClock clock_;
   std::vector<MPI_Request> requests_;
 };
 
@@ -171,11 +276,17 @@ class MpiCommunicator : public Communicator {
                                std::to_string(mpi_rank) + " of " + std::to_string(mpi_size) +
                                " (was the program started by that launcher?)");
     }
+    // The side channel of Note [Naming a late rank] is made first, and its own setup is
+    // reported through MPI_COMM_WORLD, where nothing else sends point-to-point messages.
+    peers_ = std::make_shared<PeerProgress>(MPI_COMM_WORLD, info_.rank, info_.world_size);
     MpiPending setup(label(what));
-    MPI_Request request;
-    check(MPI_Comm_idup(MPI_COMM_WORLD, &comm_, &request), what, "MPI_Comm_idup");
-    setup.add(request);
+    MPI_Request requests[2];
+    check(MPI_Comm_idup(MPI_COMM_WORLD, &side_, &requests[0]), what, "MPI_Comm_idup");
+    check(MPI_Comm_idup(MPI_COMM_WORLD, &comm_, &requests[1]), what, "MPI_Comm_idup");
+    setup.add(requests[0]);
+    setup.add(requests[1]);
     setup.wait();
+    peers_ = std::make_shared<PeerProgress>(side_, info_.rank, info_.world_size);
   }
 
   ~MpiCommunicator() override {
@@ -189,6 +300,8 @@ class MpiCommunicator : public Communicator {
       // Bounded, so that a peer that never gets here ends the job instead of leaving this rank
       // in MPI_Finalize, which has no timeout.
       barrier("communicator shutdown");
+      peers_.reset();
+      check(MPI_Comm_free(&side_), "communicator shutdown", "MPI_Comm_free");
       check(MPI_Comm_free(&comm_), "communicator shutdown", "MPI_Comm_free");
     } catch (const std::exception& error) {
       LOG(ERROR) << error.what();
@@ -238,6 +351,12 @@ class MpiCommunicator : public Communicator {
     return values;
   }
 
+  void answer_peers(const char* what, int64_t sequence) override { peers_->answer(what, sequence); }
+  [[noreturn]] void abort_on_timeout(const char* what, int64_t sequence,
+                                     double timeout_s) override {
+    peers_->report_timeout(what, sequence, timeout_s);
+  }
+
  private:
   static MpiPending& as_mpi(PendingCollective& pending, const char* call) {
     auto* mpi_pending = dynamic_cast<MpiPending*>(&pending);
@@ -248,16 +367,16 @@ class MpiCommunicator : public Communicator {
     return *mpi_pending;
   }
 
-  CollectiveLabel label(const char* what) const {
-    return CollectiveLabel{what, info_.rank, timeout_s_, Stopwatch()};
+  // Numbers the collective: ranks that agree on the order of collectives give each the same.
+  CollectiveLabel label(const char* what) {
+    return CollectiveLabel{what, ++collectives_started_, timeout_s_, peers_};
   }
 
   void check(int code, const char* what, const char* call) const {
     check_mpi(code, info_.rank, what, call);
   }
 
-  std::unique_ptr<MpiPending> start_all_reduce_sum(float* data, int64_t count,
-                                                   const char* what) const {
+  std::unique_ptr<MpiPending> start_all_reduce_sum(float* data, int64_t count, const char* what) {
     check_collective_count(count, data, what);
     return start_in_chunks(count, what, [&](int64_t offset, int chunk, MPI_Request* request) {
       check(MPI_Iallreduce(MPI_IN_PLACE, data + offset, chunk, MPI_FLOAT, MPI_SUM, comm_, request),
@@ -269,7 +388,7 @@ class MpiCommunicator : public Communicator {
   // for: start_chunk(offset, chunk, &request) starts the one at element `offset`.
   template <typename StartChunk>
   std::unique_ptr<MpiPending> start_in_chunks(int64_t count, const char* what,
-                                              const StartChunk& start_chunk) const {
+                                              const StartChunk& start_chunk) {
     auto pending = std::make_unique<MpiPending>(label(what));
     for (int64_t offset = 0; offset < count; offset += max_count_) {
       MPI_Request request;
@@ -284,6 +403,9 @@ class MpiCommunicator : public Communicator {
   double timeout_s_;
   int64_t max_count_;
   MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm side_ = MPI_COMM_NULL;  // Note [Naming a late rank]
+  std::shared_ptr<PeerProgress> peers_;
+  int64_t collectives_started_ = 0;
 };
 
 }  // namespace

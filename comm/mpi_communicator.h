@@ -15,9 +15,11 @@
 //
 // Every collective is started non-blocking and then waited for by testing it in a loop (after
 // a short spin, yielding the CPU between tests, so oversubscribed ranks do not starve each
-// other). If it has not completed timeout_s after it started, a wait or a test on it prints
-//   dgqa: failed: rank R: <what> did not complete within T s (another rank died or hangs)
-// to stderr (and to glog's log files, if any) and calls MPI_Abort, which ends every rank.
+// other). Once a rank has waited timeout_s for it, a wait or a test on it asks the other ranks
+// where they are, prints
+//   dgqa: failed: rank R: <what> did not complete within T s: <the ranks that did not arrive>
+// to stderr (and to glog's log files, if any) and calls MPI_Abort, which ends every rank (Note
+// [Naming a late rank] in comm/communicator.h).
 // MPI errors come back as codes (MPI_ERRORS_RETURN) and are thrown as std::runtime_error naming
 // the rank, the operation and MPI's explanation.
 #pragma once

@@ -18,18 +18,6 @@ std::string allocation_name(int layer) {
   return "blocks." + std::to_string(layer) + ".attn.allocation";
 }
 
-// InputError naming the tensor and the first non-finite value (NaN or +-Inf), if any: such a
-// value would only make every loss NaN.
-void check_finite(const std::vector<float>& values, const std::string& path,
-                  const std::string& name) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      throw InputError(path + ": tensor " + name + " has a non-finite value (" +
-                       std::to_string(values[i]) + " at element " + std::to_string(i) + ")");
-    }
-  }
-}
-
 // The parameters of a file in our layout. Its other tensors may only be DGQA state, which
 // load_dgqa_state reads.
 FloatTensors read_our_layout(const SafetensorsFile& file, const VisionTransformer& model) {
@@ -137,6 +125,16 @@ void load_dgqa_state(const SafetensorsFile& file, VisionTransformer& model) {
 }
 
 }  // namespace
+
+void check_finite(const std::vector<float>& values, const std::string& path,
+                  const std::string& name) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      throw InputError(path + ": tensor " + name + " has a non-finite value (" +
+                       std::to_string(values[i]) + " at element " + std::to_string(i) + ")");
+    }
+  }
+}
 
 bool has_dgqa_state(AttentionScheme scheme) {
   return scheme == AttentionScheme::kDGQA_DIFF || scheme == AttentionScheme::kDGQA_EMA;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "model/vit.h"
@@ -15,6 +16,11 @@ bool has_dgqa_state(AttentionScheme scheme);
 // Writes every parameter (F32) and, for DGQA schemes, each layer's cache (F32) and
 // allocation (I64). Atomic: a reader sees the old file or the complete new one.
 void save_weights(const VisionTransformer& model, const std::string& path);
+
+// InputError naming the file, the tensor and the first non-finite value (NaN or +-Inf), if any:
+// such a value would only make every loss NaN.
+void check_finite(const std::vector<float>& values, const std::string& path,
+                  const std::string& name);
 
 // What load_weights does with a head for another number of classes than the model's.
 enum class OtherHead {

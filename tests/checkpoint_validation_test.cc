@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -113,16 +115,41 @@ class CheckpointValidationTest : public ::testing::Test {
   // Rewrites optimizer.safetensors with another step count, and fixes its size and CRC-32 in
   // state.pbtxt and the checksum of state.pbtxt.
   void set_optimizer_steps(int64_t steps) const {
+    rewrite_optimizer([&](const std::string&, std::vector<int64_t>& values) { values = {steps}; },
+                      [](const std::string&, std::vector<float>&) {});
+  }
+
+  // Sets element `at` of the optimizer's tensor `name` to `value`, as set_optimizer_steps does.
+  void set_optimizer_value(const std::string& name, size_t at, float value) const {
+    rewrite_optimizer([](const std::string&, std::vector<int64_t>&) {},
+                      [&](const std::string& tensor, std::vector<float>& values) {
+                        if (tensor == name) values.at(at) = value;
+                      });
+  }
+
+  // Rewrites optimizer.safetensors through the edits (given each tensor's name and values), and
+  // fixes its CRC-32 in state.pbtxt and the checksum of state.pbtxt.
+  void rewrite_optimizer(
+      const std::function<void(const std::string&, std::vector<int64_t>&)>& edit_i64,
+      const std::function<void(const std::string&, std::vector<float>&)>& edit_f32) const {
     const std::string path = checkpoint_dir() + "/optimizer.safetensors";
     const std::string old_crc = std::to_string(crc_of(tests::read_file(path)));
     const SafetensorsFile file = SafetensorsFile::read(path);
     SafetensorsWriter writer;
+    std::vector<std::vector<int64_t>> integers;  // the writer keeps pointers until write()
+    std::vector<std::vector<float>> floats;
+    integers.reserve(file.names().size());
+    floats.reserve(file.names().size());
     for (const std::string& name : file.names()) {
       const TensorData& tensor = file.get(name);
       if (tensor.dtype == "I64") {
-        writer.add_i64(name, tensor.shape, &steps);
+        integers.push_back(file.as_i64(name));
+        edit_i64(name, integers.back());
+        writer.add_i64(name, tensor.shape, integers.back().data());
       } else {
-        writer.add_f32(name, tensor.shape, file.as_f32(name).data());
+        floats.push_back(file.as_f32(name));
+        edit_f32(name, floats.back());
+        writer.add_f32(name, tensor.shape, floats.back().data());
       }
     }
     writer.write(path);
@@ -244,6 +271,29 @@ TEST_F(CheckpointValidationTest, NegativeOptimizerStepCountIsRefused) {
 TEST_F(CheckpointValidationTest, OptimizerStepCountOtherThanTheStepIsRefused) {
   set_optimizer_steps(7);
   expect_all_refused({"optimizer.safetensors: optimizer.steps:", "is 7"}, /*training_only=*/true);
+}
+
+TEST_F(CheckpointValidationTest, NonFiniteFirstMomentIsRefused) {
+  set_optimizer_value("exp_avg.head.bias", 1, std::numeric_limits<float>::quiet_NaN());
+  expect_all_refused(
+      {"optimizer.safetensors: tensor exp_avg.head.bias has a non-finite value", "at element 1"},
+      /*training_only=*/true);
+}
+
+TEST_F(CheckpointValidationTest, InfiniteSecondMomentIsRefused) {
+  set_optimizer_value("exp_avg_sq.blocks.0.attn.q.weight", 3,
+                      std::numeric_limits<float>::infinity());
+  expect_all_refused({"optimizer.safetensors: tensor exp_avg_sq.blocks.0.attn.q.weight has a "
+                      "non-finite value (inf at element 3)"},
+                     /*training_only=*/true);
+}
+
+TEST_F(CheckpointValidationTest, NegativeSecondMomentIsRefused) {
+  set_optimizer_value("exp_avg_sq.patch_embed.proj.weight", 0, -1e-8f);
+  expect_all_refused({"optimizer.safetensors: tensor exp_avg_sq.patch_embed.proj.weight has a "
+                      "negative value",
+                      "at element 0"},
+                     /*training_only=*/true);
 }
 
 TEST_F(CheckpointValidationTest, FileNamesOutsideTheCheckpointAreRefused) {

@@ -162,8 +162,8 @@ TEST_F(DistTest, EvalLogitsOfSeveralRanksAreThoseOfOne) {
 }
 
 // Starts a 2-rank run, waits for its first train line, then does `action` (a shell command
-// with $VICTIM = one rank's pid) and reports: exit status, seconds until mpirun ended, and
-// whether any rank is left.
+// with $VICTIM = one rank's pid) and reports: the victim's rank, exit status, seconds until
+// mpirun ended, and whether any rank is left.
 std::string interrupt_run(const std::string& config, const std::string& extra_args,
                           const std::string& out, const std::string& action) {
   const std::string script =
@@ -173,7 +173,9 @@ std::string interrupt_run(const std::string& config, const std::string& extra_ar
       shell_quote(out + "/metrics.jsonl") +
       " 2>/dev/null && break; sleep 0.1; done\n"
       "VICTIM=$(pgrep -P $launcher -f 'dgqa train' | tail -n 1)\n"
-      "[ -n \"$VICTIM\" ] || { echo no-rank-found; kill $launcher; exit 1; }\n" +
+      "[ -n \"$VICTIM\" ] || { echo no-rank-found; kill $launcher; exit 1; }\n"
+      "echo victim-rank=$(tr '\\0' '\\n' </proc/$VICTIM/environ | "
+      "sed -n 's/^OMPI_COMM_WORLD_RANK=//p')\n" +
       action +
       "\nstart=$(date +%s%N); wait $launcher; status=$?; end=$(date +%s%N)\n"
       "echo status=$status milliseconds=$(( (end - start) / 1000000 ))\n"
@@ -202,12 +204,23 @@ TEST_F(DistTest, AKilledRankEndsTheJob) {
 
 TEST_F(DistTest, AHangingRankEndsTheJobAfterTheTimeout) {
   // A stopped rank never joins the next collective: the other one gives up after
-  // dist.timeout_s, names the operation, and the job ends.
+  // dist.timeout_s, names the operation and the stopped rank, and the job ends.
   const std::string config = write_config("GQA", 100000);
   const std::string report =
       interrupt_run(config, "--set dist.timeout_s=5", dir_ + "/hung", "kill -STOP $VICTIM");
   EXPECT_NE(report.find("status=1"), std::string::npos) << report;
-  EXPECT_NE(report.find("did not complete within"), std::string::npos) << report;
+  // The waiting rank names the stopped one; the stopped one, woken to be ended, does not report.
+  const size_t victim_at = report.find("victim-rank=");
+  ASSERT_NE(victim_at, std::string::npos) << report;
+  const int victim = std::stoi(report.substr(victim_at + 12));
+  const int waiter = 1 - victim;
+  EXPECT_NE(report.find("dgqa: failed: rank " + std::to_string(waiter) + ": "), std::string::npos)
+      << report;
+  EXPECT_NE(report.find(" s: rank " + std::to_string(victim) + " did not arrive"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(report.find("dgqa: failed: rank " + std::to_string(victim) + ": "), std::string::npos)
+      << report;
   EXPECT_LT(seconds_of(report), 40) << report;
   EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
 }

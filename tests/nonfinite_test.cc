@@ -5,6 +5,7 @@
 // checkpoint from the bad weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -139,6 +140,28 @@ TEST_F(NonFiniteTest, NonFiniteFinalWeightsEndTrainingAsDiverged) {
   EXPECT_EQ(tests::read_file(out + "/checkpoints/latest"), "step_00000002");
   EXPECT_TRUE(tests::read_file(step2 + "/model.safetensors") == model2);
   EXPECT_TRUE(tests::read_file(step2 + "/optimizer.safetensors") == optimizer2);
+}
+
+// A final LayerNorm scaled to near the float range and a head scaled down to match: the logits,
+// and so the loss, stay moderate, but the head's gradient (the normalised features times the
+// softmax error) is near the float range in every element, and their norm is not a float. The
+// gradient norm alone diverges: the first step fails without writing model.safetensors.
+TEST_F(NonFiniteTest, NonFiniteGradientNormWithAFiniteLossEndsTrainingAsDiverged) {
+  const std::string scaled_norm = dir_ + "/scaled_norm.safetensors";
+  const std::string weights = dir_ + "/steep.safetensors";
+  write_edited(weights_of("GQA"), scaled_norm, "norm.weight",
+               [](std::vector<float>& v) { std::fill(v.begin(), v.end(), 1.2e38f); });
+  write_edited(scaled_norm, weights, "head.weight", [](std::vector<float>& v) {
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i * 5 % 11 - 5.0) * 5e-38f;
+  });
+  const std::string out = dir_ + "/out";
+  const DgqaRun run = train(config_for("GQA"), out,
+                            "--init-from " + shell_quote(weights) + " --set train.max_steps=2");
+  tests::expect_error_line(run, 1,
+                           {"the training diverged at step 1: the gradient norm is not finite"});
+  EXPECT_FALSE(tests::file_exists(out + "/model.safetensors"));
+  EXPECT_FALSE(tests::file_exists(out + "/metrics.jsonl") &&
+               tests::read_file(out + "/metrics.jsonl").find("\"train\"") != std::string::npos);
 }
 
 // An absurd learning rate: the weights of step 3 are huge but finite, the loss of step 4 is not.

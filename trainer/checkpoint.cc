@@ -407,6 +407,22 @@ int64_t recorded_optimizer_steps(const SafetensorsFile& file, const checkpoint::
   return steps[0];
 }
 
+// AdamW's moments must be finite, and the second moment (a mean of squares) not negative: either
+// would make the first update's weights NaN.
+void check_moments(const std::vector<float>& first, const std::vector<float>& second,
+                   const std::string& path, const std::string& name) {
+  check_finite(first, path, "exp_avg." + name);
+  check_finite(second, path, "exp_avg_sq." + name);
+  const auto negative = std::find_if(second.begin(), second.end(), [](float v) { return v < 0; });
+  if (negative != second.end()) {
+    throw InputError(path + ": tensor exp_avg_sq." + name + " has a negative value (" +
+                     std::to_string(*negative) + " at element " +
+                     std::to_string(negative - second.begin()) +
+                     "), which a mean of squares "
+                     "cannot have");
+  }
+}
+
 }  // namespace
 
 void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model) {
@@ -425,6 +441,7 @@ void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, 
         static_cast<int64_t>(v.size()) != slot.size) {
       throw InputError(file.path() + ": the moments of " + slot.name + " have the wrong size");
     }
+    check_moments(m, v, file.path(), slot.name);
     std::copy(m.begin(), m.end(), first.begin() + slot.offset);
     std::copy(v.begin(), v.end(), second.begin() + slot.offset);
   }

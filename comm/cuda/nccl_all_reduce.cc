@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/wait_clock.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "kernels/cuda/cuda_context.h"
@@ -49,14 +50,15 @@ class EventPool {
 };
 
 // A started all-reduce: the event recorded on the NCCL stream after it (borrowed from the pool
-// until the pending sum is destroyed), and how long it has run.
+// until the pending sum is destroyed), its number among the sums, and how long it was waited for.
 class NcclPending : public PendingCollective {
  public:
-  NcclPending(EventPool& pool, const char* operation)
-      : what(operation), done(pool.take()), pool_(pool) {}
+  NcclPending(EventPool& pool, const char* operation, int64_t number)
+      : what(operation), sequence(number), done(pool.take()), pool_(pool) {}
   ~NcclPending() override { pool_.give_back(done); }
   const char* what;
-  const Stopwatch started;
+  const int64_t sequence;
+  WaitClock waited;
   const cudaEvent_t done;
   bool complete = false;
 
@@ -84,7 +86,8 @@ class NcclAllReduce : public BufferAllReduce {
     if (init != ncclSuccess && init != ncclInProgress) {
       fail("NCCL initialisation", ncclGetErrorString(init));
     }
-    settle("NCCL initialisation", Stopwatch());
+    WaitClock initialising;
+    settle("NCCL initialisation", 0, initialising);
     LOG(INFO) << "NCCL communicator: rank " << comm.rank() << " of " << comm.world_size()
               << " on GPU " << cuda::context().device;
   }
@@ -116,14 +119,15 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
   std::unique_ptr<PendingCollective> start(float* data, int64_t count, const char* what) override {
-    auto pending = std::make_unique<NcclPending>(events_, what);
+    auto pending = std::make_unique<NcclPending>(events_, what, ++sums_started_);
     // The sum starts after everything queued so far on the compute stream: the bucket is ready.
     DGQA_CUDA_CHECK(cudaEventRecord(produced_, cuda::context().stream));
     DGQA_CUDA_CHECK(cudaStreamWaitEvent(stream_, produced_, 0));
     const ncclResult_t queued =
         ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, nccl_, stream_);
     if (queued != ncclSuccess && queued != ncclInProgress) fail(what, ncclGetErrorString(queued));
-    settle(what, pending->started);  // in non-blocking mode the call may still be being queued
+    // In non-blocking mode the call may still be being queued.
+    settle(what, pending->sequence, pending->waited);
     DGQA_CUDA_CHECK(cudaEventRecord(pending->done, stream_));
     return pending;
   }
@@ -191,25 +195,27 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
   // Polls the communicator until the last call has settled (no longer ncclInProgress).
-  void settle(const char* what, const Stopwatch& since) {
+  void settle(const char* what, int64_t sequence, WaitClock& waited) {
     ncclResult_t state = ncclInProgress;
     while (true) {
       const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
       if (polled != ncclSuccess) fail(what, ncclGetErrorString(polled));
       if (state == ncclSuccess) return;
       if (state != ncclInProgress) fail(what, ncclGetErrorString(state));
-      if (since.seconds() > timeout_s_) timed_out(what);
+      comm_.answer_peers(what, sequence);
+      if (waited.poll() > timeout_s_) timed_out(what, sequence);
       std::this_thread::yield();
     }
   }
 
   // Between polls of a running sum: an asynchronous NCCL error or the timeout ends the job.
-  void check_health(const NcclPending& sum) {
+  void check_health(NcclPending& sum) {
     ncclResult_t state = ncclSuccess;
     const ncclResult_t polled = ncclCommGetAsyncError(nccl_, &state);
     if (polled != ncclSuccess) fail(sum.what, ncclGetErrorString(polled));
     if (state != ncclSuccess && state != ncclInProgress) fail(sum.what, ncclGetErrorString(state));
-    if (sum.started.seconds() > timeout_s_) timed_out(sum.what);
+    comm_.answer_peers(sum.what, sum.sequence);
+    if (sum.waited.poll() > timeout_s_) timed_out(sum.what, sum.sequence);
   }
 
   // Aborts the communicator (when there is one) and throws, with NCCL's own account of the
@@ -228,13 +234,14 @@ class NcclAllReduce : public BufferAllReduce {
 
   // Ends the job at once, as the MPI communicator's timeout does. Not ncclCommAbort first: it
   // joins NCCL's threads without a bound, and ending the process releases the GPU anyway.
-  [[noreturn]] void timed_out(const char* what) {
+  [[noreturn]] void timed_out(const char* what, int64_t sequence) {
     failed_ = true;
-    abort_job_on_timeout(comm_.rank(), what, timeout_s_);
+    comm_.abort_on_timeout(what, sequence, timeout_s_);
   }
 
   Communicator& comm_;
   const double timeout_s_;
+  int64_t sums_started_ = 0;  // numbers the sums for Note [Naming a late rank]
   ncclComm_t nccl_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t produced_ = nullptr;  // reused: recorded on the compute stream at each start()
