@@ -156,8 +156,19 @@ void bench_data(const CommandLine& line, const config::Config& config, Communica
   std::fflush(stdout);
 }
 
-// The kernels by time, most expensive first, as a share of the step.
-void print_profile(const ProfilingBackend& profiler, int steps, double step_seconds) {
+// The timed steps' figures.
+struct TimedSteps {
+  PhaseTimes times;
+  double seconds = 0;
+  KeyNormReducer::Totals key_norm_sums;  // inside the forward passes
+  const char* key_norm_method = "none";
+  nlohmann::json trajectory = nlohmann::json::array();  // per timed step: loss, grad norm, lr
+};
+
+// The kernels by time, most expensive first, as a share of the step; then the key-norm sums
+// of the forward passes (KDGQA, DGQA), which are communication, not kernels.
+void print_profile(const ProfilingBackend& profiler, const TimedSteps& timed, int steps) {
+  const double step_seconds = timed.times.total();
   std::vector<std::pair<std::string, ProfilingBackend::Entry>> rows(profiler.entries().begin(),
                                                                     profiler.entries().end());
   std::sort(rows.begin(), rows.end(),
@@ -174,15 +185,16 @@ void print_profile(const ProfilingBackend& profiler, int steps, double step_seco
   std::printf("  %-40s %10s %10.2f %6.1f%%\n", "outside the kernels", "",
               1e3 * (step_seconds - kernel_seconds) / steps,
               100 * (step_seconds - kernel_seconds) / step_seconds);
+  const KeyNormReducer::Totals& sums = timed.key_norm_sums;
+  if (sums.calls > 0) {
+    const std::string label = std::string("key-norm all-reduce (") + timed.key_norm_method + ")";
+    std::printf(
+        "  %-40s %10.1f %10.2f %6.1f%%  (copies to the host included, also counted above)\n",
+        label.c_str(), static_cast<double>(sums.calls) / steps, 1e3 * sums.seconds / steps,
+        100 * sums.seconds / step_seconds);
+  }
   std::fflush(stdout);
 }
-
-// The timed steps' figures.
-struct TimedSteps {
-  PhaseTimes times;
-  double seconds = 0;
-  nlohmann::json trajectory = nlohmann::json::array();  // per timed step: loss, grad norm, lr
-};
 
 // Each step's batch: one fixed synthetic batch, or the config's training set epoch by epoch in
 // the order `dgqa train` takes it.
@@ -232,6 +244,7 @@ TimedSteps run_steps(const CommandLine& line, const config::Config& config, RunS
       comm.barrier("benchmark start");
       timed.times = PhaseTimes();
       if (setup.profiler != nullptr) setup.profiler->reset();
+      training.key_norm_reducer().reset_totals();
       since_start.restart();
     }
     Stopwatch data;
@@ -246,6 +259,8 @@ TimedSteps run_steps(const CommandLine& line, const config::Config& config, RunS
     }
   }
   timed.seconds = since_start.seconds();
+  timed.key_norm_sums = training.key_norm_reducer().totals();
+  timed.key_norm_method = training.key_norm_reducer().method();
   return timed;
 }
 
@@ -322,8 +337,7 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
   add_device_report(line, *setup.backend, comm.world_size(), &report);
   if (comm.rank() != 0) return;
   print_report(report, line.bench_json);
-  if (setup.profiler != nullptr)
-    print_profile(*setup.profiler, line.bench_steps, timed.times.total());
+  if (setup.profiler != nullptr) print_profile(*setup.profiler, timed, line.bench_steps);
 }
 
 }  // namespace dgqa

@@ -19,6 +19,8 @@
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
 #include "trainer/evaluate.h"
+#include "trainer/gradient_sync.h"
+#include "trainer/key_norm_reducer.h"
 #include "trainer/preemption.h"
 #include "trainer/run_setup.h"
 #include "trainer/trainer.h"
@@ -60,7 +62,9 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   }
 
   std::vector<float> logits;
-  const EvalResult result = evaluate(model, *setup.test_loader, comm, /*step=*/0,
+  KeyNormReducer reducer(comm, gradient_sync_options(config, comm.world_size()),
+                         /*shared_nccl_sum=*/nullptr, "evaluation key-norm all-reduce");
+  const EvalResult result = evaluate(model, *setup.test_loader, comm, reducer, /*step=*/0,
                                      line.logits_out.empty() ? nullptr : &logits);
   if (!std::isfinite(result.loss)) {  // finite weights whose logits overflow
     throw std::runtime_error("the mean loss over the " + std::to_string(result.examples) +

@@ -203,9 +203,11 @@ void VisionTransformer::choose_allocation(int layer, const float* k, int B,
     norms.assign(G, 0.f);
     if (B > 0) {
       backend_.key_norms(buffers_->key_norms, k, B, config_.num_tokens(), G, config_.head_dim());
-      backend_.copy_to_host(norms.data(), buffers_->key_norms, G * sizeof(float));
+    } else {  // a rank without examples adds nothing to the sum
+      backend_.zero(buffers_->key_norms, G * sizeof(float));
     }
-    reducer.sum(norms.data(), G);  // the global batch's norms: every rank agrees
+    // The global batch's norms: every rank agrees on them, so on the allocation and the cache.
+    reducer.sum_to_host(backend_, buffers_->key_norms, G, norms.data());
     for (float norm : norms) {
       if (!std::isfinite(norm)) {
         throw std::runtime_error("the training diverged: the key norms of layer " +

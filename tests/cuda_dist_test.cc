@@ -1,7 +1,8 @@
 // Data parallelism on the GPU (docs/design.md §5): 2 ranks sharing one GPU through the host-staged
-// MPI path compute what 1 rank computes, for every scheme; NCCL on 1 rank gives exactly what
-// MPI gives; NCCL refuses two ranks on one GPU with a clear error; NcclAllReduce sums device
-// buffers. Skipped without a CUDA build or without a GPU.
+// MPI path compute what 1 rank computes, for every scheme; NCCL (gradients and key norms) on 1
+// rank gives exactly what MPI gives, and on 2 GPUs what 1 rank gives; NCCL refuses two ranks on
+// one GPU with a clear error; NcclAllReduce sums device buffers. Skipped without a CUDA build or
+// without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -114,18 +115,28 @@ TEST_F(CudaDistTest, Bf16TwoRanksComputeWhatOneRankComputes) {
   }
 }
 
+class CudaNcclPathTest : public CudaDistTest, public ::testing::WithParamInterface<const char*> {};
+
 // With one rank the NCCL sum is the identity: the whole NCCL path (its stream, the events that
-// order it after backward and the optimizer after it) must leave every bit as MPI's no-op does.
-TEST_F(CudaDistTest, OneRankNcclGivesExactlyWhatMpiGives) {
-  const std::string config = write_config("KDGQA");
-  std::string log;
-  const RunRecords nccl = train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &log);
-  const RunRecords mpi = train("", config, dir_ + "/mpi", "--set dist.backend=MPI");
-  EXPECT_NE(log.find("summed by NCCL"), std::string::npos) << log;
+// order it after backward, the key norms summed on the device inside the forward, and the
+// optimizer after the gradient sums) must leave every bit as MPI's no-op does, for every scheme:
+// the losses, the allocations (chosen from the key norms) and the evaluations.
+TEST_P(CudaNcclPathTest, OneRankNcclGivesExactlyWhatMpiGives) {
+  const std::string config = write_config(GetParam());
+  std::string nccl_log, mpi_log;
+  const RunRecords nccl = train("", config, dir_ + "/nccl", "--set dist.backend=NCCL", &nccl_log);
+  const RunRecords mpi = train("", config, dir_ + "/mpi", "--set dist.backend=MPI", &mpi_log);
+  EXPECT_NE(nccl_log.find("gradient buckets summed by NCCL, key norms summed by NCCL"),
+            std::string::npos)
+      << nccl_log;
+  EXPECT_NE(mpi_log.find("key norms summed by none"), std::string::npos) << mpi_log;
   ASSERT_EQ(nccl.losses.size(), 20u);
   EXPECT_EQ(nccl.loss_text, mpi.loss_text);
   EXPECT_EQ(nccl.allocations, mpi.allocations);
+  EXPECT_EQ(nccl.evals, mpi.evals);
 }
+
+INSTANTIATE_TEST_SUITE_P(Schemes, CudaNcclPathTest, ::testing::ValuesIn(kSchemes));
 
 TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
   const std::string config = write_config("GQA");
@@ -149,6 +160,23 @@ TEST_F(CudaDistTest, NcclWithTwoRanksPerGpuIsRefusedOrMatchesOneRank) {
   for (const auto& [step, loss] : one.losses) {
     EXPECT_NEAR(two.losses.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
   }
+  EXPECT_EQ(two.allocations, one.allocations);
+}
+
+// Two ranks on two GPUs, KDGQA and DGQA: the key norms summed by NCCL give the allocations of
+// one rank, and dist.verify_replicas finds the caches and allocations equal on both ranks.
+TEST_P(CudaNcclPathTest, TwoRanksOnTwoGpusChooseTheAllocationsOfOneRank) {
+  if (visible_gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  const std::string config = write_config(GetParam());
+  const std::string sets =
+      "--set dist.backend=NCCL --set model.precision=FP32 --set dist.verify_replicas=true";
+  const RunRecords one = train("", config, dir_ + "/one", sets);
+  const RunRecords two = train(mpirun_prefix(2), config, dir_ + "/two", sets);
+  ASSERT_EQ(two.losses.size(), one.losses.size());
+  for (const auto& [step, loss] : one.losses) {
+    EXPECT_NEAR(two.losses.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
+  }
+  EXPECT_EQ(two.allocations, one.allocations);
 }
 
 #ifdef DGQA_WITH_CUDA

@@ -1,4 +1,5 @@
-// GradientSync and the host-staged all-reduce (trainer/gradient_sync.h, staged_all_reduce.h).
+// GradientSync, the host-staged all-reduce and the key-norm reducer (trainer/gradient_sync.h,
+// comm/staged_all_reduce.h, trainer/key_norm_reducer.h).
 // CTest runs this program plainly and as an MPI job of 2 ranks (gradient_sync_2ranks); every
 // rank fills its gradients with values that depend on the rank, so each can compute the sum.
 //
@@ -16,7 +17,9 @@
 #include "comm/staged_all_reduce.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/communicator_environment.h"
+#include "trainer/config.h"
 #include "trainer/gradient_sync.h"
+#include "trainer/key_norm_reducer.h"
 
 namespace dgqa {
 namespace {
@@ -147,6 +150,53 @@ TEST(StagedAllReduceTest, ABucketOutsideTheBufferIsRefused) {
   StagedAllReduce staged(comm(), backend, buffer.data() + 10, 80);
   EXPECT_THROW(staged.start(buffer.data() + 60, 40, "past the end"), std::logic_error);
   EXPECT_THROW(staged.start(buffer.data() + 5, 10, "before the start"), std::logic_error);
+}
+
+// The path of the key norms follows the gradients': NCCL on the device exactly when the
+// gradients go through NCCL (cuda with dist.backend NCCL, or the default with several ranks).
+KeyNormPath path_for(const std::string& backend, config::DistBackend dist, int world_size) {
+  config::Config config;
+  config.mutable_train()->set_backend(backend);
+  config.mutable_dist()->set_backend(dist);
+  return key_norm_path(gradient_sync_options(config, world_size));
+}
+
+TEST(KeyNormReducerTest, TheDevicePathIsChosenForCudaWithNcclOnly) {
+  using config::DIST_BACKEND_DEFAULT;
+  using config::MPI;
+  using config::NCCL;
+  for (int world : {1, 2, 8}) {
+    SCOPED_TRACE(std::to_string(world) + " ranks");
+    EXPECT_EQ(path_for("cuda", NCCL, world), KeyNormPath::kDevice);
+    EXPECT_EQ(path_for("cuda", MPI, world), KeyNormPath::kHost);
+    EXPECT_EQ(path_for("cpu", MPI, world), KeyNormPath::kHost);
+    EXPECT_EQ(path_for("cpu", DIST_BACKEND_DEFAULT, world), KeyNormPath::kHost);
+    // The default on cuda is NCCL when there is something to sum.
+    EXPECT_EQ(path_for("cuda", DIST_BACKEND_DEFAULT, world),
+              world > 1 ? KeyNormPath::kDevice : KeyNormPath::kHost);
+  }
+}
+
+// The host path: the norms are copied out of "device" memory once, then summed by MPI.
+TEST(KeyNormReducerTest, TheHostPathCopiesOnceAndSumsOverTheRanks) {
+  DeviceLikeBackend backend;
+  GradientSyncOptions options;  // MPI
+  KeyNormReducer reducer(comm(), options, /*shared_nccl_sum=*/nullptr, "test key-norm sum");
+  EXPECT_EQ(reducer.path(), KeyNormPath::kHost);
+  EXPECT_STREQ(reducer.method(), comm().world_size() > 1 ? "MPI" : "none");
+  const int count = 5;
+  auto* norms = static_cast<float*>(backend.allocate(count * sizeof(float)));
+  fill(backend, norms, count, comm().rank());
+  const int copies_before = backend.to_host;
+  std::vector<float> sums(count, -1.f);
+  reducer.sum_to_host(backend, norms, count, sums.data());
+  EXPECT_EQ(backend.to_host, copies_before + 1);
+  for (int i = 0; i < count; ++i) EXPECT_EQ(sums[i], expected_sum(comm().world_size(), i)) << i;
+  EXPECT_EQ(reducer.totals().calls, 1);
+  EXPECT_GE(reducer.totals().seconds, 0.0);
+  reducer.reset_totals();
+  EXPECT_EQ(reducer.totals().calls, 0);
+  backend.release(norms);
 }
 
 }  // namespace

@@ -6,8 +6,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "trainer/comm_reducer.h"
-
 namespace dgqa {
 
 namespace {
@@ -50,9 +48,8 @@ int64_t sum_over_ranks(Communicator& comm, int64_t value, const char* what) {
 
 }  // namespace
 
-EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm, int64_t step,
-                    std::vector<float>* logits) {
-  CommReducer reducer(comm, "evaluation key-norm all-reduce");
+EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm,
+                    Reducer& reducer, int64_t step, std::vector<float>* logits) {
   const int K = model.config().num_classes;
   ForwardContext context;
   context.training = false;

@@ -6,6 +6,7 @@
 
 #include "comm/communicator.h"
 #include "data/loader.h"
+#include "model/reducer.h"
 #include "model/vit.h"
 
 namespace dgqa {
@@ -25,7 +26,8 @@ struct EvalResult {
 // The result covers every rank's examples. When `logits` is given it receives the logits of every
 // example of the split, (examples, num_classes) in the dataset's order, on every rank (one
 // all-reduce of that size: each rank adds its own rows to zeros).
-EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm, int64_t step,
-                    std::vector<float>* logits = nullptr);
+// The key norms are summed with `reducer` (trainer/key_norm_reducer.h).
+EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm,
+                    Reducer& reducer, int64_t step, std::vector<float>* logits = nullptr);
 
 }  // namespace dgqa

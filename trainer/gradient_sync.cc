@@ -24,16 +24,21 @@ GradientSyncOptions gradient_sync_options(const config::Config& config, int worl
   return options;
 }
 
+std::unique_ptr<BufferAllReduce> make_nccl_sum(Communicator& comm, double timeout_s) {
+#ifdef DGQA_WITH_CUDA
+  return make_nccl_all_reduce(comm, timeout_s);
+#else
+  throw std::logic_error("NCCL in a build without CUDA");
+#endif
+}
+
 GradientSync::GradientSync(Communicator& comm, Backend& backend, float* grads, int64_t size,
                            const GradientSyncOptions& options)
     : grads_(grads), size_(size) {
   if (options.nccl) {
-#ifdef DGQA_WITH_CUDA
-    all_reduce_ = make_nccl_all_reduce(comm, options.timeout_s);
+    all_reduce_ = make_nccl_sum(comm, options.timeout_s);
     method_ = "NCCL";
-#else
-    throw std::logic_error("GradientSync: NCCL in a build without CUDA");
-#endif
+    nccl_ = true;
   } else if (comm.world_size() > 1 && backend.host_memory()) {
     all_reduce_ = std::make_unique<HostAllReduce>(comm);
     method_ = "MPI";

@@ -28,6 +28,10 @@ struct GradientSyncOptions {
 // The options of the config's dist section for a job of world_size ranks.
 GradientSyncOptions gradient_sync_options(const config::Config& config, int world_size);
 
+// An NCCL all-reduce over the ranks of `comm` (comm/cuda/nccl_all_reduce.h). Throws
+// std::logic_error in a build without CUDA, where the config refuses NCCL before this.
+std::unique_ptr<BufferAllReduce> make_nccl_sum(Communicator& comm, double timeout_s);
+
 class GradientSync {
  public:
   // grads: the backend's flat gradient buffer of `size` floats.
@@ -48,10 +52,13 @@ class GradientSync {
   int num_buckets() const { return static_cast<int>(bucket_begin_.size()); }
   // "none" (one rank), "MPI", "MPI through host memory" or "NCCL", for the log.
   const char* method() const { return method_; }
+  // The NCCL all-reduce of the gradients, for the key norms to share; null on other paths.
+  BufferAllReduce* nccl_sum() { return nccl_ ? all_reduce_.get() : nullptr; }
 
  private:
   std::unique_ptr<BufferAllReduce> all_reduce_;  // null: nothing to sum
   const char* method_ = "none";
+  bool nccl_ = false;
   float* grads_;
   int64_t size_;
   std::vector<int64_t> bucket_begin_;  // bucket i covers [begin[i], begin[i-1]) (i=0: to size)

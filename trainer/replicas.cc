@@ -3,9 +3,12 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace dgqa {
 namespace {
+
+constexpr uint64_t kFnvOffset = 14695981039346656037ULL;
 
 // FNV-1a over raw bytes: any difference in any bit changes it (with overwhelming odds).
 uint64_t fnv1a(const void* data, size_t bytes, uint64_t hash) {
@@ -24,22 +27,42 @@ void broadcast_params(VisionTransformer& model, Communicator& comm) {
   model.params_from_host(params);
 }
 
-void verify_replicas(const VisionTransformer& model, Communicator& comm, const char* when) {
-  const std::vector<float> params = model.params_to_host();
-  uint64_t hash = fnv1a(params.data(), params.size() * sizeof(float), 14695981039346656037ULL);
-  for (const GroupAllocator& allocator : model.allocators()) {
-    hash = fnv1a(allocator.cache().data(), allocator.cache().size() * sizeof(float), hash);
-    hash = fnv1a(allocator.allocation().data(), allocator.allocation().size() * sizeof(int), hash);
-  }
+namespace {
+
+// The ranks whose `hash` differs from rank 0's, as " 1 3", or "" when every rank agrees.
+std::string ranks_differing(Communicator& comm, uint64_t hash) {
   const std::vector<uint64_t> hashes = comm.all_gather(hash, "replica checksum");
   std::string differing;
   for (size_t r = 1; r < hashes.size(); ++r) {
     if (hashes[r] != hashes[0]) differing += " " + std::to_string(r);
   }
-  if (!differing.empty()) {
-    throw std::runtime_error(std::string("the ranks' weights differ ") + when + ": rank(s)" +
-                             differing + " disagree with rank 0");
+  return differing;
+}
+
+template <typename T>
+uint64_t hash_of(const std::vector<T>& values) {
+  return fnv1a(values.data(), values.size() * sizeof(T), kFnvOffset);
+}
+
+}  // namespace
+
+void verify_replicas(const VisionTransformer& model, Communicator& comm, const char* when) {
+  std::vector<std::string> problems;
+  const std::string params = ranks_differing(comm, hash_of(model.params_to_host()));
+  if (!params.empty()) problems.push_back("the weights of rank(s)" + params);
+  const std::vector<GroupAllocator>& allocators = model.allocators();
+  for (size_t layer = 0; layer < allocators.size(); ++layer) {
+    const std::string cache = ranks_differing(comm, hash_of(allocators[layer].cache()));
+    const std::string allocation = ranks_differing(comm, hash_of(allocators[layer].allocation()));
+    const std::string where = " of layer " + std::to_string(layer) + " on rank(s)";
+    if (!cache.empty()) problems.push_back("the DGQA cache" + where + cache);
+    if (!allocation.empty()) problems.push_back("the allocation" + where + allocation);
   }
+  if (problems.empty()) return;
+  std::string list;
+  for (const std::string& problem : problems) list += (list.empty() ? "" : "; ") + problem;
+  throw std::runtime_error(std::string("the ranks' replicas differ ") + when + ": " + list +
+                           " disagree with rank 0's");
 }
 
 }  // namespace dgqa

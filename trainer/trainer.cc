@@ -136,7 +136,8 @@ class Trainer {
   VisionTransformer& model_;
   const int64_t steps_per_epoch_, total_steps_;
   TrainingStep training_;
-  int64_t step_;  // optimizer steps done
+  KeyNormReducer eval_reducer_;  // the training's path, named for evaluation
+  int64_t step_;                 // optimizer steps done
   MetricsWriter metrics_;
   ProgressLine progress_;
   OverlapProbe overlap_;
@@ -156,6 +157,8 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       steps_per_epoch_(setup_.train_loader->batches_per_epoch()),
       total_steps_(total_training_steps(config, steps_per_epoch_)),
       training_(config, model_, *setup_.backend, comm, total_steps_),
+      eval_reducer_(comm, gradient_sync_options(config, comm.world_size()),
+                    training_.gradient_sync().nccl_sum(), "evaluation key-norm all-reduce"),
       step_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
                    training_.optimizer())),
       metrics_(metrics_path(options.out_dir, rank_)),
@@ -209,7 +212,8 @@ void Trainer::log_start() {
             << total_steps_ << " steps of " << config_.train().global_batch_size() << " images on "
             << comm_.world_size() << " rank(s), rank " << rank_ << ": " << setup_.backend->name()
             << " with " << setup_.threads << " threads, " << training_.gradient_sync().num_buckets()
-            << " gradient buckets summed by " << training_.gradient_sync().method();
+            << " gradient buckets summed by " << training_.gradient_sync().method()
+            << ", key norms summed by " << training_.key_norm_reducer().method();
 }
 
 // The metrics of a step: its allocation when it changed (KDGQA's at every log step too), and
@@ -240,7 +244,7 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
 }
 
 void Trainer::evaluate_now() {
-  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, step_);
+  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_);
   if (result.examples > 0 && !std::isfinite(result.loss)) {
     throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
                              ": the evaluation loss is not finite");

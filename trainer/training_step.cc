@@ -61,7 +61,8 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       optimizer_(backend, model.layout(), adamw_settings_from(config)),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
                      gradient_sync_options(config, comm.world_size())),
-      key_norm_reducer_(comm, "key-norm all-reduce") {}
+      key_norm_reducer_(comm, gradient_sync_options(config, comm.world_size()),
+                        gradient_sync_.nccl_sum(), "key-norm all-reduce") {}
 
 StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times) {
   PhaseClock clock(backend_, times);

@@ -11,9 +11,9 @@
 #include "data/batch.h"
 #include "kernels/backend.h"
 #include "model/vit.h"
-#include "trainer/comm_reducer.h"
 #include "trainer/config.h"
 #include "trainer/gradient_sync.h"
+#include "trainer/key_norm_reducer.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/optimizer.h"
 
@@ -54,6 +54,7 @@ class TrainingStep {
 
   AdamW& optimizer() { return optimizer_; }
   GradientSync& gradient_sync() { return gradient_sync_; }
+  KeyNormReducer& key_norm_reducer() { return key_norm_reducer_; }
 
  private:
   VisionTransformer& model_;
@@ -63,7 +64,7 @@ class TrainingStep {
   const LrSchedule schedule_;
   AdamW optimizer_;
   GradientSync gradient_sync_;
-  CommReducer key_norm_reducer_;
+  KeyNormReducer key_norm_reducer_;  // after gradient_sync_, whose NCCL sum it may share
 };
 
 }  // namespace dgqa
