@@ -43,10 +43,10 @@ void Communicator::abort_on_timeout(const char* what, int64_t sequence, double t
 }
 
 void abort_job_on_timeout(int rank, const std::string& what, double timeout_s,
-                          const std::string& late) {
+                          const std::string& late, bool after_stop) {
   std::ostringstream line;
   line << "dgqa: failed: rank " << rank << ": " << what << " did not complete within " << timeout_s
-       << " s";
+       << " s" << (after_stop ? " of a stop request" : "");
   if (late.empty()) {
     line << " (another rank died or hangs)";
   } else {

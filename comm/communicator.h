@@ -58,7 +58,26 @@ class Communicator {
   // Ends the job after this rank waited timeout_s for `what`: asks the peers where they are,
   // prints the line that names the ones that did not arrive, and aborts (abort_job_on_timeout).
   [[noreturn]] virtual void abort_on_timeout(const char* what, int64_t sequence, double timeout_s);
+
+  // Note [Giving up after a stop request]: from the first poll of a wait at which
+  // stop_requested() is true, the wait gives up after grace_s more seconds of waiting, naming
+  // the late ranks as a timeout does, instead of waiting out the whole timeout. Null turns it
+  // off (the default).
+  virtual void set_stop_grace(bool (*stop_requested)(), double grace_s) {}
 };
+
+// Note [Giving up after a stop request]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A stop signal usually reaches every rank (scancel, a time-limit warning, launch/mpirun.sh
+// passing SIGTERM on), and each finishes its step and meets the others in the stop all-reduce.
+// But when a rank dies, SLURM's srun sends the survivors SIGTERM and kills them only after
+// KillWait; a survivor that treated that SIGTERM as a stop would wait for the dead rank in a
+// collective until then, or until dist.timeout_s. So once a stop is requested, the ranks'
+// collectives get a short grace (the trainer sets it): healthy ranks arrive within it, since they
+// do the same work, while a dead or hung peer makes the job end in seconds, naming it. Once the
+// ranks have agreed on the stop, all of them are alive, and the trainer turns the grace off for
+// the checkpoint write, which may take longer. The MPI communicator implements it; NCCL's sums
+// keep dist.timeout_s.
 
 // Note [Naming a late rank]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -94,7 +113,8 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s);
 // Ends the whole job (exit 1) after a collective did not complete within timeout_s: one line on
 // stderr naming the rank, the operation and, when known, the late ranks (`late`, appended after
 // a colon), copied to the rank's log file, then abort_job.
+// After a stop request (Note [Giving up after a stop request]), `after_stop` says so in the line.
 [[noreturn]] void abort_job_on_timeout(int rank, const std::string& what, double timeout_s,
-                                       const std::string& late = "");
+                                       const std::string& late = "", bool after_stop = false);
 
 }  // namespace dgqa

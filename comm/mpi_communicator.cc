@@ -144,9 +144,21 @@ class PeerProgress {
     }
   }
 
-  [[noreturn]] void report_timeout(const char* what, int64_t sequence, double timeout_s) {
+  [[noreturn]] void report_timeout(const char* what, int64_t sequence, double timeout_s,
+                                   bool after_stop = false) {
     abort_job_on_timeout(rank_, what, timeout_s,
-                         describe_late_ranks(ask_peers(what, sequence), rank_, what, sequence));
+                         describe_late_ranks(ask_peers(what, sequence), rank_, what, sequence),
+                         after_stop);
+  }
+
+  // Note [Giving up after a stop request].
+  void set_stop_grace(bool (*stop_requested)(), double grace_s) {
+    stop_requested_ = stop_requested;
+    stop_grace_s_ = grace_s;
+  }
+  // The grace of a wait during a stop request; 0 when there is none.
+  double stop_grace_s() const {
+    return stop_requested_ != nullptr && stop_requested_() ? stop_grace_s_ : 0;
   }
 
  private:
@@ -196,6 +208,8 @@ class PeerProgress {
   const int world_size_;
   std::list<Answer> answers_;  // a list: MPI holds the addresses of the buffers in flight
   Stopwatch since_answered_;
+  bool (*stop_requested_)() = nullptr;
+  double stop_grace_s_ = 0;
 };
 
 // What the bounded wait of a collective needs to know about it.
@@ -237,9 +251,16 @@ class MpiPending : public PendingCollective {
       requests_.clear();
       return true;
     }
-    label_.peers->answer(label_.what.c_str(), label_.sequence);
-    if (clock_.poll() > label_.timeout_s) {
-      label_.peers->report_timeout(label_.what.c_str(), label_.sequence, label_.timeout_s);
+    PeerProgress& peers = *label_.peers;
+    peers.answer(label_.what.c_str(), label_.sequence);
+    const double waited = clock_.poll();
+    if (waited > label_.timeout_s) {
+      peers.report_timeout(label_.what.c_str(), label_.sequence, label_.timeout_s);
+    }
+    const double grace = peers.stop_grace_s();
+    if (grace > 0 && waited_at_stop_ < 0) waited_at_stop_ = waited;
+    if (grace > 0 && waited - waited_at_stop_ > grace) {
+      peers.report_timeout(label_.what.c_str(), label_.sequence, grace, /*after_stop=*/true);
     }
     return false;
   }
@@ -254,6 +275,7 @@ class MpiPending : public PendingCollective {
  private:
   CollectiveLabel label_;
   WaitClock clock_;
+  double waited_at_stop_ = -1;  // the wait's seconds when a stop was first seen; -1 before
   std::vector<MPI_Request> requests_;
 };
 
@@ -355,6 +377,9 @@ class MpiCommunicator : public Communicator {
   [[noreturn]] void abort_on_timeout(const char* what, int64_t sequence,
                                      double timeout_s) override {
     peers_->report_timeout(what, sequence, timeout_s);
+  }
+  void set_stop_grace(bool (*stop_requested)(), double grace_s) override {
+    peers_->set_stop_grace(stop_requested, grace_s);
   }
 
  private:

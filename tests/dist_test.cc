@@ -225,5 +225,28 @@ TEST_F(DistTest, AHangingRankEndsTheJobAfterTheTimeout) {
   EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
 }
 
+// What srun does when a rank dies: the survivors get SIGTERM. A survivor takes it as a stop
+// request, but its peer never comes: it gives up after the stop grace (10 s of waiting), names
+// the peer, and the job ends, long before dist.timeout_s. A stopped rank stands in for the dead
+// one, which mpirun (unlike srun) would notice itself.
+TEST_F(DistTest, AStopRequestWithAHungPeerEndsTheJobAfterTheGrace) {
+  const std::string config = write_config("GQA", 100000);
+  const std::string report =
+      interrupt_run(config, "--set dist.timeout_s=300", dir_ + "/stop_hung",
+                    "kill -STOP $VICTIM\n"
+                    "OTHER=$(pgrep -P $launcher -f 'dgqa train' | grep -vx $VICTIM | head -n 1)\n"
+                    "kill -TERM $OTHER");
+  EXPECT_NE(report.find("status=1"), std::string::npos) << report;
+  const size_t victim_at = report.find("victim-rank=");
+  ASSERT_NE(victim_at, std::string::npos) << report;
+  const int victim = std::stoi(report.substr(victim_at + 12));
+  EXPECT_NE(report.find("did not complete within 10 s of a stop request: rank " +
+                        std::to_string(victim) + " did not arrive"),
+            std::string::npos)
+      << report;
+  EXPECT_LT(seconds_of(report), 40) << report;
+  EXPECT_NE(report.find("no-ranks-left"), std::string::npos) << report;
+}
+
 }  // namespace
 }  // namespace dgqa

@@ -164,6 +164,7 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       metrics_(metrics_path(options.out_dir, rank_)),
       progress_(/*enabled=*/rank_ == 0),
       first_step_(step_) {
+  comm.set_stop_grace(stop_requested, kStopGraceSeconds);
   // Every rank starts from rank 0's weights (they already agree: same seed or same file).
   broadcast_params(model_, comm);
   if (config.dist().verify_replicas()) verify_replicas(model_, comm, "at the start");
@@ -274,7 +275,11 @@ void Trainer::checkpoint_or_stop() {
                                                          comm_.world_size(),
                                                          config_.checkpoint().keep_last()));
     }
+    // Every rank is alive here (the stop all-reduce completed), and rank 0's write may take
+    // longer than the stop grace: the others wait for it with the whole timeout.
+    comm_.set_stop_grace(nullptr, 0);
     comm_.barrier("checkpoint write");
+    comm_.set_stop_grace(stop_requested, kStopGraceSeconds);
   }
   if (stop == 0) return;
   const std::string after = "stopped on request after step " + std::to_string(step_);
