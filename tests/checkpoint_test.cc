@@ -519,6 +519,68 @@ TEST_F(CheckpointTest, SigtermToTheMpirunScriptStopsWithACheckpointAndExit75) {
   expect_stopped_cleanly(out, 30, report);
 }
 
+// launch/slurm_train.sh, run with stand-ins for srun (runs the rank itself), scancel (signals
+// the rank) and scontrol (records the call), is sent `signal` after a few steps. Reports the
+// script's exit status, then the stand-ins' calls, then the job's output.
+std::string slurm_script_run(const std::string& config, const std::string& out,
+                             const std::string& signal) {
+  const std::string fake = out + "_fake_slurm";
+  fs::create_directories(fake);
+  tests::write_file(fake + "/srun",
+                    "#!/bin/sh\n"
+                    "while [ $# -gt 0 ]; do case \"$1\" in --*) shift;; *) break;; esac; done\n"
+                    "exec \"$@\"\n");
+  tests::write_file(fake + "/scancel",
+                    "#!/bin/sh\n"
+                    "echo \"scancel $*\" >>\"$FAKE_SLURM_LOG\"\n"
+                    "pkill -\"${1#--signal=}\" -f -- \"--out $OUT\"\n");
+  tests::write_file(fake + "/scontrol", "#!/bin/sh\necho \"scontrol $*\" >>\"$FAKE_SLURM_LOG\"\n");
+  for (const char* tool : {"srun", "scancel", "scontrol"}) {
+    fs::permissions(fake + "/" + tool, fs::perms::owner_all, fs::perm_options::add);
+  }
+  const std::string script =
+      "export PATH=" + shell_quote(fake) + ":$PATH FAKE_SLURM_LOG=" + shell_quote(out + ".calls") +
+      " SLURM_JOB_ID=7 CONFIG=" + shell_quote(config) + " OUT=" + shell_quote(out) +
+      " DGQA_BIN=" + shell_quote(DGQA_BINARY) + "\nbash " +
+      shell_quote(std::string(DGQA_SOURCE_DIR) + "/launch/slurm_train.sh") + " >" +
+      shell_quote(out + ".log") +
+      " 2>&1 & job=$!\n"
+      "for i in $(seq 12000); do\n"
+      "  [ \"$(grep -c '\"kind\":\"train\"' " +
+      shell_quote(out + "/metrics.jsonl") +
+      " 2>/dev/null)\" -ge 3 ] 2>/dev/null && break\n"
+      "  kill -0 $job 2>/dev/null || break\n"
+      "  sleep 0.005\n"
+      "done\n"
+      "kill -" +
+      signal + " $job\nwait $job; echo status=$?\ncat " + shell_quote(out + ".calls") + "\n";
+  tests::write_file(out + ".sh", script);
+  std::string report;
+  tests::run_command(timeout() + "bash " + shell_quote(out + ".sh"), &report);
+  return report + "\n--- job output:\n" + tests::read_file(out + ".log");
+}
+
+// SLURM's time-limit warning (SIGUSR1 to the batch shell): checkpoint, exit 75, requeue.
+TEST_F(CheckpointTest, Sigusr1ToTheSlurmScriptCheckpointsAndRequeues) {
+  const Training training;
+  const std::string out = test_dir_ + "/out";
+  const std::string report = slurm_script_run(config_path(training), out, "USR1");
+  expect_stopped_cleanly(out, 30, report);
+  EXPECT_TRUE(contains(report, "scancel --signal=USR1 7\n")) << report;
+  EXPECT_TRUE(contains(report, "scontrol requeue 7\n")) << report;
+}
+
+// scancel (SIGTERM to the batch shell, no warning before): checkpoint, exit 75, no requeue.
+TEST_F(CheckpointTest, SigtermToTheSlurmScriptCheckpointsWithoutRequeueing) {
+  const Training training;
+  const std::string out = test_dir_ + "/out";
+  const std::string report = slurm_script_run(config_path(training), out, "TERM");
+  expect_stopped_cleanly(out, 30, report);
+  EXPECT_TRUE(contains(report, "scancel --signal=USR1 7\n")) << report;
+  EXPECT_FALSE(contains(report, "scontrol requeue")) << report;
+  EXPECT_TRUE(contains(report, "job 7 cancelled, not requeued")) << report;
+}
+
 TEST_F(CheckpointTest, SigtermToOneRankStopsEveryRank) {
   const Training training;
   const std::string out = test_dir_ + "/out";
