@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs every Debian package dgqa needs to build, test and train (idempotent).
-# Usage: launch/install_deps.sh [--with-torch] [--with-bench]
+# Usage: launch/install_deps.sh [--with-torch] [--with-bench] [--with-slurm]
 #   --with-torch  also installs python3-torch, python3-torchvision and python3-pil (oracles of
 #                 the PyTorch cross-check and the image-pipeline tests, and the PyTorch peers of
 #                 the benchmarks; the tests that need them skip when they are absent).
 #   --with-bench  also installs gnuplot-nox (the plots of launch/scaling_bench.sh and
 #                 tools/scaling_model.py --png).
+#   --with-slurm  also installs slurm-wlm and munge (the slurm tests start a private SLURM on
+#                 the machine; they skip when it is absent).
 set -euo pipefail
 
 packages=(
@@ -25,8 +27,10 @@ for option in "$@"; do
   case $option in
     --with-torch) packages+=(python3-torch python3-torchvision python3-pil) ;;
     --with-bench) packages+=(gnuplot-nox) ;;
+    --with-slurm) packages+=(slurm-wlm munge) ;;
     *)
-      echo "install_deps: unknown option '$option' (options: --with-torch, --with-bench)" >&2
+      echo "install_deps: unknown option '$option' (options: --with-torch, --with-bench," \
+        "--with-slurm)" >&2
       exit 2
       ;;
   esac

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
-# PyTorch cross-check), checks the C++ formatting (.clang-format), builds with warnings as
+# PyTorch cross-check, slurm-wlm and munge for the tests of the SLURM scripts), checks the C++ formatting (.clang-format), builds with warnings as
 # errors (with the CUDA backend too where CUDA's nvcc is installed, as on CI), runs every
 # CTest test, then runs them again in a sanitizer build (below). GPU tests (label gpu) skip,
 # with the reason, on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-launch/install_deps.sh --with-torch
+launch/install_deps.sh --with-torch --with-slurm
 if git rev-parse --git-dir >/dev/null 2>&1; then
   git ls-files -z '*.cc' '*.h' '*.cu' | xargs -0 clang-format --dry-run --Werror
 fi

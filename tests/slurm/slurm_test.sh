@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The SLURM scripts (launch/slurm_*.sbatch and launch/slurm_train.sh) against a real SLURM that
+# tests/slurm/start_slurm.sh starts on this machine, training configs/default.pbtxt for a few
+# steps with 2 ranks on the CPU. One case per run (CTest runs each as slurm_CASE):
+#   completes  a job runs to its end: COMPLETED, model.safetensors written
+#   requeue    SIGUSR1 (the time-limit warning) -> checkpoint -> requeue -> resume: the final
+#              weights are byte-identical to an uninterrupted job's, one log holds both attempts
+#   scancel    scancel -> checkpoint, the job ends CANCELLED and is never requeued
+#   dead-rank  kill -9 of a rank -> the job fails within seconds, no rank left running
+#   two-nodes  the multi-node script on two emulated nodes gives the single-node job's weights
+# Exits 0 when the case holds, 1 when not (saying why), 77 when SLURM cannot start here.
+# Usage: tests/slurm/slurm_test.sh CASE DGQA_BINARY
+set -uo pipefail
+case_name=$1
+export DGQA_BIN=$2
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d /tmp/dgqa_slurm_XXXXXX)
+export PATH=$PATH:/usr/sbin
+
+nodes=1
+[[ $case_name == two-nodes ]] && nodes=2
+slurm_env=$("$repo/tests/slurm/start_slurm.sh" "$work/slurm" "$nodes" 2)
+status=$?
+if ((status != 0)); then
+  rm -rf "$work"
+  exit "$status"
+fi
+export "${slurm_env?}"
+trap '"$work/slurm/stop.sh"; rm -rf "$work"' EXIT
+
+fail() {
+  echo "slurm_test $case_name: FAILED: $*" >&2
+  for log in "$work"/*.out; do
+    [[ -f $log ]] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
+  done
+  exit 1
+}
+
+# submit NAME SCRIPT [SBATCH OPTIONS...] -- [DGQA ARGS...]: submits from the repository root
+# (the scripts run launch/slurm_train.sh from there); prints the job id. OUT is $work/NAME.
+submit() {
+  local name=$1 script=$2
+  shift 2
+  local options=()
+  while (($# > 0)) && [[ $1 != -- ]]; do
+    options+=("$1")
+    shift
+  done
+  shift
+  (cd "$repo" && CONFIG=configs/default.pbtxt OUT="$work/$name" sbatch --parsable \
+    --output="$work/$name-%j.out" --gres=none --cpus-per-task=1 --time=10:00 "${options[@]}" \
+    "launch/$script" --set train.log_every_steps=1 "$@")
+}
+single_node() { submit "$1" slurm_single_node.sbatch --ntasks-per-node=2 -- "${@:2}"; }
+
+job_field() { scontrol -o show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | cut -d= -f2; }
+
+# wait_state JOB STATE SECONDS: until the job is in STATE (fails after SECONDS).
+wait_state() {
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    [[ $(job_field "$1" JobState) == "$2" ]] && return 0
+    sleep 0.2
+  done
+  fail "job $1 is $(job_field "$1" JobState), not $2, after $3 s"
+}
+
+# wait_steps NAME N: until the run NAME has logged N training steps.
+wait_steps() {
+  local i
+  for ((i = 0; i < 600; i++)); do
+    local steps
+    steps=$(grep -c '"kind":"train"' "$work/$1/metrics.jsonl" 2>/dev/null)
+    ((${steps:-0} >= $2)) && return 0
+    sleep 0.2
+  done
+  fail "the run $1 did not log $2 steps"
+}
+
+ranks_of() { pgrep -f "dgqa train .*--out $work/$1 " || true; }
+
+case $case_name in
+  completes)
+    job=$(single_node run --set train.max_steps=20) || fail "sbatch failed"
+    wait_state "$job" COMPLETED 120
+    [[ -f $work/run/model.safetensors ]] || fail "no model.safetensors"
+    grep -q "on 2 rank(s)" "$work/run-$job.out" || fail "the job did not run 2 ranks"
+    ;;
+  requeue)
+    reference=$(single_node reference --set train.max_steps=60) || fail "sbatch failed"
+    wait_state "$reference" COMPLETED 180
+    job=$(single_node run --set train.max_steps=60) || fail "sbatch failed"
+    wait_steps run 3
+    scancel --signal=USR1 --batch "$job"
+    wait_state "$job" PENDING 60
+    [[ $(job_field "$job" Restarts) == 1 ]] || fail "the job was not requeued"
+    # SLURM holds a requeued job for a while before it may start again: release it as soon as
+    # the first attempt's step is cleaned up (its PMIx directory would collide with the next's).
+    for ((i = 0; i < 150; i++)); do
+      pgrep -f "slurmstepd: \[$job\." >/dev/null || break
+      sleep 0.2
+    done
+    scontrol update JobId="$job" StartTime=now
+    wait_state "$job" COMPLETED 180
+    [[ $(job_field "$job" ExitCode) == 0:0 ]] || fail "the job ended with $(job_field "$job" ExitCode)"
+    cmp "$work/reference/model.safetensors" "$work/run/model.safetensors" ||
+      fail "the resumed job's weights differ from the uninterrupted job's"
+    log=$work/run-$job.out
+    grep -q "stopped on request" "$log" || fail "the first attempt's stop is not in the log"
+    grep -q "requeueing job $job" "$log" || fail "the requeue is not in the log"
+    grep -q "Resuming from" "$log" || fail "the second attempt is not in the log"
+    ;;
+  scancel)
+    job=$(single_node run --set train.max_steps=100000) || fail "sbatch failed"
+    wait_steps run 3
+    scancel "$job"
+    wait_state "$job" CANCELLED 60
+    sleep 3
+    [[ $(job_field "$job" JobState) == CANCELLED ]] || fail "the job did not stay cancelled"
+    [[ $(job_field "$job" Restarts) == 0 ]] || fail "the cancelled job was requeued"
+    [[ -f $work/run/checkpoints/latest ]] || fail "no checkpoint was written"
+    grep -q "cancelled, not requeued" "$work/run-$job.out" || fail "the log does not say cancelled"
+    [[ -z $(ranks_of run) ]] || fail "ranks are left running"
+    ;;
+  dead-rank)
+    job=$(single_node run --set train.max_steps=100000) || fail "sbatch failed"
+    wait_steps run 3
+    victim=$(ranks_of run | tail -n 1)
+    [[ -n $victim ]] || fail "no rank found"
+    start=$SECONDS
+    kill -KILL "$victim"
+    wait_state "$job" FAILED 60
+    elapsed=$((SECONDS - start))
+    # KillWait is 60 s here: a job that waited for it would take twice as long.
+    ((elapsed <= 30)) || fail "the job took $elapsed s to end after a rank died"
+    sleep 1
+    [[ -z $(ranks_of run) ]] || fail "ranks are left running"
+    [[ $(job_field "$job" Restarts) == 0 ]] || fail "the failed job was requeued"
+    echo "slurm_test dead-rank: the job failed $elapsed s after the kill"
+    ;;
+  two-nodes)
+    one=$(single_node one --set train.max_steps=20) || fail "sbatch failed"
+    wait_state "$one" COMPLETED 120
+    two=$(submit two slurm_multi_node.sbatch --nodes=2 --ntasks-per-node=1 -- \
+      --set train.max_steps=20) || fail "sbatch failed"
+    wait_state "$two" COMPLETED 120
+    nodes_used=$(job_field "$two" NumNodes)
+    [[ $nodes_used == 2 ]] || fail "the job ran on $nodes_used node(s), not 2"
+    cmp "$work/one/model.safetensors" "$work/two/model.safetensors" ||
+      fail "2 ranks on two nodes differ from 2 ranks on one"
+    ;;
+  *)
+    echo "slurm_test: unknown case '$case_name'" >&2
+    exit 2
+    ;;
+esac
+echo "slurm_test $case_name: ok"
