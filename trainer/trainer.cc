@@ -291,8 +291,8 @@ void Trainer::checkpoint_or_stop() {
 void Trainer::finish() {
   progress_.finish();
   // A resumed run trained only the steps after its checkpoint in this process's time.
-  LOG(INFO) << "Trained " << step_ - first_step_ << " steps (" << first_step_ + 1 << " to "
-            << step_ << ") in " << since_start_.seconds() << " s";
+  LOG(INFO) << "Trained " << step_ - first_step_ << " steps (" << first_step_ + 1 << " to " << step_
+            << ") in " << since_start_.seconds() << " s";
   if (comm_.world_size() > 1) overlap_.log();
   if (config_.dist().verify_replicas()) verify_replicas(model_, comm_, "at the end");
   if (!options_.out_dir.empty() && rank_ == 0) {
