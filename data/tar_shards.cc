@@ -85,7 +85,10 @@ int64_t parse_number(const uint8_t* field, int length, bool* ok) {
   if (field[0] & 0x80) {  // base-256, for sizes of 8 GiB and more
     int64_t value = field[0] & 0x3f;
     for (int i = 1; i < length; ++i) {
-      if (value > (INT64_MAX >> 8)) *ok = false;
+      if (value > (INT64_MAX >> 8)) {
+        *ok = false;
+        return 0;
+      }
       value = (value << 8) | field[i];
     }
     return value;
@@ -94,7 +97,10 @@ int64_t parse_number(const uint8_t* field, int length, bool* ok) {
   int i = 0;
   while (i < length && field[i] == ' ') ++i;
   for (; i < length && field[i] >= '0' && field[i] <= '7'; ++i) {
-    if (value > (INT64_MAX >> 3)) *ok = false;
+    if (value > (INT64_MAX >> 3)) {
+      *ok = false;
+      return 0;
+    }
     value = value * 8 + (field[i] - '0');
   }
   if (i < length && field[i] != ' ' && field[i] != '\0') *ok = false;
@@ -173,10 +179,10 @@ class ShardReader {
       if (!ok || member->size < 0) throw InputError(path_ + ": bad member size");
       member->type = static_cast<char>(header[156]);
       member->offset = *offset + kBlock;
-      *offset = member->offset + (member->size + kBlock - 1) / kBlock * kBlock;
-      if (member->offset + member->size > size_) {
+      if (member->size > size_ - member->offset) {
         throw InputError(path_ + ": truncated (a member ends past the file)");
       }
+      *offset = member->offset + (member->size + kBlock - 1) / kBlock * kBlock;
       if (member->type == 'L' || member->type == 'x') {  // the next member's name
         std::string data(static_cast<size_t>(std::min<int64_t>(member->size, 1 << 20)), '\0');
         read_at(member->offset, data.data(), static_cast<int64_t>(data.size()));

@@ -2,6 +2,7 @@
 // Python's tarfile writes, GNU and PAX long names included) and the errors of bad shards.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,32 @@ TEST(TarShardsTest, BadShardsAreErrorsNamingThem) {
     ASSERT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/link.py " + dir + "/link.tar"), 0);
     expect_contains(error_of(dir + "/link.tar"), "member 'a.jpg' is not a regular file");
   }
+}
+
+// Member sizes in base-256 (as GNU tar writes sizes of 8 GiB and more) that overflow int64_t,
+// or that fit but put the member's end past any file: errors, without overflow on the way.
+TEST(TarShardsTest, HugeMemberSizesAreErrors) {
+  const std::string dir = make_temp_dir("shards_huge");
+  const std::string good = read_file(write_shard(dir + "/good.tar", 0, 1));
+  // The shard with the first member's size field (bytes 124-135) replaced and its header
+  // checksum (bytes 148-155: six octal digits, NUL, space) recomputed.
+  const auto error_with_size = [&](const std::string& name, const std::string& size_field) {
+    std::string shard = good;
+    shard.replace(124, 12, size_field);
+    shard.replace(148, 8, 8, ' ');
+    unsigned sum = 0;
+    for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(shard[i]);
+    char checksum[8];
+    std::snprintf(checksum, sizeof(checksum), "%06o", sum);
+    shard.replace(148, 7, checksum, 7);
+    write_file(dir + "/" + name, shard);
+    return input_error_of([&] { open_tar_shards({dir + "/" + name}); });
+  };
+  expect_contains(error_with_size("overflow.tar", "\x80" + std::string(11, '\xff')),
+                  dir + "/overflow.tar: bad member size");
+  const std::string int64_max = std::string("\x80\0\0\0\x7f", 5) + std::string(7, '\xff');
+  expect_contains(error_with_size("int64_max.tar", int64_max),
+                  dir + "/int64_max.tar: truncated (a member ends past the file)");
 }
 
 }  // namespace
