@@ -22,54 +22,78 @@ std::string lower(std::string text) {
   return text;
 }
 
+// Whether text is one or more ASCII digits.
+bool is_decimal(const std::string& text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // ---- Shard lists ----------------------------------------------------------------------------
 
-std::vector<std::string> expand_braces(const std::string& pattern, const std::string& field) {
-  const size_t open = pattern.find('{');
-  if (open == std::string::npos) {
-    if (pattern.find('}') != std::string::npos) {
-      throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
-    }
-    return {pattern};
-  }
-  const size_t close = pattern.find('}', open);
-  if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
-  const std::string group = pattern.substr(open + 1, close - open - 1);
+// More shards than any dataset has: a list naming more is refused before it is built.
+constexpr size_t kMaxShards = 1000000;
+
+[[noreturn]] void too_many_shards(const std::string& field, const std::string& what) {
+  throw InputError(field + ": " + what + " names more than " + std::to_string(kMaxShards) +
+                   " shards");
+}
+
+// The strings one brace group stands for: a numeric range "low..high" or alternatives "a,b".
+std::vector<std::string> brace_choices(const std::string& group, const std::string& field) {
   std::vector<std::string> choices;
   const size_t dots = group.find("..");
-  if (dots != std::string::npos) {
-    const std::string low = group.substr(0, dots), high = group.substr(dots + 2);
-    const bool digits =
-        !low.empty() && !high.empty() && std::all_of(low.begin(), low.end(), ::isdigit) &&
-        std::all_of(high.begin(), high.end(), ::isdigit) && low.size() < 10 && high.size() < 10;
-    if (!digits || std::stoll(low) > std::stoll(high)) {
-      throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
-    }
-    const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
-    for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
-      std::string number = std::to_string(i);
-      if (number.size() < width) number.insert(0, width - number.size(), '0');
-      choices.push_back(number);
-    }
-  } else {
+  if (dots == std::string::npos) {
     size_t start = 0;
     for (size_t comma; (comma = group.find(',', start)) != std::string::npos; start = comma + 1) {
       choices.push_back(group.substr(start, comma - start));
     }
     choices.push_back(group.substr(start));
+    return choices;
   }
-  std::vector<std::string> expanded;
-  const std::string head = pattern.substr(0, open);
-  for (const std::string& tail : expand_braces(pattern.substr(close + 1), field)) {
-    for (const std::string& choice : choices) expanded.push_back(head + choice + tail);
+  const std::string low = group.substr(0, dots), high = group.substr(dots + 2);
+  const bool digits = is_decimal(low) && is_decimal(high) && low.size() < 10 && high.size() < 10;
+  if (!digits || std::stoll(low) > std::stoll(high)) {
+    throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
   }
-  // Order by the first group, then the later ones, as braceexpand does.
-  std::vector<std::string> ordered;
-  const size_t tails = expanded.size() / choices.size();
-  for (size_t c = 0; c < choices.size(); ++c) {
-    for (size_t t = 0; t < tails; ++t) ordered.push_back(expanded[t * choices.size() + c]);
+  if (std::stoll(high) - std::stoll(low) >= static_cast<long long>(kMaxShards)) {
+    too_many_shards(field, "'{" + group + "}'");
   }
-  return ordered;
+  const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
+  for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
+    std::string number = std::to_string(i);
+    if (number.size() < width) number.insert(0, width - number.size(), '0');
+    choices.push_back(number);
+  }
+  return choices;
+}
+
+// Every string the pattern stands for, the first group varying slowest, as braceexpand orders
+// them.
+std::vector<std::string> expand_braces(const std::string& pattern, const std::string& field) {
+  std::vector<std::string> expanded = {""};
+  for (size_t at = 0;;) {
+    const size_t open = pattern.find('{', at);
+    if (open == std::string::npos) {
+      if (pattern.find('}', at) != std::string::npos) {
+        throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
+      }
+      for (std::string& name : expanded) name += pattern.substr(at);
+      return expanded;
+    }
+    const size_t close = pattern.find('}', open);
+    if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
+    const std::vector<std::string> choices =
+        brace_choices(pattern.substr(open + 1, close - open - 1), field);
+    if (expanded.size() > kMaxShards / choices.size()) too_many_shards(field, "'" + pattern + "'");
+    const std::string literal = pattern.substr(at, open - at);
+    std::vector<std::string> longer;
+    longer.reserve(expanded.size() * choices.size());
+    for (const std::string& name : expanded) {
+      for (const std::string& choice : choices) longer.push_back(name + literal + choice);
+    }
+    expanded = std::move(longer);
+    at = close + 1;
+  }
 }
 
 // ---- Tar headers ----------------------------------------------------------------------------
@@ -273,8 +297,7 @@ int32_t parse_label(const ShardReader& shard, const std::string& where, const Me
   const size_t first = text.find_first_not_of(" \t\r\n");
   const size_t last = text.find_last_not_of(" \t\r\n");
   const std::string digits = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-  if (digits.empty() || digits.size() > 9 ||
-      !std::all_of(digits.begin(), digits.end(), ::isdigit)) {
+  if (digits.size() > 9 || !is_decimal(digits)) {
     throw InputError(where + ": the class '" + text + "' is not a non-negative integer");
   }
   return static_cast<int32_t>(std::stol(digits));
@@ -337,6 +360,7 @@ std::vector<std::string> expand_shard_list(const std::string& patterns, const st
     for (std::string& path : expand_braces(patterns.substr(at, end - at), field)) {
       shards.push_back(root.empty() || path[0] == '/' ? path : root + "/" + path);
     }
+    if (shards.size() > kMaxShards) too_many_shards(field, "the list");
     at = end;
   }
   if (shards.empty()) throw InputError(field + ": names no shards");

@@ -33,6 +33,23 @@ TEST(ShardListTest, ExpandsBracesAsBraceexpandDoes) {
   }
 }
 
+// Lists of more than 10^6 shards are refused before they are built (a typo such as
+// {0..999999999} would otherwise take gigabytes); any number of groups expands without
+// recursion.
+TEST(ShardListTest, RefusesListsOfMoreThanAMillionShards) {
+  for (const char* huge : {"x-{0..999999999}.tar", "{0..999}{0..999}{0..9}", "{0..999999} y"}) {
+    const std::string message =
+        input_error_of([&] { expand_shard_list(huge, "", "data.train_shards"); });
+    expect_contains(message, "data.train_shards: ");
+    expect_contains(message, "names more than 1000000 shards");
+  }
+  EXPECT_EQ(expand_shard_list("{0..999999}", "", "f").size(), 1000000u);
+  std::string groups;
+  for (int i = 0; i < 20000; ++i) groups += "{a}";
+  EXPECT_EQ(expand_shard_list(groups, "/r", "f"),
+            std::vector<std::string>{"/r/" + std::string(20000, 'a')});
+}
+
 // Writes a shard of samples key i: image bytes "image<i>" as .png (even i) or .jpg, class i.
 std::string write_shard(const std::string& path, int first, int count) {
   TarWriter tar(path);
