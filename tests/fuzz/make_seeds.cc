@@ -399,6 +399,18 @@ void tar_seeds(const std::string& root) {
     open_tar_shards({corpus.path(name)});
 }
 
+void shard_list_seeds(const std::string& root) {
+  const Corpus corpus(root, "shard_list");
+  const std::vector<std::pair<std::string, std::string>> seeds = {
+      {"range.txt", "train-{000000..000127}.tar"},
+      {"alternatives.txt", "{a,b}-{8..10}.tar /abs/c.tar"},
+      {"padded_lines.txt", "s-{7..0010}.tar\nval-000000.tar\tval-000001.tar"}};
+  for (const auto& [name, patterns] : seeds) {
+    corpus.add(name, patterns);
+    expand_shard_list(patterns, "/data", "data.train_shards");
+  }
+}
+
 }  // namespace
 }  // namespace dgqa::fuzz
 
@@ -417,6 +429,7 @@ int main(int argc, char** argv) {
   checkpoint_seeds(root);
   image_seeds(root);
   tar_seeds(root);
+  shard_list_seeds(root);
   std::set<std::string> config_words, state_words;
   schema_words(*dgqa::config::Config::descriptor(), "", true, &config_words);
   schema_words(*dgqa::checkpoint::State::descriptor(), "", false, &state_words);
