@@ -246,6 +246,15 @@ TEST_F(CheckpointValidationTest, RecordedConfigWithAnImpossibleSettingIsRefused)
   expect_all_refused({state_path() + ": train.global_batch_size:"});
 }
 
+// A syntax error behind a correct checksum: one error line naming the file and position, and
+// nothing from the protobuf library on stderr.
+TEST_F(CheckpointValidationTest, SealedStateThatDoesNotParseIsRefusedAtItsPosition) {
+  edit_state("world_size: 1", "world_size: one");
+  expect_all_refused({state_path() + ":", ": Expected integer, got: one"});
+  const DgqaRun run = resume(checkpoint_dir());
+  EXPECT_EQ(run.err.find("libprotobuf"), std::string::npos) << run.err;
+}
+
 TEST_F(CheckpointValidationTest, StepBeyondTheRunsMaxStepsIsRefused) {
   edit_state("step: 2", "step: 999999999");
   expect_all_refused({state_path() + ": step:", "beyond the run's train.max_steps = 2"});

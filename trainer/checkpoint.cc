@@ -341,9 +341,7 @@ Checkpoint open_checkpoint(const std::string& named, const config::Config& confi
   if (!fs::is_directory(path)) throw InputError("checkpoint " + dir + ": not a directory");
   const std::string source = (path / kStateFile).string();
   const std::string text = checked_state_text(source);
-  if (!google::protobuf::TextFormat::ParseFromString(text, &checkpoint.state)) {
-    throw InputError("checkpoint " + dir + ": " + kStateFile + " does not parse");
-  }
+  parse_text_proto(text, source, &checkpoint.state);
   const checkpoint::State& state = checkpoint.state;
   check_recorded_config(state, config, source);
   check_position(state, source);
