@@ -30,13 +30,36 @@ bool is_decimal(const std::string& text) {
 
 // ---- Shard lists ----------------------------------------------------------------------------
 
-// More shards than any dataset has: a list naming more is refused before it is built.
+// More shards, or more bytes of their paths, than any dataset needs: a list beyond either is
+// refused while it is built, so that a typo such as {0..999999999} costs no more memory.
 constexpr size_t kMaxShards = 1000000;
+constexpr size_t kMaxShardListBytes = size_t{64} << 20;
 
-[[noreturn]] void too_many_shards(const std::string& field, const std::string& what) {
-  throw InputError(field + ": " + what + " names more than " + std::to_string(kMaxShards) +
-                   " shards");
+[[noreturn]] void too_many_shards(const std::string& field) {
+  throw InputError(field + ": names more than " + std::to_string(kMaxShards) + " shards");
 }
+
+// A list of shard paths that stays within the limits above.
+class ShardList {
+ public:
+  explicit ShardList(const std::string& field) : field_(field) {}
+
+  void add(std::string path) {
+    bytes_ += path.size();
+    if (paths_.size() == kMaxShards) too_many_shards(field_);
+    if (bytes_ > kMaxShardListBytes) {
+      throw InputError(field_ + ": names more than " + std::to_string(kMaxShardListBytes >> 20) +
+                       " MiB of shard paths");
+    }
+    paths_.push_back(std::move(path));
+  }
+  std::vector<std::string>& paths() { return paths_; }
+
+ private:
+  std::string field_;
+  std::vector<std::string> paths_;
+  size_t bytes_ = 0;
+};
 
 // The strings one brace group stands for: a numeric range "low..high" or alternatives "a,b".
 std::vector<std::string> brace_choices(const std::string& group, const std::string& field) {
@@ -56,7 +79,7 @@ std::vector<std::string> brace_choices(const std::string& group, const std::stri
     throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
   }
   if (std::stoll(high) - std::stoll(low) >= static_cast<long long>(kMaxShards)) {
-    too_many_shards(field, "'{" + group + "}'");
+    too_many_shards(field);
   }
   const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
   for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
@@ -77,21 +100,20 @@ std::vector<std::string> expand_braces(const std::string& pattern, const std::st
       if (pattern.find('}', at) != std::string::npos) {
         throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
       }
-      for (std::string& name : expanded) name += pattern.substr(at);
-      return expanded;
+      ShardList complete(field);
+      for (std::string& name : expanded) complete.add(std::move(name) + pattern.substr(at));
+      return std::move(complete.paths());
     }
     const size_t close = pattern.find('}', open);
     if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
     const std::vector<std::string> choices =
         brace_choices(pattern.substr(open + 1, close - open - 1), field);
-    if (expanded.size() > kMaxShards / choices.size()) too_many_shards(field, "'" + pattern + "'");
     const std::string literal = pattern.substr(at, open - at);
-    std::vector<std::string> longer;
-    longer.reserve(expanded.size() * choices.size());
+    ShardList longer(field);
     for (const std::string& name : expanded) {
-      for (const std::string& choice : choices) longer.push_back(name + literal + choice);
+      for (const std::string& choice : choices) longer.add(name + literal + choice);
     }
-    expanded = std::move(longer);
+    expanded = std::move(longer.paths());
     at = close + 1;
   }
 }
@@ -353,18 +375,17 @@ void index_shard(const ShardReader& shard, const std::string& path, int32_t shar
 
 std::vector<std::string> expand_shard_list(const std::string& patterns, const std::string& root,
                                            const std::string& field) {
-  std::vector<std::string> shards;
+  ShardList shards(field);
   size_t at = 0;
   while ((at = patterns.find_first_not_of(" \t\n", at)) != std::string::npos) {
     const size_t end = std::min(patterns.find_first_of(" \t\n", at), patterns.size());
     for (std::string& path : expand_braces(patterns.substr(at, end - at), field)) {
-      shards.push_back(root.empty() || path[0] == '/' ? path : root + "/" + path);
+      shards.add(root.empty() || path[0] == '/' ? std::move(path) : root + "/" + path);
     }
-    if (shards.size() > kMaxShards) too_many_shards(field, "the list");
     at = end;
   }
-  if (shards.empty()) throw InputError(field + ": names no shards");
-  return shards;
+  if (shards.paths().empty()) throw InputError(field + ": names no shards");
+  return std::move(shards.paths());
 }
 
 std::unique_ptr<EncodedStore> open_tar_shards(const std::vector<std::string>& shards) {
