@@ -13,11 +13,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "data/cifar_reader.h"
@@ -95,7 +96,7 @@ Bytes gzipped(const Bytes& bytes) {
   return packed;
 }
 
-// Bytes 0, 1, 2, ... of the given count, as pixels.
+// `count` pixel bytes 0, step, 2 * step, ... (mod 256).
 Bytes ramp(size_t count, int step) {
   Bytes bytes(count, '\0');
   for (size_t i = 0; i < count; ++i) bytes[i] = static_cast<char>(i * step);
@@ -213,7 +214,7 @@ std::string state_text(int64_t step, int64_t epoch, int64_t batch_in_epoch) {
   state.set_epoch(epoch);
   state.set_batch_in_epoch(batch_in_epoch);
   state.set_world_size(2);
-  state.set_version("0.1.0");
+  state.set_version(DGQA_VERSION);
   for (const auto& [name, bytes] :
        {std::pair{"model.safetensors", Bytes(kModelFileBytes)},
         std::pair{"optimizer.safetensors", Bytes(kOptimizerFileBytes)}}) {
