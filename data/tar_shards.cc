@@ -31,35 +31,24 @@ bool is_decimal(const std::string& text) {
 // ---- Shard lists ----------------------------------------------------------------------------
 
 // More shards, or more bytes of their paths, than any dataset needs: a list beyond either is
-// refused while it is built, so that a typo such as {0..999999999} costs no more memory.
-constexpr size_t kMaxShards = 1000000;
-constexpr size_t kMaxShardListBytes = size_t{64} << 20;
+// refused before it is built, so that a typo such as {0..999999999} costs nothing.
+constexpr double kMaxShards = 1e6;
+constexpr double kMaxShardListBytes = 64 << 20;
 
-[[noreturn]] void too_many_shards(const std::string& field) {
-  throw InputError(field + ": names more than " + std::to_string(kMaxShards) + " shards");
+// Refuses a list of `names` paths of `bytes` bytes in all. In doubles: the sizes of large groups
+// multiplied may overflow 64 bits, and the limits are far below 2^53.
+void check_shard_list_size(double names, double bytes, const std::string& field) {
+  if (names > kMaxShards) throw InputError(field + ": names more than 1000000 shards");
+  if (bytes > kMaxShardListBytes) {
+    throw InputError(field + ": names more than 64 MiB of shard paths");
+  }
 }
 
-// A list of shard paths that stays within the limits above.
-class ShardList {
- public:
-  explicit ShardList(const std::string& field) : field_(field) {}
-
-  void add(std::string path) {
-    bytes_ += path.size();
-    if (paths_.size() == kMaxShards) too_many_shards(field_);
-    if (bytes_ > kMaxShardListBytes) {
-      throw InputError(field_ + ": names more than " + std::to_string(kMaxShardListBytes >> 20) +
-                       " MiB of shard paths");
-    }
-    paths_.push_back(std::move(path));
-  }
-  std::vector<std::string>& paths() { return paths_; }
-
- private:
-  std::string field_;
-  std::vector<std::string> paths_;
-  size_t bytes_ = 0;
-};
+double total_length(const std::vector<std::string>& texts) {
+  double length = 0;
+  for (const std::string& text : texts) length += static_cast<double>(text.size());
+  return length;
+}
 
 // The strings one brace group stands for: a numeric range "low..high" or alternatives "a,b".
 std::vector<std::string> brace_choices(const std::string& group, const std::string& field) {
@@ -78,9 +67,7 @@ std::vector<std::string> brace_choices(const std::string& group, const std::stri
   if (!digits || std::stoll(low) > std::stoll(high)) {
     throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
   }
-  if (std::stoll(high) - std::stoll(low) >= static_cast<long long>(kMaxShards)) {
-    too_many_shards(field);
-  }
+  check_shard_list_size(static_cast<double>(std::stoll(high) - std::stoll(low) + 1), 0, field);
   const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
   for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
     std::string number = std::to_string(i);
@@ -100,20 +87,32 @@ std::vector<std::string> expand_braces(const std::string& pattern, const std::st
       if (pattern.find('}', at) != std::string::npos) {
         throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
       }
-      ShardList complete(field);
-      for (std::string& name : expanded) complete.add(std::move(name) + pattern.substr(at));
-      return std::move(complete.paths());
+      const std::string tail = pattern.substr(at);
+      check_shard_list_size(static_cast<double>(expanded.size()),
+                            total_length(expanded) + static_cast<double>(expanded.size()) *
+                                                         static_cast<double>(tail.size()),
+                            field);
+      for (std::string& name : expanded) name += tail;
+      return expanded;
     }
     const size_t close = pattern.find('}', open);
     if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
     const std::vector<std::string> choices =
         brace_choices(pattern.substr(open + 1, close - open - 1), field);
     const std::string literal = pattern.substr(at, open - at);
-    ShardList longer(field);
+    // Each name is followed by the literal and each choice in turn.
+    const double n = static_cast<double>(expanded.size());
+    const double m = static_cast<double>(choices.size());
+    check_shard_list_size(n * m,
+                          m * total_length(expanded) +
+                              n * (m * static_cast<double>(literal.size()) + total_length(choices)),
+                          field);
+    std::vector<std::string> longer;
+    longer.reserve(expanded.size() * choices.size());
     for (const std::string& name : expanded) {
-      for (const std::string& choice : choices) longer.add(name + literal + choice);
+      for (const std::string& choice : choices) longer.push_back(name + literal + choice);
     }
-    expanded = std::move(longer.paths());
+    expanded = std::move(longer);
     at = close + 1;
   }
 }
@@ -375,17 +374,24 @@ void index_shard(const ShardReader& shard, const std::string& path, int32_t shar
 
 std::vector<std::string> expand_shard_list(const std::string& patterns, const std::string& root,
                                            const std::string& field) {
-  ShardList shards(field);
+  const auto under_root = [&](const std::string& path) { return !root.empty() && path[0] != '/'; };
+  std::vector<std::string> shards;
+  double bytes = 0;
   size_t at = 0;
   while ((at = patterns.find_first_not_of(" \t\n", at)) != std::string::npos) {
     const size_t end = std::min(patterns.find_first_of(" \t\n", at), patterns.size());
-    for (std::string& path : expand_braces(patterns.substr(at, end - at), field)) {
-      shards.add(root.empty() || path[0] == '/' ? std::move(path) : root + "/" + path);
+    std::vector<std::string> paths = expand_braces(patterns.substr(at, end - at), field);
+    for (const std::string& path : paths) {
+      bytes += static_cast<double>(path.size() + (under_root(path) ? root.size() + 1 : 0));
+    }
+    check_shard_list_size(static_cast<double>(shards.size() + paths.size()), bytes, field);
+    for (std::string& path : paths) {
+      shards.push_back(under_root(path) ? root + "/" + path : std::move(path));
     }
     at = end;
   }
-  if (shards.paths().empty()) throw InputError(field + ": names no shards");
-  return std::move(shards.paths());
+  if (shards.empty()) throw InputError(field + ": names no shards");
+  return shards;
 }
 
 std::unique_ptr<EncodedStore> open_tar_shards(const std::vector<std::string>& shards) {

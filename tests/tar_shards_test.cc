@@ -33,7 +33,7 @@ TEST(ShardListTest, ExpandsBracesAsBraceexpandDoes) {
   }
 }
 
-// Lists of more than 10^6 shards or 64 MiB of paths are refused while they are built (a typo
+// Lists of more than 10^6 shards or 64 MiB of paths are refused before they are built (a typo
 // such as {0..999999999} would otherwise take gigabytes); any number of groups expands without
 // recursion.
 TEST(ShardListTest, RefusesListsOfMoreThanAMillionShardsOr64MiB) {
