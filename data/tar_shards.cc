@@ -30,17 +30,18 @@ bool is_decimal(const std::string& text) {
 
 // ---- Shard lists ----------------------------------------------------------------------------
 
-// More shards, or more bytes of their paths, than any dataset needs: a list beyond either is
-// refused before it is built, so that a typo such as {0..999999999} costs nothing.
-constexpr double kMaxShards = 1e6;
-constexpr double kMaxShardListBytes = 64 << 20;
+// A list of more shards, or more bytes of their paths, is refused before it is built, so that a
+// typo such as {0..999999999} costs nothing. Every shard stays open for the whole run, so the
+// open-file limit bounds a usable list far below this anyway.
+constexpr double kMaxShards = 1e5;
+constexpr double kMaxShardListBytes = 16 << 20;
 
 // Refuses a list of `names` paths of `bytes` bytes in all. In doubles: the sizes of large groups
 // multiplied may overflow 64 bits, and the limits are far below 2^53.
 void check_shard_list_size(double names, double bytes, const std::string& field) {
-  if (names > kMaxShards) throw InputError(field + ": names more than 1000000 shards");
+  if (names > kMaxShards) throw InputError(field + ": names more than 100000 shards");
   if (bytes > kMaxShardListBytes) {
-    throw InputError(field + ": names more than 64 MiB of shard paths");
+    throw InputError(field + ": names more than 16 MiB of shard paths");
   }
 }
 
