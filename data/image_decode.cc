@@ -45,7 +45,7 @@ bool is_jpeg(const uint8_t* bytes, size_t size) {
 
 void check_pixel_count(int64_t width, int64_t height, const std::string& name) {
   if (width <= 0 || height <= 0) fail(name, "image has no pixels");
-  if (width * height > kMaxPixels) {
+  if (width > kMaxPixels / height) {  // width * height > kMaxPixels, without overflow
     fail(name, "image too large (" + std::to_string(width) + "x" + std::to_string(height) +
                    " pixels, at most 2^28)");
   }

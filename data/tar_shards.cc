@@ -22,54 +22,100 @@ std::string lower(std::string text) {
   return text;
 }
 
+// Whether text is one or more ASCII digits.
+bool is_decimal(const std::string& text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // ---- Shard lists ----------------------------------------------------------------------------
 
-std::vector<std::string> expand_braces(const std::string& pattern, const std::string& field) {
-  const size_t open = pattern.find('{');
-  if (open == std::string::npos) {
-    if (pattern.find('}') != std::string::npos) {
-      throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
-    }
-    return {pattern};
+// A list of more shards, or more bytes of their paths, is refused before it is built, so that a
+// typo such as {0..999999999} costs nothing. Every shard stays open for the whole run, so the
+// open-file limit bounds a usable list far below this anyway.
+constexpr double kMaxShards = 1e5;
+constexpr double kMaxShardListBytes = 16 << 20;
+
+// Refuses a list of `names` paths of `bytes` bytes in all. In doubles: the sizes of large groups
+// multiplied may overflow 64 bits, and the limits are far below 2^53.
+void check_shard_list_size(double names, double bytes, const std::string& field) {
+  if (names > kMaxShards) throw InputError(field + ": names more than 100000 shards");
+  if (bytes > kMaxShardListBytes) {
+    throw InputError(field + ": names more than 16 MiB of shard paths");
   }
-  const size_t close = pattern.find('}', open);
-  if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
-  const std::string group = pattern.substr(open + 1, close - open - 1);
+}
+
+double total_length(const std::vector<std::string>& texts) {
+  double length = 0;
+  for (const std::string& text : texts) length += static_cast<double>(text.size());
+  return length;
+}
+
+// The strings one brace group stands for: a numeric range "low..high" or alternatives "a,b".
+std::vector<std::string> brace_choices(const std::string& group, const std::string& field) {
   std::vector<std::string> choices;
   const size_t dots = group.find("..");
-  if (dots != std::string::npos) {
-    const std::string low = group.substr(0, dots), high = group.substr(dots + 2);
-    const bool digits =
-        !low.empty() && !high.empty() && std::all_of(low.begin(), low.end(), ::isdigit) &&
-        std::all_of(high.begin(), high.end(), ::isdigit) && low.size() < 10 && high.size() < 10;
-    if (!digits || std::stoll(low) > std::stoll(high)) {
-      throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
-    }
-    const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
-    for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
-      std::string number = std::to_string(i);
-      if (number.size() < width) number.insert(0, width - number.size(), '0');
-      choices.push_back(number);
-    }
-  } else {
+  if (dots == std::string::npos) {
     size_t start = 0;
     for (size_t comma; (comma = group.find(',', start)) != std::string::npos; start = comma + 1) {
       choices.push_back(group.substr(start, comma - start));
     }
     choices.push_back(group.substr(start));
+    return choices;
   }
-  std::vector<std::string> expanded;
-  const std::string head = pattern.substr(0, open);
-  for (const std::string& tail : expand_braces(pattern.substr(close + 1), field)) {
-    for (const std::string& choice : choices) expanded.push_back(head + choice + tail);
+  const std::string low = group.substr(0, dots), high = group.substr(dots + 2);
+  const bool digits = is_decimal(low) && is_decimal(high) && low.size() < 10 && high.size() < 10;
+  if (!digits || std::stoll(low) > std::stoll(high)) {
+    throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
   }
-  // Order by the first group, then the later ones, as braceexpand does.
-  std::vector<std::string> ordered;
-  const size_t tails = expanded.size() / choices.size();
-  for (size_t c = 0; c < choices.size(); ++c) {
-    for (size_t t = 0; t < tails; ++t) ordered.push_back(expanded[t * choices.size() + c]);
+  check_shard_list_size(static_cast<double>(std::stoll(high) - std::stoll(low) + 1), 0, field);
+  const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
+  for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
+    std::string number = std::to_string(i);
+    if (number.size() < width) number.insert(0, width - number.size(), '0');
+    choices.push_back(number);
   }
-  return ordered;
+  return choices;
+}
+
+// Every string the pattern stands for, the first group varying slowest, as braceexpand orders
+// them.
+std::vector<std::string> expand_braces(const std::string& pattern, const std::string& field) {
+  std::vector<std::string> expanded = {""};
+  for (size_t at = 0;;) {
+    const size_t open = pattern.find('{', at);
+    if (open == std::string::npos) {
+      if (pattern.find('}', at) != std::string::npos) {
+        throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
+      }
+      const std::string tail = pattern.substr(at);
+      check_shard_list_size(static_cast<double>(expanded.size()),
+                            total_length(expanded) + static_cast<double>(expanded.size()) *
+                                                         static_cast<double>(tail.size()),
+                            field);
+      for (std::string& name : expanded) name += tail;
+      return expanded;
+    }
+    const size_t close = pattern.find('}', open);
+    if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
+    const std::vector<std::string> choices =
+        brace_choices(pattern.substr(open + 1, close - open - 1), field);
+    const std::string literal = pattern.substr(at, open - at);
+    // Each name is followed by the literal and each choice in turn.
+    const double n = static_cast<double>(expanded.size());
+    const double m = static_cast<double>(choices.size());
+    check_shard_list_size(n * m,
+                          m * total_length(expanded) +
+                              n * (m * static_cast<double>(literal.size()) + total_length(choices)),
+                          field);
+    std::vector<std::string> longer;
+    longer.reserve(expanded.size() * choices.size());
+    for (const std::string& name : expanded) {
+      for (const std::string& choice : choices) longer.push_back(name + literal + choice);
+    }
+    expanded = std::move(longer);
+    at = close + 1;
+  }
 }
 
 // ---- Tar headers ----------------------------------------------------------------------------
@@ -85,7 +131,10 @@ int64_t parse_number(const uint8_t* field, int length, bool* ok) {
   if (field[0] & 0x80) {  // base-256, for sizes of 8 GiB and more
     int64_t value = field[0] & 0x3f;
     for (int i = 1; i < length; ++i) {
-      if (value > (INT64_MAX >> 8)) *ok = false;
+      if (value > (INT64_MAX >> 8)) {
+        *ok = false;
+        return 0;
+      }
       value = (value << 8) | field[i];
     }
     return value;
@@ -94,7 +143,10 @@ int64_t parse_number(const uint8_t* field, int length, bool* ok) {
   int i = 0;
   while (i < length && field[i] == ' ') ++i;
   for (; i < length && field[i] >= '0' && field[i] <= '7'; ++i) {
-    if (value > (INT64_MAX >> 3)) *ok = false;
+    if (value > (INT64_MAX >> 3)) {
+      *ok = false;
+      return 0;
+    }
     value = value * 8 + (field[i] - '0');
   }
   if (i < length && field[i] != ' ' && field[i] != '\0') *ok = false;
@@ -173,10 +225,10 @@ class ShardReader {
       if (!ok || member->size < 0) throw InputError(path_ + ": bad member size");
       member->type = static_cast<char>(header[156]);
       member->offset = *offset + kBlock;
-      *offset = member->offset + (member->size + kBlock - 1) / kBlock * kBlock;
-      if (member->offset + member->size > size_) {
+      if (member->size > size_ - member->offset) {
         throw InputError(path_ + ": truncated (a member ends past the file)");
       }
+      *offset = member->offset + (member->size + kBlock - 1) / kBlock * kBlock;
       if (member->type == 'L' || member->type == 'x') {  // the next member's name
         std::string data(static_cast<size_t>(std::min<int64_t>(member->size, 1 << 20)), '\0');
         read_at(member->offset, data.data(), static_cast<int64_t>(data.size()));
@@ -267,8 +319,7 @@ int32_t parse_label(const ShardReader& shard, const std::string& where, const Me
   const size_t first = text.find_first_not_of(" \t\r\n");
   const size_t last = text.find_last_not_of(" \t\r\n");
   const std::string digits = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-  if (digits.empty() || digits.size() > 9 ||
-      !std::all_of(digits.begin(), digits.end(), ::isdigit)) {
+  if (digits.size() > 9 || !is_decimal(digits)) {
     throw InputError(where + ": the class '" + text + "' is not a non-negative integer");
   }
   return static_cast<int32_t>(std::stol(digits));
@@ -324,12 +375,19 @@ void index_shard(const ShardReader& shard, const std::string& path, int32_t shar
 
 std::vector<std::string> expand_shard_list(const std::string& patterns, const std::string& root,
                                            const std::string& field) {
+  const auto under_root = [&](const std::string& path) { return !root.empty() && path[0] != '/'; };
   std::vector<std::string> shards;
+  double bytes = 0;
   size_t at = 0;
   while ((at = patterns.find_first_not_of(" \t\n", at)) != std::string::npos) {
     const size_t end = std::min(patterns.find_first_of(" \t\n", at), patterns.size());
-    for (std::string& path : expand_braces(patterns.substr(at, end - at), field)) {
-      shards.push_back(root.empty() || path[0] == '/' ? path : root + "/" + path);
+    std::vector<std::string> paths = expand_braces(patterns.substr(at, end - at), field);
+    for (const std::string& path : paths) {
+      bytes += static_cast<double>(path.size() + (under_root(path) ? root.size() + 1 : 0));
+    }
+    check_shard_list_size(static_cast<double>(shards.size() + paths.size()), bytes, field);
+    for (std::string& path : paths) {
+      shards.push_back(under_root(path) ? root + "/" + path : std::move(path));
     }
     at = end;
   }

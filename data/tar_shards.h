@@ -15,7 +15,8 @@ namespace dgqa {
 // Expands a shard list: whitespace-separated patterns, each with brace groups as
 // WebDataset's braceexpand reads them: {000..127} (a numeric range, zero-padded to the width
 // of its bounds) and {a,b,c}. Relative paths are taken under `root` (unless it is empty).
-// Throws InputError naming `field` for a malformed pattern.
+// Throws InputError naming `field` for a malformed pattern or a list of more than 10^5 shards
+// or 16 MiB of paths.
 std::vector<std::string> expand_shard_list(const std::string& patterns, const std::string& root,
                                            const std::string& field);
 

@@ -34,11 +34,15 @@ bool checked_multiply(uint64_t a, uint64_t b, uint64_t* product) {
   return true;
 }
 
-// A non-negative JSON integer that fits in int64_t (shape dims and offsets), else fail().
+// A non-negative JSON integer that fits in int64_t (shape dims and offsets), else fail(). The
+// message shows a number or string as it is, an array or object by its type only (printing
+// one nested a million deep would overflow the stack).
 uint64_t read_count(const json& value, const std::string& path, const std::string& what) {
   if (!value.is_number_unsigned() ||
       value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    fail(path, what + " must be a non-negative integer, got " + value.dump());
+    const std::string got =
+        value.is_structured() ? std::string("a JSON ") + value.type_name() : value.dump();
+    fail(path, what + " must be a non-negative integer, got " + got);
   }
   return value.get<uint64_t>();
 }

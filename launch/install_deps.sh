@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian package dgqa needs to build, test and train (idempotent).
-# Usage: launch/install_deps.sh [--with-torch] [--with-bench] [--with-slurm]
+# Usage: launch/install_deps.sh [--with-torch] [--with-bench] [--with-slurm] [--with-fuzz]
 #   --with-torch  also installs python3-torch, python3-torchvision and python3-pil (oracles of
 #                 the PyTorch cross-check and the image-pipeline tests, and the PyTorch peers of
 #                 the benchmarks; the tests that need them skip when they are absent).
@@ -8,6 +8,9 @@
 #                 tools/scaling_model.py --png).
 #   --with-slurm  also installs slurm-wlm and munge (the slurm tests start a private SLURM on
 #                 the machine; they skip when it is absent).
+#   --with-fuzz   also installs clang with its libFuzzer and sanitizer runtimes
+#                 (libclang-rt-dev) and OpenMP (libomp-dev): the fuzzing build of
+#                 tests/fuzz/run_fuzzers.sh.
 set -euo pipefail
 
 packages=(
@@ -28,9 +31,10 @@ for option in "$@"; do
     --with-torch) packages+=(python3-torch python3-torchvision python3-pil) ;;
     --with-bench) packages+=(gnuplot-nox) ;;
     --with-slurm) packages+=(slurm-wlm munge) ;;
+    --with-fuzz) packages+=(clang libclang-rt-dev libomp-dev) ;;
     *)
       echo "install_deps: unknown option '$option' (options: --with-torch, --with-bench," \
-        "--with-slurm)" >&2
+        "--with-slurm, --with-fuzz)" >&2
       exit 2
       ;;
   esac

@@ -2,11 +2,13 @@
 # The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
 # PyTorch cross-check, slurm-wlm and munge for the tests of the SLURM scripts), checks the C++ formatting (.clang-format), builds with warnings as
 # errors (with the CUDA backend too where CUDA's nvcc is installed, as on CI), runs every
-# CTest test, then runs them again in a sanitizer build (below). GPU tests (label gpu) skip,
-# with the reason, on a machine without a GPU.
+# CTest test, then runs them again in a sanitizer build and runs each fuzz target for a short
+# while (below). GPU tests (label gpu) skip, with the reason, on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-launch/install_deps.sh --with-torch --with-slurm
+deps=(--with-torch --with-slurm)
+if [[ ${DGQA_SKIP_FUZZ:-0} != 1 ]]; then deps+=(--with-fuzz); fi
+launch/install_deps.sh "${deps[@]}"
 if git rev-parse --git-dir >/dev/null 2>&1; then
   git ls-files -z '*.cc' '*.h' '*.cu' | xargs -0 clang-format --dry-run --Werror
 fi
@@ -27,4 +29,12 @@ if [[ ${DGQA_SKIP_SANITIZED:-0} != 1 ]]; then
   LSAN_OPTIONS=suppressions=$PWD/tests/sanitizers/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir "${DGQA_SANITIZE_BUILD_DIR:-build-sanitize}" --output-on-failure \
     --parallel "$(nproc)" -E FashionMnistFolderTest "$@"
+fi
+
+# Each libFuzzer target of tests/fuzz for DGQA_FUZZ_SECONDS (default 15) on a copy of its seeds,
+# in the clang fuzzing build (build-fuzz/, or $DGQA_FUZZ_BUILD_DIR; docs/maintaining.md,
+# "Fuzzing"). A finding fails the suite, naming the target and the input. DGQA_SKIP_FUZZ=1
+# skips this part.
+if [[ ${DGQA_SKIP_FUZZ:-0} != 1 ]]; then
+  tests/fuzz/run_fuzzers.sh "${DGQA_FUZZ_SECONDS:-15}"
 fi

@@ -234,9 +234,25 @@ TEST_F(CheckpointValidationTest, RecordedConfigWithZeroPatchSizeIsRefused) {
   expect_all_refused({state_path() + ": model.patch_size:", "must be positive"});
 }
 
+// A valid config of 2e9 layers is another model; refused without building its layout, which
+// alone would take gigabytes.
+TEST_F(CheckpointValidationTest, RecordedConfigOfAHugeDepthIsRefusedAsAnotherModel) {
+  edit_state("depth: 2", "depth: 2000000000");
+  expect_all_refused({"checkpoint " + checkpoint_dir() + " holds a different model"});
+}
+
 TEST_F(CheckpointValidationTest, RecordedConfigWithAnImpossibleSettingIsRefused) {
   edit_state("global_batch_size: 8", "global_batch_size: -8");
   expect_all_refused({state_path() + ": train.global_batch_size:"});
+}
+
+// A syntax error behind a correct checksum: one error line naming the file and position, and
+// nothing from the protobuf library on stderr.
+TEST_F(CheckpointValidationTest, SealedStateThatDoesNotParseIsRefusedAtItsPosition) {
+  edit_state("world_size: 1", "world_size: one");
+  expect_all_refused({state_path() + ":", ": Expected integer, got: one"});
+  const DgqaRun run = resume(checkpoint_dir());
+  EXPECT_EQ(run.err.find("libprotobuf"), std::string::npos) << run.err;
 }
 
 TEST_F(CheckpointValidationTest, StepBeyondTheRunsMaxStepsIsRefused) {

@@ -358,6 +358,10 @@ TEST(ImageDecode, HugeDimensionsAreRefusedCleanly) {
   std::string message =
       input_error_of([&] { read_image_header(data_of(png), png.size(), "big.png"); });
   expect_contains(message, "big.png: image too large");
+  // The largest sizes a PNG header holds: their product does not fit in 64 bits.
+  png.replace(8, 25, png_ihdr(0xFFFFFFFF, 0xFFFFFFFF, 8, 2));
+  message = input_error_of([&] { read_image_header(data_of(png), png.size(), "huge.png"); });
+  expect_contains(message, "huge.png: image too large (4294967295x4294967295 pixels");
 
   std::string jpeg = encode_jpeg(16, 16, 1, JpegOptions{});
   const size_t sof = jpeg.find("\xFF\xC0");

@@ -205,6 +205,12 @@ TEST(SafetensorsTest, MalformedFilesAreInputErrorsNamingTheFile) {
                 four_bytes),
        "more than 2^64"},
       {"bad_metadata", raw_file(R"({"__metadata__":{"step":3}})", ""), "__metadata__"},
+      // Named by its type: printing it would recurse 200000 deep.
+      {"deeply_nested_dim",
+       raw_file(entry(R"("dtype":"F32","shape":[)" + std::string(200000, '[') +
+                      std::string(200000, ']') + R"(],"data_offsets":[0,4])"),
+                four_bytes),
+       "a shape dimension must be a non-negative integer, got a JSON array"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.label);

@@ -2,6 +2,7 @@
 // Python's tarfile writes, GNU and PAX long names included) and the errors of bad shards.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,27 @@ TEST(ShardListTest, ExpandsBracesAsBraceexpandDoes) {
     expect_contains(input_error_of([&] { expand_shard_list(bad, "", "data.train_shards"); }),
                     "data.train_shards");
   }
+}
+
+// Lists of more than 10^5 shards or 16 MiB of paths are refused before they are built (a typo
+// such as {0..999999999} would otherwise take gigabytes); any number of groups expands without
+// recursion.
+TEST(ShardListTest, RefusesListsOfMoreThan100000ShardsOr16MiB) {
+  for (const char* huge : {"x-{0..999999999}.tar", "{0..999}{0..999}", "{0..99999} y"}) {
+    const std::string message =
+        input_error_of([&] { expand_shard_list(huge, "", "data.train_shards"); });
+    expect_contains(message, "data.train_shards: ");
+    expect_contains(message, "names more than 100000 shards");
+  }
+  EXPECT_EQ(expand_shard_list("{0..99999}", "", "f").size(), 100000u);
+  // Long paths: 10^4 shards of 2000 bytes.
+  expect_contains(
+      input_error_of([&] { expand_shard_list("{0000..9999}" + std::string(2000, 'p'), "", "f"); }),
+      "f: names more than 16 MiB of shard paths");
+  std::string groups;
+  for (int i = 0; i < 20000; ++i) groups += "{a}";
+  EXPECT_EQ(expand_shard_list(groups, "/r", "f"),
+            std::vector<std::string>{"/r/" + std::string(20000, 'a')});
 }
 
 // Writes a shard of samples key i: image bytes "image<i>" as .png (even i) or .jpg, class i.
@@ -145,6 +167,32 @@ TEST(TarShardsTest, BadShardsAreErrorsNamingThem) {
     ASSERT_EQ(tests::run_command("/usr/bin/python3 " + dir + "/link.py " + dir + "/link.tar"), 0);
     expect_contains(error_of(dir + "/link.tar"), "member 'a.jpg' is not a regular file");
   }
+}
+
+// Member sizes in base-256 (as GNU tar writes sizes of 8 GiB and more) that overflow int64_t,
+// or that fit but put the member's end past any file: errors, without overflow on the way.
+TEST(TarShardsTest, HugeMemberSizesAreErrors) {
+  const std::string dir = make_temp_dir("shards_huge");
+  const std::string good = read_file(write_shard(dir + "/good.tar", 0, 1));
+  // The shard with the first member's size field (bytes 124-135) replaced and its header
+  // checksum (bytes 148-155: six octal digits, NUL, space) recomputed.
+  const auto error_with_size = [&](const std::string& name, const std::string& size_field) {
+    std::string shard = good;
+    shard.replace(124, 12, size_field);
+    shard.replace(148, 8, 8, ' ');
+    unsigned sum = 0;
+    for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(shard[i]);
+    char checksum[8];
+    std::snprintf(checksum, sizeof(checksum), "%06o", sum);
+    shard.replace(148, 7, checksum, 7);
+    write_file(dir + "/" + name, shard);
+    return input_error_of([&] { open_tar_shards({dir + "/" + name}); });
+  };
+  expect_contains(error_with_size("overflow.tar", "\x80" + std::string(11, '\xff')),
+                  dir + "/overflow.tar: bad member size");
+  const std::string int64_max = std::string("\x80\0\0\0\x7f", 5) + std::string(7, '\xff');
+  expect_contains(error_with_size("int64_max.tar", int64_max),
+                  dir + "/int64_max.tar: truncated (a member ends past the file)");
 }
 
 }  // namespace

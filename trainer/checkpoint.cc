@@ -113,6 +113,13 @@ std::string model_signature(const config::Config& config) {
   return signature;
 }
 
+// Whether the two configs' models are compatible. A layout holds tensors per layer, so the depths
+// are compared first: a recorded depth of 2e9 would need gigabytes for its layout alone.
+bool same_model(const config::Config& a, const config::Config& b) {
+  return model_config_from(a).depth == model_config_from(b).depth &&
+         model_signature(a) == model_signature(b);
+}
+
 // Temporary directories of checkpoints whose writing was interrupted (a killed process).
 void remove_unfinished_checkpoints(const fs::path& root) {
   std::error_code error;
@@ -334,15 +341,13 @@ Checkpoint open_checkpoint(const std::string& named, const config::Config& confi
   if (!fs::is_directory(path)) throw InputError("checkpoint " + dir + ": not a directory");
   const std::string source = (path / kStateFile).string();
   const std::string text = checked_state_text(source);
-  if (!google::protobuf::TextFormat::ParseFromString(text, &checkpoint.state)) {
-    throw InputError("checkpoint " + dir + ": " + kStateFile + " does not parse");
-  }
+  parse_text_proto(text, source, &checkpoint.state);
   const checkpoint::State& state = checkpoint.state;
   check_recorded_config(state, config, source);
   check_position(state, source);
   check_file_names(state, source);
   check_file_checksums(path, state);
-  if (model_signature(state.config()) != model_signature(config)) {
+  if (!same_model(state.config(), config)) {
     throw InputError("checkpoint " + dir + " holds a different model (shapes or attention " +
                      "scheme) than the config: it was written for\n" +
                      config_to_text(state.config()));

@@ -78,7 +78,7 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
 
   // `path:line:column: message` (1-based, as compilers write it).
   std::string describe(const std::string& path) const {
-    if (message_.empty()) return path + ": cannot parse the config file";
+    if (message_.empty()) return path + ": cannot parse the text";
     if (line_ < 0) return path + ": " + message_;
     return path + ":" + str(line_ + 1) + ":" + str(column_ + 1) + ": " + message_;
   }
@@ -88,6 +88,18 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
   int column_ = -1;
   std::string message_;
 };
+
+}  // namespace
+
+void parse_text_proto(const std::string& text, const std::string& path,
+                      google::protobuf::Message* message) {
+  FirstErrorCollector errors;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, message)) throw InputError(errors.describe(path));
+}
+
+namespace {
 
 config::Config parse_config_file(const std::string& path) {
   if (std::filesystem::is_directory(path)) {
@@ -100,10 +112,7 @@ config::Config parse_config_file(const std::string& path) {
   if (in.bad()) throw InputError(path + ": cannot read the config file: " + std::strerror(errno));
 
   config::Config config;
-  FirstErrorCollector errors;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), &config)) throw InputError(errors.describe(path));
+  parse_text_proto(text.str(), path, &config);
   return config;
 }
 

@@ -19,6 +19,12 @@ namespace dgqa {
 // that replaces the whole field; enums take their names.
 config::Config load_config(const std::string& path, const std::vector<std::string>& overrides);
 
+// Parses protobuf text (a config, a checkpoint's state.pbtxt) read from `path` into *message,
+// printing nothing. InputError `path:line:column: message` for the first syntax error or
+// unknown field.
+void parse_text_proto(const std::string& text, const std::string& path,
+                      google::protobuf::Message* message);
+
 // Throws InputError for the first impossible setting; the message starts with `source`
 // (load_config passes the file's path).
 void validate_config(const config::Config& config, const std::string& source = "config");
