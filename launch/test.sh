@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
-# PyTorch cross-check, slurm-wlm and munge for the tests of the SLURM scripts), checks the C++ formatting (.clang-format), builds with warnings as
-# errors (with the CUDA backend too where CUDA's nvcc is installed, as on CI), runs every
-# CTest test, then runs them again in a sanitizer build and runs each fuzz target for a short
-# while (below). GPU tests (label gpu) skip, with the reason, on a machine without a GPU.
+# PyTorch cross-check, slurm-wlm and munge for the tests of the SLURM scripts, clang for the
+# fuzz targets), checks the C++ formatting (.clang-format), builds with warnings as errors
+# (with the CUDA backend too where CUDA's nvcc is installed, as on CI), runs every CTest test,
+# then runs them again in a sanitizer build and runs each fuzz target for a short while
+# (below). GPU tests (label gpu) skip, with the reason, on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deps=(--with-torch --with-slurm)
