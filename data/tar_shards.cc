@@ -30,18 +30,25 @@ bool is_decimal(const std::string& text) {
 
 // ---- Shard lists ----------------------------------------------------------------------------
 
-// A list of more shards, or more bytes of their paths, is refused before it is built, so that a
-// typo such as {0..999999999} costs nothing. Every shard stays open for the whole run, so the
-// open-file limit bounds a usable list far below this anyway.
-constexpr double kMaxShards = 1e5;
-constexpr double kMaxShardListBytes = 16 << 20;
+// Where a shard list comes from (named in errors) and how large it may grow.
+struct ShardList {
+  const std::string& field;
+  const ShardListLimits& limits;
+};
 
 // Refuses a list of `names` paths of `bytes` bytes in all. In doubles: the sizes of large groups
 // multiplied may overflow 64 bits, and the limits are far below 2^53.
-void check_shard_list_size(double names, double bytes, const std::string& field) {
-  if (names > kMaxShards) throw InputError(field + ": names more than 100000 shards");
-  if (bytes > kMaxShardListBytes) {
-    throw InputError(field + ": names more than 16 MiB of shard paths");
+void check_shard_list_size(double names, double bytes, const ShardList& list) {
+  if (names > static_cast<double>(list.limits.max_shards)) {
+    throw InputError(list.field + ": names more than " + std::to_string(list.limits.max_shards) +
+                     " shards");
+  }
+  const int64_t max_bytes = list.limits.max_path_bytes;
+  if (bytes > static_cast<double>(max_bytes)) {
+    const bool mib = max_bytes % (1 << 20) == 0;
+    throw InputError(list.field + ": names more than " +
+                     std::to_string(mib ? max_bytes >> 20 : max_bytes) + (mib ? " MiB" : " bytes") +
+                     " of shard paths");
   }
 }
 
@@ -52,7 +59,7 @@ double total_length(const std::vector<std::string>& texts) {
 }
 
 // The strings one brace group stands for: a numeric range "low..high" or alternatives "a,b".
-std::vector<std::string> brace_choices(const std::string& group, const std::string& field) {
+std::vector<std::string> brace_choices(const std::string& group, const ShardList& list) {
   std::vector<std::string> choices;
   const size_t dots = group.find("..");
   if (dots == std::string::npos) {
@@ -66,9 +73,9 @@ std::vector<std::string> brace_choices(const std::string& group, const std::stri
   const std::string low = group.substr(0, dots), high = group.substr(dots + 2);
   const bool digits = is_decimal(low) && is_decimal(high) && low.size() < 10 && high.size() < 10;
   if (!digits || std::stoll(low) > std::stoll(high)) {
-    throw InputError(field + ": '{" + group + "}' is not a range {low..high} of numbers");
+    throw InputError(list.field + ": '{" + group + "}' is not a range {low..high} of numbers");
   }
-  check_shard_list_size(static_cast<double>(std::stoll(high) - std::stoll(low) + 1), 0, field);
+  check_shard_list_size(static_cast<double>(std::stoll(high) - std::stoll(low) + 1), 0, list);
   const size_t width = (low[0] == '0' || high[0] == '0') ? std::max(low.size(), high.size()) : 0;
   for (long long i = std::stoll(low); i <= std::stoll(high); ++i) {
     std::string number = std::to_string(i);
@@ -80,26 +87,27 @@ std::vector<std::string> brace_choices(const std::string& group, const std::stri
 
 // Every string the pattern stands for, the first group varying slowest, as braceexpand orders
 // them.
-std::vector<std::string> expand_braces(const std::string& pattern, const std::string& field) {
+std::vector<std::string> expand_braces(const std::string& pattern, const ShardList& list) {
   std::vector<std::string> expanded = {""};
   for (size_t at = 0;;) {
     const size_t open = pattern.find('{', at);
     if (open == std::string::npos) {
       if (pattern.find('}', at) != std::string::npos) {
-        throw InputError(field + ": '" + pattern + "' has a '}' without '{'");
+        throw InputError(list.field + ": '" + pattern + "' has a '}' without '{'");
       }
       const std::string tail = pattern.substr(at);
       check_shard_list_size(static_cast<double>(expanded.size()),
                             total_length(expanded) + static_cast<double>(expanded.size()) *
                                                          static_cast<double>(tail.size()),
-                            field);
+                            list);
       for (std::string& name : expanded) name += tail;
       return expanded;
     }
     const size_t close = pattern.find('}', open);
-    if (close == std::string::npos) throw InputError(field + ": '" + pattern + "' has an open '{'");
+    if (close == std::string::npos)
+      throw InputError(list.field + ": '" + pattern + "' has an open '{'");
     const std::vector<std::string> choices =
-        brace_choices(pattern.substr(open + 1, close - open - 1), field);
+        brace_choices(pattern.substr(open + 1, close - open - 1), list);
     const std::string literal = pattern.substr(at, open - at);
     // Each name is followed by the literal and each choice in turn.
     const double n = static_cast<double>(expanded.size());
@@ -107,7 +115,7 @@ std::vector<std::string> expand_braces(const std::string& pattern, const std::st
     check_shard_list_size(n * m,
                           m * total_length(expanded) +
                               n * (m * static_cast<double>(literal.size()) + total_length(choices)),
-                          field);
+                          list);
     std::vector<std::string> longer;
     longer.reserve(expanded.size() * choices.size());
     for (const std::string& name : expanded) {
@@ -374,18 +382,20 @@ void index_shard(const ShardReader& shard, const std::string& path, int32_t shar
 }  // namespace
 
 std::vector<std::string> expand_shard_list(const std::string& patterns, const std::string& root,
-                                           const std::string& field) {
+                                           const std::string& field,
+                                           const ShardListLimits& limits) {
+  const ShardList list{field, limits};
   const auto under_root = [&](const std::string& path) { return !root.empty() && path[0] != '/'; };
   std::vector<std::string> shards;
   double bytes = 0;
   size_t at = 0;
   while ((at = patterns.find_first_not_of(" \t\n", at)) != std::string::npos) {
     const size_t end = std::min(patterns.find_first_of(" \t\n", at), patterns.size());
-    std::vector<std::string> paths = expand_braces(patterns.substr(at, end - at), field);
+    std::vector<std::string> paths = expand_braces(patterns.substr(at, end - at), list);
     for (const std::string& path : paths) {
       bytes += static_cast<double>(path.size() + (under_root(path) ? root.size() + 1 : 0));
     }
-    check_shard_list_size(static_cast<double>(shards.size() + paths.size()), bytes, field);
+    check_shard_list_size(static_cast<double>(shards.size() + paths.size()), bytes, list);
     for (std::string& path : paths) {
       shards.push_back(under_root(path) ? root + "/" + path : std::move(path));
     }

@@ -48,6 +48,14 @@ TEST(ShardListTest, RefusesListsOfMoreThan100000ShardsOr16MiB) {
   expect_contains(
       input_error_of([&] { expand_shard_list("{0000..9999}" + std::string(2000, 'p'), "", "f"); }),
       "f: names more than 16 MiB of shard paths");
+  // Other limits (the fuzz target's).
+  const ShardListLimits small{10, 100};
+  EXPECT_EQ(expand_shard_list("{0..9}", "", "f", small).size(), 10u);
+  expect_contains(input_error_of([&] { expand_shard_list("{0..10}", "", "f", small); }),
+                  "f: names more than 10 shards");
+  expect_contains(
+      input_error_of([&] { expand_shard_list("{0..1}" + std::string(50, 'p'), "", "f", small); }),
+      "f: names more than 100 bytes of shard paths");
   std::string groups;
   for (int i = 0; i < 20000; ++i) groups += "{a}";
   EXPECT_EQ(expand_shard_list(groups, "/r", "f"),
