@@ -76,8 +76,10 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
     LOG(INFO) << "Wrote the logits to " << line.logits_out;
   }
   if (comm.rank() == 0) {
-    const nlohmann::json output = {
-        {"loss", result.loss}, {"top1", result.top1}, {"examples", result.examples}};
+    const nlohmann::json output = {{"loss", result.loss},
+                                   {"top1", result.top1},
+                                   {"top5", result.top5},
+                                   {"examples", result.examples}};
     std::printf("%s\n", output.dump().c_str());
     std::fflush(stdout);
   }

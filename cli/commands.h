@@ -10,7 +10,7 @@ namespace dgqa {
 
 void train_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
-// Rank 0 prints one JSON line {"loss", "top1", "examples"} on stdout.
+// Rank 0 prints one JSON line {"loss", "top1", "top5", "examples"} on stdout.
 void eval_command(const CommandLine& line, const config::Config& config, Communicator& comm);
 
 // Checks, before any work, that the file `path` given with `flag` can be written: its directory

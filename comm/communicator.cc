@@ -23,6 +23,14 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   return make_mpi_communicator(info, timeout_s);
 }
 
+int64_t sum_over_ranks(Communicator& comm, int64_t value, const char* what) {
+  int64_t total = 0;
+  for (uint64_t part : comm.all_gather(static_cast<uint64_t>(value), what)) {
+    total += static_cast<int64_t>(part);
+  }
+  return total;
+}
+
 namespace {
 
 // Writes a line to glog's log files only: it is already on stderr. glog writes no files when it

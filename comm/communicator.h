@@ -106,6 +106,9 @@ class Communicator {
 // alive for the whole program, and make others (say, with another timeout) while it lives.
 std::unique_ptr<Communicator> make_communicator(double timeout_s);
 
+// The sum of an integer over the ranks, exactly (through all_gather); `what` names it in errors.
+int64_t sum_over_ranks(Communicator& comm, int64_t value, const char* what);
+
 // Ends the whole job from any rank after a fatal error: MPI_Abort with exit_code under MPI,
 // a plain exit otherwise. Used by main() so a failing rank never leaves others waiting.
 [[noreturn]] void abort_job(int exit_code);

@@ -32,6 +32,7 @@ bool GroupAllocator::needs_key_norms(const ForwardContext& context) const {
 void GroupAllocator::choose(const ForwardContext& context, const std::vector<float>& norms) {
   if (scheme_ == AttentionScheme::kKDGQA) {
     active_ = kdgqa_allocation(norms, num_heads_);
+    if (context.training) decision_ = {context.step, norms, {}};
     return;
   }
   if (!is_dgqa()) return;  // MHA, GQA, PGQA: the fixed equal allocation
@@ -43,6 +44,7 @@ void GroupAllocator::choose(const ForwardContext& context, const std::vector<flo
   DgqaUpdate update = dgqa_update(kind, norms, cache_, beta_, window_, num_heads_);
   active_ = update.allocation;
   if (context.training) {  // evaluation works on a copy of the state
+    decision_ = {context.step, norms, cache_};
     allocation_ = update.allocation;
     cache_ = update.new_cache;
   }

@@ -15,6 +15,15 @@ struct ForwardContext {
   int64_t step = 0;  // global optimizer step (training) – drives DGQA windows and PGQA noise
 };
 
+// The inputs of a training step's allocation that was decided from key norms (KDGQA's at
+// every step, DGQA's at window steps): what the metrics record so that the allocation can be
+// recomputed from them (docs/design.md §7.6).
+struct KeyNormDecision {
+  int64_t step = -1;                // the ForwardContext step; -1: none in this process yet
+  std::vector<float> norms;         // the layer's globally summed key norms (G values)
+  std::vector<float> cache_before;  // DGQA: the cache the norms were compared with
+};
+
 class GroupAllocator {
  public:
   explicit GroupAllocator(const ModelConfig& config);
@@ -29,6 +38,9 @@ class GroupAllocator {
 
   // The allocation of the current forward pass (G counts summing to H).
   const std::vector<int>& active_allocation() const { return active_; }
+
+  // The last training allocation decided from key norms; evaluation does not change it.
+  const KeyNormDecision& last_decision() const { return decision_; }
 
   // The persistent DGQA state (saved in weights and checkpoints).
   const std::vector<float>& cache() const { return cache_; }
@@ -49,6 +61,7 @@ class GroupAllocator {
   std::vector<float> cache_;     // DGQA cache, starts at 0
   std::vector<int> allocation_;  // the training allocation (DGQA) or the fixed one
   std::vector<int> active_;      // the allocation used by the current forward pass
+  KeyNormDecision decision_;
 };
 
 }  // namespace dgqa

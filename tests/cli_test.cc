@@ -182,7 +182,9 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   for (const json& record : records) {
     ASSERT_TRUE(record.is_object()) << record.dump();
     const std::string kind = record.value("kind", "");
-    EXPECT_TRUE(kind == "train" || kind == "eval" || kind == "allocation") << record.dump();
+    EXPECT_TRUE(kind == "train" || kind == "eval" || kind == "allocation" || kind == "key_norms" ||
+                kind == "dgqa_cache")
+        << record.dump();
   }
 
   // Train lines: one per step (log_every_steps 1), all in epoch 0 (8 batches per epoch).
@@ -190,7 +192,11 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   ASSERT_EQ(train.size(), static_cast<size_t>(kSteps));
   for (size_t i = 0; i < train.size(); ++i) {
     const json& line = train[i];
-    expect_numeric_keys(line, {"step", "epoch", "loss", "lr", "grad_norm", "images_per_sec"});
+    expect_numeric_keys(line,
+                        {"step", "epoch", "loss", "lr", "grad_norm", "images_per_sec", "top1"});
+    // One step of 8 images an interval: k/8 of them right.
+    const double top1 = line.value("top1", -1.0);
+    EXPECT_TRUE(top1 >= 0 && top1 <= 1 && top1 * 8 == std::round(top1 * 8)) << line.dump();
     EXPECT_EQ(line.value("step", -1), static_cast<int>(i) + 1);
     EXPECT_EQ(line.value("epoch", -1), 0);
     EXPECT_GT(line.value("loss", 0.0), 0.0);
@@ -203,7 +209,8 @@ TEST_P(SchemeTest, TrainWritesMetricsAndModelThatEvalReproduces) {
   const std::vector<json> eval = of_kind(records, "eval");
   ASSERT_FALSE(eval.empty());
   for (const json& line : eval) {
-    expect_numeric_keys(line, {"step", "loss", "top1", "examples"});
+    expect_numeric_keys(line, {"step", "loss", "top1", "top5", "examples"});
+    EXPECT_EQ(line.value("top5", -1.0), 1.0) << "4 classes: every label is among the 5 largest";
     EXPECT_EQ(line.value("examples", -1), data_->test.count);
     EXPECT_GT(line.value("loss", 0.0), 0.0);
     EXPECT_GE(line.value("top1", -1.0), 0.0);

@@ -37,16 +37,20 @@ void add_row_loss(double loss, int64_t* units, int64_t* bad) {
   *units = sum;
 }
 
-// The sum of `value` over the ranks, exactly.
-int64_t sum_over_ranks(Communicator& comm, int64_t value, const char* what) {
-  int64_t total = 0;
-  for (uint64_t part : comm.all_gather(static_cast<uint64_t>(value), what)) {
-    total += static_cast<int64_t>(part);
-  }
-  return total;
+}  // namespace
+
+bool label_in_top_k(const float* row, int K, int label, int k) {
+  const float own = row[label];
+  int ahead = 0;  // classes ranked before the label
+  for (int c = 0; c < K; ++c) ahead += row[c] > own || (row[c] == own && c < label);
+  return ahead < k;
 }
 
-}  // namespace
+int64_t count_top_k(const float* logits, const int32_t* labels, int B, int K, int k) {
+  int64_t count = 0;
+  for (int i = 0; i < B; ++i) count += label_in_top_k(logits + int64_t{i} * K, K, labels[i], k);
+  return count;
+}
 
 EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator& comm,
                     Reducer& reducer, int64_t step, std::vector<float>* logits) {
@@ -54,7 +58,7 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   ForwardContext context;
   context.training = false;
   context.step = step;
-  int64_t loss_units = 0, correct = 0, examples = 0, bad_losses = 0;
+  int64_t loss_units = 0, correct = 0, correct_top5 = 0, examples = 0, bad_losses = 0;
   std::vector<int64_t> row_examples;  // this rank's examples, and their logits (rows of K)
   std::vector<float> row_logits;
 
@@ -64,13 +68,10 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
     // A rank without examples in this batch still runs it: it joins the key-norm sums.
     model.forward(batch.images.data(), batch.labels.data(), batch.size, context, reducer);
     const std::vector<float> batch_logits = model.logits_to_host();
+    correct += count_top_k(batch_logits.data(), batch.labels.data(), batch.size, K, 1);
+    correct_top5 += count_top_k(batch_logits.data(), batch.labels.data(), batch.size, K, 5);
     for (int i = 0; i < batch.size; ++i) {
       const float* row = batch_logits.data() + static_cast<int64_t>(i) * K;
-      int best = 0;
-      for (int k = 1; k < K; ++k) {
-        if (row[k] > row[best]) best = k;
-      }
-      correct += best == batch.labels[i];
       add_row_loss(row_loss(row, K, batch.labels[i]), &loss_units, &bad_losses);
     }
     examples += batch.size;
@@ -86,11 +87,13 @@ EvalResult evaluate(VisionTransformer& model, BatchLoader& loader, Communicator&
   result.examples = sum_over_ranks(comm, examples, "evaluation example count all-gather");
   loss_units = sum_over_ranks(comm, loss_units, "evaluation loss all-gather");
   correct = sum_over_ranks(comm, correct, "evaluation top-1 all-gather");
+  correct_top5 = sum_over_ranks(comm, correct_top5, "evaluation top-5 all-gather");
   bad_losses = sum_over_ranks(comm, bad_losses, "evaluation non-finite loss all-gather");
   if (result.examples > 0) {
     result.loss = bad_losses > 0 ? std::numeric_limits<double>::quiet_NaN()
                                  : static_cast<double>(loss_units) / kLossUnit / result.examples;
     result.top1 = static_cast<double>(correct) / result.examples;
+    result.top5 = static_cast<double>(correct_top5) / result.examples;
   }
   if (logits != nullptr) {
     // x + 0 is x exactly: the sum puts every rank's rows in place, unchanged.

@@ -18,8 +18,17 @@ struct EvalResult {
   double loss = 0;       // mean cross-entropy over the examples; NaN when an example's is not
                          // finite (or too large to sum exactly)
   double top1 = 0;       // fraction whose largest logit (first on ties) is the label
+  double top5 = 0;       // fraction whose label is among the 5 largest logits (label_in_top_k)
   int64_t examples = 0;  // every example of the split, counted once
 };
+
+// Whether `label` is among the k largest of the K logits of `row`, equal logits ranked by class
+// index (the lower first): with k = 1, whether the first largest logit is the label's. Every
+// class is among the k largest when K <= k.
+bool label_in_top_k(const float* row, int K, int label, int k);
+
+// How many of the B rows of `logits` (B, K) have their label among their k largest logits.
+int64_t count_top_k(const float* logits, const int32_t* labels, int B, int K, int k);
 
 // Runs every batch of `loader` (an evaluation loader, sharded over the ranks of `comm`) through
 // the model at training step `step` (which only labels the pass: evaluation changes no state).

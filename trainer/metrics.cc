@@ -30,19 +30,24 @@ void MetricsWriter::write(const nlohmann::json& record) {
   std::fflush(file_);  // a crash or preemption loses at most the line being written
 }
 
-void MetricsWriter::train(int64_t step, int64_t epoch, double loss, double lr, double grad_norm,
-                          double images_per_sec) {
+void MetricsWriter::train(const TrainRecord& r) {
   write({{"kind", "train"},
-         {"step", step},
-         {"epoch", epoch},
-         {"loss", loss},
-         {"lr", lr},
-         {"grad_norm", grad_norm},
-         {"images_per_sec", images_per_sec}});
+         {"step", r.step},
+         {"epoch", r.epoch},
+         {"loss", r.loss},
+         {"lr", r.lr},
+         {"grad_norm", r.grad_norm},
+         {"images_per_sec", r.images_per_sec},
+         {"top1", r.top1}});
 }
 
-void MetricsWriter::eval(int64_t step, double loss, double top1, int64_t examples) {
-  write({{"kind", "eval"}, {"step", step}, {"loss", loss}, {"top1", top1}, {"examples", examples}});
+void MetricsWriter::eval(int64_t step, const EvalResult& result) {
+  write({{"kind", "eval"},
+         {"step", step},
+         {"loss", result.loss},
+         {"top1", result.top1},
+         {"top5", result.top5},
+         {"examples", result.examples}});
 }
 
 void MetricsWriter::bad_images(int64_t step, int64_t count) {
@@ -51,6 +56,18 @@ void MetricsWriter::bad_images(int64_t step, int64_t count) {
 
 void MetricsWriter::allocation(int64_t step, const std::vector<std::vector<int>>& layers) {
   write({{"kind", "allocation"}, {"step", step}, {"layers", layers}});
+}
+
+// Floats are written as doubles: their shortest decimal form reads back as the same float.
+void MetricsWriter::key_norms(int64_t step, const std::vector<std::vector<float>>& norms,
+                              const std::vector<std::vector<float>>& cache_before) {
+  nlohmann::json record = {{"kind", "key_norms"}, {"step", step}, {"layers", norms}};
+  if (!cache_before.empty()) record["cache_before"] = cache_before;
+  write(record);
+}
+
+void MetricsWriter::dgqa_cache(int64_t step, const std::vector<std::vector<float>>& caches) {
+  write({{"kind", "dgqa_cache"}, {"step", step}, {"layers", caches}});
 }
 
 void truncate_metrics_after(const std::string& path, int64_t step) {

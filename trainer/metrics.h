@@ -8,7 +8,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "trainer/evaluate.h"
+
 namespace dgqa {
+
+// A `train` record: the step's values and the throughput and top-1 over the logging interval.
+struct TrainRecord {
+  int64_t step = 0, epoch = 0;
+  double loss = 0, lr = 0, grad_norm = 0;
+  double images_per_sec = 0;
+  double top1 = 0;  // training images of the interval whose first largest logit is the label
+};
 
 class MetricsWriter {
  public:
@@ -18,10 +28,15 @@ class MetricsWriter {
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
 
-  void train(int64_t step, int64_t epoch, double loss, double lr, double grad_norm,
-             double images_per_sec);
-  void eval(int64_t step, double loss, double top1, int64_t examples);
+  void train(const TrainRecord& record);
+  void eval(int64_t step, const EvalResult& result);
   void allocation(int64_t step, const std::vector<std::vector<int>>& layers);
+  // Per layer, the key norms that decided the step's allocation, and for DGQA the caches they
+  // were compared with (cache_before empty otherwise).
+  void key_norms(int64_t step, const std::vector<std::vector<float>>& norms,
+                 const std::vector<std::vector<float>>& cache_before);
+  // Per layer, the DGQA cache after the step.
+  void dgqa_cache(int64_t step, const std::vector<std::vector<float>>& caches);
   // Unreadable training images replaced since the last record (data.bad_image: SKIP).
   void bad_images(int64_t step, int64_t count);
 

@@ -124,6 +124,7 @@ class Trainer {
  private:
   void log_start();
   void record(const StepResult& result, int64_t epoch);
+  void record_allocation(bool log_step);
   void evaluate_now();
   void checkpoint_or_stop();
   void finish();
@@ -143,7 +144,8 @@ class Trainer {
   OverlapProbe overlap_;
   Stopwatch since_start_, since_log_;  // throughput is measured over each log window
   int64_t first_step_, images_since_log_ = 0;
-  int64_t bad_images_since_log_ = 0;  // this rank's, summed over the ranks at log steps
+  // This rank's counts since the last log step, summed over the ranks at log steps.
+  int64_t correct_since_log_ = 0, bad_images_since_log_ = 0;
   std::vector<std::vector<int>> logged_allocation_;
 };
 
@@ -188,7 +190,6 @@ void Trainer::run() {
     if (!loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
     training_.gradient_sync().set_overlap(!overlap_.is_probe(step_));
     const StepResult result = training_.run(data, step_);
-    bad_images_since_log_ += std::count(data.replaced.begin(), data.replaced.end(), 1);
     overlap_.record(step_, result.sync_wait_s);
     ++step_;
     if (step_ == total_steps_) check_weights_finite(model_, step_);
@@ -217,31 +218,63 @@ void Trainer::log_start() {
             << ", key norms summed by " << training_.key_norm_reducer().method();
 }
 
-// The metrics of a step: its allocation when it changed (KDGQA's at every log step too), and
-// at log steps the loss, learning rate, gradient norm and throughput.
+// The metrics of a step: the allocation and key-norm records, and at log steps the loss,
+// learning rate, gradient norm, throughput and top-1 of the interval.
 void Trainer::record(const StepResult& result, int64_t epoch) {
   images_since_log_ += config_.train().global_batch_size();
-  const std::vector<std::vector<int>> allocation = active_allocations(model_);
+  correct_since_log_ += result.correct_top1;
+  bad_images_since_log_ += result.replaced_images;
   const bool log_step = step_ % config_.train().log_every_steps() == 0 || step_ == total_steps_;
-  const bool kdgqa = setup_.model_config.attention == AttentionScheme::kKDGQA;
+  record_allocation(log_step);
+  if (!log_step) return;
+  TrainRecord train;
+  train.step = step_;
+  train.epoch = epoch;
+  train.loss = result.loss;
+  train.lr = result.lr;
+  train.grad_norm = result.grad_norm;
+  train.images_per_sec = images_since_log_ / since_log_.seconds();
+  train.top1 =
+      static_cast<double>(sum_over_ranks(comm_, correct_since_log_, "training top-1 all-gather")) /
+      images_since_log_;
+  metrics_.train(train);
+  if (config_.data().bad_image() == config::SKIP) {
+    const int64_t replaced =
+        sum_over_ranks(comm_, bad_images_since_log_, "bad-image count all-gather");
+    if (replaced > 0) metrics_.bad_images(step_, replaced);
+  }
+  const double per_step = since_start_.seconds() / (step_ - first_step_);
+  progress_.update(step_, total_steps_, result.loss, train.images_per_sec,
+                   per_step * (total_steps_ - step_));
+  since_log_.restart();
+  images_since_log_ = correct_since_log_ = bad_images_since_log_ = 0;
+}
+
+// The allocation when it changed (KDGQA's at every log step too); the key norms that decided
+// the step's allocation (KDGQA's at log steps, DGQA's at each window step); DGQA's caches at
+// log steps (docs/design.md §7.6).
+void Trainer::record_allocation(bool log_step) {
+  const std::vector<std::vector<int>> allocation = active_allocations(model_);
+  const AttentionScheme scheme = setup_.model_config.attention;
+  const bool kdgqa = scheme == AttentionScheme::kKDGQA;
+  const bool dgqa = scheme == AttentionScheme::kDGQA_DIFF || scheme == AttentionScheme::kDGQA_EMA;
   if (allocation != logged_allocation_ || (kdgqa && log_step)) {
     metrics_.allocation(step_, allocation);
     logged_allocation_ = allocation;
   }
-  if (!log_step) return;
-  const double images_per_sec = images_since_log_ / since_log_.seconds();
-  metrics_.train(step_, epoch, result.loss, result.lr, result.grad_norm, images_per_sec);
-  if (config_.data().bad_image() == config::SKIP) {
-    float replaced = static_cast<float>(bad_images_since_log_);  // exact below 2^24 per window
-    comm_.all_reduce_sum(&replaced, 1, "bad-image count all-reduce");
-    if (replaced > 0) metrics_.bad_images(step_, static_cast<int64_t>(replaced));
-    bad_images_since_log_ = 0;
+  std::vector<std::vector<float>> norms, cache_before, caches;
+  bool decided_now = false;
+  for (const GroupAllocator& allocator : model_.allocators()) {
+    const KeyNormDecision& decision = allocator.last_decision();
+    decided_now = decided_now || decision.step == step_ - 1;
+    norms.push_back(decision.norms);
+    cache_before.push_back(decision.cache_before);
+    caches.push_back(allocator.cache());
   }
-  const double per_step = since_start_.seconds() / (step_ - first_step_);
-  progress_.update(step_, total_steps_, result.loss, images_per_sec,
-                   per_step * (total_steps_ - step_));
-  since_log_.restart();
-  images_since_log_ = 0;
+  if (decided_now && (dgqa || log_step)) {
+    metrics_.key_norms(step_, norms, dgqa ? cache_before : std::vector<std::vector<float>>{});
+  }
+  if (dgqa && log_step) metrics_.dgqa_cache(step_, caches);
 }
 
 void Trainer::evaluate_now() {
@@ -250,10 +283,11 @@ void Trainer::evaluate_now() {
     throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
                              ": the evaluation loss is not finite");
   }
-  metrics_.eval(step_, result.loss, result.top1, result.examples);
-  char text[128];
-  std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
-                static_cast<long long>(step_), result.loss, 100 * result.top1,
+  metrics_.eval(step_, result);
+  char text[160];
+  std::snprintf(text, sizeof(text),
+                "eval at step %lld: loss %.4f, top-1 %.2f%%, top-5 %.2f%% of %lld",
+                static_cast<long long>(step_), result.loss, 100 * result.top1, 100 * result.top5,
                 static_cast<long long>(result.examples));
   progress_.message(text);
   since_log_.restart();  // evaluation time does not count as training throughput

@@ -1,10 +1,12 @@
 #include "trainer/training_step.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "common/stopwatch.h"
+#include "trainer/evaluate.h"
 
 namespace dgqa {
 namespace {
@@ -73,6 +75,10 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times
   float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
                                                      batch.size, context, key_norm_reducer_));
   clock.charge(&PhaseTimes::forward);
+  StepResult result;
+  result.correct_top1 = count_top_k(model_.logits_to_host().data(), batch.labels.data(), batch.size,
+                                    model_.config().num_classes, 1);
+  result.replaced_images = std::count(batch.replaced.begin(), batch.replaced.end(), 1);
   comm_.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
   if (!std::isfinite(loss_sum)) {
     throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
@@ -81,7 +87,6 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times
   // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
   model_.backward(1.f / global_batch_, [&](int64_t first) { gradient_sync_.ready(first); });
   clock.charge(&PhaseTimes::backward);
-  StepResult result;
   result.sync_wait_s = gradient_sync_.finish();
   clock.charge(&PhaseTimes::communication);
   result.lr = schedule_.at(step);

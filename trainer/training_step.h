@@ -31,6 +31,9 @@ struct StepResult {
   float grad_norm = 0;     // global L2 norm of the gradients, before clipping
   float lr = 0;            // the learning rate the step used
   double sync_wait_s = 0;  // waiting for gradient sums after backward (not hidden by it)
+  // This rank's images of the step whose first largest logit is the label, and its images
+  // replaced because they could not be read (data.bad_image: SKIP).
+  int64_t correct_top1 = 0, replaced_images = 0;
 };
 
 // AdamW as the config's optimizer section sets it up.
