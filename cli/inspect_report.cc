@@ -28,10 +28,10 @@ std::string grouped(int64_t value) {
   return (value < 0 ? "-" : "") + digits;
 }
 
-// A value as people read it: integers whole, other numbers to 6 digits, anything else (in a
-// metrics.jsonl edited by hand) as JSON.
+// A value as people read it: integers whole (grouped in thousands), other numbers to 6 digits,
+// anything else (in a metrics.jsonl edited by hand) as JSON.
 std::string shown(const Json& value, double scale = 1) {
-  if (value.is_number_integer() && scale == 1) return value.dump();
+  if (value.is_number_integer() && scale == 1) return grouped(value.get<int64_t>());
   if (!value.is_number()) return value.dump();
   char text[32];
   std::snprintf(text, sizeof(text), "%.6g", scale * value.get<double>());
@@ -123,10 +123,10 @@ void checkpoint_section(std::string& text, const Json& checkpoint) {
     row(text, "step", "unknown (state.pbtxt cannot be read)");
   } else {
     row(text, "step",
-        checkpoint["step"].dump() + " (epoch " + checkpoint["epoch"].dump() + ", batch_in_epoch " +
-            checkpoint["batch_in_epoch"].dump() + ")");
+        shown(checkpoint["step"]) + " (epoch " + shown(checkpoint["epoch"]) + ", batch_in_epoch " +
+            shown(checkpoint["batch_in_epoch"]) + ")");
     row(text, "written by",
-        "world size " + checkpoint["world_size"].dump() + ", dgqa " +
+        "world size " + shown(checkpoint["world_size"]) + ", dgqa " +
             checkpoint["version"].get<std::string>() + ", seed " + checkpoint["seed"].dump());
   }
   const bool state_ok = checkpoint["state"]["ok"].get<bool>();
