@@ -3,6 +3,7 @@
 // prints and cli/inspect_report.h turns into text, so that the two always say the same.
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -330,7 +331,11 @@ Json checkpoint_json(const CheckpointReport& checkpoint) {
   const bool known = checkpoint.state.has_value();
   const checkpoint::State& state = known ? *checkpoint.state : unread;
   Json files = Json::array();
-  for (const CheckedFile& file : checkpoint.files) files.push_back(checked_file_json(file));
+  bool files_hold = !checkpoint.files.empty();
+  for (const CheckedFile& file : checkpoint.files) {
+    files.push_back(checked_file_json(file));
+    files_hold = files_hold && file.problem.empty();
+  }
   return {{"dir", checkpoint.dir},
           {"named_by", or_null(!checkpoint.latest.empty(), checkpoint.latest)},
           {"step", or_null(known, state.step())},
@@ -342,9 +347,10 @@ Json checkpoint_json(const CheckpointReport& checkpoint) {
           {"state",
            {{"name", kStateFile},
             {"ok", checkpoint.state_problems.empty()},
+            {"checksum_holds", checkpoint.sealed},
             {"problems", checkpoint.state_problems}}},
           {"files", files},
-          {"checksums_hold", checkpoint.sound()}};
+          {"checksums_hold", checkpoint.sealed && files_hold}};
 }
 
 // The model a sound state.pbtxt records (a damaged one's config is not trusted).

@@ -101,6 +101,10 @@ void run_section(std::string& text, const Json& run) {
   row(text, "final weights", value + (weights["ok"].get<bool>() ? "" : ", damaged"));
 }
 
+bool ends_with(const std::string& text, const std::string& end) {
+  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
+}
+
 // A data file's row: "ok: 14,904 bytes, crc32 0c5e1a2f", or what does not match.
 std::string file_status(const Json& file) {
   if (file["missing"].get<bool>()) return "missing";
@@ -129,8 +133,15 @@ void checkpoint_section(std::string& text, const Json& checkpoint) {
         "world size " + shown(checkpoint["world_size"]) + ", dgqa " +
             checkpoint["version"].get<std::string>() + ", seed " + checkpoint["seed"].dump());
   }
-  const bool state_ok = checkpoint["state"]["ok"].get<bool>();
-  row(text, "state.pbtxt", state_ok ? "ok: its checksum and contents hold" : "damaged");
+  const Json& state = checkpoint["state"];
+  const Json& problems = state["problems"];
+  const bool missing = !problems.empty() && ends_with(problems[0].get<std::string>(), ": missing");
+  row(text, "state.pbtxt",
+      state["ok"].get<bool>()               ? "ok: its checksum and contents hold"
+      : state["checksum_holds"].get<bool>() ? "damaged: its checksum holds, its contents do not"
+      : missing                             ? "damaged: missing"
+      : checkpoint["step"].is_null()        ? "damaged: cannot be read"
+                                            : "damaged: fails its checksum");
   for (const Json& file : checkpoint["files"]) {
     row(text, file["name"].get<std::string>(), file_status(file));
   }

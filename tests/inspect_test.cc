@@ -5,9 +5,11 @@
 // reports; damaged checkpoints must be reported as damaged (exit 1) naming the file, and paths
 // that are none of these things refused with exit 2 naming the path.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -422,6 +424,17 @@ TEST_F(InspectTest, TextReportIsAlignedAndComplete) {
 
 // ---- Damage ---------------------------------------------------------------------------------
 
+constexpr const char* kSealPrefix = "# crc32: ";
+
+// The text with the checksum line dgqa ends state.pbtxt with (docs/design.md §6.2).
+std::string sealed(const std::string& body) {
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
+  char line[32];
+  std::snprintf(line, sizeof(line), "%s%08x\n", kSealPrefix, static_cast<unsigned>(crc));
+  return body + line;
+}
+
 void flip_byte_in_the_middle(const std::string& path) {
   std::string bytes = tests::read_file(path);
   bytes[bytes.size() / 2] ^= 0x20;
@@ -463,6 +476,17 @@ TEST_F(InspectTest, EditedOrUnparsableStateIsDamage) {
   const json report = expect_damaged(run + kNewest, "state.pbtxt", "fails its checksum");
   EXPECT_EQ(report["checkpoint"].value("world_size", -1), 2);  // read, though not to be trusted
   EXPECT_EQ(report["checkpoint"]["state"].value("ok", true), false);
+  EXPECT_EQ(report["checkpoint"]["state"].value("checksum_holds", true), false);
+  EXPECT_EQ(report["checkpoint"].value("checksums_hold", true), false);
+
+  // Sealed again with its checksum line: the checksum holds, the step does not fit the run.
+  std::string impossible = text.substr(0, text.rfind(kSealPrefix));
+  impossible.replace(impossible.find("step: 3"), 7, "step: 9");
+  tests::write_file(state, sealed(impossible));
+  const json unfit = expect_damaged(run + kNewest, "state.pbtxt", "step: 9 is beyond");
+  EXPECT_EQ(unfit["checkpoint"]["state"].value("checksum_holds", false), true);
+  EXPECT_EQ(unfit["checkpoint"].value("checksums_hold", false), true);
+  EXPECT_TRUE(unfit["model"].value("from", "") == "tensors");  // its config is not trusted
 
   tests::write_file(state, "step: {{{\n");
   const json unparsable = expect_damaged(run + kNewest, "state.pbtxt", "state.pbtxt:1:");

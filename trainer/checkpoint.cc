@@ -400,10 +400,8 @@ void read_state(const fs::path& file, CheckpointReport& report) {
     return;
   }
   std::string text;
-  if (!passes([&] { text = checked_state_text(file); }, report.state_problems) &&
-      !passes([&] { text = read_file(file); }, report.state_problems)) {
-    return;
-  }
+  report.sealed = passes([&] { text = checked_state_text(file); }, report.state_problems);
+  if (!report.sealed && !passes([&] { text = read_file(file); }, report.state_problems)) return;
   checkpoint::State state;
   if (passes([&] { parse_text_proto(text, file.string(), &state); }, report.state_problems)) {
     report.state = std::move(state);

@@ -61,6 +61,7 @@ struct CheckpointReport {
   std::string dir;                          // the checkpoint directory the name leads to
   std::string latest;                       // the `latest` file that named it, if one did
   std::optional<checkpoint::State> state;   // state.pbtxt, when it parses (checksum or not)
+  bool sealed = false;                      // state.pbtxt's checksum line holds
   std::vector<std::string> state_problems;  // state.pbtxt's: missing, checksum, syntax, contents
   std::vector<CheckedFile> files;           // the data files it lists, when their names are sound
 
