@@ -5,11 +5,9 @@
 // reports; damaged checkpoints must be reported as damaged (exit 1) naming the file, and paths
 // that are none of these things refused with exit 2 naming the path.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -424,17 +422,6 @@ TEST_F(InspectTest, TextReportIsAlignedAndComplete) {
 
 // ---- Damage ---------------------------------------------------------------------------------
 
-constexpr const char* kSealPrefix = "# crc32: ";
-
-// The text with the checksum line dgqa ends state.pbtxt with (docs/design.md §6.2).
-std::string sealed(const std::string& body) {
-  const uint32_t crc = static_cast<uint32_t>(
-      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
-  char line[32];
-  std::snprintf(line, sizeof(line), "%s%08x\n", kSealPrefix, static_cast<unsigned>(crc));
-  return body + line;
-}
-
 void flip_byte_in_the_middle(const std::string& path) {
   std::string bytes = tests::read_file(path);
   bytes[bytes.size() / 2] ^= 0x20;
@@ -480,9 +467,9 @@ TEST_F(InspectTest, EditedOrUnparsableStateIsDamage) {
   EXPECT_EQ(report["checkpoint"].value("checksums_hold", true), false);
 
   // Sealed again with its checksum line: the checksum holds, the step does not fit the run.
-  std::string impossible = text.substr(0, text.rfind(kSealPrefix));
+  std::string impossible = tests::state_body(text);
   impossible.replace(impossible.find("step: 3"), 7, "step: 9");
-  tests::write_file(state, sealed(impossible));
+  tests::write_file(state, tests::sealed_state(impossible));
   const json unfit = expect_damaged(run + kNewest, "state.pbtxt", "step: 9 is beyond");
   EXPECT_EQ(unfit["checkpoint"]["state"].value("checksum_holds", false), true);
   EXPECT_EQ(unfit["checkpoint"].value("checksums_hold", false), true);
