@@ -147,7 +147,7 @@ void bench_data(const CommandLine& line, const config::Config& config, Communica
                                  {"images_per_sec_per_rank", images / seconds},
                                  {"peak_memory_mib", peak_resident_mib()}};
   if (comm.rank() != 0) return;
-  if (line.bench_json) {
+  if (line.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
     std::printf("%s\n  %.0f images/s per rank (batches of %d, %d steps), peak memory %.0f MiB\n",
@@ -336,7 +336,7 @@ void bench_command(const CommandLine& line, const config::Config& config, Commun
   nlohmann::json report = make_report(config, setup, timed, line.bench_steps, comm.world_size());
   add_device_report(line, *setup.backend, comm.world_size(), &report);
   if (comm.rank() != 0) return;
-  print_report(report, line.bench_json);
+  print_report(report, line.json);
   if (setup.profiler != nullptr) print_profile(*setup.profiler, timed, line.bench_steps);
 }
 

@@ -12,9 +12,35 @@ namespace dgqa {
 namespace {
 
 // The commands, as bits of Flag::commands.
-enum : unsigned { kTrain = 1, kEval = 2, kConvert = 4, kBench = 8, kDumpData = 16, kPack = 32 };
-constexpr unsigned kEveryCommand = kTrain | kEval | kConvert | kBench | kDumpData | kPack;
-constexpr const char* kCommands[] = {"train", "eval", "convert", "bench", "dump-data", "pack"};
+enum : unsigned {
+  kTrain = 1,
+  kEval = 2,
+  kConvert = 4,
+  kBench = 8,
+  kDumpData = 16,
+  kPack = 32,
+  kInspect = 64
+};
+// The commands that run a config (inspect reads what a run wrote, config included).
+constexpr unsigned kConfigured = kTrain | kEval | kConvert | kBench | kDumpData | kPack;
+
+struct Command {
+  const char* name;
+  const char* operand = nullptr;  // the placeholder of its one argument that is not a flag
+  const char* operand_help = nullptr;
+};
+const Command kCommands[] = {
+    {"train"},
+    {"eval"},
+    {"convert"},
+    {"bench"},
+    {"dump-data"},
+    {"pack"},
+    {"inspect", "PATH",
+     "inspect: a checkpoint (OUT/checkpoints/step_N, OUT/checkpoints or its latest),\n"
+     "a run's OUT, or a weights or optimizer file. Exit code 0: sound;\n"
+     "1: damaged (each problem named); 2: PATH is none of these"},
+};
 
 enum class Use { kOptional, kRequired, kRepeated };
 
@@ -34,10 +60,10 @@ double peak_tflops(const std::string& text);
 
 // Every flag of every command, in the order the usage text lists them.
 const Flag kFlags[] = {
-    {"--config", "FILE", kEveryCommand, Use::kRequired,
+    {"--config", "FILE", kConfigured, Use::kRequired,
      "experiment config, protobuf text format (see configs/)",
      [](CommandLine& l, const std::string& v) { l.config_path = v; }},
-    {"--set", "path=value", kEveryCommand, Use::kRepeated,
+    {"--set", "path=value", kConfigured, Use::kRepeated,
      "override a config field, e.g. --set optimizer.lr=3e-4;\n"
      "repeated fields take a comma-separated list",
      [](CommandLine& l, const std::string& v) { l.overrides.push_back(v); }},
@@ -69,9 +95,9 @@ const Flag kFlags[] = {
      [](CommandLine& l, const std::string& v) { l.bench_steps = count("--steps", v, 1); }},
     {"--warmup", "N", kBench, Use::kOptional, "bench: untimed steps before them (default 3)",
      [](CommandLine& l, const std::string& v) { l.bench_warmup = count("--warmup", v, 0); }},
-    {"--json", nullptr, kBench, Use::kOptional,
-     "bench: print one JSON object instead of the text report",
-     [](CommandLine& l, const std::string&) { l.bench_json = true; }},
+    {"--json", nullptr, kBench | kInspect, Use::kOptional,
+     "bench, inspect: print one JSON object instead of the text report",
+     [](CommandLine& l, const std::string&) { l.json = true; }},
     {"--real-data", nullptr, kBench, Use::kOptional,
      "bench: train on the config's data instead of a synthetic batch",
      [](CommandLine& l, const std::string&) { l.bench_real_data = true; }},
@@ -104,6 +130,9 @@ const Flag kFlags[] = {
      }},
     {"--shard-size", "N", kPack, Use::kOptional, "pack: images per tar shard (default 10000)",
      [](CommandLine& l, const std::string& v) { l.shard_size = count("--shard-size", v, 1); }},
+    {"--show-config", nullptr, kInspect, Use::kOptional,
+     "inspect: also print the config the checkpoint records (protobuf text)",
+     [](CommandLine& l, const std::string&) { l.show_config = true; }},
 };
 
 std::string one_of(const std::string& flag, const std::string& text, const std::string& first,
@@ -147,9 +176,16 @@ double peak_tflops(const std::string& text) {
 
 unsigned command_bit(const std::string& command) {
   for (unsigned i = 0; i < std::size(kCommands); ++i) {
-    if (command == kCommands[i]) return 1u << i;
+    if (command == kCommands[i].name) return 1u << i;
   }
   return 0;
+}
+
+const char* operand_of(unsigned command) {
+  for (unsigned i = 0; i < std::size(kCommands); ++i) {
+    if (command == 1u << i) return kCommands[i].operand;
+  }
+  return nullptr;
 }
 
 const Flag* find_flag(const std::string& name, unsigned command) {
@@ -161,9 +197,14 @@ const Flag* find_flag(const std::string& name, unsigned command) {
 
 // "dgqa train --config FILE [--set path=value ...] ...", wrapped under the command's name.
 std::string synopsis(unsigned command_index) {
-  const std::string head = std::string("  dgqa ") + kCommands[command_index];
+  const Command& command = kCommands[command_index];
+  const std::string head = std::string("  dgqa ") + command.name;
   const std::string indent(head.size() + 1, ' ');
   std::string text = head, line = head;
+  if (command.operand != nullptr) {
+    text += std::string(" ") + command.operand;
+    line += std::string(" ") + command.operand;
+  }
   for (const Flag& flag : kFlags) {
     if ((flag.commands & (1u << command_index)) == 0) continue;
     std::string word = flag.name;
@@ -180,22 +221,31 @@ std::string synopsis(unsigned command_index) {
   return text + "\n";
 }
 
+// "  --name VALUE        help", the help's later lines indented under its first.
+std::string help_line(std::string left, std::string help) {
+  constexpr size_t kColumn = 22;
+  left.resize(std::max(left.size() + 1, kColumn), ' ');
+  for (size_t at = help.find('\n'); at != std::string::npos; at = help.find('\n', at + 1)) {
+    help.insert(at + 1, std::string(kColumn, ' '));
+  }
+  return left + help + "\n";
+}
+
 }  // namespace
 
 std::string usage_text() {
   std::string text = "usage:\n";
   for (unsigned i = 0; i < std::size(kCommands); ++i) text += synopsis(i);
   text += "  dgqa help\n\n";
-  constexpr size_t kColumn = 22;
+  for (const Command& command : kCommands) {
+    if (command.operand != nullptr) {
+      text += help_line(std::string("  ") + command.operand, command.operand_help);
+    }
+  }
   for (const Flag& flag : kFlags) {
     std::string left = std::string("  ") + flag.name;
     if (flag.value != nullptr) left += std::string(" ") + flag.value;
-    left.resize(std::max(left.size() + 1, kColumn), ' ');
-    std::string help = flag.help;
-    for (size_t at = help.find('\n'); at != std::string::npos; at = help.find('\n', at + 1)) {
-      help.insert(at + 1, std::string(kColumn, ' '));
-    }
-    text += left + help + "\n";
+    text += help_line(left, flag.help);
   }
   return text;
 }
@@ -216,6 +266,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       line.command = "help";
       return line;
     }
+    // The command's operand: the first argument that is not a flag.
+    if (operand_of(command) != nullptr && line.path.empty() && !name.empty() && name[0] != '-') {
+      line.path = name;
+      continue;
+    }
     const Flag* flag = find_flag(name, command);
     if (flag == nullptr) {
       throw InputError("unknown argument '" + name + "' for dgqa " + line.command + "\n" +
@@ -225,6 +280,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       throw InputError(name + " needs a value\n" + usage_text());
     }
     flag->apply(line, flag->value != nullptr ? args[++i] : std::string());
+  }
+  if (command == kInspect) {
+    if (line.path.empty()) {
+      throw InputError(
+          "dgqa inspect needs PATH: a checkpoint, a run directory or a weights file\n" +
+          usage_text());
+    }
+    return line;
   }
   if (line.config_path.empty()) throw InputError("--config is required\n" + usage_text());
   if (line.command == "convert" && (line.convert_from.empty() || line.convert_to.empty())) {

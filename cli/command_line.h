@@ -1,6 +1,7 @@
 // The `dgqa` command line (docs/design.md §7). Every flag is declared once, in the table of
 // cli/command_line.cc (name, the commands that take it, its help), which drives both the parsing
-// and `dgqa help`. The commands themselves live in cli/commands.h and cli/bench.h.
+// and `dgqa help`; so is each command's operand (inspect's PATH). The commands themselves live in
+// cli/commands.h, cli/bench.h and cli/data_tools.h.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +11,10 @@
 namespace dgqa {
 
 struct CommandLine {
-  std::string command;      // "train", "eval", "convert", "bench", "dump-data", "pack" or "help"
-  std::string config_path;  // --config
+  std::string command;      // "train", "eval", "convert", "bench", "dump-data", "pack", "inspect"
+                            // or "help"
+  std::string path;         // PATH (inspect): a checkpoint, a run directory or a weights file
+  std::string config_path;  // --config (every command but inspect)
   std::vector<std::string> overrides;  // --set path=value, in order
   std::string out_dir;                 // --out (train, pack: a folder; dump-data: FILE.npy)
   std::string init_from;               // --init-from FILE.safetensors (train, eval)
@@ -22,7 +25,7 @@ struct CommandLine {
   std::string convert_to;              // --to out.safetensors (convert)
   int bench_steps = 20;                // --steps N (bench): timed steps
   int bench_warmup = 3;                // --warmup N (bench): untimed steps first
-  bool bench_json = false;             // --json (bench): one JSON object on stdout
+  bool json = false;                   // --json (bench, inspect): one JSON object on stdout
   bool bench_real_data = false;        // --real-data (bench): the config's data, not synthetic
   bool bench_data_only = false;        // --data-only (bench): time the data loader alone
   bool bench_profile = false;          // --profile (bench): time every kernel call
@@ -33,6 +36,7 @@ struct CommandLine {
   std::string grid_out;                // --grid FILE.png (dump-data): a contact sheet
   std::string pack_as;                 // --as folder|shards (pack)
   int shard_size = 10000;              // --shard-size N (pack): images per tar shard
+  bool show_config = false;            // --show-config (inspect): print the recorded config
 };
 
 // Throws InputError naming the unknown, misplaced or incomplete argument.

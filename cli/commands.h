@@ -20,4 +20,11 @@ void check_output_file(const std::string& flag, const std::string& path);
 // Converts a timm MHA checkpoint to this config's scheme and K/V heads (docs/design.md §3.5).
 void convert_command(const CommandLine& line, const config::Config& config);
 
+// Describes what line.path holds: a checkpoint, a run directory or a weights (or optimizer)
+// file, as a text report or, with --json, one JSON object on stdout (docs/design.md §7.5).
+// Returns kExitOk when everything checked holds, kExitDamaged when something is damaged (each
+// problem is in the report, the first also on stderr); throws InputError, naming the path, when
+// it is none of these things.
+int inspect_command(const CommandLine& line);
+
 }  // namespace dgqa

@@ -42,6 +42,7 @@ int run(const std::vector<std::string>& args) {
     std::printf("%s", dgqa::usage_text().c_str());
     return dgqa::kExitOk;
   }
+  if (line.command == "inspect") return dgqa::inspect_command(line);  // no config, no ranks
   const dgqa::RankInfo info = dgqa::detect_rank_info();
   rank = info.rank;
   dgqa::configure_rank_logging(info, line.out_dir);

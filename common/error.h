@@ -17,6 +17,8 @@ class InputError : public std::runtime_error {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;     // an internal or runtime failure
 constexpr int kExitInputError = 2;  // an InputError: bad config, data, weights or arguments
+// dgqa inspect: what it was given is damaged (a checksum fails, a file is missing), and said so.
+constexpr int kExitDamaged = 1;
 // Asked to stop (SIGTERM, SIGUSR1: preemption, a time limit): a checkpoint was written and the
 // run can continue with --resume auto. 75 is EX_TEMPFAIL, "try again later".
 constexpr int kExitPreempted = 75;

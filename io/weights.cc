@@ -2,7 +2,10 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <set>
 
 #include "common/error.h"
@@ -124,7 +127,107 @@ void load_dgqa_state(const SafetensorsFile& file, VisionTransformer& model) {
   LOG(INFO) << "Loaded the DGQA cache and allocation of every layer from " << path;
 }
 
+// The shape of tensor `name` of a file that should hold a ViT: `rank` positive extents, each
+// small enough for the model's int fields.
+std::vector<int64_t> vit_tensor_shape(const SafetensorsFile& file, const std::string& name,
+                                      size_t rank) {
+  if (!file.has(name)) {
+    throw InputError(file.path() + ": not the weights of a ViT: it has no tensor " + name);
+  }
+  const std::vector<int64_t>& shape = file.get(name).shape;
+  const bool fits = std::all_of(shape.begin(), shape.end(), [](int64_t extent) {
+    return extent > 0 && extent <= std::numeric_limits<int>::max();
+  });
+  if (shape.size() != rank || !fits) {
+    throw InputError(file.path() + ": not the weights of a ViT: tensor " + name + " has shape " +
+                     shape_text(shape));
+  }
+  return shape;
+}
+
+// The image side: pos_embed holds the class token and a square of patches.
+int image_size_of(const SafetensorsFile& file, int patch_size, int64_t embed_dim) {
+  const std::vector<int64_t> pos = vit_tensor_shape(file, "pos_embed", 3);
+  const int64_t patches = pos[1] - 1;
+  const int64_t side = std::llround(std::sqrt(static_cast<double>(patches)));
+  if (pos[0] != 1 || pos[2] != embed_dim || patches < 1 || side * side != patches) {
+    throw InputError(file.path() + ": not the weights of a ViT: pos_embed has shape " +
+                     shape_text(pos) + ", not (1, 1 + a square number of patches, D)");
+  }
+  return static_cast<int>(side * patch_size);
+}
+
+// The recorded scheme: the metadata dgqa_attention of a file dgqa wrote.
+bool scheme_of(const SafetensorsFile& file, AttentionScheme* scheme) {
+  const auto recorded = file.metadata().find("dgqa_attention");
+  if (recorded == file.metadata().end()) return false;
+  for (AttentionScheme candidate :
+       {AttentionScheme::kMHA, AttentionScheme::kGQA, AttentionScheme::kKDGQA,
+        AttentionScheme::kDGQA_DIFF, AttentionScheme::kDGQA_EMA, AttentionScheme::kPGQA}) {
+    if (recorded->second == attention_scheme_name(candidate)) {
+      *scheme = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+// H and G from the first layer's DGQA allocation, when it has G counts summing to an H that
+// divides D and gives the recorded K/V width.
+void heads_from_allocation(const SafetensorsFile& file, WeightsShape& shape) {
+  const std::string name = allocation_name(0);
+  if (!file.has(name) || file.get(name).dtype != "I64") return;
+  const std::vector<int64_t> counts = file.as_i64(name);
+  const int64_t D = shape.model.embed_dim, G = static_cast<int64_t>(counts.size());
+  int64_t H = 0;
+  for (int64_t count : counts) {
+    if (count < 0 || count > D) return;
+    H += count;
+  }
+  if (G == 0 || H == 0 || D % H != 0 || G * (D / H) != shape.kv_width) return;
+  shape.model.num_heads = static_cast<int>(H);
+  shape.model.num_kv_heads = static_cast<int>(G);
+  shape.heads_known = true;
+}
+
 }  // namespace
+
+WeightsShape weights_shape(const SafetensorsFile& file) {
+  WeightsShape shape;
+  ModelConfig& model = shape.model;
+  const std::vector<int64_t> patch = vit_tensor_shape(file, "patch_embed.proj.weight", 4);
+  if (patch[2] != patch[3]) {
+    throw InputError(file.path() + ": not the weights of a ViT: patch_embed.proj.weight has " +
+                     "shape " + shape_text(patch) + ", not (D, C, p, p)");
+  }
+  model.embed_dim = static_cast<int>(patch[0]);
+  model.in_channels = static_cast<int>(patch[1]);
+  model.patch_size = static_cast<int>(patch[2]);
+  model.image_size = image_size_of(file, model.patch_size, patch[0]);
+  model.num_classes = static_cast<int>(vit_tensor_shape(file, "head.weight", 2)[0]);
+  model.depth = 0;
+  while (file.has("blocks." + std::to_string(model.depth) + ".norm1.weight")) ++model.depth;
+  if (model.depth == 0) throw InputError(file.path() + ": not the weights of a ViT: no blocks");
+
+  shape.timm = is_timm_checkpoint(file);
+  shape.kv_width =
+      shape.timm ? model.embed_dim : vit_tensor_shape(file, "blocks.0.attn.k.weight", 2)[0];
+  if (shape.kv_width > model.embed_dim) {
+    throw InputError(file.path() + ": not the weights of a ViT: blocks.0.attn.k.weight has " +
+                     std::to_string(shape.kv_width) +
+                     " rows, more than D = " + std::to_string(model.embed_dim));
+  }
+  model.attention = AttentionScheme::kMHA;  // timm's
+  shape.scheme_known = shape.timm || scheme_of(file, &model.attention);
+  if (!shape.timm && !shape.scheme_known) model.attention = AttentionScheme::kGQA;
+  if (has_dgqa_state(model.attention)) heads_from_allocation(file, shape);
+  if (!shape.heads_known) {
+    const int64_t d = std::gcd(static_cast<int64_t>(model.embed_dim), shape.kv_width);
+    model.num_heads = static_cast<int>(model.embed_dim / d);
+    model.num_kv_heads = static_cast<int>(shape.kv_width / d);
+  }
+  return shape;
+}
 
 void check_finite(const std::vector<float>& values, const std::string& path,
                   const std::string& name) {

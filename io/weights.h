@@ -2,6 +2,7 @@
 // which PyTorch loads with safetensors.torch.load_file.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,24 @@ void save_weights(const VisionTransformer& model, const std::string& path);
 // such a value would only make every loss NaN.
 void check_finite(const std::vector<float>& values, const std::string& path,
                   const std::string& name);
+
+// What a weights file records of its model by itself (docs/design.md §4).
+struct WeightsShape {
+  // The shape read off the tensors. Unless heads_known, num_heads and num_kv_heads are
+  // stand-ins: the fewest heads that give the recorded K/V width (enough to check the tensors).
+  ModelConfig model;
+  bool scheme_known = false;  // the metadata dgqa_attention names it; a timm file is MHA
+  bool heads_known = false;   // H and G from a DGQA file's allocation: G counts summing to H
+  bool timm = false;          // timm's layout, with the fused attn.qkv
+  int64_t kv_width = 0;       // G * d, the rows of attn.k and attn.v (timm: D)
+};
+
+// D, C and p from patch_embed.proj.weight, the image size from pos_embed, the depth from the
+// blocks, the K/V width from attn.k, the classes from head.weight, the scheme from the metadata.
+// A weights file has no record of H and G themselves, except through a DGQA allocation. InputError
+// naming the file when it is not a ViT's weights (one of these tensors missing or impossible);
+// the rest (the MLP width, every other tensor) is load_weights' to check.
+WeightsShape weights_shape(const SafetensorsFile& file);
 
 // What load_weights does with a head for another number of classes than the model's.
 enum class OtherHead {

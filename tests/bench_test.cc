@@ -59,7 +59,7 @@ TEST(BenchCliTest, ParsesItsFlagsAndRejectsBadCounts) {
   EXPECT_EQ(line.command, "bench");
   EXPECT_EQ(line.bench_steps, 7);
   EXPECT_EQ(line.bench_warmup, 0);
-  EXPECT_TRUE(line.bench_json);
+  EXPECT_TRUE(line.json);
   EXPECT_TRUE(line.bench_profile);
   for (const std::vector<std::string>& bad :
        {std::vector<std::string>{"bench", "--config", "c", "--steps", "0"},

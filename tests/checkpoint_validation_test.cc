@@ -6,10 +6,8 @@
 // directory, or auto) and `eval --checkpoint` with exit code 2 and one `dgqa: error:` line naming
 // the file and field, leaving the run's files as they were.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -28,25 +26,10 @@ namespace fs = std::filesystem;
 using tests::DgqaRun;
 using tests::shell_quote;
 
-constexpr const char* kSealPrefix = "# crc32: ";
 constexpr const char* kCheckpoint = "/checkpoints/step_00000002";
-
-uint32_t crc_of(const std::string& bytes) {
-  return static_cast<uint32_t>(
-      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
-}
-
-// state.pbtxt's text without its checksum line.
-std::string body_of(const std::string& state_text) {
-  return state_text.substr(0, state_text.rfind(kSealPrefix));
-}
-
-// The checksum line dgqa writes for this text.
-std::string sealed(const std::string& body) {
-  char line[32];
-  std::snprintf(line, sizeof(line), "%s%08x\n", kSealPrefix, static_cast<unsigned>(crc_of(body)));
-  return body + line;
-}
+using tests::crc32_of;
+using tests::sealed_state;
+using tests::state_body;
 
 // Replaces the first line of text that reads `from` (ignoring its indentation) by `to`.
 std::string with_line_replaced(const std::string& text, const std::string& from,
@@ -109,7 +92,7 @@ class CheckpointValidationTest : public ::testing::Test {
   // Replaces a line of state.pbtxt and fixes its checksum line.
   void edit_state(const std::string& from, const std::string& to) const {
     const std::string text = tests::read_file(state_path());
-    tests::write_file(state_path(), sealed(with_line_replaced(body_of(text), from, to)));
+    tests::write_file(state_path(), sealed_state(with_line_replaced(state_body(text), from, to)));
   }
 
   // Rewrites optimizer.safetensors with another step count, and fixes its size and CRC-32 in
@@ -133,7 +116,7 @@ class CheckpointValidationTest : public ::testing::Test {
       const std::function<void(const std::string&, std::vector<int64_t>&)>& edit_i64,
       const std::function<void(const std::string&, std::vector<float>&)>& edit_f32) const {
     const std::string path = checkpoint_dir() + "/optimizer.safetensors";
-    const std::string old_crc = std::to_string(crc_of(tests::read_file(path)));
+    const std::string old_crc = std::to_string(crc32_of(tests::read_file(path)));
     const SafetensorsFile file = SafetensorsFile::read(path);
     SafetensorsWriter writer;
     std::vector<std::vector<int64_t>> integers;  // the writer keeps pointers until write()
@@ -154,11 +137,11 @@ class CheckpointValidationTest : public ::testing::Test {
     }
     writer.write(path);
     const std::string bytes = tests::read_file(path);
-    const std::string text = body_of(tests::read_file(state_path()));
+    const std::string text = state_body(tests::read_file(state_path()));
     ASSERT_NE(text.find("crc32: " + old_crc + "\n"), std::string::npos) << text;
     tests::write_file(state_path(),
-                      sealed(with_line_replaced(text, "crc32: " + old_crc,
-                                                "crc32: " + std::to_string(crc_of(bytes)))));
+                      sealed_state(with_line_replaced(
+                          text, "crc32: " + old_crc, "crc32: " + std::to_string(crc32_of(bytes)))));
   }
 
   DgqaRun resume(const std::string& from) const {
@@ -342,7 +325,7 @@ TEST_F(CheckpointValidationTest, BitFlippedStateIsRefusedByItsChecksum) {
 }
 
 TEST_F(CheckpointValidationTest, StateWithoutChecksumLineIsRefused) {
-  tests::write_file(state_path(), body_of(tests::read_file(state_path())));
+  tests::write_file(state_path(), state_body(tests::read_file(state_path())));
   expect_all_refused({state_path() + ": has no checksum line"});
 }
 

@@ -42,6 +42,7 @@ const std::map<std::string, std::map<std::string, std::string>> kCommandFlags = 
       {"--data-only", ""},
       {"--profile", ""},
       {"--peak-tflops", "989"}}},
+    {"inspect", {{"--json", ""}, {"--show-config", ""}}},
 };
 
 // The synopsis of `command` in the usage text: from "  dgqa COMMAND" to the next "  dgqa ".
@@ -55,6 +56,7 @@ std::string synopsis(const std::string& usage, const std::string& command) {
 std::vector<std::string> with_flag(const std::string& command, const std::string& flag,
                                    const std::string& value) {
   std::vector<std::string> args = {command, "--config", "c.pbtxt"};
+  if (command == "inspect") args = {command, "runs/x"};  // a PATH, no config
   if (command == "convert") args.insert(args.end(), {"--from", "t", "--to", "o"});
   if (command == "eval" && flag != "--init-from" && flag != "--checkpoint") {
     args.insert(args.end(), {"--init-from", "w"});
@@ -133,6 +135,12 @@ TEST(CommandLineTest, ValuesGoToTheirFields) {
   EXPECT_DOUBLE_EQ(bench.bench_peak_tflops, 989.5);
   EXPECT_EQ(bench.bench_warmup, 0);
   EXPECT_EQ(bench.bench_steps, 20);
+
+  const CommandLine inspect = parse_command_line({"inspect", "--json", "runs/x", "--show-config"});
+  EXPECT_EQ(inspect.path, "runs/x");
+  EXPECT_TRUE(inspect.json);
+  EXPECT_TRUE(inspect.show_config);
+  EXPECT_EQ(inspect.config_path, "");
 }
 
 TEST(CommandLineTest, HelpAnywhereAsksForHelp) {
@@ -156,6 +164,11 @@ TEST(CommandLineTest, IncompleteOrContradictoryLinesAreRefused) {
   EXPECT_NE(error_of({"eval", "--config", "c"}).find("--checkpoint DIR or --init-from"),
             std::string::npos);
   EXPECT_NE(error_of({"train", "--config"}).find("--config needs a value"), std::string::npos);
+  EXPECT_NE(error_of({"inspect", "--json"}).find("dgqa inspect needs PATH"), std::string::npos);
+  EXPECT_NE(error_of({"inspect", "a", "b"}).find("unknown argument 'b' for dgqa inspect"),
+            std::string::npos);
+  EXPECT_NE(error_of({"train", "--config", "c", "runs/x"}).find("unknown argument 'runs/x'"),
+            std::string::npos);
   EXPECT_NE(error_of({"bench", "--config", "c", "--steps", "0"}).find("--steps 0"),
             std::string::npos);
 }

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -157,6 +158,25 @@ std::string write_fixture_config(const std::string& path, const FixtureDataset& 
                                  const FixtureConfig& config) {
   write_file(path, fixture_config_text(data, config));
   return path;
+}
+
+namespace {
+constexpr const char* kSealPrefix = "# crc32: ";
+}  // namespace
+
+std::string state_body(const std::string& state_text) {
+  return state_text.substr(0, state_text.rfind(kSealPrefix));
+}
+
+std::string sealed_state(const std::string& body) {
+  char line[32];
+  std::snprintf(line, sizeof(line), "%s%08x\n", kSealPrefix, static_cast<unsigned>(crc32_of(body)));
+  return body + line;
+}
+
+uint32_t crc32_of(const std::string& bytes) {
+  return static_cast<uint32_t>(
+      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
 
 std::vector<float> normalised_images(const FixtureSplit& split) {

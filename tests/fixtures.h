@@ -92,6 +92,14 @@ std::string fixture_config_text(const FixtureDataset& data, const FixtureConfig&
 std::string write_fixture_config(const std::string& path, const FixtureDataset& data,
                                  const FixtureConfig& config = {});
 
+// A checkpoint's state.pbtxt (docs/design.md §6.2) without its checksum line, and the text with
+// the checksum line dgqa writes for it: for editing a checkpoint's recorded state by hand.
+std::string state_body(const std::string& state_text);
+std::string sealed_state(const std::string& body);
+
+// zlib's CRC-32 of bytes, as checkpoints record it.
+uint32_t crc32_of(const std::string& bytes);
+
 // The test split as the model sees it with mean 0 and std 1: float32 (N, 1, S, S) of pixel / 255.
 std::vector<float> normalised_images(const FixtureSplit& split);
 

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 
@@ -208,10 +209,11 @@ namespace {
 
 // The checkpoint directory a user means: the path itself, or, for the file OUT/checkpoints/latest
 // or a directory without a state.pbtxt of its own holding one (OUT/checkpoints) or under
-// checkpoints/ (OUT), the checkpoint that `latest` names.
-fs::path checkpoint_named_by(const fs::path& path) {
+// checkpoints/ (OUT), the checkpoint that `latest` names (then *used_latest is that file).
+fs::path checkpoint_named_by(const fs::path& path, fs::path* used_latest = nullptr) {
   std::error_code error;
-  auto named_by = [](const fs::path& latest) {
+  auto named_by = [used_latest](const fs::path& latest) {
+    if (used_latest != nullptr) *used_latest = latest;
     std::string name = read_file(latest);
     name.erase(name.find_last_not_of(" \t\r\n") + 1);
     return latest.parent_path() / name;
@@ -315,19 +317,39 @@ void check_file_names(const checkpoint::State& state, const std::string& source)
   }
 }
 
+// The file against its recorded size and CRC-32.
+CheckedFile check_file(const fs::path& dir, const checkpoint::FileChecksum& record) {
+  CheckedFile file;
+  file.name = record.name();
+  file.recorded_bytes = record.bytes();
+  file.recorded_crc32 = record.crc32();
+  std::error_code error;
+  file.missing = !fs::exists(dir / file.name, error);
+  std::string bytes;
+  try {
+    bytes = read_file(dir / file.name);
+  } catch (const InputError& unreadable) {
+    file.problem = unreadable.what();
+    return file;
+  }
+  file.bytes = static_cast<int64_t>(bytes.size());
+  file.crc32 = crc_of(bytes);
+  if (file.bytes != file.recorded_bytes) {
+    file.problem = "checkpoint " + dir.string() + ": " + file.name + " has " +
+                   std::to_string(file.bytes) + " bytes, " + kStateFile + " says " +
+                   std::to_string(file.recorded_bytes) + " (truncated?)";
+  } else if (file.crc32 != file.recorded_crc32) {
+    file.problem = "checkpoint " + dir.string() + ": " + file.name +
+                   " fails its checksum (the file is damaged)";
+  }
+  return file;
+}
+
 // Every file has its recorded size and CRC-32.
 void check_file_checksums(const fs::path& dir, const checkpoint::State& state) {
-  for (const checkpoint::FileChecksum& file : state.files()) {
-    const std::string bytes = read_file(dir / file.name());
-    if (static_cast<int64_t>(bytes.size()) != file.bytes()) {
-      throw InputError("checkpoint " + dir.string() + ": " + file.name() + " has " +
-                       std::to_string(bytes.size()) + " bytes, " + kStateFile + " says " +
-                       std::to_string(file.bytes()) + " (truncated?)");
-    }
-    if (crc_of(bytes) != file.crc32()) {
-      throw InputError("checkpoint " + dir.string() + ": " + file.name() +
-                       " fails its checksum (the file is damaged)");
-    }
+  for (const checkpoint::FileChecksum& record : state.files()) {
+    const CheckedFile file = check_file(dir, record);
+    if (!file.problem.empty()) throw InputError(file.problem);
   }
 }
 
@@ -353,6 +375,81 @@ Checkpoint open_checkpoint(const std::string& named, const config::Config& confi
                      config_to_text(state.config()));
   }
   return checkpoint;
+}
+
+namespace {
+
+// Runs a check of a checkpoint, adding the problem it throws, if any, to `problems`. Returns
+// whether it passed.
+bool passes(const std::function<void()>& check, std::vector<std::string>& problems) {
+  try {
+    check();
+    return true;
+  } catch (const InputError& problem) {
+    problems.push_back(problem.what());
+    return false;
+  }
+}
+
+// Reads state.pbtxt into the report. A file that fails its checksum is still parsed (the
+// checksum line is a comment), so that a damaged checkpoint shows what it claims.
+void read_state(const fs::path& file, CheckpointReport& report) {
+  std::error_code error;
+  if (!fs::exists(file, error)) {
+    report.state_problems.push_back(file.string() + ": missing");
+    return;
+  }
+  std::string text;
+  report.sealed = passes([&] { text = checked_state_text(file); }, report.state_problems);
+  if (!report.sealed && !passes([&] { text = read_file(file); }, report.state_problems)) return;
+  checkpoint::State state;
+  if (passes([&] { parse_text_proto(text, file.string(), &state); }, report.state_problems)) {
+    report.state = std::move(state);
+  }
+}
+
+}  // namespace
+
+bool CheckpointReport::sound() const {
+  const auto damaged = [](const CheckedFile& file) { return !file.problem.empty(); };
+  return state.has_value() && state_problems.empty() && !files.empty() &&
+         std::none_of(files.begin(), files.end(), damaged);
+}
+
+CheckpointReport check_checkpoint(const std::string& named) {
+  CheckpointReport report;
+  fs::path dir, latest;
+  if (!passes([&] { dir = checkpoint_named_by(named, &latest); }, report.state_problems)) {
+    return report;
+  }
+  report.dir = dir.string();
+  report.latest = latest.string();
+  std::error_code error;
+  if (!fs::is_directory(dir, error)) {
+    report.state_problems.push_back("checkpoint " + report.dir + ": not a directory");
+    return report;
+  }
+  read_state(dir / kStateFile, report);
+  if (!report.state) return report;
+  const checkpoint::State& state = *report.state;
+  const std::string source = (dir / kStateFile).string();
+  std::vector<std::string>& problems = report.state_problems;
+  // A default config stands in for the reader's: the settings that depend on the machine are
+  // this build's defaults, so a checkpoint written on a GPU is checked on a CPU build.
+  passes([&] { check_recorded_config(state, config::Config(), source); }, problems);
+  passes([&] { check_position(state, source); }, problems);
+  if (passes([&] { check_file_names(state, source); }, problems)) {
+    for (const checkpoint::FileChecksum& record : state.files()) {
+      report.files.push_back(check_file(dir, record));
+    }
+  }
+  return report;
+}
+
+std::vector<std::string> list_checkpoints(const std::string& root) {
+  std::vector<std::string> dirs;
+  for (const fs::path& dir : checkpoint_dirs(root)) dirs.push_back(dir.string());
+  return dirs;
 }
 
 void check_checkpoint_position(const Checkpoint& checkpoint, const config::Config& config,

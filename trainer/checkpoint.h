@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/vit.h"
 #include "trainer/checkpoint.pb.h"
@@ -41,6 +42,37 @@ struct Checkpoint {
 // (and field) at fault. `named` is the checkpoint's directory, or the file
 // OUT/checkpoints/latest, OUT/checkpoints or OUT: then the checkpoint `latest` names.
 Checkpoint open_checkpoint(const std::string& named, const config::Config& config);
+
+// One data file of a checkpoint, measured against what state.pbtxt records of it.
+struct CheckedFile {
+  std::string name;  // as recorded
+  int64_t recorded_bytes = 0;
+  uint32_t recorded_crc32 = 0;
+  bool missing = false;
+  int64_t bytes = -1;   // its size; -1 when it cannot be read
+  uint32_t crc32 = 0;   // of its bytes, when they could be read
+  std::string problem;  // the message open_checkpoint gives; "": the size and CRC-32 hold
+};
+
+// A checkpoint examined without a run's config (dgqa inspect): the checks of open_checkpoint,
+// with the checkpoint's own recorded config standing in for the run's, and every problem
+// collected instead of the first one thrown, so that whatever can be read is still shown.
+struct CheckpointReport {
+  std::string dir;                          // the checkpoint directory the name leads to
+  std::string latest;                       // the `latest` file that named it, if one did
+  std::optional<checkpoint::State> state;   // state.pbtxt, when it parses (checksum or not)
+  bool sealed = false;                      // state.pbtxt's checksum line holds
+  std::vector<std::string> state_problems;  // state.pbtxt's: missing, checksum, syntax, contents
+  std::vector<CheckedFile> files;           // the data files it lists, when their names are sound
+
+  bool sound() const;
+};
+
+// Never throws for a damaged checkpoint; `named` as for open_checkpoint.
+CheckpointReport check_checkpoint(const std::string& named);
+
+// The checkpoint directories (step_NNNNNNNN) in `root`, OUT/checkpoints, newest (by name) first.
+std::vector<std::string> list_checkpoints(const std::string& root);
 
 // Checks that the checkpoint's epoch and batch_in_epoch are those of its step at this run's
 // steps_per_epoch, when it was written for the same data and global batch size (otherwise its
