@@ -19,6 +19,7 @@
 #include "trainer/preemption.h"
 #include "trainer/replicas.h"
 #include "trainer/run_setup.h"
+#include "trainer/tensorboard.h"
 #include "trainer/training_step.h"
 
 namespace dgqa {
@@ -70,6 +71,7 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
   }
   if (!options.out_dir.empty() && rank == 0) {
     truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
+    truncate_tensorboard_after(options.out_dir + "/tensorboard", state.step());
   }
   return state.step();
 }
@@ -139,6 +141,7 @@ class Trainer {
   KeyNormReducer eval_reducer_;  // the training's path, named for evaluation
   int64_t step_;                 // optimizer steps done
   MetricsWriter metrics_;
+  TensorBoardLog tensorboard_;  // the scalars of a step, written after its evaluation
   ProgressLine progress_;
   OverlapProbe overlap_;
   Stopwatch since_start_, since_log_;  // throughput is measured over each log window
@@ -162,6 +165,7 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       step_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
                    training_.optimizer())),
       metrics_(metrics_path(options.out_dir, rank_)),
+      tensorboard_(tensorboard_dir(config, options.out_dir, rank_)),
       progress_(/*enabled=*/rank_ == 0),
       first_step_(step_) {
   comm.set_stop_grace(stop_requested, kStopGraceSeconds);
@@ -200,6 +204,7 @@ void Trainer::run() {
     if (step_ % (every > 0 ? every : steps_per_epoch_) == 0 || step_ == total_steps_) {
       evaluate_now();
     }
+    tensorboard_.write_step(step_);  // before the checkpoint: resuming from it keeps the event
     checkpoint_or_stop();
   }
   finish();
@@ -226,11 +231,16 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
   const bool kdgqa = setup_.model_config.attention == AttentionScheme::kKDGQA;
   if (allocation != logged_allocation_ || (kdgqa && log_step)) {
     metrics_.allocation(step_, allocation);
+    tensorboard_.allocation(allocation);
     logged_allocation_ = allocation;
   }
   if (!log_step) return;
   const double images_per_sec = images_since_log_ / since_log_.seconds();
   metrics_.train(step_, epoch, result.loss, result.lr, result.grad_norm, images_per_sec);
+  tensorboard_.scalar("train/loss", result.loss);
+  tensorboard_.scalar("train/lr", result.lr);
+  tensorboard_.scalar("train/grad_norm", result.grad_norm);
+  tensorboard_.scalar("train/images_per_sec", images_per_sec);
   if (config_.data().bad_image() == config::SKIP) {
     float replaced = static_cast<float>(bad_images_since_log_);  // exact below 2^24 per window
     comm_.all_reduce_sum(&replaced, 1, "bad-image count all-reduce");
@@ -251,6 +261,8 @@ void Trainer::evaluate_now() {
                              ": the evaluation loss is not finite");
   }
   metrics_.eval(step_, result.loss, result.top1, result.examples);
+  tensorboard_.scalar("eval/loss", result.loss);
+  tensorboard_.scalar("eval/top1", result.top1);
   char text[128];
   std::snprintf(text, sizeof(text), "eval at step %lld: loss %.4f, top-1 %.2f%% of %lld",
                 static_cast<long long>(step_), result.loss, 100 * result.top1,
