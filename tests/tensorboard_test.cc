@@ -78,9 +78,7 @@ class TensorBoardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = tests::make_temp_dir("tensorboard");
-    tests::FixtureDatasetOptions options;
-    options.train_count = 64;
-    data_ = tests::write_fixture_dataset(dir_, options);
+    data_ = tests::write_fixture_dataset(dir_);  // 64 training images: 8 steps an epoch
   }
   void TearDown() override { fs::remove_all(dir_); }
 
