@@ -3,7 +3,9 @@
 # Usage: launch/install_deps.sh [--with-torch] [--with-bench] [--with-slurm] [--with-fuzz]
 #   --with-torch  also installs python3-torch, python3-torchvision and python3-pil (oracles of
 #                 the PyTorch cross-check and the image-pipeline tests, and the PyTorch peers of
-#                 the benchmarks; the tests that need them skip when they are absent).
+#                 the benchmarks) and python3-crc32c (the independent CRC-32C with which
+#                 tests/tensorboard_readback.py checks the event files); the tests that need
+#                 them skip when they are absent.
 #   --with-bench  also installs gnuplot-nox (the plots of launch/scaling_bench.sh and
 #                 tools/scaling_model.py --png).
 #   --with-slurm  also installs slurm-wlm and munge (the slurm tests start a private SLURM on
@@ -28,7 +30,7 @@ packages=(
 )
 for option in "$@"; do
   case $option in
-    --with-torch) packages+=(python3-torch python3-torchvision python3-pil) ;;
+    --with-torch) packages+=(python3-torch python3-torchvision python3-pil python3-crc32c) ;;
     --with-bench) packages+=(gnuplot-nox) ;;
     --with-slurm) packages+=(slurm-wlm munge) ;;
     --with-fuzz) packages+=(clang libclang-rt-dev libomp-dev) ;;

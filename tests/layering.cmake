@@ -31,6 +31,8 @@ dgqa_layering_probe(data model/model_config.h REFUSED)
 dgqa_layering_probe(io comm/communicator.h REFUSED)
 dgqa_layering_probe(io trainer/config.h REFUSED)
 dgqa_layering_probe(trainer cli/command_line.h REFUSED)
+# io's generated protobuf header is private to io (io/event_file.h shows no protobuf type).
+dgqa_layering_probe(trainer io/tensorboard_event.pb.h REFUSED)
 # Controls: downward includes compile.
 dgqa_layering_probe(model kernels/backend.h ALLOWED)
 dgqa_layering_probe(io model/vit.h ALLOWED)

@@ -19,6 +19,7 @@
 #include "trainer/preemption.h"
 #include "trainer/replicas.h"
 #include "trainer/run_setup.h"
+#include "trainer/tensorboard.h"
 #include "trainer/training_step.h"
 
 namespace dgqa {
@@ -70,6 +71,7 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
   }
   if (!options.out_dir.empty() && rank == 0) {
     truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
+    truncate_tensorboard_after(options.out_dir + "/tensorboard", state.step());
   }
   return state.step();
 }
@@ -140,6 +142,7 @@ class Trainer {
   KeyNormReducer eval_reducer_;  // the training's path, named for evaluation
   int64_t step_;                 // optimizer steps done
   MetricsWriter metrics_;
+  TensorBoardLog tensorboard_;  // the scalars of a step, written after its evaluation
   ProgressLine progress_;
   OverlapProbe overlap_;
   Stopwatch since_start_, since_log_;  // throughput is measured over each log window
@@ -164,6 +167,7 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       step_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
                    training_.optimizer())),
       metrics_(metrics_path(options.out_dir, rank_)),
+      tensorboard_(tensorboard_dir(config, options.out_dir, rank_)),
       progress_(/*enabled=*/rank_ == 0),
       first_step_(step_) {
   comm.set_stop_grace(stop_requested, kStopGraceSeconds);
@@ -201,6 +205,7 @@ void Trainer::run() {
     if (step_ % (every > 0 ? every : steps_per_epoch_) == 0 || step_ == total_steps_) {
       evaluate_now();
     }
+    tensorboard_.write_step(step_);  // before the checkpoint: resuming from it keeps the event
     checkpoint_or_stop();
   }
   finish();
@@ -238,6 +243,11 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
       static_cast<double>(sum_over_ranks(comm_, correct_since_log_, "training top-1 all-gather")) /
       images_since_log_;
   metrics_.train(train);
+  tensorboard_.scalar("train/loss", train.loss);
+  tensorboard_.scalar("train/lr", train.lr);
+  tensorboard_.scalar("train/grad_norm", train.grad_norm);
+  tensorboard_.scalar("train/images_per_sec", train.images_per_sec);
+  tensorboard_.scalar("train/top1", train.top1);
   if (config_.data().bad_image() == config::SKIP) {
     const int64_t replaced =
         sum_over_ranks(comm_, bad_images_since_log_, "bad-image count all-gather");
@@ -260,6 +270,7 @@ void Trainer::record_allocation(bool log_step) {
   const bool dgqa = scheme == AttentionScheme::kDGQA_DIFF || scheme == AttentionScheme::kDGQA_EMA;
   if (allocation != logged_allocation_ || (kdgqa && log_step)) {
     metrics_.allocation(step_, allocation);
+    tensorboard_.per_kv_head("allocation", allocation);
     logged_allocation_ = allocation;
   }
   std::vector<std::vector<float>> norms, cache_before, caches;
@@ -273,8 +284,12 @@ void Trainer::record_allocation(bool log_step) {
   }
   if (decided_now && (dgqa || log_step)) {
     metrics_.key_norms(step_, norms, dgqa ? cache_before : std::vector<std::vector<float>>{});
+    tensorboard_.per_kv_head("key_norms", norms);
   }
-  if (dgqa && log_step) metrics_.dgqa_cache(step_, caches);
+  if (dgqa && log_step) {
+    metrics_.dgqa_cache(step_, caches);
+    tensorboard_.per_kv_head("dgqa_cache", caches);
+  }
 }
 
 void Trainer::evaluate_now() {
@@ -284,6 +299,9 @@ void Trainer::evaluate_now() {
                              ": the evaluation loss is not finite");
   }
   metrics_.eval(step_, result);
+  tensorboard_.scalar("eval/loss", result.loss);
+  tensorboard_.scalar("eval/top1", result.top1);
+  tensorboard_.scalar("eval/top5", result.top5);
   char text[160];
   std::snprintf(text, sizeof(text),
                 "eval at step %lld: loss %.4f, top-1 %.2f%%, top-5 %.2f%% of %lld",

@@ -27,6 +27,7 @@
 #include "data/image_encode.h"
 #include "data/tar_shards.h"
 #include "data/tar_writer.h"
+#include "io/event_file.h"
 #include "io/safetensors.h"
 #include "tests/fuzz/checkpoint_inputs.h"
 #include "tests/image_files.h"
@@ -132,6 +133,31 @@ void safetensors_seeds(const std::string& root) {
 
   for (const char* name : {"f32_matrix.safetensors", "mixed.safetensors", "halves.safetensors"}) {
     SafetensorsFile::read(corpus.path(name));
+  }
+}
+
+// ---- TensorBoard event files ----
+
+// A run's event file (its first record holds the time the seeds were made), and the same file
+// torn inside its last record, as a killed writer leaves it.
+void event_file_seeds(const std::string& root) {
+  const Corpus corpus(root, "event_file");
+  const std::string path = corpus.path("three_steps.tfevents");
+  {
+    EventFileWriter writer(path);
+    for (int64_t step = 1; step <= 3; ++step) {
+      TensorBoardEvent event;
+      event.wall_time = 1.7e9 + static_cast<double>(step);
+      event.step = step;
+      event.scalars = {{"train/loss", 2.f / static_cast<float>(step)},
+                       {"allocation/layer_0/kv_1", 3.f}};
+      writer.write(event);
+    }
+  }
+  const Bytes whole = read_bytes(path);
+  corpus.add("torn.tfevents", whole.substr(0, whole.size() - 5));
+  for (const char* name : {"three_steps.tfevents", "torn.tfevents"}) {
+    read_event_file(corpus.path(name));
   }
 }
 
@@ -424,6 +450,7 @@ int main(int argc, char** argv) {
   const std::string root = argv[1];
   const std::string source_dir = (fs::path(root) / ".." / "..").lexically_normal().string();
   safetensors_seeds(root);
+  event_file_seeds(root);
   idx_seeds(root);
   cifar_seeds(root);
   config_seeds(root, source_dir);
