@@ -253,6 +253,17 @@ TEST_F(CheckpointValidationTest, EpochThatDoesNotFitTheStepIsRefused) {
   expect_all_refused({state_path() + ": epoch:", "do not fit together"});
 }
 
+// Two steps of 8 images: at most 16 images in the log window, and at most as many right.
+TEST_F(CheckpointValidationTest, LogWindowOfMoreImagesThanTheStepsIsRefused) {
+  edit_state("log_window_images: 0", "log_window_images: 17");
+  expect_all_refused({state_path() + ": log_window_images:", "17 is not between 0 and the images"});
+}
+
+TEST_F(CheckpointValidationTest, LogWindowWithMoreRightThanImagesIsRefused) {
+  edit_state("log_window_correct: 0", "log_window_correct: 1");
+  expect_all_refused({state_path() + ": log_window_correct:", "log_window_images = 0"});
+}
+
 // Step 9 in epoch 0 fits a run of 20 steps on its own, but this data has 8 steps per epoch.
 TEST_F(CheckpointValidationTest, StepBeyondItsEpochIsRefusedOnResuming) {
   edit_state("step: 2", "step: 9");

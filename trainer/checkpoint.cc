@@ -143,6 +143,9 @@ void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
   state.set_step(position.step);
   state.set_epoch(position.epoch);
   state.set_batch_in_epoch(position.batch_in_epoch);
+  state.set_log_window_images(position.log_window_images);
+  state.set_log_window_correct(position.log_window_correct);
+  state.set_log_window_bad_images(position.log_window_bad_images);
   state.set_seed(config.seed());
   state.set_world_size(world_size);
   state.set_version(DGQA_VERSION);
@@ -267,9 +270,30 @@ void check_recorded_config(const checkpoint::State& state, const config::Config&
   }
 }
 
+// The log window's counts: 0 <= correct, bad images <= images <= step * global batch.
+void check_log_window(const checkpoint::State& state, const std::string& source) {
+  const int64_t images = state.log_window_images();
+  const double most = static_cast<double>(state.step()) *
+                      static_cast<double>(state.config().train().global_batch_size());
+  if (images < 0 || static_cast<double>(images) > most) {
+    refuse(source, "log_window_images",
+           std::to_string(images) + " is not between 0 and the images of " +
+               std::to_string(state.step()) + " steps");
+  }
+  for (const auto& [field, count] :
+       {std::pair{"log_window_correct", state.log_window_correct()},
+        std::pair{"log_window_bad_images", state.log_window_bad_images()}}) {
+    if (count < 0 || count > images) {
+      refuse(source, field,
+             std::to_string(count) +
+                 " is not between 0 and log_window_images = " + std::to_string(images));
+    }
+  }
+}
+
 // 0 <= step <= train.max_steps (when set); epoch and batch_in_epoch fit the step:
 // step = epoch * steps_per_epoch + batch_in_epoch with 0 <= batch_in_epoch < steps_per_epoch,
-// and the epoch is within train.epochs (when it bounds the run).
+// and the epoch is within train.epochs (when it bounds the run); the log window fits the step.
 void check_position(const checkpoint::State& state, const std::string& source) {
   const int64_t step = state.step(), epoch = state.epoch(), batch = state.batch_in_epoch();
   const config::Train& train = state.config().train();
@@ -290,6 +314,7 @@ void check_position(const checkpoint::State& state, const std::string& source) {
     refuse(source, "epoch",
            position + " is beyond the run's train.epochs = " + std::to_string(train.epochs()));
   }
+  check_log_window(state, source);
 }
 
 bool is_plain_file_name(const std::string& name) {

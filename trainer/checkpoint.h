@@ -19,6 +19,9 @@ struct TrainingPosition {
   int64_t step = 0;            // optimizer steps done
   int64_t epoch = 0;           // epoch of the next step
   int64_t batch_in_epoch = 0;  // global batch of that epoch the next step takes
+  // Since the last log step, over all ranks: images trained, those classified right (top-1),
+  // unreadable ones replaced (checkpoint.proto, State.log_window_*).
+  int64_t log_window_images = 0, log_window_correct = 0, log_window_bad_images = 0;
 };
 
 // Writes a checkpoint of the state after `position.step` steps (called by rank 0 only). The

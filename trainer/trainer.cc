@@ -42,10 +42,11 @@ std::string metrics_path(const std::string& out_dir, int rank) {
   return out_dir + "/metrics.jsonl";
 }
 
-// Restores the checkpoint --resume names, if any, and returns the step to continue from.
+// Restores the checkpoint --resume names, if any, and returns the position to continue from.
 // Without a checkpoint, --init-from (if given) provides the starting weights.
-int64_t resume(const TrainOptions& options, const config::Config& config, int rank, int world,
-               int64_t steps_per_epoch, VisionTransformer& model, AdamW& optimizer) {
+TrainingPosition resume(const TrainOptions& options, const config::Config& config, int rank,
+                        int world, int64_t steps_per_epoch, VisionTransformer& model,
+                        AdamW& optimizer) {
   std::optional<Checkpoint> checkpoint;
   if (options.resume == "auto") {
     checkpoint = find_checkpoint_to_resume(options.out_dir, config);
@@ -58,7 +59,7 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
       load_weights(model, options.init_from, OtherHead::kReinitialise);
       LOG(INFO) << "Initialised the weights from " << options.init_from;
     }
-    return 0;
+    return {};
   }
   check_checkpoint_position(*checkpoint, config, steps_per_epoch);
   restore_checkpoint(*checkpoint, model, optimizer);
@@ -73,7 +74,14 @@ int64_t resume(const TrainOptions& options, const config::Config& config, int ra
     truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
     truncate_tensorboard_after(options.out_dir + "/tensorboard", state.step());
   }
-  return state.step();
+  TrainingPosition position;
+  position.step = state.step();
+  position.epoch = state.epoch();
+  position.batch_in_epoch = state.batch_in_epoch();
+  position.log_window_images = state.log_window_images();
+  position.log_window_correct = state.log_window_correct();
+  position.log_window_bad_images = state.log_window_bad_images();
+  return position;
 }
 
 // Ends the run as diverged if a weight is not finite after `step` steps: nothing (checkpoint,
@@ -139,16 +147,23 @@ class Trainer {
   VisionTransformer& model_;
   const int64_t steps_per_epoch_, total_steps_;
   TrainingStep training_;
-  KeyNormReducer eval_reducer_;  // the training's path, named for evaluation
-  int64_t step_;                 // optimizer steps done
+  KeyNormReducer eval_reducer_;   // the training's path, named for evaluation
+  const TrainingPosition start_;  // the checkpoint's, or a fresh run's
+  int64_t step_;                  // optimizer steps done
   MetricsWriter metrics_;
   TensorBoardLog tensorboard_;  // the scalars of a step, written after its evaluation
   ProgressLine progress_;
   OverlapProbe overlap_;
-  Stopwatch since_start_, since_log_;  // throughput is measured over each log window
-  int64_t first_step_, images_since_log_ = 0;
-  // This rank's counts since the last log step, summed over the ranks at log steps.
-  int64_t correct_since_log_ = 0, bad_images_since_log_ = 0;
+  // Throughput: the images this process trained since the last log step over the time spent
+  // training them (evaluations excluded: timed_seconds_ holds the time before the last one).
+  Stopwatch since_start_, since_log_;
+  int64_t timed_images_ = 0;
+  double timed_seconds_ = 0;
+  int64_t first_step_;
+  int64_t images_since_log_;  // over all ranks
+  // This rank's counts since the last log step, summed over the ranks at log steps (rank 0
+  // starts with a resumed checkpoint's sums).
+  int64_t correct_since_log_, bad_images_since_log_;
   std::vector<std::vector<int>> logged_allocation_;
 };
 
@@ -164,12 +179,16 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       training_(config, model_, *setup_.backend, comm, total_steps_),
       eval_reducer_(comm, gradient_sync_options(config, comm.world_size()),
                     training_.gradient_sync().nccl_sum(), "evaluation key-norm all-reduce"),
-      step_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
-                   training_.optimizer())),
+      start_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
+                    training_.optimizer())),
+      step_(start_.step),
       metrics_(metrics_path(options.out_dir, rank_)),
       tensorboard_(tensorboard_dir(config, options.out_dir, rank_)),
       progress_(/*enabled=*/rank_ == 0),
-      first_step_(step_) {
+      first_step_(step_),
+      images_since_log_(start_.log_window_images),
+      correct_since_log_(rank_ == 0 ? start_.log_window_correct : 0),
+      bad_images_since_log_(rank_ == 0 ? start_.log_window_bad_images : 0) {
   comm.set_stop_grace(stop_requested, kStopGraceSeconds);
   // Every rank starts from rank 0's weights (they already agree: same seed or same file).
   broadcast_params(model_, comm);
@@ -227,6 +246,7 @@ void Trainer::log_start() {
 // learning rate, gradient norm, throughput and top-1 of the interval.
 void Trainer::record(const StepResult& result, int64_t epoch) {
   images_since_log_ += config_.train().global_batch_size();
+  timed_images_ += config_.train().global_batch_size();
   correct_since_log_ += result.correct_top1;
   bad_images_since_log_ += result.replaced_images;
   const bool log_step = step_ % config_.train().log_every_steps() == 0 || step_ == total_steps_;
@@ -238,7 +258,7 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
   train.loss = result.loss;
   train.lr = result.lr;
   train.grad_norm = result.grad_norm;
-  train.images_per_sec = images_since_log_ / since_log_.seconds();
+  train.images_per_sec = timed_images_ / (timed_seconds_ + since_log_.seconds());
   train.top1 =
       static_cast<double>(sum_over_ranks(comm_, correct_since_log_, "training top-1 all-gather")) /
       images_since_log_;
@@ -257,7 +277,8 @@ void Trainer::record(const StepResult& result, int64_t epoch) {
   progress_.update(step_, total_steps_, result.loss, train.images_per_sec,
                    per_step * (total_steps_ - step_));
   since_log_.restart();
-  images_since_log_ = correct_since_log_ = bad_images_since_log_ = 0;
+  timed_seconds_ = 0;
+  images_since_log_ = timed_images_ = correct_since_log_ = bad_images_since_log_ = 0;
 }
 
 // The allocation when it changed (KDGQA's at every log step too); the key norms that decided
@@ -293,6 +314,7 @@ void Trainer::record_allocation(bool log_step) {
 }
 
 void Trainer::evaluate_now() {
+  timed_seconds_ += since_log_.seconds();
   const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_);
   if (result.examples > 0 && !std::isfinite(result.loss)) {
     throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
@@ -320,8 +342,13 @@ void Trainer::checkpoint_or_stop() {
   const bool due = stop > 0 || (every > 0 && step_ % every == 0) || step_ == total_steps_;
   if (due && !options_.out_dir.empty()) {
     check_weights_finite(model_, step_);  // never a checkpoint over the last good one
+    TrainingPosition position{step_, step_ / steps_per_epoch_, step_ % steps_per_epoch_};
+    position.log_window_images = images_since_log_;
+    position.log_window_correct =
+        sum_over_ranks(comm_, correct_since_log_, "training top-1 all-gather");
+    position.log_window_bad_images =
+        sum_over_ranks(comm_, bad_images_since_log_, "bad-image count all-gather");
     if (rank_ == 0) {
-      const TrainingPosition position{step_, step_ / steps_per_epoch_, step_ % steps_per_epoch_};
       progress_.message("checkpoint " + write_checkpoint(options_.out_dir, model_,
                                                          training_.optimizer(), position, config_,
                                                          comm_.world_size(),
