@@ -173,6 +173,17 @@ void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
 
 }  // namespace
 
+TrainingPosition position_of(const checkpoint::State& state) {
+  TrainingPosition position;
+  position.step = state.step();
+  position.epoch = state.epoch();
+  position.batch_in_epoch = state.batch_in_epoch();
+  position.log_window_images = state.log_window_images();
+  position.log_window_correct = state.log_window_correct();
+  position.log_window_bad_images = state.log_window_bad_images();
+  return position;
+}
+
 std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
                              const AdamW& optimizer, const TrainingPosition& position,
                              const config::Config& config, int world_size, int keep_last) {

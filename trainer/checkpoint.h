@@ -33,6 +33,9 @@ std::string write_checkpoint(const std::string& out_dir, const VisionTransformer
                              const AdamW& optimizer, const TrainingPosition& position,
                              const config::Config& config, int world_size, int keep_last);
 
+// The position a checkpoint's state records (written there by write_checkpoint).
+TrainingPosition position_of(const checkpoint::State& state);
+
 struct Checkpoint {
   std::string dir;
   checkpoint::State state;

@@ -74,14 +74,7 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
     truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
     truncate_tensorboard_after(options.out_dir + "/tensorboard", state.step());
   }
-  TrainingPosition position;
-  position.step = state.step();
-  position.epoch = state.epoch();
-  position.batch_in_epoch = state.batch_in_epoch();
-  position.log_window_images = state.log_window_images();
-  position.log_window_correct = state.log_window_correct();
-  position.log_window_bad_images = state.log_window_bad_images();
-  return position;
+  return position_of(state);
 }
 
 // Ends the run as diverged if a weight is not finite after `step` steps: nothing (checkpoint,
