@@ -74,7 +74,7 @@ def read_metrics(run_dir):
                 continue
             for field in FIELDS[kind]:
                 if field not in record:
-                    raise InputError(f"{path}:{number}: a {kind} record without '{field}'")
+                    raise InputError(f"{path}:{number}: {kind} record without '{field}'")
             if not isinstance(record["step"], int) or isinstance(record["step"], bool):
                 raise InputError(f"{path}:{number}: 'step' is not an integer")
             if "layers" in FIELDS[kind] and not (
