@@ -14,7 +14,8 @@ It writes into --out (default RUN_DIR/plots), each PNG next to the data files it
                              (curves_train.dat: step loss top1; curves_eval.dat: step loss top1
                              top5)
   allocation_layer<L>.png    per layer, a heat map of the allocation over the steps: x the step,
-                             y the K/V head, the colour the query heads it serves. An allocation
+                             y the K/V head, the colour the query heads it serves (the equal
+                             share H/G pale, more red, fewer blue). An allocation
                              record holds from its step until the step before the next one; the
                              last until the last train step (allocation_layer<L>.dat: first_step
                              last_step kv_head query_heads, one row per K/V head and interval)
@@ -209,7 +210,7 @@ set cblabel 'query heads'
 set cbrange [-0.5:{heads + 0.5}]
 set cbtics 1
 set palette maxcolors {heads + 1}
-set palette defined (0 '#f7fbff', 1 '#6baed6', 2 '#08306b')
+set palette defined (-0.5 '#2166ac', {heads / groups} 'white', {heads + 0.5} '#b2182b')
 unset grid
 plot '{data}' using (($1+$2)/2):3:($1-0.5):($2+0.5):($3-0.5):($3+0.5):4 \\
      with boxxyerror fs solid 1.0 noborder fc palette notitle
