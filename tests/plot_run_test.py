@@ -13,8 +13,8 @@ every PNG (signature, IHDR with its CRC, the requested width and height, IEND la
 data file against the run's metrics.jsonl: the curves as the train and eval records, the
 allocation of every step (the latest allocation record at or before it, up to the last train
 step) and the key norms and DGQA caches as their records. A hand-written GQA-like
-metrics.jsonl checks the skipped key-norm figures and a null loss. Exits 77 (skipped) when
-gnuplot is not installed.
+metrics.jsonl checks the skipped key-norm figures and a null loss, another series without any
+finite value. Exits 77 (skipped) when gnuplot is not installed.
 """
 import json
 import os
@@ -216,6 +216,21 @@ def runs(tool, binary, scratch):
     # By hand: one allocation from step 1 to the last train step, 9.
     assert read_data(os.path.join(out, "allocation_layer2.dat")) == [(1, 9, 0, 2), (1, 9, 1, 2)]
     print("OK: GQA-like metrics: key norms skipped, NaN loss")
+
+    # Diverged at once: no finite loss, a K/V head without a finite key norm (gnuplot refuses
+    # a series without a finite value; the panel says so instead).
+    run_dir = os.path.join(scratch, "diverged")
+    os.mkdir(run_dir)
+    lines = [{"kind": "allocation", "step": 1, "layers": [[1, 1]]},
+             {"kind": "key_norms", "step": 1, "layers": [[None, 2.5]]},
+             {"kind": "train", "step": 1, "epoch": 0, "loss": None, "top1": 0.5}]
+    with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+    result = plot(tool, run_dir, "--size", f"{WIDTH},{HEIGHT}")
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    pngs = check_plots(read_metrics(run_dir), os.path.join(run_dir, "plots"), result.stdout)
+    assert len(pngs) == 3, pngs
+    print("OK: no finite loss, a key norm without a finite value")
 
 
 def main():

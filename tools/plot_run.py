@@ -26,9 +26,10 @@ It writes into --out (default RUN_DIR/plots), each PNG next to the data files it
 
 One file per layer, whatever the depth. A figure without data (no key_norms records: MHA, GQA,
 PGQA) is skipped with a one-line note. Values that are not finite (null in metrics.jsonl) are
-written as NaN and left out of the lines. Exit codes: 0 done, 2 a bad argument, a missing run
-directory or metrics.jsonl, a line that is not a JSON object or a record without its fields (the
-message names the file and the line), or no gnuplot; 1 gnuplot failed.
+written as NaN and left out of the lines (a panel with no finite value at all says so). Exit
+codes: 0 done, 2 a bad argument, a missing run directory or metrics.jsonl, a line that is not a
+JSON object or a record without its fields (the message names the file and the line), or no
+gnuplot; 1 gnuplot failed.
 """
 
 import argparse
@@ -160,32 +161,46 @@ def terminal(size, png):
             f"set output {quoted(png)}\nset grid\nset xlabel 'step'\n")
 
 
+def finite(values):
+    return any(number(v) != "NaN" for v in values)
+
+
+def plot_command(clauses):
+    """A plot of the clauses whose series have a finite value (gnuplot refuses a series without
+    one), or a panel that says there is none."""
+    clauses = [clause for clause, values in clauses if finite(values)]
+    if clauses:
+        return "plot " + ", ".join(clauses) + "\n"
+    return ("set label 1 'no finite values' at graph 0.5,0.75 center\n"
+            "plot 0 lc rgb 'white' notitle\nunset label 1\n")
+
+
 def plot_curves(out_dir, by_kind, size, name):
     train, evals = by_kind["train"], by_kind["eval"]
     write_data(os.path.join(out_dir, "curves_train.dat"), "step loss top1",
                [(r["step"], r["loss"], r["top1"]) for r in train])
     write_data(os.path.join(out_dir, "curves_eval.dat"), "step loss top1 top5",
                [(r["step"], r["loss"], r["top1"], r["top5"]) for r in evals])
-    loss, accuracy = [], []
-    if train:
-        loss.append("'curves_train.dat' using 1:2 with lines lw 2 lc 1 title 'training'")
-        accuracy.append("'curves_train.dat' using 1:3 with lines lw 2 lc 1 "
-                        "title 'training top-1'")
-    if evals:
-        loss.append("'curves_eval.dat' using 1:2 with linespoints pt 7 lc 2 title 'evaluation'")
-        accuracy += ["'curves_eval.dat' using 1:3 with linespoints pt 7 lc 2 "
-                     "title 'evaluation top-1'",
-                     "'curves_eval.dat' using 1:4 with linespoints pt 6 dt 2 lc 3 "
-                     "title 'evaluation top-5'"]
+    train_style = "with linespoints pt 7 ps 0.3 lw 2 lc 1"
+    loss = [("'curves_train.dat' using 1:2 " + train_style + " title 'training'",
+             [r["loss"] for r in train]),
+            ("'curves_eval.dat' using 1:2 with linespoints pt 7 lc 2 title 'evaluation'",
+             [r["loss"] for r in evals])]
+    accuracy = [("'curves_train.dat' using 1:3 " + train_style + " title 'training top-1'",
+                 [r["top1"] for r in train]),
+                ("'curves_eval.dat' using 1:3 with linespoints pt 7 lc 2 "
+                 "title 'evaluation top-1'", [r["top1"] for r in evals]),
+                ("'curves_eval.dat' using 1:4 with linespoints pt 6 dt 2 lc 3 "
+                 "title 'evaluation top-5'", [r["top5"] for r in evals])]
     gnuplot(out_dir, terminal(size, "curves.png") + f"""
 set multiplot layout 2,1 title {quoted(name)}
 set ylabel 'loss'
 set key top right
-plot {", ".join(loss)}
+{plot_command(loss)}
 set ylabel 'top-1 / top-5'
 set yrange [0:1.05]
 set key bottom right
-plot {", ".join(accuracy)}
+{plot_command(accuracy)}
 unset multiplot
 """)
     return ["curves.png", "curves_train.dat", "curves_eval.dat"]
@@ -226,20 +241,24 @@ def plot_key_norms(out_dir, by_kind, layer, size, name):
     data = f"key_norms_layer{layer}.dat"
     write_data(os.path.join(out_dir, data), header, [(s, *v) for s, v in norms])
     written = [data]
-    lines = [f"for [g=0:{groups - 1}] '{data}' using 1:(column(g+2)) with linespoints pt 7 "
-             "ps 0.6 lw 2 lc g+1 title sprintf('kv %d', g)"]
+    series = [(f"'{data}' using 1:{g + 2} with linespoints pt 7 ps 0.6 lw 2 lc {g + 1} "
+               f"title 'kv {g}'", [v[g] for _, v in norms if g < len(v)])
+              for g in range(groups)]
+    title = f"{name}: key norms, layer {layer}"
     if caches:
         cache_data = f"dgqa_cache_layer{layer}.dat"
         write_data(os.path.join(out_dir, cache_data), header, [(s, *v) for s, v in caches])
         written.append(cache_data)
-        lines.append(f"for [g=0:{groups - 1}] '{cache_data}' using 1:(column(g+2)) with lines "
-                     "dt 2 lw 2 lc g+1 title sprintf('kv %d DGQA cache', g)")
+        series += [(f"'{cache_data}' using 1:{g + 2} with lines dt 2 lw 2 lc {g + 1} "
+                    f"title 'kv {g} DGQA cache'", [v[g] for _, v in caches if g < len(v)])
+                   for g in range(groups)]
+        title += " (dashed: DGQA caches)"
     png = f"key_norms_layer{layer}.png"
     gnuplot(out_dir, terminal(size, png) + f"""
-set title {quoted(f"{name}: key norms, layer {layer}" + (" (dashed: DGQA caches)" if caches else ""))}
+set title {quoted(title)}
 set ylabel 'summed key norm'
 set key outside right top
-plot {", ".join(lines)}
+{plot_command(series)}
 """)
     return [png] + written
 
