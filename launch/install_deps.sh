@@ -6,8 +6,9 @@
 #                 the benchmarks) and python3-crc32c (the independent CRC-32C with which
 #                 tests/tensorboard_readback.py checks the event files); the tests that need
 #                 them skip when they are absent.
-#   --with-bench  also installs gnuplot-nox (the plots of launch/scaling_bench.sh and
-#                 tools/scaling_model.py --png).
+#   --with-bench  also installs gnuplot-nox (the plots of launch/scaling_bench.sh,
+#                 tools/scaling_model.py --png and tools/plot_run.py; the plot_run_figures test
+#                 skips when it is absent).
 #   --with-slurm  also installs slurm-wlm and munge (the slurm tests start a private SLURM on
 #                 the machine; they skip when it is absent).
 #   --with-fuzz   also installs clang with its libFuzzer and sanitizer runtimes

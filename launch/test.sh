@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: installs the Debian packages (with python3-torch for the
-# PyTorch cross-check, slurm-wlm and munge for the tests of the SLURM scripts, clang for the
-# fuzz targets), checks the C++ formatting (.clang-format), builds with warnings as errors
-# (with the CUDA backend too where CUDA's nvcc is installed, as on CI), runs every CTest test,
-# then runs them again in a sanitizer build and runs each fuzz target for a short while
-# (below). GPU tests (label gpu) skip, with the reason, on a machine without a GPU.
+# PyTorch cross-check, gnuplot-nox for the test of tools/plot_run.py, slurm-wlm and munge for
+# the tests of the SLURM scripts, clang for the fuzz targets), checks the C++ formatting
+# (.clang-format), builds with warnings as errors (with the CUDA backend too where CUDA's nvcc
+# is installed, as on CI), runs every CTest test, then runs them again in a sanitizer build and
+# runs each fuzz target for a short while (below). GPU tests (label gpu) skip, with the reason,
+# on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deps=(--with-torch --with-slurm)
+deps=(--with-torch --with-bench --with-slurm)
 if [[ ${DGQA_SKIP_FUZZ:-0} != 1 ]]; then deps+=(--with-fuzz); fi
 launch/install_deps.sh "${deps[@]}"
 if git rev-parse --git-dir >/dev/null 2>&1; then

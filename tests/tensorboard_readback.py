@@ -14,7 +14,6 @@ Exits 77 (skipped) when python3-crc32c is not installed.
 """
 import json
 import os
-import random
 import shutil
 import struct
 import subprocess
@@ -28,30 +27,13 @@ except ImportError:
     print("SKIP: python3-crc32c is not installed (launch/install_deps.sh --with-torch)")
     sys.exit(77)
 
+from idx_fixture import write_idx  # noqa: E402 (after the skip)
+
 MAX_STEPS = 12
 RESUME_STEP = 5
 
 
 # ---- The run ----
-
-def write_idx(directory, name, count, size, seed):
-    """IDX image and label files of `count` images: the class k image is bright in row k."""
-    rng = random.Random(seed)
-    labels = [i % 4 for i in range(count)]
-    rng.shuffle(labels)
-    pixels = bytearray()
-    for label in labels:
-        for row in range(size):
-            pixels += bytes((150 if row * 4 // size == label else 0) + rng.randrange(90)
-                            for _ in range(size))
-    images = os.path.join(directory, name + "-images-idx3-ubyte")
-    with open(images, "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, count, size, size) + bytes(pixels))
-    labels_path = os.path.join(directory, name + "-labels-idx1-ubyte")
-    with open(labels_path, "wb") as f:
-        f.write(struct.pack(">II", 0x801, count) + bytes(labels))
-    return images, labels_path
-
 
 def write_config(directory):
     train_images, train_labels = write_idx(directory, "train", 64, 8, 1)
