@@ -87,4 +87,5 @@ for ((i = 0; i < count; i++)); do
     exit "$status"
   fi
 done
-((dry_run == 1)) || echo "sweep.sh: all $count runs finished; the table: tools/sweep.py results $sweep_file" >&2
+((dry_run == 1)) ||
+  echo "sweep.sh: all $count runs finished; the table: tools/sweep.py results $sweep_file" >&2

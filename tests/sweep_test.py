@@ -8,6 +8,7 @@ Cases (all by default):
              IDX files made here; its table against means and standard deviations this test
              computes from the metrics files; a rerun skips every run; a run made unfinished
              is listed as such, and the next rerun finishes it alone
+  ranks      a sweep through launch/mpirun.sh with --ranks 2 (skipped without mpirun)
   failure    the first failing run stops the sweep with its exit code, naming it
   table      hand-written metrics files with known top-1 values give an exact table
   slurm      launch/slurm_sweep.sh and the array script with stand-in sbatch and srun on PATH
@@ -228,6 +229,34 @@ def case_failure(binary, work):
     check(not os.path.exists(os.path.join(root, "a")), "the run after the failure started")
 
 
+# ---- ranks: through launch/mpirun.sh ----
+
+def case_ranks(binary, work):
+    if shutil.which("mpirun") is None:
+        print("skip: ranks: no mpirun")
+        return
+    config = write_config(work)
+    root = os.path.join(work, "runs")
+    sweep = write_json(os.path.join(work, "sweep.json"), {
+        "base_config": config, "out": root, "schemes": ["KDGQA"], "seeds": [3],
+        "datasets": [{"name": "a"}]})
+    env = {"DGQA_BIN": binary}
+    out = os.path.join(root, "a", "KDGQA", "seed3")
+    result = run([SWEEP_SH, sweep, "--ranks", "2", "--dry-run"], env=env)
+    check(shlex.split(result.stdout) == [os.path.join(REPO, "launch", "mpirun.sh"), "-n", "2",
+                                         "--", "train", "--config", config, "--set",
+                                         "model.attention=KDGQA", "--set", "seed=3", "--out",
+                                         out, "--resume", "auto"],
+          f"the dry run with --ranks 2 printed {result.stdout}")
+    check(not os.path.exists(root), "the dry run wrote runs")
+    result = run([SWEEP_SH, sweep, "--ranks", "2"], env=env, timeout=300)
+    check(result.returncode == 0, f"the sweep on 2 ranks exited {result.returncode}:\n"
+          f"{result.stderr}")
+    check(os.path.isfile(os.path.join(out, "model.safetensors")) and
+          any(name.startswith("rank1.log") for name in os.listdir(os.path.join(out, "logs"))),
+          f"{out}: no weights, or no log of rank 1")
+
+
 # ---- table: hand-written metrics ----
 
 def write_run(directory, top1s_by_step, finished=True):
@@ -393,6 +422,7 @@ def case_bad(binary, work):
         ("set", dict(good, datasets=[{"name": "a", "set": ["seed"]}]),
          "field datasets[0].set[0]: wants \"path=value\""),
         ("init", dict(good, init_from=3), "field init_from: wants a non-empty string"),
+        ("seeds", dict(good, seeds=[4, 5, 4]), "field seeds: 4 is listed twice"),
     ]
     for name, content, message in cases:
         path = write_json(os.path.join(work, name + ".json"), content)
@@ -411,7 +441,7 @@ def case_bad(binary, work):
           result.stderr, f"a JSON syntax error: {result.stderr}")
 
 
-CASES = {"local": case_local, "failure": case_failure, "table": case_table,
+CASES = {"local": case_local, "ranks": case_ranks, "failure": case_failure, "table": case_table,
          "slurm": case_slurm, "bad": case_bad}
 
 

@@ -74,6 +74,19 @@ def _overrides(value, where):
     return list(value)
 
 
+def _distinct_list(value, where, what, good, why):
+    """A non-empty list whose items pass `good` (else `why(item)` names the fault), each once."""
+    if not isinstance(value, list) or not value:
+        raise SweepError(f"field {where}: wants a non-empty list of {what}")
+    for i, item in enumerate(value):
+        if not good(item):
+            raise SweepError(f"field {where}[{i}]: {why(item)}")
+    if len(set(value)) != len(value):
+        twice = next(item for item in value if value.count(item) > 1)
+        raise SweepError(f"field {where}: {json.dumps(twice)} is listed twice")
+    return list(value)
+
+
 def load_sweep(path):
     """The sweep file as a dict with every field checked; raises SweepError naming the field."""
     try:
@@ -100,27 +113,13 @@ def load_sweep(path):
     if "init_from" in sweep:
         result["init_from"] = _string(sweep["init_from"], "init_from")
 
-    schemes = sweep["schemes"]
-    if not isinstance(schemes, list) or not schemes:
-        raise SweepError("field schemes: wants a non-empty list of scheme names")
-    for i, scheme in enumerate(schemes):
-        if scheme not in SCHEMES:
-            raise SweepError(f"field schemes[{i}]: {json.dumps(scheme)} is not one of "
-                             f"{', '.join(SCHEMES)}")
-    if len(set(schemes)) != len(schemes):
-        raise SweepError("field schemes: a scheme is listed twice")
-    result["schemes"] = list(schemes)
-
-    seeds = sweep["seeds"]
-    if not isinstance(seeds, list) or not seeds:
-        raise SweepError("field seeds: wants a non-empty list of integers")
-    for i, seed in enumerate(seeds):
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 or seed >= 2**64:
-            raise SweepError(f"field seeds[{i}]: wants an integer in [0, 2^64), not "
-                             f"{json.dumps(seed)}")
-    if len(set(seeds)) != len(seeds):
-        raise SweepError("field seeds: a seed is listed twice")
-    result["seeds"] = list(seeds)
+    result["schemes"] = _distinct_list(
+        sweep["schemes"], "schemes", "scheme names", lambda scheme: scheme in SCHEMES,
+        lambda scheme: f"{json.dumps(scheme)} is not one of {', '.join(SCHEMES)}")
+    result["seeds"] = _distinct_list(
+        sweep["seeds"], "seeds", "integers",
+        lambda seed: isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**64,
+        lambda seed: f"wants an integer in [0, 2^64), not {json.dumps(seed)}")
 
     datasets = sweep["datasets"]
     if not isinstance(datasets, list) or not datasets:
