@@ -10,6 +10,7 @@ Cases (all by default):
              is listed as such, and the next rerun finishes it alone
   ranks      a sweep through launch/mpirun.sh with --ranks 2 (skipped without mpirun)
   failure    the first failing run stops the sweep with its exit code, naming it
+  stop       SIGTERM to launch/sweep.sh: the current run checkpoints, the sweep exits 75
   table      hand-written metrics files with known top-1 values give an exact table
   slurm      launch/slurm_sweep.sh and the array script with stand-in sbatch and srun on PATH
   bad        bad sweep files: exit 2, one line naming the file and the field
@@ -20,11 +21,13 @@ import os
 import random
 import shlex
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_SH = os.path.join(REPO, "launch", "sweep.sh")
@@ -257,6 +260,35 @@ def case_ranks(binary, work):
           f"{out}: no weights, or no log of rank 1")
 
 
+# ---- stop: SIGTERM to the sweep ----
+
+def case_stop(binary, work):
+    config = write_config(work)
+    root = os.path.join(work, "runs")
+    sweep = write_json(os.path.join(work, "sweep.json"), {
+        "base_config": config, "out": root, "schemes": ["GQA"], "seeds": [0, 1],
+        "set": ["train.max_steps=1000000", "train.log_every_steps=1"],
+        "datasets": [{"name": "a"}]})
+    out = os.path.join(root, "a", "GQA", "seed0")
+    sweep_process = subprocess.Popen([SWEEP_SH, sweep], stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, DGQA_BIN=binary))
+    metrics = os.path.join(out, "metrics.jsonl")
+    for _ in range(600):
+        if os.path.exists(metrics) and os.path.getsize(metrics) > 0:
+            break
+        time.sleep(0.05)
+    check(os.path.exists(metrics), "the first run logged nothing in 30 s")
+    sweep_process.send_signal(signal.SIGTERM)
+    _, stderr = sweep_process.communicate(timeout=60)
+    check(sweep_process.returncode == 75, f"the stopped sweep exited {sweep_process.returncode}"
+          f", not 75:\n{stderr}")
+    check(f"[1/2] {out} failed with exit code 75" in stderr and
+          os.path.exists(os.path.join(out, "checkpoints", "latest")),
+          f"no checkpoint, or the stop not reported:\n{stderr}")
+    check(not os.path.exists(os.path.join(root, "a", "GQA", "seed1")),
+          "the sweep went on to the next run")
+
+
 # ---- table: hand-written metrics ----
 
 def write_run(directory, top1s_by_step, finished=True):
@@ -441,8 +473,8 @@ def case_bad(binary, work):
           result.stderr, f"a JSON syntax error: {result.stderr}")
 
 
-CASES = {"local": case_local, "ranks": case_ranks, "failure": case_failure, "table": case_table,
-         "slurm": case_slurm, "bad": case_bad}
+CASES = {"local": case_local, "ranks": case_ranks, "failure": case_failure, "stop": case_stop,
+         "table": case_table, "slurm": case_slurm, "bad": case_bad}
 
 
 def main():
