@@ -219,7 +219,8 @@ def run_state(run_dir):
     if not evals or not os.path.isfile(os.path.join(run_dir, "model.safetensors")):
         return "unfinished", None
     last = evals[-1]
-    if last.get("step") != max(steps) or not isinstance(last.get("top1"), (int, float)):
+    if (not isinstance(last.get("step"), int) or last["step"] != max(steps) or
+            not isinstance(last.get("top1"), (int, float)) or isinstance(last["top1"], bool)):
         return "unfinished", None
     return "finished", float(last["top1"])
 
