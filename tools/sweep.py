@@ -194,7 +194,8 @@ def read_records(run_dir):
     """The JSON objects of RUN_DIR/metrics.jsonl (lines that are not objects skipped)."""
     records = []
     try:
-        with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        path = os.path.join(run_dir, "metrics.jsonl")
+        with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     record = json.loads(line)
