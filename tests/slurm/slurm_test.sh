@@ -8,6 +8,7 @@
 #   scancel    scancel -> checkpoint, the job ends CANCELLED and is never requeued
 #   dead-rank  kill -9 of a rank -> the job fails within seconds, no rank left running
 #   two-nodes  the multi-node script on two emulated nodes gives the single-node job's weights
+#   sweep-array  launch/slurm_sweep.sh submits a sweep of 2 runs as a job array; both finish
 # Exits 0 when the case holds, 1 when not (saying why), 77 when SLURM cannot start here.
 # Usage: tests/slurm/slurm_test.sh CASE DGQA_BINARY
 set -uo pipefail
@@ -148,6 +149,32 @@ case $case_name in
     [[ $nodes_used == 2 ]] || fail "the job ran on $nodes_used node(s), not 2"
     cmp "$work/one/model.safetensors" "$work/two/model.safetensors" ||
       fail "2 ranks on two nodes differ from 2 ranks on one"
+    ;;
+  sweep-array)
+    # A sweep of 2 grid points as a job array (launch/slurm_sweep.sh): each task trains its run.
+    cat >"$work/sweep.json" <<EOF
+{"base_config": "configs/default.pbtxt", "out": "$work/sweep", "schemes": ["GQA", "DGQA_EMA"],
+ "seeds": [5], "datasets": [{"name": "fmnist"}],
+ "set": ["train.max_steps=20", "train.log_every_steps=1"]}
+EOF
+    job=$(cd "$repo" && launch/slurm_sweep.sh "$work/sweep.json" --parsable \
+      --output="$work/sweep-%A_%a.out" --gres=none --cpus-per-task=1 --time=10:00 \
+      --ntasks-per-node=2) || fail "launch/slurm_sweep.sh failed"
+    states=
+    for ((i = 0; i < 1200; i++)); do
+      states=$(scontrol -o show job "$job" 2>/dev/null | grep -o "JobState=[^ ]*" | sort | uniq -c)
+      [[ $states =~ ^\ *2\ JobState=COMPLETED$ ]] && break
+      sleep 0.2
+    done
+    [[ $states =~ ^\ *2\ JobState=COMPLETED$ ]] || fail "the array's tasks are: $states"
+    for scheme in GQA DGQA_EMA; do
+      run=$work/sweep/fmnist/$scheme/seed5
+      [[ -f $run/model.safetensors ]] || fail "$run: no model.safetensors"
+      grep -q "Training $scheme ViT .* on 2 rank(s)" "$work"/sweep-"${job}"_*.out ||
+        fail "no array task trained $scheme on 2 ranks"
+    done
+    finished=$(/usr/bin/python3 "$repo/tools/sweep.py" list "$work/sweep.json" | grep -c $'\tfinished\t')
+    ((finished == 2)) || fail "tools/sweep.py list counts $finished runs finished, not 2"
     ;;
   *)
     echo "slurm_test: unknown case '$case_name'" >&2
