@@ -31,7 +31,7 @@ trap '"$work/slurm/stop.sh"; rm -rf "$work"' EXIT
 
 fail() {
   echo "slurm_test $case_name: FAILED: $*" >&2
-  for log in "$work"/*.out; do
+  for log in "$work"/*.out "$work"/slurm/log/slurm*.log; do
     [[ -f $log ]] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
   done
   exit 1
@@ -56,14 +56,21 @@ single_node() { submit "$1" slurm_single_node.sbatch --ntasks-per-node=2 -- "${@
 
 job_field() { scontrol -o show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | cut -d= -f2; }
 
-# wait_state JOB STATE SECONDS: until the job is in STATE (fails after SECONDS).
+# wait_state JOB STATE SECONDS: until the job is in STATE (fails after SECONDS, or at once when
+# the job ends in another state, with the daemons' logs).
 wait_state() {
-  local i
+  local i state
   for ((i = 0; i < $3 * 5; i++)); do
-    [[ $(job_field "$1" JobState) == "$2" ]] && return 0
+    state=$(job_field "$1" JobState)
+    [[ $state == "$2" ]] && return 0
+    case $state in
+      COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | BOOT_FAIL | OUT_OF_MEMORY | DEADLINE)
+        fail "job $1 ended $state, not $2 ($(job_field "$1" Reason))"
+        ;;
+    esac
     sleep 0.2
   done
-  fail "job $1 is $(job_field "$1" JobState), not $2, after $3 s"
+  fail "job $1 is ${state:-unknown to scontrol}, not $2, after $3 s"
 }
 
 # wait_steps NAME N: until the run NAME has logged N training steps.
@@ -96,8 +103,9 @@ case $case_name in
     wait_state "$job" PENDING 60
     [[ $(job_field "$job" Restarts) == 1 ]] || fail "the job was not requeued"
     # SLURM holds a requeued job for a while before it may start again: release it as soon as
-    # the first attempt's step is cleaned up (its PMIx directory would collide with the next's).
-    for ((i = 0; i < 150; i++)); do
+    # the first attempt's step is cleaned up (its PMIx directory would collide with the next's;
+    # on a loaded machine that takes a while).
+    for ((i = 0; i < 600; i++)); do
       pgrep -f "slurmstepd: \[$job\." >/dev/null || break
       sleep 0.2
     done

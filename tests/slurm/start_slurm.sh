@@ -62,7 +62,7 @@ ReturnToService=2
 SchedulerParameters=defer_batch,bf_interval=1
 JobRequeue=1
 KillWait=60
-MinJobAge=30
+MinJobAge=300
 InactiveLimit=0
 $node_lines
 PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
