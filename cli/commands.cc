@@ -64,8 +64,9 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   std::vector<float> logits;
   KeyNormReducer reducer(comm, gradient_sync_options(config, comm.world_size()),
                          /*shared_nccl_sum=*/nullptr, "evaluation key-norm all-reduce");
-  const EvalResult result = evaluate(model, *setup.test_loader, comm, reducer, /*step=*/0,
-                                     line.logits_out.empty() ? nullptr : &logits);
+  const EvalResult result =
+      evaluate(model, *setup.test_loader, comm, reducer, /*step=*/0, config.train().eval_average(),
+               line.logits_out.empty() ? nullptr : &logits);
   if (!std::isfinite(result.loss)) {  // finite weights whose logits overflow
     throw std::runtime_error("the mean loss over the " + std::to_string(result.examples) +
                              " examples is not finite: the weights' logits or losses overflow");

@@ -61,7 +61,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   params_ = allocate_floats(layout_.total_size());
   grads_ = allocate_floats(layout_.total_size());
   backend_.set_parameters(params_.get(), layout_.total_size());
-  for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config);
+  for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config, i, seed);
 
   // Every buffer is a region of one backend allocation, so a forward pass never allocates:
   // list the regions, then lay them out (16-float aligned) and set the pointers.

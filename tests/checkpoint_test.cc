@@ -202,6 +202,9 @@ struct Training {
   int keep_last = 3;
   bool slow = true;  // evaluate on the test split after every step
   int log_every_steps = 1;
+  int dgqa_window = 3;      // DGQA's cache and allocation carry over between steps
+  std::string extra_model;  // more text inside model { }, named by `name` in file names
+  std::string name;
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -249,7 +252,8 @@ const tests::FixtureDataset& fixture_dataset() {
 std::string config_path(const Training& training) {
   tests::FixtureConfig config;
   config.attention = training.scheme;
-  config.dgqa_window = 3;  // DGQA's cache and allocation carry over between steps
+  config.dgqa_window = training.dgqa_window;
+  config.extra_model = training.extra_model;
   config.max_steps = training.max_steps;
   config.eval_every_steps = training.slow ? 1 : 0;
   config.eval_batch_size = 16;
@@ -261,7 +265,8 @@ std::string config_path(const Training& training) {
   const std::string name =
       training.scheme + "_" + std::to_string(training.max_steps) + "_" +
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
-      std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "");
+      std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "") + "_" +
+      std::to_string(training.dgqa_window) + training.name;
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -282,28 +287,6 @@ std::string uninterrupted(const Training& training, int ranks) {
   state.references[key] = out;
   return out;
 }
-
-class CheckpointTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string(info->test_suite_name()) + "." + info->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    test_dir_ = get_shared().dir + "/" + name;
-    fs::create_directories(test_dir_);
-  }
-
-  // A copy of an output directory for a test to change.
-  std::string copy_of(const std::string& out, const std::string& name) {
-    const std::string copy = test_dir_ + "/" + name;
-    EXPECT_EQ(tests::run_command("cp -a " + shell_quote(out) + " " + shell_quote(copy)), 0);
-    return copy;
-  }
-
-  std::string test_dir_;
-};
 
 // Expects the run in `out` to have logged and written exactly what the uninterrupted `reference`
 // did: every metrics record but the throughput (a train record every log_every steps and at
@@ -328,6 +311,46 @@ void expect_same_run(const std::string& reference, const std::string& out, int l
         << last << "/" << file << " differs from the uninterrupted run's";
   }
 }
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = std::string(info->test_suite_name()) + "." + info->name();
+    for (char& c : name) {
+      if (c == '/') c = '_';
+    }
+    test_dir_ = get_shared().dir + "/" + name;
+    fs::create_directories(test_dir_);
+  }
+
+  // A copy of an output directory for a test to change.
+  std::string copy_of(const std::string& out, const std::string& name) {
+    const std::string copy = test_dir_ + "/" + name;
+    EXPECT_EQ(tests::run_command("cp -a " + shell_quote(out) + " " + shell_quote(copy)), 0);
+    return copy;
+  }
+
+  // A 20-step run of `training` resumed from its checkpoint at each of `steps` gives the
+  // uninterrupted run's metrics (log every 4 steps) and weights, bit for bit.
+  void expect_resumes_bit_identical(const Training& training, const std::vector<int>& steps) {
+    const std::string config = config_path(training);
+    const std::string reference = uninterrupted(training, 1);
+    for (int step : steps) {
+      SCOPED_TRACE("resuming from step " + std::to_string(step));
+      const std::string out = copy_of(reference, "from" + std::to_string(step));
+      fs::remove(out + "/model.safetensors");
+      const Result resumed =
+          train(1, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
+      ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+      EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, step)))
+          << resumed.output;
+      expect_same_run(reference, out, 20, 4);
+    }
+  }
+
+  std::string test_dir_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // 1. Killed after a checkpoint, resumed: bit-identical to an uninterrupted run.
@@ -742,21 +765,23 @@ TEST_F(CheckpointTest, LeftoversOfAKilledCheckpointWriteAreIgnored) {
 TEST_F(CheckpointTest, ResumingFromAnyCheckpointIsBitIdentical) {
   Training training = integrity_training();
   training.every_steps = 6;  // 12 steps per epoch
-  const std::string config = config_path(training);
-  const std::string reference = uninterrupted(training, 1);
-  ASSERT_EQ(join(checkpoint_entries(reference)),
+  ASSERT_EQ(join(checkpoint_entries(uninterrupted(training, 1))),
             "latest step_00000006 step_00000012 step_00000018 step_00000020");
-  for (int step : {6, 12, 18}) {
-    SCOPED_TRACE("resuming from step " + std::to_string(step));
-    const std::string out = copy_of(reference, "from" + std::to_string(step));
-    fs::remove(out + "/model.safetensors");
-    const Result resumed =
-        train(1, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
-    ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-    EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, step)))
-        << resumed.output;
-    expect_same_run(reference, out, 20, 4);
-  }
+  expect_resumes_bit_identical(training, {6, 12, 18});
+}
+
+// The paper code's DGQA (docs/experiments.md) keeps state across evaluations and draws its
+// rounding fix-up: a run resumed on either side of the epoch-end evaluation (step 12) is still
+// bit-identical. Window 5 over 12-step epochs: the epoch counter's windows are not the global ones.
+TEST_F(CheckpointTest, ResumingWithThePaperCodesDgqaIsBitIdentical) {
+  Training training = integrity_training();
+  training.scheme = "DGQA_DIFF";
+  training.every_steps = 6;
+  training.dgqa_window = 5;
+  training.extra_model =
+      "dgqa_eval: PER_BATCH_UPDATE dgqa_window_counter: EPOCH_STEP dgqa_fixup: RANDOM_INDEX";
+  training.name = "_paper_code";
+  expect_resumes_bit_identical(training, {6, 12});
 }
 
 TEST_F(CheckpointTest, TruncatedNewestCheckpointFallsBackToThePreviousOne) {

@@ -83,7 +83,7 @@ TEST_F(ConfigTest, ValidConfigLoads) {
   EXPECT_EQ(config.data().mean_size(), 1);
 }
 
-// Every config shipped in configs/ and bench/ loads and validates (configs/datasets/ with
+// Every config shipped in configs/ and bench/ loads and validates (configs/paper/ with
 // data.root given).
 TEST(ShippedConfigsTest, EveryConfigValidates) {
   int checked = 0;
@@ -92,14 +92,14 @@ TEST(ShippedConfigsTest, EveryConfigValidates) {
          std::filesystem::recursive_directory_iterator(std::string(DGQA_SOURCE_DIR) + folder)) {
       if (entry.path().extension() != ".pbtxt") continue;
       // The dataset configs leave data.root to the command line.
-      const bool needs_root = entry.path().parent_path().filename() == "datasets";
+      const bool needs_root = entry.path().parent_path().filename() == "paper";
       const std::vector<std::string> overrides =
           needs_root ? std::vector<std::string>{"data.root=/data"} : std::vector<std::string>{};
       EXPECT_NO_THROW(load_config(entry.path().string(), overrides)) << entry.path();
       ++checked;
     }
   }
-  EXPECT_GE(checked, 12 + 7);  // configs/datasets/ alone holds 12
+  EXPECT_GE(checked, 12 + 7);  // configs/paper/ alone holds 12
 }
 
 TEST_F(ConfigTest, TextRoundTrip) {
@@ -166,6 +166,23 @@ TEST_F(ConfigTest, OverrideEnumByName) {
   const config::Config config = load({"model.attention=KDGQA", "model.dgqa_eval=PER_BATCH"});
   EXPECT_EQ(config.model().attention(), config::KDGQA);
   EXPECT_EQ(model_config_from(config).dgqa_eval, DgqaEvalMode::kPerBatch);
+}
+
+// The switches that reproduce the paper's code (docs/experiments.md) reach the model's config.
+TEST_F(ConfigTest, PaperCodeSwitches) {
+  const ModelConfig defaults = model_config_from(load({}));
+  EXPECT_EQ(defaults.dgqa_window_counter, DgqaWindowCounter::kGlobalStep);
+  EXPECT_EQ(defaults.dgqa_fixup, DgqaFixup::kLargestRemainder);
+  const config::Config config =
+      load({"model.dgqa_eval=PER_BATCH_UPDATE", "model.dgqa_window_counter=EPOCH_STEP",
+            "model.dgqa_fixup=RANDOM_INDEX", "model.pretrained_final_norm=FRESH",
+            "train.eval_average=OVER_BATCHES"});
+  const ModelConfig model = model_config_from(config);
+  EXPECT_EQ(model.dgqa_eval, DgqaEvalMode::kPerBatchUpdate);
+  EXPECT_EQ(model.dgqa_window_counter, DgqaWindowCounter::kEpochStep);
+  EXPECT_EQ(model.dgqa_fixup, DgqaFixup::kRandomIndex);
+  EXPECT_EQ(config.model().pretrained_final_norm(), config::FRESH);
+  EXPECT_EQ(config.train().eval_average(), config::OVER_BATCHES);
 }
 
 TEST_F(ConfigTest, OverrideBool) {

@@ -382,8 +382,14 @@ ModelConfig resolve_model(const config::Model& proto, const std::string& source)
   }
   model.dgqa_window = proto.dgqa_window();
   model.dgqa_beta = proto.dgqa_beta();
-  model.dgqa_eval =
-      proto.dgqa_eval() == config::PER_BATCH ? DgqaEvalMode::kPerBatch : DgqaEvalMode::kFrozen;
+  model.dgqa_eval = proto.dgqa_eval() == config::PER_BATCH          ? DgqaEvalMode::kPerBatch
+                    : proto.dgqa_eval() == config::PER_BATCH_UPDATE ? DgqaEvalMode::kPerBatchUpdate
+                                                                    : DgqaEvalMode::kFrozen;
+  model.dgqa_window_counter = proto.dgqa_window_counter() == config::EPOCH_STEP
+                                  ? DgqaWindowCounter::kEpochStep
+                                  : DgqaWindowCounter::kGlobalStep;
+  model.dgqa_fixup = proto.dgqa_fixup() == config::RANDOM_INDEX ? DgqaFixup::kRandomIndex
+                                                                : DgqaFixup::kLargestRemainder;
   model.pgqa_eval_noise = proto.pgqa_eval_noise();
   model.init_std = proto.init_std();
   return model;

@@ -42,6 +42,18 @@ std::string metrics_path(const std::string& out_dir, int rank) {
   return out_dir + "/metrics.jsonl";
 }
 
+// model.pretrained_final_norm FRESH: the final norm as initialised (weight 1, bias 0) instead of
+// the one of the --init-from weights, as the paper's code leaves it (docs/experiments.md).
+void reset_final_norm(VisionTransformer& model) {
+  std::vector<float> params = model.params_to_host();
+  const ParamLayout& layout = model.layout();
+  const int64_t width = model.config().embed_dim;
+  std::fill_n(params.begin() + layout.norm_w, width, 1.f);
+  std::fill_n(params.begin() + layout.norm_b, width, 0.f);
+  model.params_from_host(params);
+  LOG(INFO) << "model.pretrained_final_norm FRESH: the final norm starts at weight 1, bias 0";
+}
+
 // Restores the checkpoint --resume names, if any, and returns the position to continue from.
 // Without a checkpoint, --init-from (if given) provides the starting weights.
 TrainingPosition resume(const TrainOptions& options, const config::Config& config, int rank,
@@ -58,6 +70,7 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
     if (!options.init_from.empty()) {
       load_weights(model, options.init_from, OtherHead::kReinitialise);
       LOG(INFO) << "Initialised the weights from " << options.init_from;
+      if (config.model().pretrained_final_norm() == config::FRESH) reset_final_norm(model);
     }
     return {};
   }
@@ -205,7 +218,7 @@ void Trainer::run() {
     }
     if (!loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
     training_.gradient_sync().set_overlap(!overlap_.is_probe(step_));
-    const StepResult result = training_.run(data, step_);
+    const StepResult result = training_.run(data, step_, step_ % steps_per_epoch_);
     overlap_.record(step_, result.sync_wait_s);
     ++step_;
     if (step_ == total_steps_) check_weights_finite(model_, step_);
@@ -308,7 +321,8 @@ void Trainer::record_allocation(bool log_step) {
 
 void Trainer::evaluate_now() {
   timed_seconds_ += since_log_.seconds();
-  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_);
+  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_,
+                                     config_.train().eval_average());
   if (result.examples > 0 && !std::isfinite(result.loss)) {
     throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
                              ": the evaluation loss is not finite");

@@ -66,11 +66,13 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       key_norm_reducer_(comm, gradient_sync_options(config, comm.world_size()),
                         gradient_sync_.nccl_sum(), "key-norm all-reduce") {}
 
-StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times) {
+StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_step,
+                             PhaseTimes* times) {
   PhaseClock clock(backend_, times);
   ForwardContext context;
   context.training = true;
   context.step = step;
+  context.epoch_step = epoch_step;
   model_.zero_grads();
   float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
                                                      batch.size, context, key_norm_reducer_));

@@ -49,11 +49,12 @@ class TrainingStep {
   TrainingStep(const config::Config& config, VisionTransformer& model, Backend& backend,
                Communicator& comm, int64_t total_steps);
 
-  // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it)
+  // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it),
+  // the `epoch_step`-th of its epoch (DGQA's window with model.dgqa_window_counter EPOCH_STEP),
   // on this rank's part of the global batch. Throws std::runtime_error if the loss or the
   // gradient norm is not finite. With `times`, adds each phase's time to it (the data phase is the
   // caller's).
-  StepResult run(const Batch& batch, int64_t step, PhaseTimes* times = nullptr);
+  StepResult run(const Batch& batch, int64_t step, int64_t epoch_step, PhaseTimes* times = nullptr);
 
   AdamW& optimizer() { return optimizer_; }
   GradientSync& gradient_sync() { return gradient_sync_; }
