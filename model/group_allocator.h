@@ -13,6 +13,7 @@ namespace dgqa {
 struct ForwardContext {
   bool training = true;
   int64_t step = 0;  // global optimizer step (training) – drives DGQA windows and PGQA noise
+  float label_smoothing = 0.f;  // the loss's (docs/design.md §3.6); 0 = plain cross-entropy
 };
 
 // The inputs of a training step's allocation that was decided from key norms (KDGQA's at

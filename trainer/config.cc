@@ -585,6 +585,11 @@ void validate_optimizer(const config::Optimizer& optimizer, const config::Schedu
   check.in_range("optimizer.beta2", optimizer.beta2(), 0.0f, 1.0f, /*open_above=*/true);
   check.at_least("optimizer.eps", optimizer.eps(), 0.0f);
   check.at_least("optimizer.grad_clip", optimizer.grad_clip(), 0.0f);
+  check.in_range("optimizer.label_smoothing", optimizer.label_smoothing(), 0.0f, 1.0f,
+                 /*open_above=*/true);
+  check.require(optimizer.layer_decay() > 0 && optimizer.layer_decay() <= 1,
+                "optimizer.layer_decay",
+                "must be in (0, 1] (1 = off), got " + str(optimizer.layer_decay()));
   check.at_least("schedule.warmup_steps", schedule.warmup_steps(), 0);
   check.at_least("schedule.min_lr", schedule.min_lr(), 0.0f);
 }

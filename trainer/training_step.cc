@@ -39,6 +39,7 @@ AdamWSettings adamw_settings_from(const config::Config& config) {
   settings.weight_decay = o.weight_decay();
   settings.grad_clip = o.grad_clip();
   settings.no_decay_1d = o.no_decay_1d();
+  settings.layer_decay = o.layer_decay();
   return settings;
 }
 
@@ -59,6 +60,7 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       backend_(backend),
       comm_(comm),
       global_batch_(config.train().global_batch_size()),
+      label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
       optimizer_(backend, model.layout(), adamw_settings_from(config)),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
@@ -71,6 +73,7 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times
   ForwardContext context;
   context.training = true;
   context.step = step;
+  context.label_smoothing = label_smoothing_;
   model_.zero_grads();
   float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
                                                      batch.size, context, key_norm_reducer_));
