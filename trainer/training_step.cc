@@ -49,8 +49,35 @@ LrSchedule lr_schedule_from(const config::Config& config, int64_t total_steps) {
   schedule.min_lr = config.schedule().min_lr();
   schedule.warmup_steps = config.schedule().warmup_steps();
   schedule.total_steps = total_steps;
-  schedule.shape = config.schedule().kind() == config::CONSTANT ? ScheduleShape::kConstant
-                                                                : ScheduleShape::kCosine;
+  const config::Schedule& s = config.schedule();
+  switch (s.kind()) {
+    case config::CONSTANT:
+      schedule.shape = ScheduleShape::kConstant;
+      break;
+    case config::COSINE:
+      schedule.shape = ScheduleShape::kCosine;
+      break;
+    case config::LINEAR:
+      schedule.shape = ScheduleShape::kLinear;
+      break;
+    case config::STEP:
+      schedule.shape = ScheduleShape::kStep;
+      break;
+    case config::MULTI_STEP:
+      schedule.shape = ScheduleShape::kMultiStep;
+      break;
+    case config::COSINE_RESTARTS:
+      schedule.shape = ScheduleShape::kCosineRestarts;
+      break;
+  }
+  if (s.has_warmup_start_factor()) schedule.warmup_start_factor = s.warmup_start_factor();
+  schedule.step_size = s.step_size();
+  schedule.gamma = s.gamma();
+  schedule.milestones.assign(s.milestones().begin(), s.milestones().end());
+  schedule.cycle_steps = s.cycle_steps();
+  schedule.cycle_mul = s.cycle_mul();
+  schedule.cycle_decay = s.cycle_decay();
+  schedule.cycle_limit = s.cycle_limit();
   return schedule;
 }
 
