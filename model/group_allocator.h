@@ -18,6 +18,7 @@ struct ForwardContext {
   // EPOCH_STEP); -1 when the caller has no epochs. Evaluation: the batch's index in the split.
   int64_t epoch_step = -1;
   int64_t eval_batch = 0;
+  float label_smoothing = 0.f;  // the loss's (docs/design.md §3.6); 0 = plain cross-entropy
 };
 
 // The inputs of a training step's allocation that was decided from key norms (KDGQA's at

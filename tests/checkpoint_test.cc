@@ -205,6 +205,9 @@ struct Training {
   int dgqa_window = 3;      // DGQA's cache and allocation carry over between steps
   std::string extra_model;  // more text inside model { }, named by `name` in file names
   std::string name;
+  // Label smoothing, layer-wise LR decay, a warm-up from a start factor and a multi-step decay
+  // whose milestones fall between checkpoints.
+  bool fine_tuning = false;
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -258,6 +261,11 @@ std::string config_path(const Training& training) {
   config.eval_every_steps = training.slow ? 1 : 0;
   config.eval_batch_size = 16;
   config.log_every_steps = training.log_every_steps;
+  if (training.fine_tuning) {
+    config.extra_optimizer = "label_smoothing: 0.1 layer_decay: 0.75 no_decay_1d: true\n";
+    config.schedule =
+        "warmup_steps: 3 warmup_start_factor: 0.2 kind: MULTI_STEP milestones: [4, 10]";
+  }
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
@@ -266,7 +274,8 @@ std::string config_path(const Training& training) {
       training.scheme + "_" + std::to_string(training.max_steps) + "_" +
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
       std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "") + "_" +
-      std::to_string(training.dgqa_window) + training.name;
+      std::to_string(training.dgqa_window) + training.name +
+      (training.fine_tuning ? "_fine_tuning" : "");
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -639,7 +648,8 @@ TEST_F(CheckpointTest, Sigusr1StopsOneRankWithACheckpointAndExit75) {
 // ---------------------------------------------------------------------------------------------
 // 3. Integrity: damaged, truncated, mismatched, unwritable, full.
 
-// One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20.
+// One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20; with the
+// fine-tuning options, so that resuming covers them.
 Training integrity_training() {
   Training training;
   training.max_steps = 20;
@@ -648,6 +658,7 @@ Training integrity_training() {
   training.slow = false;
   // Checkpoints inside log windows: a resumed run's train records count the images before it.
   training.log_every_steps = 4;
+  training.fine_tuning = true;
   return training;
 }
 

@@ -369,6 +369,43 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
   }
 }
 
+// Label smoothing, layer-wise LR decay and the schedules beyond CONSTANT and COSINE.
+TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
+  const struct {
+    std::vector<std::string> overrides;
+    const char* field;
+  } cases[] = {
+      {{"optimizer.label_smoothing=1"}, "optimizer.label_smoothing"},
+      {{"optimizer.label_smoothing=-0.1"}, "optimizer.label_smoothing"},
+      {{"optimizer.layer_decay=0"}, "optimizer.layer_decay"},
+      {{"optimizer.layer_decay=1.5"}, "optimizer.layer_decay"},
+      {{"schedule.warmup_start_factor=0"}, "schedule.warmup_start_factor"},
+      {{"schedule.warmup_start_factor=1.5"}, "schedule.warmup_start_factor"},
+      {{"schedule.warmup_steps=0", "schedule.warmup_start_factor=0.1"},
+       "schedule.warmup_start_factor"},
+      {{"schedule.kind=STEP", "schedule.step_size=0"}, "schedule.step_size"},
+      {{"schedule.gamma=0"}, "schedule.gamma"},
+      {{"schedule.gamma=2"}, "schedule.gamma"},
+      {{"schedule.kind=MULTI_STEP"}, "schedule.milestones"},
+      {{"schedule.kind=MULTI_STEP", "schedule.milestones=5,5"}, "schedule.milestones"},
+      {{"schedule.kind=MULTI_STEP", "schedule.milestones=0,5"}, "schedule.milestones"},
+      {{"schedule.kind=COSINE_RESTARTS"}, "schedule.cycle_steps"},
+      {{"schedule.cycle_mul=0.5"}, "schedule.cycle_mul"},
+      {{"schedule.cycle_decay=0"}, "schedule.cycle_decay"},
+      {{"schedule.cycle_limit=-1"}, "schedule.cycle_limit"},
+  };
+  for (const auto& c : cases) {
+    const std::string message = load_error(c.overrides);
+    EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
+        << ::testing::PrintToString(c.overrides) << ": " << message;
+  }
+  const config::Config good = load({"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.65",
+                                    "schedule.warmup_start_factor=0.01", "schedule.kind=MULTI_STEP",
+                                    "schedule.milestones=10,20", "schedule.gamma=0.5"});
+  EXPECT_FLOAT_EQ(good.optimizer().layer_decay(), 0.65f);
+  EXPECT_EQ(good.schedule().milestones_size(), 2);
+}
+
 TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {
 #ifdef DGQA_WITH_CUDA
   EXPECT_EQ(load({"train.backend=cuda"}).train().backend(), "cuda");

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <sstream>
 
 #include "io/npy.h"
@@ -17,7 +18,28 @@ namespace {
 using nlohmann::json;
 using tests::shell_quote;
 
-const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
+// A rank-invariance run: its scheme and --set overrides.
+struct RankCase {
+  const char* name;
+  const char* scheme;
+  const char* sets;
+};
+
+// Every scheme, and GQA with the fine-tuning options (label smoothing, layer-wise LR decay,
+// timm's no-decay rule, a warm-up from a start factor, a multi-step decay).
+const RankCase kRankCases[] = {
+    {"MHA", "MHA", ""},
+    {"GQA", "GQA", ""},
+    {"KDGQA", "KDGQA", ""},
+    {"DGQA_DIFF", "DGQA_DIFF", ""},
+    {"DGQA_EMA", "DGQA_EMA", ""},
+    {"PGQA", "PGQA", ""},
+    {"GQA_fine_tuning", "GQA",
+     " --set optimizer.label_smoothing=0.1 --set optimizer.layer_decay=0.75"
+     " --set optimizer.no_decay_1d=true --set schedule.warmup_steps=3"
+     " --set schedule.warmup_start_factor=0.2 --set schedule.kind=MULTI_STEP"
+     " --set schedule.milestones=5,10"},
+};
 
 using tests::mpirun_prefix;
 using tests::read_run_records;
@@ -43,19 +65,24 @@ class DistTest : public ::testing::Test {
   tests::FixtureDataset data_;
 };
 
-class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<const char*> {};
+void PrintTo(const RankCase& rank_case, std::ostream* out) {
+  *out << rank_case.name;
+}
+
+class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<RankCase> {};
 
 TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
-  const std::string scheme = GetParam();
+  const std::string scheme = GetParam().scheme;
   const std::string config = write_config(scheme, 20);
   std::map<int, RunRecords> runs;
   for (int ranks : {1, 2, 4}) {
     const std::string out = dir_ + "/out" + std::to_string(ranks);
     const std::string launcher = ranks == 1 ? "" : mpirun_prefix(ranks);
     std::string output;
-    const int code = tests::run_command(launcher + DGQA_BINARY + " train --config " +
-                                            shell_quote(config) + " --out " + shell_quote(out),
-                                        &output);
+    const int code =
+        tests::run_command(launcher + DGQA_BINARY + " train --config " + shell_quote(config) +
+                               " --out " + shell_quote(out) + GetParam().sets,
+                           &output);
     ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
     runs[ranks] = read_run_records(out + "/metrics.jsonl");
   }
@@ -91,8 +118,8 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSchemes),
-                         [](const auto& test_param) { return std::string(test_param.param); });
+INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kRankCases),
+                         [](const auto& test_param) { return std::string(test_param.param.name); });
 
 TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
   std::string output;

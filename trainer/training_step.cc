@@ -39,6 +39,7 @@ AdamWSettings adamw_settings_from(const config::Config& config) {
   settings.weight_decay = o.weight_decay();
   settings.grad_clip = o.grad_clip();
   settings.no_decay_1d = o.no_decay_1d();
+  settings.layer_decay = o.layer_decay();
   return settings;
 }
 
@@ -48,8 +49,35 @@ LrSchedule lr_schedule_from(const config::Config& config, int64_t total_steps) {
   schedule.min_lr = config.schedule().min_lr();
   schedule.warmup_steps = config.schedule().warmup_steps();
   schedule.total_steps = total_steps;
-  schedule.shape = config.schedule().kind() == config::CONSTANT ? ScheduleShape::kConstant
-                                                                : ScheduleShape::kCosine;
+  const config::Schedule& s = config.schedule();
+  switch (s.kind()) {
+    case config::CONSTANT:
+      schedule.shape = ScheduleShape::kConstant;
+      break;
+    case config::COSINE:
+      schedule.shape = ScheduleShape::kCosine;
+      break;
+    case config::LINEAR:
+      schedule.shape = ScheduleShape::kLinear;
+      break;
+    case config::STEP:
+      schedule.shape = ScheduleShape::kStep;
+      break;
+    case config::MULTI_STEP:
+      schedule.shape = ScheduleShape::kMultiStep;
+      break;
+    case config::COSINE_RESTARTS:
+      schedule.shape = ScheduleShape::kCosineRestarts;
+      break;
+  }
+  if (s.has_warmup_start_factor()) schedule.warmup_start_factor = s.warmup_start_factor();
+  schedule.step_size = s.step_size();
+  schedule.gamma = s.gamma();
+  schedule.milestones.assign(s.milestones().begin(), s.milestones().end());
+  schedule.cycle_steps = s.cycle_steps();
+  schedule.cycle_mul = s.cycle_mul();
+  schedule.cycle_decay = s.cycle_decay();
+  schedule.cycle_limit = s.cycle_limit();
   return schedule;
 }
 
@@ -59,6 +87,7 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       backend_(backend),
       comm_(comm),
       global_batch_(config.train().global_batch_size()),
+      label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
       optimizer_(backend, model.layout(), adamw_settings_from(config)),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
@@ -73,6 +102,7 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
   context.training = true;
   context.step = step;
   context.epoch_step = epoch_step;
+  context.label_smoothing = label_smoothing_;
   model_.zero_grads();
   float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
                                                      batch.size, context, key_norm_reducer_));

@@ -65,6 +65,7 @@ class TrainingStep {
   Backend& backend_;
   Communicator& comm_;
   const int global_batch_;
+  const float label_smoothing_;
   const LrSchedule schedule_;
   AdamW optimizer_;
   GradientSync gradient_sync_;
