@@ -58,7 +58,7 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
     LOG(INFO) << "Evaluating checkpoint " << checkpoint.dir << " (step " << checkpoint.state.step()
               << ")";
   } else {
-    load_weights(model, line.init_from);
+    load_weights(model, line.init_from, OtherHead::kRefuse, OtherGrid::kResample);
   }
 
   std::vector<float> logits;

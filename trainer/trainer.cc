@@ -68,7 +68,7 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
   }
   if (!checkpoint) {
     if (!options.init_from.empty()) {
-      load_weights(model, options.init_from, OtherHead::kReinitialise);
+      load_weights(model, options.init_from, OtherHead::kReinitialise, OtherGrid::kResample);
       LOG(INFO) << "Initialised the weights from " << options.init_from;
       if (config.model().pretrained_final_norm() == config::FRESH) reset_final_norm(model);
     }
