@@ -261,7 +261,11 @@ bool has_dgqa_state(AttentionScheme scheme) {
 }
 
 void save_weights(const VisionTransformer& model, const std::string& path) {
-  const std::vector<float> params = model.params_to_host();
+  save_weights(model, model.params_to_host(), path);
+}
+
+void save_weights(const VisionTransformer& model, const std::vector<float>& params,
+                  const std::string& path) {
   SafetensorsWriter writer;
   for (const TensorSlot& slot : model.layout().tensors()) {
     writer.add_f32(slot.name, slot.shape, params.data() + slot.offset);

@@ -17,6 +17,9 @@ bool has_dgqa_state(AttentionScheme scheme);
 // Writes every parameter (F32) and, for DGQA schemes, each layer's cache (F32) and
 // allocation (I64). Atomic: a reader sees the old file or the complete new one.
 void save_weights(const VisionTransformer& model, const std::string& path);
+// The same with `params` (layout order, such as a weight EMA) in place of the model's parameters.
+void save_weights(const VisionTransformer& model, const std::vector<float>& params,
+                  const std::string& path);
 
 // InputError naming the file, the tensor and the first non-finite value (NaN or +-Inf), if any:
 // such a value would only make every loss NaN.

@@ -75,6 +75,7 @@ struct FixtureConfig {
   int log_every_steps = 1;
   int threads = 1;
   std::string extra_model;  // more text inside model { }
+  std::string extra_train;  // more text inside train { }
   std::string extra;        // more text at the top level
 };
 
