@@ -320,6 +320,21 @@ TEST_F(ConvertTest, CheckpointForAnotherImageSizeHasItsPositionEmbeddingResample
   EXPECT_EQ(SafetensorsFile::read(out).get("pos_embed").shape, (std::vector<int64_t>{1, 5, 16}));
 }
 
+TEST_F(ConvertTest, TrainAndEvalInitFromAnotherImageSizeResampleThePositionEmbedding) {
+  const std::string timm = write_timm("timm-16px.safetensors", "--image-size 16");
+  const std::string config = write_config(settings_for("KDGQA", 2));
+  const std::string resampled =
+      "Resampled pos_embed of " + timm + " from the 4x4 patch grid to 2x2";
+  const DgqaRun train =
+      run_dgqa("train --config " + shell_quote(config) + " --init-from " + shell_quote(timm));
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  tests::expect_contains(train.err, resampled);
+  const DgqaRun eval =
+      run_dgqa("eval --config " + shell_quote(config) + " --init-from " + shell_quote(timm));
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  tests::expect_contains(eval.err, resampled);
+}
+
 // ---- What dgqa convert refuses ----------------------------------------------------------------
 
 TEST_F(ConvertTest, MissingFromFile) {
