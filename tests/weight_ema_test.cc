@@ -152,6 +152,30 @@ TEST_F(WeightEmaTest, EvaluatedAlongsideAndByEvalEma) {
   EXPECT_EQ(from_file.at("loss"), evals.back().at("ema_loss"));
 }
 
+// The EMA's evaluation leaves the weights' run as it was, even where evaluation carries its DGQA
+// state into training (model.dgqa_eval PER_BATCH_UPDATE): the same records but the EMA's and
+// the same final weights as without an EMA.
+TEST_F(WeightEmaTest, LeavesTheWeightsRunAsItWas) {
+  const std::string config = write_config("DGQA_EMA");
+  const std::string update = "--set model.dgqa_eval=PER_BATCH_UPDATE ";
+  ASSERT_EQ(train(config, dir_ + "/plain", update).exit_code, 0);
+  ASSERT_EQ(train(config, dir_ + "/ema", update + "--set train.ema_decay=0.5").exit_code, 0);
+  std::vector<std::string> records[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = dir_ + (i == 0 ? "/plain" : "/ema");
+    for (const std::string& line : tests::lines_of(tests::read_file(out + "/metrics.jsonl"))) {
+      nlohmann::json record = nlohmann::json::parse(line);
+      for (const char* key : {"images_per_sec", "ema_loss", "ema_top1", "ema_top5"}) {
+        record.erase(key);
+      }
+      records[i].push_back(record.dump());
+    }
+  }
+  EXPECT_EQ(records[0], records[1]);
+  EXPECT_TRUE(tests::read_file(dir_ + "/plain/model.safetensors") ==
+              tests::read_file(dir_ + "/ema/model.safetensors"));
+}
+
 TEST_F(WeightEmaTest, WithoutEmaNothingChanges) {
   const std::string config = write_config("GQA");
   const std::string out = dir_ + "/run";
