@@ -54,11 +54,15 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   VisionTransformer& model = *setup.model;
   if (!line.checkpoint_dir.empty()) {
     const Checkpoint checkpoint = open_checkpoint(line.checkpoint_dir, config);
-    load_checkpoint_model(checkpoint, model);
-    LOG(INFO) << "Evaluating checkpoint " << checkpoint.dir << " (step " << checkpoint.state.step()
-              << ")";
+    if (line.ema) {
+      load_checkpoint_ema(checkpoint, model);
+    } else {
+      load_checkpoint_model(checkpoint, model);
+    }
+    LOG(INFO) << "Evaluating " << (line.ema ? "the weight EMA of " : "") << "checkpoint "
+              << checkpoint.dir << " (step " << checkpoint.state.step() << ")";
   } else {
-    load_weights(model, line.init_from);
+    load_weights(model, line.init_from, OtherHead::kRefuse, OtherGrid::kResample);
   }
 
   std::vector<float> logits;

@@ -69,6 +69,7 @@ class Backend {
   virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
                             float lr, float beta1, float beta2, float eps, float weight_decay,
                             int64_t t) = 0;
+  virtual void weight_ema_update(float* ema, const float* params, int64_t n, float weight) = 0;
   virtual void add_inplace(float* x, const float* y, int64_t n) = 0;
   virtual void scale_inplace(float* x, float s, int64_t n) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;

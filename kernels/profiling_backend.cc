@@ -130,6 +130,10 @@ void ProfilingBackend::adamw_update(float* params, const float* grads, float* m,
   });
 }
 
+void ProfilingBackend::weight_ema_update(float* ema, const float* params, int64_t n, float weight) {
+  timed("weight_ema_update", [&] { return inner_->weight_ema_update(ema, params, n, weight); });
+}
+
 void ProfilingBackend::add_inplace(float* x, const float* y, int64_t n) {
   timed("add_inplace", [&] { return inner_->add_inplace(x, y, n); });
 }

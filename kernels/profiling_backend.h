@@ -69,6 +69,7 @@ class ProfilingBackend : public Backend {
   void key_norms(float* norms, const float* k, int B, int T, int G, int d) override;
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay, int64_t t) override;
+  void weight_ema_update(float* ema, const float* params, int64_t n, float weight) override;
   void add_inplace(float* x, const float* y, int64_t n) override;
   void scale_inplace(float* x, float s, int64_t n) override;
   double sum_squares(const float* x, int64_t n) override;

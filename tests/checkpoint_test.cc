@@ -208,6 +208,7 @@ struct Training {
   // Label smoothing, layer-wise LR decay, a warm-up from a start factor and a multi-step decay
   // whose milestones fall between checkpoints.
   bool fine_tuning = false;
+  bool weight_ema = false;  // train.ema_decay 0.9 with its warm-up
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -266,6 +267,7 @@ std::string config_path(const Training& training) {
     config.schedule =
         "warmup_steps: 3 warmup_start_factor: 0.2 kind: MULTI_STEP milestones: [4, 10]";
   }
+  if (training.weight_ema) config.extra_train = "  ema_decay: 0.9 ema_warmup: true\n";
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
@@ -275,7 +277,7 @@ std::string config_path(const Training& training) {
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
       std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "") + "_" +
       std::to_string(training.dgqa_window) + training.name +
-      (training.fine_tuning ? "_fine_tuning" : "");
+      (training.fine_tuning ? "_fine_tuning" : "") + (training.weight_ema ? "_ema" : "");
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -310,9 +312,12 @@ void expect_same_run(const std::string& reference, const std::string& out, int l
     if (step % log_every == 0 || step == last_step) log_steps.push_back(step);
   }
   EXPECT_EQ(train_steps(actual), log_steps);
-  EXPECT_TRUE(tests::read_file(out + "/model.safetensors") ==
-              tests::read_file(reference + "/model.safetensors"))
-      << out << "/model.safetensors differs from the uninterrupted run's";
+  for (const char* file : {"model.safetensors", "model_ema.safetensors"}) {  // with a weight EMA
+    ASSERT_EQ(tests::file_exists(out + "/" + file), tests::file_exists(reference + "/" + file));
+    if (!tests::file_exists(reference + "/" + file)) continue;
+    EXPECT_TRUE(tests::read_file(out + "/" + file) == tests::read_file(reference + "/" + file))
+        << out << "/" << file << " differs from the uninterrupted run's";
+  }
   const std::string last = checkpoint_dir(out, last_step);
   for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
     EXPECT_TRUE(tests::read_file(last + "/" + file) ==
@@ -394,10 +399,11 @@ std::string kill_after_checkpoint(int ranks, const std::string& config, const st
 struct KillCase {
   const char* scheme;
   int ranks;
+  bool weight_ema = false;
 };
 
 void PrintTo(const KillCase& kill, std::ostream* out) {
-  *out << kill.scheme << " on " << kill.ranks << " rank(s)";
+  *out << kill.scheme << " on " << kill.ranks << " rank(s)" << (kill.weight_ema ? " with EMA" : "");
 }
 
 class KillResumeTest : public CheckpointTest, public ::testing::WithParamInterface<KillCase> {};
@@ -406,6 +412,7 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   const KillCase kill = GetParam();
   Training training;
   training.scheme = kill.scheme;
+  training.weight_ema = kill.weight_ema;
   const std::string config = config_path(training);
   const std::string reference = uninterrupted(training, kill.ranks);
   const std::string out = test_dir_ + "/out";
@@ -429,10 +436,12 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(SchemesAndRanks, KillResumeTest,
                          ::testing::Values(KillCase{"DGQA_EMA", 1}, KillCase{"DGQA_EMA", 2},
-                                           KillCase{"PGQA", 1}, KillCase{"PGQA", 2}),
+                                           KillCase{"PGQA", 1}, KillCase{"PGQA", 2},
+                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true}),
                          [](const auto& test_param) {
                            return std::string(test_param.param.scheme) + "_" +
-                                  std::to_string(test_param.param.ranks) + "rank";
+                                  std::to_string(test_param.param.ranks) + "rank" +
+                                  (test_param.param.weight_ema ? "_weight_ema" : "");
                          });
 
 // The checkpoint of the last step is written after the evaluation that ends training, so a run

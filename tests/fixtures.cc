@@ -149,7 +149,7 @@ std::string fixture_config_text(const FixtureDataset& data, const FixtureConfig&
        << "  eval_batch_size: " << config.eval_batch_size << "\n"
        << "  log_every_steps: " << config.log_every_steps << "\n"
        << "  threads: " << config.threads << "\n"
-       << "}\n"
+       << config.extra_train << "}\n"
        << config.extra;
   return text.str();
 }

@@ -77,6 +77,7 @@ struct FixtureConfig {
   std::string extra_model;                  // more text inside model { }
   std::string extra_optimizer;              // more text inside optimizer { }
   std::string schedule = "kind: CONSTANT";  // the text inside schedule { }
+  std::string extra_train;                  // more text inside train { }
   std::string extra;                        // more text at the top level
 };
 

@@ -93,7 +93,12 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
                      gradient_sync_options(config, comm.world_size())),
       key_norm_reducer_(comm, gradient_sync_options(config, comm.world_size()),
-                        gradient_sync_.nccl_sum(), "key-norm all-reduce") {}
+                        gradient_sync_.nccl_sum(), "key-norm all-reduce") {
+  if (config.train().ema_decay() > 0) {
+    weight_ema_ = std::make_unique<WeightEma>(backend, model.layout(), config.train().ema_decay(),
+                                              config.train().ema_warmup());
+  }
+}
 
 StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_step,
                              PhaseTimes* times) {
@@ -123,6 +128,7 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
   clock.charge(&PhaseTimes::communication);
   result.lr = schedule_.at(step);
   result.grad_norm = optimizer_.step(model_.params(), model_.grads(), result.lr);
+  if (weight_ema_) weight_ema_->update(model_.params(), step + 1);
   clock.charge(&PhaseTimes::optimizer);
   if (!std::isfinite(result.grad_norm)) {  // the global norm: every rank stops here
     throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +

@@ -1,11 +1,12 @@
 // One optimizer step of data-parallel training, the same for `dgqa train` and `dgqa bench`:
 // zero the gradients, forward (key norms summed over the ranks inside it), sum the loss over the
 // ranks, backward with the gradient buckets summed as they complete, AdamW at the schedule's
-// rate (docs/design.md §3.6, §5). The optimizer settings and the schedule come from the config
-// here and nowhere else.
+// rate, then the weight EMA when train.ema_decay is set (docs/design.md §3.6, §5). The optimizer
+// settings and the schedule come from the config here and nowhere else.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "comm/communicator.h"
 #include "data/batch.h"
@@ -16,6 +17,7 @@
 #include "trainer/key_norm_reducer.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/optimizer.h"
+#include "trainer/weight_ema.h"
 
 namespace dgqa {
 
@@ -57,6 +59,7 @@ class TrainingStep {
   StepResult run(const Batch& batch, int64_t step, int64_t epoch_step, PhaseTimes* times = nullptr);
 
   AdamW& optimizer() { return optimizer_; }
+  WeightEma* weight_ema() { return weight_ema_.get(); }  // null when train.ema_decay is 0
   GradientSync& gradient_sync() { return gradient_sync_; }
   KeyNormReducer& key_norm_reducer() { return key_norm_reducer_; }
 
@@ -68,6 +71,7 @@ class TrainingStep {
   const float label_smoothing_;
   const LrSchedule schedule_;
   AdamW optimizer_;
+  std::unique_ptr<WeightEma> weight_ema_;
   GradientSync gradient_sync_;
   KeyNormReducer key_norm_reducer_;  // after gradient_sync_, whose NCCL sum it may share
 };

@@ -16,6 +16,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/patch_embed.h"
 #include "kernels/cpu/pgqa_noise.h"
+#include "kernels/cpu/weight_ema.h"
 
 namespace dgqa {
 
@@ -150,6 +151,10 @@ void CpuBackend::adamw_update(float* params, const float* grads, float* m, float
                               float lr, float beta1, float beta2, float eps, float weight_decay,
                               int64_t t) {
   cpu::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
+}
+
+void CpuBackend::weight_ema_update(float* ema, const float* params, int64_t n, float weight) {
+  cpu::weight_ema_update(ema, params, n, weight);
 }
 
 void CpuBackend::add_inplace(float* x, const float* y, int64_t n) {

@@ -179,6 +179,11 @@ void CudaBackend::adamw_update(float* params, const float* grads, float* m, floa
   cuda::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, params_bf16);
 }
 
+void CudaBackend::weight_ema_update(float* ema, const float* params, int64_t n, float weight) {
+  if (bf16_ != nullptr) bf16_->weights.note_write(ema, sizeof(float) * n);
+  cuda::weight_ema_update(ema, params, n, weight);
+}
+
 void CudaBackend::add_inplace(float* x, const float* y, int64_t n) {
   if (bf16_ != nullptr) bf16_->weights.note_write(x, sizeof(float) * n);
   cuda::add_inplace(x, y, n);

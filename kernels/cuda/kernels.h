@@ -87,6 +87,9 @@ void adamw_update(float* params, const float* grads, float* m, float* v, int64_t
                   float beta1, float beta2, float eps, float weight_decay, int64_t t,
                   __nv_bfloat16* params_bf16 = nullptr);
 
+// weight_ema.cu
+void weight_ema_update(float* ema, const float* params, int64_t n, float weight);
+
 // elementwise.cu
 void add_inplace(float* x, const float* y, int64_t n);
 void scale_inplace(float* x, float s, int64_t n);
