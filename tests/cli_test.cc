@@ -538,6 +538,27 @@ TEST_F(CliTest, TrainFromWeightsWithZeroLearningRateKeepsThem) {
       << "training with lr 0 from a file must save the same weights";
 }
 
+// A fresh start in a directory that holds an earlier run (a rerun, or --resume auto before the
+// first checkpoint) starts its records again instead of adding a second copy of every step.
+TEST_F(CliTest, AFreshStartReplacesTheRecordsOfAnEarlierRun) {
+  FixtureConfig fixture = scheme_config("KDGQA", 3);
+  fixture.extra_train = "  tensorboard: true\n";
+  const std::string config = write_config(fixture);
+  const std::string out = dir_ + "/run";
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out));
+  const std::string first = tests::read_file(out + "/metrics.jsonl");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out));
+  std::filesystem::remove_all(out + "/checkpoints");
+  ASSERT_NO_FATAL_FAILURE(run_train(config, out, "--resume auto"));
+  std::vector<int64_t> train_steps;
+  for (const json& record : read_metrics(out + "/metrics.jsonl")) {
+    if (record["kind"] == "train") train_steps.push_back(record["step"]);
+  }
+  EXPECT_EQ(train_steps, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(tests::lines_of(tests::read_file(out + "/metrics.jsonl")).size(),
+            tests::lines_of(first).size());
+}
+
 // model.pretrained_final_norm FRESH (the paper code's loading): the final norm starts at weight
 // 1 and bias 0, every other tensor is the file's.
 TEST_F(CliTest, FreshFinalNormReplacesOnlyTheLoadedFinalNorm) {

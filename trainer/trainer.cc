@@ -54,6 +54,13 @@ void reset_final_norm(VisionTransformer& model) {
   LOG(INFO) << "model.pretrained_final_norm FRESH: the final norm starts at weight 1, bias 0";
 }
 
+// Removes the records of the steps after `step` from a run directory's metrics.jsonl and
+// TensorBoard event files, so that the run continuing from `step` writes each step once.
+void cut_records_after(const std::string& out_dir, int64_t step) {
+  truncate_metrics_after(out_dir + "/metrics.jsonl", step);
+  truncate_tensorboard_after(out_dir + "/tensorboard", step);
+}
+
 // Restores the checkpoint --resume names, if any, and returns the position to continue from.
 // Without a checkpoint, --init-from (if given) provides the starting weights.
 TrainingPosition resume(const TrainOptions& options, const config::Config& config, int rank,
@@ -67,6 +74,9 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
     checkpoint = open_checkpoint(options.resume, config);
   }
   if (!checkpoint) {
+    // A fresh start in a directory with an earlier run's records (a rerun, or --resume auto
+    // before the first checkpoint): the records start again, as the weights do.
+    if (!options.out_dir.empty() && rank == 0) cut_records_after(options.out_dir, -1);
     if (!options.init_from.empty()) {
       load_weights(model, options.init_from, OtherHead::kReinitialise, OtherGrid::kResample);
       LOG(INFO) << "Initialised the weights from " << options.init_from;
@@ -83,10 +93,7 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
                  << "has " << world << ": the data order continues, but the results will not be "
                  << "bit-identical to an uninterrupted run (sums are taken in another order)";
   }
-  if (!options.out_dir.empty() && rank == 0) {
-    truncate_metrics_after(options.out_dir + "/metrics.jsonl", state.step());
-    truncate_tensorboard_after(options.out_dir + "/tensorboard", state.step());
-  }
+  if (!options.out_dir.empty() && rank == 0) cut_records_after(options.out_dir, state.step());
   return position_of(state);
 }
 
