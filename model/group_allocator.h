@@ -12,7 +12,8 @@ namespace dgqa {
 // What kind of forward pass is running; the allocation rules depend on it.
 struct ForwardContext {
   bool training = true;
-  int64_t step = 0;  // global optimizer step (training) – drives DGQA windows and PGQA noise
+  int64_t step = 0;     // global optimizer step (training) – drives DGQA windows and PGQA noise
+  int micro_batch = 0;  // which forward of the step (gradient accumulation): DGQA decides in 0
 };
 
 // The inputs of a training step's allocation that was decided from key norms (KDGQA's at

@@ -202,6 +202,7 @@ struct Training {
   int keep_last = 3;
   bool slow = true;  // evaluate on the test split after every step
   int log_every_steps = 1;
+  int micro_batch_size = 0;  // images per forward pass and rank; 0: the rank's whole batch
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -254,6 +255,7 @@ std::string config_path(const Training& training) {
   config.eval_every_steps = training.slow ? 1 : 0;
   config.eval_batch_size = 16;
   config.log_every_steps = training.log_every_steps;
+  config.extra_train = "  micro_batch_size: " + std::to_string(training.micro_batch_size) + "\n";
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
@@ -261,7 +263,8 @@ std::string config_path(const Training& training) {
   const std::string name =
       training.scheme + "_" + std::to_string(training.max_steps) + "_" +
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
-      std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "");
+      std::to_string(training.log_every_steps) + "_" + std::to_string(training.micro_batch_size) +
+      (training.slow ? "_slow" : "");
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -754,6 +757,26 @@ TEST_F(CheckpointTest, ResumingFromAnyCheckpointIsBitIdentical) {
         train(1, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
     ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
     EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, step)))
+        << resumed.output;
+    expect_same_run(reference, out, 20, 4);
+  }
+}
+
+// With gradient accumulation (micro-batches of 2, so 4 forward passes a step on 1 rank and 2 on
+// 2 ranks; DGQA's window of 3 optimizer steps), resuming mid-run is bit-identical too.
+TEST_F(CheckpointTest, ResumingWithAccumulationIsBitIdentical) {
+  Training training = integrity_training();
+  training.micro_batch_size = 2;
+  const std::string config = config_path(training);
+  for (int ranks : {1, 2}) {
+    SCOPED_TRACE(std::to_string(ranks) + " rank(s)");
+    const std::string reference = uninterrupted(training, ranks);
+    const std::string out = copy_of(reference, "ranks" + std::to_string(ranks));
+    fs::remove(out + "/model.safetensors");
+    const Result resumed =
+        train(ranks, config, out, "--resume " + shell_quote(checkpoint_dir(out, 10)));
+    ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+    EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 10)))
         << resumed.output;
     expect_same_run(reference, out, 20, 4);
   }

@@ -328,6 +328,8 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"train.eval_every_steps=-1"}, "train.eval_every_steps"},
       {{"train.log_every_steps=0"}, "train.log_every_steps"},
       {{"train.threads=-1"}, "train.threads"},
+      {{"train.micro_batch_size=-1"}, "train.micro_batch_size"},
+      {{"train.global_batch_size=32", "train.micro_batch_size=12"}, "train.micro_batch_size"},
       {{"train.backend=tpu"}, "train.backend"},
       {{"data.format=DATA_FORMAT_UNSPECIFIED"}, "data.format"},
       {{"data.train_images="}, "data.train_images"},

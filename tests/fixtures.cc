@@ -149,7 +149,7 @@ std::string fixture_config_text(const FixtureDataset& data, const FixtureConfig&
        << "  eval_batch_size: " << config.eval_batch_size << "\n"
        << "  log_every_steps: " << config.log_every_steps << "\n"
        << "  threads: " << config.threads << "\n"
-       << "}\n"
+       << config.extra_train << "}\n"
        << config.extra;
   return text.str();
 }
@@ -248,6 +248,7 @@ RunRecords read_run_records(const std::string& metrics_path) {
     const std::string kind = record.at("kind");
     if (kind == "train") {
       records.losses[record.at("step")] = record.at("loss");
+      records.grad_norms[record.at("step")] = record.at("grad_norm");
       records.loss_text += record.at("loss").dump() + "\n";
     }
     if (kind == "allocation") records.allocations[record.at("step")] = record.at("layers");

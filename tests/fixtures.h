@@ -75,6 +75,7 @@ struct FixtureConfig {
   int log_every_steps = 1;
   int threads = 1;
   std::string extra_model;  // more text inside model { }
+  std::string extra_train;  // more text inside train { }
   std::string extra;        // more text at the top level
 };
 
@@ -128,8 +129,9 @@ std::string mpirun_prefix(int ranks);
 
 // What the distributed tests compare of a run's metrics.jsonl.
 struct RunRecords {
-  std::map<int64_t, double> losses;  // train step -> loss
-  std::string loss_text;             // the losses as written, one a line: for exact comparisons
+  std::map<int64_t, double> losses;      // train step -> loss
+  std::map<int64_t, double> grad_norms;  // train step -> gradient norm
+  std::string loss_text;                 // the losses as written, one a line: for exact comparisons
   std::map<int64_t, nlohmann::json> allocations;  // step -> layers
   std::vector<nlohmann::json> evals;
 };

@@ -1,5 +1,6 @@
 #include "trainer/memory_check.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -67,7 +68,8 @@ MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& mode
   const double image_floats =
       static_cast<double>(model.in_channels) * model.image_size * model.image_size;
   const double batches = config.data().prefetch_batches() + kBatchesBesidesPrefetch;
-  need.input_bytes = 4.0 * loaders * batches * batch.images * image_floats;
+  const double loader_images = std::max(batch.images, batch.loader_images);
+  need.input_bytes = 4.0 * loaders * batches * loader_images * image_floats;
   return need;
 }
 
