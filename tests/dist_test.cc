@@ -95,8 +95,8 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
 INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSchemes),
                          [](const auto& test_param) { return std::string(test_param.param); });
 
-// Gradient accumulation (docs/design.md §3.6): a run of `ranks` ranks whose forward passes
-// see micro_batch images each (0: the whole per-rank batch).
+// Gradient accumulation (docs/design.md §3.6) and recomputation (§3.9): a run of `ranks` ranks
+// whose forward passes see micro_batch images each (0: the whole per-rank batch).
 struct AccumulatedRun {
   RunRecords records;
   std::string weights;  // the path of the final model.safetensors
@@ -104,12 +104,14 @@ struct AccumulatedRun {
 
 class AccumulationTest : public DistTest, public ::testing::WithParamInterface<const char*> {
  protected:
-  AccumulatedRun train(int ranks, int micro_batch, int max_steps) {
+  AccumulatedRun train(int ranks, int micro_batch, int max_steps, bool recompute = false) {
     const std::string scheme = GetParam();
     const std::string name = scheme + "_" + std::to_string(ranks) + "x" +
-                             std::to_string(micro_batch) + "_" + std::to_string(max_steps);
+                             std::to_string(micro_batch) + "_" + std::to_string(max_steps) +
+                             (recompute ? "_recompute" : "");
     tests::FixtureConfig fixture = tests::rank_invariance_config(scheme, max_steps);
-    fixture.extra_train = "  micro_batch_size: " + std::to_string(micro_batch) + "\n";
+    fixture.extra_train = "  micro_batch_size: " + std::to_string(micro_batch) + "\n" +
+                          (recompute ? "  recompute: BLOCK\n" : "");
     const std::string config =
         tests::write_fixture_config(dir_ + "/" + name + ".pbtxt", data_, fixture);
     const std::string out = dir_ + "/" + name;
@@ -187,6 +189,25 @@ TEST_P(AccumulatedRanksTest, RanksComputeWhatOneRankComputesPerMicroBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, AccumulatedRanksTest, ::testing::ValuesIn(kSchemes),
+                         [](const auto& test_param) { return std::string(test_param.param); });
+
+// Recomputing each block before its backward gives the bits of keeping the activations: the
+// losses as written, the allocations and the final weights of a 6-step run, on 1 rank and on 2
+// ranks with 2 micro-batches a step.
+class RecomputeTrainingTest : public AccumulationTest {};
+TEST_P(RecomputeTrainingTest, RecomputeTrainsTheSameBits) {
+  for (const auto& [ranks, micro_batch] : {std::pair{1, 0}, std::pair{2, 8}}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks, micro-batch " + std::to_string(micro_batch));
+    const AccumulatedRun kept = train(ranks, micro_batch, 6);
+    const AccumulatedRun recomputed = train(ranks, micro_batch, 6, /*recompute=*/true);
+    ASSERT_EQ(kept.records.losses.size(), 6u);
+    EXPECT_EQ(recomputed.records.loss_text, kept.records.loss_text);
+    EXPECT_EQ(recomputed.records.allocations, kept.records.allocations);
+    EXPECT_TRUE(tests::read_file(recomputed.weights) == tests::read_file(kept.weights));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, RecomputeTrainingTest, ::testing::ValuesIn(kSchemes),
                          [](const auto& test_param) { return std::string(test_param.param); });
 
 TEST_F(DistTest, MicroBatchNotDividingTheRankBatchIsBadInput) {

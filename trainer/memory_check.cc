@@ -64,7 +64,9 @@ MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& mode
   const double copies = training ? kTrainingCopies : kEvaluationCopies;
   need.weight_bytes = copies * 4.0 * need.parameters.total();
   need.bookkeeping_bytes = kBytesPerBlock * model.depth;
-  need.activation_bytes = 4.0 * activation_floats(model, batch.images);
+  need.activation_bytes =
+      4.0 * activation_floats(model, batch.images,
+                              training && config.train().recompute() == config::BLOCK);
   const double image_floats =
       static_cast<double>(model.in_channels) * model.image_size * model.image_size;
   const double batches = config.data().prefetch_batches() + kBatchesBesidesPrefetch;

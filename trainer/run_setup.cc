@@ -64,7 +64,9 @@ RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunPa
     profiler = profiling.get();
     backend = std::move(profiling);
   }
-  model = std::make_unique<VisionTransformer>(model_config, *backend, batch.images, config.seed());
+  const bool recompute = parts.training && config.train().recompute() == config::BLOCK;
+  model = std::make_unique<VisionTransformer>(model_config, *backend, batch.images, config.seed(),
+                                              recompute);
 }
 
 int training_micro_batch(const config::Config& config, int world) {
