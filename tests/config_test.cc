@@ -506,6 +506,21 @@ TEST_F(ConfigTest, MemoryEstimateAddsItsParts) {
                                             train.activation_bytes + train.input_bytes);
 }
 
+// With micro-batches, the activations are those of a micro-batch (and with recompute BLOCK, of
+// one block besides the blocks' inputs) while the loaders still hold whole per-rank batches.
+TEST_F(ConfigTest, MemoryEstimateOfMicroBatchesAndRecompute) {
+  const config::Config config = load({"train.micro_batch_size=16"});
+  const ModelConfig model = model_config_from(config);
+  const RankBatch micro{16, "train.micro_batch_size", 64};
+  const MemoryNeed train = estimate_memory(config, model, micro, true, 1);
+  EXPECT_DOUBLE_EQ(train.activation_bytes, 4 * activation_floats(model, 16));
+  EXPECT_DOUBLE_EQ(train.input_bytes, 5 * 64 * 28 * 28 * 4.0);
+  const config::Config recompute = load({"train.recompute=BLOCK"});
+  EXPECT_DOUBLE_EQ(estimate_memory(recompute, model, micro, true, 1).activation_bytes,
+                   4 * activation_floats(model, 16, /*recompute=*/true));
+  EXPECT_LT(activation_floats(model, 16, true), activation_floats(model, 16));
+}
+
 TEST_F(ConfigTest, MemoryCheckNamesTheFieldsBehindTheLargestPart) {
   const auto message_for = [&](const std::vector<std::string>& overrides, int batch) {
     const config::Config config = load(overrides);
