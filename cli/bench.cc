@@ -250,7 +250,8 @@ TimedSteps run_steps(const CommandLine& line, const config::Config& config, RunS
     Stopwatch data;
     const Batch& batch = batches.next();
     timed.times.data += data.seconds();
-    const StepResult result = training.run(batch, step, &timed.times);
+    // The benchmark has no epochs: its steps count as one long epoch.
+    const StepResult result = training.run(batch, step, step, &timed.times);
     if (step >= line.bench_warmup) {
       timed.trajectory.push_back({{"step", step + 1},
                                   {"loss", result.loss},

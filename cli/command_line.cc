@@ -82,6 +82,9 @@ const Flag kFlags[] = {
      "eval: evaluate the weights of a checkpoint directory (OUT/checkpoints/step_N,\n"
      "or OUT: the latest), after checking it; exactly one of this and --init-from",
      [](CommandLine& l, const std::string& v) { l.checkpoint_dir = v; }},
+    {"--ema", nullptr, kEval, Use::kOptional,
+     "eval: evaluate the checkpoint's weight EMA (train.ema_decay) instead of its weights",
+     [](CommandLine& l, const std::string&) { l.ema = true; }},
     {"--logits-out", "FILE", kEval, Use::kOptional,
      "eval: write the logits, float32 (N, classes), as .npy",
      [](CommandLine& l, const std::string& v) { l.logits_out = v; }},
@@ -309,6 +312,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     throw InputError(
         "dgqa eval needs the weights to evaluate: either --checkpoint DIR or --init-from "
         "FILE.safetensors, not both");
+  }
+  if (line.ema && line.checkpoint_dir.empty()) {
+    throw InputError(
+        "dgqa eval --ema evaluates a checkpoint's weight EMA: give --checkpoint DIR (a run's "
+        "final EMA is OUT/model_ema.safetensors, for --init-from without --ema)");
   }
   return line;
 }

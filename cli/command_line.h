@@ -20,6 +20,7 @@ struct CommandLine {
   std::string init_from;               // --init-from FILE.safetensors (train, eval)
   std::string checkpoint_dir;          // --checkpoint DIR (eval): a checkpoint's weights
   std::string logits_out;              // --logits-out FILE.npy (eval)
+  bool ema = false;                    // --ema (eval): the checkpoint's weight EMA
   std::string resume;                  // --resume auto|DIR (train)
   std::string convert_from;            // --from timm.safetensors (convert)
   std::string convert_to;              // --to out.safetensors (convert)

@@ -54,18 +54,23 @@ void eval_command(const CommandLine& line, const config::Config& config, Communi
   VisionTransformer& model = *setup.model;
   if (!line.checkpoint_dir.empty()) {
     const Checkpoint checkpoint = open_checkpoint(line.checkpoint_dir, config);
-    load_checkpoint_model(checkpoint, model);
-    LOG(INFO) << "Evaluating checkpoint " << checkpoint.dir << " (step " << checkpoint.state.step()
-              << ")";
+    if (line.ema) {
+      load_checkpoint_ema(checkpoint, model);
+    } else {
+      load_checkpoint_model(checkpoint, model);
+    }
+    LOG(INFO) << "Evaluating " << (line.ema ? "the weight EMA of " : "") << "checkpoint "
+              << checkpoint.dir << " (step " << checkpoint.state.step() << ")";
   } else {
-    load_weights(model, line.init_from);
+    load_weights(model, line.init_from, OtherHead::kRefuse, OtherGrid::kResample);
   }
 
   std::vector<float> logits;
   KeyNormReducer reducer(comm, gradient_sync_options(config, comm.world_size()),
                          /*shared_nccl_sum=*/nullptr, "evaluation key-norm all-reduce");
-  const EvalResult result = evaluate(model, *setup.test_loader, comm, reducer, /*step=*/0,
-                                     line.logits_out.empty() ? nullptr : &logits);
+  const EvalResult result =
+      evaluate(model, *setup.test_loader, comm, reducer, /*step=*/0, config.train().eval_average(),
+               line.logits_out.empty() ? nullptr : &logits);
   if (!std::isfinite(result.loss)) {  // finite weights whose logits overflow
     throw std::runtime_error("the mean loss over the " + std::to_string(result.examples) +
                              " examples is not finite: the weights' logits or losses overflow");

@@ -41,7 +41,7 @@ void convert_command(const CommandLine& line, const config::Config& config) {
   cpu::set_threads(config.train().threads());
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer model(model_config, *backend, /*max_batch=*/1, config.seed());
-  load_weights(model, file, OtherHead::kReinitialise);
+  load_weights(model, file, OtherHead::kReinitialise, OtherGrid::kResample);
   save_weights(model, line.convert_to);
 
   const bool dgqa = has_dgqa_state(model_config.attention);

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "io/pos_embed.h"
 #include "io/timm_import.h"
 
 namespace dgqa {
@@ -76,15 +77,31 @@ void copy_into_params(const FloatTensors& tensors, const VisionTransformer& mode
                             ", the model needs " + shape_text(slot.shape);
       if (slot.name == "pos_embed" && shape.size() == 3 && shape[2] == slot.shape[2]) {
         message +=
-            " (weights for another image size: position embeddings are not interpolated, "
-            "so (model.image_size / model.patch_size)^2 must be the file's " +
-            std::to_string(shape[1] - 1) + " patches)";
+            " (weights for another image size: only --init-from and dgqa convert resample "
+            "position embeddings to the model's grid)";
       }
       throw InputError(message);
     }
     std::copy(tensor->second.values.begin(), tensor->second.values.end(),
               params.begin() + slot.offset);
   }
+}
+
+// The side of the square patch grid of a pos_embed shape (1, 1 + side^2, D).
+int64_t grid_side(const std::vector<int64_t>& shape) {
+  return std::llround(std::sqrt(static_cast<double>(shape[1] - 1)));
+}
+
+// Replaces a pos_embed for another patch grid than the model's by its resampling.
+void fit_pos_embed(FloatTensors& tensors, const VisionTransformer& model, const std::string& path) {
+  const auto found = tensors.find("pos_embed");
+  const std::vector<int64_t>& shape = model.layout().find("pos_embed")->shape;
+  if (found == tensors.end() || found->second.shape == shape) return;
+  FloatTensor resampled = resample_pos_embed(found->second, shape, path);
+  const int64_t from = grid_side(found->second.shape), to = grid_side(shape);
+  LOG(INFO) << "Resampled pos_embed of " << path << " from the " << from << "x" << from
+            << " patch grid to " << to << "x" << to << " (bicubic, the class token kept)";
+  found->second = std::move(resampled);
 }
 
 // Gives each layer of a DGQA model the cache and allocation the file holds, if it holds them.
@@ -244,7 +261,11 @@ bool has_dgqa_state(AttentionScheme scheme) {
 }
 
 void save_weights(const VisionTransformer& model, const std::string& path) {
-  const std::vector<float> params = model.params_to_host();
+  save_weights(model, model.params_to_host(), path);
+}
+
+void save_weights(const VisionTransformer& model, const std::vector<float>& params,
+                  const std::string& path) {
   SafetensorsWriter writer;
   for (const TensorSlot& slot : model.layout().tensors()) {
     writer.add_f32(slot.name, slot.shape, params.data() + slot.offset);
@@ -263,15 +284,18 @@ void save_weights(const VisionTransformer& model, const std::string& path) {
   writer.write(path);
 }
 
-void load_weights(VisionTransformer& model, const std::string& path, OtherHead other_head) {
-  load_weights(model, SafetensorsFile::read(path), other_head);
+void load_weights(VisionTransformer& model, const std::string& path, OtherHead other_head,
+                  OtherGrid other_grid) {
+  load_weights(model, SafetensorsFile::read(path), other_head, other_grid);
 }
 
-void load_weights(VisionTransformer& model, const SafetensorsFile& file, OtherHead other_head) {
+void load_weights(VisionTransformer& model, const SafetensorsFile& file, OtherHead other_head,
+                  OtherGrid other_grid) {
   const ModelConfig& config = model.config();
   const bool timm = is_timm_checkpoint(file);
-  const FloatTensors tensors = timm ? import_timm(file, config) : read_our_layout(file, model);
+  FloatTensors tensors = timm ? import_timm(file, config) : read_our_layout(file, model);
   for (const auto& [name, tensor] : tensors) check_finite(tensor.values, file.path(), name);
+  if (other_grid == OtherGrid::kResample) fit_pos_embed(tensors, model, file.path());
   // Starts from the model's own values: they stay where the file's head is not loaded.
   std::vector<float> params = model.params_to_host();
   copy_into_params(tensors, model, file.path(), other_head, params);

@@ -17,6 +17,9 @@ bool has_dgqa_state(AttentionScheme scheme);
 // Writes every parameter (F32) and, for DGQA schemes, each layer's cache (F32) and
 // allocation (I64). Atomic: a reader sees the old file or the complete new one.
 void save_weights(const VisionTransformer& model, const std::string& path);
+// The same with `params` (layout order, such as a weight EMA) in place of the model's parameters.
+void save_weights(const VisionTransformer& model, const std::vector<float>& params,
+                  const std::string& path);
 
 // InputError naming the file, the tensor and the first non-finite value (NaN or +-Inf), if any:
 // such a value would only make every loss NaN.
@@ -48,14 +51,24 @@ enum class OtherHead {
                   // pretrained on another dataset: --init-from, convert)
 };
 
+// What load_weights does with a pos_embed for another patch grid than the model's.
+enum class OtherGrid {
+  kRefuse,    // an InputError like any mis-shaped tensor (resuming, inspect)
+  kResample,  // resample it to the model's grid, with a log line (io/pos_embed.h: --init-from,
+              // convert)
+};
+
 // Loads a file written by save_weights (or by another program with the same names), or a timm
 // ViT checkpoint, which it converts to the model's K/V heads on the way (io/timm_import.h).
 // A missing, extra or mis-shaped tensor is an InputError naming the file and the tensor, except
-// a head for another number of classes under OtherHead::kReinitialise. The DGQA state tensors
-// are optional: a DGQA model loads them when present, other schemes ignore them.
+// a head for another number of classes under OtherHead::kReinitialise and a pos_embed for
+// another grid under OtherGrid::kResample. The DGQA state tensors are optional: a DGQA model
+// loads them when present, other schemes ignore them.
 void load_weights(VisionTransformer& model, const std::string& path,
-                  OtherHead other_head = OtherHead::kRefuse);
+                  OtherHead other_head = OtherHead::kRefuse,
+                  OtherGrid other_grid = OtherGrid::kRefuse);
 void load_weights(VisionTransformer& model, const SafetensorsFile& file,
-                  OtherHead other_head = OtherHead::kRefuse);
+                  OtherHead other_head = OtherHead::kRefuse,
+                  OtherGrid other_grid = OtherGrid::kRefuse);
 
 }  // namespace dgqa

@@ -60,14 +60,16 @@ class Backend {
   virtual void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
                                    const float* noise, int B, int T, int H, int G, int d) = 0;
   virtual double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                               const int* labels, int N, int K) = 0;
+                                               const int* labels, int N, int K,
+                                               float smoothing) = 0;
   virtual void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
-                                              int N, int K, float scale) = 0;
+                                              int N, int K, float scale, float smoothing) = 0;
   virtual void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) = 0;
   virtual void key_norms(float* norms, const float* k, int B, int T, int G, int d) = 0;
   virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
                             float lr, float beta1, float beta2, float eps, float weight_decay,
                             int64_t t) = 0;
+  virtual void weight_ema_update(float* ema, const float* params, int64_t n, float weight) = 0;
   virtual void add_inplace(float* x, const float* y, int64_t n) = 0;
   virtual void scale_inplace(float* x, float s, int64_t n) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;

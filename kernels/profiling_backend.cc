@@ -100,17 +100,17 @@ void ProfilingBackend::pgqa_noise_backward(float* dx, const float* dy, const flo
 
 double ProfilingBackend::softmax_cross_entropy_forward(float* probs, float* losses,
                                                        const float* logits, const int* labels,
-                                                       int N, int K) {
+                                                       int N, int K, float smoothing) {
   return timed("softmax_cross_entropy_forward", [&] {
-    return inner_->softmax_cross_entropy_forward(probs, losses, logits, labels, N, K);
+    return inner_->softmax_cross_entropy_forward(probs, losses, logits, labels, N, K, smoothing);
   });
 }
 
 void ProfilingBackend::softmax_cross_entropy_backward(float* dlogits, const float* probs,
-                                                      const int* labels, int N, int K,
-                                                      float scale) {
+                                                      const int* labels, int N, int K, float scale,
+                                                      float smoothing) {
   timed("softmax_cross_entropy_backward", [&] {
-    return inner_->softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale);
+    return inner_->softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale, smoothing);
   });
 }
 
@@ -128,6 +128,10 @@ void ProfilingBackend::adamw_update(float* params, const float* grads, float* m,
   timed("adamw_update", [&] {
     return inner_->adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
   });
+}
+
+void ProfilingBackend::weight_ema_update(float* ema, const float* params, int64_t n, float weight) {
+  timed("weight_ema_update", [&] { return inner_->weight_ema_update(ema, params, n, weight); });
 }
 
 void ProfilingBackend::add_inplace(float* x, const float* y, int64_t n) {

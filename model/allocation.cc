@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -62,8 +63,28 @@ std::vector<int> round_half_even(const std::vector<Real>& q, int H) {
   return a;
 }
 
+// The paper code's correction: one head at a time at drawn indices. Each draw takes a head
+// with probability > 0 while a sum above H >= 0 leaves some entry positive, so the loop ends;
+// the bound only turns a broken source of draws into an error instead of a hang.
+void correct_at_random(std::vector<int>& a, int H, const IndexDraws& draw) {
+  const int G = static_cast<int>(a.size());
+  for (int64_t draws = 0; sum_of(a) != H; ++draws) {
+    const int i = draw();
+    if (i < 0 || i >= G || draws > (int64_t{1} << 24)) {
+      throw std::logic_error("apportion: the random correction drew " + std::to_string(i) +
+                             " after " + std::to_string(draws) + " draws");
+    }
+    if (sum_of(a) > H) {
+      if (a[i] > 0) --a[i];
+    } else {
+      ++a[i];
+    }
+  }
+}
+
 // apportion() on double scores; see the note on precision above.
-std::vector<int> apportion_in_double(const std::vector<double>& r, int H) {
+std::vector<int> apportion_in_double(const std::vector<double>& r, int H,
+                                     const IndexDraws& random_index = {}) {
   check_shape(H, static_cast<int>(r.size()));
   if (std::any_of(r.begin(), r.end(), [](double v) { return v < 0; })) {
     throw std::invalid_argument("apportion: a score is negative");
@@ -72,6 +93,10 @@ std::vector<int> apportion_in_double(const std::vector<double>& r, int H) {
 
   const std::vector<double> q = quotas(r, H);
   std::vector<int> a = round_half_even(q, H);
+  if (random_index) {
+    correct_at_random(a, H, random_index);
+    return a;
+  }
 
   // Too many heads: take one from the entry furthest above its quota (first index on ties).
   while (sum_of(a) > H) {
@@ -125,7 +150,8 @@ std::vector<int> apportion(const std::vector<float>& r, int H) {
 }
 
 DgqaUpdate dgqa_update(DgqaKind kind, const std::vector<float>& norms,
-                       const std::vector<float>& cache, float beta, int window, int H) {
+                       const std::vector<float>& cache, float beta, int window, int H,
+                       const IndexDraws& random_index) {
   if (norms.size() != cache.size()) {
     throw std::invalid_argument("dgqa_update: " + std::to_string(norms.size()) + " norms but " +
                                 std::to_string(cache.size()) + " cache entries");
@@ -140,7 +166,7 @@ DgqaUpdate dgqa_update(DgqaKind kind, const std::vector<float>& norms,
   }
 
   DgqaUpdate update;
-  update.allocation = apportion_in_double(scores, H);
+  update.allocation = apportion_in_double(scores, H, random_index);
   // The paper's cache update, the same for both kinds (docs/design.md §3.3); the cache is float32.
   update.new_cache.resize(norms.size());
   for (size_t i = 0; i < norms.size(); ++i) {

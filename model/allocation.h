@@ -6,6 +6,7 @@
 // the same allocation.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 namespace dgqa {
@@ -26,6 +27,10 @@ std::vector<int> kdgqa_allocation(const std::vector<float>& norms, int H);
 // says why).
 std::vector<int> apportion(const std::vector<float>& r, int H);
 
+// A source of K/V head indices in [0, G) for the paper code's correction of a rounded
+// apportionment: each call returns the next draw. Empty: the largest-remainder correction above.
+using IndexDraws = std::function<int()>;
+
 // The two DGQA variants: the score of a K/V head is how much its key norm moved away from
 // the cache (kDiff) or a moving average of norm and cache (kEma).
 enum class DgqaKind { kDiff, kEma };
@@ -36,9 +41,12 @@ struct DgqaUpdate {
 };
 
 // One DGQA window step (3.3) of one layer: the new allocation from this step's key norms and
-// the layer's cache, and the cache to keep until the next window step.
+// the layer's cache, and the cache to keep until the next window step. With `random_index`, a
+// rounded allocation that misses H is corrected at drawn indices instead: while it has too many
+// heads, one is taken from the drawn entry if it has one; while too few, one is given to it.
 DgqaUpdate dgqa_update(DgqaKind kind, const std::vector<float>& norms,
-                       const std::vector<float>& cache, float beta, int window, int H);
+                       const std::vector<float>& cache, float beta, int window, int H,
+                       const IndexDraws& random_index = {});
 
 // The K/V head of each query head: the first a[0] query heads map to 0, the next a[1] to 1, ...
 std::vector<int> kv_head_map(const std::vector<int>& allocation);

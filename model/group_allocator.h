@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/allocation.h"
 #include "model/model_config.h"
 
 namespace dgqa {
@@ -14,6 +15,11 @@ struct ForwardContext {
   bool training = true;
   int64_t step = 0;     // global optimizer step (training) – drives DGQA windows and PGQA noise
   int micro_batch = 0;  // which forward of the step (gradient accumulation): DGQA decides in 0
+  // Training: the step's place in its epoch (DGQA's window with dgqa_window_counter
+  // EPOCH_STEP); -1 when the caller has no epochs. Evaluation: the batch's index in the split.
+  int64_t epoch_step = -1;
+  int64_t eval_batch = 0;
+  float label_smoothing = 0.f;  // the loss's (docs/design.md §3.6); 0 = plain cross-entropy
 };
 
 // The inputs of a training step's allocation that was decided from key norms (KDGQA's at
@@ -27,14 +33,16 @@ struct KeyNormDecision {
 
 class GroupAllocator {
  public:
-  explicit GroupAllocator(const ModelConfig& config);
+  // The allocator of attention layer `layer` of a model whose random streams are keyed by
+  // `seed` (DGQA's RANDOM_INDEX correction draws from one).
+  GroupAllocator(const ModelConfig& config, int layer, uint64_t seed);
 
   // Whether this forward pass needs the (globally summed) key norms of the layer.
   bool needs_key_norms(const ForwardContext& context) const;
 
   // Chooses the allocation for this forward pass. `global_norms` (G values) is read only when
   // needs_key_norms() said so. DGQA training steps on a window update the cache and the
-  // allocation; evaluation never changes the state.
+  // allocation; evaluation changes the state only with dgqa_eval PER_BATCH_UPDATE.
   void choose(const ForwardContext& context, const std::vector<float>& global_norms);
 
   // The allocation of the current forward pass (G counts summing to H).
@@ -53,11 +61,16 @@ class GroupAllocator {
 
  private:
   bool is_dgqa() const;
+  int64_t window_step(const ForwardContext& context) const;
+  IndexDraws random_index(const ForwardContext& context) const;
   void check_allocation(const std::vector<int64_t>& allocation) const;
 
   AttentionScheme scheme_;
   DgqaEvalMode eval_mode_;
-  int num_heads_, window_;
+  DgqaWindowCounter window_counter_;
+  DgqaFixup fixup_;
+  int num_heads_, window_, layer_;
+  uint64_t seed_;
   float beta_;
   std::vector<float> cache_;     // DGQA cache, starts at 0
   std::vector<int> allocation_;  // the training allocation (DGQA) or the fixed one

@@ -9,7 +9,11 @@ namespace dgqa {
 enum class AttentionScheme { kMHA, kGQA, kKDGQA, kDGQA_DIFF, kDGQA_EMA, kPGQA };
 
 // How DGQA picks its allocation at evaluation (docs/design.md §3.3).
-enum class DgqaEvalMode { kFrozen, kPerBatch };
+enum class DgqaEvalMode { kFrozen, kPerBatch, kPerBatchUpdate };
+
+// What DGQA's window counts, and how its apportionment is corrected (docs/design.md §3.3).
+enum class DgqaWindowCounter { kGlobalStep, kEpochStep };
+enum class DgqaFixup { kLargestRemainder, kRandomIndex };
 
 struct ModelConfig {
   int image_size = 224;
@@ -24,6 +28,8 @@ struct ModelConfig {
   int dgqa_window = 300;
   float dgqa_beta = 0.9f;
   DgqaEvalMode dgqa_eval = DgqaEvalMode::kFrozen;
+  DgqaWindowCounter dgqa_window_counter = DgqaWindowCounter::kGlobalStep;
+  DgqaFixup dgqa_fixup = DgqaFixup::kLargestRemainder;
   bool pgqa_eval_noise = true;
   float init_std = 0.02f;
 

@@ -62,7 +62,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   params_ = allocate_floats(layout_.total_size());
   grads_ = allocate_floats(layout_.total_size());
   backend_.set_parameters(params_.get(), layout_.total_size());
-  for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config);
+  for (int i = 0; i < config.depth; ++i) allocators_.emplace_back(config, i, seed);
 
   // Every buffer is a region of one backend allocation, so a forward pass never allocates:
   // list the regions, then lay them out (16-float aligned) and set the pointers.
@@ -315,7 +315,9 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
   be.layernorm_forward(b.lnf, b.lnf_mean, b.lnf_rstd, b.cls, param(layout_.norm_w),
                        param(layout_.norm_b), B, D, kLayerNormEps);
   be.matmul_forward(b.logits, b.lnf, param(layout_.head_w), param(layout_.head_b), B, D, K);
-  return be.softmax_cross_entropy_forward(b.ce_probs, b.losses, b.logits, b.labels, B, K);
+  last_smoothing_ = context.label_smoothing;
+  return be.softmax_cross_entropy_forward(b.ce_probs, b.losses, b.logits, b.labels, B, K,
+                                          last_smoothing_);
 }
 
 void VisionTransformer::backward(float loss_scale, const GradientsReady& on_ready) {
@@ -330,7 +332,8 @@ void VisionTransformer::backward(float loss_scale, const GradientsReady& on_read
 
   // Head: loss -> logits -> final LayerNorm -> class token.
   be.zero(b.d_logits, sizeof(float) * B * K);
-  be.softmax_cross_entropy_backward(b.d_logits, b.ce_probs, b.labels, B, K, loss_scale);
+  be.softmax_cross_entropy_backward(b.d_logits, b.ce_probs, b.labels, B, K, loss_scale,
+                                    last_smoothing_);
   be.zero(b.d_lnf, sizeof(float) * B * D);
   be.matmul_backward(b.d_lnf, grad(layout_.head_w), grad(layout_.head_b), b.d_logits, b.lnf,
                      param(layout_.head_w), B, D, K);

@@ -53,8 +53,9 @@ class VisionTransformer {
   void params_from_host(const std::vector<float>& values);
 
   // Runs the model on B images (host, (B, C, S, S), normalised) with their labels and returns
-  // the sum of the B cross-entropy losses. Key norms are summed with `reducer`. B may be 0 (a
-  // rank without examples in a last evaluation batch): it then only joins the key-norm sums.
+  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing). Key norms
+  // are summed with `reducer`. B may be 0 (a rank without examples in a last evaluation batch): it
+  // then only joins the key-norm sums.
   double forward(const float* images, const int32_t* labels, int B, const ForwardContext& context,
                  Reducer& reducer);
 
@@ -97,7 +98,8 @@ class VisionTransformer {
   std::unique_ptr<Buffers> buffers_;  // after params_ and grads_: released before them
   std::vector<GroupAllocator> allocators_;
   int last_batch_ = 0;
-  bool last_noise_ = false;  // whether the last forward applied PGQA noise
+  bool last_noise_ = false;     // whether the last forward applied PGQA noise
+  float last_smoothing_ = 0.f;  // the last forward's label smoothing
 };
 
 }  // namespace dgqa

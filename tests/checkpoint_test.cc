@@ -202,6 +202,13 @@ struct Training {
   int keep_last = 3;
   bool slow = true;  // evaluate on the test split after every step
   int log_every_steps = 1;
+  int dgqa_window = 3;      // DGQA's cache and allocation carry over between steps
+  std::string extra_model;  // more text inside model { }, named by `name` in file names
+  std::string name;
+  // Label smoothing, layer-wise LR decay, a warm-up from a start factor and a multi-step decay
+  // whose milestones fall between checkpoints.
+  bool fine_tuning = false;
+  bool weight_ema = false;   // train.ema_decay 0.9 with its warm-up
   int micro_batch_size = 0;  // images per forward pass and rank; 0: the rank's whole batch
 };
 
@@ -250,12 +257,19 @@ const tests::FixtureDataset& fixture_dataset() {
 std::string config_path(const Training& training) {
   tests::FixtureConfig config;
   config.attention = training.scheme;
-  config.dgqa_window = 3;  // DGQA's cache and allocation carry over between steps
+  config.dgqa_window = training.dgqa_window;
+  config.extra_model = training.extra_model;
   config.max_steps = training.max_steps;
   config.eval_every_steps = training.slow ? 1 : 0;
   config.eval_batch_size = 16;
   config.log_every_steps = training.log_every_steps;
+  if (training.fine_tuning) {
+    config.extra_optimizer = "label_smoothing: 0.1 layer_decay: 0.75 no_decay_1d: true\n";
+    config.schedule =
+        "warmup_steps: 3 warmup_start_factor: 0.2 kind: MULTI_STEP milestones: [4, 10]";
+  }
   config.extra_train = "  micro_batch_size: " + std::to_string(training.micro_batch_size) + "\n";
+  if (training.weight_ema) config.extra_train += "  ema_decay: 0.9 ema_warmup: true\n";
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
@@ -263,8 +277,10 @@ std::string config_path(const Training& training) {
   const std::string name =
       training.scheme + "_" + std::to_string(training.max_steps) + "_" +
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
-      std::to_string(training.log_every_steps) + "_" + std::to_string(training.micro_batch_size) +
-      (training.slow ? "_slow" : "");
+      std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "") + "_" +
+      std::to_string(training.dgqa_window) + training.name +
+      (training.fine_tuning ? "_fine_tuning" : "") + (training.weight_ema ? "_ema" : "") + "_" +
+      std::to_string(training.micro_batch_size);
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -286,6 +302,33 @@ std::string uninterrupted(const Training& training, int ranks) {
   return out;
 }
 
+// Expects the run in `out` to have logged and written exactly what the uninterrupted `reference`
+// did: every metrics record but the throughput (a train record every log_every steps and at
+// the last), the final weights, and the last checkpoint.
+void expect_same_run(const std::string& reference, const std::string& out, int last_step,
+                     int log_every = 1) {
+  const std::vector<json> expected = metrics_records(reference);
+  const std::vector<json> actual = metrics_records(out);
+  EXPECT_EQ(compare_records(expected, actual), "");
+  std::vector<int64_t> log_steps;
+  for (int step = 1; step <= last_step; ++step) {
+    if (step % log_every == 0 || step == last_step) log_steps.push_back(step);
+  }
+  EXPECT_EQ(train_steps(actual), log_steps);
+  for (const char* file : {"model.safetensors", "model_ema.safetensors"}) {  // with a weight EMA
+    ASSERT_EQ(tests::file_exists(out + "/" + file), tests::file_exists(reference + "/" + file));
+    if (!tests::file_exists(reference + "/" + file)) continue;
+    EXPECT_TRUE(tests::read_file(out + "/" + file) == tests::read_file(reference + "/" + file))
+        << out << "/" << file << " differs from the uninterrupted run's";
+  }
+  const std::string last = checkpoint_dir(out, last_step);
+  for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
+    EXPECT_TRUE(tests::read_file(last + "/" + file) ==
+                tests::read_file(checkpoint_dir(reference, last_step) + "/" + file))
+        << last << "/" << file << " differs from the uninterrupted run's";
+  }
+}
+
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -305,32 +348,26 @@ class CheckpointTest : public ::testing::Test {
     return copy;
   }
 
+  // A 20-step run of `training` resumed from its checkpoint at each of `steps` gives the
+  // uninterrupted run's metrics (log every 4 steps) and weights, bit for bit.
+  void expect_resumes_bit_identical(const Training& training, const std::vector<int>& steps) {
+    const std::string config = config_path(training);
+    const std::string reference = uninterrupted(training, 1);
+    for (int step : steps) {
+      SCOPED_TRACE("resuming from step " + std::to_string(step));
+      const std::string out = copy_of(reference, "from" + std::to_string(step));
+      fs::remove(out + "/model.safetensors");
+      const Result resumed =
+          train(1, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
+      ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+      EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, step)))
+          << resumed.output;
+      expect_same_run(reference, out, 20, 4);
+    }
+  }
+
   std::string test_dir_;
 };
-
-// Expects the run in `out` to have logged and written exactly what the uninterrupted `reference`
-// did: every metrics record but the throughput (a train record every log_every steps and at
-// the last), the final weights, and the last checkpoint.
-void expect_same_run(const std::string& reference, const std::string& out, int last_step,
-                     int log_every = 1) {
-  const std::vector<json> expected = metrics_records(reference);
-  const std::vector<json> actual = metrics_records(out);
-  EXPECT_EQ(compare_records(expected, actual), "");
-  std::vector<int64_t> log_steps;
-  for (int step = 1; step <= last_step; ++step) {
-    if (step % log_every == 0 || step == last_step) log_steps.push_back(step);
-  }
-  EXPECT_EQ(train_steps(actual), log_steps);
-  EXPECT_TRUE(tests::read_file(out + "/model.safetensors") ==
-              tests::read_file(reference + "/model.safetensors"))
-      << out << "/model.safetensors differs from the uninterrupted run's";
-  const std::string last = checkpoint_dir(out, last_step);
-  for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
-    EXPECT_TRUE(tests::read_file(last + "/" + file) ==
-                tests::read_file(checkpoint_dir(reference, last_step) + "/" + file))
-        << last << "/" << file << " differs from the uninterrupted run's";
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Killed after a checkpoint, resumed: bit-identical to an uninterrupted run.
@@ -365,10 +402,11 @@ std::string kill_after_checkpoint(int ranks, const std::string& config, const st
 struct KillCase {
   const char* scheme;
   int ranks;
+  bool weight_ema = false;
 };
 
 void PrintTo(const KillCase& kill, std::ostream* out) {
-  *out << kill.scheme << " on " << kill.ranks << " rank(s)";
+  *out << kill.scheme << " on " << kill.ranks << " rank(s)" << (kill.weight_ema ? " with EMA" : "");
 }
 
 class KillResumeTest : public CheckpointTest, public ::testing::WithParamInterface<KillCase> {};
@@ -377,6 +415,7 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   const KillCase kill = GetParam();
   Training training;
   training.scheme = kill.scheme;
+  training.weight_ema = kill.weight_ema;
   const std::string config = config_path(training);
   const std::string reference = uninterrupted(training, kill.ranks);
   const std::string out = test_dir_ + "/out";
@@ -400,10 +439,12 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(SchemesAndRanks, KillResumeTest,
                          ::testing::Values(KillCase{"DGQA_EMA", 1}, KillCase{"DGQA_EMA", 2},
-                                           KillCase{"PGQA", 1}, KillCase{"PGQA", 2}),
+                                           KillCase{"PGQA", 1}, KillCase{"PGQA", 2},
+                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true}),
                          [](const auto& test_param) {
                            return std::string(test_param.param.scheme) + "_" +
-                                  std::to_string(test_param.param.ranks) + "rank";
+                                  std::to_string(test_param.param.ranks) + "rank" +
+                                  (test_param.param.weight_ema ? "_weight_ema" : "");
                          });
 
 // The checkpoint of the last step is written after the evaluation that ends training, so a run
@@ -619,7 +660,8 @@ TEST_F(CheckpointTest, Sigusr1StopsOneRankWithACheckpointAndExit75) {
 // ---------------------------------------------------------------------------------------------
 // 3. Integrity: damaged, truncated, mismatched, unwritable, full.
 
-// One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20.
+// One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20; with the
+// fine-tuning options, so that resuming covers them.
 Training integrity_training() {
   Training training;
   training.max_steps = 20;
@@ -628,6 +670,7 @@ Training integrity_training() {
   training.slow = false;
   // Checkpoints inside log windows: a resumed run's train records count the images before it.
   training.log_every_steps = 4;
+  training.fine_tuning = true;
   return training;
 }
 
@@ -745,21 +788,23 @@ TEST_F(CheckpointTest, LeftoversOfAKilledCheckpointWriteAreIgnored) {
 TEST_F(CheckpointTest, ResumingFromAnyCheckpointIsBitIdentical) {
   Training training = integrity_training();
   training.every_steps = 6;  // 12 steps per epoch
-  const std::string config = config_path(training);
-  const std::string reference = uninterrupted(training, 1);
-  ASSERT_EQ(join(checkpoint_entries(reference)),
+  ASSERT_EQ(join(checkpoint_entries(uninterrupted(training, 1))),
             "latest step_00000006 step_00000012 step_00000018 step_00000020");
-  for (int step : {6, 12, 18}) {
-    SCOPED_TRACE("resuming from step " + std::to_string(step));
-    const std::string out = copy_of(reference, "from" + std::to_string(step));
-    fs::remove(out + "/model.safetensors");
-    const Result resumed =
-        train(1, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
-    ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
-    EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, step)))
-        << resumed.output;
-    expect_same_run(reference, out, 20, 4);
-  }
+  expect_resumes_bit_identical(training, {6, 12, 18});
+}
+
+// The paper code's DGQA (docs/experiments.md) keeps state across evaluations and draws its
+// rounding fix-up: a run resumed on either side of the epoch-end evaluation (step 12) is still
+// bit-identical. Window 5 over 12-step epochs: the epoch counter's windows are not the global ones.
+TEST_F(CheckpointTest, ResumingWithThePaperCodesDgqaIsBitIdentical) {
+  Training training = integrity_training();
+  training.scheme = "DGQA_DIFF";
+  training.every_steps = 6;
+  training.dgqa_window = 5;
+  training.extra_model =
+      "dgqa_eval: PER_BATCH_UPDATE dgqa_window_counter: EPOCH_STEP dgqa_fixup: RANDOM_INDEX";
+  training.name = "_paper_code";
+  expect_resumes_bit_identical(training, {6, 12});
 }
 
 // With gradient accumulation (micro-batches of 2, so 4 forward passes a step on 1 rank and 2 on

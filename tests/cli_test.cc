@@ -538,6 +538,31 @@ TEST_F(CliTest, TrainFromWeightsWithZeroLearningRateKeepsThem) {
       << "training with lr 0 from a file must save the same weights";
 }
 
+// model.pretrained_final_norm FRESH (the paper code's loading): the final norm starts at weight
+// 1 and bias 0, every other tensor is the file's.
+TEST_F(CliTest, FreshFinalNormReplacesOnlyTheLoadedFinalNorm) {
+  const std::string config = write_config(scheme_config("GQA", 2));
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/a"));
+  const std::string weights = dir_ + "/a/model.safetensors";
+  ASSERT_NO_FATAL_FAILURE(run_train(config, dir_ + "/b",
+                                    "--init-from " + shell_quote(weights) +
+                                        " --set optimizer.lr=0 --set "
+                                        "model.pretrained_final_norm=FRESH"));
+  const SafetensorsFile loaded = SafetensorsFile::read(weights);
+  const SafetensorsFile trained = SafetensorsFile::read(dir_ + "/b/model.safetensors");
+  ASSERT_EQ(loaded.names(), trained.names());
+  for (const std::string& name : loaded.names()) {
+    const std::vector<float> before = loaded.as_f32(name), after = trained.as_f32(name);
+    if (name == "norm.weight" || name == "norm.bias") {
+      const float fresh = name == "norm.weight" ? 1.f : 0.f;
+      EXPECT_NE(before, std::vector<float>(before.size(), fresh)) << name << " was already fresh";
+      EXPECT_EQ(after, std::vector<float>(after.size(), fresh)) << name;
+    } else {
+      EXPECT_EQ(after, before) << name;
+    }
+  }
+}
+
 TEST_F(CliTest, EvalWithoutLogitsOutPrintsOnlyTheResult) {
   const std::string config = write_config(scheme_config("PGQA", 2));
   const std::string out = dir_ + "/out";

@@ -83,7 +83,7 @@ TEST_F(ConfigTest, ValidConfigLoads) {
   EXPECT_EQ(config.data().mean_size(), 1);
 }
 
-// Every config shipped in configs/ and bench/ loads and validates (configs/datasets/ with
+// Every config shipped in configs/ and bench/ loads and validates (configs/paper/ with
 // data.root given).
 TEST(ShippedConfigsTest, EveryConfigValidates) {
   int checked = 0;
@@ -92,14 +92,14 @@ TEST(ShippedConfigsTest, EveryConfigValidates) {
          std::filesystem::recursive_directory_iterator(std::string(DGQA_SOURCE_DIR) + folder)) {
       if (entry.path().extension() != ".pbtxt") continue;
       // The dataset configs leave data.root to the command line.
-      const bool needs_root = entry.path().parent_path().filename() == "datasets";
+      const bool needs_root = entry.path().parent_path().filename() == "paper";
       const std::vector<std::string> overrides =
           needs_root ? std::vector<std::string>{"data.root=/data"} : std::vector<std::string>{};
       EXPECT_NO_THROW(load_config(entry.path().string(), overrides)) << entry.path();
       ++checked;
     }
   }
-  EXPECT_GE(checked, 12 + 7);  // configs/datasets/ alone holds 12
+  EXPECT_GE(checked, 12 + 7);  // configs/paper/ alone holds 12
 }
 
 TEST_F(ConfigTest, TextRoundTrip) {
@@ -166,6 +166,23 @@ TEST_F(ConfigTest, OverrideEnumByName) {
   const config::Config config = load({"model.attention=KDGQA", "model.dgqa_eval=PER_BATCH"});
   EXPECT_EQ(config.model().attention(), config::KDGQA);
   EXPECT_EQ(model_config_from(config).dgqa_eval, DgqaEvalMode::kPerBatch);
+}
+
+// The switches that reproduce the paper's code (docs/experiments.md) reach the model's config.
+TEST_F(ConfigTest, PaperCodeSwitches) {
+  const ModelConfig defaults = model_config_from(load({}));
+  EXPECT_EQ(defaults.dgqa_window_counter, DgqaWindowCounter::kGlobalStep);
+  EXPECT_EQ(defaults.dgqa_fixup, DgqaFixup::kLargestRemainder);
+  const config::Config config =
+      load({"model.dgqa_eval=PER_BATCH_UPDATE", "model.dgqa_window_counter=EPOCH_STEP",
+            "model.dgqa_fixup=RANDOM_INDEX", "model.pretrained_final_norm=FRESH",
+            "train.eval_average=OVER_BATCHES"});
+  const ModelConfig model = model_config_from(config);
+  EXPECT_EQ(model.dgqa_eval, DgqaEvalMode::kPerBatchUpdate);
+  EXPECT_EQ(model.dgqa_window_counter, DgqaWindowCounter::kEpochStep);
+  EXPECT_EQ(model.dgqa_fixup, DgqaFixup::kRandomIndex);
+  EXPECT_EQ(config.model().pretrained_final_norm(), config::FRESH);
+  EXPECT_EQ(config.train().eval_average(), config::OVER_BATCHES);
 }
 
 TEST_F(ConfigTest, OverrideBool) {
@@ -352,6 +369,43 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
     EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
         << ::testing::PrintToString(c.overrides) << ": " << message;
   }
+}
+
+// Label smoothing, layer-wise LR decay and the schedules beyond CONSTANT and COSINE.
+TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
+  const struct {
+    std::vector<std::string> overrides;
+    const char* field;
+  } cases[] = {
+      {{"optimizer.label_smoothing=1"}, "optimizer.label_smoothing"},
+      {{"optimizer.label_smoothing=-0.1"}, "optimizer.label_smoothing"},
+      {{"optimizer.layer_decay=0"}, "optimizer.layer_decay"},
+      {{"optimizer.layer_decay=1.5"}, "optimizer.layer_decay"},
+      {{"schedule.warmup_start_factor=0"}, "schedule.warmup_start_factor"},
+      {{"schedule.warmup_start_factor=1.5"}, "schedule.warmup_start_factor"},
+      {{"schedule.warmup_steps=0", "schedule.warmup_start_factor=0.1"},
+       "schedule.warmup_start_factor"},
+      {{"schedule.kind=STEP", "schedule.step_size=0"}, "schedule.step_size"},
+      {{"schedule.gamma=0"}, "schedule.gamma"},
+      {{"schedule.gamma=2"}, "schedule.gamma"},
+      {{"schedule.kind=MULTI_STEP"}, "schedule.milestones"},
+      {{"schedule.kind=MULTI_STEP", "schedule.milestones=5,5"}, "schedule.milestones"},
+      {{"schedule.kind=MULTI_STEP", "schedule.milestones=0,5"}, "schedule.milestones"},
+      {{"schedule.kind=COSINE_RESTARTS"}, "schedule.cycle_steps"},
+      {{"schedule.cycle_mul=0.5"}, "schedule.cycle_mul"},
+      {{"schedule.cycle_decay=0"}, "schedule.cycle_decay"},
+      {{"schedule.cycle_limit=-1"}, "schedule.cycle_limit"},
+  };
+  for (const auto& c : cases) {
+    const std::string message = load_error(c.overrides);
+    EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
+        << ::testing::PrintToString(c.overrides) << ": " << message;
+  }
+  const config::Config good = load({"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.65",
+                                    "schedule.warmup_start_factor=0.01", "schedule.kind=MULTI_STEP",
+                                    "schedule.milestones=10,20", "schedule.gamma=0.5"});
+  EXPECT_FLOAT_EQ(good.optimizer().layer_decay(), 0.65f);
+  EXPECT_EQ(good.schedule().milestones_size(), 2);
 }
 
 TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {

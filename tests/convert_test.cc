@@ -309,6 +309,32 @@ TEST_F(ConvertTest, TrainRefusesKvHeadsThatDoNotDivideTheHeads) {
   expect_input_error(run, {"model.num_kv_heads", timm});
 }
 
+TEST_F(ConvertTest, CheckpointForAnotherImageSizeHasItsPositionEmbeddingResampled) {
+  // The values are checked against PyTorch in tests/pos_embed_test.cc; here the command's part.
+  const std::string timm = write_timm("timm-16px.safetensors", "--image-size 16");
+  const std::string out = dir_ + "/out.safetensors";
+  const DgqaRun run = convert(write_config(settings_for("GQA", 2)), timm, out);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  tests::expect_contains(run.err,
+                         "Resampled pos_embed of " + timm + " from the 4x4 patch grid to 2x2");
+  EXPECT_EQ(SafetensorsFile::read(out).get("pos_embed").shape, (std::vector<int64_t>{1, 5, 16}));
+}
+
+TEST_F(ConvertTest, TrainAndEvalInitFromAnotherImageSizeResampleThePositionEmbedding) {
+  const std::string timm = write_timm("timm-16px.safetensors", "--image-size 16");
+  const std::string config = write_config(settings_for("KDGQA", 2));
+  const std::string resampled =
+      "Resampled pos_embed of " + timm + " from the 4x4 patch grid to 2x2";
+  const DgqaRun train =
+      run_dgqa("train --config " + shell_quote(config) + " --init-from " + shell_quote(timm));
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  tests::expect_contains(train.err, resampled);
+  const DgqaRun eval =
+      run_dgqa("eval --config " + shell_quote(config) + " --init-from " + shell_quote(timm));
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  tests::expect_contains(eval.err, resampled);
+}
+
 // ---- What dgqa convert refuses ----------------------------------------------------------------
 
 TEST_F(ConvertTest, MissingFromFile) {
@@ -355,12 +381,6 @@ TEST_F(ConvertTest, TensorThatTimmViTsOfThisShapeDoNotHave) {
   const std::string extra = dir_ + "/timm-fc-norm.safetensors";
   writer.write(extra);
   expect_convert_rejected(write_config(settings_for("GQA", 2)), extra, {extra, "fc_norm.weight"});
-}
-
-TEST_F(ConvertTest, CheckpointForAnotherImageSize) {
-  const std::string timm = write_timm("timm-16px.safetensors", "--image-size 16");
-  expect_convert_rejected(write_config(settings_for("GQA", 2)), timm,
-                          {timm, "pos_embed", "(1, 17, 16)", "(1, 5, 16)", "not interpolated"});
 }
 
 TEST_F(ConvertTest, ToDirectoryThatDoesNotExist) {

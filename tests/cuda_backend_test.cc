@@ -280,5 +280,22 @@ TEST_F(CudaBackendTest, AdamwThreeSteps) {
       kElementwiseRel, kElementwiseAbs, "adamw");
 }
 
+// The CUDA twin of the weight EMA gives the CPU's bits: both branches of the lerp, and the
+// weight 1 of the first update (an exact copy).
+TEST_F(CudaBackendTest, WeightEmaUpdateIsTheCpus) {
+  const int64_t n = 100003;
+  const std::vector<std::vector<float>> host = {uniform_values(n, 90),   // ema
+                                                uniform_values(n, 91)};  // params
+  expect_same_results(
+      host,
+      [&](Backend& backend, const std::vector<float*>& b) {
+        for (float weight : {1.f, 0.37f, 0.6f, 0.001f}) {
+          backend.weight_ema_update(b[0], b[1], n, weight);
+          backend.scale_inplace(b[1], 0.9f, n);  // the weights move between updates
+        }
+      },
+      0, 0, "weight EMA");
+}
+
 }  // namespace
 }  // namespace dgqa

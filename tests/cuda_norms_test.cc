@@ -221,13 +221,13 @@ struct CrossEntropyForwardResult {
 CrossEntropyForwardResult run_cross_entropy_forward(Backend& backend,
                                                     const std::vector<float>& logit_values,
                                                     const std::vector<int>& label_values, int N,
-                                                    int K) {
+                                                    int K, float smoothing = 0.f) {
   DeviceArray<float> logits(backend, logit_values);
   DeviceArray<int> labels(backend, label_values);
   DeviceArray<float> probs(backend, std::vector<float>(logit_values.size()));
   DeviceArray<float> losses(backend, std::vector<float>(N));
-  const double loss_sum = backend.softmax_cross_entropy_forward(probs.get(), losses.get(),
-                                                                logits.get(), labels.get(), N, K);
+  const double loss_sum = backend.softmax_cross_entropy_forward(
+      probs.get(), losses.get(), logits.get(), labels.get(), N, K, smoothing);
   return {loss_sum, probs.to_host(), losses.to_host()};
 }
 
@@ -238,11 +238,16 @@ TEST_P(CudaCrossEntropyTest, ForwardMatchesCpu) {
   const auto [N, K, logit_range, tolerance] = GetParam();
   const auto logits = random_vector(static_cast<size_t>(N) * K, 41, -logit_range, logit_range);
   const auto labels = random_labels(N, K, 42);
-  const CrossEntropyForwardResult expected = run_cross_entropy_forward(*cpu_, logits, labels, N, K);
-  const CrossEntropyForwardResult actual = run_cross_entropy_forward(*cuda_, logits, labels, N, K);
-  EXPECT_NEAR(actual.loss_sum, expected.loss_sum, tolerance * (1 + std::fabs(expected.loss_sum)));
-  expect_close(actual.losses, expected.losses, tolerance, "losses");
-  expect_close(actual.probs, expected.probs, tolerance, "probs");
+  for (float smoothing : {0.f, 0.1f}) {
+    SCOPED_TRACE("label smoothing " + std::to_string(smoothing));
+    const CrossEntropyForwardResult expected =
+        run_cross_entropy_forward(*cpu_, logits, labels, N, K, smoothing);
+    const CrossEntropyForwardResult actual =
+        run_cross_entropy_forward(*cuda_, logits, labels, N, K, smoothing);
+    EXPECT_NEAR(actual.loss_sum, expected.loss_sum, tolerance * (1 + std::fabs(expected.loss_sum)));
+    expect_close(actual.losses, expected.losses, tolerance, "losses");
+    expect_close(actual.probs, expected.probs, tolerance, "probs");
+  }
 }
 
 TEST_P(CudaCrossEntropyTest, ForwardSumIsBitwiseRepeatable) {
@@ -261,16 +266,19 @@ TEST_P(CudaCrossEntropyTest, BackwardAccumulatesLikeCpu) {
   const auto probs_values = run_cross_entropy_forward(*cpu_, logits, label_values, N, K).probs;
   const auto dlogits_initial = random_vector(logits.size(), 47);
   const float scale = 1.f / N;
-  std::vector<float> dlogits[2];
-  Backend* backends[2] = {cpu_.get(), cuda_.get()};
-  for (int i = 0; i < 2; ++i) {
-    DeviceArray<float> probs(*backends[i], probs_values), gradient(*backends[i], dlogits_initial);
-    DeviceArray<int> labels(*backends[i], label_values);
-    backends[i]->softmax_cross_entropy_backward(gradient.get(), probs.get(), labels.get(), N, K,
-                                                scale);
-    dlogits[i] = gradient.to_host();
+  for (float smoothing : {0.f, 0.1f}) {
+    SCOPED_TRACE("label smoothing " + std::to_string(smoothing));
+    std::vector<float> dlogits[2];
+    Backend* backends[2] = {cpu_.get(), cuda_.get()};
+    for (int i = 0; i < 2; ++i) {
+      DeviceArray<float> probs(*backends[i], probs_values), gradient(*backends[i], dlogits_initial);
+      DeviceArray<int> labels(*backends[i], label_values);
+      backends[i]->softmax_cross_entropy_backward(gradient.get(), probs.get(), labels.get(), N, K,
+                                                  scale, smoothing);
+      dlogits[i] = gradient.to_host();
+    }
+    expect_close(dlogits[1], dlogits[0], kElementwise, "dlogits");
   }
-  expect_close(dlogits[1], dlogits[0], kElementwise, "dlogits");
 }
 
 // CIFAR-sized and ImageNet-sized heads; logits up to +-100 check that no exp overflows.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <sstream>
 
 #include "io/npy.h"
@@ -18,7 +19,28 @@ namespace {
 using nlohmann::json;
 using tests::shell_quote;
 
-const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
+// A rank-invariance run: its scheme and --set overrides.
+struct RankCase {
+  const char* name;
+  const char* scheme;
+  const char* sets;
+};
+
+// Every scheme, and GQA with the fine-tuning options (label smoothing, layer-wise LR decay,
+// timm's no-decay rule, a warm-up from a start factor, a multi-step decay).
+const RankCase kRankCases[] = {
+    {"MHA", "MHA", ""},
+    {"GQA", "GQA", ""},
+    {"KDGQA", "KDGQA", ""},
+    {"DGQA_DIFF", "DGQA_DIFF", ""},
+    {"DGQA_EMA", "DGQA_EMA", ""},
+    {"PGQA", "PGQA", ""},
+    {"GQA_fine_tuning", "GQA",
+     " --set optimizer.label_smoothing=0.1 --set optimizer.layer_decay=0.75"
+     " --set optimizer.no_decay_1d=true --set schedule.warmup_steps=3"
+     " --set schedule.warmup_start_factor=0.2 --set schedule.kind=MULTI_STEP"
+     " --set schedule.milestones=5,10"},
+};
 
 using tests::mpirun_prefix;
 using tests::read_run_records;
@@ -44,19 +66,26 @@ class DistTest : public ::testing::Test {
   tests::FixtureDataset data_;
 };
 
-class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<const char*> {};
+void PrintTo(const RankCase& rank_case, std::ostream* out) {
+  *out << rank_case.name;
+}
+
+class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface<RankCase> {};
 
 TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
-  const std::string scheme = GetParam();
+  const std::string scheme = GetParam().scheme;
   const std::string config = write_config(scheme, 20);
   std::map<int, RunRecords> runs;
   for (int ranks : {1, 2, 4}) {
     const std::string out = dir_ + "/out" + std::to_string(ranks);
     const std::string launcher = ranks == 1 ? "" : mpirun_prefix(ranks);
     std::string output;
-    const int code = tests::run_command(launcher + DGQA_BINARY + " train --config " +
-                                            shell_quote(config) + " --out " + shell_quote(out),
-                                        &output);
+    // With a weight EMA, which every rank keeps alike and evaluates with the weights.
+    const int code =
+        tests::run_command(launcher + DGQA_BINARY + " train --config " + shell_quote(config) +
+                               " --out " + shell_quote(out) + GetParam().sets +
+                               " --set train.ema_decay=0.9 --set train.ema_warmup=true",
+                           &output);
     ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
     runs[ranks] = read_run_records(out + "/metrics.jsonl");
   }
@@ -82,8 +111,12 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
       // allocation across a boundary. Evaluating the same weights on several ranks is compared
       // in EvalLogitsOfSeveralRanksAreThoseOfOne.
       if (scheme == std::string("KDGQA")) continue;
-      EXPECT_NEAR(many.evals[i].at("loss"), one.evals[i].at("loss"), 1e-4) << ranks << " ranks";
-      EXPECT_NEAR(many.evals[i].at("top1"), one.evals[i].at("top1"), 1e-6) << ranks << " ranks";
+      for (const char* key : {"loss", "ema_loss"}) {
+        EXPECT_NEAR(many.evals[i].at(key), one.evals[i].at(key), 1e-4) << ranks << " ranks";
+      }
+      for (const char* key : {"top1", "ema_top1"}) {
+        EXPECT_NEAR(many.evals[i].at(key), one.evals[i].at(key), 1e-6) << ranks << " ranks";
+      }
     }
   }
   if (scheme != std::string("MHA") && scheme != std::string("GQA") &&
@@ -92,8 +125,10 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kSchemes),
-                         [](const auto& test_param) { return std::string(test_param.param); });
+INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kRankCases),
+                         [](const auto& test_param) { return std::string(test_param.param.name); });
+
+const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
 
 // Gradient accumulation (docs/design.md §3.6) and recomputation (§3.9): a run of `ranks` ranks
 // whose forward passes see micro_batch images each (0: the whole per-rank batch).

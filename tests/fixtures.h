@@ -74,9 +74,11 @@ struct FixtureConfig {
   int eval_every_steps = 0;
   int log_every_steps = 1;
   int threads = 1;
-  std::string extra_model;  // more text inside model { }
-  std::string extra_train;  // more text inside train { }
-  std::string extra;        // more text at the top level
+  std::string extra_model;                  // more text inside model { }
+  std::string extra_optimizer;              // more text inside optimizer { }
+  std::string schedule = "kind: CONSTANT";  // the text inside schedule { }
+  std::string extra_train;                  // more text inside train { }
+  std::string extra;                        // more text at the top level
 };
 
 // The runs whose per-step results the distributed tests compare across rank counts (dist_test,

@@ -208,19 +208,22 @@ TEST(CpuBackendTest, ForwardsEveryKernel) {
   expect_same(
       [&] {
         loss_backend = backend->softmax_cross_entropy_forward(x.data(), y.data(), a.data(),
-                                                              labels.data(), N, C);
+                                                              labels.data(), N, C, 0.1f);
       },
       [&] {
-        loss_direct =
-            cpu::softmax_cross_entropy_forward(x.data(), y.data(), a.data(), labels.data(), N, C);
+        loss_direct = cpu::softmax_cross_entropy_forward(x.data(), y.data(), a.data(),
+                                                         labels.data(), N, C, 0.1f);
       },
       "softmax_cross_entropy_forward");
   EXPECT_EQ(loss_backend, loss_direct);
   expect_same(
       [&] {
-        backend->softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), N, C, 0.25f);
+        backend->softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), N, C, 0.25f,
+                                                0.1f);
       },
-      [&] { cpu::softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), N, C, 0.25f); },
+      [&] {
+        cpu::softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), N, C, 0.25f, 0.1f);
+      },
       "softmax_cross_entropy_backward");
   expect_same([&] { backend->im2col_patches(x.data(), a.data(), 2, 3, 6, 2); },
               [&] { cpu::im2col_patches(x.data(), a.data(), 2, 3, 6, 2); }, "im2col_patches");

@@ -1,5 +1,5 @@
-// Softmax cross-entropy: forward against a double-precision loop, backward against finite
-// differences of the mean loss.
+// Softmax cross-entropy, plain and label-smoothed: forward against a double-precision loop,
+// backward against finite differences of the mean loss.
 #include "kernels/cpu/cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -18,20 +18,24 @@ using tests::random_vector;
 constexpr int N = 7, K = 5;
 const std::vector<int> kLabels = {0, 4, 2, 2, 1, 3, 4};
 
-// -log softmax(logits[n])[labels[n]] in double, stable for large logits.
-double reference_loss(const double* logits, int label) {
+// -log softmax(logits[n])[labels[n]] in double, stable for large logits; with smoothing s,
+// (1 - s) times that plus s times the mean over k of -log softmax(logits[n])[k].
+double reference_loss(const double* logits, int label, double smoothing = 0.0) {
   double max_logit = logits[0];
   for (int k = 1; k < K; ++k) max_logit = std::max(max_logit, logits[k]);
   double sum = 0.0;
   for (int k = 0; k < K; ++k) sum += std::exp(logits[k] - max_logit);
-  return std::log(sum) - (logits[label] - max_logit);
+  auto minus_log_p = [&](int k) { return std::log(sum) - (logits[k] - max_logit); };
+  double mean = 0.0;
+  for (int k = 0; k < K; ++k) mean += minus_log_p(k) / K;
+  return (1 - smoothing) * minus_log_p(label) + smoothing * mean;
 }
 
 TEST(CrossEntropyTest, ForwardMatchesReference) {
   const auto logits = random_vector(N * K, 1, -4.f, 4.f);
   std::vector<float> probs(N * K), losses(N);
   const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
-                                                     kLabels.data(), N, K);
+                                                     kLabels.data(), N, K, 0.f);
   double expected_total = 0.0;
   for (int n = 0; n < N; ++n) {
     const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
@@ -51,7 +55,7 @@ TEST(CrossEntropyTest, ForwardIsStableForLargeLogits) {
   logits[1] = -1000.f;                  // and exp(-2000) underflows to 0
   std::vector<float> probs(N * K), losses(N);
   const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
-                                                     kLabels.data(), N, K);
+                                                     kLabels.data(), N, K, 0.f);
   ASSERT_TRUE(std::isfinite(total));
   for (int n = 0; n < N; ++n) {
     const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
@@ -61,18 +65,42 @@ TEST(CrossEntropyTest, ForwardIsStableForLargeLogits) {
   EXPECT_EQ(probs[1], 0.f);
 }
 
-TEST(CrossEntropyTest, BackwardAccumulatesGradientOfMeanLoss) {
+TEST(CrossEntropyTest, LabelSmoothingForwardMatchesReference) {
+  const auto logits = random_vector(N * K, 5, -4.f, 4.f);
+  constexpr float kSmoothing = 0.1f;
+  std::vector<float> probs(N * K), losses(N);
+  const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
+                                                     kLabels.data(), N, K, kSmoothing);
+  double expected_total = 0.0;
+  for (int n = 0; n < N; ++n) {
+    const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
+    const double loss = reference_loss(row.data(), kLabels[n], kSmoothing);
+    EXPECT_NEAR(losses[n], loss, 1e-5 * (1 + loss)) << n;
+    // It differs from the plain loss (the test can tell them apart).
+    EXPECT_GT(std::fabs(loss - reference_loss(row.data(), kLabels[n])), 1e-3) << n;
+    expected_total += loss;
+  }
+  EXPECT_NEAR(total, expected_total, 1e-5 * expected_total);
+}
+
+// The gradient of the mean loss with label smoothing `smoothing`, accumulated onto random
+// values, against central differences in double.
+void check_backward(float smoothing) {
   const auto logits = random_vector(N * K, 3, -4.f, 4.f);
   std::vector<float> probs(N * K), losses(N);
-  softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(), N, K);
+  softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(), N, K,
+                                smoothing);
   const auto dlogits_initial = random_vector(N * K, 4);
   auto dlogits = dlogits_initial;
-  softmax_cross_entropy_backward(dlogits.data(), probs.data(), kLabels.data(), N, K, 1.f / N);
+  softmax_cross_entropy_backward(dlogits.data(), probs.data(), kLabels.data(), N, K, 1.f / N,
+                                 smoothing);
 
   std::vector<double> logits_d(logits.begin(), logits.end());
   auto mean_loss = [&]() {
     double sum = 0.0;
-    for (int n = 0; n < N; ++n) sum += reference_loss(logits_d.data() + n * K, kLabels[n]);
+    for (int n = 0; n < N; ++n) {
+      sum += reference_loss(logits_d.data() + n * K, kLabels[n], smoothing);
+    }
     return sum / N;
   };
   constexpr double kStep = 1e-5;
@@ -86,6 +114,14 @@ TEST(CrossEntropyTest, BackwardAccumulatesGradientOfMeanLoss) {
     const double expected = dlogits_initial[i] + (plus - minus) / (2 * kStep);
     EXPECT_NEAR(dlogits[i], expected, 1e-5 * (1 + std::fabs(expected))) << i;
   }
+}
+
+TEST(CrossEntropyTest, BackwardAccumulatesGradientOfMeanLoss) {
+  check_backward(0.f);
+}
+
+TEST(CrossEntropyTest, LabelSmoothingBackwardAccumulatesGradientOfMeanLoss) {
+  check_backward(0.3f);
 }
 
 }  // namespace

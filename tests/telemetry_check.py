@@ -2,14 +2,18 @@
 """Recomputes the allocations of a run from the key norms its metrics.jsonl records.
 
 Usage: telemetry_check.py METRICS SCHEME HEADS WINDOW BETA
+           [--steps-per-epoch N] [--random-fixup-seed SEED]
 
 The allocation rules of docs/design.md §3.2-3.3 are written here again, independently of
 model/allocation.cc, with numpy's float32 where dgqa computes in float32: KDGQA's allocation
 at every key_norms record must be the allocation logged at that step, DGQA's must be the
 allocation in effect at that step, and DGQA's caches must follow from the recorded norms.
-Prints every mismatch and exits 1 if there is one (0 otherwise).
+--steps-per-epoch: DGQA's window counts the steps of each epoch (dgqa_window_counter
+EPOCH_STEP). --random-fixup-seed: DGQA corrects its rounding at drawn indices (dgqa_fixup
+RANDOM_INDEX) from the run's seed. Prints every mismatch and exits 1 if there is one (0 otherwise).
 """
 
+import argparse
 import json
 import sys
 
@@ -39,7 +43,30 @@ def kdgqa(norms, heads):
     return a
 
 
-def apportion(scores, heads):
+MASK = 0xFFFFFFFF
+
+
+def philox(counter, key):
+    """Philox4x32-10 (docs/design.md §3.4) on Python integers."""
+    c0, c1, c2, c3 = counter
+    k0, k1 = key & MASK, key >> 32
+    for _ in range(10):
+        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK, (p0 >> 32) ^ c3 ^ k1, p0 & MASK
+        k0, k1 = (k0 + 0x9E3779B9) & MASK, (k1 + 0xBB67AE85) & MASK
+    return c0, c1, c2, c3
+
+
+def fixup_draws(seed, step, layer, groups):
+    """The RANDOM_INDEX correction's K/V head draws of a training step (docs/design.md §3.3)."""
+    n = 0
+    while True:
+        word = philox((n // 4, step & MASK, 0x80000000 | layer, 0), seed)[n % 4]
+        yield ((word >> 8) * groups) >> 24
+        n += 1
+
+
+def apportion(scores, heads, draws=None):
     if not all(np.isfinite(s) for s in scores) or sum(scores) == 0:
         return equal_split(heads, len(scores))
     total = 0.0
@@ -47,6 +74,14 @@ def apportion(scores, heads):
         total += s
     q = [s / total * heads for s in scores]
     a = [int(np.rint(v)) for v in q]
+    if draws is not None:
+        while sum(a) != heads:
+            i = next(draws)
+            if sum(a) < heads:
+                a[i] += 1
+            elif a[i] > 0:
+                a[i] -= 1
+        return a
     while sum(a) > heads:
         pick = max((i for i in range(len(a)) if a[i] > 0), key=lambda i: (a[i] - q[i], -i))
         a[pick] -= 1
@@ -97,15 +132,17 @@ class Checker:
                 self.expect(got == want, f"step {record['step']} layer {layer}: logged {got}, "
                             f"recomputed {want} from {norms}")
 
-    def check_dgqa(self, scheme, heads, window, beta):
+    def check_dgqa(self, scheme, heads, window, beta, steps_per_epoch, seed):
         decisions = self.of_kind("key_norms")
         steps = [r["step"] for r in decisions]
         last = max(r["step"] for r in self.of_kind("train"))
-        self.expect(steps == list(range(1, last + 1, window)),
-                    f"key_norms at steps {steps}, expected every window step from 1")
+        per_epoch = steps_per_epoch or last
+        expected = [t + 1 for t in range(last) if t % per_epoch % window == 0]
+        self.expect(steps == expected, f"key_norms at steps {steps}, expected {expected}")
         caches = None
-        for record in decisions:
+        for index, record in enumerate(decisions):
             step = record["step"]
+            until = decisions[index + 1]["step"] if index + 1 < len(decisions) else last + 1
             if caches is None:
                 caches = [[0.0] * len(n) for n in record["layers"]]
             self.expect(record["cache_before"] == caches,
@@ -113,32 +150,39 @@ class Checker:
             in_effect = self.allocation_at(step)
             for layer, norms in enumerate(record["layers"]):
                 cache = record["cache_before"][layer]
-                want = apportion(dgqa_scores(scheme, norms, cache, beta), heads)
+                draws = None if seed is None else fixup_draws(seed, step - 1, layer, len(norms))
+                want = apportion(dgqa_scores(scheme, norms, cache, beta), heads, draws)
                 got = in_effect[layer] if in_effect else None
                 self.expect(got == want, f"step {step} layer {layer}: in effect {got}, "
                             f"recomputed {want} from norms {norms} and cache {cache}")
             caches = [next_cache(n, c, window)
                       for n, c in zip(record["layers"], record["cache_before"])]
             for logged in self.of_kind("dgqa_cache"):
-                if step <= logged["step"] < step + window:
+                if step <= logged["step"] < until:
                     self.expect(logged["layers"] == caches,
                                 f"dgqa_cache at step {logged['step']}: {logged['layers']}, "
                                 f"expected {caches}")
 
 
 def main():
-    if len(sys.argv) != 6:
-        sys.exit(__doc__)
-    path, scheme = sys.argv[1], sys.argv[2]
-    heads, window, beta = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    with open(path) as f:
+    parser = argparse.ArgumentParser(usage=__doc__.split("\n\n")[1][len("Usage: "):])
+    parser.add_argument("metrics")
+    parser.add_argument("scheme")
+    parser.add_argument("heads", type=int)
+    parser.add_argument("window", type=int)
+    parser.add_argument("beta", type=float)
+    parser.add_argument("--steps-per-epoch", type=int, default=0)
+    parser.add_argument("--random-fixup-seed", type=int, default=None)
+    args = parser.parse_args()
+    with open(args.metrics) as f:
         checker = Checker([json.loads(line) for line in f])
-    if scheme == "KDGQA":
-        checker.check_kdgqa(heads)
+    if args.scheme == "KDGQA":
+        checker.check_kdgqa(args.heads)
     else:
-        checker.check_dgqa(scheme, heads, window, beta)
+        checker.check_dgqa(args.scheme, args.heads, args.window, args.beta,
+                           args.steps_per_epoch, args.random_fixup_seed)
     for problem in checker.problems:
-        print(f"{path}: {problem}")
+        print(f"{args.metrics}: {problem}")
     sys.exit(1 if checker.problems else 0)
 
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
@@ -84,12 +85,12 @@ class TelemetryTest : public ::testing::Test {
 
   // tests/telemetry_check.py on a metrics file; its exit code, with its output on failure.
   static int check(const std::string& metrics, const std::string& scheme, int heads, int window,
-                   const std::string& beta) {
+                   const std::string& beta, const std::string& options = "") {
     const std::string command =
         "/usr/bin/python3 " +
         shell_quote(std::string(DGQA_SOURCE_DIR) + "/tests/telemetry_check.py") + " " +
         shell_quote(metrics) + " " + scheme + " " + std::to_string(heads) + " " +
-        std::to_string(window) + " " + beta;
+        std::to_string(window) + " " + beta + " " + options;
     const int status = std::system(command.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
@@ -156,6 +157,35 @@ TEST_P(KeyNormTelemetryTest, TheLoggedKeyNormsRecomputeTheLoggedAllocation) {
 INSTANTIATE_TEST_SUITE_P(Schemes, KeyNormTelemetryTest,
                          ::testing::Values("KDGQA", "DGQA_DIFF", "DGQA_EMA"));
 
+// The paper code's DGQA (docs/experiments.md): the window counts the steps of each epoch and
+// the rounding is corrected at drawn indices. The checker recomputes both from the records, and
+// must fail when told the default rules instead.
+TEST_F(TelemetryTest, PaperCodeDgqaSwitchesRecomputeTheLoggedAllocation) {
+  if (!tests::have_python_with_numpy()) GTEST_SKIP() << "python3 with numpy is not installed";
+  FixtureConfig config = base_config();
+  config.attention = "DGQA_DIFF";
+  config.num_heads = 8;
+  config.num_kv_heads = 4;
+  config.dgqa_window = 3;
+  config.batch_size = 16;  // 64 training images: 4 steps per epoch
+  config.max_steps = 12;
+  config.log_every_steps = 3;
+  config.extra_model = "init_std: 0.2 dgqa_window_counter: EPOCH_STEP dgqa_fixup: RANDOM_INDEX";
+  const std::vector<json> records = train(tests::fixture_config_text(*data_, config));
+  std::vector<int64_t> steps;
+  for (const json& record : of_kind(records, "key_norms")) steps.push_back(record["step"]);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 4, 5, 8, 9, 12}));  // epoch steps 0 and 3
+
+  const std::string metrics = dir_ + "/out/metrics.jsonl";
+  const std::string seed = std::to_string(config.seed);
+  EXPECT_EQ(
+      check(metrics, "DGQA_DIFF", 8, 3, "0.9", "--steps-per-epoch 4 --random-fixup-seed " + seed),
+      0);
+  EXPECT_EQ(check(metrics, "DGQA_DIFF", 8, 3, "0.9", "--steps-per-epoch 4"), 1)
+      << "no rounding was corrected at random: the run does not test the switch";
+  EXPECT_EQ(check(metrics, "DGQA_DIFF", 8, 3, "0.9", "--random-fixup-seed " + seed), 1);
+}
+
 // With a learning rate of 0, one step over the whole training split, and that split as the
 // test split too, the training top-1 of the step is the evaluation's top-1 after it.
 TEST_F(TelemetryTest, TrainingTopOneIsTheAccuracyOfTheStepsImages) {
@@ -209,6 +239,52 @@ TEST_F(TelemetryTest, EvaluationTopFiveMatchesTheLogits) {
   const double expected = static_cast<double>(in_top5) / static_cast<double>(data_->test.count);
   EXPECT_DOUBLE_EQ(output["top5"].get<double>(), expected);
   EXPECT_DOUBLE_EQ(final_eval["top5"].get<double>(), expected);
+}
+
+// train.eval_average OVER_BATCHES (the paper code's report): the mean of each evaluation
+// batch's loss and accuracies, here over batches of 12, 12 and the rest, computed from the logits.
+TEST_F(TelemetryTest, EvaluationAveragedOverBatchesIsTheMeanOfTheBatchMeans) {
+  FixtureConfig config = base_config();
+  config.max_steps = 2;
+  config.eval_batch_size = 12;
+  train(tests::fixture_config_text(*data_, config));
+  ASSERT_NE(data_->test.count % 12, 0) << "the test needs a smaller last batch";
+  const std::string logits_path = dir_ + "/logits.npy";
+  const tests::DgqaRun run = tests::run_dgqa(
+      "eval --config " + shell_quote(dir_ + "/config.pbtxt") + " --init-from " +
+          shell_quote(dir_ + "/out/model.safetensors") +
+          " --set train.eval_average=OVER_BATCHES --logits-out " + shell_quote(logits_path),
+      dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json output = json::parse(tests::lines_of(run.out).back());
+  const NpyArray logits = read_npy_f32(logits_path);
+  double loss = 0, top1 = 0, top5 = 0, batches = 0, loss_over_examples = 0;
+  for (int64_t first = 0; first < data_->test.count; first += 12, ++batches) {
+    const int64_t size = std::min<int64_t>(12, data_->test.count - first);
+    double batch_loss = 0, batch_top1 = 0, batch_top5 = 0;
+    for (int64_t i = first; i < first + size; ++i) {
+      const float* row = logits.data.data() + i * kClasses;
+      const int label = data_->test.labels[i];
+      double sum = 0;
+      int ahead = 0;  // classes ranked before the label, ties to the lower class
+      for (int c = 0; c < kClasses; ++c) {
+        sum += std::exp(static_cast<double>(row[c]));
+        ahead += row[c] > row[label] || (row[c] == row[label] && c < label);
+      }
+      batch_loss += std::log(sum) - row[label];
+      batch_top1 += ahead < 1;
+      batch_top5 += ahead < 5;
+    }
+    loss += batch_loss / size;
+    loss_over_examples += batch_loss / static_cast<double>(data_->test.count);
+    top1 += batch_top1 / size;
+    top5 += batch_top5 / size;
+  }
+  EXPECT_NEAR(output["loss"].get<double>(), loss / batches, 1e-6);
+  EXPECT_NEAR(output["top1"].get<double>(), top1 / batches, 1e-12);
+  EXPECT_NEAR(output["top5"].get<double>(), top5 / batches, 1e-12);
+  EXPECT_EQ(output["examples"].get<int64_t>(), data_->test.count);
+  EXPECT_GT(std::fabs(loss / batches - loss_over_examples), 1e-6) << "the two means coincide";
 }
 
 }  // namespace

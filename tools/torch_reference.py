@@ -9,6 +9,8 @@ model in float64 in eval mode on already-normalised images and writes the logits
 
 X.npy: float32 (N, C, S, S). L.npy: float32 (N, K). Embedding width, depth, class count and
 image size come from the tensor shapes. Needs only numpy and torch (not timm or safetensors).
+Training steps (loss options, AdamW, LR schedules) are in tools/torch_training.py, which runs
+this model.
 """
 import argparse
 import json

@@ -28,6 +28,7 @@ constexpr const char* kModelFile = "model.safetensors";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kStateFile = "state.pbtxt";
 constexpr const char* kStepsTensor = "optimizer.steps";
+constexpr const char* kEmaPrefix = "ema.";
 
 std::string step_name(int64_t step) {
   char name[32];
@@ -75,13 +76,17 @@ void fsync_directory(const fs::path& dir) {
   close(fd);
 }
 
-void write_optimizer(const AdamW& optimizer, const ParamLayout& layout, const std::string& path) {
+// AdamW's moments and step count, and the weight EMA (when there is one) as ema.X.
+void write_optimizer(const AdamW& optimizer, const WeightEma* ema, const ParamLayout& layout,
+                     const std::string& path) {
   const std::vector<float> first = optimizer.first_moments_to_host();
   const std::vector<float> second = optimizer.second_moments_to_host();
+  const std::vector<float> average = ema ? ema->to_host() : std::vector<float>();
   SafetensorsWriter writer;
   for (const TensorSlot& slot : layout.tensors()) {
     writer.add_f32("exp_avg." + slot.name, slot.shape, first.data() + slot.offset);
     writer.add_f32("exp_avg_sq." + slot.name, slot.shape, second.data() + slot.offset);
+    if (ema) writer.add_f32(kEmaPrefix + slot.name, slot.shape, average.data() + slot.offset);
   }
   const int64_t steps = optimizer.steps_taken();
   writer.add_i64(kStepsTensor, {1}, &steps);
@@ -134,10 +139,11 @@ void remove_unfinished_checkpoints(const fs::path& root) {
 
 // The three files of a checkpoint, written and fsync'd into `dir`.
 void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
-                            const AdamW& optimizer, const TrainingPosition& position,
-                            const config::Config& config, int world_size) {
+                            const AdamW& optimizer, const WeightEma* ema,
+                            const TrainingPosition& position, const config::Config& config,
+                            int world_size) {
   save_weights(model, (dir / kModelFile).string());
-  write_optimizer(optimizer, model.layout(), (dir / kOptimizerFile).string());
+  write_optimizer(optimizer, ema, model.layout(), (dir / kOptimizerFile).string());
 
   checkpoint::State state;
   state.set_step(position.step);
@@ -185,8 +191,9 @@ TrainingPosition position_of(const checkpoint::State& state) {
 }
 
 std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
-                             const AdamW& optimizer, const TrainingPosition& position,
-                             const config::Config& config, int world_size, int keep_last) {
+                             const AdamW& optimizer, const WeightEma* ema,
+                             const TrainingPosition& position, const config::Config& config,
+                             int world_size, int keep_last) {
   const fs::path root = fs::path(out_dir) / "checkpoints";
   const std::string name = step_name(position.step);
   const fs::path final_dir = root / name;
@@ -195,7 +202,7 @@ std::string write_checkpoint(const std::string& out_dir, const VisionTransformer
   remove_unfinished_checkpoints(root);
   fs::create_directory(temp_dir);
   try {
-    write_checkpoint_files(temp_dir, model, optimizer, position, config, world_size);
+    write_checkpoint_files(temp_dir, model, optimizer, ema, position, config, world_size);
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(temp_dir, ignored);  // a failed write leaves nothing behind
@@ -561,16 +568,62 @@ void check_moments(const std::vector<float>& first, const std::vector<float>& se
   }
 }
 
+// Whether an optimizer file holds a weight EMA: ema.X for the first parameter X.
+bool has_weight_ema(const SafetensorsFile& file, const ParamLayout& layout) {
+  return file.has(kEmaPrefix + layout.tensors().front().name);
+}
+
+// The weight EMA of an optimizer file (layout order): every ema.X of the parameter's size, finite.
+std::vector<float> read_weight_ema(const SafetensorsFile& file, const ParamLayout& layout) {
+  std::vector<float> average(layout.total_size(), 0.f);
+  for (const TensorSlot& slot : layout.tensors()) {
+    const std::string name = kEmaPrefix + slot.name;
+    if (!file.has(name)) throw InputError(file.path() + ": missing tensor " + name);
+    const std::vector<float> values = file.as_f32(name);
+    if (static_cast<int64_t>(values.size()) != slot.size) {
+      throw InputError(file.path() + ": tensor " + name + " has the wrong size");
+    }
+    check_finite(values, file.path(), name);
+    std::copy(values.begin(), values.end(), average.begin() + slot.offset);
+  }
+  return average;
+}
+
+// The checkpoint's weight EMA; one written without an EMA starts it from the restored weights.
+void restore_weight_ema(const SafetensorsFile& file, const VisionTransformer& model,
+                        WeightEma& ema) {
+  if (has_weight_ema(file, model.layout())) {
+    ema.from_host(read_weight_ema(file, model.layout()));
+    return;
+  }
+  LOG(WARNING) << file.path() << " holds no weight EMA (it was written with train.ema_decay 0): "
+               << "the EMA starts from the checkpoint's weights";
+  ema.from_host(model.params_to_host());
+}
+
 }  // namespace
 
 void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model) {
   load_weights(model, (fs::path(checkpoint.dir) / kModelFile).string());
 }
 
-void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer) {
+void load_checkpoint_ema(const Checkpoint& checkpoint, VisionTransformer& model) {
+  load_checkpoint_model(checkpoint, model);
+  const SafetensorsFile file =
+      SafetensorsFile::read((fs::path(checkpoint.dir) / kOptimizerFile).string());
+  if (!has_weight_ema(file, model.layout())) {
+    throw InputError(file.path() + ": the checkpoint holds no weight EMA (ema.* tensors): it " +
+                     "was written with train.ema_decay 0");
+  }
+  model.params_from_host(read_weight_ema(file, model.layout()));
+}
+
+void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer,
+                        WeightEma* ema) {
   const fs::path dir(checkpoint.dir);
   load_checkpoint_model(checkpoint, model);
   const SafetensorsFile file = SafetensorsFile::read((dir / kOptimizerFile).string());
+  if (ema) restore_weight_ema(file, model, *ema);
   std::vector<float> first(model.layout().total_size(), 0.f), second(first.size(), 0.f);
   for (const TensorSlot& slot : model.layout().tensors()) {
     const std::vector<float> m = file.as_f32("exp_avg." + slot.name);

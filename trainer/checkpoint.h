@@ -11,6 +11,7 @@
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.h"
 #include "trainer/optimizer.h"
+#include "trainer/weight_ema.h"
 
 namespace dgqa {
 
@@ -28,10 +29,11 @@ struct TrainingPosition {
 // files go to a temporary directory, are fsync'd, and the directory is renamed into place;
 // `latest` is updated last, and only then are checkpoints beyond `keep_last` removed. A failed
 // write (disk full, permissions) throws std::runtime_error and leaves earlier ones intact.
-// Returns the checkpoint's directory.
+// Returns the checkpoint's directory. A weight EMA (null: none) goes into the optimizer file.
 std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
-                             const AdamW& optimizer, const TrainingPosition& position,
-                             const config::Config& config, int world_size, int keep_last);
+                             const AdamW& optimizer, const WeightEma* ema,
+                             const TrainingPosition& position, const config::Config& config,
+                             int world_size, int keep_last);
 
 // The position a checkpoint's state records (written there by write_checkpoint).
 TrainingPosition position_of(const checkpoint::State& state);
@@ -95,8 +97,14 @@ std::optional<Checkpoint> find_checkpoint_to_resume(const std::string& out_dir,
 // Loads the checkpoint's weights and DGQA state (dgqa eval --checkpoint).
 void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model);
 
-// Loads the checkpoint's weights, DGQA state and optimizer state; InputError when the
-// optimizer's step count is not the checkpoint's step.
-void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer);
+// The checkpoint's weight EMA in place of its weights, with its DGQA state (dgqa eval --ema);
+// InputError when it holds none.
+void load_checkpoint_ema(const Checkpoint& checkpoint, VisionTransformer& model);
+
+// Loads the checkpoint's weights, DGQA state and optimizer state, and its weight EMA into `ema`
+// when not null (a checkpoint without one starts it from the weights, with a warning);
+// InputError when the optimizer's step count is not the checkpoint's step.
+void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer,
+                        WeightEma* ema);
 
 }  // namespace dgqa

@@ -382,8 +382,14 @@ ModelConfig resolve_model(const config::Model& proto, const std::string& source)
   }
   model.dgqa_window = proto.dgqa_window();
   model.dgqa_beta = proto.dgqa_beta();
-  model.dgqa_eval =
-      proto.dgqa_eval() == config::PER_BATCH ? DgqaEvalMode::kPerBatch : DgqaEvalMode::kFrozen;
+  model.dgqa_eval = proto.dgqa_eval() == config::PER_BATCH          ? DgqaEvalMode::kPerBatch
+                    : proto.dgqa_eval() == config::PER_BATCH_UPDATE ? DgqaEvalMode::kPerBatchUpdate
+                                                                    : DgqaEvalMode::kFrozen;
+  model.dgqa_window_counter = proto.dgqa_window_counter() == config::EPOCH_STEP
+                                  ? DgqaWindowCounter::kEpochStep
+                                  : DgqaWindowCounter::kGlobalStep;
+  model.dgqa_fixup = proto.dgqa_fixup() == config::RANDOM_INDEX ? DgqaFixup::kRandomIndex
+                                                                : DgqaFixup::kLargestRemainder;
   model.pgqa_eval_noise = proto.pgqa_eval_noise();
   model.init_std = proto.init_std();
   return model;
@@ -576,6 +582,36 @@ void validate_data(const config::Data& data, int in_channels, const Checker& che
   check.in_range("data.workers", data.workers(), 0, 256);
 }
 
+// The fields of the schedules beyond CONSTANT and COSINE and of the warm-up's start factor.
+void validate_fine_tuning_schedule(const config::Schedule& schedule, const Checker& check) {
+  if (schedule.has_warmup_start_factor()) {
+    const float f = schedule.warmup_start_factor();
+    check.require(f > 0 && f <= 1, "schedule.warmup_start_factor",
+                  "must be in (0, 1], got " + str(f));
+    check.require(schedule.warmup_steps() >= 1, "schedule.warmup_start_factor",
+                  "needs schedule.warmup_steps >= 1");
+  }
+  check.at_least<int64_t>("schedule.step_size", schedule.step_size(), 1);
+  check.require(schedule.gamma() > 0 && schedule.gamma() <= 1, "schedule.gamma",
+                "must be in (0, 1], got " + str(schedule.gamma()));
+  const auto& milestones = schedule.milestones();
+  check.require(schedule.kind() != config::MULTI_STEP || !milestones.empty(), "schedule.milestones",
+                "required for schedule.kind MULTI_STEP");
+  if (schedule.kind() == config::COSINE_RESTARTS) {
+    check.at_least<int64_t>("schedule.cycle_steps", schedule.cycle_steps(), 1);
+  }
+  check.at_least("schedule.cycle_mul", schedule.cycle_mul(), 1.0f);
+  check.require(schedule.cycle_decay() > 0 && schedule.cycle_decay() <= 1, "schedule.cycle_decay",
+                "must be in (0, 1], got " + str(schedule.cycle_decay()));
+  check.at_least("schedule.cycle_limit", schedule.cycle_limit(), 0);
+  for (int i = 0; i < milestones.size(); ++i) {
+    check.require(milestones[i] >= 1 && (i == 0 || milestones[i] > milestones[i - 1]),
+                  "schedule.milestones",
+                  "must be positive and strictly increasing, got " + str(milestones[i]) +
+                      " at position " + str(i));
+  }
+}
+
 void validate_optimizer(const config::Optimizer& optimizer, const config::Schedule& schedule,
                         const Checker& check) {
   // The ranges torch.optim.AdamW accepts.
@@ -585,8 +621,14 @@ void validate_optimizer(const config::Optimizer& optimizer, const config::Schedu
   check.in_range("optimizer.beta2", optimizer.beta2(), 0.0f, 1.0f, /*open_above=*/true);
   check.at_least("optimizer.eps", optimizer.eps(), 0.0f);
   check.at_least("optimizer.grad_clip", optimizer.grad_clip(), 0.0f);
+  check.in_range("optimizer.label_smoothing", optimizer.label_smoothing(), 0.0f, 1.0f,
+                 /*open_above=*/true);
+  check.require(optimizer.layer_decay() > 0 && optimizer.layer_decay() <= 1,
+                "optimizer.layer_decay",
+                "must be in (0, 1] (1 = off), got " + str(optimizer.layer_decay()));
   check.at_least("schedule.warmup_steps", schedule.warmup_steps(), 0);
   check.at_least("schedule.min_lr", schedule.min_lr(), 0.0f);
+  validate_fine_tuning_schedule(schedule, check);
 }
 
 void validate_train(const config::Train& train, const Checker& check) {
@@ -605,6 +647,9 @@ void validate_train(const config::Train& train, const Checker& check) {
   }
   check.at_least<int64_t>("train.eval_every_steps", train.eval_every_steps(), 0);
   check.at_least<int64_t>("train.log_every_steps", train.log_every_steps(), 1);
+  check.in_range("train.ema_decay", train.ema_decay(), 0.0f, 1.0f, /*open_above=*/true);
+  check.require(!train.ema_warmup() || train.ema_decay() > 0, "train.ema_warmup",
+                "needs train.ema_decay > 0 (0 turns the weight EMA off)");
   check.require(
       train.threads() >= 0 && train.threads() <= cpu::kMaxThreads, "train.threads",
       "must be in [0, " + str(cpu::kMaxThreads) + "] (0 = all cores), got " + str(train.threads()));

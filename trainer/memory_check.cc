@@ -18,6 +18,9 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // gradients, and the copies made while reading the weights file).
 constexpr double kTrainingCopies = 10;
 constexpr double kEvaluationCopies = 5;
+// A weight EMA (train.ema_decay) adds its buffer and, while it is evaluated or checkpointed,
+// host copies of it and of the weights (counted, not measured).
+constexpr double kWeightEmaCopies = 3;
 
 // Host memory per transformer block beyond its tensors (names, shapes, DGQA state, metrics):
 // about 35 KB each, measured at depth 20000.
@@ -61,7 +64,9 @@ MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& mode
   MemoryNeed need;
   need.batch = batch;
   need.parameters = parameter_count(model);
-  const double copies = training ? kTrainingCopies : kEvaluationCopies;
+  const double copies =
+      training ? kTrainingCopies + (config.train().ema_decay() > 0 ? kWeightEmaCopies : 0)
+               : kEvaluationCopies;
   need.weight_bytes = copies * 4.0 * need.parameters.total();
   need.bookkeeping_bytes = kBytesPerBlock * model.depth;
   need.activation_bytes =

@@ -41,13 +41,16 @@ void MetricsWriter::train(const TrainRecord& r) {
          {"top1", r.top1}});
 }
 
-void MetricsWriter::eval(int64_t step, const EvalResult& result) {
-  write({{"kind", "eval"},
-         {"step", step},
-         {"loss", result.loss},
-         {"top1", result.top1},
-         {"top5", result.top5},
-         {"examples", result.examples}});
+void MetricsWriter::eval(int64_t step, const EvalResult& result, const EvalResult* ema) {
+  nlohmann::json record = {{"kind", "eval"},      {"step", step},
+                           {"loss", result.loss}, {"top1", result.top1},
+                           {"top5", result.top5}, {"examples", result.examples}};
+  if (ema) {
+    record["ema_loss"] = ema->loss;
+    record["ema_top1"] = ema->top1;
+    record["ema_top5"] = ema->top5;
+  }
+  write(record);
 }
 
 void MetricsWriter::bad_images(int64_t step, int64_t count) {

@@ -29,7 +29,9 @@ class MetricsWriter {
   MetricsWriter& operator=(const MetricsWriter&) = delete;
 
   void train(const TrainRecord& record);
-  void eval(int64_t step, const EvalResult& result);
+  // An `eval` record; with `ema` (the weight EMA's evaluation), also its ema_loss, ema_top1 and
+  // ema_top5.
+  void eval(int64_t step, const EvalResult& result, const EvalResult* ema = nullptr);
   void allocation(int64_t step, const std::vector<std::vector<int>>& layers);
   // Per layer, the key norms that decided the step's allocation, and for DGQA the caches they
   // were compared with (cache_before empty otherwise).

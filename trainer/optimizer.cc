@@ -11,11 +11,30 @@ bool excluded_from_decay(const TensorSlot& slot) {
 
 }  // namespace
 
+int lr_decay_layer(const std::string& tensor_name, int depth) {
+  if (tensor_name.rfind("patch_embed.", 0) == 0 || tensor_name == "cls_token" ||
+      tensor_name == "pos_embed") {
+    return 0;
+  }
+  if (tensor_name.rfind("blocks.", 0) == 0) return std::stoi(tensor_name.substr(7)) + 1;
+  if (tensor_name.rfind("norm.", 0) == 0) return depth;  // timm groups it with the last block
+  return depth + 1;
+}
+
 AdamW::AdamW(Backend& backend, const ParamLayout& layout, const AdamWSettings& settings)
     : backend_(backend), layout_(layout), settings_(settings) {
   const size_t bytes = sizeof(float) * layout.total_size();
   m_ = static_cast<float*>(backend_.allocate(bytes));
   v_ = static_cast<float*>(backend_.allocate(bytes));
+  if (!settings.no_decay_1d && settings.layer_decay == 1.f) return;
+  const int depth = static_cast<int>(layout.blocks.size());
+  for (const TensorSlot& slot : layout.tensors()) {
+    const int layer = lr_decay_layer(slot.name, depth);
+    const float decay =
+        settings.no_decay_1d && excluded_from_decay(slot) ? 0.f : settings.weight_decay;
+    rules_.push_back(
+        {std::pow(static_cast<double>(settings.layer_decay), depth + 1 - layer), decay});
+  }
 }
 
 AdamW::~AdamW() {
@@ -52,16 +71,17 @@ float AdamW::step(float* params, float* grads, float lr) {
   }
   ++steps_;
   const AdamWSettings& s = settings_;
-  if (!s.no_decay_1d) {
+  if (rules_.empty()) {
     backend_.adamw_update(params, grads, m_, v_, n, lr, s.beta1, s.beta2, s.eps, s.weight_decay,
                           steps_);
     return norm;
   }
-  for (const TensorSlot& slot : layout_.tensors()) {
-    const float decay = excluded_from_decay(slot) ? 0.f : s.weight_decay;
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const TensorSlot& slot = layout_.tensors()[i];
+    const float tensor_lr = static_cast<float>(lr * rules_[i].lr_scale);
     const int64_t o = slot.offset;
-    backend_.adamw_update(params + o, grads + o, m_ + o, v_ + o, slot.size, lr, s.beta1, s.beta2,
-                          s.eps, decay, steps_);
+    backend_.adamw_update(params + o, grads + o, m_ + o, v_ + o, slot.size, tensor_lr, s.beta1,
+                          s.beta2, s.eps, rules_[i].weight_decay, steps_);
   }
   return norm;
 }

@@ -1,7 +1,9 @@
-// AdamW over the model's flat parameter buffer, with optional global-norm gradient clipping.
+// AdamW over the model's flat parameter buffer, with optional global-norm gradient clipping,
+// per-tensor weight-decay exclusion and timm's layer-wise learning-rate decay.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -13,7 +15,13 @@ struct AdamWSettings {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.05f;
   float grad_clip = 0.f;     // clip by global L2 norm; 0 = off
   bool no_decay_1d = false;  // exclude 1-D tensors and the cls/pos tokens from weight decay
+  float layer_decay = 1.f;   // tensor of layer l gets lr * layer_decay^(depth + 1 - l); 1 = off
 };
+
+// The layer of a tensor in timm's layer-wise LR decay (param_groups_layer_decay with the ViT's
+// group_matcher): 0 for the patch embedding, cls_token and pos_embed, i + 1 for block i, depth
+// for the final norm (matched as a continuation of the last block), depth + 1 for the head.
+int lr_decay_layer(const std::string& tensor_name, int depth);
 
 class AdamW {
  public:
@@ -22,8 +30,9 @@ class AdamW {
   AdamW(const AdamW&) = delete;
   AdamW& operator=(const AdamW&) = delete;
 
-  // One optimizer step with learning rate lr on (params, grads). Returns the global L2 norm of
-  // the gradients before clipping (as torch.nn.utils.clip_grad_norm_ returns it).
+  // One optimizer step with learning rate lr (times each tensor's layer scale) on (params,
+  // grads). Returns the global L2 norm of the gradients before clipping (as
+  // torch.nn.utils.clip_grad_norm_ returns it).
   float step(float* params, float* grads, float lr);
 
   int64_t steps_taken() const { return steps_; }
@@ -37,6 +46,13 @@ class AdamW {
   Backend& backend_;
   const ParamLayout& layout_;
   AdamWSettings settings_;
+  // Per tensor (layout order): its learning-rate scale and weight decay. Empty when every
+  // tensor has scale 1 and the same decay (one update over the whole buffer).
+  struct TensorRule {
+    double lr_scale;
+    float weight_decay;
+  };
+  std::vector<TensorRule> rules_;
   float* m_ = nullptr;  // first moments, layout order
   float* v_ = nullptr;  // second moments
   int64_t steps_ = 0;

@@ -42,11 +42,23 @@ std::string metrics_path(const std::string& out_dir, int rank) {
   return out_dir + "/metrics.jsonl";
 }
 
+// model.pretrained_final_norm FRESH: the final norm as initialised (weight 1, bias 0) instead of
+// the one of the --init-from weights, as the paper's code leaves it (docs/experiments.md).
+void reset_final_norm(VisionTransformer& model) {
+  std::vector<float> params = model.params_to_host();
+  const ParamLayout& layout = model.layout();
+  const int64_t width = model.config().embed_dim;
+  std::fill_n(params.begin() + layout.norm_w, width, 1.f);
+  std::fill_n(params.begin() + layout.norm_b, width, 0.f);
+  model.params_from_host(params);
+  LOG(INFO) << "model.pretrained_final_norm FRESH: the final norm starts at weight 1, bias 0";
+}
+
 // Restores the checkpoint --resume names, if any, and returns the position to continue from.
 // Without a checkpoint, --init-from (if given) provides the starting weights.
 TrainingPosition resume(const TrainOptions& options, const config::Config& config, int rank,
                         int world, int64_t steps_per_epoch, VisionTransformer& model,
-                        AdamW& optimizer) {
+                        AdamW& optimizer, WeightEma* ema) {
   std::optional<Checkpoint> checkpoint;
   if (options.resume == "auto") {
     checkpoint = find_checkpoint_to_resume(options.out_dir, config);
@@ -56,13 +68,14 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
   }
   if (!checkpoint) {
     if (!options.init_from.empty()) {
-      load_weights(model, options.init_from, OtherHead::kReinitialise);
+      load_weights(model, options.init_from, OtherHead::kReinitialise, OtherGrid::kResample);
       LOG(INFO) << "Initialised the weights from " << options.init_from;
+      if (config.model().pretrained_final_norm() == config::FRESH) reset_final_norm(model);
     }
     return {};
   }
   check_checkpoint_position(*checkpoint, config, steps_per_epoch);
-  restore_checkpoint(*checkpoint, model, optimizer);
+  restore_checkpoint(*checkpoint, model, optimizer, ema);
   const checkpoint::State& state = checkpoint->state;
   LOG(INFO) << "Resuming from " << checkpoint->dir << " after step " << state.step();
   if (state.world_size() != world) {
@@ -129,6 +142,7 @@ class Trainer {
   void record(const StepResult& result, int64_t epoch);
   void record_allocation(bool log_step);
   void evaluate_now();
+  EvalResult evaluate_weight_ema();
   void checkpoint_or_stop();
   void finish();
 
@@ -173,7 +187,7 @@ Trainer::Trainer(const config::Config& config, const TrainOptions& options, Comm
       eval_reducer_(comm, gradient_sync_options(config, comm.world_size()),
                     training_.gradient_sync().nccl_sum(), "evaluation key-norm all-reduce"),
       start_(resume(options, config, rank_, comm.world_size(), steps_per_epoch_, model_,
-                    training_.optimizer())),
+                    training_.optimizer(), training_.weight_ema())),
       step_(start_.step),
       metrics_(metrics_path(options.out_dir, rank_)),
       tensorboard_(tensorboard_dir(config, options.out_dir, rank_)),
@@ -205,7 +219,7 @@ void Trainer::run() {
     }
     if (!loader.next(&data)) throw std::logic_error("the training data ran out mid-epoch");
     training_.gradient_sync().set_overlap(!overlap_.is_probe(step_));
-    const StepResult result = training_.run(data, step_);
+    const StepResult result = training_.run(data, step_, step_ % steps_per_epoch_);
     overlap_.record(step_, result.sync_wait_s);
     ++step_;
     if (step_ == total_steps_) check_weights_finite(model_, step_);
@@ -308,22 +322,55 @@ void Trainer::record_allocation(bool log_step) {
 
 void Trainer::evaluate_now() {
   timed_seconds_ += since_log_.seconds();
-  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_);
+  // The weight EMA first: it leaves the allocation state as it found it, for the weights' turn.
+  std::optional<EvalResult> ema;
+  if (training_.weight_ema()) ema = evaluate_weight_ema();
+  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_,
+                                     config_.train().eval_average());
   if (result.examples > 0 && !std::isfinite(result.loss)) {
     throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
                              ": the evaluation loss is not finite");
   }
-  metrics_.eval(step_, result);
+  metrics_.eval(step_, result, ema ? &*ema : nullptr);
   tensorboard_.scalar("eval/loss", result.loss);
   tensorboard_.scalar("eval/top1", result.top1);
   tensorboard_.scalar("eval/top5", result.top5);
+  if (ema) {
+    tensorboard_.scalar("eval/ema_loss", ema->loss);
+    tensorboard_.scalar("eval/ema_top1", ema->top1);
+    tensorboard_.scalar("eval/ema_top5", ema->top5);
+  }
   char text[160];
   std::snprintf(text, sizeof(text),
                 "eval at step %lld: loss %.4f, top-1 %.2f%%, top-5 %.2f%% of %lld",
                 static_cast<long long>(step_), result.loss, 100 * result.top1, 100 * result.top5,
                 static_cast<long long>(result.examples));
-  progress_.message(text);
+  std::string line = text;
+  if (ema) {
+    std::snprintf(text, sizeof(text), "; weight EMA: loss %.4f, top-1 %.2f%%, top-5 %.2f%%",
+                  ema->loss, 100 * ema->top1, 100 * ema->top5);
+    line += text;
+  }
+  progress_.message(line);
   since_log_.restart();  // evaluation time does not count as training throughput
+}
+
+// The weight EMA evaluated in the weights' place, from the allocation state the weights'
+// evaluation starts from. The weights and the allocation state (which model.dgqa_eval
+// PER_BATCH_UPDATE changes) are put back bit for bit.
+EvalResult Trainer::evaluate_weight_ema() {
+  const std::vector<float> weights = model_.params_to_host();
+  const std::vector<GroupAllocator> allocators = model_.allocators();
+  model_.params_from_host(training_.weight_ema()->to_host());
+  const EvalResult result = evaluate(model_, *setup_.test_loader, comm_, eval_reducer_, step_,
+                                     config_.train().eval_average());
+  model_.params_from_host(weights);
+  model_.allocators() = allocators;
+  if (result.examples > 0 && !std::isfinite(result.loss)) {
+    throw std::runtime_error("the training diverged at step " + std::to_string(step_) +
+                             ": the evaluation loss of the weight EMA is not finite");
+  }
+  return result;
 }
 
 // Writes the checkpoints the schedule, the end of training or a stop request call for; a stop
@@ -342,10 +389,10 @@ void Trainer::checkpoint_or_stop() {
     position.log_window_bad_images =
         sum_over_ranks(comm_, bad_images_since_log_, "bad-image count all-gather");
     if (rank_ == 0) {
-      progress_.message("checkpoint " + write_checkpoint(options_.out_dir, model_,
-                                                         training_.optimizer(), position, config_,
-                                                         comm_.world_size(),
-                                                         config_.checkpoint().keep_last()));
+      progress_.message("checkpoint " +
+                        write_checkpoint(options_.out_dir, model_, training_.optimizer(),
+                                         training_.weight_ema(), position, config_,
+                                         comm_.world_size(), config_.checkpoint().keep_last()));
     }
     // Every rank is alive here (the stop all-reduce completed), and rank 0's write may take
     // longer than the stop grace: the others wait for it with the whole timeout.
@@ -371,6 +418,11 @@ void Trainer::finish() {
     const std::string path = options_.out_dir + "/model.safetensors";
     save_weights(model_, path);
     LOG(INFO) << "Wrote " << path;
+    if (training_.weight_ema()) {
+      const std::string ema_path = options_.out_dir + "/model_ema.safetensors";
+      save_weights(model_, training_.weight_ema()->to_host(), ema_path);
+      LOG(INFO) << "Wrote " << ema_path;
+    }
   }
 }
 

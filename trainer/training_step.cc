@@ -40,6 +40,7 @@ AdamWSettings adamw_settings_from(const config::Config& config) {
   settings.weight_decay = o.weight_decay();
   settings.grad_clip = o.grad_clip();
   settings.no_decay_1d = o.no_decay_1d();
+  settings.layer_decay = o.layer_decay();
   return settings;
 }
 
@@ -49,8 +50,35 @@ LrSchedule lr_schedule_from(const config::Config& config, int64_t total_steps) {
   schedule.min_lr = config.schedule().min_lr();
   schedule.warmup_steps = config.schedule().warmup_steps();
   schedule.total_steps = total_steps;
-  schedule.shape = config.schedule().kind() == config::CONSTANT ? ScheduleShape::kConstant
-                                                                : ScheduleShape::kCosine;
+  const config::Schedule& s = config.schedule();
+  switch (s.kind()) {
+    case config::CONSTANT:
+      schedule.shape = ScheduleShape::kConstant;
+      break;
+    case config::COSINE:
+      schedule.shape = ScheduleShape::kCosine;
+      break;
+    case config::LINEAR:
+      schedule.shape = ScheduleShape::kLinear;
+      break;
+    case config::STEP:
+      schedule.shape = ScheduleShape::kStep;
+      break;
+    case config::MULTI_STEP:
+      schedule.shape = ScheduleShape::kMultiStep;
+      break;
+    case config::COSINE_RESTARTS:
+      schedule.shape = ScheduleShape::kCosineRestarts;
+      break;
+  }
+  if (s.has_warmup_start_factor()) schedule.warmup_start_factor = s.warmup_start_factor();
+  schedule.step_size = s.step_size();
+  schedule.gamma = s.gamma();
+  schedule.milestones.assign(s.milestones().begin(), s.milestones().end());
+  schedule.cycle_steps = s.cycle_steps();
+  schedule.cycle_mul = s.cycle_mul();
+  schedule.cycle_decay = s.cycle_decay();
+  schedule.cycle_limit = s.cycle_limit();
   return schedule;
 }
 
@@ -61,14 +89,21 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       comm_(comm),
       global_batch_(config.train().global_batch_size()),
       micro_batch_(training_micro_batch(config, comm.world_size())),
+      label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
       optimizer_(backend, model.layout(), adamw_settings_from(config)),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
                      gradient_sync_options(config, comm.world_size())),
       key_norm_reducer_(comm, gradient_sync_options(config, comm.world_size()),
-                        gradient_sync_.nccl_sum(), "key-norm all-reduce") {}
+                        gradient_sync_.nccl_sum(), "key-norm all-reduce") {
+  if (config.train().ema_decay() > 0) {
+    weight_ema_ = std::make_unique<WeightEma>(backend, model.layout(), config.train().ema_decay(),
+                                              config.train().ema_warmup());
+  }
+}
 
-StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times) {
+StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_step,
+                             PhaseTimes* times) {
   if (batch.size % micro_batch_ != 0) {
     throw std::logic_error("a training batch of " + std::to_string(batch.size) +
                            " images is not whole micro-batches of " + std::to_string(micro_batch_));
@@ -91,6 +126,8 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times
     context.training = true;
     context.step = step;
     context.micro_batch = i;
+    context.epoch_step = epoch_step;
+    context.label_smoothing = label_smoothing_;
     local_loss += model_.forward(batch.images.data() + first * image_floats, labels, micro_batch_,
                                  context, key_norm_reducer_);
     clock.charge(&PhaseTimes::forward);
@@ -107,6 +144,7 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, PhaseTimes* times
   clock.charge(&PhaseTimes::communication);
   result.lr = schedule_.at(step);
   result.grad_norm = optimizer_.step(model_.params(), model_.grads(), result.lr);
+  if (weight_ema_) weight_ema_->update(model_.params(), step + 1);
   clock.charge(&PhaseTimes::optimizer);
   if (!std::isfinite(result.grad_norm)) {  // the global norm: every rank stops here
     throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +

@@ -2,11 +2,12 @@
 // zero the gradients; per micro-batch (train.micro_batch_size) a forward (key norms summed over
 // the ranks inside it) and a backward accumulating into the gradients; the loss summed over the
 // ranks before the last backward, whose gradient buckets are summed as they complete; AdamW at
-// the schedule's rate (docs/design.md §3.6, §5). The optimizer settings and the schedule come from
-// the config here and nowhere else.
+// the schedule's rate, then the weight EMA when train.ema_decay is set (docs/design.md §3.6,
+// §5). The optimizer settings and the schedule come from the config here and nowhere else.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "comm/communicator.h"
 #include "data/batch.h"
@@ -17,6 +18,7 @@
 #include "trainer/key_norm_reducer.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/optimizer.h"
+#include "trainer/weight_ema.h"
 
 namespace dgqa {
 
@@ -50,13 +52,15 @@ class TrainingStep {
   TrainingStep(const config::Config& config, VisionTransformer& model, Backend& backend,
                Communicator& comm, int64_t total_steps);
 
-  // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it)
+  // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it),
+  // the `epoch_step`-th of its epoch (DGQA's window with model.dgqa_window_counter EPOCH_STEP),
   // on this rank's part of the global batch, in consecutive micro-batches. Throws
   // std::runtime_error if the loss or the gradient norm is not finite. With `times`, adds each
   // phase's time to it (the data phase is the caller's).
-  StepResult run(const Batch& batch, int64_t step, PhaseTimes* times = nullptr);
+  StepResult run(const Batch& batch, int64_t step, int64_t epoch_step, PhaseTimes* times = nullptr);
 
   AdamW& optimizer() { return optimizer_; }
+  WeightEma* weight_ema() { return weight_ema_.get(); }  // null when train.ema_decay is 0
   GradientSync& gradient_sync() { return gradient_sync_; }
   KeyNormReducer& key_norm_reducer() { return key_norm_reducer_; }
 
@@ -69,8 +73,10 @@ class TrainingStep {
   Communicator& comm_;
   const int global_batch_;
   const int micro_batch_;  // images per forward pass
+  const float label_smoothing_;
   const LrSchedule schedule_;
   AdamW optimizer_;
+  std::unique_ptr<WeightEma> weight_ema_;
   GradientSync gradient_sync_;
   KeyNormReducer key_norm_reducer_;  // after gradient_sync_, whose NCCL sum it may share
 };

@@ -16,6 +16,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/patch_embed.h"
 #include "kernels/cpu/pgqa_noise.h"
+#include "kernels/cpu/weight_ema.h"
 
 namespace dgqa {
 
@@ -128,13 +129,14 @@ void CpuBackend::pgqa_noise_backward(float* dx, const float* dy, const float* x,
 }
 
 double CpuBackend::softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                                 const int* labels, int N, int K) {
-  return cpu::softmax_cross_entropy_forward(probs, losses, logits, labels, N, K);
+                                                 const int* labels, int N, int K, float smoothing) {
+  return cpu::softmax_cross_entropy_forward(probs, losses, logits, labels, N, K, smoothing);
 }
 
 void CpuBackend::softmax_cross_entropy_backward(float* dlogits, const float* probs,
-                                                const int* labels, int N, int K, float scale) {
-  cpu::softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale);
+                                                const int* labels, int N, int K, float scale,
+                                                float smoothing) {
+  cpu::softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale, smoothing);
 }
 
 void CpuBackend::im2col_patches(float* cols, const float* img, int B, int C, int S, int p) {
@@ -149,6 +151,10 @@ void CpuBackend::adamw_update(float* params, const float* grads, float* m, float
                               float lr, float beta1, float beta2, float eps, float weight_decay,
                               int64_t t) {
   cpu::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
+}
+
+void CpuBackend::weight_ema_update(float* ema, const float* params, int64_t n, float weight) {
+  cpu::weight_ema_update(ema, params, n, weight);
 }
 
 void CpuBackend::add_inplace(float* x, const float* y, int64_t n) {

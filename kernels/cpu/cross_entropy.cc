@@ -7,7 +7,7 @@
 namespace dgqa::cpu {
 
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                     const int* labels, int N, int K) {
+                                     const int* labels, int N, int K, float smoothing) {
   std::vector<double> row_losses(N);
 #pragma omp parallel for
   for (int n = 0; n < N; ++n) {
@@ -16,14 +16,19 @@ double softmax_cross_entropy_forward(float* probs, float* losses, const float* l
     // log softmax(z)_k = z_k - max - log(sum_j exp(z_j - max)): no exp of a large number.
     float max_logit = z[0];
     for (int k = 1; k < K; ++k) max_logit = std::fmax(max_logit, z[k]);
-    double sum = 0.0;
+    double sum = 0.0, shifted_sum = 0.0;
     for (int k = 0; k < K; ++k) {
       p[k] = std::exp(z[k] - max_logit);
       sum += p[k];
+      shifted_sum += z[k] - max_logit;
     }
     const float inv_sum = static_cast<float>(1.0 / sum);
     for (int k = 0; k < K; ++k) p[k] *= inv_sum;
-    const double loss = std::log(sum) - (z[labels[n]] - max_logit);
+    // -log p_k = log(sum) - (z_k - max): the label's term and the mean over the K classes.
+    const double label_loss = std::log(sum) - (z[labels[n]] - max_logit);
+    const double mean_loss = std::log(sum) - shifted_sum / K;
+    const double loss =
+        smoothing == 0.f ? label_loss : (1.0 - smoothing) * label_loss + smoothing * mean_loss;
     losses[n] = static_cast<float>(loss);
     row_losses[n] = loss;
   }
@@ -34,12 +39,13 @@ double softmax_cross_entropy_forward(float* probs, float* losses, const float* l
 }
 
 void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                    int K, float scale) {
+                                    int K, float scale, float smoothing) {
+  const float off_label = smoothing / K, on_label = 1.f - smoothing + off_label;
 #pragma omp parallel for
   for (int n = 0; n < N; ++n) {
     const float* p = probs + static_cast<int64_t>(n) * K;
     float* dz = dlogits + static_cast<int64_t>(n) * K;
-    for (int k = 0; k < K; ++k) dz[k] += scale * (p[k] - (k == labels[n] ? 1.f : 0.f));
+    for (int k = 0; k < K; ++k) dz[k] += scale * (p[k] - (k == labels[n] ? on_label : off_label));
   }
 }
 

@@ -1,4 +1,4 @@
-// Softmax cross-entropy on the GPU (semantics: kernels/cpu/cross_entropy.h).
+// Softmax cross-entropy with label smoothing on the GPU (semantics: kernels/cpu/cross_entropy.h).
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
@@ -57,8 +57,8 @@ __device__ float block_max(float value, float* warp_results) {
 // One block of kRowThreads per row; threads stride over the K classes. log softmax(z)_k =
 // z_k - max - log(sum_j exp(z_j - max)): no exp of a large number.
 __global__ void softmax_cross_entropy_forward_kernel(float* probs, float* losses,
-                                                     const float* logits, const int* labels,
-                                                     int K) {
+                                                     const float* logits, const int* labels, int K,
+                                                     float smoothing) {
   __shared__ float warp_results[kRowThreads / kWarpSize];
   const int64_t offset = static_cast<int64_t>(blockIdx.x) * K;
   const float* z = logits + offset;
@@ -67,39 +67,49 @@ __global__ void softmax_cross_entropy_forward_kernel(float* probs, float* losses
   float thread_max = -INFINITY;
   for (int k = threadIdx.x; k < K; k += kRowThreads) thread_max = fmaxf(thread_max, z[k]);
   const float max_logit = block_max(thread_max, warp_results);
-  float thread_sum = 0.f;
+  float thread_sum = 0.f, thread_shifted_sum = 0.f;
   for (int k = threadIdx.x; k < K; k += kRowThreads) {
     p[k] = expf(z[k] - max_logit);
     thread_sum += p[k];
+    thread_shifted_sum += z[k] - max_logit;
   }
   const float sum = block_sum(thread_sum, warp_results);
+  const float shifted_sum = block_sum(thread_shifted_sum, warp_results);
   const float inv_sum = 1.f / sum;
   for (int k = threadIdx.x; k < K; k += kRowThreads) p[k] *= inv_sum;  // its own elements
-  if (threadIdx.x == 0) losses[blockIdx.x] = logf(sum) - (z[labels[blockIdx.x]] - max_logit);
+  if (threadIdx.x == 0) {
+    // -log p_k = log(sum) - (z_k - max): the label's term and the mean over the K classes.
+    const float label_loss = logf(sum) - (z[labels[blockIdx.x]] - max_logit);
+    const float mean_loss = logf(sum) - shifted_sum / K;
+    losses[blockIdx.x] =
+        smoothing == 0.f ? label_loss : (1.f - smoothing) * label_loss + smoothing * mean_loss;
+  }
 }
 
-// Grid-stride loop over the N * K elements: dlogits += scale * (probs - onehot(label)).
+// Grid-stride loop over the N * K elements: dlogits += scale * (probs - target), the target
+// on_label at the label and off_label elsewhere.
 __global__ void softmax_cross_entropy_backward_kernel(float* dlogits, const float* probs,
                                                       const int* labels, int64_t total, int K,
-                                                      float scale) {
+                                                      float scale, float on_label,
+                                                      float off_label) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += stride) {
     const int row = static_cast<int>(i / K);
     const int k = static_cast<int>(i - static_cast<int64_t>(row) * K);
-    dlogits[i] += scale * (probs[i] - (k == labels[row] ? 1.f : 0.f));
+    dlogits[i] += scale * (probs[i] - (k == labels[row] ? on_label : off_label));
   }
 }
 
 }  // namespace
 
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                     const int* labels, int N, int K) {
+                                     const int* labels, int N, int K, float smoothing) {
   if (N <= 0) return 0.0;
   check_grid("softmax_cross_entropy_forward", N);
   cudaStream_t stream = context().stream;
   softmax_cross_entropy_forward_kernel<<<N, kRowThreads, 0, stream>>>(probs, losses, logits, labels,
-                                                                      K);
+                                                                      K, smoothing);
   DGQA_CUDA_CHECK_LAUNCH();
   // Summed on the host in double, in row order: the same result on every run.
   std::vector<float> host_losses(N);
@@ -112,12 +122,13 @@ double softmax_cross_entropy_forward(float* probs, float* losses, const float* l
 }
 
 void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                    int K, float scale) {
+                                    int K, float scale, float smoothing) {
   const int64_t total = static_cast<int64_t>(N) * K;
   if (total <= 0) return;
   const int blocks = grid_stride_blocks(total, kElementThreads);
+  const float off_label = smoothing / K, on_label = 1.f - smoothing + off_label;
   softmax_cross_entropy_backward_kernel<<<blocks, kElementThreads, 0, context().stream>>>(
-      dlogits, probs, labels, total, K, scale);
+      dlogits, probs, labels, total, K, scale, on_label, off_label);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

@@ -146,13 +146,15 @@ void CudaBackend::pgqa_noise_backward(float* dx, const float* dy, const float* x
 }
 
 double CudaBackend::softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                                  const int* labels, int N, int K) {
-  return cuda::softmax_cross_entropy_forward(probs, losses, logits, labels, N, K);
+                                                  const int* labels, int N, int K,
+                                                  float smoothing) {
+  return cuda::softmax_cross_entropy_forward(probs, losses, logits, labels, N, K, smoothing);
 }
 
 void CudaBackend::softmax_cross_entropy_backward(float* dlogits, const float* probs,
-                                                 const int* labels, int N, int K, float scale) {
-  cuda::softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale);
+                                                 const int* labels, int N, int K, float scale,
+                                                 float smoothing) {
+  cuda::softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale, smoothing);
 }
 
 void CudaBackend::im2col_patches(float* cols, const float* img, int B, int C, int S, int p) {
@@ -175,6 +177,11 @@ void CudaBackend::adamw_update(float* params, const float* grads, float* m, floa
     params_bf16 = bf16_->weights.adamw_target(params, n);
   }
   cuda::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, params_bf16);
+}
+
+void CudaBackend::weight_ema_update(float* ema, const float* params, int64_t n, float weight) {
+  if (bf16_ != nullptr) bf16_->weights.note_write(ema, sizeof(float) * n);
+  cuda::weight_ema_update(ema, params, n, weight);
 }
 
 void CudaBackend::add_inplace(float* x, const float* y, int64_t n) {

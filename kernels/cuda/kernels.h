@@ -71,9 +71,9 @@ void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float
 
 // cross_entropy.cu (returns the sum of the losses; synchronises to read it)
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                     const int* labels, int N, int K);
+                                     const int* labels, int N, int K, float smoothing);
 void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                    int K, float scale);
+                                    int K, float scale, float smoothing);
 
 // patch_embed.cu
 void im2col_patches(float* cols, const float* img, int B, int C, int S, int p);
@@ -86,6 +86,9 @@ void key_norms(float* norms, const float* k, int B, int T, int G, int d);
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int64_t t,
                   __nv_bfloat16* params_bf16 = nullptr);
+
+// weight_ema.cu
+void weight_ema_update(float* ema, const float* params, int64_t n, float weight);
 
 // elementwise.cu
 void add_inplace(float* x, const float* y, int64_t n);

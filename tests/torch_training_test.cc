@@ -1,0 +1,174 @@
+// Cross-checks dgqa's fine-tuning options in training against tools/torch_training.py, the
+// float64 PyTorch reference built from torch's own cross_entropy, AdamW and LR schedulers:
+// from the same weights, two (or three) steps on the same full batch must give the same weights
+// to 1e-5. Each case also checks that its options move the weights by more than that, so that
+// the agreement means something. Skips unless /usr/bin/python3 has torch and numpy.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "tests/fixtures.h"
+#include "tests/test_util.h"
+
+namespace dgqa {
+namespace {
+
+using tests::DgqaRun;
+using tests::shell_quote;
+
+constexpr const char* kPython = "/usr/bin/python3";
+constexpr int kExamples = 8;  // the training set is one batch: every step sees all of it
+constexpr double kTolerance = 1e-5;
+// What the fixture config sets (tests/fixtures.cc), for the reference; a case's own options
+// come after these and override them.
+constexpr const char* kFixtureOptions = "--lr 3e-3 --weight-decay 0.01 --schedule CONSTANT";
+
+struct Case {
+  std::string name;
+  std::string scheme;  // MHA or GQA
+  int steps;
+  std::vector<std::string> sets;  // dgqa's --set path=value
+  std::string torch_args;         // the same options for torch_training.py
+};
+
+void PrintTo(const Case& c, std::ostream* out) {
+  *out << c.name;
+}
+
+// The largest absolute difference over the float tensors of two weights files, leaving out
+// the K biases: their gradient is zero in exact arithmetic and rounding noise in fp32, which
+// AdamW scales up (docs/maintaining.md, "The K bias").
+double largest_difference(const std::string& a, const std::string& b, std::string* where) {
+  const SafetensorsFile first = SafetensorsFile::read(a), second = SafetensorsFile::read(b);
+  double largest = 0;
+  for (const std::string& name : second.names()) {
+    if (name.find(".attn.k.bias") != std::string::npos) continue;
+    const std::vector<float> x = first.as_f32(name), y = second.as_f32(name);
+    EXPECT_EQ(x.size(), y.size()) << name;
+    for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
+      const double difference = std::fabs(double{x[i]} - double{y[i]});
+      if (difference > largest) *where = name + "[" + std::to_string(i) + "]";
+      largest = std::max(largest, difference);
+    }
+  }
+  return largest;
+}
+
+class TorchTrainingTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    std::string output;
+    if (tests::run_command(std::string(kPython) + " -c 'import torch, numpy'", &output) != 0) {
+      GTEST_SKIP() << kPython << " cannot import torch and numpy";
+    }
+    dir_ = tests::make_temp_dir("dgqa_torch_training_");
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Trains `steps` steps from `init` (none: dgqa's initialisation) with the overrides; returns
+  // the path of the final weights.
+  std::string train(const std::string& config, const std::string& name, int steps,
+                    const std::string& init, const std::vector<std::string>& sets) {
+    std::string args = "train --config " + shell_quote(config) + " --out " +
+                       shell_quote(dir_ + "/" + name) +
+                       " --set train.max_steps=" + std::to_string(steps);
+    if (!init.empty()) args += " --init-from " + shell_quote(init);
+    for (const std::string& set : sets) args += " --set " + set;
+    const DgqaRun run = tests::run_dgqa(args, dir_);
+    EXPECT_EQ(run.exit_code, 0) << "dgqa " << args << "\n" << run.err;
+    return dir_ + "/" + name + "/model.safetensors";
+  }
+
+  std::string dir_;
+};
+
+TEST_P(TorchTrainingTest, WeightsMatchTheTorchReference) {
+  const Case& c = GetParam();
+  tests::FixtureDatasetOptions options;
+  options.train_count = kExamples;
+  const tests::FixtureDataset data = tests::write_fixture_dataset(dir_, options);
+  tests::FixtureConfig settings;
+  settings.attention = c.scheme;
+  settings.num_kv_heads = c.scheme == "MHA" ? -1 : 2;
+  settings.batch_size = kExamples;
+  const std::string config = tests::write_fixture_config(dir_ + "/config.pbtxt", data, settings);
+
+  // Start from weights two plain steps in (biases and norms away from their initial values).
+  const std::string start = train(config, "start", 2, "", {});
+  const std::string plain = train(config, "plain", c.steps, start, {});
+  const std::string ours = train(config, "ours", c.steps, start, c.sets);
+  ASSERT_FALSE(HasFailure());
+
+  // The training split exactly as dgqa's loader gives it (mean 0, std 1), and its labels.
+  const std::vector<float> images = tests::normalised_images(data.train);
+  write_npy_f32(dir_ + "/images.npy", images.data(), {kExamples, 1, 8, 8});
+  const std::vector<int64_t> labels(data.train.labels.begin(), data.train.labels.end());
+  write_npy_i64(dir_ + "/labels.npy", labels.data(), {kExamples});
+  const std::string theirs = dir_ + "/torch.safetensors";
+  const std::string command =
+      std::string(kPython) + " " +
+      shell_quote(std::string(DGQA_SOURCE_DIR) + "/tools/torch_training.py") + " --weights " +
+      shell_quote(start) + " --images " + shell_quote(dir_ + "/images.npy") + " --labels " +
+      shell_quote(dir_ + "/labels.npy") + " --scheme " + c.scheme +
+      " --num-heads 4 --num-kv-heads " + (c.scheme == "MHA" ? "4" : "2") +
+      " --patch-size 4 --steps " + std::to_string(c.steps) + " " + kFixtureOptions + " " +
+      c.torch_args + " --weights-out " + shell_quote(theirs) + " 2>&1";
+  std::string output;
+  ASSERT_EQ(tests::run_command(command, &output), 0) << command << "\n" << output;
+
+  std::string where;
+  const double difference = largest_difference(ours, theirs, &where);
+  EXPECT_LE(difference, kTolerance) << "largest at " << where;
+  const double effect = largest_difference(ours, plain, &where);
+  EXPECT_GT(effect, 100 * kTolerance) << "the options hardly change the weights";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g", difference);
+  RecordProperty("largest_difference", text);
+}
+
+std::vector<Case> all_cases() {
+  return {
+      {"label_smoothing_GQA", "GQA", 2, {"optimizer.label_smoothing=0.2"}, "--label-smoothing 0.2"},
+      {"layer_decay_MHA",
+       "MHA",
+       2,
+       {"optimizer.layer_decay=0.5", "optimizer.no_decay_1d=true", "optimizer.weight_decay=0.5"},
+       "--layer-decay 0.5 --no-decay-1d --weight-decay 0.5"},
+      {"step_schedule_GQA",
+       "GQA",
+       3,
+       {"schedule.warmup_steps=1", "schedule.warmup_start_factor=0.25", "schedule.kind=STEP",
+        "schedule.gamma=0.5"},
+       "--warmup-steps 1 --warmup-start-factor 0.25 --schedule STEP --gamma 0.5"},
+      {"cosine_restarts_MHA",
+       "MHA",
+       3,
+       {"schedule.kind=COSINE_RESTARTS", "schedule.cycle_steps=2", "schedule.cycle_decay=0.5",
+        "schedule.min_lr=1e-4"},
+       "--schedule COSINE_RESTARTS --cycle 2 1 0.5 0 --min-lr 1e-4"},
+      {"all_GQA",
+       "GQA",
+       3,
+       {"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.7", "optimizer.no_decay_1d=true",
+        "schedule.kind=LINEAR", "schedule.min_lr=1e-4"},
+       "--label-smoothing 0.1 --layer-decay 0.7 --no-decay-1d --schedule LINEAR --min-lr 1e-4"},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Options, TorchTrainingTest, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<Case>& param) {
+                           return param.param.name;
+                         });
+
+}  // namespace
+}  // namespace dgqa

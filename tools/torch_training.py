@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""Training mode of the PyTorch reference (tools/torch_reference.py): runs N training steps of
+the dgqa ViT in float64 from a dgqa safetensors file, as docs/design.md §3.6 specifies them
+with torch's own pieces: F.cross_entropy (label smoothing), torch.optim.AdamW with one
+parameter group per tensor (timm's layer-wise LR decay and no-weight-decay rule) and
+torch.optim.lr_scheduler for the learning rate. Each step runs on all the given images (one
+full batch), so the order of the examples does not matter. Writes the final weights.
+
+  torch_training.py --weights W.safetensors --images X.npy --labels Y.npy --scheme GQA \
+      --num-heads 4 --num-kv-heads 2 --patch-size 4 --steps 2 [--lr 1e-3 ...] \
+      --weights-out OUT.safetensors
+
+X.npy: float32 (N, C, S, S), already normalised; Y.npy: integer (N). Schemes: MHA, GQA (their
+allocation does not depend on the step). OUT holds the float tensors as F32.
+"""
+import argparse
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from safetensors_numpy import read_safetensors, write_safetensors
+from torch_reference import check_shapes, vit_logits
+
+SCHEDULES = ["CONSTANT", "COSINE", "LINEAR", "STEP", "MULTI_STEP", "COSINE_RESTARTS"]
+
+
+def cosine_cycles(lr, min_lr, cycle, mul, decay, limit):
+    """timm's CosineLRScheduler after its warm-up prefix, as a function of the step s: cycle i
+    lasts cycle * mul**i steps and runs a cosine from lr * decay**i down to min_lr; cycles from
+    number `limit` on (0 = none) stay at min_lr."""
+    def rate(s):
+        i, start, length = 0, 0, cycle
+        while s >= start + length:  # walk the cycles (timm solves for i with a logarithm)
+            i, start, length = i + 1, start + length, length * mul
+        if limit and i >= limit:
+            return min_lr
+        peak = lr * decay**i
+        return min_lr + 0.5 * (peak - min_lr) * (1 + math.cos(math.pi * (s - start) / length))
+    return rate
+
+
+def lr_sequence(lr, total, warmup=0, kind="COSINE", min_lr=0.0, warmup_start_factor=None,
+                step_size=1, gamma=0.1, milestones=(), cycle=(1, 1.0, 1.0, 0)):
+    """The learning rate of steps 0..total-1, read from torch's schedulers stepped once per
+    optimizer step on a dummy optimizer: the warm-up (LinearLR from warmup_start_factor, or
+    (t+1)/warmup without it), then the decay scheduler started at the warm-up's end, as
+    SequentialLR chains them. COSINE_RESTARTS (no torch scheduler has timm's cycles) is a
+    LambdaLR of cosine_cycles with cycle = (steps, mul, decay, limit)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler
+    rates = []
+
+    def run(scheduler, steps):
+        for _ in range(steps):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+
+    warmup = min(warmup, total)
+    if warmup > 0:
+        if warmup_start_factor is None:
+            run(sched.LambdaLR(optimizer, lambda t: (t + 1) / warmup), warmup)
+        else:
+            run(sched.LinearLR(optimizer, warmup_start_factor, 1.0, total_iters=warmup), warmup)
+    optimizer.param_groups[0]["lr"] = lr  # the decay starts from the peak rate
+    decay_steps = total - warmup
+    if kind == "CONSTANT" or decay_steps <= 0:
+        decay = sched.LambdaLR(optimizer, lambda t: 1.0)
+    elif kind == "COSINE":
+        decay = sched.CosineAnnealingLR(optimizer, T_max=decay_steps, eta_min=min_lr)
+    elif kind == "LINEAR":
+        decay = sched.LinearLR(optimizer, 1.0, min_lr / lr, total_iters=decay_steps)
+    elif kind == "STEP":
+        decay = sched.StepLR(optimizer, step_size, gamma)
+    elif kind == "MULTI_STEP":
+        decay = sched.MultiStepLR(optimizer, list(milestones), gamma)
+    else:
+        rate = cosine_cycles(lr, min_lr, *cycle)
+        decay = sched.LambdaLR(optimizer, lambda s: rate(s) / lr)
+    run(decay, decay_steps)
+    return rates
+
+
+def lr_decay_layer(name, depth):
+    """timm's layer-wise decay groups: patch embedding, cls token, position embedding 0; block
+    i is i + 1; the final norm joins the last block (depth); the head is depth + 1."""
+    if name.startswith("patch_embed.") or name in ("cls_token", "pos_embed"):
+        return 0
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    return depth if name.startswith("norm.") else depth + 1
+
+
+def param_groups(params, depth, args):
+    """One group per tensor with its lr_scale and weight decay (timm: no decay for tensors of
+    rank <= 1 and for cls_token, pos_embed)."""
+    groups = []
+    for name, p in params.items():
+        no_decay = args.no_decay_1d and (p.ndim <= 1 or name in ("cls_token", "pos_embed"))
+        scale = args.layer_decay ** (depth + 1 - lr_decay_layer(name, depth))
+        groups.append({"params": [p], "lr_scale": scale,
+                       "weight_decay": 0.0 if no_decay else args.weight_decay})
+    return groups
+
+
+def train(w, images, labels, args):
+    """args.steps steps on (images, labels); returns the trained float tensors."""
+    depth = sum(1 for name in w if name.startswith("blocks.") and name.endswith(".norm1.weight"))
+    params = {name: t.clone().requires_grad_(True) for name, t in w.items()
+              if t.dtype == torch.float64 and not name.endswith((".cache", ".allocation"))}
+    weights = dict(w, **params)
+    optimizer = torch.optim.AdamW(param_groups(params, depth, args), lr=args.lr,
+                                  betas=(args.beta1, args.beta2), eps=args.eps)
+    rates = lr_sequence(args.lr, args.steps, args.warmup_steps, args.schedule, args.min_lr,
+                        args.warmup_start_factor, args.step_size, args.gamma, args.milestones,
+                        args.cycle)
+    for rate in rates:
+        for group in optimizer.param_groups:
+            group["lr"] = rate * group["lr_scale"]
+        optimizer.zero_grad()
+        logits = vit_logits(weights, images, args)
+        loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+        loss.backward()
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), args.grad_clip)
+        optimizer.step()
+    return {name: p.detach().numpy() for name, p in params.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, help="dgqa safetensors file to start from")
+    parser.add_argument("--images", required=True, help="float32 .npy (N, C, S, S), normalised")
+    parser.add_argument("--labels", required=True, help="integer .npy (N)")
+    parser.add_argument("--scheme", required=True, choices=["MHA", "GQA"])
+    parser.add_argument("--num-heads", type=int, required=True)
+    parser.add_argument("--num-kv-heads", type=int, required=True)
+    parser.add_argument("--patch-size", type=int, required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--weights-out", required=True, help="safetensors file to write")
+    # optimizer { } and schedule { } of the config, with its defaults.
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--beta1", type=float, default=0.9)
+    parser.add_argument("--beta2", type=float, default=0.999)
+    parser.add_argument("--eps", type=float, default=1e-8)
+    parser.add_argument("--grad-clip", type=float, default=0.0)
+    parser.add_argument("--no-decay-1d", action="store_true")
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--layer-decay", type=float, default=1.0)
+    parser.add_argument("--warmup-steps", type=int, default=0)
+    parser.add_argument("--schedule", choices=SCHEDULES, default="COSINE")
+    parser.add_argument("--min-lr", type=float, default=0.0)
+    parser.add_argument("--warmup-start-factor", type=float)
+    parser.add_argument("--step-size", type=int, default=1)
+    parser.add_argument("--gamma", type=float, default=0.1)
+    parser.add_argument("--milestones", type=int, nargs="*", default=[])
+    parser.add_argument("--cycle", type=float, nargs=4, default=[1, 1.0, 1.0, 0],
+                        metavar=("STEPS", "MUL", "DECAY", "LIMIT"), help="COSINE_RESTARTS")
+    args = parser.parse_args()
+    args.seed, args.pgqa_eval_noise = 0, 0  # read by the model only for PGQA
+
+    arrays = read_safetensors(args.weights)
+    w = {name: torch.from_numpy(array.astype(np.float64 if array.dtype.kind == "f" else np.int64))
+         for name, array in arrays.items()}
+    images = np.load(args.images)
+    check_shapes(w, images, args)
+    labels = torch.from_numpy(np.load(args.labels).astype(np.int64))
+    trained = train(w, torch.from_numpy(images.astype(np.float64)), labels, args)
+    write_safetensors(args.weights_out, trained, "F32")
+
+
+if __name__ == "__main__":
+    main()
