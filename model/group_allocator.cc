@@ -40,7 +40,7 @@ bool GroupAllocator::is_dgqa() const {
 bool GroupAllocator::needs_key_norms(const ForwardContext& context) const {
   if (scheme_ == AttentionScheme::kKDGQA) return true;
   if (!is_dgqa()) return false;
-  if (context.training) return window_step(context) % window_ == 0;
+  if (context.training) return window_step(context) % window_ == 0 && context.micro_batch == 0;
   return eval_mode_ != DgqaEvalMode::kFrozen;
 }
 

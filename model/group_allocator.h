@@ -13,7 +13,8 @@ namespace dgqa {
 // What kind of forward pass is running; the allocation rules depend on it.
 struct ForwardContext {
   bool training = true;
-  int64_t step = 0;  // global optimizer step (training) – drives DGQA windows and PGQA noise
+  int64_t step = 0;     // global optimizer step (training) – drives DGQA windows and PGQA noise
+  int micro_batch = 0;  // which forward of the step (gradient accumulation): DGQA decides in 0
   // Training: the step's place in its epoch (DGQA's window with dgqa_window_counter
   // EPOCH_STEP); -1 when the caller has no epochs. Evaluation: the batch's index in the split.
   int64_t epoch_step = -1;

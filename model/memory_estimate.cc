@@ -37,15 +37,20 @@ ParameterCount parameter_count(const ModelConfig& config) {
   return count;
 }
 
-double activation_floats(const ModelConfig& config, double batch) {
+double activation_floats(const ModelConfig& config, double batch, bool recompute) {
   const Extents e(config);
   const double B = batch, BT = B * e.T;
   const bool pgqa = config.attention == AttentionScheme::kPGQA;
-  const double attention = BT * (4 * e.D + 2 * e.kv + 2) + B * e.H * e.T * e.T +
-                           (pgqa ? BT * e.D + 2 * B * e.H + e.H * e.T * e.d : 0);
-  const double mlp_rows = BT * (2 * e.D + 2 * e.F + 2);  // the last block: B rows only
-  const double blocks =
-      config.depth * attention + (config.depth - 1) * mlp_rows + B * (2 * e.D + 2 * e.F + 2);
+  // Each block keeps its input (the residual stream) and its PGQA noise; its attention and MLP
+  // activations are one shared set with recomputation (all B*T rows), else each block's own
+  // (the last block's MLP rows: B only).
+  const double kept = BT * e.D + (pgqa ? e.H * e.T * e.d : 0);
+  const double attention =
+      BT * (3 * e.D + 2 * e.kv + 2) + B * e.H * e.T * e.T + (pgqa ? BT * e.D + 2 * B * e.H : 0);
+  const double mlp_rows = BT * (2 * e.D + 2 * e.F + 2);
+  const double blocks = recompute ? config.depth * kept + attention + mlp_rows
+                                  : config.depth * (kept + attention) +
+                                        (config.depth - 1) * mlp_rows + B * (2 * e.D + 2 * e.F + 2);
   const double outside = B * e.C * e.S * e.S + B * e.N * e.C * e.p * e.p + 2 * B * e.N * e.D +
                          8 * B * e.D + 3 * B * e.K + 4 * B;
   const double scratch = BT * (5 * e.D + 2 * e.kv + 2 * e.F);

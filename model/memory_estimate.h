@@ -17,7 +17,8 @@ ParameterCount parameter_count(const ModelConfig& config);
 
 // The floats of VisionTransformer's activation and scratch buffers for `batch` images per
 // forward pass (the per-block terms dominate: B T D for the residual streams, B H T^2 for the
-// attention probabilities, B T 4D for the MLP).
-double activation_floats(const ModelConfig& config, double batch);
+// attention probabilities, B T 4D for the MLP); with `recompute`, one block's activations besides
+// every block's input.
+double activation_floats(const ModelConfig& config, double batch, bool recompute = false);
 
 }  // namespace dgqa

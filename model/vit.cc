@@ -45,12 +45,13 @@ struct VisionTransformer::Buffers {
 };
 
 VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend, int max_batch,
-                                     uint64_t seed)
+                                     uint64_t seed, bool recompute)
     : config_(config),
       backend_(backend),
       layout_(config),
       max_batch_(max_batch),
       seed_(seed),
+      recompute_(recompute),
       buffers_(std::make_unique<Buffers>()) {
   const int64_t B = max_batch, T = config.num_tokens(), N = config.num_patches();
   const int64_t D = config.embed_dim, F = config.mlp_dim(), H = config.num_heads;
@@ -86,8 +87,13 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   for (float*& stream : b.resid) region(&stream, B * T * D);
   b.layers.resize(config.depth);
   for (Buffers::Layer& L : b.layers) {
+    // The allocation and the noise of each layer outlive its activations: a recomputed block
+    // reuses them.
+    region(reinterpret_cast<float**>(&L.kv_head), H);
+    region(&L.noise, pgqa ? H * T * d : 0);
+    if (recompute && &L != &b.layers.front()) continue;  // shares the first layer's activations
     // After attention, the last block keeps its class-token rows only (see forward).
-    const int64_t rows = &L == &b.layers.back() ? B : B * T;
+    const int64_t rows = &L == &b.layers.back() && !recompute ? B : B * T;
     region(&L.ln1, B * T * D);
     region(&L.ln1_mean, B * T);
     region(&L.ln1_rstd, B * T);
@@ -98,14 +104,12 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
     region(&L.attn, B * T * D);
     region(&L.noisy, pgqa ? B * T * D : 0);
     region(&L.noise_stats, pgqa ? B * H * 2 : 0);
-    region(&L.noise, pgqa ? H * T * d : 0);
     region(&L.resid_mid, rows * D);
     region(&L.ln2, rows * D);
     region(&L.ln2_mean, rows);
     region(&L.ln2_rstd, rows);
     region(&L.fc1, rows * F);
     region(&L.gelu, rows * F);
-    region(reinterpret_cast<float**>(&L.kv_head), H);
   }
   for (float** scratch : {&b.d_resid, &b.d_ln, &b.d_attn_out, &b.d_attn, &b.d_q})
     region(scratch, B * T * D);
@@ -130,6 +134,13 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   float* base = static_cast<float*>(b.memory);
   for (size_t i = 0; i < regions.size(); ++i) {
     *regions[i].first = regions[i].second > 0 ? base + offsets[i] : nullptr;
+  }
+  for (Buffers::Layer& L : b.layers) {
+    if (!recompute || &L == &b.layers.front()) continue;
+    Buffers::Layer shared = b.layers.front();
+    shared.kv_head = L.kv_head;
+    shared.noise = L.noise;
+    L = shared;
   }
   init_params(seed);
 }
@@ -221,13 +232,62 @@ void VisionTransformer::choose_allocation(int layer, const float* k, int B,
                           kv_head.size() * sizeof(int));
 }
 
+// After attention every token's row is computed on its own, and only the class token of the
+// last block reaches the head: that block's projection, MLP and residuals run on its B
+// class-token rows (b.cls receives its output), not on all B*T.
+void VisionTransformer::block_forward(int l, int B, const ForwardContext* context,
+                                      Reducer* reducer) {
+  const ModelConfig& c = config_;
+  const int T = c.num_tokens(), D = c.embed_dim, F = c.mlp_dim();
+  const int H = c.num_heads, G = c.num_kv_heads, d = c.head_dim(), BT = B * T;
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const BlockSlots& w = layout_.blocks[l];
+  Buffers& b = *buffers_;
+  Buffers::Layer& L = b.layers[l];
+  Backend& be = backend_;
+  be.layernorm_forward(L.ln1, L.ln1_mean, L.ln1_rstd, b.resid[l], param(w.norm1_w),
+                       param(w.norm1_b), BT, D, kLayerNormEps);
+  be.matmul_forward(L.q, L.ln1, param(w.q_w), param(w.q_b), BT, D, D);
+  be.matmul_forward(L.k, L.ln1, param(w.k_w), param(w.k_b), BT, D, G * d);
+  be.matmul_forward(L.v, L.ln1, param(w.v_w), param(w.v_b), BT, D, G * d);
+  if (context != nullptr) choose_allocation(l, L.k, B, *context, *reducer);
+  be.attention_forward(L.attn, L.probs, L.q, L.k, L.v, L.kv_head, B, T, H, G, d, scale);
+  const float* attn_out = L.attn;
+  if (last_noise_) {
+    if (context != nullptr) {
+      const uint32_t step =
+          context->training ? static_cast<uint32_t>(context->step) : kEvalNoiseStep;
+      be.pgqa_make_noise(L.noise, seed_, step, static_cast<uint32_t>(l), H, G, T, d);
+    }
+    be.pgqa_noise_forward(L.noisy, L.noise_stats, L.attn, L.noise, B, T, H, G, d);
+    attn_out = L.noisy;
+  }
+  const bool last = l == c.depth - 1;
+  const int rows = last ? B : BT;
+  const float* block_in = b.resid[l];
+  float* block_out = last ? b.cls : b.resid[l + 1];
+  if (last) {
+    be.gather_cls_forward(b.cls_attn, attn_out, B, T, D);
+    be.gather_cls_forward(b.cls_resid, b.resid[l], B, T, D);
+    attn_out = b.cls_attn;
+    block_in = b.cls_resid;
+  }
+  be.matmul_forward(L.resid_mid, attn_out, param(w.proj_w), param(w.proj_b), rows, D, D);
+  be.add_inplace(L.resid_mid, block_in, static_cast<int64_t>(rows) * D);
+  be.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.resid_mid, param(w.norm2_w),
+                       param(w.norm2_b), rows, D, kLayerNormEps);
+  be.matmul_forward(L.fc1, L.ln2, param(w.fc1_w), param(w.fc1_b), rows, D, F);
+  be.gelu_forward(L.gelu, L.fc1, static_cast<int64_t>(rows) * F);
+  if (context == nullptr) return;  // a recomputation: backward needs no block output
+  be.matmul_forward(block_out, L.gelu, param(w.fc2_w), param(w.fc2_b), rows, F, D);
+  be.add_inplace(block_out, L.resid_mid, static_cast<int64_t>(rows) * D);
+}
+
 double VisionTransformer::forward(const float* images, const int32_t* labels, int B,
                                   const ForwardContext& context, Reducer& reducer) {
   const ModelConfig& c = config_;
-  const int T = c.num_tokens(), N = c.num_patches(), D = c.embed_dim, F = c.mlp_dim();
-  const int H = c.num_heads, G = c.num_kv_heads, d = c.head_dim(), K = c.num_classes;
-  const int C = c.in_channels, S = c.image_size, p = c.patch_size, BT = B * T;
-  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const int N = c.num_patches(), D = c.embed_dim, K = c.num_classes;
+  const int C = c.in_channels, S = c.image_size, p = c.patch_size;
   Buffers& b = *buffers_;
   Backend& be = backend_;
   if (B < 0 || B > max_batch_) {
@@ -249,45 +309,7 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
   be.tokens_forward(b.resid[0], b.patches, param(layout_.cls_token), param(layout_.pos_embed), B, N,
                     D);
 
-  for (int l = 0; l < c.depth; ++l) {
-    const BlockSlots& w = layout_.blocks[l];
-    Buffers::Layer& L = b.layers[l];
-    be.layernorm_forward(L.ln1, L.ln1_mean, L.ln1_rstd, b.resid[l], param(w.norm1_w),
-                         param(w.norm1_b), BT, D, kLayerNormEps);
-    be.matmul_forward(L.q, L.ln1, param(w.q_w), param(w.q_b), BT, D, D);
-    be.matmul_forward(L.k, L.ln1, param(w.k_w), param(w.k_b), BT, D, G * d);
-    be.matmul_forward(L.v, L.ln1, param(w.v_w), param(w.v_b), BT, D, G * d);
-    choose_allocation(l, L.k, B, context, reducer);
-    be.attention_forward(L.attn, L.probs, L.q, L.k, L.v, L.kv_head, B, T, H, G, d, scale);
-    const float* attn_out = L.attn;
-    if (last_noise_) {
-      const uint32_t step = context.training ? static_cast<uint32_t>(context.step) : kEvalNoiseStep;
-      be.pgqa_make_noise(L.noise, seed_, step, static_cast<uint32_t>(l), H, G, T, d);
-      be.pgqa_noise_forward(L.noisy, L.noise_stats, L.attn, L.noise, B, T, H, G, d);
-      attn_out = L.noisy;
-    }
-    // After attention every token's row is computed on its own, and only the class token of the
-    // last block reaches the head: that block's projection, MLP and residuals run on its B
-    // class-token rows (b.cls receives its output), not on all B*T.
-    const bool last = l == c.depth - 1;
-    const int rows = last ? B : BT;
-    const float* block_in = b.resid[l];
-    float* block_out = last ? b.cls : b.resid[l + 1];
-    if (last) {
-      be.gather_cls_forward(b.cls_attn, attn_out, B, T, D);
-      be.gather_cls_forward(b.cls_resid, b.resid[l], B, T, D);
-      attn_out = b.cls_attn;
-      block_in = b.cls_resid;
-    }
-    be.matmul_forward(L.resid_mid, attn_out, param(w.proj_w), param(w.proj_b), rows, D, D);
-    be.add_inplace(L.resid_mid, block_in, static_cast<int64_t>(rows) * D);
-    be.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.resid_mid, param(w.norm2_w),
-                         param(w.norm2_b), rows, D, kLayerNormEps);
-    be.matmul_forward(L.fc1, L.ln2, param(w.fc1_w), param(w.fc1_b), rows, D, F);
-    be.gelu_forward(L.gelu, L.fc1, static_cast<int64_t>(rows) * F);
-    be.matmul_forward(block_out, L.gelu, param(w.fc2_w), param(w.fc2_b), rows, F, D);
-    be.add_inplace(block_out, L.resid_mid, static_cast<int64_t>(rows) * D);
-  }
+  for (int l = 0; l < c.depth; ++l) block_forward(l, B, &context, &reducer);
 
   // The final LayerNorm and the head, on the class tokens.
   be.layernorm_forward(b.lnf, b.lnf_mean, b.lnf_rstd, b.cls, param(layout_.norm_w),
@@ -329,6 +351,8 @@ void VisionTransformer::backward(float loss_scale, const GradientsReady& on_read
     const BlockSlots& w = layout_.blocks[l];
     Buffers::Layer& L = b.layers[l];
     const bool last = l == c.depth - 1;
+    // The shared activations still hold the last block's from the forward pass.
+    if (recompute_ && !last) block_forward(l, B, nullptr, nullptr);
     const int rows = last ? B : BT;
     const size_t row_bytes = sizeof(float) * rows * D;
     float* d_block_out = last ? b.d_cls : b.d_resid;

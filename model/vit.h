@@ -25,8 +25,12 @@ struct BackendRelease {
 
 class VisionTransformer {
  public:
-  // Buffers for activations are sized for up to max_batch images per forward pass.
-  VisionTransformer(const ModelConfig& config, Backend& backend, int max_batch, uint64_t seed);
+  // Buffers for activations are sized for up to max_batch images per forward pass. With
+  // `recompute` (train.recompute BLOCK) the forward pass keeps only each block's input (and its
+  // allocation and PGQA noise), and backward recomputes each block with the same kernels just
+  // before its backward: the same results with one block's activations instead of all.
+  VisionTransformer(const ModelConfig& config, Backend& backend, int max_batch, uint64_t seed,
+                    bool recompute = false);
   ~VisionTransformer();
   VisionTransformer(const VisionTransformer&) = delete;
   VisionTransformer& operator=(const VisionTransformer&) = delete;
@@ -78,12 +82,17 @@ class VisionTransformer {
   float* grad(int64_t offset) { return grads_.get() + offset; }
   void choose_allocation(int layer, const float* k, int B, const ForwardContext& context,
                          Reducer& reducer);
+  // Block `layer` on B images. The forward pass gives its context and reducer: the layer's
+  // allocation is chosen and its PGQA noise drawn. A recomputation gives null for both: it
+  // reuses them and stops before the block's output, which backward does not read.
+  void block_forward(int layer, int B, const ForwardContext* context, Reducer* reducer);
 
   ModelConfig config_;
   Backend& backend_;
   ParamLayout layout_;
   int max_batch_;
   uint64_t seed_;
+  bool recompute_;
   BackendFloats params_;
   BackendFloats grads_;
   std::unique_ptr<Buffers> buffers_;  // after params_ and grads_: released before them

@@ -208,7 +208,8 @@ struct Training {
   // Label smoothing, layer-wise LR decay, a warm-up from a start factor and a multi-step decay
   // whose milestones fall between checkpoints.
   bool fine_tuning = false;
-  bool weight_ema = false;  // train.ema_decay 0.9 with its warm-up
+  bool weight_ema = false;   // train.ema_decay 0.9 with its warm-up
+  int micro_batch_size = 0;  // images per forward pass and rank; 0: the rank's whole batch
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -267,7 +268,8 @@ std::string config_path(const Training& training) {
     config.schedule =
         "warmup_steps: 3 warmup_start_factor: 0.2 kind: MULTI_STEP milestones: [4, 10]";
   }
-  if (training.weight_ema) config.extra_train = "  ema_decay: 0.9 ema_warmup: true\n";
+  config.extra_train = "  micro_batch_size: " + std::to_string(training.micro_batch_size) + "\n";
+  if (training.weight_ema) config.extra_train += "  ema_decay: 0.9 ema_warmup: true\n";
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
@@ -277,7 +279,8 @@ std::string config_path(const Training& training) {
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
       std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "") + "_" +
       std::to_string(training.dgqa_window) + training.name +
-      (training.fine_tuning ? "_fine_tuning" : "") + (training.weight_ema ? "_ema" : "");
+      (training.fine_tuning ? "_fine_tuning" : "") + (training.weight_ema ? "_ema" : "") + "_" +
+      std::to_string(training.micro_batch_size);
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -802,6 +805,26 @@ TEST_F(CheckpointTest, ResumingWithThePaperCodesDgqaIsBitIdentical) {
       "dgqa_eval: PER_BATCH_UPDATE dgqa_window_counter: EPOCH_STEP dgqa_fixup: RANDOM_INDEX";
   training.name = "_paper_code";
   expect_resumes_bit_identical(training, {6, 12});
+}
+
+// With gradient accumulation (micro-batches of 2, so 4 forward passes a step on 1 rank and 2 on
+// 2 ranks; DGQA's window of 3 optimizer steps), resuming mid-run is bit-identical too.
+TEST_F(CheckpointTest, ResumingWithAccumulationIsBitIdentical) {
+  Training training = integrity_training();
+  training.micro_batch_size = 2;
+  const std::string config = config_path(training);
+  for (int ranks : {1, 2}) {
+    SCOPED_TRACE(std::to_string(ranks) + " rank(s)");
+    const std::string reference = uninterrupted(training, ranks);
+    const std::string out = copy_of(reference, "ranks" + std::to_string(ranks));
+    fs::remove(out + "/model.safetensors");
+    const Result resumed =
+        train(ranks, config, out, "--resume " + shell_quote(checkpoint_dir(out, 10)));
+    ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+    EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 10)))
+        << resumed.output;
+    expect_same_run(reference, out, 20, 4);
+  }
 }
 
 TEST_F(CheckpointTest, TruncatedNewestCheckpointFallsBackToThePreviousOne) {

@@ -345,6 +345,8 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"train.eval_every_steps=-1"}, "train.eval_every_steps"},
       {{"train.log_every_steps=0"}, "train.log_every_steps"},
       {{"train.threads=-1"}, "train.threads"},
+      {{"train.micro_batch_size=-1"}, "train.micro_batch_size"},
+      {{"train.global_batch_size=32", "train.micro_batch_size=12"}, "train.micro_batch_size"},
       {{"train.backend=tpu"}, "train.backend"},
       {{"data.format=DATA_FORMAT_UNSPECIFIED"}, "data.format"},
       {{"data.train_images="}, "data.train_images"},
@@ -556,6 +558,21 @@ TEST_F(ConfigTest, MemoryEstimateAddsItsParts) {
   EXPECT_DOUBLE_EQ(eval.input_bytes, train.input_bytes / 2);
   EXPECT_DOUBLE_EQ(train.total_bytes(), train.weight_bytes + train.bookkeeping_bytes +
                                             train.activation_bytes + train.input_bytes);
+}
+
+// With micro-batches, the activations are those of a micro-batch (and with recompute BLOCK, of
+// one block besides the blocks' inputs) while the loaders still hold whole per-rank batches.
+TEST_F(ConfigTest, MemoryEstimateOfMicroBatchesAndRecompute) {
+  const config::Config config = load({"train.micro_batch_size=16"});
+  const ModelConfig model = model_config_from(config);
+  const RankBatch micro{16, "train.micro_batch_size", 64};
+  const MemoryNeed train = estimate_memory(config, model, micro, true, 1);
+  EXPECT_DOUBLE_EQ(train.activation_bytes, 4 * activation_floats(model, 16));
+  EXPECT_DOUBLE_EQ(train.input_bytes, 5 * 64 * 28 * 28 * 4.0);
+  const config::Config recompute = load({"train.recompute=BLOCK"});
+  EXPECT_DOUBLE_EQ(estimate_memory(recompute, model, micro, true, 1).activation_bytes,
+                   4 * activation_floats(model, 16, /*recompute=*/true));
+  EXPECT_LT(activation_floats(model, 16, true), activation_floats(model, 16));
 }
 
 TEST_F(ConfigTest, MemoryCheckNamesTheFieldsBehindTheLargestPart) {

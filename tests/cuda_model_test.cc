@@ -1,5 +1,6 @@
 // The whole ViT on the CUDA backend against the CPU backend, for every attention scheme: the
-// same weights and images give the same loss, logits, allocations and gradients. Skipped
+// same weights and images give the same loss, logits, allocations and gradients; and recomputed
+// blocks give the bits of kept activations. Skipped
 // without a CUDA build or without a GPU.
 #include <gtest/gtest.h>
 
@@ -58,6 +59,17 @@ TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
           << slot.name << "[" << i << "]";
     }
   }
+}
+
+// Recomputing each block before its backward runs the same kernels on the same inputs: the bits
+// of keeping every activation (docs/design.md §3.9).
+TEST_P(CudaModelTest, RecomputeGivesTheSameBits) {
+  const tests::ModelRun kept = tests::run_small_test_model(*cuda_, GetParam());
+  const tests::ModelRun recomputed = tests::run_small_test_model(*cuda_, GetParam(), true);
+  EXPECT_EQ(recomputed.loss, kept.loss);
+  EXPECT_EQ(recomputed.logits, kept.logits);
+  EXPECT_EQ(recomputed.allocations, kept.allocations);
+  EXPECT_TRUE(recomputed.grads == kept.grads);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, CudaModelTest, ::testing::ValuesIn(kSchemes),

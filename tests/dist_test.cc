@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "io/npy.h"
+#include "io/safetensors.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
 
@@ -126,6 +127,136 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kRankCases),
                          [](const auto& test_param) { return std::string(test_param.param.name); });
+
+const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
+
+// Gradient accumulation (docs/design.md §3.6) and recomputation (§3.9): a run of `ranks` ranks
+// whose forward passes see micro_batch images each (0: the whole per-rank batch).
+struct AccumulatedRun {
+  RunRecords records;
+  std::string weights;  // the path of the final model.safetensors
+};
+
+class AccumulationTest : public DistTest, public ::testing::WithParamInterface<const char*> {
+ protected:
+  AccumulatedRun train(int ranks, int micro_batch, int max_steps, bool recompute = false) {
+    const std::string scheme = GetParam();
+    const std::string name = scheme + "_" + std::to_string(ranks) + "x" +
+                             std::to_string(micro_batch) + "_" + std::to_string(max_steps) +
+                             (recompute ? "_recompute" : "");
+    tests::FixtureConfig fixture = tests::rank_invariance_config(scheme, max_steps);
+    fixture.extra_train = "  micro_batch_size: " + std::to_string(micro_batch) + "\n" +
+                          (recompute ? "  recompute: BLOCK\n" : "");
+    const std::string config =
+        tests::write_fixture_config(dir_ + "/" + name + ".pbtxt", data_, fixture);
+    const std::string out = dir_ + "/" + name;
+    const std::string launcher = ranks == 1 ? "" : mpirun_prefix(ranks);
+    std::string output;
+    const int code = tests::run_command(launcher + DGQA_BINARY + " train --config " +
+                                            shell_quote(config) + " --out " + shell_quote(out),
+                                        &output);
+    EXPECT_EQ(code, 0) << name << ":\n" << output;
+    return {read_run_records(out + "/metrics.jsonl"), out + "/model.safetensors"};
+  }
+};
+
+// The losses of every step within 1e-5 relative; with `grad_norms`, the gradient norms too.
+void expect_same_losses(const RunRecords& actual, const RunRecords& expected, size_t steps,
+                        bool grad_norms = false) {
+  ASSERT_EQ(expected.losses.size(), steps);
+  ASSERT_EQ(actual.losses.size(), steps);
+  for (const auto& [step, loss] : expected.losses) {
+    EXPECT_NEAR(actual.losses.at(step), loss, 1e-5 * std::fabs(loss)) << "step " << step;
+    const double norm = expected.grad_norms.at(step);
+    if (grad_norms) {
+      EXPECT_NEAR(actual.grad_norms.at(step), norm, 1e-5 * norm) << "step " << step;
+    }
+  }
+}
+
+// 4 micro-batches of 8 images accumulate to the gradient of one pass over all 32, up to the
+// order of the sums: the training losses and gradient norms of 6 steps agree to 1e-5 relative
+// (AdamW does not see the scale of the gradients, the norm does), and the final weights of
+// every tensor to an L2 error of 1e-5 of its L2 norm plus 1e-3 of a learning-rate step per
+// element: AdamW turns the rounding of a near-zero gradient into a change of its step of up to
+// the rate. The K bias is left out: its whole gradient is rounding noise (docs/design.md §5.7).
+// Only schemes whose allocation does not come from the key norms of the pass can match: MHA,
+// GQA and PGQA (whose noise is that of the optimizer step, the same for every micro-batch).
+class OnePassTest : public AccumulationTest {};
+TEST_P(OnePassTest, AccumulatedMicroBatchesEqualOnePass) {
+  const AccumulatedRun accumulated = train(1, 8, 6), whole = train(1, 0, 6);
+  expect_same_losses(accumulated.records, whole.records, 6, /*grad_norms=*/true);
+  const double lr = tests::rank_invariance_config(GetParam(), 6).lr;
+  const SafetensorsFile actual = SafetensorsFile::read(accumulated.weights);
+  const SafetensorsFile expected = SafetensorsFile::read(whole.weights);
+  ASSERT_EQ(actual.names(), expected.names());
+  for (const std::string& name : expected.names()) {
+    if (name.find("attn.k.bias") != std::string::npos || expected.get(name).dtype != "F32") {
+      continue;
+    }
+    const std::vector<float> a = actual.as_f32(name), e = expected.as_f32(name);
+    double error = 0, norm = 0;
+    for (size_t i = 0; i < e.size(); ++i) {
+      error += (double{a[i]} - e[i]) * (double{a[i]} - e[i]);
+      norm += double{e[i]} * e[i];
+    }
+    EXPECT_LE(std::sqrt(error), 1e-5 * std::sqrt(norm) + 1e-3 * lr * std::sqrt(e.size())) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FixedAllocations, OnePassTest, ::testing::Values("MHA", "GQA", "PGQA"),
+                         [](const auto& test_param) { return std::string(test_param.param); });
+
+// 2 ranks x micro-batches of 8 see the same 16 images per forward pass as 1 rank x 16 (each
+// rank's share of a global batch is cut into consecutive micro-batches, docs/design.md §5.5),
+// so every scheme takes the same allocations, and the losses agree to 1e-5 relative.
+class AccumulatedRanksTest : public AccumulationTest {};
+TEST_P(AccumulatedRanksTest, RanksComputeWhatOneRankComputesPerMicroBatch) {
+  const AccumulatedRun many = train(2, 8, 20), one = train(1, 16, 20);
+  expect_same_losses(many.records, one.records, 20);
+  EXPECT_EQ(many.records.allocations, one.records.allocations);
+  if (std::string(GetParam()) == "KDGQA" || std::string(GetParam()).rfind("DGQA", 0) == 0) {
+    EXPECT_GT(one.records.allocations.size(), 1u);  // the allocation really moved
+  }
+  if (std::string(GetParam()) == "KDGQA") {  // it follows each micro-batch's norms
+    EXPECT_NE(train(1, 0, 20).records.loss_text, one.records.loss_text);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, AccumulatedRanksTest, ::testing::ValuesIn(kSchemes),
+                         [](const auto& test_param) { return std::string(test_param.param); });
+
+// Recomputing each block before its backward gives the bits of keeping the activations: the
+// losses as written, the allocations and the final weights of a 6-step run, on 1 rank and on 2
+// ranks with 2 micro-batches a step.
+class RecomputeTrainingTest : public AccumulationTest {};
+TEST_P(RecomputeTrainingTest, RecomputeTrainsTheSameBits) {
+  for (const auto& [ranks, micro_batch] : {std::pair{1, 0}, std::pair{2, 8}}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks, micro-batch " + std::to_string(micro_batch));
+    const AccumulatedRun kept = train(ranks, micro_batch, 6);
+    const AccumulatedRun recomputed = train(ranks, micro_batch, 6, /*recompute=*/true);
+    ASSERT_EQ(kept.records.losses.size(), 6u);
+    EXPECT_EQ(recomputed.records.loss_text, kept.records.loss_text);
+    EXPECT_EQ(recomputed.records.allocations, kept.records.allocations);
+    EXPECT_TRUE(tests::read_file(recomputed.weights) == tests::read_file(kept.weights));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, RecomputeTrainingTest, ::testing::ValuesIn(kSchemes),
+                         [](const auto& test_param) { return std::string(test_param.param); });
+
+TEST_F(DistTest, MicroBatchNotDividingTheRankBatchIsBadInput) {
+  tests::FixtureConfig fixture = tests::rank_invariance_config("GQA", 2);
+  fixture.extra_train = "  micro_batch_size: 32\n";  // divides 32, not the 16 of each rank
+  const std::string config = tests::write_fixture_config(dir_ + "/micro.pbtxt", data_, fixture);
+  std::string output;
+  const int code = tests::run_command(
+      mpirun_prefix(2) + DGQA_BINARY + " train --config " + shell_quote(config), &output);
+  EXPECT_EQ(code, 2) << output;
+  EXPECT_NE(output.find("train.micro_batch_size: 32 does not divide the per-rank batch 16"),
+            std::string::npos)
+      << output;
+}
 
 TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
   std::string output;

@@ -248,6 +248,7 @@ RunRecords read_run_records(const std::string& metrics_path) {
     const std::string kind = record.at("kind");
     if (kind == "train") {
       records.losses[record.at("step")] = record.at("loss");
+      records.grad_norms[record.at("step")] = record.at("grad_norm");
       records.loss_text += record.at("loss").dump() + "\n";
     }
     if (kind == "allocation") records.allocations[record.at("step")] = record.at("layers");

@@ -131,8 +131,9 @@ std::string mpirun_prefix(int ranks);
 
 // What the distributed tests compare of a run's metrics.jsonl.
 struct RunRecords {
-  std::map<int64_t, double> losses;  // train step -> loss
-  std::string loss_text;             // the losses as written, one a line: for exact comparisons
+  std::map<int64_t, double> losses;      // train step -> loss
+  std::map<int64_t, double> grad_norms;  // train step -> gradient norm
+  std::string loss_text;                 // the losses as written, one a line: for exact comparisons
   std::map<int64_t, nlohmann::json> allocations;  // step -> layers
   std::vector<nlohmann::json> evals;
 };

@@ -71,6 +71,24 @@ TEST(GroupAllocatorTest, DgqaUpdatesOnlyOnWindowSteps) {
   EXPECT_TRUE(allocator.needs_key_norms(train(3)));
 }
 
+// Gradient accumulation (docs/design.md §3.3): a window step decides in its first micro-batch;
+// its later micro-batches measure nothing and use that allocation, the cache left as it was.
+TEST(GroupAllocatorTest, DgqaDecidesInTheFirstMicroBatchOfAWindowStep) {
+  GroupAllocator allocator(model_config(AttentionScheme::kDGQA_DIFF, 3), /*layer=*/0, /*seed=*/0);
+  const std::vector<float> norms = {4.f, 1.f, 1.f};
+  allocator.choose(train(3), norms);
+  const DgqaUpdate expected = dgqa_update(DgqaKind::kDiff, norms, {0.f, 0.f, 0.f}, 0.9f, 3, 6);
+  ASSERT_NE(expected.allocation, (std::vector<int>{2, 2, 2}));  // the test means something
+  for (int micro_batch : {1, 2}) {
+    ForwardContext context = train(3);
+    context.micro_batch = micro_batch;
+    EXPECT_FALSE(allocator.needs_key_norms(context));
+    allocator.choose(context, {});
+    EXPECT_EQ(allocator.active_allocation(), expected.allocation);
+    EXPECT_EQ(allocator.cache(), expected.new_cache);
+  }
+}
+
 TEST(GroupAllocatorTest, DgqaEvaluationNeverChangesTheTrainingState) {
   GroupAllocator frozen(model_config(AttentionScheme::kDGQA_DIFF), /*layer=*/0, /*seed=*/0);
   frozen.choose(train(0), {1.f, 5.f, 1.f});

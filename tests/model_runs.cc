@@ -25,10 +25,10 @@ ModelConfig small_test_model(AttentionScheme scheme) {
   return c;
 }
 
-ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme) {
+ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, bool recompute) {
   const ModelConfig config = small_test_model(scheme);
   const int B = 4;
-  VisionTransformer model(config, backend, B, 3);
+  VisionTransformer model(config, backend, B, 3, recompute);
   const std::vector<float> images = random_vector(
       static_cast<size_t>(B) * config.in_channels * config.image_size * config.image_size, 5);
   const std::vector<int32_t> labels = {1, 7, 3, 9};

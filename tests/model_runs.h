@@ -25,8 +25,9 @@ struct ModelRun {
 ModelConfig small_test_model(AttentionScheme scheme);
 
 // One forward and backward of a fresh small_test_model (initialised from a fixed seed, so the same
-// on every backend) on 4 fixed random images.
-ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme);
+// on every backend) on 4 fixed random images; with `recompute`, each block recomputed before its
+// backward (train.recompute BLOCK).
+ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, bool recompute = false);
 
 // How far one run may be from another, each error relative to the reference's own scale:
 //   loss:      |error| <= loss_rel * |loss|

@@ -106,19 +106,39 @@ TEST(ModelConstructionTest, FailedAllocationLeaksNothing) {
 TEST(MemoryEstimateTest, MatchesTheModelsAllocations) {
   for (AttentionScheme scheme : {AttentionScheme::kGQA, AttentionScheme::kPGQA}) {
     for (int batch : {1, 5}) {
-      ModelConfig config = tiny_config(scheme);
-      config.depth = 3;
-      FailingAllocationBackend backend(100);
-      VisionTransformer model(config, backend, batch, 7);
-      ASSERT_EQ(backend.sizes().size(), 3u);  // parameters, gradients, activations
-      double parameters = 0;  // total_size() adds the 16-float alignment of each tensor
-      for (const TensorSlot& slot : model.layout().tensors()) parameters += slot.size;
-      EXPECT_EQ(parameter_count(config).total(), parameters);
-      const double estimate = activation_floats(config, batch);
-      const double allocated = static_cast<double>(backend.sizes()[2]) / sizeof(float);
-      EXPECT_LE(estimate, allocated);
-      EXPECT_GE(estimate, allocated - 16.0 * 30 * config.depth - 16.0 * 40);
+      for (bool recompute : {false, true}) {
+        SCOPED_TRACE(recompute ? "recompute" : "no recompute");
+        ModelConfig config = tiny_config(scheme);
+        config.depth = 3;
+        FailingAllocationBackend backend(100);
+        VisionTransformer model(config, backend, batch, 7, recompute);
+        ASSERT_EQ(backend.sizes().size(), 3u);  // parameters, gradients, activations
+        double parameters = 0;  // total_size() adds the 16-float alignment of each tensor
+        for (const TensorSlot& slot : model.layout().tensors()) parameters += slot.size;
+        EXPECT_EQ(parameter_count(config).total(), parameters);
+        const double estimate = activation_floats(config, batch, recompute);
+        const double allocated = static_cast<double>(backend.sizes()[2]) / sizeof(float);
+        EXPECT_LE(estimate, allocated);
+        EXPECT_GE(estimate, allocated - 16.0 * 30 * config.depth - 16.0 * 40);
+      }
     }
+  }
+}
+
+// Recomputation keeps one block's activations instead of all of them: at depth 12 the
+// activation memory the model allocates shrinks by more than half (one block in 12, besides
+// every block's input, against 12 blocks).
+TEST(MemoryEstimateTest, RecomputeAllocatesLessActivationMemory) {
+  for (AttentionScheme scheme : {AttentionScheme::kGQA, AttentionScheme::kPGQA}) {
+    ModelConfig config = tiny_config(scheme);
+    config.depth = 12;
+    std::vector<size_t> activation_bytes;
+    for (bool recompute : {false, true}) {
+      FailingAllocationBackend backend(100);
+      VisionTransformer model(config, backend, 8, 7, recompute);
+      activation_bytes.push_back(backend.sizes()[2]);
+    }
+    EXPECT_LT(2 * activation_bytes[1], activation_bytes[0]);
   }
 }
 
@@ -285,6 +305,43 @@ TEST(ModelTest, GradientsOfSplitBatchesAddUp) {
     ASSERT_NEAR(summed[i], expected[i], 1e-5f + 1e-4f * std::fabs(expected[i])) << i;
   }
 }
+
+// Recomputing each block before its backward (train.recompute BLOCK) runs the same kernels on
+// the same inputs: the losses, logits, allocations and gradients of a few training passes
+// (steps 0-2, with DGQA's window of 1 moving its allocation, and PGQA's noise of each step), and
+// an evaluation pass after them, are bit-identical to keeping every activation. Depth 3 leaves
+// a block that is neither the first nor the last.
+class RecomputeTest : public ::testing::TestWithParam<AttentionScheme> {};
+
+TEST_P(RecomputeTest, RecomputedBlocksGiveTheSameBits) {
+  ModelConfig c = tiny_config(GetParam());
+  c.depth = 3;
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer kept(c, *backend, 4, 5), recomputed(c, *backend, 4, 5, /*recompute=*/true);
+  LocalReducer reducer;
+  for (int step = 0; step < 3; ++step) {
+    const Inputs in = make_inputs(c, 4, 20 + step);
+    ForwardContext context;
+    context.step = step;
+    std::vector<std::vector<float>> grads;
+    for (VisionTransformer* model : {&kept, &recomputed}) {
+      model->zero_grads();
+      model->forward(in.images.data(), in.labels.data(), in.batch, context, reducer);
+      model->backward(0.25f);
+      grads.push_back(std::vector<float>(model->layout().total_size()));
+      backend->copy_to_host(grads.back().data(), model->grads(), grads.back().size() * 4);
+    }
+    EXPECT_EQ(recomputed.logits_to_host(), kept.logits_to_host()) << "step " << step;
+    EXPECT_EQ(allocations(recomputed), allocations(kept)) << "step " << step;
+    EXPECT_TRUE(grads[1] == grads[0]) << "step " << step;
+  }
+  ForwardContext evaluation;
+  evaluation.training = false;
+  const Inputs in = make_inputs(c, 3, 30);
+  EXPECT_EQ(mean_loss(recomputed, in, evaluation), mean_loss(kept, in, evaluation));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, RecomputeTest, ::testing::ValuesIn(kAllSchemes));
 
 TEST(ModelTest, InitialisationDependsOnlyOnTheSeed) {
   ModelConfig c = tiny_config(AttentionScheme::kGQA);

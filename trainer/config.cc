@@ -634,6 +634,12 @@ void validate_optimizer(const config::Optimizer& optimizer, const config::Schedu
 void validate_train(const config::Train& train, const Checker& check) {
   check.positive("train.global_batch_size", train.global_batch_size());
   check.positive("train.eval_batch_size", train.eval_batch_size());
+  check.at_least("train.micro_batch_size", train.micro_batch_size(), 0);
+  check.require(
+      train.micro_batch_size() == 0 || train.global_batch_size() % train.micro_batch_size() == 0,
+      "train.micro_batch_size",
+      str(train.micro_batch_size()) + " does not divide train.global_batch_size " +
+          str(train.global_batch_size()));
   check.at_least<int64_t>("train.max_steps", train.max_steps(), 0);
   if (train.max_steps() == 0) {
     check.require(train.epochs() >= 1, "train.epochs",

@@ -1,5 +1,6 @@
 #include "trainer/memory_check.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -68,11 +69,14 @@ MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& mode
                : kEvaluationCopies;
   need.weight_bytes = copies * 4.0 * need.parameters.total();
   need.bookkeeping_bytes = kBytesPerBlock * model.depth;
-  need.activation_bytes = 4.0 * activation_floats(model, batch.images);
+  need.activation_bytes =
+      4.0 * activation_floats(model, batch.images,
+                              training && config.train().recompute() == config::BLOCK);
   const double image_floats =
       static_cast<double>(model.in_channels) * model.image_size * model.image_size;
   const double batches = config.data().prefetch_batches() + kBatchesBesidesPrefetch;
-  need.input_bytes = 4.0 * loaders * batches * batch.images * image_floats;
+  const double loader_images = std::max(batch.images, batch.loader_images);
+  need.input_bytes = 4.0 * loaders * batches * loader_images * image_floats;
   return need;
 }
 

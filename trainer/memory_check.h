@@ -13,7 +13,8 @@ namespace dgqa {
 // The largest batch one forward pass of this rank runs, and the field it comes from.
 struct RankBatch {
   int images = 0;
-  std::string field;  // train.global_batch_size or train.eval_batch_size
+  std::string field;  // train.micro_batch_size, train.global_batch_size or train.eval_batch_size
+  int loader_images = 0;  // the largest batch a loader hands this rank, when more than images
 };
 
 // What a run needs in host memory (CPU backend), in bytes.
@@ -32,7 +33,8 @@ struct MemoryNeed {
   }
 };
 
-// `loaders` is how many batch loaders (training, test) hold batches of up to batch.images.
+// `loaders` is how many batch loaders (training, test) hold batches of up to
+// max(batch.images, batch.loader_images) images.
 MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& model,
                            const RankBatch& batch, bool training, int loaders);
 

@@ -11,24 +11,23 @@
 namespace dgqa {
 namespace {
 
-// The largest batch a forward pass of this rank sees: global batch / ranks in training, the
+// The largest batch a forward pass of this rank sees: the micro-batch in training, the
 // evaluation batch (at most the test split) shared out over the ranks.
 RankBatch largest_batch(const config::Config& config, const RunParts& parts,
                         const ExampleSource* test_set, int world) {
   RankBatch batch;
   if (parts.training) {
-    const int global_batch = config.train().global_batch_size();
-    if (global_batch % world != 0) {
-      throw InputError("train.global_batch_size: " + std::to_string(global_batch) +
-                       " is not divisible by the world size " + std::to_string(world));
-    }
-    batch = {global_batch / world, "train.global_batch_size"};
+    const bool micro = config.train().micro_batch_size() > 0;
+    batch = {training_micro_batch(config, world),
+             micro ? "train.micro_batch_size" : "train.global_batch_size",
+             config.train().global_batch_size() / world};
   }
   if (test_set != nullptr) {
     const int eval_batch = static_cast<int>(
         std::min<int64_t>(config.train().eval_batch_size(), test_set->num_examples()));
     const int per_rank = static_cast<int>((int64_t{eval_batch} + world - 1) / world);
-    if (per_rank > batch.images) batch = {per_rank, "train.eval_batch_size"};
+    batch.loader_images = std::max(batch.loader_images, per_rank);
+    if (per_rank > batch.images) batch = {per_rank, "train.eval_batch_size", batch.loader_images};
   }
   return batch;
 }
@@ -65,7 +64,26 @@ RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunPa
     profiler = profiling.get();
     backend = std::move(profiling);
   }
-  model = std::make_unique<VisionTransformer>(model_config, *backend, batch.images, config.seed());
+  const bool recompute = parts.training && config.train().recompute() == config::BLOCK;
+  model = std::make_unique<VisionTransformer>(model_config, *backend, batch.images, config.seed(),
+                                              recompute);
+}
+
+int training_micro_batch(const config::Config& config, int world) {
+  const int global_batch = config.train().global_batch_size();
+  if (global_batch % world != 0) {
+    throw InputError("train.global_batch_size: " + std::to_string(global_batch) +
+                     " is not divisible by the world size " + std::to_string(world));
+  }
+  const int per_rank = global_batch / world, micro = config.train().micro_batch_size();
+  if (micro == 0) return per_rank;
+  if (per_rank % micro != 0) {
+    throw InputError("train.micro_batch_size: " + std::to_string(micro) +
+                     " does not divide the per-rank batch " + std::to_string(per_rank) +
+                     " (train.global_batch_size " + std::to_string(global_batch) + " / " +
+                     std::to_string(world) + " ranks)");
+  }
+  return micro;
 }
 
 int64_t total_training_steps(const config::Config& config, int64_t steps_per_epoch) {

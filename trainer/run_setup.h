@@ -50,6 +50,11 @@ class RunSetup {
   std::unique_ptr<VisionTransformer> model;
 };
 
+// The images of one training forward pass of a rank: train.micro_batch_size, or the whole
+// per-rank batch (global batch / world) when it is 0. Throws InputError unless world divides the
+// global batch and the micro-batch divides the per-rank batch.
+int training_micro_batch(const config::Config& config, int world);
+
 // The optimizer steps of a training run: train.max_steps, else train.epochs epochs.
 int64_t total_training_steps(const config::Config& config, int64_t steps_per_epoch);
 

@@ -7,6 +7,7 @@
 
 #include "common/stopwatch.h"
 #include "trainer/evaluate.h"
+#include "trainer/run_setup.h"
 
 namespace dgqa {
 namespace {
@@ -87,6 +88,7 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       backend_(backend),
       comm_(comm),
       global_batch_(config.train().global_batch_size()),
+      micro_batch_(training_micro_batch(config, comm.world_size())),
       label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
       optimizer_(backend, model.layout(), adamw_settings_from(config)),
@@ -102,28 +104,42 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
 
 StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_step,
                              PhaseTimes* times) {
-  PhaseClock clock(backend_, times);
-  ForwardContext context;
-  context.training = true;
-  context.step = step;
-  context.epoch_step = epoch_step;
-  context.label_smoothing = label_smoothing_;
-  model_.zero_grads();
-  float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
-                                                     batch.size, context, key_norm_reducer_));
-  clock.charge(&PhaseTimes::forward);
-  StepResult result;
-  result.correct_top1 = count_top_k(model_.logits_to_host().data(), batch.labels.data(), batch.size,
-                                    model_.config().num_classes, 1);
-  result.replaced_images = std::count(batch.replaced.begin(), batch.replaced.end(), 1);
-  comm_.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
-  if (!std::isfinite(loss_sum)) {
-    throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
-                             ": the loss is not finite");
+  if (batch.size % micro_batch_ != 0) {
+    throw std::logic_error("a training batch of " + std::to_string(batch.size) +
+                           " images is not whole micro-batches of " + std::to_string(micro_batch_));
   }
-  // Each rank's gradient of (its losses / global batch); their sum is the global mean's.
-  model_.backward(1.f / global_batch_, [&](int64_t first) { gradient_sync_.ready(first); });
-  clock.charge(&PhaseTimes::backward);
+  PhaseClock clock(backend_, times);
+  const ModelConfig& c = model_.config();
+  const int64_t image_floats = int64_t{c.in_channels} * c.image_size * c.image_size;
+  const int micro_batches = batch.size / micro_batch_;
+  const VisionTransformer::GradientsReady sync = [&](int64_t first) {
+    gradient_sync_.ready(first);
+  };
+  StepResult result;
+  result.replaced_images = std::count(batch.replaced.begin(), batch.replaced.end(), 1);
+  model_.zero_grads();
+  double local_loss = 0;
+  for (int i = 0; i < micro_batches; ++i) {
+    const int first = i * micro_batch_;
+    const int32_t* labels = batch.labels.data() + first;
+    ForwardContext context;
+    context.training = true;
+    context.step = step;
+    context.micro_batch = i;
+    context.epoch_step = epoch_step;
+    context.label_smoothing = label_smoothing_;
+    local_loss += model_.forward(batch.images.data() + first * image_floats, labels, micro_batch_,
+                                 context, key_norm_reducer_);
+    clock.charge(&PhaseTimes::forward);
+    result.correct_top1 +=
+        count_top_k(model_.logits_to_host().data(), labels, micro_batch_, c.num_classes, 1);
+    const bool last = i == micro_batches - 1;
+    if (last) result.loss = global_loss(local_loss, step);
+    // Each rank's gradient of (its losses / global batch), accumulated over its micro-batches;
+    // the sum over the ranks is the global mean's. Only the last backward starts the sums.
+    model_.backward(1.f / global_batch_, last ? sync : VisionTransformer::GradientsReady());
+    clock.charge(&PhaseTimes::backward);
+  }
   result.sync_wait_s = gradient_sync_.finish();
   clock.charge(&PhaseTimes::communication);
   result.lr = schedule_.at(step);
@@ -134,8 +150,17 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
     throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
                              ": the gradient norm is not finite");
   }
-  result.loss = static_cast<double>(loss_sum) / global_batch_;
   return result;
+}
+
+double TrainingStep::global_loss(double local_loss, int64_t step) {
+  float loss_sum = static_cast<float>(local_loss);
+  comm_.all_reduce_sum(&loss_sum, 1, "loss all-reduce");
+  if (!std::isfinite(loss_sum)) {
+    throw std::runtime_error("the training diverged at step " + std::to_string(step + 1) +
+                             ": the loss is not finite");
+  }
+  return static_cast<double>(loss_sum) / global_batch_;
 }
 
 }  // namespace dgqa

@@ -1,8 +1,9 @@
 // One optimizer step of data-parallel training, the same for `dgqa train` and `dgqa bench`:
-// zero the gradients, forward (key norms summed over the ranks inside it), sum the loss over the
-// ranks, backward with the gradient buckets summed as they complete, AdamW at the schedule's
-// rate, then the weight EMA when train.ema_decay is set (docs/design.md §3.6, §5). The optimizer
-// settings and the schedule come from the config here and nowhere else.
+// zero the gradients; per micro-batch (train.micro_batch_size) a forward (key norms summed over
+// the ranks inside it) and a backward accumulating into the gradients; the loss summed over the
+// ranks before the last backward, whose gradient buckets are summed as they complete; AdamW at
+// the schedule's rate, then the weight EMA when train.ema_decay is set (docs/design.md §3.6,
+// §5). The optimizer settings and the schedule come from the config here and nowhere else.
 #pragma once
 
 #include <cstdint>
@@ -53,9 +54,9 @@ class TrainingStep {
 
   // Optimizer step `step` (0-based over the whole run; PGQA noise and the DGQA window count it),
   // the `epoch_step`-th of its epoch (DGQA's window with model.dgqa_window_counter EPOCH_STEP),
-  // on this rank's part of the global batch. Throws std::runtime_error if the loss or the
-  // gradient norm is not finite. With `times`, adds each phase's time to it (the data phase is the
-  // caller's).
+  // on this rank's part of the global batch, in consecutive micro-batches. Throws
+  // std::runtime_error if the loss or the gradient norm is not finite. With `times`, adds each
+  // phase's time to it (the data phase is the caller's).
   StepResult run(const Batch& batch, int64_t step, int64_t epoch_step, PhaseTimes* times = nullptr);
 
   AdamW& optimizer() { return optimizer_; }
@@ -64,10 +65,14 @@ class TrainingStep {
   KeyNormReducer& key_norm_reducer() { return key_norm_reducer_; }
 
  private:
+  // The mean loss of the global batch from this rank's loss sum; throws if it is not finite.
+  double global_loss(double local_loss, int64_t step);
+
   VisionTransformer& model_;
   Backend& backend_;
   Communicator& comm_;
   const int global_batch_;
+  const int micro_batch_;  // images per forward pass
   const float label_smoothing_;
   const LrSchedule schedule_;
   AdamW optimizer_;
