@@ -49,9 +49,9 @@ class VisionTransformer {
   void params_from_host(const std::vector<float>& values);
 
   // Runs the model on B images (host, (B, C, S, S), normalised) with their labels and returns
-  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing). Key norms
-  // are summed with `reducer`. B may be 0 (a rank without examples in a last evaluation batch): it
-  // then only joins the key-norm sums.
+  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing). Training
+  // passes drop paths with config().drop_path_rate. Key norms are summed with `reducer`. B may be 0
+  // (a rank without examples in a last evaluation batch): it then only joins the key-norm sums.
   double forward(const float* images, const int32_t* labels, int B, const ForwardContext& context,
                  Reducer& reducer);
 
@@ -78,6 +78,9 @@ class VisionTransformer {
   float* grad(int64_t offset) { return grads_.get() + offset; }
   void choose_allocation(int layer, const float* k, int B, const ForwardContext& context,
                          Reducer& reducer);
+  void draw_drop_path(int B, const ForwardContext& context);
+  // Drop path's per-image scales of a layer's branch (0 attention, 1 MLP) in the last forward.
+  const float* drop_scales(int layer, int branch) const;
 
   ModelConfig config_;
   Backend& backend_;
@@ -89,8 +92,9 @@ class VisionTransformer {
   std::unique_ptr<Buffers> buffers_;  // after params_ and grads_: released before them
   std::vector<GroupAllocator> allocators_;
   int last_batch_ = 0;
-  bool last_noise_ = false;     // whether the last forward applied PGQA noise
-  float last_smoothing_ = 0.f;  // the last forward's label smoothing
+  bool last_noise_ = false;      // whether the last forward applied PGQA noise
+  float last_smoothing_ = 0.f;   // the last forward's label smoothing
+  bool last_drop_path_ = false;  // whether the last forward dropped paths
 };
 
 }  // namespace dgqa

@@ -108,6 +108,8 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
   context.step = step;
   context.epoch_step = epoch_step;
   context.label_smoothing = label_smoothing_;
+  context.sample_first = comm_.rank();  // the strided deal of docs/design.md §5.5
+  context.sample_stride = comm_.world_size();
   model_.zero_grads();
   float loss_sum = static_cast<float>(model_.forward(batch.images.data(), batch.labels.data(),
                                                      batch.size, context, key_norm_reducer_));
