@@ -72,6 +72,8 @@ class Backend {
   virtual void weight_ema_update(float* ema, const float* params, int64_t n, float weight) = 0;
   virtual void add_inplace(float* x, const float* y, int64_t n) = 0;
   virtual void scale_inplace(float* x, float s, int64_t n) = 0;
+  virtual void scale_samples(float* out, const float* in, const float* scales, int B,
+                             int64_t n) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;
   virtual void tokens_forward(float* x, const float* patches, const float* cls, const float* pos,
                               int B, int N, int D) = 0;

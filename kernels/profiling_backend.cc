@@ -142,6 +142,11 @@ void ProfilingBackend::scale_inplace(float* x, float s, int64_t n) {
   timed("scale_inplace", [&] { return inner_->scale_inplace(x, s, n); });
 }
 
+void ProfilingBackend::scale_samples(float* out, const float* in, const float* scales, int B,
+                                     int64_t n) {
+  timed("scale_samples", [&] { return inner_->scale_samples(out, in, scales, B, n); });
+}
+
 double ProfilingBackend::sum_squares(const float* x, int64_t n) {
   return timed("sum_squares", [&] { return inner_->sum_squares(x, n); });
 }

@@ -20,6 +20,10 @@ struct ForwardContext {
   int64_t epoch_step = -1;
   int64_t eval_batch = 0;
   float label_smoothing = 0.f;  // the loss's (docs/design.md §3.6); 0 = plain cross-entropy
+  // Training: image i of this forward is image sample_first + i * sample_stride of the global
+  // batch (the rank's strided deal, docs/design.md §5.5); drop path's draws are keyed by it.
+  int64_t sample_first = 0;
+  int64_t sample_stride = 1;
 };
 
 // The inputs of a training step's allocation that was decided from key norms (KDGQA's at

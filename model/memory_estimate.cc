@@ -54,7 +54,8 @@ double activation_floats(const ModelConfig& config, double batch, bool recompute
   const double outside = B * e.C * e.S * e.S + B * e.N * e.C * e.p * e.p + 2 * B * e.N * e.D +
                          8 * B * e.D + 3 * B * e.K + 4 * B;
   const double scratch = BT * (5 * e.D + 2 * e.kv + 2 * e.F);
-  return blocks + outside + scratch;
+  const double drop_path = config.drop_path_rate > 0 ? config.depth * 2 * B + BT * e.D : 0;
+  return blocks + outside + scratch + drop_path;
 }
 
 }  // namespace dgqa

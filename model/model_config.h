@@ -32,6 +32,7 @@ struct ModelConfig {
   DgqaFixup dgqa_fixup = DgqaFixup::kLargestRemainder;
   bool pgqa_eval_noise = true;
   float init_std = 0.02f;
+  float drop_path_rate = 0.f;  // stochastic depth of the deepest block (docs/design.md §3.6)
 
   // The counts below are computed in 64 bits; one that does not fit in int throws
   // std::overflow_error (validate_config refuses such shapes first: an internal error here).

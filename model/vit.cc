@@ -16,6 +16,8 @@ constexpr float kLayerNormEps = 1e-6f;
 constexpr uint32_t kEvalNoiseStep = 0xFFFFFFFFu;
 // Counter word that separates the initialisation stream from every other use of the seed.
 constexpr uint32_t kInitStreamTag = 0x1A171A17u;
+// Drop path's counter word c2 is this tag | layer (docs/design.md §3.6).
+constexpr uint32_t kDropPathLayerTag = 0x40000000u;
 
 }  // namespace
 
@@ -32,12 +34,14 @@ struct VisionTransformer::Buffers {
   // The last block's class-token rows: its attention output and its input (see forward).
   float *cls_attn, *cls_resid;
   float* key_norms;
+  float* drop_scales;  // drop path: (depth, 2, B) per-image scales of each block's two branches
   int* labels;
   std::vector<float*> resid;  // each block's input; resid[0] is the token sequence
   std::vector<Layer> layers;
   // backward scratch, reused by every layer
   float *d_resid, *d_ln, *d_attn_out, *d_attn, *d_q, *d_k, *d_v, *d_fc1, *d_gelu;
   float *d_logits, *d_lnf, *d_cls, *d_cls_attn, *d_patches;
+  float* d_branch;  // drop path: a branch's output gradient, scaled
 
   ~Buffers() {
     if (memory != nullptr) backend->release(memory);
@@ -58,6 +62,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   const int64_t G = config.num_kv_heads, d = config.head_dim(), K = config.num_classes;
   const int64_t C = config.in_channels, S = config.image_size, p = config.patch_size;
   const bool pgqa = config.attention == AttentionScheme::kPGQA;
+  const bool drop_path = config.drop_path_rate > 0;
 
   params_ = allocate_floats(layout_.total_size());
   grads_ = allocate_floats(layout_.total_size());
@@ -82,6 +87,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   region(&b.ce_probs, B * K);
   region(&b.losses, B);
   region(&b.key_norms, G);
+  region(&b.drop_scales, drop_path ? config.depth * 2 * B : 0);
   region(reinterpret_cast<float**>(&b.labels), B);  // int32 and float have the same size
   b.resid.resize(config.depth);
   for (float*& stream : b.resid) region(&stream, B * T * D);
@@ -122,6 +128,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   region(&b.d_cls, B * D);
   region(&b.d_cls_attn, B * D);
   region(&b.d_patches, B * N * D);
+  region(&b.d_branch, drop_path ? B * T * D : 0);
 
   std::vector<int64_t> offsets;
   int64_t total = 0;
@@ -272,7 +279,9 @@ void VisionTransformer::block_forward(int l, int B, const ForwardContext* contex
     attn_out = b.cls_attn;
     block_in = b.cls_resid;
   }
+  const int64_t per_image = static_cast<int64_t>(rows / B) * D;  // a branch output's floats
   be.matmul_forward(L.resid_mid, attn_out, param(w.proj_w), param(w.proj_b), rows, D, D);
+  if (last_drop_path_) be.scale_samples(L.resid_mid, L.resid_mid, drop_scales(l, 0), B, per_image);
   be.add_inplace(L.resid_mid, block_in, static_cast<int64_t>(rows) * D);
   be.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.resid_mid, param(w.norm2_w),
                        param(w.norm2_b), rows, D, kLayerNormEps);
@@ -280,7 +289,35 @@ void VisionTransformer::block_forward(int l, int B, const ForwardContext* contex
   be.gelu_forward(L.gelu, L.fc1, static_cast<int64_t>(rows) * F);
   if (context == nullptr) return;  // a recomputation: backward needs no block output
   be.matmul_forward(block_out, L.gelu, param(w.fc2_w), param(w.fc2_b), rows, F, D);
+  if (last_drop_path_) be.scale_samples(block_out, block_out, drop_scales(l, 1), B, per_image);
   be.add_inplace(block_out, L.resid_mid, static_cast<int64_t>(rows) * D);
+}
+
+// Drop path's per-image scales (docs/design.md §3.6): image i of the pass is image
+// j = sample_first + i * sample_stride of the global batch; branch r of block l keeps it when
+// U(seed, step, kDropPathLayerTag | l, r, j) < 1 - rate_l, and then scales it by 1 / (1 - rate_l).
+void VisionTransformer::draw_drop_path(int B, const ForwardContext& context) {
+  const int depth = config_.depth;
+  const uint32_t step = static_cast<uint32_t>(context.step);
+  std::vector<float> scales(static_cast<size_t>(depth) * 2 * B);
+  for (int l = 0; l < depth; ++l) {
+    const double rate = depth > 1 ? double{config_.drop_path_rate} * l / (depth - 1) : 0.0;
+    const double keep = 1.0 - rate;
+    const float kept_scale = static_cast<float>(1.0 / keep);
+    for (uint32_t branch = 0; branch < 2; ++branch) {
+      for (int i = 0; i < B; ++i) {
+        const uint64_t sample = context.sample_first + i * context.sample_stride;
+        const float u = philox_uniform_at(seed_, step, kDropPathLayerTag | static_cast<uint32_t>(l),
+                                          branch, sample);
+        scales[(l * 2 + branch) * B + i] = u < keep ? kept_scale : 0.f;
+      }
+    }
+  }
+  backend_.copy_to_device(buffers_->drop_scales, scales.data(), sizeof(float) * scales.size());
+}
+
+const float* VisionTransformer::drop_scales(int layer, int branch) const {
+  return buffers_->drop_scales + static_cast<int64_t>(layer * 2 + branch) * last_batch_;
 }
 
 double VisionTransformer::forward(const float* images, const int32_t* labels, int B,
@@ -300,6 +337,8 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
     return 0.0;
   }
   last_noise_ = c.attention == AttentionScheme::kPGQA && (context.training || c.pgqa_eval_noise);
+  last_drop_path_ = context.training && c.drop_path_rate > 0;
+  if (last_drop_path_) draw_drop_path(B, context);
 
   be.copy_to_device(b.images, images, sizeof(float) * B * C * S * S);
   be.copy_to_device(b.labels, labels, sizeof(int32_t) * B);
@@ -356,9 +395,16 @@ void VisionTransformer::backward(float loss_scale, const GradientsReady& on_read
     const int rows = last ? B : BT;
     const size_t row_bytes = sizeof(float) * rows * D;
     float* d_block_out = last ? b.d_cls : b.d_resid;
+    // With drop path, each branch's output gradient is d_block_out scaled as in the forward.
+    const int64_t per_image = static_cast<int64_t>(rows / B) * D;
+    auto branch_gradient = [&](int branch) -> const float* {
+      if (!last_drop_path_) return d_block_out;
+      be.scale_samples(b.d_branch, d_block_out, drop_scales(l, branch), B, per_image);
+      return b.d_branch;
+    };
     be.zero(b.d_gelu, sizeof(float) * rows * F);
-    be.matmul_backward(b.d_gelu, grad(w.fc2_w), grad(w.fc2_b), d_block_out, L.gelu, param(w.fc2_w),
-                       rows, F, D);
+    be.matmul_backward(b.d_gelu, grad(w.fc2_w), grad(w.fc2_b), branch_gradient(1), L.gelu,
+                       param(w.fc2_w), rows, F, D);
     be.zero(b.d_fc1, sizeof(float) * rows * F);
     be.gelu_backward(b.d_fc1, L.fc1, b.d_gelu, static_cast<int64_t>(rows) * F);
     be.zero(b.d_ln, row_bytes);
@@ -370,7 +416,7 @@ void VisionTransformer::backward(float loss_scale, const GradientsReady& on_read
     const float* attn_out = last ? b.cls_attn : (last_noise_ ? L.noisy : L.attn);
     float* d_proj_in = last ? b.d_cls_attn : b.d_attn_out;
     be.zero(d_proj_in, row_bytes);
-    be.matmul_backward(d_proj_in, grad(w.proj_w), grad(w.proj_b), d_block_out, attn_out,
+    be.matmul_backward(d_proj_in, grad(w.proj_w), grad(w.proj_b), branch_gradient(0), attn_out,
                        param(w.proj_w), rows, D, D);
     if (last) {
       be.zero(b.d_attn_out, btd_bytes);

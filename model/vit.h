@@ -53,9 +53,9 @@ class VisionTransformer {
   void params_from_host(const std::vector<float>& values);
 
   // Runs the model on B images (host, (B, C, S, S), normalised) with their labels and returns
-  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing). Key norms
-  // are summed with `reducer`. B may be 0 (a rank without examples in a last evaluation batch): it
-  // then only joins the key-norm sums.
+  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing). Training
+  // passes drop paths with config().drop_path_rate. Key norms are summed with `reducer`. B may be 0
+  // (a rank without examples in a last evaluation batch): it then only joins the key-norm sums.
   double forward(const float* images, const int32_t* labels, int B, const ForwardContext& context,
                  Reducer& reducer);
 
@@ -86,6 +86,9 @@ class VisionTransformer {
   // allocation is chosen and its PGQA noise drawn. A recomputation gives null for both: it
   // reuses them and stops before the block's output, which backward does not read.
   void block_forward(int layer, int B, const ForwardContext* context, Reducer* reducer);
+  void draw_drop_path(int B, const ForwardContext& context);
+  // Drop path's per-image scales of a layer's branch (0 attention, 1 MLP) in the last forward.
+  const float* drop_scales(int layer, int branch) const;
 
   ModelConfig config_;
   Backend& backend_;
@@ -98,8 +101,9 @@ class VisionTransformer {
   std::unique_ptr<Buffers> buffers_;  // after params_ and grads_: released before them
   std::vector<GroupAllocator> allocators_;
   int last_batch_ = 0;
-  bool last_noise_ = false;     // whether the last forward applied PGQA noise
-  float last_smoothing_ = 0.f;  // the last forward's label smoothing
+  bool last_noise_ = false;      // whether the last forward applied PGQA noise
+  float last_smoothing_ = 0.f;   // the last forward's label smoothing
+  bool last_drop_path_ = false;  // whether the last forward dropped paths
 };
 
 }  // namespace dgqa

@@ -258,7 +258,8 @@ std::string config_path(const Training& training) {
   tests::FixtureConfig config;
   config.attention = training.scheme;
   config.dgqa_window = training.dgqa_window;
-  config.extra_model = training.extra_model;
+  config.extra_model =
+      training.extra_model + (training.fine_tuning ? " drop_path_rate: 0.3\n" : "");
   config.max_steps = training.max_steps;
   config.eval_every_steps = training.slow ? 1 : 0;
   config.eval_batch_size = 16;
@@ -661,7 +662,7 @@ TEST_F(CheckpointTest, Sigusr1StopsOneRankWithACheckpointAndExit75) {
 // 3. Integrity: damaged, truncated, mismatched, unwritable, full.
 
 // One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20; with the
-// fine-tuning options, so that resuming covers them.
+// fine-tuning options (drop path included), so that resuming covers them.
 Training integrity_training() {
   Training training;
   training.max_steps = 20;

@@ -381,6 +381,8 @@ TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
       {{"optimizer.label_smoothing=-0.1"}, "optimizer.label_smoothing"},
       {{"optimizer.layer_decay=0"}, "optimizer.layer_decay"},
       {{"optimizer.layer_decay=1.5"}, "optimizer.layer_decay"},
+      {{"model.drop_path_rate=1"}, "model.drop_path_rate"},
+      {{"model.drop_path_rate=-0.1"}, "model.drop_path_rate"},
       {{"schedule.warmup_start_factor=0"}, "schedule.warmup_start_factor"},
       {{"schedule.warmup_start_factor=1.5"}, "schedule.warmup_start_factor"},
       {{"schedule.warmup_steps=0", "schedule.warmup_start_factor=0.1"},
@@ -401,10 +403,12 @@ TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
     EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
         << ::testing::PrintToString(c.overrides) << ": " << message;
   }
-  const config::Config good = load({"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.65",
-                                    "schedule.warmup_start_factor=0.01", "schedule.kind=MULTI_STEP",
-                                    "schedule.milestones=10,20", "schedule.gamma=0.5"});
+  const config::Config good =
+      load({"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.65",
+            "schedule.warmup_start_factor=0.01", "schedule.kind=MULTI_STEP",
+            "schedule.milestones=10,20", "schedule.gamma=0.5", "model.drop_path_rate=0.1"});
   EXPECT_FLOAT_EQ(good.optimizer().layer_decay(), 0.65f);
+  EXPECT_FLOAT_EQ(model_config_from(good).drop_path_rate, 0.1f);
   EXPECT_EQ(good.schedule().milestones_size(), 2);
 }
 

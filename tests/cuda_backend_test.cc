@@ -184,6 +184,21 @@ TEST_F(CudaBackendTest, AddAndScale) {
   }
 }
 
+TEST_F(CudaBackendTest, ScaleSamples) {
+  for (const int64_t n : {int64_t{1}, int64_t{1000}, int64_t{250001}}) {
+    const int B = 4;
+    const std::vector<std::vector<float>> host = {
+        uniform_values(B * n, 32), uniform_values(B * n, 33), {0.f, 1.5f, -0.25f, 1.f}};
+    expect_same_results(
+        host,
+        [&](Backend& backend, const std::vector<float*>& b) {
+          backend.scale_samples(b[0], b[1], b[2], B, n);
+          backend.scale_samples(b[1], b[1], b[2], B, n);  // in place
+        },
+        0.0, 0.0, "n = " + std::to_string(n));
+  }
+}
+
 TEST_F(CudaBackendTest, SumSquares) {
   for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{1000}, int64_t{5000011}}) {
     const std::vector<float> x = uniform_values(n, 40);

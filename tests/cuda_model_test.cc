@@ -1,6 +1,6 @@
-// The whole ViT on the CUDA backend against the CPU backend, for every attention scheme: the
-// same weights and images give the same loss, logits, allocations and gradients; and recomputed
-// blocks give the bits of kept activations. Skipped
+// The whole ViT on the CUDA backend against the CPU backend, for every attention scheme and with
+// drop path: the same weights and images give the same loss, logits, allocations and gradients;
+// and recomputed blocks give the bits of kept activations. Skipped
 // without a CUDA build or without a GPU.
 #include <gtest/gtest.h>
 
@@ -31,12 +31,15 @@ class CudaModelTest : public ::testing::TestWithParam<AttentionScheme> {
     }
     cpu_ = make_backend("cpu");
   }
+  // One training step of the small test model on both backends must agree.
+  void expect_same_run(AttentionScheme scheme, float drop_path_rate);
+
   std::unique_ptr<Backend> cpu_, cuda_;
 };
 
-TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
-  const tests::ModelRun cpu = tests::run_small_test_model(*cpu_, GetParam());
-  const tests::ModelRun gpu = tests::run_small_test_model(*cuda_, GetParam());
+void CudaModelTest::expect_same_run(AttentionScheme scheme, float drop_path_rate) {
+  const tests::ModelRun cpu = tests::run_small_test_model(*cpu_, scheme, drop_path_rate);
+  const tests::ModelRun gpu = tests::run_small_test_model(*cuda_, scheme, drop_path_rate);
   ASSERT_EQ(cpu.initial_params, gpu.initial_params);  // the same initialisation
   // fp32 with other summation orders: the loss to 1e-4 relative, logits to 1e-4 absolute.
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-4 * std::fabs(cpu.loss));
@@ -48,7 +51,7 @@ TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
   }
 
   // Gradients: 1e-5 absolute plus 1e-3 relative to the largest gradient of the tensor.
-  const VisionTransformer layout_source(tests::small_test_model(GetParam()), *cpu_, 1, 3);
+  const VisionTransformer layout_source(tests::small_test_model(scheme), *cpu_, 1, 3);
   for (const TensorSlot& slot : layout_source.layout().tensors()) {
     float largest = 0;
     for (int64_t i = 0; i < slot.size; ++i) {
@@ -65,11 +68,19 @@ TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
 // of keeping every activation (docs/design.md §3.9).
 TEST_P(CudaModelTest, RecomputeGivesTheSameBits) {
   const tests::ModelRun kept = tests::run_small_test_model(*cuda_, GetParam());
-  const tests::ModelRun recomputed = tests::run_small_test_model(*cuda_, GetParam(), true);
+  const tests::ModelRun recomputed = tests::run_small_test_model(*cuda_, GetParam(), 0.f, true);
   EXPECT_EQ(recomputed.loss, kept.loss);
   EXPECT_EQ(recomputed.logits, kept.logits);
   EXPECT_EQ(recomputed.allocations, kept.allocations);
   EXPECT_TRUE(recomputed.grads == kept.grads);
+}
+
+TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
+  expect_same_run(GetParam(), 0.f);
+}
+
+TEST_P(CudaModelTest, DropPathMatchesTheCpu) {
+  expect_same_run(GetParam(), 0.9f);  // block 1 drops each branch of an image with p = 0.9
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, CudaModelTest, ::testing::ValuesIn(kSchemes),

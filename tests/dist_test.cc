@@ -26,8 +26,9 @@ struct RankCase {
   const char* sets;
 };
 
-// Every scheme, and GQA with the fine-tuning options (label smoothing, layer-wise LR decay,
-// timm's no-decay rule, a warm-up from a start factor, a multi-step decay).
+// Every scheme, GQA with the fine-tuning options (label smoothing, layer-wise LR decay,
+// timm's no-decay rule, a warm-up from a start factor, a multi-step decay), and PGQA with drop
+// path (its masks follow each image's place in the global batch, not the rank's share).
 const RankCase kRankCases[] = {
     {"MHA", "MHA", ""},
     {"GQA", "GQA", ""},
@@ -40,6 +41,7 @@ const RankCase kRankCases[] = {
      " --set optimizer.no_decay_1d=true --set schedule.warmup_steps=3"
      " --set schedule.warmup_start_factor=0.2 --set schedule.kind=MULTI_STEP"
      " --set schedule.milestones=5,10"},
+    {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
 };
 
 using tests::mpirun_prefix;

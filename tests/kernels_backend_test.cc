@@ -243,6 +243,8 @@ TEST(CpuBackendTest, ForwardsEveryKernel) {
               [&] { cpu::add_inplace(x.data(), a.data(), 100); }, "add_inplace");
   expect_same([&] { backend->scale_inplace(x.data(), 0.3f, 100); },
               [&] { cpu::scale_inplace(x.data(), 0.3f, 100); }, "scale_inplace");
+  expect_same([&] { backend->scale_samples(x.data(), a.data(), b.data(), 4, 25); },
+              [&] { cpu::scale_samples(x.data(), a.data(), b.data(), 4, 25); }, "scale_samples");
   EXPECT_EQ(backend->sum_squares(a.data(), 1000), cpu::sum_squares(a.data(), 1000));
   expect_same([&] { backend->tokens_forward(x.data(), a.data(), b.data(), c.data(), 2, 3, 5); },
               [&] { cpu::tokens_forward(x.data(), a.data(), b.data(), c.data(), 2, 3, 5); },

@@ -31,6 +31,18 @@ TEST(ElementwiseTest, ScaleInplace) {
   for (int i = 0; i < 1003; ++i) EXPECT_EQ(x[i], x_initial[i] * -0.375f) << i;
 }
 
+TEST(ElementwiseTest, ScaleSamples) {
+  const int B = 3, n = 517;
+  const auto in = random_vector(B * n, 5);
+  const std::vector<float> scales = {0.f, 1.25f, -3.5f};
+  std::vector<float> out(B * n, 7.f);
+  scale_samples(out.data(), in.data(), scales.data(), B, n);
+  for (int i = 0; i < B * n; ++i) EXPECT_EQ(out[i], in[i] * scales[i / n]) << i;
+  auto x = in;  // in place
+  scale_samples(x.data(), x.data(), scales.data(), B, n);
+  EXPECT_EQ(x, out);
+}
+
 TEST(ElementwiseTest, SumSquaresInDouble) {
   const auto x = random_vector(100003, 4);
   double expected = 0.0;

@@ -9,7 +9,7 @@
 
 namespace dgqa::tests {
 
-ModelConfig small_test_model(AttentionScheme scheme) {
+ModelConfig small_test_model(AttentionScheme scheme, float drop_path_rate) {
   ModelConfig c;
   c.image_size = 32;
   c.patch_size = 8;
@@ -22,11 +22,13 @@ ModelConfig small_test_model(AttentionScheme scheme) {
   c.attention = scheme;
   c.dgqa_window = 1;
   c.init_std = 0.1f;
+  c.drop_path_rate = drop_path_rate;
   return c;
 }
 
-ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, bool recompute) {
-  const ModelConfig config = small_test_model(scheme);
+ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, float drop_path_rate,
+                              bool recompute) {
+  const ModelConfig config = small_test_model(scheme, drop_path_rate);
   const int B = 4;
   VisionTransformer model(config, backend, B, 3, recompute);
   const std::vector<float> images = random_vector(

@@ -21,13 +21,14 @@ struct ModelRun {
 };
 
 // The model the whole-model tests use: 32x32x3 images, patch 8, D 64, depth 2, H 4 (G 2; MHA: 4),
-// DGQA window 1.
-ModelConfig small_test_model(AttentionScheme scheme);
+// DGQA window 1, the given drop path rate.
+ModelConfig small_test_model(AttentionScheme scheme, float drop_path_rate = 0.f);
 
-// One forward and backward of a fresh small_test_model (initialised from a fixed seed, so the same
-// on every backend) on 4 fixed random images; with `recompute`, each block recomputed before its
-// backward (train.recompute BLOCK).
-ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, bool recompute = false);
+// One training forward (step 0) and backward of a fresh small_test_model with the given drop
+// path rate (initialised from a fixed seed, so the same on every backend) on 4 fixed random
+// images; with `recompute`, each block recomputed before its backward (train.recompute BLOCK).
+ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, float drop_path_rate = 0.f,
+                              bool recompute = false);
 
 // How far one run may be from another, each error relative to the reference's own scale:
 //   loss:      |error| <= loss_rel * |loss|

@@ -2,6 +2,7 @@
 // scheme, and properties that follow from the specification.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <new>
@@ -110,6 +111,7 @@ TEST(MemoryEstimateTest, MatchesTheModelsAllocations) {
         SCOPED_TRACE(recompute ? "recompute" : "no recompute");
         ModelConfig config = tiny_config(scheme);
         config.depth = 3;
+        config.drop_path_rate = batch == 5 ? 0.1f : 0.f;
         FailingAllocationBackend backend(100);
         VisionTransformer model(config, backend, batch, 7, recompute);
         ASSERT_EQ(backend.sizes().size(), 3u);  // parameters, gradients, activations
@@ -142,15 +144,15 @@ TEST(MemoryEstimateTest, RecomputeAllocatesLessActivationMemory) {
   }
 }
 
-class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
-
-TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
-  const ModelConfig config = tiny_config(GetParam());
+// Compares the backward pass of a training forward at `step` with central differences of the
+// mean loss over a few entries of every tensor. Drop path's masks depend only on the step, so
+// every evaluation of the loss sees the same ones.
+void expect_gradients_match_finite_differences(const ModelConfig& config, int batch, int64_t step) {
   std::unique_ptr<Backend> backend = make_backend("cpu");
-  VisionTransformer model(config, *backend, 3, /*seed=*/7);
-  const Inputs in = make_inputs(config, 3, 11);
-  ForwardContext context;  // training, step 0: DGQA computes its allocation at this step
-  context.step = 0;
+  VisionTransformer model(config, *backend, batch, /*seed=*/7);
+  const Inputs in = make_inputs(config, batch, 11);
+  ForwardContext context;  // training: DGQA computes its allocation at step 0
+  context.step = step;
 
   // DGQA updates its state on a window step; every evaluation of the loss must see the same
   // starting state, so it is restored before each forward pass.
@@ -201,6 +203,46 @@ TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
   }
   EXPECT_LE(skipped, 2);
   EXPECT_GT(checked, 100);
+}
+
+class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
+
+TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
+  expect_gradients_match_finite_differences(tiny_config(GetParam()), 3, 0);
+}
+
+// Drop path at a rate that drops some branches of some images (depth 3: rates 0, 0.35, 0.7).
+TEST(ModelDropPathTest, BackwardMatchesFiniteDifferences) {
+  for (AttentionScheme scheme : {AttentionScheme::kGQA, AttentionScheme::kPGQA}) {
+    ModelConfig config = tiny_config(scheme);
+    config.depth = 3;
+    config.drop_path_rate = 0.7f;
+    for (int64_t step : {0, 5}) expect_gradients_match_finite_differences(config, 4, step);
+  }
+}
+
+// Drop path changes training losses, step by step, and leaves evaluation alone.
+TEST(ModelDropPathTest, TrainingOnlyAndKeyedByStep) {
+  ModelConfig config = tiny_config(AttentionScheme::kGQA);
+  config.depth = 3;
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer plain(config, *backend, 4, 7);
+  config.drop_path_rate = 0.7f;
+  VisionTransformer dropping(config, *backend, 4, 7);
+  const Inputs in = make_inputs(config, 4, 11);
+  ForwardContext train, evaluate;
+  evaluate.training = false;
+  EXPECT_EQ(mean_loss(dropping, in, evaluate), mean_loss(plain, in, evaluate));
+  const double plain_loss = mean_loss(plain, in, train);
+  std::vector<double> losses;
+  for (int64_t step : {0, 1, 2}) {
+    train.step = step;
+    losses.push_back(mean_loss(dropping, in, train));
+    EXPECT_NE(losses.back(), plain_loss) << "step " << step;
+    EXPECT_EQ(mean_loss(dropping, in, train), losses.back()) << "step " << step;
+  }
+  EXPECT_NE(losses[0], losses[1]);
+  EXPECT_NE(losses[1], losses[2]);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, ModelGradientTest, ::testing::ValuesIn(kAllSchemes),
@@ -342,6 +384,58 @@ TEST_P(RecomputeTest, RecomputedBlocksGiveTheSameBits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, RecomputeTest, ::testing::ValuesIn(kAllSchemes));
+
+// With drop path, two ranks' strided halves of a batch (images 0, 2 and 1, 3, each told its
+// images' places in the global batch) draw the whole batch's masks: their gradients add up to
+// the whole batch's, and differ from it when the halves are told the wrong places.
+TEST(ModelTest, DropPathMasksFollowTheGlobalImage) {
+  ModelConfig c = tiny_config(AttentionScheme::kGQA);
+  c.depth = 3;
+  c.drop_path_rate = 0.7f;
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  VisionTransformer model(c, *backend, 4, 2);
+  const Inputs whole = make_inputs(c, 4, 8);
+  const int64_t image = static_cast<int64_t>(c.in_channels) * c.image_size * c.image_size;
+  LocalReducer reducer;
+  ForwardContext context;
+  context.step = 3;
+
+  auto gradients = [&](int64_t stride) {
+    model.zero_grads();
+    for (int rank = 0; rank < 2; ++rank) {
+      std::vector<float> images;
+      std::vector<int32_t> labels;
+      for (int b = rank; b < 4; b += 2) {
+        images.insert(images.end(), whole.images.begin() + b * image,
+                      whole.images.begin() + (b + 1) * image);
+        labels.push_back(whole.labels[b]);
+      }
+      context.sample_first = rank * (stride == 2 ? 1 : 2);  // right places, or 0,1 and 2,3
+      context.sample_stride = stride;
+      model.forward(images.data(), labels.data(), 2, context, reducer);
+      model.backward(0.25f);
+    }
+    std::vector<float> grads(model.layout().total_size());
+    backend->copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
+    return grads;
+  };
+  model.zero_grads();
+  model.forward(whole.images.data(), whole.labels.data(), 4, context, reducer);
+  model.backward(0.25f);
+  std::vector<float> expected(model.layout().total_size());
+  backend->copy_to_host(expected.data(), model.grads(), expected.size() * sizeof(float));
+
+  const std::vector<float> summed = gradients(2);
+  for (size_t i = 0; i < summed.size(); ++i) {
+    ASSERT_NEAR(summed[i], expected[i], 1e-5f + 1e-4f * std::fabs(expected[i])) << i;
+  }
+  const std::vector<float> misplaced = gradients(1);
+  double largest = 0;
+  for (size_t i = 0; i < misplaced.size(); ++i) {
+    largest = std::max(largest, double{std::fabs(misplaced[i] - expected[i])});
+  }
+  EXPECT_GT(largest, 1e-3) << "the masks do not depend on the image's place";
+}
 
 TEST(ModelTest, InitialisationDependsOnlyOnTheSeed) {
   ModelConfig c = tiny_config(AttentionScheme::kGQA);

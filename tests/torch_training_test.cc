@@ -1,5 +1,6 @@
 // Cross-checks dgqa's fine-tuning options in training against tools/torch_training.py, the
-// float64 PyTorch reference built from torch's own cross_entropy, AdamW and LR schedulers:
+// float64 PyTorch reference built from torch's own cross_entropy, AdamW and LR schedulers, and
+// timm's DropPath with masks drawn in numpy from the formula of docs/design.md §3.6:
 // from the same weights, two (or three) steps on the same full batch must give the same weights
 // to 1e-5. Each case also checks that its options move the weights by more than that, so that
 // the agreement means something. Skips unless /usr/bin/python3 has torch and numpy.
@@ -29,7 +30,8 @@ constexpr int kExamples = 8;  // the training set is one batch: every step sees 
 constexpr double kTolerance = 1e-5;
 // What the fixture config sets (tests/fixtures.cc), for the reference; a case's own options
 // come after these and override them.
-constexpr const char* kFixtureOptions = "--lr 3e-3 --weight-decay 0.01 --schedule CONSTANT";
+constexpr const char* kFixtureOptions =
+    "--lr 3e-3 --weight-decay 0.01 --schedule CONSTANT --seed 7";
 
 struct Case {
   std::string name;
@@ -156,6 +158,12 @@ std::vector<Case> all_cases() {
        {"schedule.kind=COSINE_RESTARTS", "schedule.cycle_steps=2", "schedule.cycle_decay=0.5",
         "schedule.min_lr=1e-4"},
        "--schedule COSINE_RESTARTS --cycle 2 1 0.5 0 --min-lr 1e-4"},
+      {"drop_path_GQA", "GQA", 2, {"model.drop_path_rate=0.5"}, "--drop-path-rate 0.5"},
+      {"drop_path_MHA",
+       "MHA",
+       3,
+       {"model.drop_path_rate=0.75", "optimizer.label_smoothing=0.1"},
+       "--drop-path-rate 0.75 --label-smoothing 0.1"},
       {"all_GQA",
        "GQA",
        3,

@@ -44,14 +44,20 @@ def philox4x32_10(counter, key):
     return c0, c1, c2, c3
 
 
-def pgqa_noise(seed, step, layer, group, rows, length):
-    """The standardised noise matrix R (rows = H/G, length = P*d) of one layer and K/V group.
-    Element e = i*length + j is word e % 4 of Philox(counter (e // 4, step, layer, group), seed),
-    made uniform in [0, 1) from its top 24 bits."""
-    index = np.arange(rows * length, dtype=np.uint64)
-    words = np.stack(philox4x32_10((index // np.uint64(4), step, layer, group), seed))
+def philox_uniforms(key, c1, c2, c3, index):
+    """Elements `index` (a 1-D array) of the uniform stream (key, c1, c2, c3): element e is word
+    e % 4 of Philox(counter (e // 4, c1, c2, c3), key), made uniform in [0, 1) from its top 24
+    bits."""
+    index = np.asarray(index, dtype=np.uint64)
+    words = np.stack(philox4x32_10((index // np.uint64(4), c1, c2, c3), key))
     word = words[(index % np.uint64(4)).astype(np.intp), np.arange(index.size)]
-    r = ((word >> np.uint64(8)).astype(np.float64) / 2.0**24).reshape(rows, length)
+    return (word >> np.uint64(8)).astype(np.float64) / 2.0**24
+
+
+def pgqa_noise(seed, step, layer, group, rows, length):
+    """The standardised noise matrix R (rows = H/G, length = P*d) of one layer and K/V group:
+    element e = i*length + j of the stream (seed, step, layer, group)."""
+    r = philox_uniforms(seed, step, layer, group, np.arange(rows * length)).reshape(rows, length)
     diagonal = np.arange(min(rows, length))
     r[diagonal, diagonal] = 0
     std = r.std(axis=1, ddof=1, keepdims=True)
@@ -128,16 +134,18 @@ def attention(x, w, layer, args):
     return linear(out.transpose(1, 2).reshape(B, P, D), w, prefix + "proj")
 
 
-def vit_logits(w, images, args):
+def vit_logits(w, images, args, branch_scale=lambda layer, branch: 1.0):
+    """The logits; branch_scale(layer, branch) multiplies the attention (branch 0) and MLP
+    (branch 1) outputs of each block before their residual sums (drop path in training)."""
     depth = sum(1 for name in w if name.startswith("blocks.") and name.endswith(".norm1.weight"))
     x = F.conv2d(images, w["patch_embed.proj.weight"], w["patch_embed.proj.bias"],
                  stride=args.patch_size)
     x = x.flatten(2).transpose(1, 2)  # (B, N, D), patches in row-major order
     x = torch.cat([w["cls_token"].expand(x.shape[0], -1, -1), x], dim=1) + w["pos_embed"]
     for i in range(depth):
-        x = x + attention(layer_norm(x, w, f"blocks.{i}.norm1"), w, i, args)
+        x = x + branch_scale(i, 0) * attention(layer_norm(x, w, f"blocks.{i}.norm1"), w, i, args)
         hidden = F.gelu(linear(layer_norm(x, w, f"blocks.{i}.norm2"), w, f"blocks.{i}.mlp.fc1"))
-        x = x + linear(hidden, w, f"blocks.{i}.mlp.fc2")
+        x = x + branch_scale(i, 1) * linear(hidden, w, f"blocks.{i}.mlp.fc2")
     return linear(layer_norm(x, w, "norm")[:, 0], w, "head")
 
 

@@ -3,8 +3,10 @@
 the dgqa ViT in float64 from a dgqa safetensors file, as docs/design.md §3.6 specifies them
 with torch's own pieces: F.cross_entropy (label smoothing), torch.optim.AdamW with one
 parameter group per tensor (timm's layer-wise LR decay and no-weight-decay rule) and
-torch.optim.lr_scheduler for the learning rate. Each step runs on all the given images (one
-full batch), so the order of the examples does not matter. Writes the final weights.
+torch.optim.lr_scheduler for the learning rate, and timm's DropPath with the masks drawn as
+dgqa draws them (§3.6, here in numpy). Each step runs on all the given images (one full
+batch, one epoch per step): the examples' places in the batch, which key the drop-path masks,
+come from the epoch's shuffle (§5.5). Writes the final weights.
 
   torch_training.py --weights W.safetensors --images X.npy --labels Y.npy --scheme GQA \
       --num-heads 4 --num-kv-heads 2 --patch-size 4 --steps 2 [--lr 1e-3 ...] \
@@ -21,9 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from safetensors_numpy import read_safetensors, write_safetensors
-from torch_reference import check_shapes, vit_logits
+from torch_reference import check_shapes, philox4x32_10, philox_uniforms, vit_logits
 
 SCHEDULES = ["CONSTANT", "COSINE", "LINEAR", "STEP", "MULTI_STEP", "COSINE_RESTARTS"]
+SHUFFLE_TAG = 0x53485546  # the shuffle stream's counter word c3 (docs/design.md §5.5)
+DROP_PATH_LAYER_TAG = 0x40000000  # drop path's counter word c2 is this | layer (§3.6)
 
 
 def cosine_cycles(lr, min_lr, cycle, mul, decay, limit):
@@ -83,6 +87,37 @@ def lr_sequence(lr, total, warmup=0, kind="COSINE", min_lr=0.0, warmup_start_fac
     return rates
 
 
+def epoch_order(n, seed, epoch):
+    """The permutation of n training examples in an epoch: a Fisher-Yates shuffle on the
+    Philox words of the stream (epoch, 0, SHUFFLE_TAG) under the seed."""
+    draws = np.arange(max(n - 1, 0), dtype=np.uint64)
+    words = np.stack(philox4x32_10((draws // np.uint64(4), epoch, 0, SHUFFLE_TAG), seed))
+    words = words[(draws % np.uint64(4)).astype(np.intp), np.arange(draws.size)]
+    order = list(range(n))
+    for k, i in enumerate(range(n - 1, 0, -1)):
+        j = (int(words[k]) * (i + 1)) >> 32  # uniform in [0, i] by multiply-shift
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+def drop_path(rate, depth, seed, step, n):
+    """timm's DropPath for step `step` of a run whose every step is one epoch of n examples:
+    returns branch_scale(layer, branch) for vit_logits, each example's factor 0 or 1 / keep,
+    keep = 1 - rate * layer / (depth - 1) (timm's torch.linspace(0, rate, depth)). The example
+    at place j of the step's batch is kept when U(seed, step, DROP_PATH_LAYER_TAG | layer,
+    branch, j) < keep."""
+    if rate == 0:
+        return lambda layer, branch: 1.0
+    place = np.empty(n, dtype=np.uint64)
+    place[epoch_order(n, seed, step)] = np.arange(n, dtype=np.uint64)
+
+    def branch_scale(layer, branch):
+        keep = 1 - rate * layer / max(depth - 1, 1)
+        u = philox_uniforms(seed, step, DROP_PATH_LAYER_TAG | layer, branch, place)
+        return torch.from_numpy((u < keep) / keep).view(n, 1, 1)
+    return branch_scale
+
+
 def lr_decay_layer(name, depth):
     """timm's layer-wise decay groups: patch embedding, cls token, position embedding 0; block
     i is i + 1; the final norm joins the last block (depth); the head is depth + 1."""
@@ -116,11 +151,12 @@ def train(w, images, labels, args):
     rates = lr_sequence(args.lr, args.steps, args.warmup_steps, args.schedule, args.min_lr,
                         args.warmup_start_factor, args.step_size, args.gamma, args.milestones,
                         args.cycle)
-    for rate in rates:
+    for step, rate in enumerate(rates):
         for group in optimizer.param_groups:
             group["lr"] = rate * group["lr_scale"]
         optimizer.zero_grad()
-        logits = vit_logits(weights, images, args)
+        scale = drop_path(args.drop_path_rate, depth, args.seed, step, len(labels))
+        logits = vit_logits(weights, images, args, scale)
         loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
         loss.backward()
         if args.grad_clip > 0:
@@ -148,6 +184,8 @@ def main():
     parser.add_argument("--eps", type=float, default=1e-8)
     parser.add_argument("--grad-clip", type=float, default=0.0)
     parser.add_argument("--no-decay-1d", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="the config's seed (drop path)")
+    parser.add_argument("--drop-path-rate", type=float, default=0.0)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--layer-decay", type=float, default=1.0)
     parser.add_argument("--warmup-steps", type=int, default=0)
@@ -160,7 +198,7 @@ def main():
     parser.add_argument("--cycle", type=float, nargs=4, default=[1, 1.0, 1.0, 0],
                         metavar=("STEPS", "MUL", "DECAY", "LIMIT"), help="COSINE_RESTARTS")
     args = parser.parse_args()
-    args.seed, args.pgqa_eval_noise = 0, 0  # read by the model only for PGQA
+    args.pgqa_eval_noise = 0  # read by the model only for PGQA
 
     arrays = read_safetensors(args.weights)
     w = {name: torch.from_numpy(array.astype(np.float64 if array.dtype.kind == "f" else np.int64))

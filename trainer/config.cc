@@ -392,6 +392,7 @@ ModelConfig resolve_model(const config::Model& proto, const std::string& source)
                                                                 : DgqaFixup::kLargestRemainder;
   model.pgqa_eval_noise = proto.pgqa_eval_noise();
   model.init_std = proto.init_std();
+  model.drop_path_rate = proto.drop_path_rate();
   return model;
 }
 
@@ -497,6 +498,7 @@ void validate_model(const config::Model& proto, const ModelConfig& model, const 
   check.at_least("model.dgqa_window", proto.dgqa_window(), 1);
   check.in_range("model.dgqa_beta", proto.dgqa_beta(), 0.0f, 1.0f);
   check.at_least("model.init_std", proto.init_std(), 0.0f);
+  check.in_range("model.drop_path_rate", proto.drop_path_rate(), 0.0f, 1.0f, /*open_above=*/true);
 }
 
 // The fields of the JPEG/PNG pipeline (data/image_pipeline.h), which stored formats use too

@@ -128,6 +128,10 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
     context.micro_batch = i;
     context.epoch_step = epoch_step;
     context.label_smoothing = label_smoothing_;
+    // Image k of this micro-batch is image first + k of the rank's share, which the strided deal
+    // of docs/design.md §5.5 gives the global place rank + (first + k) * world.
+    context.sample_first = comm_.rank() + int64_t{first} * comm_.world_size();
+    context.sample_stride = comm_.world_size();
     local_loss += model_.forward(batch.images.data() + first * image_floats, labels, micro_batch_,
                                  context, key_norm_reducer_);
     clock.charge(&PhaseTimes::forward);

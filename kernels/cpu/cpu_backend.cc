@@ -165,6 +165,10 @@ void CpuBackend::scale_inplace(float* x, float s, int64_t n) {
   cpu::scale_inplace(x, s, n);
 }
 
+void CpuBackend::scale_samples(float* out, const float* in, const float* scales, int B, int64_t n) {
+  cpu::scale_samples(out, in, scales, B, n);
+}
+
 double CpuBackend::sum_squares(const float* x, int64_t n) {
   return cpu::sum_squares(x, n);
 }

@@ -18,6 +18,14 @@ void scale_inplace(float* x, float s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
+void scale_samples(float* out, const float* in, const float* scales, int B, int64_t n) {
+#pragma omp parallel for
+  for (int b = 0; b < B; ++b) {
+    const int64_t first = static_cast<int64_t>(b) * n;
+    for (int64_t i = first; i < first + n; ++i) out[i] = in[i] * scales[b];
+  }
+}
+
 namespace {
 
 DGQA_SIMD_CLONES double chunk_sum_squares(const float* x, int count) {

@@ -11,6 +11,10 @@ void add_inplace(float* x, const float* y, int64_t n);
 // x[i] *= s
 void scale_inplace(float* x, float s, int64_t n);
 
+// out[b, i] = in[b, i] * scales[b] for B samples of n elements each; out may be in. Drop path
+// (docs/design.md §3.6) scales a branch's output per sample, and its gradient the same way.
+void scale_samples(float* out, const float* in, const float* scales, int B, int64_t n);
+
 // sum_i x[i]^2, accumulated in double.
 double sum_squares(const float* x, int64_t n);
 

@@ -194,6 +194,12 @@ void CudaBackend::scale_inplace(float* x, float s, int64_t n) {
   cuda::scale_inplace(x, s, n);
 }
 
+void CudaBackend::scale_samples(float* out, const float* in, const float* scales, int B,
+                                int64_t n) {
+  if (bf16_ != nullptr) bf16_->weights.note_write(out, sizeof(float) * B * n);
+  cuda::scale_samples(out, in, scales, B, n);
+}
+
 double CudaBackend::sum_squares(const float* x, int64_t n) {
   return cuda::sum_squares(x, n);
 }

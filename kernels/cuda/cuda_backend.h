@@ -72,6 +72,7 @@ class CudaBackend : public Backend {
   void weight_ema_update(float* ema, const float* params, int64_t n, float weight) override;
   void add_inplace(float* x, const float* y, int64_t n) override;
   void scale_inplace(float* x, float s, int64_t n) override;
+  void scale_samples(float* out, const float* in, const float* scales, int B, int64_t n) override;
   double sum_squares(const float* x, int64_t n) override;
   void tokens_forward(float* x, const float* patches, const float* cls, const float* pos, int B,
                       int N, int D) override;

@@ -28,6 +28,11 @@ __global__ void scale_kernel(float* x, float s, int64_t n) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] *= s;
 }
 
+__global__ void scale_samples_kernel(float* out, const float* in, const float* scales,
+                                     int64_t total, int64_t n) {
+  for (int64_t i = first_index(); i < total; i += grid_stride()) out[i] = in[i] * scales[i / n];
+}
+
 // The sum of value over the kThreads threads of the block, in thread 0 (a tree in shared memory,
 // always the same order: the result is deterministic).
 __device__ double block_sum(double value) {
@@ -127,6 +132,14 @@ void add_inplace(float* x, const float* y, int64_t n) {
 void scale_inplace(float* x, float s, int64_t n) {
   if (n == 0) return;
   scale_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, context().stream>>>(x, s, n);
+  DGQA_CUDA_CHECK_LAUNCH();
+}
+
+void scale_samples(float* out, const float* in, const float* scales, int B, int64_t n) {
+  const int64_t total = static_cast<int64_t>(B) * n;
+  if (total == 0) return;
+  scale_samples_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, context().stream>>>(
+      out, in, scales, total, n);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

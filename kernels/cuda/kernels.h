@@ -93,6 +93,7 @@ void weight_ema_update(float* ema, const float* params, int64_t n, float weight)
 // elementwise.cu
 void add_inplace(float* x, const float* y, int64_t n);
 void scale_inplace(float* x, float s, int64_t n);
+void scale_samples(float* out, const float* in, const float* scales, int B, int64_t n);
 double sum_squares(const float* x, int64_t n);  // synchronises to read the result
 void tokens_forward(float* x, const float* patches, const float* cls, const float* pos, int B,
                     int N, int D);
