@@ -74,14 +74,15 @@ TrainingPosition resume(const TrainOptions& options, const config::Config& confi
     checkpoint = open_checkpoint(options.resume, config);
   }
   if (!checkpoint) {
-    // A fresh start in a directory with an earlier run's records (a rerun, or --resume auto
-    // before the first checkpoint): the records start again, as the weights do.
-    if (!options.out_dir.empty() && rank == 0) cut_records_after(options.out_dir, -1);
     if (!options.init_from.empty()) {
       load_weights(model, options.init_from, OtherHead::kReinitialise, OtherGrid::kResample);
       LOG(INFO) << "Initialised the weights from " << options.init_from;
       if (config.model().pretrained_final_norm() == config::FRESH) reset_final_norm(model);
     }
+    // A fresh start in a directory with an earlier run's records (a rerun, or --resume auto
+    // before the first checkpoint): the records start again, as the weights do. Only now that
+    // the start cannot fail any more: a failed run leaves the earlier one as it was.
+    if (!options.out_dir.empty() && rank == 0) cut_records_after(options.out_dir, -1);
     return {};
   }
   check_checkpoint_position(*checkpoint, config, steps_per_epoch);
