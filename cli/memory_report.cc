@@ -35,11 +35,10 @@ void print_plan(const nlohmann::json& plan) {
   std::printf("%s (%.1fM parameters), %d rank(s), %s, %.1f GiB per device\n",
               plan["model"].get<std::string>().c_str(), plan["parameters"].get<double>() / 1e6,
               plan["ranks"].get<int>(), plan["precision"].get<std::string>().c_str(), device_gib);
-  std::printf("  (ZeRO 1 is counted analytically: dgqa does not implement it)\n");
-  std::printf(
-      "  memory per rank in GiB at micro-batch %d                                    | "
-      "largest micro-batch\n",
-      plan["micro_batch"].get<int>());
+  std::printf("  (ZeRO-1 is counted analytically: dgqa does not implement it)\n");
+  const std::string title =
+      "memory per rank in GiB at micro-batch " + std::to_string(plan["micro_batch"].get<int>());
+  std::printf("  %-77s | largest micro-batch\n", title.c_str());
   std::printf("  %-9s %4s %10s %9s %9s %11s %9s %9s | in %.1f GiB\n", "recompute", "ZeRO",
               "parameters", "gradients", "optimizer", "activations", "workspace", "total",
               device_gib);
