@@ -276,6 +276,7 @@ nlohmann::json computed_memory(const config::Config& config, const RunSetup& set
   rank.micro_batch = training_micro_batch(config, world);
   rank.recompute = config.train().recompute() == config::BLOCK;
   rank.bf16 = setup.backend->precision() == Precision::kBF16;
+  rank.weight_ema = config.train().ema_decay() > 0;
   rank.ranks = world;
   return memory_json(setup.model_config, rank);
 }

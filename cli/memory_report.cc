@@ -17,6 +17,7 @@ std::vector<RankSetup> plan_setups(const config::Config& config, int ranks) {
   RankSetup base;
   base.micro_batch = training_micro_batch(config, ranks);
   base.bf16 = config.model().precision() != config::FP32;
+  base.weight_ema = config.train().ema_decay() > 0;
   base.ranks = ranks;
   std::vector<RankSetup> setups;
   for (const bool recompute : {false, true}) {
@@ -62,6 +63,7 @@ nlohmann::json memory_json(const ModelConfig& model, const RankSetup& setup) {
   return {{"micro_batch", setup.micro_batch},
           {"recompute", setup.recompute ? "BLOCK" : "NONE"},
           {"precision", setup.bf16 ? "bf16" : "fp32"},
+          {"weight_ema", setup.weight_ema},
           {"ranks", setup.ranks},
           {"zero_stage", setup.zero_stage},
           {"parameters_bytes", memory.parameters},

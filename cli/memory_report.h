@@ -14,7 +14,8 @@
 
 namespace dgqa {
 
-// The setup's breakdown as JSON: micro_batch, recompute, precision, ranks, zero_stage and each
+// The setup's breakdown as JSON: micro_batch, recompute, precision, weight_ema, ranks, zero_stage
+// and each
 // kind's bytes (parameters_bytes ... workspace_bytes, total_bytes).
 nlohmann::json memory_json(const ModelConfig& model, const RankSetup& setup);
 

@@ -30,9 +30,10 @@ double activation_floats(const ModelConfig& config, double batch, bool recompute
 
 // How one rank trains, for the breakdown below.
 struct RankSetup {
-  double micro_batch = 1;  // images per forward pass on the rank
-  bool recompute = false;  // train.recompute BLOCK
-  bool bf16 = false;       // model.precision BF16 (CUDA): the products read a bf16 weight copy
+  double micro_batch = 1;   // images per forward pass on the rank
+  bool recompute = false;   // train.recompute BLOCK
+  bool bf16 = false;        // model.precision BF16 (CUDA): the products read a bf16 weight copy
+  bool weight_ema = false;  // train.ema_decay > 0: an fp32 moving average of the weights
   int ranks = 1;
   // 1: ZeRO-1 counted analytically (dgqa does not implement it): the optimizer state, fp32
   // master weights included, divided by the ranks.
@@ -43,9 +44,11 @@ struct RankSetup {
 // cuBLASLt workspace (32 MiB on Hopper), NCCL's buffers and, on the host, the program, its
 // libraries, the input batches and the copies a checkpoint is written from.
 struct RankMemory {
-  double parameters = 0;   // fp32 weights; under bf16 the bf16 copy the products read
-  double gradients = 0;    // fp32, whole on every rank (ZeRO-1 does not divide them)
-  double optimizer = 0;    // AdamW's two fp32 moments; under bf16 also the fp32 master weights
+  double parameters = 0;  // fp32 weights; under bf16 the bf16 copy the products read
+  double gradients = 0;   // fp32, whole on every rank (ZeRO-1 does not divide them)
+  // AdamW's two fp32 moments; under bf16 also the fp32 master weights (both divided by the ranks
+  // under ZeRO-1); the weight EMA's fp32 buffer, whole on every rank.
+  double optimizer = 0;
   double activations = 0;  // what the forward pass keeps for backward (activation_parts.kept)
   double workspace = 0;    // the passes' scratch; under bf16 also the products' cast operands
   double total() const { return parameters + gradients + optimizer + activations + workspace; }

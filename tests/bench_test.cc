@@ -298,12 +298,13 @@ TEST_F(BenchCommandTest, PlanPrintsTheLargestMicroBatchThatFits) {
 
 // The report has the memory per rank by kind (model/memory_estimate.h), and on the CPU the
 // computed total accounts for the measured peak resident memory of runs whose buffers dominate
-// it (computed about 150 and 300 MiB): the peak is at least the computed total and at most 20%
-// above it. The rest is the program, its libraries, the threads' stacks and the input batch,
-// about 12 MiB (4-9% here). AddressSanitizer's shadow memory and quarantine inflate the peak: the
-// bound is not checked in that build.
+// it (computed about 300 MiB, and 150 with recompute, micro-batches and a weight EMA): the peak
+// is at least the computed total and at most 20% above it. The rest is the program, its
+// libraries, the threads' stacks and the input batch, about 12 MiB (4-9% here).
+// AddressSanitizer's shadow memory and quarantine inflate the peak: the bound is not checked in
+// that build.
 TEST_F(BenchCommandTest, ComputedMemoryAccountsForTheMeasuredPeak) {
-  for (const std::string train : {"", "recompute: BLOCK micro_batch_size: 32"}) {
+  for (const std::string train : {"", "recompute: BLOCK micro_batch_size: 32 ema_decay: 0.9"}) {
     SCOPED_TRACE(train);
     tests::FixtureConfig fixture;
     fixture.image_size = 28;
@@ -320,6 +321,7 @@ TEST_F(BenchCommandTest, ComputedMemoryAccountsForTheMeasuredPeak) {
     EXPECT_EQ(memory.at("micro_batch"), 32);
     EXPECT_EQ(memory.at("recompute"), train.empty() ? "NONE" : "BLOCK");
     EXPECT_EQ(memory.at("precision"), "fp32");
+    EXPECT_EQ(memory.at("weight_ema"), !train.empty());
     EXPECT_EQ(memory.at("ranks"), 1);
     EXPECT_EQ(memory.at("zero_stage"), 0);
     double sum = 0;

@@ -174,6 +174,10 @@ TEST(MemoryEstimateTest, RankMemoryCountsEachKindByHand) {
   EXPECT_EQ(zero.optimizer, 3 * P);
   EXPECT_EQ(zero.total(), bf16.total() - 9 * P);
 
+  setup.weight_ema = true;  // its fp32 buffer is not divided
+  EXPECT_EQ(rank_memory(config, setup).optimizer, 7 * P);
+  setup.weight_ema = false;
+
   setup.recompute = true;
   EXPECT_EQ(rank_memory(config, setup).activations, 4 * activation_parts(config, 2, true).kept);
   EXPECT_LT(rank_memory(config, setup).activations, zero.activations);
