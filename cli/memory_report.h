@@ -15,18 +15,17 @@
 namespace dgqa {
 
 // The setup's breakdown as JSON: micro_batch, recompute, precision, weight_ema, ranks, zero_stage
-// and each
-// kind's bytes (parameters_bytes ... workspace_bytes, total_bytes).
+// and each kind's bytes (parameters_bytes ... workspace_bytes, total_bytes).
 nlohmann::json memory_json(const ModelConfig& model, const RankSetup& setup);
 
 // "memory per rank, computed (8 images a pass, ...): X MiB = parameters ... + workspace Y MiB"
 std::string memory_text(const nlohmann::json& memory);
 
 // --plan: for the config's model, line.plan_ranks ranks and line.plan_device_gib of memory per
-// device, prints the breakdown at the config's
-// micro-batch (train.micro_batch_size, else train.global_batch_size / ranks) and the largest
-// micro-batch that fits, for recompute NONE and BLOCK x ZeRO 0 and 1. The device is a GPU:
-// bf16 unless model.precision is FP32. One JSON object instead with --json.
+// device, prints the breakdown at the config's micro-batch (train.micro_batch_size, else
+// train.global_batch_size / ranks) and the largest micro-batch that fits, for recompute NONE and
+// BLOCK x ZeRO 0 and 1. The device is a GPU: bf16 unless model.precision is FP32. One JSON
+// object instead with --json.
 void plan_command(const CommandLine& line, const config::Config& config);
 
 }  // namespace dgqa
