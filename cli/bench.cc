@@ -18,6 +18,7 @@
 #ifdef DGQA_WITH_CUDA
 #include "kernels/cuda/device_info.h"
 #endif
+#include "cli/memory_report.h"
 #include "model/flops.h"
 #include "trainer/run_setup.h"
 #include "trainer/training_step.h"
@@ -68,7 +69,11 @@ void print_report(const nlohmann::json& report, bool as_json) {
   const nlohmann::json& trajectory = report["trajectory"];
   std::printf("  loss %.4f at the first timed step, %.4f at the last\n",
               trajectory.front()["loss"].get<double>(), trajectory.back()["loss"].get<double>());
-  std::printf("  peak resident memory %.0f MiB\n", report["peak_memory_mib"].get<double>());
+  std::printf("  %s\n", memory_text(report["memory_per_rank"]).c_str());
+  std::printf(
+      "  peak resident memory %.0f MiB (measured: also the program, its libraries and the "
+      "input batches)\n",
+      report["peak_memory_mib"].get<double>());
   if (report.contains("device_name")) {
     std::printf(
         "  %s (%d SMs): %.0f MiB of device memory in use after the steps (every model\n"
@@ -265,6 +270,17 @@ TimedSteps run_steps(const CommandLine& line, const config::Config& config, RunS
   return timed;
 }
 
+// What each rank holds for training, computed (model/memory_estimate.h) for the run's setup.
+nlohmann::json computed_memory(const config::Config& config, const RunSetup& setup, int world) {
+  RankSetup rank;
+  rank.micro_batch = training_micro_batch(config, world);
+  rank.recompute = config.train().recompute() == config::BLOCK;
+  rank.bf16 = setup.backend->precision() == Precision::kBF16;
+  rank.weight_ema = config.train().ema_decay() > 0;
+  rank.ranks = world;
+  return memory_json(setup.model_config, rank);
+}
+
 // The report of the timed steps as one JSON object (print_report's input).
 nlohmann::json make_report(const config::Config& config, const RunSetup& setup,
                            const TimedSteps& timed, int steps, int world) {
@@ -315,6 +331,7 @@ nlohmann::json make_report(const config::Config& config, const RunSetup& setup,
         {"communication", per_step_ms(t.communication)},
         {"optimizer", per_step_ms(t.optimizer)}}},
       {"trajectory", timed.trajectory},
+      {"memory_per_rank", computed_memory(config, setup, world)},
       {"peak_memory_mib", peak_resident_mib()},
   };
 }
@@ -323,6 +340,10 @@ nlohmann::json make_report(const config::Config& config, const RunSetup& setup,
 
 void bench_command(const CommandLine& line, const config::Config& config, Communicator& comm) {
   if (line.bench_data_only) return bench_data(line, config, comm);
+  if (line.bench_plan) {
+    if (comm.rank() == 0) plan_command(line, config);
+    return;
+  }
   RunParts parts;
   parts.train_data = line.bench_real_data;
   parts.training = true;

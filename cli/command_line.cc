@@ -56,7 +56,7 @@ struct Flag {
 int count(const std::string& flag, const std::string& text, int least);
 std::string one_of(const std::string& flag, const std::string& text, const std::string& first,
                    const std::string& second);
-double peak_tflops(const std::string& text);
+double positive(const std::string& flag, const std::string& text, const std::string& what);
 
 // Every flag of every command, in the order the usage text lists them.
 const Flag kFlags[] = {
@@ -113,7 +113,22 @@ const Flag kFlags[] = {
     {"--peak-tflops", "X", kBench, Use::kOptional,
      "bench: the peak TFLOP/s of one rank's device, for the model FLOP\n"
      "utilisation (MFU); known GPUs have a built-in figure",
-     [](CommandLine& l, const std::string& v) { l.bench_peak_tflops = peak_tflops(v); }},
+     [](CommandLine& l, const std::string& v) {
+       l.bench_peak_tflops =
+           positive("--peak-tflops", v, "a number of TFLOP/s > 0 (the peak of one rank's device)");
+     }},
+    {"--plan", nullptr, kBench, Use::kOptional,
+     "bench: run nothing; print the memory per rank of the config's model and\n"
+     "the largest micro-batch that fits --device-memory on each of --ranks,\n"
+     "with recompute NONE and BLOCK, without and with ZeRO-1 (counted only)",
+     [](CommandLine& l, const std::string&) { l.bench_plan = true; }},
+    {"--device-memory", "GIB", kBench, Use::kOptional,
+     "bench --plan: the memory of one rank's device, in GiB",
+     [](CommandLine& l, const std::string& v) {
+       l.plan_device_gib = positive("--device-memory", v, "a number of GiB > 0");
+     }},
+    {"--ranks", "N", kBench, Use::kOptional, "bench --plan: the number of ranks (devices)",
+     [](CommandLine& l, const std::string& v) { l.plan_ranks = count("--ranks", v, 1); }},
     {"--split", "train|eval", kBench | kDumpData, Use::kOptional,
      "bench --data-only, dump-data: which split (default train)",
      [](CommandLine& l, const std::string& v) { l.split = one_of("--split", v, "train", "eval"); }},
@@ -161,8 +176,8 @@ int count(const std::string& flag, const std::string& text, int least) {
   return value;
 }
 
-// --peak-tflops: a finite number > 0.
-double peak_tflops(const std::string& text) {
+// A finite number > 0; `what` describes it in the error.
+double positive(const std::string& flag, const std::string& text, const std::string& what) {
   size_t used = 0;
   double value = 0;
   try {
@@ -171,8 +186,7 @@ double peak_tflops(const std::string& text) {
     used = 0;
   }
   if (text.empty() || used != text.size() || !std::isfinite(value) || value <= 0) {
-    throw InputError("--peak-tflops " + text +
-                     ": expected a number of TFLOP/s > 0 (the peak of one rank's device)");
+    throw InputError(flag + " " + text + ": expected " + what);
   }
   return value;
 }
@@ -307,6 +321,12 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   }
   if (line.bench_real_data && line.bench_data_only) {
     throw InputError("dgqa bench: --real-data and --data-only exclude each other");
+  }
+  if (line.bench_plan != (line.plan_device_gib > 0) || line.bench_plan != (line.plan_ranks > 0)) {
+    throw InputError("dgqa bench: --plan, --device-memory GIB and --ranks N go together");
+  }
+  if (line.bench_plan && (line.bench_real_data || line.bench_data_only || line.bench_profile)) {
+    throw InputError("dgqa bench --plan runs nothing: no --real-data, --data-only or --profile");
   }
   if (line.command == "eval" && line.init_from.empty() == line.checkpoint_dir.empty()) {
     throw InputError(

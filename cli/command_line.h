@@ -31,6 +31,9 @@ struct CommandLine {
   bool bench_data_only = false;        // --data-only (bench): time the data loader alone
   bool bench_profile = false;          // --profile (bench): time every kernel call
   double bench_peak_tflops = 0;        // --peak-tflops X (bench): one device's peak; 0: none given
+  bool bench_plan = false;             // --plan (bench): the largest micro-batch that fits
+  double plan_device_gib = 0;          // --device-memory GIB (bench --plan): memory per device
+  int plan_ranks = 0;                  // --ranks N (bench --plan)
   std::string split = "train";         // --split train|eval (bench --data-only, dump-data)
   int64_t dump_count = 16;             // --count N (dump-data): the first N examples
   std::string labels_out;              // --labels-out FILE.npy (dump-data)

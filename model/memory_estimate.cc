@@ -1,5 +1,7 @@
 #include "model/memory_estimate.h"
 
+#include <algorithm>
+
 namespace dgqa {
 namespace {
 
@@ -37,7 +39,7 @@ ParameterCount parameter_count(const ModelConfig& config) {
   return count;
 }
 
-double activation_floats(const ModelConfig& config, double batch, bool recompute) {
+ActivationFloats activation_parts(const ModelConfig& config, double batch, bool recompute) {
   const Extents e(config);
   const double B = batch, BT = B * e.T;
   const bool pgqa = config.attention == AttentionScheme::kPGQA;
@@ -53,9 +55,59 @@ double activation_floats(const ModelConfig& config, double batch, bool recompute
                                         (config.depth - 1) * mlp_rows + B * (2 * e.D + 2 * e.F + 2);
   const double outside = B * e.C * e.S * e.S + B * e.N * e.C * e.p * e.p + 2 * B * e.N * e.D +
                          8 * B * e.D + 3 * B * e.K + 4 * B;
-  const double scratch = BT * (5 * e.D + 2 * e.kv + 2 * e.F);
-  const double drop_path = config.drop_path_rate > 0 ? config.depth * 2 * B + BT * e.D : 0;
-  return blocks + outside + scratch + drop_path;
+  ActivationFloats floats;
+  // Drop path keeps each block's per-image branch scales and scales a branch's gradient into a
+  // scratch of B*T rows.
+  const bool drop_path = config.drop_path_rate > 0;
+  floats.kept = blocks + outside + (drop_path ? config.depth * 2 * B : 0);
+  floats.scratch = BT * (5 * e.D + 2 * e.kv + 2 * e.F) + (drop_path ? BT * e.D : 0);
+  return floats;
+}
+
+double activation_floats(const ModelConfig& config, double batch, bool recompute) {
+  return activation_parts(config, batch, recompute).total();
+}
+
+RankMemory rank_memory(const ModelConfig& config, const RankSetup& setup) {
+  const Extents e(config);
+  const double P = parameter_count(config).total(), B = setup.micro_batch;
+  const double shard = setup.zero_stage == 1 ? setup.ranks : 1;
+  const ActivationFloats floats = activation_parts(config, B, setup.recompute);
+  RankMemory memory;
+  memory.parameters = (setup.bf16 ? 2 : 4) * P;
+  memory.gradients = 4 * P;
+  memory.optimizer = (setup.bf16 ? 12 : 8) * P / shard + (setup.weight_ema ? 4 * P : 0);
+  memory.activations = 4 * floats.kept;
+  memory.workspace = 4 * floats.scratch;
+  // The bf16 casts of the largest product input (the patch embedding's or fc2's) and of the
+  // largest output gradient (fc1's), kernels/cuda/bf16_weights.h.
+  if (setup.bf16) {
+    memory.workspace += 2 * B * (std::max(e.N * e.C * e.p * e.p, e.T * e.F) + e.T * e.F);
+  }
+  return memory;
+}
+
+int largest_micro_batch(const ModelConfig& config, RankSetup setup, double bytes) {
+  auto fits = [&](int batch) {
+    setup.micro_batch = batch;
+    return rank_memory(config, setup).total() <= bytes;
+  };
+  if (!fits(1)) return 0;
+  int low = 1, high = 2;  // low fits; high doubles until it does not (or reaches 2^30)
+  while (high < (1 << 30) && fits(high)) {
+    low = high;
+    high *= 2;
+  }
+  if (fits(high)) return high;
+  while (high - low > 1) {
+    const int middle = low + (high - low) / 2;
+    if (fits(middle)) {
+      low = middle;
+    } else {
+      high = middle;
+    }
+  }
+  return low;
 }
 
 }  // namespace dgqa

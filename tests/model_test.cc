@@ -144,6 +144,77 @@ TEST(MemoryEstimateTest, RecomputeAllocatesLessActivationMemory) {
   }
 }
 
+// The per-rank breakdown of training memory for the tiny GQA model, counted by hand: 6723
+// parameters (per block: LayerNorms 64, Q 272, K and V 272, projection 272, fc1 1088, fc2 1040,
+// 3008 twice; embedding 624; head 83), and for 2 images (T = 5) a scratch of
+// B T (5D + 2 G d + 2F) = 10 x 224 floats.
+TEST(MemoryEstimateTest, RankMemoryCountsEachKindByHand) {
+  const ModelConfig config = tiny_config(AttentionScheme::kGQA);
+  constexpr double P = 6723;
+  RankSetup setup;
+  setup.micro_batch = 2;
+  const RankMemory fp32 = rank_memory(config, setup);
+  EXPECT_EQ(fp32.parameters, 4 * P);
+  EXPECT_EQ(fp32.gradients, 4 * P);
+  EXPECT_EQ(fp32.optimizer, 8 * P);  // two moments
+  EXPECT_EQ(fp32.workspace, 4 * 2240.0);
+  EXPECT_EQ(fp32.activations + fp32.workspace, 4 * activation_floats(config, 2));
+  EXPECT_EQ(fp32.total(), 16 * P + 4 * activation_floats(config, 2));
+
+  setup.bf16 = true;  // bf16 weights read by the products; fp32 master weights besides the moments
+  const RankMemory bf16 = rank_memory(config, setup);
+  EXPECT_EQ(bf16.parameters, 2 * P);
+  EXPECT_EQ(bf16.optimizer, 12 * P);
+  // The casts: fc2's input (B T F = 640) over the patch embedding's (B N C p^2 = 256), and fc1's
+  // output gradient (640), 2 bytes each.
+  EXPECT_EQ(bf16.workspace, fp32.workspace + 2 * (640 + 640));
+
+  setup.ranks = 4;  // only ZeRO-1 makes the ranks matter, and only for the optimizer state
+  EXPECT_EQ(rank_memory(config, setup).total(), bf16.total());
+  setup.zero_stage = 1;
+  const RankMemory zero = rank_memory(config, setup);
+  EXPECT_EQ(zero.optimizer, 3 * P);
+  EXPECT_EQ(zero.total(), bf16.total() - 9 * P);
+
+  setup.weight_ema = true;  // its fp32 buffer is not divided
+  EXPECT_EQ(rank_memory(config, setup).optimizer, 7 * P);
+  setup.weight_ema = false;
+
+  setup.recompute = true;
+  EXPECT_EQ(rank_memory(config, setup).activations, 4 * activation_parts(config, 2, true).kept);
+  EXPECT_LT(rank_memory(config, setup).activations, zero.activations);
+}
+
+// The planner's answer is the largest micro-batch whose total fits: B fits, B + 1 does not.
+TEST(MemoryEstimateTest, LargestMicroBatchIsTheLastThatFits) {
+  ModelConfig vit_base;  // the defaults: ViT-B/16 at 224
+  for (const bool recompute : {false, true}) {
+    for (const int zero : {0, 1}) {
+      RankSetup setup;
+      setup.recompute = recompute;
+      setup.bf16 = true;
+      setup.ranks = 8;
+      setup.zero_stage = zero;
+      for (const double gib : {2.0, 16.0, 80.0}) {
+        const double bytes = gib * (1 << 30);
+        const int batch = largest_micro_batch(vit_base, setup, bytes);
+        ASSERT_GT(batch, 0);
+        setup.micro_batch = batch;
+        EXPECT_LE(rank_memory(vit_base, setup).total(), bytes);
+        setup.micro_batch = batch + 1;
+        EXPECT_GT(rank_memory(vit_base, setup).total(), bytes);
+      }
+    }
+  }
+  RankSetup setup;
+  setup.micro_batch = 7;
+  const double exactly_seven = rank_memory(vit_base, setup).total();
+  EXPECT_EQ(largest_micro_batch(vit_base, setup, exactly_seven), 7);
+  EXPECT_EQ(largest_micro_batch(vit_base, setup, exactly_seven - 1), 6);
+  setup.micro_batch = 0;  // the weights, gradients and moments alone: no image fits
+  EXPECT_EQ(largest_micro_batch(vit_base, setup, rank_memory(vit_base, setup).total()), 0);
+}
+
 // Compares the backward pass of a training forward at `step` with central differences of the
 // mean loss over a few entries of every tensor. Drop path's masks depend only on the step, so
 // every evaluation of the loss sees the same ones.
