@@ -389,6 +389,18 @@ TEST(ModelTest, UnusedKvHeadGetsNoGradient) {
   }
 }
 
+// The gradients of one forward and backward (scale 1/4) of the 4 images of `whole`.
+std::vector<float> whole_batch_gradients(VisionTransformer& model, Backend& backend,
+                                         const Inputs& whole, const ForwardContext& context) {
+  LocalReducer reducer;
+  model.zero_grads();
+  model.forward(whole.images.data(), whole.labels.data(), 4, context, reducer);
+  model.backward(0.25f);
+  std::vector<float> grads(model.layout().total_size());
+  backend.copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
+  return grads;
+}
+
 TEST(ModelTest, GradientsOfSplitBatchesAddUp) {
   // Two halves of a batch, each backpropagated with scale 1/B, accumulate the gradient of the
   // whole batch: the property data-parallel training relies on.
@@ -400,11 +412,7 @@ TEST(ModelTest, GradientsOfSplitBatchesAddUp) {
   LocalReducer reducer;
   ForwardContext context;
 
-  model.zero_grads();
-  model.forward(whole.images.data(), whole.labels.data(), 4, context, reducer);
-  model.backward(0.25f);
-  std::vector<float> expected(model.layout().total_size());
-  backend->copy_to_host(expected.data(), model.grads(), expected.size() * sizeof(float));
+  const std::vector<float> expected = whole_batch_gradients(model, *backend, whole, context);
 
   model.zero_grads();
   for (int half = 0; half < 2; ++half) {
@@ -490,11 +498,7 @@ TEST(ModelTest, DropPathMasksFollowTheGlobalImage) {
     backend->copy_to_host(grads.data(), model.grads(), grads.size() * sizeof(float));
     return grads;
   };
-  model.zero_grads();
-  model.forward(whole.images.data(), whole.labels.data(), 4, context, reducer);
-  model.backward(0.25f);
-  std::vector<float> expected(model.layout().total_size());
-  backend->copy_to_host(expected.data(), model.grads(), expected.size() * sizeof(float));
+  const std::vector<float> expected = whole_batch_gradients(model, *backend, whole, context);
 
   const std::vector<float> summed = gradients(2);
   for (size_t i = 0; i < summed.size(); ++i) {
