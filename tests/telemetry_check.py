@@ -4,8 +4,8 @@
 Usage: telemetry_check.py METRICS SCHEME HEADS WINDOW BETA
            [--steps-per-epoch N] [--random-fixup-seed SEED]
 
-The allocation rules of docs/design.md §3.2-3.3 are written here again, independently of
-model/allocation.cc, with numpy's float32 where dgqa computes in float32: KDGQA's allocation
+The allocation rules of docs/design.md §3.2-3.3 come from tools/allocation_reference.py, written
+independently of model/allocation.cc: KDGQA's allocation
 at every key_norms record must be the allocation logged at that step, DGQA's must be the
 allocation in effect at that step, and DGQA's caches must follow from the recorded norms.
 --steps-per-epoch: DGQA's window counts the steps of each epoch (dgqa_window_counter
@@ -15,92 +15,12 @@ RANDOM_INDEX) from the run's seed. Prints every mismatch and exits 1 if there is
 
 import argparse
 import json
+import os
 import sys
 
-import numpy as np
-
-
-def equal_split(heads, groups):
-    return [heads // groups + (1 if g < heads % groups else 0) for g in range(groups)]
-
-
-def kdgqa(norms, heads):
-    n = [np.float32(v) for v in norms]
-    if not all(np.isfinite(v) for v in n):
-        return equal_split(heads, len(n))
-    lo, hi = min(n), max(n)
-    if hi == lo:
-        return equal_split(heads, len(n))
-    m = [np.float32((v - lo) / (hi - lo)) for v in n]
-    total = np.float32(0)
-    for v in m:  # left to right, as a plain loop adds them
-        total = np.float32(total + v)
-    a = [int(np.rint(np.float32(np.float32(v / total) * np.float32(heads)))) for v in m]
-    while sum(a) > heads:
-        a[a.index(max(a))] -= 1
-    while sum(a) < heads:
-        a[a.index(min(a))] += 1
-    return a
-
-
-MASK = 0xFFFFFFFF
-
-
-def philox(counter, key):
-    """Philox4x32-10 (docs/design.md §3.4) on Python integers."""
-    c0, c1, c2, c3 = counter
-    k0, k1 = key & MASK, key >> 32
-    for _ in range(10):
-        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK, (p0 >> 32) ^ c3 ^ k1, p0 & MASK
-        k0, k1 = (k0 + 0x9E3779B9) & MASK, (k1 + 0xBB67AE85) & MASK
-    return c0, c1, c2, c3
-
-
-def fixup_draws(seed, step, layer, groups):
-    """The RANDOM_INDEX correction's K/V head draws of a training step (docs/design.md §3.3)."""
-    n = 0
-    while True:
-        word = philox((n // 4, step & MASK, 0x80000000 | layer, 0), seed)[n % 4]
-        yield ((word >> 8) * groups) >> 24
-        n += 1
-
-
-def apportion(scores, heads, draws=None):
-    if not all(np.isfinite(s) for s in scores) or sum(scores) == 0:
-        return equal_split(heads, len(scores))
-    total = 0.0
-    for s in scores:
-        total += s
-    q = [s / total * heads for s in scores]
-    a = [int(np.rint(v)) for v in q]
-    if draws is not None:
-        while sum(a) != heads:
-            i = next(draws)
-            if sum(a) < heads:
-                a[i] += 1
-            elif a[i] > 0:
-                a[i] -= 1
-        return a
-    while sum(a) > heads:
-        pick = max((i for i in range(len(a)) if a[i] > 0), key=lambda i: (a[i] - q[i], -i))
-        a[pick] -= 1
-    while sum(a) < heads:
-        pick = max(range(len(a)), key=lambda i: (q[i] - a[i], -i))
-        a[pick] += 1
-    return a
-
-
-def dgqa_scores(scheme, norms, cache, beta):
-    b = float(np.float32(beta))
-    if scheme == "DGQA_DIFF":
-        return [abs(float(c) - float(n)) for n, c in zip(norms, cache)]
-    return [b * float(n) + (1.0 - b) * float(c) for n, c in zip(norms, cache)]
-
-
-def next_cache(norms, cache, window):
-    return [float(np.float32(np.float32(c) + np.float32(n)) / np.float32(window))
-            for n, c in zip(norms, cache)]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from allocation_reference import (apportion, dgqa_scores, fixup_draws,  # noqa: E402
+                                  kdgqa_allocation, next_cache)
 
 
 class Checker:
@@ -127,7 +47,7 @@ class Checker:
             logged = [r for r in self.of_kind("allocation") if r["step"] == record["step"]]
             self.expect(len(logged) == 1, f"step {record['step']}: no allocation record")
             for layer, norms in enumerate(record["layers"]):
-                want = kdgqa(norms, heads)
+                want = kdgqa_allocation(norms, heads).tolist()
                 got = logged[0]["layers"][layer] if logged else None
                 self.expect(got == want, f"step {record['step']} layer {layer}: logged {got}, "
                             f"recomputed {want} from {norms}")
@@ -151,7 +71,7 @@ class Checker:
             for layer, norms in enumerate(record["layers"]):
                 cache = record["cache_before"][layer]
                 draws = None if seed is None else fixup_draws(seed, step - 1, layer, len(norms))
-                want = apportion(dgqa_scores(scheme, norms, cache, beta), heads, draws)
+                want = apportion(dgqa_scores(scheme, norms, cache, beta), heads, draws).tolist()
                 got = in_effect[layer] if in_effect else None
                 self.expect(got == want, f"step {step} layer {layer}: in effect {got}, "
                             f"recomputed {want} from norms {norms} and cache {cache}")

@@ -1,9 +1,11 @@
-// Cross-checks dgqa's fine-tuning options in training against tools/torch_training.py, the
-// float64 PyTorch reference built from torch's own cross_entropy, AdamW and LR schedulers, and
-// timm's DropPath with masks drawn in numpy from the formula of docs/design.md §3.6:
-// from the same weights, two (or three) steps on the same full batch must give the same weights
-// to 1e-5. Each case also checks that its options move the weights by more than that, so that
-// the agreement means something. Skips unless /usr/bin/python3 has torch and numpy.
+// Cross-checks dgqa's training against tools/torch_training.py, the float64 PyTorch reference
+// built from torch's own cross_entropy, AdamW and LR schedulers, timm's DropPath with masks
+// drawn in numpy from the formula of docs/design.md §3.6 and timm's ModelEmaV3 average, with
+// every scheme's allocation (§3.2-3.4) computed by the reference itself: from the same weights,
+// two (or three) steps on the same full batch must give the same weights (and weight average)
+// to 1e-5 and the same DGQA allocations. Each case also checks that what it tests moves the
+// weights by more than that (against a plain run, or against GQA's equal groups for a scheme),
+// so that the agreement means something. Skips unless /usr/bin/python3 has torch and numpy.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -35,24 +37,31 @@ constexpr const char* kFixtureOptions =
 
 struct Case {
   std::string name;
-  std::string scheme;  // MHA or GQA
+  std::string scheme;
   int steps;
   std::vector<std::string> sets;  // dgqa's --set path=value
   std::string torch_args;         // the same options for torch_training.py
+  // What the effect is measured against: a dgqa run without the sets, or (for a scheme) the
+  // reference trained with GQA's equal groups from the same weights.
+  bool against_gqa = false;
+  bool weight_ema = false;  // also compare model_ema.safetensors with the reference's average
 };
 
 void PrintTo(const Case& c, std::ostream* out) {
   *out << c.name;
 }
 
-// The largest absolute difference over the float tensors of two weights files, leaving out
-// the K biases: their gradient is zero in exact arithmetic and rounding noise in fp32, which
-// AdamW scales up (docs/maintaining.md, "The K bias").
+// The largest absolute difference over the F32 tensors of the second weights file, leaving
+// out the DGQA caches (sums of key norms, not weights) and the K biases: their gradient is zero
+// in exact arithmetic and rounding noise in fp32, which AdamW scales up (docs/maintaining.md,
+// "The K bias").
 double largest_difference(const std::string& a, const std::string& b, std::string* where) {
   const SafetensorsFile first = SafetensorsFile::read(a), second = SafetensorsFile::read(b);
   double largest = 0;
   for (const std::string& name : second.names()) {
+    if (second.get(name).dtype != "F32") continue;
     if (name.find(".attn.k.bias") != std::string::npos) continue;
+    if (name.find(".attn.cache") != std::string::npos) continue;
     const std::vector<float> x = first.as_f32(name), y = second.as_f32(name);
     EXPECT_EQ(x.size(), y.size()) << name;
     for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
@@ -62,6 +71,36 @@ double largest_difference(const std::string& a, const std::string& b, std::strin
     }
   }
   return largest;
+}
+
+// Every I64 tensor (a DGQA allocation) of the second weights file equals the first's.
+void expect_equal_allocations(const std::string& a, const std::string& b) {
+  const SafetensorsFile first = SafetensorsFile::read(a), second = SafetensorsFile::read(b);
+  for (const std::string& name : second.names()) {
+    if (second.get(name).dtype != "I64") continue;
+    EXPECT_EQ(first.as_i64(name), second.as_i64(name)) << name << " of " << a << " and " << b;
+  }
+}
+
+// Multiplies the key projection of K/V head 0 (rows [0, d) of every blocks.i.attn.k weight and
+// bias) by 3, so that its key norms stand out and DGQA's allocation leaves the equal split.
+void skew_key_head_zero(const std::string& path, int head_dim) {
+  const SafetensorsFile file = SafetensorsFile::read(path);
+  SafetensorsWriter writer;
+  for (const std::string& name : file.names()) {
+    const TensorData& tensor = file.get(name);
+    if (tensor.dtype == "I64") {
+      writer.add_i64(name, tensor.shape, file.as_i64(name).data());
+      continue;
+    }
+    std::vector<float> values = file.as_f32(name);
+    if (name.find(".attn.k.") != std::string::npos) {
+      const size_t row = tensor.shape.size() == 2 ? tensor.shape[1] : 1;
+      for (size_t i = 0; i < head_dim * row; ++i) values[i] *= 3;
+    }
+    writer.add_f32(name, tensor.shape, values.data());
+  }
+  writer.write(path);
 }
 
 class TorchTrainingTest : public ::testing::TestWithParam<Case> {
@@ -107,7 +146,8 @@ TEST_P(TorchTrainingTest, WeightsMatchTheTorchReference) {
 
   // Start from weights two plain steps in (biases and norms away from their initial values).
   const std::string start = train(config, "start", 2, "", {});
-  const std::string plain = train(config, "plain", c.steps, start, {});
+  ASSERT_FALSE(HasFailure());
+  skew_key_head_zero(start, settings.embed_dim / settings.num_heads);
   const std::string ours = train(config, "ours", c.steps, start, c.sets);
   ASSERT_FALSE(HasFailure());
 
@@ -116,23 +156,40 @@ TEST_P(TorchTrainingTest, WeightsMatchTheTorchReference) {
   write_npy_f32(dir_ + "/images.npy", images.data(), {kExamples, 1, 8, 8});
   const std::vector<int64_t> labels(data.train.labels.begin(), data.train.labels.end());
   write_npy_i64(dir_ + "/labels.npy", labels.data(), {kExamples});
-  const std::string theirs = dir_ + "/torch.safetensors";
-  const std::string command =
-      std::string(kPython) + " " +
-      shell_quote(std::string(DGQA_SOURCE_DIR) + "/tools/torch_training.py") + " --weights " +
-      shell_quote(start) + " --images " + shell_quote(dir_ + "/images.npy") + " --labels " +
-      shell_quote(dir_ + "/labels.npy") + " --scheme " + c.scheme +
-      " --num-heads 4 --num-kv-heads " + (c.scheme == "MHA" ? "4" : "2") +
-      " --patch-size 4 --steps " + std::to_string(c.steps) + " " + kFixtureOptions + " " +
-      c.torch_args + " --weights-out " + shell_quote(theirs) + " 2>&1";
-  std::string output;
-  ASSERT_EQ(tests::run_command(command, &output), 0) << command << "\n" << output;
+  const auto reference = [&](const std::string& scheme, const std::string& out) {
+    const std::string command =
+        std::string(kPython) + " " +
+        shell_quote(std::string(DGQA_SOURCE_DIR) + "/tools/torch_training.py") + " --weights " +
+        shell_quote(start) + " --images " + shell_quote(dir_ + "/images.npy") + " --labels " +
+        shell_quote(dir_ + "/labels.npy") + " --scheme " + scheme +
+        " --num-heads 4 --num-kv-heads " + (scheme == "MHA" ? "4" : "2") +
+        " --patch-size 4 --steps " + std::to_string(c.steps) + " " + kFixtureOptions + " " +
+        c.torch_args + " --weights-out " + shell_quote(out + ".safetensors") +
+        (c.weight_ema ? " --ema-out " + shell_quote(out + "_ema.safetensors") : "") + " 2>&1";
+    std::string output;
+    EXPECT_EQ(tests::run_command(command, &output), 0) << command << "\n" << output;
+    return out + ".safetensors";
+  };
+  const std::string theirs = reference(c.scheme, dir_ + "/torch");
+  ASSERT_FALSE(HasFailure());
 
   std::string where;
   const double difference = largest_difference(ours, theirs, &where);
   EXPECT_LE(difference, kTolerance) << "largest at " << where;
-  const double effect = largest_difference(ours, plain, &where);
-  EXPECT_GT(effect, 100 * kTolerance) << "the options hardly change the weights";
+  expect_equal_allocations(ours, theirs);
+  if (c.weight_ema) {
+    const std::string ema = dir_ + "/ours/model_ema.safetensors";
+    EXPECT_LE(largest_difference(ema, dir_ + "/torch_ema.safetensors", &where), kTolerance)
+        << "weight average, largest at " << where;
+    EXPECT_GT(largest_difference(ema, ours, &where), 100 * kTolerance)
+        << "the average is hardly different from the weights";
+  }
+  if (!c.weight_ema) {  // the average's own effect is checked above
+    const std::string baseline = c.against_gqa ? reference("GQA", dir_ + "/torch_gqa")
+                                               : train(config, "plain", c.steps, start, {});
+    EXPECT_GT(largest_difference(ours, baseline, &where), 100 * kTolerance)
+        << "the case hardly changes the weights";
+  }
   char text[32];
   std::snprintf(text, sizeof(text), "%.3g", difference);
   RecordProperty("largest_difference", text);
@@ -170,6 +227,26 @@ std::vector<Case> all_cases() {
        {"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.7", "optimizer.no_decay_1d=true",
         "schedule.kind=LINEAR", "schedule.min_lr=1e-4"},
        "--label-smoothing 0.1 --layer-decay 0.7 --no-decay-1d --schedule LINEAR --min-lr 1e-4"},
+      {"weight_ema_GQA",
+       "GQA",
+       3,
+       {"train.ema_decay=0.9", "train.ema_warmup=true"},
+       "--ema-decay 0.9 --ema-warmup",
+       /*against_gqa=*/false,
+       /*weight_ema=*/true},
+      {"weight_ema_MHA", "MHA", 3, {"train.ema_decay=0.5"}, "--ema-decay 0.5", false, true},
+      // The schemes whose allocation or noise depends on the pass (a DGQA window of 2 steps
+      // updates at steps 0 and 2).
+      {"KDGQA", "KDGQA", 2, {}, "", /*against_gqa=*/true},
+      {"DGQA_DIFF", "DGQA_DIFF", 3, {"model.dgqa_window=2"}, "--dgqa-window 2", true},
+      {"DGQA_EMA",
+       "DGQA_EMA",
+       3,
+       {"model.dgqa_window=2", "model.dgqa_beta=0.5"},
+       "--dgqa-window 2 --dgqa-beta 0.5",
+       true},
+      {"PGQA", "PGQA", 2, {}, "", true},
+      {"PGQA_drop_path", "PGQA", 2, {"model.drop_path_rate=0.5"}, "--drop-path-rate 0.5"},
   };
 }
 

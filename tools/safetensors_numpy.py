@@ -26,13 +26,15 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, arrays, dtype):
-    """Writes the float arrays as `dtype` ("F32" or "F16") in the order given (the format does
-    not require sorting), the JSON header padded with spaces to a multiple of 8."""
-    numpy_type = {"F32": "<f4", "F16": "<f2"}[dtype]
+    """Writes the float arrays as `dtype` ("F32" or "F16") and the integer arrays as I64, in the
+    order given (the format does not require sorting), the JSON header padded with spaces to a
+    multiple of 8."""
+    assert dtype in ("F32", "F16"), dtype
     header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype=numpy_type).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape),
+        kind = "I64" if np.asarray(array).dtype.kind in "iu" else dtype
+        data = np.ascontiguousarray(array, dtype=NUMPY_TYPES[kind]).tobytes()
+        header[name] = {"dtype": kind, "shape": list(array.shape),
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)

@@ -21,38 +21,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from allocation_reference import (apportion, dgqa_scores, equal_split, kdgqa_allocation,
+                                  next_cache, philox4x32_10, philox_uniforms)
 from safetensors_numpy import read_safetensors
 
 SCHEMES = ["MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"]
 EVAL_STEP = 0xFFFFFFFF  # the Philox step word of PGQA's noise at evaluation (docs/design.md §3.4)
 
 
-# ---- Philox4x32-10 and PGQA's noise (docs/design.md §3.4) ----
-
-def philox4x32_10(counter, key):
-    """Philox4x32-10 of the four counter words (numpy arrays of 32-bit values, held in uint64
-    so that the 32x32-bit products are exact) under a 64-bit key; returns the four output words."""
-    mask, shift = np.uint64(0xFFFFFFFF), np.uint64(32)
-    c0, c1, c2, c3 = (np.asarray(word, dtype=np.uint64) for word in counter)
-    k0, k1 = np.uint64(key & 0xFFFFFFFF), np.uint64(key >> 32)
-    for _ in range(10):
-        p0 = np.uint64(0xD2511F53) * c0
-        p1 = np.uint64(0xCD9E8D57) * c2
-        c0, c1, c2, c3 = (p1 >> shift) ^ c1 ^ k0, p1 & mask, (p0 >> shift) ^ c3 ^ k1, p0 & mask
-        k0 = (k0 + np.uint64(0x9E3779B9)) & mask
-        k1 = (k1 + np.uint64(0xBB67AE85)) & mask
-    return c0, c1, c2, c3
-
-
-def philox_uniforms(key, c1, c2, c3, index):
-    """Elements `index` (a 1-D array) of the uniform stream (key, c1, c2, c3): element e is word
-    e % 4 of Philox(counter (e // 4, c1, c2, c3), key), made uniform in [0, 1) from its top 24
-    bits."""
-    index = np.asarray(index, dtype=np.uint64)
-    words = np.stack(philox4x32_10((index // np.uint64(4), c1, c2, c3), key))
-    word = words[(index % np.uint64(4)).astype(np.intp), np.arange(index.size)]
-    return (word >> np.uint64(8)).astype(np.float64) / 2.0**24
-
+# ---- PGQA's noise (docs/design.md §3.4) ----
 
 def pgqa_noise(seed, step, layer, group, rows, length):
     """The standardised noise matrix R (rows = H/G, length = P*d) of one layer and K/V group:
@@ -65,39 +42,15 @@ def pgqa_noise(seed, step, layer, group, rows, length):
     return (r - r.mean(axis=1, keepdims=True)) / std
 
 
-def subtract_pgqa_noise(out, seed, layer, G):
+def subtract_pgqa_noise(out, seed, step_word, layer, G):
     """out (B, H, P, d): each group's output o, viewed as (B, H/G, P*d) (head rows, each head's
     (P, d) flattened p-major), becomes o - (R * std(o) + mean(o)) per row (unbiased std)."""
     B, H, P, d = out.shape
     o = out.reshape(B, G, H // G, P * d)
-    noise = np.stack([pgqa_noise(seed, EVAL_STEP, layer, g, H // G, P * d) for g in range(G)])
+    noise = np.stack([pgqa_noise(seed, step_word, layer, g, H // G, P * d) for g in range(G)])
     noise = torch.from_numpy(noise)
     o = o - (noise * o.std(-1, unbiased=True, keepdim=True) + o.mean(-1, keepdim=True))
     return o.reshape(B, H, P, d)
-
-
-# ---- Query-head allocation (docs/design.md §3.2) ----
-
-def equal_split(H, G):
-    return np.array([H // G + (1 if g < H % G else 0) for g in range(G)], dtype=np.int64)
-
-
-def kdgqa_allocation(norms, H):
-    """Quotas in float32 from min-max normalised key norms, rounded half to even (as numpy
-    rounds), then one head at a time off the largest / onto the smallest (first on ties)."""
-    n = np.asarray(norms, dtype=np.float32)
-    if n.max() == n.min():
-        return equal_split(H, n.size)
-    m = (n - n.min()) / (n.max() - n.min())
-    total = np.float32(0)
-    for value in m:  # summed in index order, as the C++ code does
-        total = np.float32(total + value)
-    a = np.round(m / total * np.float32(H)).astype(np.int64)
-    while a.sum() > H:
-        a[np.argmax(a)] -= 1
-    while a.sum() < H:
-        a[np.argmin(a)] += 1
-    return a
 
 
 # ---- The model (docs/design.md §3) ----
@@ -110,7 +63,33 @@ def layer_norm(x, w, name):
     return F.layer_norm(x, x.shape[-1:], w[name + ".weight"], w[name + ".bias"], eps=1e-6)
 
 
-def attention(x, w, layer, args):
+def key_norms(k):
+    """§3.1: each image's ||k[b, :, g]||_F rounded to float32, summed over the batch in float32
+    in image order; k is (B, G, P, d)."""
+    per_image = k.detach().flatten(2).norm(dim=2).numpy().astype(np.float32)
+    total = np.zeros(per_image.shape[1], dtype=np.float32)
+    for norms in per_image:
+        total = total + norms
+    return total
+
+
+def dgqa_allocation(w, prefix, k, args, step):
+    """§3.3: the allocation a DGQA pass uses. In the training pass of a window step (`step` a
+    multiple of --dgqa-window) the pass's key norms first update the layer's allocation and
+    cache, held in w; evaluation (step None) uses the allocation as it is."""
+    if step is not None and step % args.dgqa_window == 0:
+        norms, cache = key_norms(k), w[prefix + "cache"].numpy()
+        scores = dgqa_scores(args.scheme, norms, cache, args.dgqa_beta)
+        w[prefix + "allocation"] = torch.from_numpy(apportion(scores, args.num_heads))
+        w[prefix + "cache"] = torch.tensor(next_cache(norms, cache, args.dgqa_window),
+                                           dtype=torch.float64)
+    allocation = w[prefix + "allocation"].numpy()
+    check(allocation.min() >= 0 and allocation.sum() == args.num_heads, f"bad {prefix}allocation")
+    return allocation
+
+
+def attention(x, w, layer, args, step=None):
+    """One attention branch; `step` is the training step of the pass, None at evaluation."""
     B, P, D = x.shape
     H, G = args.num_heads, args.num_kv_heads
     d = D // H
@@ -119,31 +98,31 @@ def attention(x, w, layer, args):
     k = linear(x, w, prefix + "k").view(B, P, G, d).transpose(1, 2)
     v = linear(x, w, prefix + "v").view(B, P, G, d).transpose(1, 2)
     if args.scheme == "KDGQA":
-        key_norms = k.flatten(2).norm(dim=2).sum(dim=0)  # sum over the batch of ||k[b, g]||_F
-        allocation = kdgqa_allocation(key_norms.numpy().astype(np.float32), H)
+        allocation = kdgqa_allocation(key_norms(k), H)
     elif args.scheme in ("DGQA_DIFF", "DGQA_EMA"):
-        allocation = w[prefix + "allocation"].numpy()  # frozen at evaluation
-        check(allocation.min() >= 0 and allocation.sum() == H, f"bad {prefix}allocation")
+        allocation = dgqa_allocation(w, prefix, k, args, step)
     else:  # MHA (G = H) and GQA, PGQA: equal contiguous groups
         allocation = equal_split(H, G)
     kv_head = torch.from_numpy(np.repeat(np.arange(G), allocation))  # first a[0] heads -> 0, ...
     probs = torch.softmax(q @ k[:, kv_head].transpose(-1, -2), dim=-1)
     out = probs @ v[:, kv_head]  # (B, H, P, d)
-    if args.scheme == "PGQA" and args.pgqa_eval_noise:
-        out = subtract_pgqa_noise(out, args.seed, layer, G)
+    if args.scheme == "PGQA" and (step is not None or args.pgqa_eval_noise):
+        out = subtract_pgqa_noise(out, args.seed, EVAL_STEP if step is None else step, layer, G)
     return linear(out.transpose(1, 2).reshape(B, P, D), w, prefix + "proj")
 
 
-def vit_logits(w, images, args, branch_scale=lambda layer, branch: 1.0):
+def vit_logits(w, images, args, branch_scale=lambda layer, branch: 1.0, step=None):
     """The logits; branch_scale(layer, branch) multiplies the attention (branch 0) and MLP
-    (branch 1) outputs of each block before their residual sums (drop path in training)."""
+    (branch 1) outputs of each block before their residual sums (drop path in training); `step`
+    is the training step of the pass (PGQA's noise, DGQA's window), None at evaluation."""
     depth = sum(1 for name in w if name.startswith("blocks.") and name.endswith(".norm1.weight"))
     x = F.conv2d(images, w["patch_embed.proj.weight"], w["patch_embed.proj.bias"],
                  stride=args.patch_size)
     x = x.flatten(2).transpose(1, 2)  # (B, N, D), patches in row-major order
     x = torch.cat([w["cls_token"].expand(x.shape[0], -1, -1), x], dim=1) + w["pos_embed"]
     for i in range(depth):
-        x = x + branch_scale(i, 0) * attention(layer_norm(x, w, f"blocks.{i}.norm1"), w, i, args)
+        attention_out = attention(layer_norm(x, w, f"blocks.{i}.norm1"), w, i, args, step)
+        x = x + branch_scale(i, 0) * attention_out
         hidden = F.gelu(linear(layer_norm(x, w, f"blocks.{i}.norm2"), w, f"blocks.{i}.mlp.fc1"))
         x = x + branch_scale(i, 1) * linear(hidden, w, f"blocks.{i}.mlp.fc2")
     return linear(layer_norm(x, w, "norm")[:, 0], w, "head")
@@ -171,22 +150,28 @@ def check_shapes(w, images, args):
 
 
 def self_test():
-    """Philox's known answer (Salmon et al.) and the KDGQA test vectors of the repository."""
+    """Philox's known answer (Salmon et al.) and the allocation test vectors of the repository."""
     words = [int(word) for word in philox4x32_10((0, 0, 0, 0), 0)]
     assert words == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8], [hex(x) for x in words]
     vectors = os.path.join(os.path.dirname(__file__), "..", "tests", "data",
                            "allocation_vectors.json")
     with open(vectors) as f:
-        cases = [c for c in json.load(f)["cases"] if c["scheme"] == "KDGQA"]
+        cases = json.load(f)["cases"]
     for case in cases:
-        got = kdgqa_allocation(case["norms"], case["heads"]).tolist()
+        if case["scheme"] == "KDGQA":
+            got = kdgqa_allocation(case["norms"], case["heads"]).tolist()
+        else:
+            scores = dgqa_scores(case["scheme"], case["norms"], case["cache"], case["beta"])
+            got = apportion(scores, case["heads"]).tolist()
+            cache = next_cache(case["norms"], case["cache"], case["window"])
+            assert cache == case["new_cache"], (case, cache)
         assert got == case["allocation"], (case, got)
-    print(f"self-test passed (Philox known answer, {len(cases)} KDGQA vectors)")
+    print(f"self-test passed (Philox known answer, {len(cases)} allocation vectors)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--self-test", action="store_true", help="check Philox and KDGQA, exit")
+    parser.add_argument("--self-test", action="store_true", help="check Philox and the allocations, exit")
     parser.add_argument("--weights", help="dgqa safetensors file")
     parser.add_argument("--images", help="float32 .npy (N, C, S, S), already normalised")
     parser.add_argument("--scheme", choices=SCHEMES)

@@ -4,16 +4,20 @@ the dgqa ViT in float64 from a dgqa safetensors file, as docs/design.md §3.6 sp
 with torch's own pieces: F.cross_entropy (label smoothing), torch.optim.AdamW with one
 parameter group per tensor (timm's layer-wise LR decay and no-weight-decay rule) and
 torch.optim.lr_scheduler for the learning rate, and timm's DropPath with the masks drawn as
-dgqa draws them (§3.6, here in numpy). Each step runs on all the given images (one full
-batch, one epoch per step): the examples' places in the batch, which key the drop-path masks,
-come from the epoch's shuffle (§5.5). Writes the final weights.
+dgqa draws them (§3.6, here in numpy), and timm's ModelEmaV3 weight average (torch.lerp).
+Every scheme trains as §3 specifies it: KDGQA allocates from each pass's key norms, DGQA
+updates its allocation and cache at window steps (the global step counter, the deterministic
+rounding correction), PGQA subtracts the noise of the step. Each step runs on all the given
+images (one full batch, one epoch per step): the examples' places in the batch, which key the
+drop-path masks, come from the epoch's shuffle (§5.5). Writes the final weights, and with
+--ema-out the average.
 
   torch_training.py --weights W.safetensors --images X.npy --labels Y.npy --scheme GQA \
       --num-heads 4 --num-kv-heads 2 --patch-size 4 --steps 2 [--lr 1e-3 ...] \
       --weights-out OUT.safetensors
 
-X.npy: float32 (N, C, S, S), already normalised; Y.npy: integer (N). Schemes: MHA, GQA (their
-allocation does not depend on the step). OUT holds the float tensors as F32.
+X.npy: float32 (N, C, S, S), already normalised; Y.npy: integer (N). OUT holds the trained
+parameters as F32 and, for DGQA, each layer's final allocation as I64.
 """
 import argparse
 import math
@@ -23,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from safetensors_numpy import read_safetensors, write_safetensors
-from torch_reference import check_shapes, philox4x32_10, philox_uniforms, vit_logits
+from allocation_reference import philox4x32_10, philox_uniforms
+from torch_reference import SCHEMES, check, check_shapes, vit_logits
 
 SCHEDULES = ["CONSTANT", "COSINE", "LINEAR", "STEP", "MULTI_STEP", "COSINE_RESTARTS"]
 SHUFFLE_TAG = 0x53485546  # the shuffle stream's counter word c3 (docs/design.md §5.5)
@@ -140,12 +145,25 @@ def param_groups(params, depth, args):
     return groups
 
 
+def ema_decay(updates, args):
+    """timm's ModelEmaV3.get_decay(step=updates) with update_after_step 0, min_decay 0,
+    warmup_gamma 1 and warmup_power 2/3: no average before the second update."""
+    s = max(0, updates - 1)
+    if s == 0:
+        return 0.0
+    if args.ema_warmup:
+        return max(min(1 - (1 + s) ** (-2 / 3), args.ema_decay), 0.0)
+    return args.ema_decay
+
+
 def train(w, images, labels, args):
-    """args.steps steps on (images, labels); returns the trained float tensors."""
+    """args.steps steps on (images, labels); returns the trained parameters and DGQA
+    allocations, and the weight average of the parameters (None without --ema-decay)."""
     depth = sum(1 for name in w if name.startswith("blocks.") and name.endswith(".norm1.weight"))
     params = {name: t.clone().requires_grad_(True) for name, t in w.items()
               if t.dtype == torch.float64 and not name.endswith((".cache", ".allocation"))}
     weights = dict(w, **params)
+    average = {name: p.detach().clone() for name, p in params.items()}
     optimizer = torch.optim.AdamW(param_groups(params, depth, args), lr=args.lr,
                                   betas=(args.beta1, args.beta2), eps=args.eps)
     rates = lr_sequence(args.lr, args.steps, args.warmup_steps, args.schedule, args.min_lr,
@@ -156,13 +174,18 @@ def train(w, images, labels, args):
             group["lr"] = rate * group["lr_scale"]
         optimizer.zero_grad()
         scale = drop_path(args.drop_path_rate, depth, args.seed, step, len(labels))
-        logits = vit_logits(weights, images, args, scale)
+        logits = vit_logits(weights, images, args, scale, step)
         loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(list(params.values()), args.grad_clip)
         optimizer.step()
-    return {name: p.detach().numpy() for name, p in params.items()}
+        with torch.no_grad():
+            for name, p in params.items():
+                average[name].lerp_(p, 1 - ema_decay(step + 1, args))
+    trained = {name: p.detach().numpy() for name, p in params.items()}
+    trained.update({name: t.numpy() for name, t in weights.items() if name.endswith(".allocation")})
+    return trained, ({name: t.numpy() for name, t in average.items()} if args.ema_decay else None)
 
 
 def main():
@@ -170,7 +193,7 @@ def main():
     parser.add_argument("--weights", required=True, help="dgqa safetensors file to start from")
     parser.add_argument("--images", required=True, help="float32 .npy (N, C, S, S), normalised")
     parser.add_argument("--labels", required=True, help="integer .npy (N)")
-    parser.add_argument("--scheme", required=True, choices=["MHA", "GQA"])
+    parser.add_argument("--scheme", required=True, choices=SCHEMES)
     parser.add_argument("--num-heads", type=int, required=True)
     parser.add_argument("--num-kv-heads", type=int, required=True)
     parser.add_argument("--patch-size", type=int, required=True)
@@ -184,7 +207,12 @@ def main():
     parser.add_argument("--eps", type=float, default=1e-8)
     parser.add_argument("--grad-clip", type=float, default=0.0)
     parser.add_argument("--no-decay-1d", action="store_true")
-    parser.add_argument("--seed", type=int, default=0, help="the config's seed (drop path)")
+    parser.add_argument("--seed", type=int, default=0, help="the config's seed (drop path, PGQA)")
+    parser.add_argument("--dgqa-window", type=int, default=300)
+    parser.add_argument("--dgqa-beta", type=float, default=0.9)
+    parser.add_argument("--ema-decay", type=float, default=0.0, help="train.ema_decay; 0: none")
+    parser.add_argument("--ema-warmup", action="store_true")
+    parser.add_argument("--ema-out", help="safetensors file for the weight average")
     parser.add_argument("--drop-path-rate", type=float, default=0.0)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--layer-decay", type=float, default=1.0)
@@ -206,8 +234,11 @@ def main():
     images = np.load(args.images)
     check_shapes(w, images, args)
     labels = torch.from_numpy(np.load(args.labels).astype(np.int64))
-    trained = train(w, torch.from_numpy(images.astype(np.float64)), labels, args)
+    trained, average = train(w, torch.from_numpy(images.astype(np.float64)), labels, args)
     write_safetensors(args.weights_out, trained, "F32")
+    if args.ema_out:
+        check(average is not None, "--ema-out needs --ema-decay")
+        write_safetensors(args.ema_out, average, "F32")
 
 
 if __name__ == "__main__":
