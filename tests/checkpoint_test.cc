@@ -205,8 +205,9 @@ struct Training {
   int dgqa_window = 3;      // DGQA's cache and allocation carry over between steps
   std::string extra_model;  // more text inside model { }, named by `name` in file names
   std::string name;
-  // Label smoothing, layer-wise LR decay, a warm-up from a start factor and a multi-step decay
-  // whose milestones fall between checkpoints.
+  // Every fine-tuning option at once: label smoothing, layer-wise LR decay, timm's no-decay
+  // rule, a warm-up from a start factor, a multi-step decay whose milestones fall between
+  // checkpoints, drop path and a weight EMA.
   bool fine_tuning = false;
   bool weight_ema = false;   // train.ema_decay 0.9 with its warm-up
   int micro_batch_size = 0;  // images per forward pass and rank; 0: the rank's whole batch
@@ -270,7 +271,9 @@ std::string config_path(const Training& training) {
         "warmup_steps: 3 warmup_start_factor: 0.2 kind: MULTI_STEP milestones: [4, 10]";
   }
   config.extra_train = "  micro_batch_size: " + std::to_string(training.micro_batch_size) + "\n";
-  if (training.weight_ema) config.extra_train += "  ema_decay: 0.9 ema_warmup: true\n";
+  if (training.weight_ema || training.fine_tuning) {
+    config.extra_train += "  ema_decay: 0.9 ema_warmup: true\n";
+  }
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
@@ -661,8 +664,8 @@ TEST_F(CheckpointTest, Sigusr1StopsOneRankWithACheckpointAndExit75) {
 // ---------------------------------------------------------------------------------------------
 // 3. Integrity: damaged, truncated, mismatched, unwritable, full.
 
-// One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20; with the
-// fine-tuning options (drop path included), so that resuming covers them.
+// One rank, 20 steps, a checkpoint every 5, all kept: steps 5, 10, 15 and 20; with every
+// fine-tuning option, so that resuming covers them.
 Training integrity_training() {
   Training training;
   training.max_steps = 20;

@@ -26,9 +26,10 @@ struct RankCase {
   const char* sets;
 };
 
-// Every scheme, GQA with the fine-tuning options (label smoothing, layer-wise LR decay,
-// timm's no-decay rule, a warm-up from a start factor, a multi-step decay), and PGQA with drop
-// path (its masks follow each image's place in the global batch, not the rank's share).
+// Every scheme (each with a weight EMA, see below), DGQA_EMA with every fine-tuning option at
+// once (label smoothing, layer-wise LR decay, timm's no-decay rule, a warm-up from a start
+// factor, cosine restarts, drop path), and PGQA with drop path (its masks follow each image's
+// place in the global batch, not the rank's share).
 const RankCase kRankCases[] = {
     {"MHA", "MHA", ""},
     {"GQA", "GQA", ""},
@@ -36,11 +37,12 @@ const RankCase kRankCases[] = {
     {"DGQA_DIFF", "DGQA_DIFF", ""},
     {"DGQA_EMA", "DGQA_EMA", ""},
     {"PGQA", "PGQA", ""},
-    {"GQA_fine_tuning", "GQA",
+    {"DGQA_EMA_fine_tuning", "DGQA_EMA",
      " --set optimizer.label_smoothing=0.1 --set optimizer.layer_decay=0.75"
      " --set optimizer.no_decay_1d=true --set schedule.warmup_steps=3"
-     " --set schedule.warmup_start_factor=0.2 --set schedule.kind=MULTI_STEP"
-     " --set schedule.milestones=5,10"},
+     " --set schedule.warmup_start_factor=0.2 --set schedule.kind=COSINE_RESTARTS"
+     " --set schedule.cycle_steps=6 --set schedule.cycle_decay=0.5"
+     " --set model.drop_path_rate=0.3"},
     {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
 };
 
