@@ -140,8 +140,9 @@ TEST_F(BenchCommandTest, JsonReportIsConsistent) {
                           ms["backward"].get<double>() + ms["communication"].get<double>() +
                           ms["optimizer"].get<double>();
     EXPECT_NEAR(ms["total"].get<double>(), phases, 1e-6 * phases);
-    // images/s counts the whole timed loop; the phases cover it up to the loop's own overhead.
-    EXPECT_LE(1e3 * fixture.batch_size / ips, 1.5 * ms["total"].get<double>() + 1.0);
+    // images/s counts the whole timed loop, which holds the phases (an upper bound on the loop's
+    // own overhead would be a bound on time, which a loaded machine breaks).
+    EXPECT_GE(1e3 * fixture.batch_size / ips, ms["total"].get<double>() * (1 - 1e-9));
     EXPECT_GT(report["peak_memory_mib"].get<double>(), 0);
     EXPECT_EQ(report["shape"]["num_heads"], fixture.num_heads);
   }
