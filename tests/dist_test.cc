@@ -44,6 +44,23 @@ const RankCase kRankCases[] = {
     {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
 };
 
+// Every scheme with Mixup/CutMix (docs/design.md §3.7), each in another of its settings: the
+// partner of global image g is B - 1 - g, on another rank, so the ranks swap their shares.
+const RankCase kMixupCases[] = {
+    {"MHA_timm_defaults", "MHA",
+     " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set optimizer.label_smoothing=0.1"},
+    {"GQA_pair_minmax", "GQA",
+     " --set mixup.mixup_alpha=0.5 --set mixup.cutmix_minmax=0.25,0.75 --set mixup.mode=PAIR"},
+    {"KDGQA_elem_mixup", "KDGQA", " --set mixup.mixup_alpha=1 --set mixup.mode=ELEM"},
+    {"DGQA_DIFF_batch_cutmix", "DGQA_DIFF", " --set mixup.cutmix_alpha=1"},
+    {"DGQA_EMA_elem_prob", "DGQA_EMA",
+     " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set mixup.prob=0.5"
+     " --set mixup.mode=ELEM"},
+    {"PGQA_pair_drop_path", "PGQA",
+     " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set mixup.mode=PAIR"
+     " --set model.drop_path_rate=0.5"},
+};
+
 using tests::mpirun_prefix;
 using tests::read_run_records;
 using tests::RunRecords;
@@ -128,6 +145,8 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kRankCases),
+                         [](const auto& test_param) { return std::string(test_param.param.name); });
+INSTANTIATE_TEST_SUITE_P(Mixup, RankInvarianceTest, ::testing::ValuesIn(kMixupCases),
                          [](const auto& test_param) { return std::string(test_param.param.name); });
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};
