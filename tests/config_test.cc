@@ -412,6 +412,42 @@ TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
   EXPECT_EQ(good.schedule().milestones_size(), 2);
 }
 
+// The mixup section (docs/configs.md): ranges, the box range against the image size, an even
+// global batch, the mode's names.
+TEST_F(ConfigTest, MixupValuesAreCheckedByName) {
+  const struct {
+    std::vector<std::string> overrides;
+    const char* field;
+  } cases[] = {
+      {{"mixup.mixup_alpha=-1"}, "mixup.mixup_alpha"},
+      {{"mixup.mixup_alpha=inf"}, "mixup.mixup_alpha"},
+      {{"mixup.cutmix_alpha=-0.5"}, "mixup.cutmix_alpha"},
+      {{"mixup.prob=1.5"}, "mixup.prob"},
+      {{"mixup.switch_prob=-0.1"}, "mixup.switch_prob"},
+      {{"mixup.cutmix_minmax=0.5"}, "mixup.cutmix_minmax"},
+      {{"mixup.cutmix_minmax=0.6,0.4"}, "mixup.cutmix_minmax"},
+      {{"mixup.cutmix_minmax=0,0.5"}, "mixup.cutmix_minmax"},
+      {{"mixup.cutmix_minmax=0.5,1.5"}, "mixup.cutmix_minmax"},
+      // Sides from [int(8 * 0.3), int(8 * 0.35)) = [2, 2): none to draw.
+      {{"model.image_size=8", "model.patch_size=4", "mixup.cutmix_minmax=0.3,0.35"},
+       "mixup.cutmix_minmax"},
+      {{"mixup.mixup_alpha=0.8", "train.global_batch_size=15"}, "train.global_batch_size"},
+      {{"mixup.cutmix_minmax=0.2,0.8", "train.global_batch_size=7"}, "train.global_batch_size"},
+      {{"mixup.mode=ROW"}, "mixup.mode"},
+  };
+  for (const auto& c : cases) {
+    const std::string message = load_error(c.overrides);
+    EXPECT_NE(message.find(c.field), std::string::npos)
+        << ::testing::PrintToString(c.overrides) << ": " << message;
+  }
+  // Off (the default) with an odd batch, and on with timm's settings.
+  EXPECT_EQ(load({"train.global_batch_size=15"}).mixup().mixup_alpha(), 0.f);
+  const config::Config good = load({"mixup.mixup_alpha=0.8", "mixup.cutmix_alpha=1",
+                                    "mixup.cutmix_minmax=0.2,0.8", "mixup.mode=PAIR"});
+  EXPECT_EQ(good.mixup().mode(), config::PAIR);
+  EXPECT_EQ(good.mixup().cutmix_minmax_size(), 2);
+}
+
 TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {
 #ifdef DGQA_WITH_CUDA
   EXPECT_EQ(load({"train.backend=cuda"}).train().backend(), "cuda");
