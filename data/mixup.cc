@@ -11,7 +11,7 @@
 namespace dgqa {
 namespace {
 
-// Counter word c2 of the streams (docs/design.md §3.7): a draw's uniforms (prob, switch, box),
+// Counter word c2 of the streams (docs/design.md §3.6): a draw's uniforms (prob, switch, box),
 // and its Beta sample's.
 constexpr uint32_t kMixupTag = 0x4D495855u;      // "MIXU"
 constexpr uint32_t kMixupBetaTag = 0x4D495842u;  // "MIXB"

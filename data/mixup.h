@@ -1,4 +1,4 @@
-// Mixup and CutMix with the semantics of timm's Mixup (docs/design.md §3.7), as pure functions:
+// Mixup and CutMix with the semantics of timm's Mixup (docs/design.md §3.6), as pure functions:
 // the parameters of a training step drawn from the run's seed, and the mixing of a rank's share
 // of the global batch with its partner images. Every draw is keyed by (seed, step, the draw's
 // unit), so any number of ranks, and a resumed run, draw the same.

@@ -20,7 +20,7 @@ struct ForwardContext {
   int64_t epoch_step = -1;
   int64_t eval_batch = 0;
   float label_smoothing = 0.f;  // the loss's (docs/design.md §3.6); 0 = plain cross-entropy
-  // Training with Mixup/CutMix (docs/design.md §3.7): host arrays of the B images' second labels
+  // Training with Mixup/CutMix (docs/design.md §3.6): host arrays of the B images' second labels
   // and their own labels' weights; image i's target is mix_weights[i] * smooth(labels[i]) +
   // (1 - mix_weights[i]) * smooth(mix_labels[i]). Null: the labels alone.
   const int32_t* mix_labels = nullptr;

@@ -44,7 +44,7 @@ const RankCase kRankCases[] = {
     {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
 };
 
-// Every scheme with Mixup/CutMix (docs/design.md §3.7), each in another of its settings: the
+// Every scheme with Mixup/CutMix (docs/design.md §3.6), each in another of its settings: the
 // partner of global image g is B - 1 - g, on another rank, so the ranks swap their shares.
 const RankCase kMixupCases[] = {
     {"MHA_timm_defaults", "MHA",

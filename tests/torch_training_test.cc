@@ -1,7 +1,7 @@
 // Cross-checks dgqa's fine-tuning options in training against tools/torch_training.py, the
 // float64 PyTorch reference built from torch's own cross_entropy, AdamW and LR schedulers, and
 // timm's DropPath with masks drawn in numpy from the formula of docs/design.md §3.6, and timm's
-// Mixup/CutMix re-implemented there on the draws dgqa makes (§3.7, written here by
+// Mixup/CutMix re-implemented there on the draws dgqa makes (§3.6, written here by
 // mixup_draws), whose boxes and label weights it recomputes with timm's formulas:
 // from the same weights, two (or three) steps on the same full batch must give the same weights
 // to 1e-5. Each case also checks that its options move the weights by more than that, so that

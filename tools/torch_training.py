@@ -4,7 +4,7 @@ the dgqa ViT in float64 from a dgqa safetensors file, as docs/design.md §3.6 sp
 with torch's own pieces: F.cross_entropy (label smoothing), torch.optim.AdamW with one
 parameter group per tensor (timm's layer-wise LR decay and no-weight-decay rule) and
 torch.optim.lr_scheduler for the learning rate, timm's DropPath with the masks drawn as
-dgqa draws them (§3.6, here in numpy), and timm's Mixup/CutMix (§3.7: the batch, pair and elem
+dgqa draws them (§3.6, here in numpy), and timm's Mixup/CutMix (§3.6: the batch, pair and elem
 modes, rand_bbox and the lam correction, mixup_target with label smoothing, the soft-target
 cross-entropy) re-implemented here on the random draws dgqa reports (--mixup-draws). Each step
 runs on all the given images (one full batch, one epoch per step): the examples' places in the

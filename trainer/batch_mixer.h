@@ -1,4 +1,4 @@
-// Mixup/CutMix of the training batches (docs/design.md §3.7): draws a step's parameters
+// Mixup/CutMix of the training batches (docs/design.md §3.6): draws a step's parameters
 // (data/mixup.h), swaps this rank's share with the rank holding its partner images, and mixes
 // the share on the host before the forward passes. A run on W ranks mixes exactly what a run on
 // one rank mixes.
