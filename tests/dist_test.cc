@@ -44,13 +44,15 @@ const RankCase kRankCases[] = {
     {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
 };
 
-// Every scheme with Mixup/CutMix (docs/design.md §3.6), each in another of its settings: the
-// partner of global image g is B - 1 - g, on another rank, so the ranks swap their shares.
+// Every scheme with Mixup/CutMix (docs/design.md §3.6), each in another of its settings (GQA's
+// with micro-batches cut from the mixed share): the partner of global image g is B - 1 - g, on
+// another rank, so the ranks swap their shares.
 const RankCase kMixupCases[] = {
     {"MHA_timm_defaults", "MHA",
      " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set optimizer.label_smoothing=0.1"},
     {"GQA_pair_minmax", "GQA",
-     " --set mixup.mixup_alpha=0.5 --set mixup.cutmix_minmax=0.25,0.75 --set mixup.mode=PAIR"},
+     " --set mixup.mixup_alpha=0.5 --set mixup.cutmix_minmax=0.25,0.75 --set mixup.mode=PAIR"
+     " --set train.micro_batch_size=4"},
     {"KDGQA_elem_mixup", "KDGQA", " --set mixup.mixup_alpha=1 --set mixup.mode=ELEM"},
     {"DGQA_DIFF_batch_cutmix", "DGQA_DIFF", " --set mixup.cutmix_alpha=1"},
     {"DGQA_EMA_elem_prob", "DGQA_EMA",
