@@ -58,15 +58,18 @@ const MixDraw& draw_of_image(const std::vector<MixDraw>& draws, MixupMode mode, 
 // 53-bit doubles. Exposed for the tests of its distribution.
 double beta_sample(double alpha, uint64_t seed, uint32_t step, uint32_t tag, uint32_t unit);
 
-// Mixes a rank's share of the global batch in place. Its image k is global image g = rank +
-// k * world (docs/design.md §5.5) and is mixed with partner_images[n - 1 - k] (global image
-// B - 1 - g), whose label is partner_labels[n - 1 - k], under the draw of image g; n images of
-// `image_floats` floats (channels x side x side), the partner's as they were before mixing.
-// Writes each image's second label and its own label's weight (the soft target of
-// kernels/cpu/cross_entropy.h).
+// Where a rank's share sits in the global batch, and the images' shape.
 struct MixupShare {
   int rank = 0, world = 1, global_batch = 0, channels = 0, image_size = 0;
 };
+
+// Mixes a rank's share of the global batch in place. Its image k is global image g = rank +
+// k * world (docs/design.md §5.5) and is mixed with partner_images[n - 1 - k] (global image
+// B - 1 - g), whose label is partner_labels[n - 1 - k], under the draw of image g; n =
+// global_batch / world images of channels x image_size^2 floats, the partner's as they were
+// before mixing.
+// Writes each image's second label and its own label's weight (the soft target of
+// kernels/cpu/cross_entropy.h).
 void mix_share(const std::vector<MixDraw>& draws, MixupMode mode, const MixupShare& share,
                float* images, const float* partner_images, const int32_t* partner_labels,
                int32_t* mix_labels, float* mix_weights);
