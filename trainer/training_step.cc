@@ -128,22 +128,8 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
   for (int i = 0; i < micro_batches; ++i) {
     const int first = i * micro_batch_;
     const int32_t* labels = batch.labels.data() + first;
-    ForwardContext context;
-    context.training = true;
-    context.step = step;
-    context.micro_batch = i;
-    context.epoch_step = epoch_step;
-    context.label_smoothing = label_smoothing_;
-    // Image k of this micro-batch is image first + k of the rank's share, which the strided deal
-    // of docs/design.md §5.5 gives the global place rank + (first + k) * world.
-    context.sample_first = comm_.rank() + int64_t{first} * comm_.world_size();
-    context.sample_stride = comm_.world_size();
-    if (mixer_.enabled()) {
-      context.mix_labels = mixer_.mix_labels() + first;
-      context.mix_weights = mixer_.mix_weights() + first;
-    }
-    local_loss += model_.forward(images + first * image_floats, labels, micro_batch_, context,
-                                 key_norm_reducer_);
+    local_loss += model_.forward(images + first * image_floats, labels, micro_batch_,
+                                 micro_batch_context(i, step, epoch_step), key_norm_reducer_);
     clock.charge(&PhaseTimes::forward);
     result.correct_top1 += count_top_k(model_.logits_to_host().data(), top1_labels + first,
                                        micro_batch_, c.num_classes, 1);
@@ -165,6 +151,25 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
                              ": the gradient norm is not finite");
   }
   return result;
+}
+
+ForwardContext TrainingStep::micro_batch_context(int i, int64_t step, int64_t epoch_step) const {
+  const int first = i * micro_batch_;
+  ForwardContext context;
+  context.training = true;
+  context.step = step;
+  context.micro_batch = i;
+  context.epoch_step = epoch_step;
+  context.label_smoothing = label_smoothing_;
+  // Image k of this micro-batch is image first + k of the rank's share, which the strided deal
+  // of docs/design.md §5.5 gives the global place rank + (first + k) * world.
+  context.sample_first = comm_.rank() + int64_t{first} * comm_.world_size();
+  context.sample_stride = comm_.world_size();
+  if (mixer_.enabled()) {
+    context.mix_labels = mixer_.mix_labels() + first;
+    context.mix_weights = mixer_.mix_weights() + first;
+  }
+  return context;
 }
 
 double TrainingStep::global_loss(double local_loss, int64_t step) {

@@ -68,6 +68,9 @@ class TrainingStep {
   KeyNormReducer& key_norm_reducer() { return key_norm_reducer_; }
 
  private:
+  // The forward context of micro-batch i of step `step` (the mixed targets of its images when
+  // mixup is on, after BatchMixer::mix).
+  ForwardContext micro_batch_context(int i, int64_t step, int64_t epoch_step) const;
   // The mean loss of the global batch from this rank's loss sum; throws if it is not finite.
   double global_loss(double local_loss, int64_t step);
 
