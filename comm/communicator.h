@@ -47,6 +47,12 @@ class Communicator {
   // Copies `bytes` bytes at data from rank `root` to every rank.
   virtual void broadcast(void* data, int64_t bytes, int root, const char* what) = 0;
   virtual void barrier(const char* what) = 0;
+  // Sends `bytes` bytes at `send` to rank `peer` and receives as many from it into `receive`
+  // (distinct buffers), bounded like a collective. Every rank calls it at the same point of its
+  // sequence of collectives (for the late-rank naming), each with its own peer, such that peer's
+  // peer is the rank; peer == rank copies send to receive.
+  virtual void send_receive(const void* send, void* receive, int64_t bytes, int peer,
+                            const char* what) = 0;
   // Every rank's `value`, indexed by rank.
   virtual std::vector<uint64_t> all_gather(uint64_t value, const char* what) = 0;
 

@@ -1,5 +1,7 @@
 #include "comm/local_communicator.h"
 
+#include <cstring>
+
 #include "comm/collective_args.h"
 
 namespace dgqa {
@@ -28,6 +30,13 @@ class LocalCommunicator : public Communicator {
     check_collective_root(root, 1, what);
   }
   void barrier(const char* what) override {}
+  void send_receive(const void* send, void* receive, int64_t bytes, int peer,
+                    const char* what) override {
+    check_collective_count(bytes, send, what);
+    check_collective_count(bytes, receive, what);
+    check_collective_root(peer, 1, what);
+    if (bytes > 0) std::memcpy(receive, send, bytes);
+  }
   std::vector<uint64_t> all_gather(uint64_t value, const char* what) override { return {value}; }
 
  private:

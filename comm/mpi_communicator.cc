@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <list>
 #include <mutex>
@@ -101,6 +102,7 @@ class MpiSession {
 
 constexpr int kQueryTag = 1;
 constexpr int kAnswerTag = 2;
+constexpr int kExchangeTag = 3;  // send_receive, on the communicator of the collectives
 // How often a waiting rank looks for queries, and how long a rank that timed out waits for the
 // answers before it reports.
 constexpr double kAnswerInterval_s = 0.01;
@@ -359,6 +361,36 @@ class MpiCommunicator : public Communicator {
     MPI_Request request;
     check(MPI_Ibarrier(comm_, &request), what, "MPI_Ibarrier");
     pending.add(request);
+    pending.wait();
+  }
+
+  void send_receive(const void* send, void* receive, int64_t bytes, int peer,
+                    const char* what) override {
+    check_collective_count(bytes, send, what);
+    check_collective_count(bytes, receive, what);
+    check_collective_root(peer, info_.world_size, what);
+    if (peer == info_.rank) {
+      label(what);  // numbered as on the other ranks
+      if (bytes > 0) std::memcpy(receive, send, bytes);
+      return;
+    }
+    MpiPending pending(label(what));
+    const char* first_send = static_cast<const char*>(send);
+    char* first_receive = static_cast<char*>(receive);
+    // Point-to-point messages on comm_ never match its collectives (MPI keeps them apart); the
+    // chunks of one exchange arrive in order.
+    for (int64_t offset = 0; offset < bytes; offset += max_count_) {
+      const int chunk = static_cast<int>(std::min(max_count_, bytes - offset));
+      MPI_Request requests[2];
+      check(MPI_Irecv(first_receive + offset, chunk, MPI_BYTE, peer, kExchangeTag, comm_,
+                      &requests[0]),
+            what, "MPI_Irecv");
+      check(
+          MPI_Isend(first_send + offset, chunk, MPI_BYTE, peer, kExchangeTag, comm_, &requests[1]),
+          what, "MPI_Isend");
+      pending.add(requests[0]);
+      pending.add(requests[1]);
+    }
     pending.wait();
   }
 

@@ -60,9 +60,11 @@ class Backend {
   virtual void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
                                    const float* noise, int B, int T, int H, int G, int d) = 0;
   virtual double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                               const int* labels, int N, int K,
+                                               const int* labels, const int* mix_labels,
+                                               const float* mix_weights, int N, int K,
                                                float smoothing) = 0;
   virtual void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
+                                              const int* mix_labels, const float* mix_weights,
                                               int N, int K, float scale, float smoothing) = 0;
   virtual void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) = 0;
   virtual void key_norms(float* norms, const float* k, int B, int T, int G, int d) = 0;

@@ -100,17 +100,22 @@ void ProfilingBackend::pgqa_noise_backward(float* dx, const float* dy, const flo
 
 double ProfilingBackend::softmax_cross_entropy_forward(float* probs, float* losses,
                                                        const float* logits, const int* labels,
-                                                       int N, int K, float smoothing) {
+                                                       const int* mix_labels,
+                                                       const float* mix_weights, int N, int K,
+                                                       float smoothing) {
   return timed("softmax_cross_entropy_forward", [&] {
-    return inner_->softmax_cross_entropy_forward(probs, losses, logits, labels, N, K, smoothing);
+    return inner_->softmax_cross_entropy_forward(probs, losses, logits, labels, mix_labels,
+                                                 mix_weights, N, K, smoothing);
   });
 }
 
 void ProfilingBackend::softmax_cross_entropy_backward(float* dlogits, const float* probs,
-                                                      const int* labels, int N, int K, float scale,
-                                                      float smoothing) {
+                                                      const int* labels, const int* mix_labels,
+                                                      const float* mix_weights, int N, int K,
+                                                      float scale, float smoothing) {
   timed("softmax_cross_entropy_backward", [&] {
-    return inner_->softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale, smoothing);
+    return inner_->softmax_cross_entropy_backward(dlogits, probs, labels, mix_labels, mix_weights,
+                                                  N, K, scale, smoothing);
   });
 }
 

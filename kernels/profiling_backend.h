@@ -62,9 +62,12 @@ class ProfilingBackend : public Backend {
   void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float* stats,
                            const float* noise, int B, int T, int H, int G, int d) override;
   double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                       const int* labels, int N, int K, float smoothing) override;
-  void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                      int K, float scale, float smoothing) override;
+                                       const int* labels, const int* mix_labels,
+                                       const float* mix_weights, int N, int K,
+                                       float smoothing) override;
+  void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
+                                      const int* mix_labels, const float* mix_weights, int N, int K,
+                                      float scale, float smoothing) override;
   void im2col_patches(float* cols, const float* img, int B, int C, int S, int p) override;
   void key_norms(float* norms, const float* k, int B, int T, int G, int d) override;
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,

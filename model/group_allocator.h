@@ -20,6 +20,11 @@ struct ForwardContext {
   int64_t epoch_step = -1;
   int64_t eval_batch = 0;
   float label_smoothing = 0.f;  // the loss's (docs/design.md §3.6); 0 = plain cross-entropy
+  // Training with Mixup/CutMix (docs/design.md §3.6): host arrays of the B images' second labels
+  // and their own labels' weights; image i's target is mix_weights[i] * smooth(labels[i]) +
+  // (1 - mix_weights[i]) * smooth(mix_labels[i]). Null: the labels alone.
+  const int32_t* mix_labels = nullptr;
+  const float* mix_weights = nullptr;
   // Training: image i of this forward is image sample_first + i * sample_stride of the global
   // batch (the rank's strided deal, docs/design.md §5.5); drop path's draws are keyed by it.
   int64_t sample_first = 0;

@@ -54,7 +54,7 @@ ActivationFloats activation_parts(const ModelConfig& config, double batch, bool 
                                   : config.depth * (kept + attention) +
                                         (config.depth - 1) * mlp_rows + B * (2 * e.D + 2 * e.F + 2);
   const double outside = B * e.C * e.S * e.S + B * e.N * e.C * e.p * e.p + 2 * B * e.N * e.D +
-                         8 * B * e.D + 3 * B * e.K + 4 * B;
+                         8 * B * e.D + 3 * B * e.K + 6 * B;
   ActivationFloats floats;
   // Drop path keeps each block's per-image branch scales and scales a branch's gradient into a
   // scratch of B*T rows.

@@ -36,6 +36,8 @@ struct VisionTransformer::Buffers {
   float* key_norms;
   float* drop_scales;  // drop path: (depth, 2, B) per-image scales of each block's two branches
   int* labels;
+  int* mix_labels;            // Mixup/CutMix: each image's second label
+  float* mix_weights;         // and its own label's weight
   std::vector<float*> resid;  // each block's input; resid[0] is the token sequence
   std::vector<Layer> layers;
   // backward scratch, reused by every layer
@@ -89,6 +91,8 @@ VisionTransformer::VisionTransformer(const ModelConfig& config, Backend& backend
   region(&b.key_norms, G);
   region(&b.drop_scales, drop_path ? config.depth * 2 * B : 0);
   region(reinterpret_cast<float**>(&b.labels), B);  // int32 and float have the same size
+  region(reinterpret_cast<float**>(&b.mix_labels), B);
+  region(&b.mix_weights, B);
   b.resid.resize(config.depth);
   for (float*& stream : b.resid) region(&stream, B * T * D);
   b.layers.resize(config.depth);
@@ -355,8 +359,14 @@ double VisionTransformer::forward(const float* images, const int32_t* labels, in
                        param(layout_.norm_b), B, D, kLayerNormEps);
   be.matmul_forward(b.logits, b.lnf, param(layout_.head_w), param(layout_.head_b), B, D, K);
   last_smoothing_ = context.label_smoothing;
-  return be.softmax_cross_entropy_forward(b.ce_probs, b.losses, b.logits, b.labels, B, K,
-                                          last_smoothing_);
+  last_mixed_ = context.mix_weights != nullptr;
+  if (last_mixed_) {
+    be.copy_to_device(b.mix_labels, context.mix_labels, sizeof(int32_t) * B);
+    be.copy_to_device(b.mix_weights, context.mix_weights, sizeof(float) * B);
+  }
+  return be.softmax_cross_entropy_forward(
+      b.ce_probs, b.losses, b.logits, b.labels, last_mixed_ ? b.mix_labels : nullptr,
+      last_mixed_ ? b.mix_weights : nullptr, B, K, last_smoothing_);
 }
 
 void VisionTransformer::backward(float loss_scale, const GradientsReady& on_ready) {
@@ -371,8 +381,9 @@ void VisionTransformer::backward(float loss_scale, const GradientsReady& on_read
 
   // Head: loss -> logits -> final LayerNorm -> class token.
   be.zero(b.d_logits, sizeof(float) * B * K);
-  be.softmax_cross_entropy_backward(b.d_logits, b.ce_probs, b.labels, B, K, loss_scale,
-                                    last_smoothing_);
+  be.softmax_cross_entropy_backward(
+      b.d_logits, b.ce_probs, b.labels, last_mixed_ ? b.mix_labels : nullptr,
+      last_mixed_ ? b.mix_weights : nullptr, B, K, loss_scale, last_smoothing_);
   be.zero(b.d_lnf, sizeof(float) * B * D);
   be.matmul_backward(b.d_lnf, grad(layout_.head_w), grad(layout_.head_b), b.d_logits, b.lnf,
                      param(layout_.head_w), B, D, K);

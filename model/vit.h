@@ -53,7 +53,8 @@ class VisionTransformer {
   void params_from_host(const std::vector<float>& values);
 
   // Runs the model on B images (host, (B, C, S, S), normalised) with their labels and returns
-  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing). Training
+  // the sum of the B cross-entropy losses (label-smoothed by context.label_smoothing, against
+  // the mixed targets of context.mix_labels and mix_weights when given). Training
   // passes drop paths with config().drop_path_rate. Key norms are summed with `reducer`. B may be 0
   // (a rank without examples in a last evaluation batch): it then only joins the key-norm sums.
   double forward(const float* images, const int32_t* labels, int B, const ForwardContext& context,
@@ -103,6 +104,7 @@ class VisionTransformer {
   int last_batch_ = 0;
   bool last_noise_ = false;      // whether the last forward applied PGQA noise
   float last_smoothing_ = 0.f;   // the last forward's label smoothing
+  bool last_mixed_ = false;      // whether the last forward's targets were mixed
   bool last_drop_path_ = false;  // whether the last forward dropped paths
 };
 

@@ -211,6 +211,7 @@ struct Training {
   bool fine_tuning = false;
   bool weight_ema = false;   // train.ema_decay 0.9 with its warm-up
   int micro_batch_size = 0;  // images per forward pass and rank; 0: the rank's whole batch
+  std::string mixup;         // the fields of a mixup { } section, named by `name` in file names
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -278,6 +279,7 @@ std::string config_path(const Training& training) {
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
                  "dist { verify_replicas: true }\n";
+  if (!training.mixup.empty()) config.extra += "mixup { " + training.mixup + " }\n";
   const std::string name =
       training.scheme + "_" + std::to_string(training.max_steps) + "_" +
       std::to_string(training.every_steps) + "_" + std::to_string(training.keep_last) + "_" +
@@ -828,6 +830,29 @@ TEST_F(CheckpointTest, ResumingWithAccumulationIsBitIdentical) {
     EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 10)))
         << resumed.output;
     expect_same_run(reference, out, 20, 4);
+  }
+}
+
+// With Mixup/CutMix (their draws keyed by the step, the images swapped between the ranks) on
+// top of every other fine-tuning option (integrity_training), resuming mid-epoch and across an
+// epoch's end is bit-identical on 1 and 2 ranks.
+TEST_F(CheckpointTest, ResumingWithMixupIsBitIdentical) {
+  Training training = integrity_training();
+  training.mixup = "mixup_alpha: 0.8 cutmix_alpha: 1 prob: 0.8 mode: ELEM";
+  training.name = "_mixup";
+  const std::string config = config_path(training);
+  for (int ranks : {1, 2}) {
+    SCOPED_TRACE(std::to_string(ranks) + " rank(s)");
+    const std::string reference = uninterrupted(training, ranks);
+    for (int step : {5, 15}) {
+      const std::string out =
+          copy_of(reference, "mixup" + std::to_string(ranks) + "_" + std::to_string(step));
+      fs::remove(out + "/model.safetensors");
+      const Result resumed =
+          train(ranks, config, out, "--resume " + shell_quote(checkpoint_dir(out, step)));
+      ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+      expect_same_run(reference, out, 20, 4);
+    }
   }
 }
 

@@ -175,6 +175,29 @@ TEST(CommunicatorTest, LargeBroadcastInChunks) {
   check_broadcast(chunking ? *chunking : comm(), 0, 3'000'001);
 }
 
+// Each rank swaps `size` bytes with rank W - 1 - r (itself in the middle of an odd world), as
+// the mixup exchange does: it receives the peer's pattern and keeps its own.
+void check_send_receive(Communicator& communicator, size_t size) {
+  const int peer = communicator.world_size() - 1 - communicator.rank();
+  const std::vector<unsigned char> mine = root_bytes(communicator.rank(), size);
+  std::vector<unsigned char> received(size, 0);
+  communicator.send_receive(mine.data(), received.data(), static_cast<int64_t>(size), peer,
+                            "test send_receive");
+  EXPECT_TRUE(received == root_bytes(peer, size)) << size << " bytes from rank " << peer;
+  EXPECT_TRUE(mine == root_bytes(communicator.rank(), size));
+}
+
+TEST(CommunicatorTest, SendReceiveSwapsWithThePeer) {
+  check_send_receive(comm(), 1001);
+  check_send_receive(comm(), 0);
+  comm().barrier("test barrier after send_receive");  // the collectives still match
+}
+
+TEST(CommunicatorTest, LargeSendReceiveInChunks) {
+  std::unique_ptr<Communicator> chunking = make_chunking_communicator();
+  check_send_receive(chunking ? *chunking : comm(), 3'000'001);
+}
+
 TEST(CommunicatorTest, AllGather) {
   const auto value_of = [](int rank) { return (uint64_t{1} << 40) + uint64_t(rank) * 1000 + 7; };
   const std::vector<uint64_t> values = comm().all_gather(value_of(comm().rank()), "test gather");
@@ -204,6 +227,10 @@ TEST(CommunicatorTest, BadArgumentsThrowOnEveryRank) {
   EXPECT_THROW(comm().all_reduce_sum(nullptr, 3, "test"), std::invalid_argument);
   EXPECT_THROW(comm().broadcast(&value, 4, -1, "test"), std::invalid_argument);
   EXPECT_THROW(comm().broadcast(&value, 4, comm().world_size(), "test"), std::invalid_argument);
+  float received = 0;
+  EXPECT_THROW(comm().send_receive(&value, &received, 4, comm().world_size(), "test"),
+               std::invalid_argument);
+  EXPECT_THROW(comm().send_receive(&value, nullptr, 4, 0, "test"), std::invalid_argument);
   EXPECT_THROW(make_communicator(0), std::invalid_argument);
 }
 

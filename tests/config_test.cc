@@ -42,6 +42,12 @@ schedule { warmup_steps: 10 }
 train { global_batch_size: 64 epochs: 2 }
 )";
 
+// Overrides that make a config invalid, and the field the error must name.
+struct FieldError {
+  std::vector<std::string> overrides;
+  const char* field;
+};
+
 class ConfigTest : public ::testing::Test {
  protected:
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -55,6 +61,15 @@ class ConfigTest : public ::testing::Test {
   config::Config load(const std::vector<std::string>& overrides = {},
                       const std::string& text = kValidConfig) {
     return load_config(write(text), overrides);
+  }
+
+  // Each case's overrides must fail to load with a message naming its field (": field: ").
+  void expect_errors_name_fields(const std::vector<FieldError>& cases) {
+    for (const FieldError& c : cases) {
+      const std::string message = load_error(c.overrides);
+      EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
+          << ::testing::PrintToString(c.overrides) << ": " << message;
+    }
   }
 
   // The message of the InputError that loading must throw ("" and a test failure if none).
@@ -306,10 +321,7 @@ TEST_F(ConfigTest, MessageFormatIsSourceFieldWhat) {
 }
 
 TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
-  const struct {
-    std::vector<std::string> overrides;
-    const char* field;
-  } cases[] = {
+  expect_errors_name_fields({
       {{"model.embed_dim=50"}, "model.embed_dim"},
       {{"model.num_kv_heads=4"}, "model.num_kv_heads"},
       {{"model.attention=PGQA", "model.num_kv_heads=4"}, "model.num_kv_heads"},
@@ -363,20 +375,12 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"data.prefetch_batches=-1"}, "data.prefetch_batches"},
       {{"model.precision=BF16"}, "model.precision"},  // the CPU computes in fp32
       {{"dist.backend=NCCL"}, "dist.backend"},        // NCCL sums device buffers only
-  };
-  for (const auto& c : cases) {
-    const std::string message = load_error(c.overrides);
-    EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
-        << ::testing::PrintToString(c.overrides) << ": " << message;
-  }
+  });
 }
 
 // Label smoothing, layer-wise LR decay and the schedules beyond CONSTANT and COSINE.
 TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
-  const struct {
-    std::vector<std::string> overrides;
-    const char* field;
-  } cases[] = {
+  expect_errors_name_fields({
       {{"optimizer.label_smoothing=1"}, "optimizer.label_smoothing"},
       {{"optimizer.label_smoothing=-0.1"}, "optimizer.label_smoothing"},
       {{"optimizer.layer_decay=0"}, "optimizer.layer_decay"},
@@ -397,12 +401,7 @@ TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
       {{"schedule.cycle_mul=0.5"}, "schedule.cycle_mul"},
       {{"schedule.cycle_decay=0"}, "schedule.cycle_decay"},
       {{"schedule.cycle_limit=-1"}, "schedule.cycle_limit"},
-  };
-  for (const auto& c : cases) {
-    const std::string message = load_error(c.overrides);
-    EXPECT_NE(message.find(std::string(": ") + c.field + ": "), std::string::npos)
-        << ::testing::PrintToString(c.overrides) << ": " << message;
-  }
+  });
   const config::Config good =
       load({"optimizer.label_smoothing=0.1", "optimizer.layer_decay=0.65",
             "schedule.warmup_start_factor=0.01", "schedule.kind=MULTI_STEP",
@@ -410,6 +409,34 @@ TEST_F(ConfigTest, FineTuningValuesAreCheckedByName) {
   EXPECT_FLOAT_EQ(good.optimizer().layer_decay(), 0.65f);
   EXPECT_FLOAT_EQ(model_config_from(good).drop_path_rate, 0.1f);
   EXPECT_EQ(good.schedule().milestones_size(), 2);
+}
+
+// The mixup section (docs/configs.md): ranges, the box range against the image size, an even
+// global batch, the mode's names.
+TEST_F(ConfigTest, MixupValuesAreCheckedByName) {
+  expect_errors_name_fields({
+      {{"mixup.mixup_alpha=-1"}, "mixup.mixup_alpha"},
+      {{"mixup.mixup_alpha=inf"}, "mixup.mixup_alpha"},
+      {{"mixup.cutmix_alpha=-0.5"}, "mixup.cutmix_alpha"},
+      {{"mixup.prob=1.5"}, "mixup.prob"},
+      {{"mixup.switch_prob=-0.1"}, "mixup.switch_prob"},
+      {{"mixup.cutmix_minmax=0.5"}, "mixup.cutmix_minmax"},
+      {{"mixup.cutmix_minmax=0.6,0.4"}, "mixup.cutmix_minmax"},
+      {{"mixup.cutmix_minmax=0,0.5"}, "mixup.cutmix_minmax"},
+      {{"mixup.cutmix_minmax=0.5,1.5"}, "mixup.cutmix_minmax"},
+      // Sides from [int(8 * 0.3), int(8 * 0.35)) = [2, 2): none to draw.
+      {{"model.image_size=8", "model.patch_size=4", "mixup.cutmix_minmax=0.3,0.35"},
+       "mixup.cutmix_minmax"},
+      {{"mixup.mixup_alpha=0.8", "train.global_batch_size=15"}, "train.global_batch_size"},
+      {{"mixup.cutmix_minmax=0.2,0.8", "train.global_batch_size=7"}, "train.global_batch_size"},
+      {{"mixup.mode=ROW"}, "mixup.mode"},
+  });
+  // Off (the default) with an odd batch, and on with timm's settings.
+  EXPECT_EQ(load({"train.global_batch_size=15"}).mixup().mixup_alpha(), 0.f);
+  const config::Config good = load({"mixup.mixup_alpha=0.8", "mixup.cutmix_alpha=1",
+                                    "mixup.cutmix_minmax=0.2,0.8", "mixup.mode=PAIR"});
+  EXPECT_EQ(good.mixup().mode(), config::PAIR);
+  EXPECT_EQ(good.mixup().cutmix_minmax_size(), 2);
 }
 
 TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {

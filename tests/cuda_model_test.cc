@@ -32,14 +32,17 @@ class CudaModelTest : public ::testing::TestWithParam<AttentionScheme> {
     cpu_ = make_backend("cpu");
   }
   // One training step of the small test model on both backends must agree.
-  void expect_same_run(AttentionScheme scheme, float drop_path_rate);
+  void expect_same_run(AttentionScheme scheme, float drop_path_rate, bool mixed_targets = false);
 
   std::unique_ptr<Backend> cpu_, cuda_;
 };
 
-void CudaModelTest::expect_same_run(AttentionScheme scheme, float drop_path_rate) {
-  const tests::ModelRun cpu = tests::run_small_test_model(*cpu_, scheme, drop_path_rate);
-  const tests::ModelRun gpu = tests::run_small_test_model(*cuda_, scheme, drop_path_rate);
+void CudaModelTest::expect_same_run(AttentionScheme scheme, float drop_path_rate,
+                                    bool mixed_targets) {
+  const tests::ModelRun cpu =
+      tests::run_small_test_model(*cpu_, scheme, drop_path_rate, false, mixed_targets);
+  const tests::ModelRun gpu =
+      tests::run_small_test_model(*cuda_, scheme, drop_path_rate, false, mixed_targets);
   ASSERT_EQ(cpu.initial_params, gpu.initial_params);  // the same initialisation
   // fp32 with other summation orders: the loss to 1e-4 relative, logits to 1e-4 absolute.
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-4 * std::fabs(cpu.loss));
@@ -81,6 +84,11 @@ TEST_P(CudaModelTest, ForwardAndBackwardMatchTheCpu) {
 
 TEST_P(CudaModelTest, DropPathMatchesTheCpu) {
   expect_same_run(GetParam(), 0.9f);  // block 1 drops each branch of an image with p = 0.9
+}
+
+// Mixup/CutMix's soft targets (two labels and a weight per image, label-smoothed) on the GPU.
+TEST_P(CudaModelTest, MixedTargetsMatchTheCpu) {
+  expect_same_run(GetParam(), 0.f, /*mixed_targets=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, CudaModelTest, ::testing::ValuesIn(kSchemes),

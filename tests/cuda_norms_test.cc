@@ -218,16 +218,33 @@ struct CrossEntropyForwardResult {
   std::vector<float> probs, losses;
 };
 
+// Mixed targets (Mixup/CutMix): each row's second label and the first label's weight; empty
+// vectors for plain targets.
+struct MixedTargets {
+  std::vector<int> labels;
+  std::vector<float> weights;
+};
+
+MixedTargets random_mixed_targets(int N, int K, uint32_t seed) {
+  return {random_labels(N, K, seed), random_vector(N, seed + 1, 0.f, 1.f)};
+}
+
 CrossEntropyForwardResult run_cross_entropy_forward(Backend& backend,
                                                     const std::vector<float>& logit_values,
                                                     const std::vector<int>& label_values, int N,
-                                                    int K, float smoothing = 0.f) {
+                                                    int K, float smoothing = 0.f,
+                                                    const MixedTargets& mixed = {}) {
   DeviceArray<float> logits(backend, logit_values);
   DeviceArray<int> labels(backend, label_values);
+  const bool mix = !mixed.weights.empty();
+  // Unused without mixing, but never empty arrays.
+  DeviceArray<int> mix_labels(backend, mix ? mixed.labels : label_values);
+  DeviceArray<float> mix_weights(backend, mix ? mixed.weights : std::vector<float>(N));
   DeviceArray<float> probs(backend, std::vector<float>(logit_values.size()));
   DeviceArray<float> losses(backend, std::vector<float>(N));
   const double loss_sum = backend.softmax_cross_entropy_forward(
-      probs.get(), losses.get(), logits.get(), labels.get(), N, K, smoothing);
+      probs.get(), losses.get(), logits.get(), labels.get(), mix ? mix_labels.get() : nullptr,
+      mix ? mix_weights.get() : nullptr, N, K, smoothing);
   return {loss_sum, probs.to_host(), losses.to_host()};
 }
 
@@ -238,15 +255,19 @@ TEST_P(CudaCrossEntropyTest, ForwardMatchesCpu) {
   const auto [N, K, logit_range, tolerance] = GetParam();
   const auto logits = random_vector(static_cast<size_t>(N) * K, 41, -logit_range, logit_range);
   const auto labels = random_labels(N, K, 42);
-  for (float smoothing : {0.f, 0.1f}) {
-    SCOPED_TRACE("label smoothing " + std::to_string(smoothing));
-    const CrossEntropyForwardResult expected =
-        run_cross_entropy_forward(*cpu_, logits, labels, N, K, smoothing);
-    const CrossEntropyForwardResult actual =
-        run_cross_entropy_forward(*cuda_, logits, labels, N, K, smoothing);
-    EXPECT_NEAR(actual.loss_sum, expected.loss_sum, tolerance * (1 + std::fabs(expected.loss_sum)));
-    expect_close(actual.losses, expected.losses, tolerance, "losses");
-    expect_close(actual.probs, expected.probs, tolerance, "probs");
+  for (const MixedTargets& mixed : {MixedTargets{}, random_mixed_targets(N, K, 48)}) {
+    for (float smoothing : {0.f, 0.1f}) {
+      SCOPED_TRACE("label smoothing " + std::to_string(smoothing) +
+                   (mixed.weights.empty() ? "" : ", mixed targets"));
+      const CrossEntropyForwardResult expected =
+          run_cross_entropy_forward(*cpu_, logits, labels, N, K, smoothing, mixed);
+      const CrossEntropyForwardResult actual =
+          run_cross_entropy_forward(*cuda_, logits, labels, N, K, smoothing, mixed);
+      EXPECT_NEAR(actual.loss_sum, expected.loss_sum,
+                  tolerance * (1 + std::fabs(expected.loss_sum)));
+      expect_close(actual.losses, expected.losses, tolerance, "losses");
+      expect_close(actual.probs, expected.probs, tolerance, "probs");
+    }
   }
 }
 
@@ -266,18 +287,26 @@ TEST_P(CudaCrossEntropyTest, BackwardAccumulatesLikeCpu) {
   const auto probs_values = run_cross_entropy_forward(*cpu_, logits, label_values, N, K).probs;
   const auto dlogits_initial = random_vector(logits.size(), 47);
   const float scale = 1.f / N;
-  for (float smoothing : {0.f, 0.1f}) {
-    SCOPED_TRACE("label smoothing " + std::to_string(smoothing));
-    std::vector<float> dlogits[2];
-    Backend* backends[2] = {cpu_.get(), cuda_.get()};
-    for (int i = 0; i < 2; ++i) {
-      DeviceArray<float> probs(*backends[i], probs_values), gradient(*backends[i], dlogits_initial);
-      DeviceArray<int> labels(*backends[i], label_values);
-      backends[i]->softmax_cross_entropy_backward(gradient.get(), probs.get(), labels.get(), N, K,
-                                                  scale, smoothing);
-      dlogits[i] = gradient.to_host();
+  for (const MixedTargets& mixed : {MixedTargets{}, random_mixed_targets(N, K, 49)}) {
+    for (float smoothing : {0.f, 0.1f}) {
+      SCOPED_TRACE("label smoothing " + std::to_string(smoothing) +
+                   (mixed.weights.empty() ? "" : ", mixed targets"));
+      std::vector<float> dlogits[2];
+      Backend* backends[2] = {cpu_.get(), cuda_.get()};
+      const bool mix = !mixed.weights.empty();
+      for (int i = 0; i < 2; ++i) {
+        DeviceArray<float> probs(*backends[i], probs_values),
+            gradient(*backends[i], dlogits_initial);
+        DeviceArray<int> labels(*backends[i], label_values);
+        DeviceArray<int> mix_labels(*backends[i], mix ? mixed.labels : label_values);
+        DeviceArray<float> mix_weights(*backends[i], mix ? mixed.weights : std::vector<float>(N));
+        backends[i]->softmax_cross_entropy_backward(
+            gradient.get(), probs.get(), labels.get(), mix ? mix_labels.get() : nullptr,
+            mix ? mix_weights.get() : nullptr, N, K, scale, smoothing);
+        dlogits[i] = gradient.to_host();
+      }
+      expect_close(dlogits[1], dlogits[0], kElementwise, "dlogits");
     }
-    expect_close(dlogits[1], dlogits[0], kElementwise, "dlogits");
   }
 }
 

@@ -28,8 +28,8 @@ struct RankCase {
 
 // Every scheme (each with a weight EMA, see below), DGQA_EMA with every fine-tuning option at
 // once (label smoothing, layer-wise LR decay, timm's no-decay rule, a warm-up from a start
-// factor, cosine restarts, drop path), and PGQA with drop path (its masks follow each image's
-// place in the global batch, not the rank's share).
+// factor, cosine restarts, drop path, Mixup/CutMix), and PGQA with drop path (its masks follow
+// each image's place in the global batch, not the rank's share).
 const RankCase kRankCases[] = {
     {"MHA", "MHA", ""},
     {"GQA", "GQA", ""},
@@ -42,8 +42,27 @@ const RankCase kRankCases[] = {
      " --set optimizer.no_decay_1d=true --set schedule.warmup_steps=3"
      " --set schedule.warmup_start_factor=0.2 --set schedule.kind=COSINE_RESTARTS"
      " --set schedule.cycle_steps=6 --set schedule.cycle_decay=0.5"
-     " --set model.drop_path_rate=0.3"},
+     " --set model.drop_path_rate=0.3 --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1"},
     {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
+};
+
+// Every scheme with Mixup/CutMix (docs/design.md §3.6), each in another of its settings (GQA's
+// with micro-batches cut from the mixed share): the partner of global image g is B - 1 - g, on
+// another rank, so the ranks swap their shares.
+const RankCase kMixupCases[] = {
+    {"MHA_timm_defaults", "MHA",
+     " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set optimizer.label_smoothing=0.1"},
+    {"GQA_pair_minmax", "GQA",
+     " --set mixup.mixup_alpha=0.5 --set mixup.cutmix_minmax=0.25,0.75 --set mixup.mode=PAIR"
+     " --set train.micro_batch_size=4"},
+    {"KDGQA_elem_mixup", "KDGQA", " --set mixup.mixup_alpha=1 --set mixup.mode=ELEM"},
+    {"DGQA_DIFF_batch_cutmix", "DGQA_DIFF", " --set mixup.cutmix_alpha=1"},
+    {"DGQA_EMA_elem_prob", "DGQA_EMA",
+     " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set mixup.prob=0.5"
+     " --set mixup.mode=ELEM"},
+    {"PGQA_pair_drop_path", "PGQA",
+     " --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1 --set mixup.mode=PAIR"
+     " --set model.drop_path_rate=0.5"},
 };
 
 using tests::mpirun_prefix;
@@ -130,6 +149,8 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, RankInvarianceTest, ::testing::ValuesIn(kRankCases),
+                         [](const auto& test_param) { return std::string(test_param.param.name); });
+INSTANTIATE_TEST_SUITE_P(Mixup, RankInvarianceTest, ::testing::ValuesIn(kMixupCases),
                          [](const auto& test_param) { return std::string(test_param.param.name); });
 
 const char* const kSchemes[] = {"MHA", "GQA", "KDGQA", "DGQA_DIFF", "DGQA_EMA", "PGQA"};

@@ -140,6 +140,8 @@ TEST(CpuBackendTest, ForwardsEveryKernel) {
     EXPECT_EQ(w1, w) << kernel;
   };
   const std::vector<int> labels = {0, 4, 2, 2, 1, 3, 4};
+  const std::vector<int> mix_labels = {3, 1, 2, 0, 4, 4, 2};
+  const std::vector<float> mix_weights = {0.25f, 1.f, 0.5f, 0.9f, 0.f, 0.6f, 0.3f};
   const std::vector<int> kv_head = {0, 0, 1};
 
   expect_same([&] { backend->matmul_forward(x.data(), a.data(), b.data(), c.data(), N, C, OC); },
@@ -208,21 +210,25 @@ TEST(CpuBackendTest, ForwardsEveryKernel) {
   expect_same(
       [&] {
         loss_backend = backend->softmax_cross_entropy_forward(x.data(), y.data(), a.data(),
-                                                              labels.data(), N, C, 0.1f);
+                                                              labels.data(), mix_labels.data(),
+                                                              mix_weights.data(), N, C, 0.1f);
       },
       [&] {
-        loss_direct = cpu::softmax_cross_entropy_forward(x.data(), y.data(), a.data(),
-                                                         labels.data(), N, C, 0.1f);
+        loss_direct =
+            cpu::softmax_cross_entropy_forward(x.data(), y.data(), a.data(), labels.data(),
+                                               mix_labels.data(), mix_weights.data(), N, C, 0.1f);
       },
       "softmax_cross_entropy_forward");
   EXPECT_EQ(loss_backend, loss_direct);
   expect_same(
       [&] {
-        backend->softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), N, C, 0.25f,
+        backend->softmax_cross_entropy_backward(x.data(), a.data(), labels.data(),
+                                                mix_labels.data(), mix_weights.data(), N, C, 0.25f,
                                                 0.1f);
       },
       [&] {
-        cpu::softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), N, C, 0.25f, 0.1f);
+        cpu::softmax_cross_entropy_backward(x.data(), a.data(), labels.data(), mix_labels.data(),
+                                            mix_weights.data(), N, C, 0.25f, 0.1f);
       },
       "softmax_cross_entropy_backward");
   expect_same([&] { backend->im2col_patches(x.data(), a.data(), 2, 3, 6, 2); },

@@ -1,5 +1,5 @@
-// Softmax cross-entropy, plain and label-smoothed: forward against a double-precision loop,
-// backward against finite differences of the mean loss.
+// Softmax cross-entropy, plain, label-smoothed and with mixed targets: forward against a
+// double-precision loop, backward against finite differences of the mean loss.
 #include "kernels/cpu/cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +17,10 @@ using tests::random_vector;
 
 constexpr int N = 7, K = 5;
 const std::vector<int> kLabels = {0, 4, 2, 2, 1, 3, 4};
+// Mixed targets: each row's second label and the first label's weight (a row with both labels
+// the same, weights 0 and 1 among them).
+const std::vector<int> kMixLabels = {3, 4, 0, 1, 1, 2, 0};
+const std::vector<float> kMixWeights = {0.7f, 0.4f, 1.f, 0.f, 0.25f, 0.5f, 0.9f};
 
 // -log softmax(logits[n])[labels[n]] in double, stable for large logits; with smoothing s,
 // (1 - s) times that plus s times the mean over k of -log softmax(logits[n])[k].
@@ -35,7 +39,7 @@ TEST(CrossEntropyTest, ForwardMatchesReference) {
   const auto logits = random_vector(N * K, 1, -4.f, 4.f);
   std::vector<float> probs(N * K), losses(N);
   const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
-                                                     kLabels.data(), N, K, 0.f);
+                                                     kLabels.data(), nullptr, nullptr, N, K, 0.f);
   double expected_total = 0.0;
   for (int n = 0; n < N; ++n) {
     const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
@@ -55,7 +59,7 @@ TEST(CrossEntropyTest, ForwardIsStableForLargeLogits) {
   logits[1] = -1000.f;                  // and exp(-2000) underflows to 0
   std::vector<float> probs(N * K), losses(N);
   const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
-                                                     kLabels.data(), N, K, 0.f);
+                                                     kLabels.data(), nullptr, nullptr, N, K, 0.f);
   ASSERT_TRUE(std::isfinite(total));
   for (int n = 0; n < N; ++n) {
     const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
@@ -69,8 +73,9 @@ TEST(CrossEntropyTest, LabelSmoothingForwardMatchesReference) {
   const auto logits = random_vector(N * K, 5, -4.f, 4.f);
   constexpr float kSmoothing = 0.1f;
   std::vector<float> probs(N * K), losses(N);
-  const double total = softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(),
-                                                     kLabels.data(), N, K, kSmoothing);
+  const double total =
+      softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(),
+                                    nullptr, nullptr, N, K, kSmoothing);
   double expected_total = 0.0;
   for (int n = 0; n < N; ++n) {
     const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
@@ -83,23 +88,52 @@ TEST(CrossEntropyTest, LabelSmoothingForwardMatchesReference) {
   EXPECT_NEAR(total, expected_total, 1e-5 * expected_total);
 }
 
-// The gradient of the mean loss with label smoothing `smoothing`, accumulated onto random
-// values, against central differences in double.
-void check_backward(float smoothing) {
+// The loss of row n in double: with `mixed`, kMixWeights[n] of the label's smoothed loss and the
+// rest of kMixLabels[n]'s (timm's mixup_target and SoftTargetCrossEntropy).
+double reference_row_loss(const double* logits, int n, double smoothing, bool mixed) {
+  const double loss = reference_loss(logits, kLabels[n], smoothing);
+  if (!mixed) return loss;
+  return kMixWeights[n] * loss +
+         (1 - kMixWeights[n]) * reference_loss(logits, kMixLabels[n], smoothing);
+}
+
+TEST(CrossEntropyTest, MixedTargetsForwardMatchesReference) {
+  const auto logits = random_vector(N * K, 6, -4.f, 4.f);
+  for (float smoothing : {0.f, 0.1f}) {
+    std::vector<float> probs(N * K), losses(N);
+    const double total =
+        softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(),
+                                      kMixLabels.data(), kMixWeights.data(), N, K, smoothing);
+    double expected_total = 0.0;
+    for (int n = 0; n < N; ++n) {
+      const std::vector<double> row(logits.begin() + n * K, logits.begin() + (n + 1) * K);
+      const double loss = reference_row_loss(row.data(), n, smoothing, true);
+      EXPECT_NEAR(losses[n], loss, 1e-5 * (1 + loss)) << n;
+      expected_total += loss;
+    }
+    EXPECT_NEAR(total, expected_total, 1e-5 * expected_total);
+  }
+}
+
+// The gradient of the mean loss with label smoothing `smoothing`, mixed targets or not,
+// accumulated onto random values, against central differences in double.
+void check_backward(float smoothing, bool mixed = false) {
+  const int* mix_labels = mixed ? kMixLabels.data() : nullptr;
+  const float* mix_weights = mixed ? kMixWeights.data() : nullptr;
   const auto logits = random_vector(N * K, 3, -4.f, 4.f);
   std::vector<float> probs(N * K), losses(N);
-  softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(), N, K,
-                                smoothing);
+  softmax_cross_entropy_forward(probs.data(), losses.data(), logits.data(), kLabels.data(),
+                                mix_labels, mix_weights, N, K, smoothing);
   const auto dlogits_initial = random_vector(N * K, 4);
   auto dlogits = dlogits_initial;
-  softmax_cross_entropy_backward(dlogits.data(), probs.data(), kLabels.data(), N, K, 1.f / N,
-                                 smoothing);
+  softmax_cross_entropy_backward(dlogits.data(), probs.data(), kLabels.data(), mix_labels,
+                                 mix_weights, N, K, 1.f / N, smoothing);
 
   std::vector<double> logits_d(logits.begin(), logits.end());
   auto mean_loss = [&]() {
     double sum = 0.0;
     for (int n = 0; n < N; ++n) {
-      sum += reference_loss(logits_d.data() + n * K, kLabels[n], smoothing);
+      sum += reference_row_loss(logits_d.data() + n * K, n, smoothing, mixed);
     }
     return sum / N;
   };
@@ -122,6 +156,11 @@ TEST(CrossEntropyTest, BackwardAccumulatesGradientOfMeanLoss) {
 
 TEST(CrossEntropyTest, LabelSmoothingBackwardAccumulatesGradientOfMeanLoss) {
   check_backward(0.3f);
+}
+
+TEST(CrossEntropyTest, MixedTargetsBackwardAccumulatesGradientOfMeanLoss) {
+  check_backward(0.f, /*mixed=*/true);
+  check_backward(0.1f, /*mixed=*/true);
 }
 
 }  // namespace

@@ -27,18 +27,26 @@ ModelConfig small_test_model(AttentionScheme scheme, float drop_path_rate) {
 }
 
 ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, float drop_path_rate,
-                              bool recompute) {
+                              bool recompute, bool mixed_targets) {
   const ModelConfig config = small_test_model(scheme, drop_path_rate);
   const int B = 4;
   VisionTransformer model(config, backend, B, 3, recompute);
   const std::vector<float> images = random_vector(
       static_cast<size_t>(B) * config.in_channels * config.image_size * config.image_size, 5);
   const std::vector<int32_t> labels = {1, 7, 3, 9};
+  const std::vector<int32_t> mix_labels = {9, 3, 7, 1};
+  const std::vector<float> mix_weights = {0.7f, 0.4f, 0.6f, 0.3f};
+  ForwardContext context{true, 0};
+  if (mixed_targets) {
+    context.label_smoothing = 0.1f;
+    context.mix_labels = mix_labels.data();
+    context.mix_weights = mix_weights.data();
+  }
   LocalReducer reducer;
   model.zero_grads();
   ModelRun run;
   run.initial_params = model.params_to_host();
-  run.loss = model.forward(images.data(), labels.data(), B, ForwardContext{true, 0}, reducer);
+  run.loss = model.forward(images.data(), labels.data(), B, context, reducer);
   run.logits = model.logits_to_host();
   for (const GroupAllocator& allocator : model.allocators()) {
     run.allocations.push_back(allocator.active_allocation());

@@ -26,9 +26,11 @@ ModelConfig small_test_model(AttentionScheme scheme, float drop_path_rate = 0.f)
 
 // One training forward (step 0) and backward of a fresh small_test_model with the given drop
 // path rate (initialised from a fixed seed, so the same on every backend) on 4 fixed random
-// images; with `recompute`, each block recomputed before its backward (train.recompute BLOCK).
+// images; with `recompute`, each block recomputed before its backward (train.recompute BLOCK);
+// with `mixed_targets`, label smoothing 0.1 and the Mixup/CutMix targets of fixed second labels
+// and weights.
 ModelRun run_small_test_model(Backend& backend, AttentionScheme scheme, float drop_path_rate = 0.f,
-                              bool recompute = false);
+                              bool recompute = false, bool mixed_targets = false);
 
 // How far one run may be from another, each error relative to the reference's own scale:
 //   loss:      |error| <= loss_rel * |loss|

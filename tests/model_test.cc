@@ -217,13 +217,27 @@ TEST(MemoryEstimateTest, LargestMicroBatchIsTheLastThatFits) {
 
 // Compares the backward pass of a training forward at `step` with central differences of the
 // mean loss over a few entries of every tensor. Drop path's masks depend only on the step, so
-// every evaluation of the loss sees the same ones.
-void expect_gradients_match_finite_differences(const ModelConfig& config, int batch, int64_t step) {
+// every evaluation of the loss sees the same ones. With `mixed_targets`, the loss is that of
+// Mixup/CutMix's soft targets (each image's label and the next image's, weights in (0, 1)),
+// label-smoothed by 0.1.
+void expect_gradients_match_finite_differences(const ModelConfig& config, int batch, int64_t step,
+                                               bool mixed_targets = false) {
   std::unique_ptr<Backend> backend = make_backend("cpu");
   VisionTransformer model(config, *backend, batch, /*seed=*/7);
   const Inputs in = make_inputs(config, batch, 11);
   ForwardContext context;  // training: DGQA computes its allocation at step 0
   context.step = step;
+  std::vector<int32_t> mix_labels;
+  std::vector<float> mix_weights;
+  if (mixed_targets) {
+    for (int b = 0; b < batch; ++b) {
+      mix_labels.push_back(in.labels[(b + 1) % batch]);
+      mix_weights.push_back(0.2f + 0.6f * b / batch);
+    }
+    context.label_smoothing = 0.1f;
+    context.mix_labels = mix_labels.data();
+    context.mix_weights = mix_weights.data();
+  }
 
   // DGQA updates its state on a window step; every evaluation of the loss must see the same
   // starting state, so it is restored before each forward pass.
@@ -280,6 +294,10 @@ class ModelGradientTest : public ::testing::TestWithParam<AttentionScheme> {};
 
 TEST_P(ModelGradientTest, BackwardMatchesFiniteDifferences) {
   expect_gradients_match_finite_differences(tiny_config(GetParam()), 3, 0);
+}
+
+TEST_P(ModelGradientTest, MixedTargetsBackwardMatchesFiniteDifferences) {
+  expect_gradients_match_finite_differences(tiny_config(GetParam()), 3, 0, /*mixed_targets=*/true);
 }
 
 // Drop path at a rate that drops some branches of some images (depth 3: rates 0, 0.35, 0.7).

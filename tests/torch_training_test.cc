@@ -1,7 +1,9 @@
 // Cross-checks dgqa's training against tools/torch_training.py, the float64 PyTorch reference
 // built from torch's own cross_entropy, AdamW and LR schedulers, timm's DropPath with masks
-// drawn in numpy from the formula of docs/design.md §3.6 and timm's ModelEmaV3 average, with
-// every scheme's allocation (§3.2-3.4) computed by the reference itself: from the same weights,
+// drawn in numpy from the formula of docs/design.md §3.6, timm's ModelEmaV3 average, and
+// timm's Mixup/CutMix re-implemented there on the draws dgqa makes (§3.6, written here by
+// mixup_draws), whose boxes and label weights it recomputes with timm's formulas; every
+// scheme's allocation (§3.2-3.4) is computed by the reference itself. From the same weights,
 // two (or three) steps on the same full batch must give the same weights (and weight average)
 // to 1e-5 and the same DGQA allocations. Each case also checks that what it tests moves the
 // weights by more than that (against a plain run, or against GQA's equal groups for a scheme),
@@ -16,10 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "data/mixup.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
+#include "trainer/batch_mixer.h"
+#include "trainer/config.h"
 
 namespace dgqa {
 namespace {
@@ -45,6 +50,7 @@ struct Case {
   // reference trained with GQA's equal groups from the same weights.
   bool against_gqa = false;
   bool weight_ema = false;  // also compare model_ema.safetensors with the reference's average
+  bool mixup = false;       // sets turn mixup on: pass the draws to the reference
 };
 
 void PrintTo(const Case& c, std::ostream* out) {
@@ -130,6 +136,32 @@ class TorchTrainingTest : public ::testing::TestWithParam<Case> {
     return dir_ + "/" + name + "/model.safetensors";
   }
 
+  // The Mixup/CutMix draws of dgqa's steps 0 .. c.steps - 1 under the case's config, as
+  // float32 (steps, draws, 10): mixed, cutmix, beta, lam, cy, cx, y0, y1, x0, x1 (data/mixup.h);
+  // returns the reference's arguments that pass them.
+  std::string write_mixup_draws(const std::string& config_path, const Case& c) {
+    const config::Config config = load_config(config_path, c.sets);
+    const MixupSettings settings = mixup_settings_from(config);
+    std::vector<float> rows;
+    int64_t units = 0;
+    for (int step = 0; step < c.steps; ++step) {
+      const std::vector<MixDraw> draws = mixup_draws(settings, config.seed(), step, kExamples,
+                                                     model_config_from(config).image_size);
+      units = static_cast<int64_t>(draws.size());
+      for (const MixDraw& d : draws) {
+        rows.insert(rows.end(), {d.mixed ? 1.f : 0.f, d.cutmix ? 1.f : 0.f,
+                                 static_cast<float>(d.beta), static_cast<float>(d.lam), float(d.cy),
+                                 float(d.cx), float(d.y0), float(d.y1), float(d.x0), float(d.x1)});
+      }
+    }
+    const std::string path = dir_ + "/mixup_draws.npy";
+    write_npy_f32(path, rows.data(), {c.steps, units, 10});
+    const char* modes[] = {"batch", "pair", "elem"};
+    return " --mixup-draws " + shell_quote(path) + " --mixup-mode " +
+           modes[static_cast<int>(settings.mode)] +
+           (settings.cutmix_minmax ? " --cutmix-minmax" : "");
+  }
+
   std::string dir_;
 };
 
@@ -156,6 +188,7 @@ TEST_P(TorchTrainingTest, WeightsMatchTheTorchReference) {
   write_npy_f32(dir_ + "/images.npy", images.data(), {kExamples, 1, 8, 8});
   const std::vector<int64_t> labels(data.train.labels.begin(), data.train.labels.end());
   write_npy_i64(dir_ + "/labels.npy", labels.data(), {kExamples});
+  const std::string mixup_args = c.mixup ? write_mixup_draws(config, c) : "";
   const auto reference = [&](const std::string& scheme, const std::string& out) {
     const std::string command =
         std::string(kPython) + " " +
@@ -164,7 +197,7 @@ TEST_P(TorchTrainingTest, WeightsMatchTheTorchReference) {
         shell_quote(dir_ + "/labels.npy") + " --scheme " + scheme +
         " --num-heads 4 --num-kv-heads " + (scheme == "MHA" ? "4" : "2") +
         " --patch-size 4 --steps " + std::to_string(c.steps) + " " + kFixtureOptions + " " +
-        c.torch_args + " --weights-out " + shell_quote(out + ".safetensors") +
+        c.torch_args + mixup_args + " --weights-out " + shell_quote(out + ".safetensors") +
         (c.weight_ema ? " --ema-out " + shell_quote(out + "_ema.safetensors") : "") + " 2>&1";
     std::string output;
     EXPECT_EQ(tests::run_command(command, &output), 0) << command << "\n" << output;
@@ -247,6 +280,54 @@ std::vector<Case> all_cases() {
        true},
       {"PGQA", "PGQA", 2, {}, "", true},
       {"PGQA_drop_path", "PGQA", 2, {"model.drop_path_rate=0.5"}, "--drop-path-rate 0.5"},
+      // Mixup/CutMix in each mode; the steps' draws differ (mixup or CutMix, mixed or not). In
+      // the batch-mode mixup of the GQA cases (lam 0.47, then 0.015) one weight of fc1 gets
+      // gradients at the scale of AdamW's eps, where g / (|g| + eps) turns fp32 rounding into
+      // differences of 1.2e-5 (every other weight agrees to 2e-6): eps 1e-6 keeps its update
+      // well-conditioned.
+      {"mixup_batch_GQA",
+       "GQA",
+       2,
+       {"mixup.mixup_alpha=0.8", "optimizer.label_smoothing=0.1", "optimizer.eps=1e-6"},
+       "--label-smoothing 0.1 --eps 1e-6",
+       false,
+       false,
+       /*mixup=*/true},
+      {"cutmix_batch_MHA", "MHA", 2, {"mixup.cutmix_alpha=1"}, "", false, false, true},
+      {"timm_defaults_batch_GQA",
+       "GQA",
+       3,
+       {"mixup.mixup_alpha=0.8", "mixup.cutmix_alpha=1", "optimizer.label_smoothing=0.1",
+        "optimizer.eps=1e-6"},
+       "--label-smoothing 0.1 --eps 1e-6",
+       false,
+       false,
+       /*mixup=*/true},
+      {"pair_GQA",
+       "GQA",
+       2,
+       {"mixup.mixup_alpha=0.8", "mixup.cutmix_alpha=1", "mixup.mode=PAIR"},
+       "",
+       false,
+       false,
+       /*mixup=*/true},
+      {"elem_prob_MHA",
+       "MHA",
+       2,
+       {"mixup.mixup_alpha=0.8", "mixup.cutmix_alpha=1", "mixup.prob=0.6", "mixup.mode=ELEM",
+        "optimizer.label_smoothing=0.1"},
+       "--label-smoothing 0.1",
+       false,
+       false,
+       /*mixup=*/true},
+      {"minmax_elem_GQA",
+       "GQA",
+       2,
+       {"mixup.cutmix_minmax=0.25,0.75", "mixup.mode=ELEM", "model.drop_path_rate=0.5"},
+       "--drop-path-rate 0.5",
+       false,
+       false,
+       /*mixup=*/true},
   };
 }
 

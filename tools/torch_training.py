@@ -3,21 +3,26 @@
 the dgqa ViT in float64 from a dgqa safetensors file, as docs/design.md §3.6 specifies them
 with torch's own pieces: F.cross_entropy (label smoothing), torch.optim.AdamW with one
 parameter group per tensor (timm's layer-wise LR decay and no-weight-decay rule) and
-torch.optim.lr_scheduler for the learning rate, and timm's DropPath with the masks drawn as
-dgqa draws them (§3.6, here in numpy), and timm's ModelEmaV3 weight average (torch.lerp).
-Every scheme trains as §3 specifies it: KDGQA allocates from each pass's key norms, DGQA
-updates its allocation and cache at window steps (the global step counter, the deterministic
-rounding correction), PGQA subtracts the noise of the step. Each step runs on all the given
-images (one full batch, one epoch per step): the examples' places in the batch, which key the
-drop-path masks, come from the epoch's shuffle (§5.5). Writes the final weights, and with
---ema-out the average.
+torch.optim.lr_scheduler for the learning rate, timm's DropPath with the masks drawn as
+dgqa draws them (§3.6, here in numpy), timm's ModelEmaV3 weight average (torch.lerp), and
+timm's Mixup/CutMix (§3.6: the batch, pair and elem modes, rand_bbox and the lam correction,
+mixup_target with label smoothing, the soft-target cross-entropy) re-implemented here on the
+random draws dgqa reports (--mixup-draws). Every scheme trains as §3 specifies it: KDGQA
+allocates from each pass's key norms, DGQA updates its allocation and cache at window steps
+(the global step counter, the deterministic rounding correction), PGQA subtracts the noise of
+the step. Each step runs on all the given images (one full batch, one epoch per step): the
+examples' places in the batch, which key the drop-path masks and pair the mixed images, come
+from the epoch's shuffle (§5.5). Writes the final weights, and with --ema-out the average.
 
   torch_training.py --weights W.safetensors --images X.npy --labels Y.npy --scheme GQA \
       --num-heads 4 --num-kv-heads 2 --patch-size 4 --steps 2 [--lr 1e-3 ...] \
       --weights-out OUT.safetensors
 
 X.npy: float32 (N, C, S, S), already normalised; Y.npy: integer (N). OUT holds the trained
-parameters as F32 and, for DGQA, each layer's final allocation as I64.
+parameters as F32 and, for DGQA, each layer's final allocation as I64. Mixup: D.npy is
+float32 (steps, draws, 10), one row per draw (one for the batch, per pair or per image): mixed,
+cutmix, beta, lam, cy, cx, y0, y1, x0, x1 (data/mixup.h); the box and lam are recomputed from
+beta and the centre (or, with --cutmix-minmax, from the drawn box) and must agree with dgqa's.
 """
 import argparse
 import math
@@ -123,6 +128,68 @@ def drop_path(rate, depth, seed, step, n):
     return branch_scale
 
 
+def cutmix_box(draw, size, minmax):
+    """timm's CutMix box of a draw and the corrected lam (1 - box area / image area): a square
+    of side int(size * sqrt(1 - beta)) rounded down to even, centred at (cy, cx) and clipped to
+    the image; with cutmix_minmax, the box dgqa drew (its sides and corner are the draws)."""
+    _, _, beta, lam, cy, cx, y0, y1, x0, x1 = (float(v) for v in draw)
+    reported = (int(y0), int(y1), int(x0), int(x1))
+    if minmax:
+        box = reported
+    else:
+        half = int(size * math.sqrt(1 - beta)) // 2
+        clip = lambda v: min(max(v, 0), size)
+        box = (clip(int(cy) - half), clip(int(cy) + half), clip(int(cx) - half),
+               clip(int(cx) + half))
+        check(box == reported, f"dgqa's box {reported} is not rand_bbox's {box}")
+    corrected = 1 - (box[1] - box[0]) * (box[3] - box[2]) / (size * size)
+    check(abs(corrected - lam) < 1e-6, f"dgqa's lam {lam} is not the corrected {corrected}")
+    return box, corrected
+
+
+def mix_pair(x, original, i, j, draw, size, minmax):
+    """Image i mixed with the original of image j under one draw; returns its label's weight."""
+    mixed, cutmix, beta = float(draw[0]), float(draw[1]), float(draw[2])
+    if not mixed:
+        return 1.0
+    if not cutmix:
+        x[i] = original[i] * beta + original[j] * (1 - beta)
+        return beta
+    (y0, y1, x0, x1), lam = cutmix_box(draw, size, minmax)
+    x[i][:, y0:y1, x0:x1] = original[j][:, y0:y1, x0:x1]
+    return lam
+
+
+def mixup(x, labels, draws, mode, smoothing, classes, minmax):
+    """timm's Mixup on a batch in place order: image i is mixed with image B - 1 - i under one
+    draw for the batch, one per pair (i, B - 1 - i) or one per image; returns the mixed images
+    and the soft targets lam * smooth(y) + (1 - lam) * smooth(flipped y)."""
+    n, size = len(x), x.shape[-1]
+    original, x = x, x.clone()
+    if mode == "batch":  # one draw: the batch against its flip
+        draw, lam = draws[0], 1.0
+        if draw[0] and draw[1]:
+            (y0, y1, x0, x1), lam = cutmix_box(draw, size, minmax)
+            x[:, :, y0:y1, x0:x1] = original.flip(0)[:, :, y0:y1, x0:x1]
+        elif draw[0]:
+            lam = float(draw[2])
+            x = original * lam + original.flip(0) * (1 - lam)
+        lam = torch.full((n,), lam, dtype=torch.float64)
+    elif mode == "pair":
+        half = torch.tensor([mix_pair(x, original, i, n - 1 - i, draws[i], size, minmax)
+                             for i in range(n // 2)], dtype=torch.float64)
+        for i in range(n // 2):  # the partner takes the same draw
+            mix_pair(x, original, n - 1 - i, i, draws[i], size, minmax)
+        lam = torch.cat([half, half.flip(0)])
+    else:
+        lam = torch.tensor([mix_pair(x, original, i, n - 1 - i, draws[i], size, minmax)
+                            for i in range(n)], dtype=torch.float64)
+    off = smoothing / classes
+    smooth = F.one_hot(labels, classes).to(torch.float64) * (1 - smoothing) + off
+    lam = lam.view(n, 1)
+    return x, lam * smooth + (1 - lam) * smooth.flip(0)
+
+
 def lr_decay_layer(name, depth):
     """timm's layer-wise decay groups: patch embedding, cls token, position embedding 0; block
     i is i + 1; the final norm joins the last block (depth); the head is depth + 1."""
@@ -174,8 +241,19 @@ def train(w, images, labels, args):
             group["lr"] = rate * group["lr_scale"]
         optimizer.zero_grad()
         scale = drop_path(args.drop_path_rate, depth, args.seed, step, len(labels))
-        logits = vit_logits(weights, images, args, scale, step)
-        loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+        if args.mixup_draws is None:
+            logits = vit_logits(weights, images, args, scale, step)
+            loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+        else:  # mixed in the batch's place order, then back in the examples' order
+            order = epoch_order(len(labels), args.seed, step)
+            classes = w["head.bias"].shape[0]
+            mixed, target = mixup(images[order], labels[order], args.mixup_draws[step],
+                                  args.mixup_mode, args.label_smoothing, classes,
+                                  args.cutmix_minmax)
+            by_example, targets = torch.empty_like(mixed), torch.empty_like(target)
+            by_example[order], targets[order] = mixed, target
+            logits = vit_logits(weights, by_example, args, scale, step)
+            loss = (-targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(list(params.values()), args.grad_clip)
@@ -225,6 +303,9 @@ def main():
     parser.add_argument("--milestones", type=int, nargs="*", default=[])
     parser.add_argument("--cycle", type=float, nargs=4, default=[1, 1.0, 1.0, 0],
                         metavar=("STEPS", "MUL", "DECAY", "LIMIT"), help="COSINE_RESTARTS")
+    parser.add_argument("--mixup-draws", help="float32 .npy (steps, draws, 10): dgqa's draws")
+    parser.add_argument("--mixup-mode", choices=["batch", "pair", "elem"], default="batch")
+    parser.add_argument("--cutmix-minmax", action="store_true", help="boxes from cutmix_minmax")
     args = parser.parse_args()
     args.pgqa_eval_noise = 0  # read by the model only for PGQA
 
@@ -234,6 +315,9 @@ def main():
     images = np.load(args.images)
     check_shapes(w, images, args)
     labels = torch.from_numpy(np.load(args.labels).astype(np.int64))
+    if args.mixup_draws is not None:
+        args.mixup_draws = np.load(args.mixup_draws)
+        check(args.mixup_draws.shape[0] >= args.steps, "--mixup-draws has fewer steps than --steps")
     trained, average = train(w, torch.from_numpy(images.astype(np.float64)), labels, args)
     write_safetensors(args.weights_out, trained, "F32")
     if args.ema_out:

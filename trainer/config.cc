@@ -677,6 +677,35 @@ void validate_dist(const config::Dist& dist, const std::string& train_backend,
                 "NCCL needs train.backend \"cuda\"");
 }
 
+// `image_size` and `global_batch` are the model's and the training's.
+void validate_mixup(const config::Mixup& mixup, int image_size, int global_batch,
+                    const Checker& check) {
+  check.at_least("mixup.mixup_alpha", mixup.mixup_alpha(), 0.0f);
+  check.at_least("mixup.cutmix_alpha", mixup.cutmix_alpha(), 0.0f);
+  check.require(std::isfinite(mixup.mixup_alpha()), "mixup.mixup_alpha", "must be finite");
+  check.require(std::isfinite(mixup.cutmix_alpha()), "mixup.cutmix_alpha", "must be finite");
+  check.in_range("mixup.prob", mixup.prob(), 0.0f, 1.0f);
+  check.in_range("mixup.switch_prob", mixup.switch_prob(), 0.0f, 1.0f);
+  const auto& minmax = mixup.cutmix_minmax();
+  check.require(minmax.empty() || minmax.size() == 2, "mixup.cutmix_minmax",
+                "needs two values [min, max], got " + str(minmax.size()));
+  if (minmax.size() == 2) {
+    check.require(
+        minmax[0] > 0 && minmax[0] < minmax[1] && minmax[1] <= 1, "mixup.cutmix_minmax",
+        "must satisfy 0 < min < max <= 1, got [" + str(minmax[0]) + ", " + str(minmax[1]) + "]");
+    // The box sides are drawn from [int(min * size), int(max * size)), as timm's.
+    check.require(
+        static_cast<int>(minmax[0] * image_size) < static_cast<int>(minmax[1] * image_size),
+        "mixup.cutmix_minmax",
+        "[" + str(minmax[0]) + ", " + str(minmax[1]) + "] of model.image_size " + str(image_size) +
+            " leaves no box side to draw");
+  }
+  const bool on = mixup.mixup_alpha() > 0 || mixup.cutmix_alpha() > 0 || !minmax.empty();
+  check.require(
+      !on || global_batch % 2 == 0, "train.global_batch_size",
+      "must be even with mixup (images are mixed in pairs g, B - 1 - g), got " + str(global_batch));
+}
+
 void validate_checkpoint(const config::Checkpoint& checkpoint, const Checker& check) {
   check.at_least<int64_t>("checkpoint.every_steps", checkpoint.every_steps(), 0);
   check.at_least("checkpoint.keep_last", checkpoint.keep_last(), 0);
@@ -703,6 +732,7 @@ void validate_config(const config::Config& config, const std::string& source) {
   check.require(config.model().precision() != config::BF16 || config.train().backend() == "cuda",
                 "model.precision", "BF16 needs train.backend \"cuda\" (the CPU computes in fp32)");
   validate_checkpoint(config.checkpoint(), check);
+  validate_mixup(config.mixup(), model.image_size, config.train().global_batch_size(), check);
 }
 
 ModelConfig model_config_from(const config::Config& config) {

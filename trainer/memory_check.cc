@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "trainer/batch_mixer.h"
 
 namespace dgqa {
 namespace {
@@ -28,6 +29,8 @@ constexpr double kBytesPerBlock = 32 * 1024;
 
 // Batches a loader holds at once: the prefetched ones, the one in use, two spare buffers.
 constexpr int kBatchesBesidesPrefetch = 3;
+// Mixup's copies of a training share: the mixed images and the partner rank's.
+constexpr int kMixupBatches = 2;
 
 std::string gib(double bytes) {
   char text[32];
@@ -77,6 +80,9 @@ MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& mode
   const double batches = config.data().prefetch_batches() + kBatchesBesidesPrefetch;
   const double loader_images = std::max(batch.images, batch.loader_images);
   need.input_bytes = 4.0 * loaders * batches * loader_images * image_floats;
+  if (training && mixup_settings_from(config).enabled()) {
+    need.input_bytes += 4.0 * kMixupBatches * loader_images * image_floats;
+  }
   return need;
 }
 

@@ -91,6 +91,7 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       micro_batch_(training_micro_batch(config, comm.world_size())),
       label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
+      mixer_(config, comm),
       optimizer_(backend, model.layout(), adamw_settings_from(config)),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
                      gradient_sync_options(config, comm.world_size())),
@@ -117,26 +118,21 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
   };
   StepResult result;
   result.replaced_images = std::count(batch.replaced.begin(), batch.replaced.end(), 1);
+  if (mixer_.enabled()) mixer_.mix(batch, step);
+  clock.charge(&PhaseTimes::data);
+  const float* images = mixer_.enabled() ? mixer_.images() : batch.images.data();
+  // Training top-1 counts the dominant label of a mixed image.
+  const int32_t* top1_labels = mixer_.enabled() ? mixer_.dominant_labels() : batch.labels.data();
   model_.zero_grads();
   double local_loss = 0;
   for (int i = 0; i < micro_batches; ++i) {
     const int first = i * micro_batch_;
     const int32_t* labels = batch.labels.data() + first;
-    ForwardContext context;
-    context.training = true;
-    context.step = step;
-    context.micro_batch = i;
-    context.epoch_step = epoch_step;
-    context.label_smoothing = label_smoothing_;
-    // Image k of this micro-batch is image first + k of the rank's share, which the strided deal
-    // of docs/design.md §5.5 gives the global place rank + (first + k) * world.
-    context.sample_first = comm_.rank() + int64_t{first} * comm_.world_size();
-    context.sample_stride = comm_.world_size();
-    local_loss += model_.forward(batch.images.data() + first * image_floats, labels, micro_batch_,
-                                 context, key_norm_reducer_);
+    local_loss += model_.forward(images + first * image_floats, labels, micro_batch_,
+                                 micro_batch_context(i, step, epoch_step), key_norm_reducer_);
     clock.charge(&PhaseTimes::forward);
-    result.correct_top1 +=
-        count_top_k(model_.logits_to_host().data(), labels, micro_batch_, c.num_classes, 1);
+    result.correct_top1 += count_top_k(model_.logits_to_host().data(), top1_labels + first,
+                                       micro_batch_, c.num_classes, 1);
     const bool last = i == micro_batches - 1;
     if (last) result.loss = global_loss(local_loss, step);
     // Each rank's gradient of (its losses / global batch), accumulated over its micro-batches;
@@ -155,6 +151,25 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
                              ": the gradient norm is not finite");
   }
   return result;
+}
+
+ForwardContext TrainingStep::micro_batch_context(int i, int64_t step, int64_t epoch_step) const {
+  const int first = i * micro_batch_;
+  ForwardContext context;
+  context.training = true;
+  context.step = step;
+  context.micro_batch = i;
+  context.epoch_step = epoch_step;
+  context.label_smoothing = label_smoothing_;
+  // Image k of this micro-batch is image first + k of the rank's share, which the strided deal
+  // of docs/design.md §5.5 gives the global place rank + (first + k) * world.
+  context.sample_first = comm_.rank() + int64_t{first} * comm_.world_size();
+  context.sample_stride = comm_.world_size();
+  if (mixer_.enabled()) {
+    context.mix_labels = mixer_.mix_labels() + first;
+    context.mix_weights = mixer_.mix_weights() + first;
+  }
+  return context;
 }
 
 double TrainingStep::global_loss(double local_loss, int64_t step) {

@@ -1,7 +1,8 @@
 // One optimizer step of data-parallel training, the same for `dgqa train` and `dgqa bench`:
-// zero the gradients; per micro-batch (train.micro_batch_size) a forward (key norms summed over
-// the ranks inside it) and a backward accumulating into the gradients; the loss summed over the
-// ranks before the last backward, whose gradient buckets are summed as they complete; AdamW at
+// zero the gradients; Mixup/CutMix of the batch when the config's mixup section is on
+// (trainer/batch_mixer.h); per micro-batch (train.micro_batch_size) a forward (key norms summed
+// over the ranks inside it) and a backward accumulating into the gradients; the loss summed over
+// the ranks before the last backward, whose gradient buckets are summed as they complete; AdamW at
 // the schedule's rate, then the weight EMA when train.ema_decay is set (docs/design.md §3.6,
 // §5). The optimizer settings and the schedule come from the config here and nowhere else.
 #pragma once
@@ -13,6 +14,7 @@
 #include "data/batch.h"
 #include "kernels/backend.h"
 #include "model/vit.h"
+#include "trainer/batch_mixer.h"
 #include "trainer/config.h"
 #include "trainer/gradient_sync.h"
 #include "trainer/key_norm_reducer.h"
@@ -34,8 +36,9 @@ struct StepResult {
   float grad_norm = 0;     // global L2 norm of the gradients, before clipping
   float lr = 0;            // the learning rate the step used
   double sync_wait_s = 0;  // waiting for gradient sums after backward (not hidden by it)
-  // This rank's images of the step whose first largest logit is the label, and its images
-  // replaced because they could not be read (data.bad_image: SKIP).
+  // This rank's images of the step whose first largest logit is the label (with mixup, the label
+  // of weight >= 1/2), and its images replaced because they could not be read (data.bad_image:
+  // SKIP).
   int64_t correct_top1 = 0, replaced_images = 0;
 };
 
@@ -56,7 +59,7 @@ class TrainingStep {
   // the `epoch_step`-th of its epoch (DGQA's window with model.dgqa_window_counter EPOCH_STEP),
   // on this rank's part of the global batch, in consecutive micro-batches. Throws
   // std::runtime_error if the loss or the gradient norm is not finite. With `times`, adds each
-  // phase's time to it (the data phase is the caller's).
+  // phase's time to it (the data phase is the caller's, plus the mixup's).
   StepResult run(const Batch& batch, int64_t step, int64_t epoch_step, PhaseTimes* times = nullptr);
 
   AdamW& optimizer() { return optimizer_; }
@@ -65,6 +68,9 @@ class TrainingStep {
   KeyNormReducer& key_norm_reducer() { return key_norm_reducer_; }
 
  private:
+  // The forward context of micro-batch i of step `step` (the mixed targets of its images when
+  // mixup is on, after BatchMixer::mix).
+  ForwardContext micro_batch_context(int i, int64_t step, int64_t epoch_step) const;
   // The mean loss of the global batch from this rank's loss sum; throws if it is not finite.
   double global_loss(double local_loss, int64_t step);
 
@@ -75,6 +81,7 @@ class TrainingStep {
   const int micro_batch_;  // images per forward pass
   const float label_smoothing_;
   const LrSchedule schedule_;
+  BatchMixer mixer_;
   AdamW optimizer_;
   std::unique_ptr<WeightEma> weight_ema_;
   GradientSync gradient_sync_;

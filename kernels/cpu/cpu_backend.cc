@@ -129,14 +129,19 @@ void CpuBackend::pgqa_noise_backward(float* dx, const float* dy, const float* x,
 }
 
 double CpuBackend::softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                                 const int* labels, int N, int K, float smoothing) {
-  return cpu::softmax_cross_entropy_forward(probs, losses, logits, labels, N, K, smoothing);
+                                                 const int* labels, const int* mix_labels,
+                                                 const float* mix_weights, int N, int K,
+                                                 float smoothing) {
+  return cpu::softmax_cross_entropy_forward(probs, losses, logits, labels, mix_labels, mix_weights,
+                                            N, K, smoothing);
 }
 
 void CpuBackend::softmax_cross_entropy_backward(float* dlogits, const float* probs,
-                                                const int* labels, int N, int K, float scale,
+                                                const int* labels, const int* mix_labels,
+                                                const float* mix_weights, int N, int K, float scale,
                                                 float smoothing) {
-  cpu::softmax_cross_entropy_backward(dlogits, probs, labels, N, K, scale, smoothing);
+  cpu::softmax_cross_entropy_backward(dlogits, probs, labels, mix_labels, mix_weights, N, K, scale,
+                                      smoothing);
 }
 
 void CpuBackend::im2col_patches(float* cols, const float* img, int B, int C, int S, int p) {

@@ -7,7 +7,8 @@
 namespace dgqa::cpu {
 
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                     const int* labels, int N, int K, float smoothing) {
+                                     const int* labels, const int* mix_labels,
+                                     const float* mix_weights, int N, int K, float smoothing) {
   std::vector<double> row_losses(N);
 #pragma omp parallel for
   for (int n = 0; n < N; ++n) {
@@ -24,8 +25,12 @@ double softmax_cross_entropy_forward(float* probs, float* losses, const float* l
     }
     const float inv_sum = static_cast<float>(1.0 / sum);
     for (int k = 0; k < K; ++k) p[k] *= inv_sum;
-    // -log p_k = log(sum) - (z_k - max): the label's term and the mean over the K classes.
-    const double label_loss = std::log(sum) - (z[labels[n]] - max_logit);
+    // -log p_k = log(sum) - (z_k - max): the labels' term and the mean over the K classes.
+    double label_loss = std::log(sum) - (z[labels[n]] - max_logit);
+    if (mix_weights != nullptr) {
+      const double w = mix_weights[n];
+      label_loss = w * label_loss + (1.0 - w) * (std::log(sum) - (z[mix_labels[n]] - max_logit));
+    }
     const double mean_loss = std::log(sum) - shifted_sum / K;
     const double loss =
         smoothing == 0.f ? label_loss : (1.0 - smoothing) * label_loss + smoothing * mean_loss;
@@ -38,14 +43,25 @@ double softmax_cross_entropy_forward(float* probs, float* losses, const float* l
   return total;
 }
 
-void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                    int K, float scale, float smoothing) {
+void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
+                                    const int* mix_labels, const float* mix_weights, int N, int K,
+                                    float scale, float smoothing) {
   const float off_label = smoothing / K, on_label = 1.f - smoothing + off_label;
 #pragma omp parallel for
   for (int n = 0; n < N; ++n) {
     const float* p = probs + static_cast<int64_t>(n) * K;
     float* dz = dlogits + static_cast<int64_t>(n) * K;
-    for (int k = 0; k < K; ++k) dz[k] += scale * (p[k] - (k == labels[n] ? on_label : off_label));
+    if (mix_weights == nullptr) {
+      for (int k = 0; k < K; ++k) dz[k] += scale * (p[k] - (k == labels[n] ? on_label : off_label));
+      continue;
+    }
+    // The mixed target: off_label everywhere, plus (1 - s) split between the two labels.
+    const float w = mix_weights[n], on = on_label - off_label;
+    for (int k = 0; k < K; ++k) {
+      const float target =
+          off_label + (k == labels[n] ? on * w : 0.f) + (k == mix_labels[n] ? on * (1.f - w) : 0.f);
+      dz[k] += scale * (p[k] - target);
+    }
   }
 }
 

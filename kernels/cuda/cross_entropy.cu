@@ -1,4 +1,5 @@
-// Softmax cross-entropy with label smoothing on the GPU (semantics: kernels/cpu/cross_entropy.h).
+// Softmax cross-entropy with label smoothing and mixed targets on the GPU (semantics:
+// kernels/cpu/cross_entropy.h).
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/grid.h"
 #include "kernels/cuda/kernels.h"
@@ -57,7 +58,9 @@ __device__ float block_max(float value, float* warp_results) {
 // One block of kRowThreads per row; threads stride over the K classes. log softmax(z)_k =
 // z_k - max - log(sum_j exp(z_j - max)): no exp of a large number.
 __global__ void softmax_cross_entropy_forward_kernel(float* probs, float* losses,
-                                                     const float* logits, const int* labels, int K,
+                                                     const float* logits, const int* labels,
+                                                     const int* mix_labels,
+                                                     const float* mix_weights, int K,
                                                      float smoothing) {
   __shared__ float warp_results[kRowThreads / kWarpSize];
   const int64_t offset = static_cast<int64_t>(blockIdx.x) * K;
@@ -78,8 +81,13 @@ __global__ void softmax_cross_entropy_forward_kernel(float* probs, float* losses
   const float inv_sum = 1.f / sum;
   for (int k = threadIdx.x; k < K; k += kRowThreads) p[k] *= inv_sum;  // its own elements
   if (threadIdx.x == 0) {
-    // -log p_k = log(sum) - (z_k - max): the label's term and the mean over the K classes.
-    const float label_loss = logf(sum) - (z[labels[blockIdx.x]] - max_logit);
+    // -log p_k = log(sum) - (z_k - max): the labels' term and the mean over the K classes.
+    float label_loss = logf(sum) - (z[labels[blockIdx.x]] - max_logit);
+    if (mix_weights != nullptr) {
+      const float w = mix_weights[blockIdx.x];
+      label_loss =
+          w * label_loss + (1.f - w) * (logf(sum) - (z[mix_labels[blockIdx.x]] - max_logit));
+    }
     const float mean_loss = logf(sum) - shifted_sum / K;
     losses[blockIdx.x] =
         smoothing == 0.f ? label_loss : (1.f - smoothing) * label_loss + smoothing * mean_loss;
@@ -87,29 +95,38 @@ __global__ void softmax_cross_entropy_forward_kernel(float* probs, float* losses
 }
 
 // Grid-stride loop over the N * K elements: dlogits += scale * (probs - target), the target
-// on_label at the label and off_label elsewhere.
+// on_label at the label and off_label elsewhere; with mix_weights, off_label plus (1 - s) split
+// between the two labels (on_label - off_label = 1 - s).
 __global__ void softmax_cross_entropy_backward_kernel(float* dlogits, const float* probs,
-                                                      const int* labels, int64_t total, int K,
-                                                      float scale, float on_label,
+                                                      const int* labels, const int* mix_labels,
+                                                      const float* mix_weights, int64_t total,
+                                                      int K, float scale, float on_label,
                                                       float off_label) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += stride) {
     const int row = static_cast<int>(i / K);
     const int k = static_cast<int>(i - static_cast<int64_t>(row) * K);
-    dlogits[i] += scale * (probs[i] - (k == labels[row] ? on_label : off_label));
+    float target = k == labels[row] ? on_label : off_label;
+    if (mix_weights != nullptr) {
+      const float w = mix_weights[row], on = on_label - off_label;
+      target = off_label + (k == labels[row] ? on * w : 0.f) +
+               (k == mix_labels[row] ? on * (1.f - w) : 0.f);
+    }
+    dlogits[i] += scale * (probs[i] - target);
   }
 }
 
 }  // namespace
 
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                     const int* labels, int N, int K, float smoothing) {
+                                     const int* labels, const int* mix_labels,
+                                     const float* mix_weights, int N, int K, float smoothing) {
   if (N <= 0) return 0.0;
   check_grid("softmax_cross_entropy_forward", N);
   cudaStream_t stream = context().stream;
-  softmax_cross_entropy_forward_kernel<<<N, kRowThreads, 0, stream>>>(probs, losses, logits, labels,
-                                                                      K, smoothing);
+  softmax_cross_entropy_forward_kernel<<<N, kRowThreads, 0, stream>>>(
+      probs, losses, logits, labels, mix_labels, mix_weights, K, smoothing);
   DGQA_CUDA_CHECK_LAUNCH();
   // Summed on the host in double, in row order: the same result on every run.
   std::vector<float> host_losses(N);
@@ -121,14 +138,15 @@ double softmax_cross_entropy_forward(float* probs, float* losses, const float* l
   return total;
 }
 
-void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                    int K, float scale, float smoothing) {
+void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
+                                    const int* mix_labels, const float* mix_weights, int N, int K,
+                                    float scale, float smoothing) {
   const int64_t total = static_cast<int64_t>(N) * K;
   if (total <= 0) return;
   const int blocks = grid_stride_blocks(total, kElementThreads);
   const float off_label = smoothing / K, on_label = 1.f - smoothing + off_label;
   softmax_cross_entropy_backward_kernel<<<blocks, kElementThreads, 0, context().stream>>>(
-      dlogits, probs, labels, total, K, scale, on_label, off_label);
+      dlogits, probs, labels, mix_labels, mix_weights, total, K, scale, on_label, off_label);
   DGQA_CUDA_CHECK_LAUNCH();
 }
 

@@ -71,9 +71,11 @@ void pgqa_noise_backward(float* dx, const float* dy, const float* x, const float
 
 // cross_entropy.cu (returns the sum of the losses; synchronises to read it)
 double softmax_cross_entropy_forward(float* probs, float* losses, const float* logits,
-                                     const int* labels, int N, int K, float smoothing);
-void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels, int N,
-                                    int K, float scale, float smoothing);
+                                     const int* labels, const int* mix_labels,
+                                     const float* mix_weights, int N, int K, float smoothing);
+void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int* labels,
+                                    const int* mix_labels, const float* mix_weights, int N, int K,
+                                    float scale, float smoothing);
 
 // patch_embed.cu
 void im2col_patches(float* cols, const float* img, int B, int C, int S, int p);
