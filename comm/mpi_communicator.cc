@@ -348,8 +348,10 @@ class MpiCommunicator : public Communicator {
     check_collective_root(root, info_.world_size, what);
     const bool at_root = info_.rank == root;
     return start_in_chunks(count, what, [&](int64_t offset, int chunk, MPI_Request* request) {
+      // In place at the root; elsewhere the data is only sent (the receive buffer is unused).
       void* send = at_root ? MPI_IN_PLACE : static_cast<void*>(data + offset);
-      check(MPI_Ireduce(send, data + offset, chunk, MPI_FLOAT, MPI_SUM, root, comm_, request), what,
+      void* receive = at_root ? static_cast<void*>(data + offset) : nullptr;
+      check(MPI_Ireduce(send, receive, chunk, MPI_FLOAT, MPI_SUM, root, comm_, request), what,
             "MPI_Ireduce");
     });
   }
