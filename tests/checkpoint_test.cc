@@ -407,10 +407,12 @@ struct KillCase {
   const char* scheme;
   int ranks;
   bool weight_ema = false;
+  bool zero = false;  // ZeRO-1: the ranks write shards of the optimizer state
 };
 
 void PrintTo(const KillCase& kill, std::ostream* out) {
-  *out << kill.scheme << " on " << kill.ranks << " rank(s)" << (kill.weight_ema ? " with EMA" : "");
+  *out << kill.scheme << " on " << kill.ranks << " rank(s)" << (kill.weight_ema ? " with EMA" : "")
+       << (kill.zero ? " with ZeRO-1" : "");
 }
 
 class KillResumeTest : public CheckpointTest, public ::testing::WithParamInterface<KillCase> {};
@@ -420,6 +422,7 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   Training training;
   training.scheme = kill.scheme;
   training.weight_ema = kill.weight_ema;
+  training.zero = kill.zero;
   const std::string config = config_path(training);
   const std::string reference = uninterrupted(training, kill.ranks);
   const std::string out = test_dir_ + "/out";
@@ -444,11 +447,14 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(SchemesAndRanks, KillResumeTest,
                          ::testing::Values(KillCase{"DGQA_EMA", 1}, KillCase{"DGQA_EMA", 2},
                                            KillCase{"PGQA", 1}, KillCase{"PGQA", 2},
-                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true}),
+                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true},
+                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true,
+                                                    /*zero=*/true}),
                          [](const auto& test_param) {
                            return std::string(test_param.param.scheme) + "_" +
                                   std::to_string(test_param.param.ranks) + "rank" +
-                                  (test_param.param.weight_ema ? "_weight_ema" : "");
+                                  (test_param.param.weight_ema ? "_weight_ema" : "") +
+                                  (test_param.param.zero ? "_zero" : "");
                          });
 
 // The checkpoint of the last step is written after the evaluation that ends training, so a run
