@@ -10,25 +10,13 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "model/param_layout.h"
+#include "tests/model_runs.h"
 #include "tests/test_util.h"
 #include "trainer/optimizer.h"
 #include "trainer/zero_shards.h"
 
 namespace dgqa {
 namespace {
-
-ModelConfig tiny_model() {
-  ModelConfig config;
-  config.image_size = 8;
-  config.patch_size = 4;
-  config.in_channels = 1;
-  config.num_classes = 4;
-  config.embed_dim = 16;
-  config.depth = 2;
-  config.num_heads = 4;
-  config.num_kv_heads = 2;
-  return config;
-}
 
 AdamWSettings fine_tuning_settings() {
   AdamWSettings settings;
@@ -39,7 +27,7 @@ AdamWSettings fine_tuning_settings() {
 
 TEST(ShardedAdamWTest, ShardsThatCutTensorsUpdateAsTheWholeBufferDoes) {
   CpuBackend backend;
-  const ParamLayout layout(tiny_model());
+  const ParamLayout layout(tests::small_test_model(AttentionScheme::kGQA));
   const int64_t size = layout.total_size();
   const AdamWSettings settings = fine_tuning_settings();
   // Three shards of ZeRO-1's split, and two cut at an odd place inside a tensor.
@@ -75,7 +63,7 @@ TEST(ShardedAdamWTest, ShardsThatCutTensorsUpdateAsTheWholeBufferDoes) {
 
 TEST(ShardedAdamWTest, AShardOutsideTheBufferOrMomentsOfAnotherSizeAreRefused) {
   CpuBackend backend;
-  const ParamLayout layout(tiny_model());
+  const ParamLayout layout(tests::small_test_model(AttentionScheme::kGQA));
   const int64_t size = layout.total_size();
   EXPECT_THROW(AdamW(backend, layout, {}, OptimizerShard{0, size + 1, nullptr}),
                std::invalid_argument);
