@@ -278,6 +278,7 @@ nlohmann::json computed_memory(const config::Config& config, const RunSetup& set
   rank.bf16 = setup.backend->precision() == Precision::kBF16;
   rank.weight_ema = config.train().ema_decay() > 0;
   rank.ranks = world;
+  rank.zero_stage = config.dist().zero_stage();
   return memory_json(setup.model_config, rank);
 }
 

@@ -120,7 +120,7 @@ const Flag kFlags[] = {
     {"--plan", nullptr, kBench, Use::kOptional,
      "bench: run nothing; print the memory per rank of the config's model and\n"
      "the largest micro-batch that fits --device-memory on each of --ranks,\n"
-     "with recompute NONE and BLOCK, without and with ZeRO-1 (counted only)",
+     "with recompute NONE and BLOCK, without and with ZeRO-1 (dist.zero_stage)",
      [](CommandLine& l, const std::string&) { l.bench_plan = true; }},
     {"--device-memory", "GIB", kBench, Use::kOptional,
      "bench --plan: the memory of one rank's device, in GiB",

@@ -336,6 +336,10 @@ Json checkpoint_json(const CheckpointReport& checkpoint) {
     files.push_back(checked_file_json(file));
     files_hold = files_hold && file.problem.empty();
   }
+  Json shards = Json::array();  // ZeRO-1's manifest: empty when the moments are not sharded
+  for (const checkpoint::OptimizerShard& shard : state.optimizer_shards()) {
+    shards.push_back({{"file", shard.file()}, {"begin", shard.begin()}, {"end", shard.end()}});
+  }
   return {{"dir", checkpoint.dir},
           {"named_by", or_null(!checkpoint.latest.empty(), checkpoint.latest)},
           {"step", or_null(known, state.step())},
@@ -350,6 +354,7 @@ Json checkpoint_json(const CheckpointReport& checkpoint) {
             {"checksum_holds", checkpoint.sealed},
             {"problems", checkpoint.state_problems}}},
           {"files", files},
+          {"optimizer_shards", shards},
           {"checksums_hold", checkpoint.sealed && files_hold}};
 }
 

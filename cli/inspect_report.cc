@@ -145,6 +145,15 @@ void checkpoint_section(std::string& text, const Json& checkpoint) {
   for (const Json& file : checkpoint["files"]) {
     row(text, file["name"].get<std::string>(), file_status(file));
   }
+  const Json& shards = checkpoint["optimizer_shards"];
+  if (!shards.empty()) {
+    std::string ranges;
+    for (const Json& shard : shards) {
+      ranges += (ranges.empty() ? "" : ", ") + shown(shard["begin"]) + ".." + shown(shard["end"]);
+    }
+    row(text, "optimizer shards",
+        std::to_string(shards.size()) + " (ZeRO-1), of the flat buffer's floats " + ranges);
+  }
   if (checkpoint["files"].empty()) row(text, "data files", "not checked: nothing to check against");
   row(text, "checksums", checkpoint["checksums_hold"].get<bool>() ? "all hold" : "do not all hold");
 }

@@ -36,7 +36,6 @@ void print_plan(const nlohmann::json& plan) {
   std::printf("%s (%.1fM parameters), %d rank(s), %s, %.1f GiB per device\n",
               plan["model"].get<std::string>().c_str(), plan["parameters"].get<double>() / 1e6,
               plan["ranks"].get<int>(), plan["precision"].get<std::string>().c_str(), device_gib);
-  std::printf("  (ZeRO-1 is counted analytically: dgqa does not implement it)\n");
   const std::string title =
       "memory per rank in GiB at micro-batch " + std::to_string(plan["micro_batch"].get<int>());
   std::printf("  %-77s | largest micro-batch\n", title.c_str());

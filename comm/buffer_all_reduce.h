@@ -1,5 +1,7 @@
 // Sums gradient buckets over the ranks, asynchronously, wherever the compute backend keeps
 // them: GradientSync (trainer/gradient_sync.h) starts one per bucket and waits for them all.
+// Under ZeRO-1 (docs/design.md §5.11) it sums each piece of a bucket to the rank that owns it
+// instead, and gathers the parameters' shards after the optimizer.
 //
 // Three implementations, chosen by the trainer (dist.backend):
 //   - HostAllReduce: host memory (the CPU backend), straight through the Communicator;
@@ -10,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "comm/communicator.h"
 
@@ -26,6 +29,13 @@ class BufferAllReduce {
   virtual bool test(PendingCollective& pending) = 0;
   // Returns when the sum is in data (for a device, when work queued after it will see it).
   virtual void wait(PendingCollective& pending) = 0;
+
+  // Starts summing data[0..count) into rank `root`'s data only; test() and wait() as for start().
+  virtual std::unique_ptr<PendingCollective> start_reduce(float* data, int64_t count, int root,
+                                                          const char* what) = 0;
+  // Communicator::all_gather_ranges on this memory; returns when work queued after it sees it.
+  virtual void all_gather_ranges(float* data, const std::vector<int64_t>& bounds,
+                                 const char* what) = 0;
 };
 
 // Host memory: the Communicator's own non-blocking all-reduce.
@@ -37,6 +47,14 @@ class HostAllReduce : public BufferAllReduce {
   }
   bool test(PendingCollective& pending) override { return comm_.test(pending); }
   void wait(PendingCollective& pending) override { comm_.wait(pending); }
+  std::unique_ptr<PendingCollective> start_reduce(float* data, int64_t count, int root,
+                                                  const char* what) override {
+    return comm_.reduce_sum_async(data, count, root, what);
+  }
+  void all_gather_ranges(float* data, const std::vector<int64_t>& bounds,
+                         const char* what) override {
+    comm_.all_gather_ranges(data, bounds, what);
+  }
 
  private:
   Communicator& comm_;

@@ -44,6 +44,15 @@ class Communicator {
   // true once it has completed. The single-process communicator's are complete at once.
   virtual bool test(PendingCollective& pending) = 0;
 
+  // Starts summing data[0..count) over all ranks into rank `root`'s data (ZeRO-1's gradient
+  // pieces, docs/design.md §5.11); the other ranks' data is left as it was. Completed by wait().
+  virtual std::unique_ptr<PendingCollective> reduce_sum_async(float* data, int64_t count, int root,
+                                                              const char* what) = 0;
+  // In place: rank r holds data[bounds[r]..bounds[r + 1]), and afterwards every rank holds all
+  // of data[bounds[0]..bounds[world_size]). bounds has world_size + 1 non-decreasing entries.
+  virtual void all_gather_ranges(float* data, const std::vector<int64_t>& bounds,
+                                 const char* what) = 0;
+
   // Copies `bytes` bytes at data from rank `root` to every rank.
   virtual void broadcast(void* data, int64_t bytes, int root, const char* what) = 0;
   virtual void barrier(const char* what) = 0;

@@ -344,6 +344,37 @@ class MpiCommunicator : public Communicator {
     return start_all_reduce_sum(data, count, what);
   }
 
+  std::unique_ptr<PendingCollective> reduce_sum_async(float* data, int64_t count, int root,
+                                                      const char* what) override {
+    check_collective_count(count, data, what);
+    check_collective_root(root, info_.world_size, what);
+    const bool at_root = info_.rank == root;
+    return start_in_chunks(count, what, [&](int64_t offset, int chunk, MPI_Request* request) {
+      // In place at the root; elsewhere the data is only sent (the receive buffer is unused).
+      void* send = at_root ? MPI_IN_PLACE : static_cast<void*>(data + offset);
+      void* receive = at_root ? static_cast<void*>(data + offset) : nullptr;
+      check(MPI_Ireduce(send, receive, chunk, MPI_FLOAT, MPI_SUM, root, comm_, request), what,
+            "MPI_Ireduce");
+    });
+  }
+
+  // One broadcast from each range's owner, all started before any is waited for: the ranges
+  // are uneven, and a broadcast carries counts beyond an int in chunks.
+  void all_gather_ranges(float* data, const std::vector<int64_t>& bounds,
+                         const char* what) override {
+    check_collective_ranges(bounds, info_.world_size, data, what);
+    MpiPending pending(label(what));
+    for (int owner = 0; owner < info_.world_size; ++owner) {
+      float* first = data + bounds[owner];
+      add_chunks(pending, bounds[owner + 1] - bounds[owner],
+                 [&](int64_t offset, int chunk, MPI_Request* request) {
+                   check(MPI_Ibcast(first + offset, chunk, MPI_FLOAT, owner, comm_, request), what,
+                         "MPI_Ibcast");
+                 });
+    }
+    pending.wait();
+  }
+
   void wait(PendingCollective& pending) override { as_mpi(pending, "wait").wait(); }
   bool test(PendingCollective& pending) override { return as_mpi(pending, "test").test(); }
 
@@ -447,12 +478,18 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<MpiPending> start_in_chunks(int64_t count, const char* what,
                                               const StartChunk& start_chunk) {
     auto pending = std::make_unique<MpiPending>(label(what));
+    add_chunks(*pending, count, start_chunk);
+    return pending;
+  }
+
+  // The chunks of one collective of start_in_chunks, added to `pending`.
+  template <typename StartChunk>
+  void add_chunks(MpiPending& pending, int64_t count, const StartChunk& start_chunk) {
     for (int64_t offset = 0; offset < count; offset += max_count_) {
       MPI_Request request;
       start_chunk(offset, static_cast<int>(std::min(max_count_, count - offset)), &request);
-      pending->add(request);
+      pending.add(request);
     }
-    return pending;
   }
 
   std::shared_ptr<MpiSession> session_;  // first, so MPI outlives comm_

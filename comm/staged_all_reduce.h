@@ -14,14 +14,25 @@ namespace dgqa {
 
 class StagedAllReduce : public BufferAllReduce {
  public:
-  // Buckets must lie inside the device buffer [base, base + size).
+  // Buckets must lie inside the device buffer [base, base + size); a gather's buffer (any, such
+  // as the parameters) must hold at most size floats, staged through the same host image.
   StagedAllReduce(Communicator& comm, Backend& backend, const float* base, int64_t size);
 
   std::unique_ptr<PendingCollective> start(float* data, int64_t count, const char* what) override;
   bool test(PendingCollective& pending) override;
   void wait(PendingCollective& pending) override;
+  std::unique_ptr<PendingCollective> start_reduce(float* data, int64_t count, int root,
+                                                  const char* what) override;
+  void all_gather_ranges(float* data, const std::vector<int64_t>& bounds,
+                         const char* what) override;
 
  private:
+  // Copies data[0..count) into the host image and starts `collective` on the copy.
+  template <typename Collective>
+  std::unique_ptr<PendingCollective> start_staged(float* data, int64_t count, const char* what,
+                                                  const Collective& collective);
+  float* host_image(const float* data, int64_t count, const char* what);
+
   Communicator& comm_;
   Backend& backend_;
   const float* base_;

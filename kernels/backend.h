@@ -24,6 +24,9 @@ class Backend {
   // The model announces its flat parameter buffer once, after allocating it. A backend that
   // computes in lower precision keeps a working copy of it (the CPU backend needs nothing).
   virtual void set_parameters(const float* /*params*/, int64_t /*count*/) {}
+  // Something other than the backend (a collective writing device memory) wrote `bytes` bytes
+  // at pointer; a backend with a working copy of the parameters drops what it no longer holds.
+  virtual void note_external_write(const void* /*pointer*/, size_t /*bytes*/) {}
 
   // Memory. allocate() returns zeroed memory; it is released by release().
   virtual void* allocate(size_t bytes) = 0;

@@ -76,7 +76,7 @@ RankMemory rank_memory(const ModelConfig& config, const RankSetup& setup) {
   RankMemory memory;
   memory.parameters = (setup.bf16 ? 2 : 4) * P;
   memory.gradients = 4 * P;
-  memory.optimizer = (setup.bf16 ? 12 : 8) * P / shard + (setup.weight_ema ? 4 * P : 0);
+  memory.optimizer = 8 * P / shard + (setup.bf16 ? 4 * P : 0) + (setup.weight_ema ? 4 * P : 0);
   memory.activations = 4 * floats.kept;
   memory.workspace = 4 * floats.scratch;
   // The bf16 casts of the largest product input (the patch embedding's or fc2's) and of the

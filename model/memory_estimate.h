@@ -35,8 +35,7 @@ struct RankSetup {
   bool bf16 = false;        // model.precision BF16 (CUDA): the products read a bf16 weight copy
   bool weight_ema = false;  // train.ema_decay > 0: an fp32 moving average of the weights
   int ranks = 1;
-  // 1: ZeRO-1 counted analytically (dgqa does not implement it): the optimizer state, fp32
-  // master weights included, divided by the ranks.
+  // 1: ZeRO-1 (dist.zero_stage 1): AdamW's moments divided by the ranks.
   int zero_stage = 0;
 };
 
@@ -46,8 +45,9 @@ struct RankSetup {
 struct RankMemory {
   double parameters = 0;  // fp32 weights; under bf16 the bf16 copy the products read
   double gradients = 0;   // fp32, whole on every rank (ZeRO-1 does not divide them)
-  // AdamW's two fp32 moments; under bf16 also the fp32 master weights (both divided by the ranks
-  // under ZeRO-1); the weight EMA's fp32 buffer, whole on every rank.
+  // AdamW's two fp32 moments (divided by the ranks under ZeRO-1); under bf16 also the fp32
+  // weights the products' bf16 copy is cast from (whole on every rank: they are the parameters,
+  // which ZeRO-1 gathers); the weight EMA's fp32 buffer, whole on every rank.
   double optimizer = 0;
   double activations = 0;  // what the forward pass keeps for backward (activation_parts.kept)
   double workspace = 0;    // the passes' scratch; under bf16 also the products' cast operands

@@ -3,7 +3,9 @@
 // --resume auto continues bit-identically, on 1 rank and under mpirun; SIGTERM/SIGUSR1 stop a
 // run with a complete checkpoint and exit code 75; damaged, truncated, mismatched, unwritable and
 // full-disk checkpoints are refused or reported without harming the earlier ones; keep_last
-// prunes; another world size resumes with a warning.
+// prunes; another world size resumes with a warning. Under ZeRO-1 the ranks write their shards of
+// the optimizer state, which resume bit-identically on the same world size and re-sharded on
+// another, and a damaged shard is refused by name.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -212,6 +214,7 @@ struct Training {
   bool weight_ema = false;   // train.ema_decay 0.9 with its warm-up
   int micro_batch_size = 0;  // images per forward pass and rank; 0: the rank's whole batch
   std::string mixup;         // the fields of a mixup { } section, named by `name` in file names
+  bool zero = false;         // dist.zero_stage 1: AdamW's moments sharded over the ranks
 };
 
 // What the tests share, made on first use and removed when the program ends: the datasets, the
@@ -278,7 +281,8 @@ std::string config_path(const Training& training) {
   config.extra = "checkpoint { every_steps: " + std::to_string(training.every_steps) +
                  " keep_last: " + std::to_string(training.keep_last) +
                  " }\n"
-                 "dist { verify_replicas: true }\n";
+                 "dist { verify_replicas: true" +
+                 (training.zero ? std::string(" zero_stage: 1") : std::string()) + " }\n";
   if (!training.mixup.empty()) config.extra += "mixup { " + training.mixup + " }\n";
   const std::string name =
       training.scheme + "_" + std::to_string(training.max_steps) + "_" +
@@ -286,7 +290,7 @@ std::string config_path(const Training& training) {
       std::to_string(training.log_every_steps) + (training.slow ? "_slow" : "") + "_" +
       std::to_string(training.dgqa_window) + training.name +
       (training.fine_tuning ? "_fine_tuning" : "") + (training.weight_ema ? "_ema" : "") + "_" +
-      std::to_string(training.micro_batch_size);
+      std::to_string(training.micro_batch_size) + (training.zero ? "_zero" : "");
   const std::string path = get_shared().dir + "/" + name + ".pbtxt";
   if (!tests::file_exists(path)) {
     tests::write_fixture_config(path, fixture_dataset(), config);
@@ -327,12 +331,11 @@ void expect_same_run(const std::string& reference, const std::string& out, int l
     EXPECT_TRUE(tests::read_file(out + "/" + file) == tests::read_file(reference + "/" + file))
         << out << "/" << file << " differs from the uninterrupted run's";
   }
-  const std::string last = checkpoint_dir(out, last_step);
-  for (const char* file : {"model.safetensors", "optimizer.safetensors", "state.pbtxt"}) {
-    EXPECT_TRUE(tests::read_file(last + "/" + file) ==
-                tests::read_file(checkpoint_dir(reference, last_step) + "/" + file))
-        << last << "/" << file << " differs from the uninterrupted run's";
-  }
+  // Every file of the last checkpoint (with ZeRO-1's shard files).
+  EXPECT_EQ(compare_snapshots(snapshot(checkpoint_dir(reference, last_step)),
+                              snapshot(checkpoint_dir(out, last_step))),
+            "")
+      << "the last checkpoint differs from the uninterrupted run's";
 }
 
 class CheckpointTest : public ::testing::Test {
@@ -409,10 +412,12 @@ struct KillCase {
   const char* scheme;
   int ranks;
   bool weight_ema = false;
+  bool zero = false;  // ZeRO-1: the ranks write shards of the optimizer state
 };
 
 void PrintTo(const KillCase& kill, std::ostream* out) {
-  *out << kill.scheme << " on " << kill.ranks << " rank(s)" << (kill.weight_ema ? " with EMA" : "");
+  *out << kill.scheme << " on " << kill.ranks << " rank(s)" << (kill.weight_ema ? " with EMA" : "")
+       << (kill.zero ? " with ZeRO-1" : "");
 }
 
 class KillResumeTest : public CheckpointTest, public ::testing::WithParamInterface<KillCase> {};
@@ -422,6 +427,7 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
   Training training;
   training.scheme = kill.scheme;
   training.weight_ema = kill.weight_ema;
+  training.zero = kill.zero;
   const std::string config = config_path(training);
   const std::string reference = uninterrupted(training, kill.ranks);
   const std::string out = test_dir_ + "/out";
@@ -446,11 +452,14 @@ TEST_P(KillResumeTest, ResumeAfterKillIsBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(SchemesAndRanks, KillResumeTest,
                          ::testing::Values(KillCase{"DGQA_EMA", 1}, KillCase{"DGQA_EMA", 2},
                                            KillCase{"PGQA", 1}, KillCase{"PGQA", 2},
-                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true}),
+                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true},
+                                           KillCase{"DGQA_EMA", 2, /*weight_ema=*/true,
+                                                    /*zero=*/true}),
                          [](const auto& test_param) {
                            return std::string(test_param.param.scheme) + "_" +
                                   std::to_string(test_param.param.ranks) + "rank" +
-                                  (test_param.param.weight_ema ? "_weight_ema" : "");
+                                  (test_param.param.weight_ema ? "_weight_ema" : "") +
+                                  (test_param.param.zero ? "_zero" : "");
                          });
 
 // The checkpoint of the last step is written after the evaluation that ends training, so a run
@@ -1022,6 +1031,149 @@ TEST_F(CheckpointTest, ResumingOnAnotherWorldSizeWarns) {
   EXPECT_TRUE(contains(result.output, "not be bit-identical")) << result.output;
   EXPECT_EQ(train_steps(metrics_records(out)), (std::vector<int64_t>{4, 8, 12, 16, 20}));
   EXPECT_EQ(latest_checkpoint(out), "step_00000020");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. ZeRO-1: sharded optimizer state
+
+// 20 steps with checkpoints at 10 and 20, DGQA's allocation carried between steps, the
+// fine-tuning options (layer-wise LR decay among them) and a weight EMA.
+Training zero_training(bool zero) {
+  Training training = integrity_training();
+  training.every_steps = 10;
+  training.weight_ema = true;
+  training.zero = zero;
+  return training;
+}
+
+std::string shard_file(const std::string& dir, int index, int count) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "/optimizer.shard-%05d-of-%05d.safetensors", index, count);
+  return dir + name;
+}
+
+// Resumes the copy of a run in `out` from its checkpoint at step 10 on `ranks` ranks with `args`.
+Result resume_at_10(const std::string& config, const std::string& out, int ranks,
+                    const std::string& args) {
+  fs::remove(out + "/model.safetensors");
+  fs::remove(out + "/model_ema.safetensors");
+  return train(ranks, config, out, "--resume " + shell_quote(checkpoint_dir(out, 10)) + " " + args);
+}
+
+class ZeroCheckpointTest : public CheckpointTest {
+ protected:
+  // A copy of `reference` resumed from step 10 on `ranks` ranks with `args`; expects it to run
+  // to the end with the weights and weight EMA of `reference` to rounding.
+  std::string expect_resumes_to_rounding(const std::string& reference, int ranks,
+                                         const std::string& args, const std::string& name) {
+    const std::string out = copy_of(reference, name);
+    const Result resumed = resume_at_10(config_path(zero_training(true)), out, ranks, args);
+    EXPECT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+    EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 10)))
+        << resumed.output;
+    const double lr = tests::FixtureConfig().lr;
+    for (const char* file : {"/model.safetensors", "/model_ema.safetensors"}) {
+      tests::expect_weights_equal_to_rounding(out + file, reference + file, lr, name + file);
+    }
+    EXPECT_EQ(train_steps(metrics_records(out)), train_steps(metrics_records(reference)));
+    return out;
+  }
+};
+
+TEST_F(ZeroCheckpointTest, ShardsResumeBitIdenticallyOnTheSameWorldSize) {
+  const std::string reference = uninterrupted(zero_training(true), 2);
+  for (int step : {10, 20}) {
+    for (int index : {1, 2}) {
+      EXPECT_TRUE(tests::file_exists(shard_file(checkpoint_dir(reference, step), index, 2)));
+    }
+    EXPECT_FALSE(tests::file_exists(shard_file(checkpoint_dir(reference, step), 1, 1)));
+  }
+  const std::string out = copy_of(reference, "same_world");
+  const Result resumed = resume_at_10(config_path(zero_training(true)), out, 2, "");
+  ASSERT_EQ(resumed.exit_code, kExitOk) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "Resuming from " + checkpoint_dir(out, 10)))
+      << resumed.output;
+  expect_same_run(reference, out, 20, 4);
+}
+
+// Re-sharded over 4 ranks, gathered into one rank's plain optimizer file, and a plain checkpoint
+// sharded over 2 ranks: each continues the run to its uninterrupted weights, to rounding.
+TEST_F(ZeroCheckpointTest, ShardsResumeOnAnotherWorldSizeAndWithoutZero) {
+  const std::string reference = uninterrupted(zero_training(true), 2);
+  const std::string four = expect_resumes_to_rounding(reference, 4, "", "four_ranks");
+  for (int index = 1; index <= 4; ++index) {
+    EXPECT_TRUE(tests::file_exists(shard_file(checkpoint_dir(four, 20), index, 4))) << index;
+  }
+  const std::string one =
+      expect_resumes_to_rounding(reference, 1, "--set dist.zero_stage=0", "one_rank_plain");
+  EXPECT_FALSE(tests::file_exists(shard_file(checkpoint_dir(one, 20), 1, 1)));
+
+  const std::string plain = uninterrupted(zero_training(false), 1);
+  expect_resumes_to_rounding(plain, 2, "--set dist.zero_stage=1", "plain_to_zero");
+}
+
+TEST_F(ZeroCheckpointTest, DamagedOrMissingShardIsRefusedByName) {
+  const std::string config = config_path(zero_training(true));
+  const std::string reference = uninterrupted(zero_training(true), 2);
+  const std::string out = copy_of(reference, "damaged_shard");
+  const std::string damaged = shard_file(checkpoint_dir(out, 20), 2, 2);
+  flip_byte_in_the_middle(damaged);
+  const Result on_damaged =
+      train(2, config, out, "--resume " + shell_quote(checkpoint_dir(out, 20)));
+  EXPECT_EQ(on_damaged.exit_code, kExitInputError) << on_damaged.output;
+  EXPECT_TRUE(contains(on_damaged.output,
+                       "optimizer.shard-00002-of-00002.safetensors fails its "
+                       "checksum"))
+      << on_damaged.output;
+
+  const std::string missing = shard_file(checkpoint_dir(out, 10), 1, 2);
+  fs::remove(missing);
+  const Result on_missing =
+      train(2, config, out, "--resume " + shell_quote(checkpoint_dir(out, 10)));
+  EXPECT_EQ(on_missing.exit_code, kExitInputError) << on_missing.output;
+  EXPECT_TRUE(contains(on_missing.output, missing)) << on_missing.output;
+
+  const tests::DgqaRun inspected =
+      tests::run_dgqa("inspect --json " + shell_quote(checkpoint_dir(out, 20)), test_dir_);
+  const json report = json::parse(inspected.out);
+  EXPECT_EQ(report.value("sound", true), false) << inspected.out;
+  EXPECT_TRUE(contains(report["problems"].dump(), "optimizer.shard-00002-of-00002.safetensors"))
+      << inspected.out;
+}
+
+// A manifest whose ranges leave a gap is refused, naming the field, even with its checksum
+// line made to fit.
+TEST_F(ZeroCheckpointTest, ManifestThatDoesNotCoverTheBufferIsRefused) {
+  const std::string config = config_path(zero_training(true));
+  const std::string out = copy_of(uninterrupted(zero_training(true), 2), "bad_manifest");
+  const std::string state_path = checkpoint_dir(out, 20) + "/state.pbtxt";
+  std::string body = tests::state_body(tests::read_file(state_path));
+  const size_t end = body.find("end: ", body.find("optimizer_shards"));
+  ASSERT_NE(end, std::string::npos) << body;
+  body.replace(end, 5, "end: 1");  // the first shard ends at 1 followed by its digits
+  tests::write_file(state_path, tests::sealed_state(body));
+  const Result result = train(2, config, out, "--resume " + shell_quote(checkpoint_dir(out, 20)));
+  EXPECT_EQ(result.exit_code, kExitInputError) << result.output;
+  EXPECT_TRUE(contains(result.output, "optimizer_shards[0]")) << result.output;
+}
+
+TEST_F(ZeroCheckpointTest, InspectShowsTheShards) {
+  const std::string dir = checkpoint_dir(uninterrupted(zero_training(true), 2), 20);
+  const tests::DgqaRun inspected = tests::run_dgqa("inspect --json " + shell_quote(dir), test_dir_);
+  ASSERT_EQ(inspected.exit_code, kExitOk) << inspected.err;
+  const json report = json::parse(inspected.out);
+  EXPECT_EQ(report.value("sound", false), true) << inspected.out;
+  const json& checkpoint = report["checkpoint"];
+  ASSERT_EQ(checkpoint["optimizer_shards"].size(), 2u) << inspected.out;
+  EXPECT_EQ(checkpoint["optimizer_shards"][0].value("begin", -1), 0);
+  EXPECT_EQ(checkpoint["optimizer_shards"][0].value("end", -1),
+            checkpoint["optimizer_shards"][1].value("begin", -2));
+  EXPECT_EQ(checkpoint["optimizer_shards"][1].value("file", ""),
+            "optimizer.shard-00002-of-00002.safetensors");
+  ASSERT_EQ(checkpoint["files"].size(), 4u);
+  EXPECT_EQ(checkpoint.value("checksums_hold", false), true);
+  const tests::DgqaRun text = tests::run_dgqa("inspect " + shell_quote(dir), test_dir_);
+  EXPECT_TRUE(contains(text.out, "optimizer shards")) << text.out;
 }
 
 }  // namespace

@@ -205,6 +205,67 @@ TEST(CommunicatorTest, AllGather) {
   for (int rank = 0; rank < comm().world_size(); ++rank) EXPECT_EQ(values[rank], value_of(rank));
 }
 
+// Every rank's inputs reduced to each root in turn, several in flight: the root holds the sum,
+// the other ranks their own values.
+TEST(CommunicatorTest, ReduceSumToEachRoot) {
+  const int world = comm().world_size();
+  std::vector<std::vector<float>> buffers;
+  std::vector<std::unique_ptr<PendingCollective>> pending;
+  for (int root = 0; root < world; ++root) buffers.push_back(inputs(1000 + root, comm().rank()));
+  for (int root = 0; root < world; ++root) {
+    pending.push_back(comm().reduce_sum_async(
+        buffers[root].data(), static_cast<int64_t>(buffers[root].size()), root, "test reduce"));
+  }
+  for (int root = world - 1; root >= 0; --root) comm().wait(*pending[root]);
+  for (int root = 0; root < world; ++root) {
+    if (root == comm().rank()) {
+      EXPECT_EQ(first_wrong_sum(buffers[root], world), -1) << "root " << root;
+    } else {
+      EXPECT_TRUE(buffers[root] == inputs(1000 + root, comm().rank())) << "root " << root;
+    }
+  }
+}
+
+TEST(CommunicatorTest, LargeReduceInChunks) {
+  std::unique_ptr<Communicator> chunking = make_chunking_communicator();
+  Communicator& communicator = chunking ? *chunking : comm();
+  const int root = communicator.world_size() - 1;
+  std::vector<float> values = inputs(3'000'001, communicator.rank());
+  communicator.wait(*communicator.reduce_sum_async(
+      values.data(), static_cast<int64_t>(values.size()), root, "test large reduce"));
+  if (communicator.rank() == root) {
+    EXPECT_EQ(first_wrong_sum(values, communicator.world_size()), -1);
+  }
+}
+
+// Uneven ranges, one of them empty where there are several ranks: each rank starts with only
+// its own range filled in (the rest holds garbage) and ends with every range's values.
+void check_all_gather_ranges(Communicator& communicator, int64_t unit) {
+  const int world = communicator.world_size();
+  std::vector<int64_t> bounds = {3};  // data before the first range is not touched
+  for (int rank = 0; rank < world; ++rank) {
+    bounds.push_back(bounds.back() + (rank == 1 ? 0 : unit * (rank + 1) + 5));
+  }
+  const auto value = [](int64_t index) { return static_cast<float>(index % 1000) + 0.5f; };
+  std::vector<float> data(bounds.back() + 2, -1.f);
+  const int me = communicator.rank();
+  for (int64_t i = bounds[me]; i < bounds[me + 1]; ++i) data[i] = value(i);
+  communicator.all_gather_ranges(data.data(), bounds, "test all-gather of ranges");
+  for (int64_t i = 0; i < static_cast<int64_t>(data.size()); ++i) {
+    const bool gathered = i >= bounds.front() && i < bounds.back();
+    ASSERT_EQ(data[i], gathered ? value(i) : -1.f) << "element " << i;
+  }
+}
+
+TEST(CommunicatorTest, AllGatherRanges) {
+  check_all_gather_ranges(comm(), 1000);
+}
+
+TEST(CommunicatorTest, LargeAllGatherRangesInChunks) {
+  std::unique_ptr<Communicator> chunking = make_chunking_communicator();
+  check_all_gather_ranges(chunking ? *chunking : comm(), 1'500'000);
+}
+
 TEST(CommunicatorTest, Barrier) {
   for (int i = 0; i < 3; ++i) comm().barrier("test barrier");
 }
@@ -231,6 +292,13 @@ TEST(CommunicatorTest, BadArgumentsThrowOnEveryRank) {
   EXPECT_THROW(comm().send_receive(&value, &received, 4, comm().world_size(), "test"),
                std::invalid_argument);
   EXPECT_THROW(comm().send_receive(&value, nullptr, 4, 0, "test"), std::invalid_argument);
+  EXPECT_THROW(comm().reduce_sum_async(&value, 1, comm().world_size(), "test"),
+               std::invalid_argument);
+  const std::vector<int64_t> too_few(comm().world_size(), 0);
+  EXPECT_THROW(comm().all_gather_ranges(&value, too_few, "test"), std::invalid_argument);
+  std::vector<int64_t> decreasing(comm().world_size() + 1, 1);
+  decreasing.back() = 0;
+  EXPECT_THROW(comm().all_gather_ranges(&value, decreasing, "test"), std::invalid_argument);
   EXPECT_THROW(make_communicator(0), std::invalid_argument);
 }
 

@@ -375,6 +375,8 @@ TEST_F(ConfigTest, ImpossibleSettingsNameTheirField) {
       {{"data.prefetch_batches=-1"}, "data.prefetch_batches"},
       {{"model.precision=BF16"}, "model.precision"},  // the CPU computes in fp32
       {{"dist.backend=NCCL"}, "dist.backend"},        // NCCL sums device buffers only
+      {{"dist.zero_stage=2"}, "dist.zero_stage"},     // stages 2 and 3 are not built
+      {{"dist.zero_stage=-1"}, "dist.zero_stage"},
   });
 }
 

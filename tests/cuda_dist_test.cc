@@ -1,8 +1,10 @@
 // Data parallelism on the GPU (docs/design.md §5): 2 ranks sharing one GPU through the host-staged
 // MPI path compute what 1 rank computes, for every scheme; NCCL (gradients and key norms) on 1
 // rank gives exactly what MPI gives, and on 2 GPUs what 1 rank gives; NCCL refuses two ranks on
-// one GPU with a clear error; NcclAllReduce sums device buffers. Skipped without a CUDA build or
-// without a GPU.
+// one GPU with a clear error; NcclAllReduce sums device buffers. ZeRO-1 (dist.zero_stage 1,
+// design.md §5.11) through NCCL and through host-staged MPI trains the weights of plain data
+// parallelism, in bf16 too (where the gathered parameters must refresh the bf16 copy of the
+// weights). Skipped without a CUDA build or without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -179,20 +181,76 @@ TEST_P(CudaNcclPathTest, TwoRanksOnTwoGpusChooseTheAllocationsOfOneRank) {
   EXPECT_EQ(two.allocations, one.allocations);
 }
 
+// ZeRO-1 on one rank through NCCL by name runs its whole path (the reduces, and the gather whose
+// NCCL writes must make the bf16 copy of the weights stale): every bit as without ZeRO-1, in
+// bf16 (the default on cuda) and fp32.
+TEST_P(CudaNcclPathTest, OneRankNcclZeroGivesExactlyWhatPlainNcclGives) {
+  const std::string config = write_config(GetParam());
+  for (const char* precision : {"BF16", "FP32"}) {
+    SCOPED_TRACE(precision);
+    const std::string sets =
+        std::string("--set dist.backend=NCCL --set model.precision=") + precision;
+    std::string zero_log;
+    const RunRecords zero = train("", config, dir_ + "/zero_" + precision,
+                                  sets + " --set dist.zero_stage=1", &zero_log);
+    const RunRecords plain = train("", config, dir_ + "/plain_" + precision, sets);
+    EXPECT_NE(zero_log.find("ZeRO-1: this rank keeps"), std::string::npos) << zero_log;
+    ASSERT_EQ(zero.losses.size(), 20u);
+    EXPECT_EQ(zero.loss_text, plain.loss_text);
+    EXPECT_EQ(zero.allocations, plain.allocations);
+    EXPECT_EQ(zero.evals, plain.evals);
+  }
+}
+
+// ZeRO-1 on two ranks against plain data parallelism on the same two ranks: the final weights
+// to rounding (tests::weights_difference), bf16. Through host-staged MPI on one GPU, and through
+// NCCL when there are two GPUs.
+TEST_F(CudaDistTest, TwoRanksZeroTrainTheWeightsOfPlainDataParallelism) {
+  const std::string config = write_config("DGQA_EMA");
+  std::vector<std::string> backends = {"MPI"};
+  if (visible_gpus() >= 2) backends.push_back("NCCL");
+  for (const std::string& backend : backends) {
+    SCOPED_TRACE(backend);
+    const std::string sets =
+        "--set model.precision=BF16 --set dist.verify_replicas=true --set dist.backend=" + backend;
+    const std::string zero = dir_ + "/zero_" + backend, plain = dir_ + "/plain_" + backend;
+    train(mpirun_prefix(2), config, zero, sets + " --set dist.zero_stage=1");
+    train(mpirun_prefix(2), config, plain, sets);
+    tests::expect_weights_equal_to_rounding(
+        zero + "/model.safetensors", plain + "/model.safetensors",
+        tests::rank_invariance_config("DGQA_EMA", 20).lr, "ZeRO-1 vs plain over " + backend);
+  }
+}
+
 #ifdef DGQA_WITH_CUDA
-TEST_F(CudaDistTest, NcclAllReduceOfOneRankLeavesTheBufferAndCompletes) {
+// NcclAllReduce over a job of one rank on the GPU, with a buffer of 2^20 random floats.
+struct OneRankNccl {
+  explicit OneRankNccl(uint32_t seed) : values(tests::random_vector(1 << 20, seed)) {}
   std::unique_ptr<Backend> backend = make_backend("cuda");
-  RankInfo info;
-  std::unique_ptr<Communicator> local = make_local_communicator(info);
+  std::unique_ptr<Communicator> local = make_local_communicator(RankInfo());
   std::unique_ptr<BufferAllReduce> nccl = make_nccl_all_reduce(*local, /*timeout_s=*/60);
-  const std::vector<float> values = tests::random_vector(1 << 20, 5);
-  tests::DeviceArray<float> data(*backend, values);
-  auto first = nccl->start(data.get(), 1 << 19, "first half");
-  auto second = nccl->start(data.get() + (1 << 19), 1 << 19, "second half");
-  nccl->wait(*second);
-  nccl->wait(*first);
-  EXPECT_TRUE(nccl->test(*first));
-  EXPECT_EQ(data.to_host(), values);
+  const std::vector<float> values;
+  tests::DeviceArray<float> data{*backend, values};
+};
+
+// One rank: the reduce and the gather leave the device buffer as it was, and complete.
+TEST_F(CudaDistTest, NcclReduceAndGatherOfOneRankLeaveTheBuffer) {
+  OneRankNccl one(6);
+  auto reduce = one.nccl->start_reduce(one.data.get() + 64, 1000, /*root=*/0, "a piece");
+  one.nccl->wait(*reduce);
+  EXPECT_TRUE(one.nccl->test(*reduce));
+  one.nccl->all_gather_ranges(one.data.get(), {0, 1 << 20}, "the whole buffer");
+  EXPECT_EQ(one.data.to_host(), one.values);
+}
+
+TEST_F(CudaDistTest, NcclAllReduceOfOneRankLeavesTheBufferAndCompletes) {
+  OneRankNccl one(5);
+  auto first = one.nccl->start(one.data.get(), 1 << 19, "first half");
+  auto second = one.nccl->start(one.data.get() + (1 << 19), 1 << 19, "second half");
+  one.nccl->wait(*second);
+  one.nccl->wait(*first);
+  EXPECT_TRUE(one.nccl->test(*first));
+  EXPECT_EQ(one.data.to_host(), one.values);
 }
 #endif
 

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +11,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "io/safetensors.h"
 #include "tests/test_util.h"
 
 namespace dgqa::tests {
@@ -346,6 +349,48 @@ void TrainedWeightsTest::TearDown() {
 
 std::string TrainedWeightsTest::weights_of(const std::string& scheme) {
   return *suite_dir_ + "/" + scheme + "/model.safetensors";
+}
+
+WeightsDifference weights_difference(const std::string& actual_path,
+                                     const std::string& expected_path, double lr) {
+  const SafetensorsFile actual = SafetensorsFile::read(actual_path);
+  const SafetensorsFile expected = SafetensorsFile::read(expected_path);
+  WeightsDifference difference;
+  difference.same_names = actual.names() == expected.names();
+  if (!difference.same_names) return difference;
+  for (const std::string& name : expected.names()) {
+    if (name.find("attn.k.bias") != std::string::npos || expected.get(name).dtype != "F32") {
+      continue;
+    }
+    const std::vector<float> a = actual.as_f32(name), e = expected.as_f32(name);
+    double error = 0, norm = 0;
+    for (size_t i = 0; i < e.size(); ++i) {
+      const double gap = double{a[i]} - e[i];
+      error += gap * gap;
+      norm += double{e[i]} * e[i];
+      difference.max_abs = std::max(difference.max_abs, std::fabs(gap));
+    }
+    const double allowed = 1e-5 * std::sqrt(norm) + 1e-3 * lr * std::sqrt(e.size());
+    if (std::sqrt(error) / allowed > difference.worst_ratio) {
+      difference.worst_ratio = std::sqrt(error) / allowed;
+      difference.worst_tensor = name;
+    }
+  }
+  return difference;
+}
+
+void expect_weights_equal_to_rounding(const std::string& actual_path,
+                                      const std::string& expected_path, double lr,
+                                      const std::string& what) {
+  const WeightsDifference difference = weights_difference(actual_path, expected_path, lr);
+  EXPECT_TRUE(difference.same_names) << what << ": other tensors";
+  EXPECT_LE(difference.worst_ratio, 1.0)
+      << what << ": " << difference.worst_tensor << " differs by " << difference.worst_ratio
+      << " times what rounding allows (largest difference of a weight: " << difference.max_abs
+      << ")";
+  std::printf("%s: weights differ by at most %.3g (%.3g of the rounding allowance%s%s)\n",
+              what.c_str(), difference.max_abs, difference.worst_ratio,
+              difference.worst_tensor.empty() ? "" : ", in ", difference.worst_tensor.c_str());
 }
 
 }  // namespace dgqa::tests

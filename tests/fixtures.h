@@ -139,6 +139,25 @@ struct RunRecords {
 };
 RunRecords read_run_records(const std::string& metrics_path);
 
+// How far the weights of one safetensors file are from another's, for runs that compute the same
+// to rounding. A tensor may differ by an L2 error of 1e-5 of its L2 norm plus 1e-3 of a
+// learning-rate step per element: AdamW turns the rounding of a near-zero gradient into a change
+// of its step of up to the rate. The K bias is left out: its whole gradient is rounding noise
+// (docs/design.md §5.7).
+struct WeightsDifference {
+  double worst_ratio = 0;    // the largest tensor's L2 error over what it may differ by
+  std::string worst_tensor;  // its name
+  double max_abs = 0;        // the largest difference of one weight, over every tensor compared
+  bool same_names = true;    // both files hold the same tensors
+};
+WeightsDifference weights_difference(const std::string& actual_path,
+                                     const std::string& expected_path, double lr);
+// EXPECTs that the weights at actual_path equal those at expected_path to rounding
+// (worst_ratio <= 1); `what` names the comparison in failures.
+void expect_weights_equal_to_rounding(const std::string& actual_path,
+                                      const std::string& expected_path, double lr,
+                                      const std::string& what);
+
 // Expects `run` to have ended with `exit_code` and exactly one error line: "dgqa: error:"
 // for exit code 2 (then no "dgqa: failed:" line either), "dgqa: failed:" for any other,
 // holding every one of needles. Returns that line ("" when there is none).

@@ -1,5 +1,6 @@
-// GradientSync, the host-staged all-reduce and the key-norm reducer (trainer/gradient_sync.h,
-// comm/staged_all_reduce.h, trainer/key_norm_reducer.h).
+// GradientSync, ZeRO-1's shards, the host-staged all-reduce and the key-norm reducer
+// (trainer/gradient_sync.h, trainer/zero_shards.h, comm/staged_all_reduce.h,
+// trainer/key_norm_reducer.h).
 // CTest runs this program plainly and as an MPI job of 2 ranks (gradient_sync_2ranks); every
 // rank fills its gradients with values that depend on the rank, so each can compute the sum.
 //
@@ -20,6 +21,7 @@
 #include "trainer/config.h"
 #include "trainer/gradient_sync.h"
 #include "trainer/key_norm_reducer.h"
+#include "trainer/zero_shards.h"
 
 namespace dgqa {
 namespace {
@@ -103,6 +105,91 @@ TEST(GradientSyncTest, DeviceGradientsGoThroughHostMemoryOverMpi) {
     check_sums(backend, grads, size, comm().world_size());
   }
   backend.release(grads);
+}
+
+TEST(ZeroShardBoundsTest, ContiguousAlignedAndAsEqualAsBlocksAllow) {
+  for (const int64_t size :
+       {int64_t{0}, int64_t{1}, int64_t{64}, int64_t{65}, int64_t{1000}, int64_t{123457}}) {
+    for (const int world : {1, 2, 3, 4, 7}) {
+      SCOPED_TRACE(std::to_string(size) + " floats, " + std::to_string(world) + " ranks");
+      const std::vector<int64_t> bounds = zero_shard_bounds(size, world);
+      ASSERT_EQ(bounds.size(), static_cast<size_t>(world) + 1);
+      EXPECT_EQ(bounds.front(), 0);
+      EXPECT_EQ(bounds.back(), size);
+      const int64_t blocks = (size + kShardAlignment - 1) / kShardAlignment;
+      for (int rank = 0; rank < world; ++rank) {
+        EXPECT_LE(bounds[rank], bounds[rank + 1]);
+        EXPECT_EQ(bounds[rank] % kShardAlignment == 0 || bounds[rank] == size, true);
+        // floor(blocks / world) blocks or one more (the last block may end short).
+        const int64_t shard_blocks =
+            (bounds[rank + 1] - bounds[rank] + kShardAlignment - 1) / kShardAlignment;
+        EXPECT_GE(shard_blocks, blocks / world);
+        EXPECT_LE(shard_blocks, blocks / world + 1);
+      }
+    }
+  }
+  EXPECT_EQ(zero_shard_bounds(256, 4), (std::vector<int64_t>{0, 64, 128, 192, 256}));
+  EXPECT_EQ(zero_shard_bounds(200, 2), (std::vector<int64_t>{0, 128, 200}));
+  EXPECT_EQ(zero_shard_bounds(200, 3), (std::vector<int64_t>{0, 64, 128, 200}));
+  EXPECT_THROW(zero_shard_bounds(10, 0), std::invalid_argument);
+  EXPECT_THROW(zero_shard_bounds(-1, 2), std::invalid_argument);
+}
+
+TEST(ZeroShardBoundsTest, APieceIsWhereARangeMeetsAShard) {
+  const std::vector<int64_t> bounds = {0, 64, 128, 200};
+  EXPECT_EQ(shard_piece(bounds, 1, 50, 150).first, 64);
+  EXPECT_EQ(shard_piece(bounds, 1, 50, 150).last, 128);
+  EXPECT_EQ(shard_piece(bounds, 2, 50, 150).first, 128);
+  EXPECT_EQ(shard_piece(bounds, 2, 50, 150).last, 150);
+  EXPECT_TRUE(shard_piece(bounds, 0, 64, 100).empty());
+}
+
+// ZeRO-1: after backward each rank holds the sums of its own shard; the parameters' shards, each
+// filled in by its owner only, are gathered to every rank.
+void check_zero_sync(Backend& backend) {
+  const int64_t size = 10000;
+  const int world = comm().world_size();
+  auto* grads = static_cast<float*>(backend.allocate(size * sizeof(float)));
+  auto* params = static_cast<float*>(backend.allocate(size * sizeof(float)));
+  fill(backend, grads, size, comm().rank());
+  GradientSyncOptions options;
+  options.bucket_mb = 0.004;  // buckets that straddle the shards
+  options.zero = true;
+  GradientSync sync(comm(), backend, grads, size, options);
+  const std::vector<int64_t>& bounds = sync.shard_bounds();
+  EXPECT_EQ(bounds, zero_shard_bounds(size, world));
+  run_backward(sync, size, 777);
+  std::vector<float> host(size);
+  backend.copy_to_host(host.data(), grads, size * sizeof(float));
+  const int me = comm().rank();
+  for (int64_t i = bounds[me]; i < bounds[me + 1]; ++i) {
+    ASSERT_EQ(host[i], expected_sum(world, i)) << "element " << i;
+  }
+  std::vector<float> mine(size, -7.f);
+  for (int64_t i = bounds[me]; i < bounds[me + 1]; ++i) mine[i] = value(0, i);
+  backend.copy_to_device(params, mine.data(), size * sizeof(float));
+  sync.gather_parameters(params);
+  backend.copy_to_host(host.data(), params, size * sizeof(float));
+  for (int64_t i = 0; i < size; ++i) ASSERT_EQ(host[i], value(0, i)) << "element " << i;
+  backend.release(params);
+  backend.release(grads);
+}
+
+TEST(GradientSyncTest, ZeroReducesEachShardToItsOwnerAndGathersTheParameters) {
+  CpuBackend backend;
+  check_zero_sync(backend);
+}
+
+TEST(GradientSyncTest, ZeroOnDeviceMemoryGoesThroughHostMemory) {
+  DeviceLikeBackend backend;
+  check_zero_sync(backend);
+}
+
+TEST(GradientSyncOptionsTest, ZeroStageOneShardsTheOptimizer) {
+  config::Config config;
+  EXPECT_FALSE(gradient_sync_options(config, 4).zero);
+  config.mutable_dist()->set_zero_stage(1);
+  EXPECT_TRUE(gradient_sync_options(config, 4).zero);
 }
 
 TEST(GradientSyncOptionsTest, NcclOnTheGpuWithSeveralRanksOrWhenNamed) {

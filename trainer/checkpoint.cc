@@ -9,16 +9,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "model/param_layout.h"
 
 namespace dgqa {
 namespace fs = std::filesystem;
@@ -29,6 +32,17 @@ constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kStateFile = "state.pbtxt";
 constexpr const char* kStepsTensor = "optimizer.steps";
 constexpr const char* kEmaPrefix = "ema.";
+constexpr const char* kFirstMoment = "exp_avg.";
+constexpr const char* kSecondMoment = "exp_avg_sq.";
+// A ZeRO-1 shard file holds the moments of one range of the flat buffer as one tensor each.
+constexpr const char* kShardMomentsName = "flat";
+
+// The file of shard `index` (from 0) of `count`: optimizer.shard-00001-of-00004.safetensors.
+std::string shard_file_name(int index, int count) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "optimizer.shard-%05d-of-%05d.safetensors", index + 1, count);
+  return name;
+}
 
 std::string step_name(int64_t step) {
   char name[32];
@@ -76,18 +90,37 @@ void fsync_directory(const fs::path& dir) {
   close(fd);
 }
 
-// AdamW's moments and step count, and the weight EMA (when there is one) as ema.X.
+// AdamW's step count, its moments unless they go into shard files (ZeRO-1), and the weight EMA
+// (when there is one) as ema.X.
 void write_optimizer(const AdamW& optimizer, const WeightEma* ema, const ParamLayout& layout,
-                     const std::string& path) {
-  const std::vector<float> first = optimizer.first_moments_to_host();
-  const std::vector<float> second = optimizer.second_moments_to_host();
+                     bool with_moments, const std::string& path) {
+  const std::vector<float> first =
+      with_moments ? optimizer.first_moments_to_host() : std::vector<float>();
+  const std::vector<float> second =
+      with_moments ? optimizer.second_moments_to_host() : std::vector<float>();
   const std::vector<float> average = ema ? ema->to_host() : std::vector<float>();
   SafetensorsWriter writer;
   for (const TensorSlot& slot : layout.tensors()) {
-    writer.add_f32("exp_avg." + slot.name, slot.shape, first.data() + slot.offset);
-    writer.add_f32("exp_avg_sq." + slot.name, slot.shape, second.data() + slot.offset);
+    if (with_moments) {
+      writer.add_f32(kFirstMoment + slot.name, slot.shape, first.data() + slot.offset);
+      writer.add_f32(kSecondMoment + slot.name, slot.shape, second.data() + slot.offset);
+    }
     if (ema) writer.add_f32(kEmaPrefix + slot.name, slot.shape, average.data() + slot.offset);
   }
+  const int64_t steps = optimizer.steps_taken();
+  writer.add_i64(kStepsTensor, {1}, &steps);
+  writer.write(path);
+}
+
+// ZeRO-1: this rank's shard of the moments, as exp_avg.flat and exp_avg_sq.flat, and the step
+// count.
+void write_optimizer_shard(const AdamW& optimizer, const std::string& path) {
+  const std::vector<float> first = optimizer.first_moments_to_host();
+  const std::vector<float> second = optimizer.second_moments_to_host();
+  const std::vector<int64_t> shape = {static_cast<int64_t>(first.size())};
+  SafetensorsWriter writer;
+  writer.add_f32(kFirstMoment + std::string(kShardMomentsName), shape, first.data());
+  writer.add_f32(kSecondMoment + std::string(kShardMomentsName), shape, second.data());
   const int64_t steps = optimizer.steps_taken();
   writer.add_i64(kStepsTensor, {1}, &steps);
   writer.write(path);
@@ -137,13 +170,30 @@ void remove_unfinished_checkpoints(const fs::path& root) {
   }
 }
 
-// The three files of a checkpoint, written and fsync'd into `dir`.
+// A shard file of ZeRO-1, as state.pbtxt records it.
+struct ShardRecord {
+  checkpoint::OptimizerShard shard;
+  checkpoint::FileChecksum checksum;
+};
+
+// The file's name, size and CRC-32, as state.pbtxt records them.
+checkpoint::FileChecksum checksum_of(const fs::path& dir, const std::string& name) {
+  const std::string bytes = read_file(dir / name);
+  checkpoint::FileChecksum checksum;
+  checksum.set_name(name);
+  checksum.set_bytes(static_cast<int64_t>(bytes.size()));
+  checksum.set_crc32(crc_of(bytes));
+  return checksum;
+}
+
+// The model and optimizer files and state.pbtxt (listing the shard files), written and fsync'd
+// into `dir`.
 void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
                             const AdamW& optimizer, const WeightEma* ema,
                             const TrainingPosition& position, const config::Config& config,
-                            int world_size) {
+                            int world_size, const std::vector<ShardRecord>& shards) {
   save_weights(model, (dir / kModelFile).string());
-  write_optimizer(optimizer, ema, model.layout(), (dir / kOptimizerFile).string());
+  write_optimizer(optimizer, ema, model.layout(), shards.empty(), (dir / kOptimizerFile).string());
 
   checkpoint::State state;
   state.set_step(position.step);
@@ -155,12 +205,10 @@ void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
   state.set_seed(config.seed());
   state.set_world_size(world_size);
   state.set_version(DGQA_VERSION);
-  for (const char* file : {kModelFile, kOptimizerFile}) {
-    const std::string bytes = read_file(dir / file);
-    checkpoint::FileChecksum* checksum = state.add_files();
-    checksum->set_name(file);
-    checksum->set_bytes(static_cast<int64_t>(bytes.size()));
-    checksum->set_crc32(crc_of(bytes));
+  for (const char* file : {kModelFile, kOptimizerFile}) *state.add_files() = checksum_of(dir, file);
+  for (const ShardRecord& record : shards) {
+    *state.add_files() = record.checksum;
+    *state.add_optimizer_shards() = record.shard;
   }
   for (const GroupAllocator& allocator : model.allocators()) {
     checkpoint::LayerState* layer = state.add_layers();
@@ -175,6 +223,76 @@ void write_checkpoint_files(const fs::path& dir, const VisionTransformer& model,
   state_file.append(text.data(), text.size());
   state_file.commit();
   fsync_directory(dir);
+}
+
+fs::path temporary_dir(const fs::path& root, const std::string& name, uint64_t pid) {
+  return root / ("." + name + ".tmp." + std::to_string(pid));
+}
+
+// Rank 0 makes the temporary directory of checkpoint `name` under root (named after its process)
+// and every rank learns its path. When rank 0 fails, every rank throws.
+fs::path make_temporary_dir(const fs::path& root, const std::string& name, Communicator& comm) {
+  uint64_t pid = 0;  // stays 0 when rank 0 fails
+  std::exception_ptr failure;
+  if (comm.rank() == 0) {
+    try {
+      fs::create_directories(root);
+      remove_unfinished_checkpoints(root);
+      fs::create_directory(temporary_dir(root, name, getpid()));
+      pid = static_cast<uint64_t>(getpid());
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  comm.broadcast(&pid, sizeof(pid), 0, "checkpoint directory broadcast");
+  if (failure) std::rethrow_exception(failure);
+  if (pid == 0) {
+    throw std::runtime_error("checkpoint: rank 0 could not make a directory under " +
+                             root.string());
+  }
+  return temporary_dir(root, name, pid);
+}
+
+// The size of a shard file that could not be written.
+constexpr uint64_t kShardNotWritten = ~uint64_t{0};
+
+// ZeRO-1: every rank writes its shard of the moments into dir; their records, in rank order.
+// When a rank fails, it logs why and every rank throws, naming the ranks that failed.
+std::vector<ShardRecord> write_optimizer_shards(const fs::path& dir, const AdamW& optimizer,
+                                                Communicator& comm) {
+  const std::string name = shard_file_name(comm.rank(), comm.world_size());
+  checkpoint::FileChecksum mine;
+  mine.set_bytes(static_cast<int64_t>(kShardNotWritten));
+  try {
+    write_optimizer_shard(optimizer, (dir / name).string());
+    mine = checksum_of(dir, name);
+  } catch (const std::exception& failure) {
+    LOG(ERROR) << "rank " << comm.rank() << ": " << failure.what();
+  }
+  const char* what = "checkpoint shard all-gather";
+  const std::vector<uint64_t> sizes = comm.all_gather(static_cast<uint64_t>(mine.bytes()), what);
+  const std::vector<uint64_t> crcs = comm.all_gather(mine.crc32(), what);
+  const std::vector<uint64_t> begins =
+      comm.all_gather(static_cast<uint64_t>(optimizer.shard_begin()), what);
+  const std::vector<uint64_t> ends =
+      comm.all_gather(static_cast<uint64_t>(optimizer.shard_end()), what);
+  std::string failed;
+  std::vector<ShardRecord> records(comm.world_size());
+  for (int rank = 0; rank < comm.world_size(); ++rank) {
+    if (sizes[rank] == kShardNotWritten) failed += " " + std::to_string(rank);
+    ShardRecord& record = records[rank];
+    record.checksum.set_name(shard_file_name(rank, comm.world_size()));
+    record.checksum.set_bytes(static_cast<int64_t>(sizes[rank]));
+    record.checksum.set_crc32(static_cast<uint32_t>(crcs[rank]));
+    record.shard.set_file(record.checksum.name());
+    record.shard.set_begin(static_cast<int64_t>(begins[rank]));
+    record.shard.set_end(static_cast<int64_t>(ends[rank]));
+  }
+  if (!failed.empty()) {
+    throw std::runtime_error("checkpoint " + dir.string() + ": the optimizer shard of rank(s)" +
+                             failed + " could not be written (see that rank's log)");
+  }
+  return records;
 }
 
 }  // namespace
@@ -193,21 +311,24 @@ TrainingPosition position_of(const checkpoint::State& state) {
 std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
                              const AdamW& optimizer, const WeightEma* ema,
                              const TrainingPosition& position, const config::Config& config,
-                             int world_size, int keep_last) {
+                             Communicator& comm, int keep_last) {
   const fs::path root = fs::path(out_dir) / "checkpoints";
   const std::string name = step_name(position.step);
   const fs::path final_dir = root / name;
-  const fs::path temp_dir = root / ("." + name + ".tmp." + std::to_string(getpid()));
-  fs::create_directories(root);
-  remove_unfinished_checkpoints(root);
-  fs::create_directory(temp_dir);
+  const fs::path temp_dir = make_temporary_dir(root, name, comm);
   try {
-    write_checkpoint_files(temp_dir, model, optimizer, ema, position, config, world_size);
+    std::vector<ShardRecord> shards;
+    if (config.dist().zero_stage() == 1) shards = write_optimizer_shards(temp_dir, optimizer, comm);
+    if (comm.rank() == 0) {
+      write_checkpoint_files(temp_dir, model, optimizer, ema, position, config, comm.world_size(),
+                             shards);
+    }
   } catch (...) {
     std::error_code ignored;
-    fs::remove_all(temp_dir, ignored);  // a failed write leaves nothing behind
+    if (comm.rank() == 0) fs::remove_all(temp_dir, ignored);  // a failed write leaves nothing
     throw;
   }
+  if (comm.rank() != 0) return final_dir.string();
 
   // Into place: a checkpoint of the same step (a resumed run repeating it) is replaced whole.
   if (fs::exists(final_dir)) fs::remove_all(final_dir);
@@ -340,16 +461,19 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
-// The files are model.safetensors and optimizer.safetensors, named as plain names inside the
-// checkpoint directory.
+// The files are model.safetensors, optimizer.safetensors and the shard files of
+// optimizer_shards, if any, named as plain names inside the checkpoint directory.
 void check_file_names(const checkpoint::State& state, const std::string& source) {
-  const char* expected[] = {kModelFile, kOptimizerFile};
-  if (state.files_size() != 2) {
+  std::vector<std::string> expected = {kModelFile, kOptimizerFile};
+  const int shards = state.optimizer_shards_size();
+  for (int i = 0; i < shards; ++i) expected.push_back(shard_file_name(i, shards));
+  if (state.files_size() != static_cast<int>(expected.size())) {
     refuse(source, "files",
-           "lists " + std::to_string(state.files_size()) + " files, not the two " + kModelFile +
-               " and " + kOptimizerFile);
+           "lists " + std::to_string(state.files_size()) + " files, not the " +
+               std::to_string(expected.size()) + " " + kModelFile + ", " + kOptimizerFile +
+               " and the files of " + std::to_string(shards) + " optimizer_shards");
   }
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < state.files_size(); ++i) {
     const std::string& name = state.files(i).name();
     const std::string field = "files[" + std::to_string(i) + "].name";
     if (!is_plain_file_name(name)) {
@@ -357,6 +481,41 @@ void check_file_names(const checkpoint::State& state, const std::string& source)
              "\"" + name + "\" is not a plain file name inside the checkpoint directory");
     }
     if (name != expected[i]) refuse(source, field, "is \"" + name + "\", not " + expected[i]);
+  }
+}
+
+// The manifest of a ZeRO-1 checkpoint: one shard per rank of the job that wrote it, each naming
+// its file, their ranges following each other from 0 to the end of the parameter buffer. The
+// recorded config must have passed its checks.
+void check_optimizer_shards(const checkpoint::State& state, const std::string& source) {
+  const int shards = state.optimizer_shards_size();
+  if (shards == 0) return;
+  if (shards != state.world_size()) {
+    refuse(source, "optimizer_shards",
+           "lists " + std::to_string(shards) + " shards, not one for each of world_size " +
+               std::to_string(state.world_size()) + " ranks");
+  }
+  const int64_t size = ParamLayout(model_config_from(state.config())).total_size();
+  int64_t covered = 0;
+  for (int i = 0; i < shards; ++i) {
+    const checkpoint::OptimizerShard& shard = state.optimizer_shards(i);
+    const std::string field = "optimizer_shards[" + std::to_string(i) + "]";
+    const std::string expected = shard_file_name(i, shards);
+    if (shard.file() != expected) {
+      refuse(source, field + ".file", "is \"" + shard.file() + "\", not " + expected);
+    }
+    if (shard.begin() != covered || shard.end() < shard.begin() || shard.end() > size) {
+      refuse(source, field,
+             "[" + std::to_string(shard.begin()) + ", " + std::to_string(shard.end()) +
+                 ") does not start where the shards before it end (" + std::to_string(covered) +
+                 ") and end inside the parameter buffer of " + std::to_string(size) + " floats");
+    }
+    covered = shard.end();
+  }
+  if (covered != size) {
+    refuse(source, "optimizer_shards",
+           "cover [0, " + std::to_string(covered) + ") of the parameter buffer of " +
+               std::to_string(size) + " floats, not all of it");
   }
 }
 
@@ -411,6 +570,7 @@ Checkpoint open_checkpoint(const std::string& named, const config::Config& confi
   check_recorded_config(state, config, source);
   check_position(state, source);
   check_file_names(state, source);
+  check_optimizer_shards(state, source);
   check_file_checksums(path, state);
   if (!same_model(state.config(), config)) {
     throw InputError("checkpoint " + dir + " holds a different model (shapes or attention " +
@@ -479,7 +639,9 @@ CheckpointReport check_checkpoint(const std::string& named) {
   std::vector<std::string>& problems = report.state_problems;
   // A default config stands in for the reader's: the settings that depend on the machine are
   // this build's defaults, so a checkpoint written on a GPU is checked on a CPU build.
-  passes([&] { check_recorded_config(state, config::Config(), source); }, problems);
+  if (passes([&] { check_recorded_config(state, config::Config(), source); }, problems)) {
+    passes([&] { check_optimizer_shards(state, source); }, problems);
+  }
   passes([&] { check_position(state, source); }, problems);
   if (passes([&] { check_file_names(state, source); }, problems)) {
     for (const checkpoint::FileChecksum& record : state.files()) {
@@ -556,11 +718,11 @@ int64_t recorded_optimizer_steps(const SafetensorsFile& file, const checkpoint::
 // would make the first update's weights NaN.
 void check_moments(const std::vector<float>& first, const std::vector<float>& second,
                    const std::string& path, const std::string& name) {
-  check_finite(first, path, "exp_avg." + name);
-  check_finite(second, path, "exp_avg_sq." + name);
+  check_finite(first, path, kFirstMoment + name);
+  check_finite(second, path, kSecondMoment + name);
   const auto negative = std::find_if(second.begin(), second.end(), [](float v) { return v < 0; });
   if (negative != second.end()) {
-    throw InputError(path + ": tensor exp_avg_sq." + name + " has a negative value (" +
+    throw InputError(path + ": tensor " + kSecondMoment + name + " has a negative value (" +
                      std::to_string(*negative) + " at element " +
                      std::to_string(negative - second.begin()) +
                      "), which a mean of squares "
@@ -601,6 +763,64 @@ void restore_weight_ema(const SafetensorsFile& file, const VisionTransformer& mo
   ema.from_host(model.params_to_host());
 }
 
+// AdamW's moments of [begin, end) of the flat buffer, gathered from a checkpoint's files.
+struct MomentsOfRange {
+  MomentsOfRange(int64_t range_begin, int64_t range_end)
+      : begin(range_begin), first(range_end - range_begin), second(first.size()) {}
+
+  // Copies the moments m and v of [values_begin, values_begin + m.size()) where they meet the
+  // range.
+  void fill(const std::vector<float>& m, const std::vector<float>& v, int64_t values_begin) {
+    const int64_t end = begin + static_cast<int64_t>(first.size());
+    const int64_t low = std::max(begin, values_begin);
+    const int64_t high = std::min(end, values_begin + static_cast<int64_t>(m.size()));
+    if (low >= high) return;
+    std::copy(m.begin() + (low - values_begin), m.begin() + (high - values_begin),
+              first.begin() + (low - begin));
+    std::copy(v.begin() + (low - values_begin), v.begin() + (high - values_begin),
+              second.begin() + (low - begin));
+  }
+
+  int64_t begin;
+  std::vector<float> first, second;
+};
+
+// The moments exp_avg.NAME and exp_avg_sq.NAME of a file: `size` floats each, finite, the second
+// not negative.
+std::pair<std::vector<float>, std::vector<float>> read_moment_pair(const SafetensorsFile& file,
+                                                                   const std::string& name,
+                                                                   int64_t size) {
+  std::vector<float> m = file.as_f32(kFirstMoment + name);
+  std::vector<float> v = file.as_f32(kSecondMoment + name);
+  if (static_cast<int64_t>(m.size()) != size || static_cast<int64_t>(v.size()) != size) {
+    throw InputError(file.path() + ": the moments of " + name + " have the wrong size");
+  }
+  check_moments(m, v, file.path(), name);
+  return {std::move(m), std::move(v)};
+}
+
+// From optimizer.safetensors, which holds every tensor's moments.
+void read_moments(const SafetensorsFile& file, const ParamLayout& layout, MomentsOfRange& moments) {
+  for (const TensorSlot& slot : layout.tensors()) {
+    const auto [m, v] = read_moment_pair(file, slot.name, slot.size);
+    moments.fill(m, v, slot.offset);
+  }
+}
+
+// From the shard files (ZeRO-1) whose ranges meet the wanted one: the same number of ranks reads
+// back exactly its own shard, another number the pieces of the shards its new range covers.
+void read_sharded_moments(const Checkpoint& checkpoint, MomentsOfRange& moments) {
+  const int64_t end = moments.begin + static_cast<int64_t>(moments.first.size());
+  for (const checkpoint::OptimizerShard& shard : checkpoint.state.optimizer_shards()) {
+    if (shard.end() <= moments.begin || shard.begin() >= end) continue;
+    const SafetensorsFile file =
+        SafetensorsFile::read((fs::path(checkpoint.dir) / shard.file()).string());
+    recorded_optimizer_steps(file, checkpoint.state);
+    const auto [m, v] = read_moment_pair(file, kShardMomentsName, shard.end() - shard.begin());
+    moments.fill(m, v, shard.begin());
+  }
+}
+
 }  // namespace
 
 void load_checkpoint_model(const Checkpoint& checkpoint, VisionTransformer& model) {
@@ -624,19 +844,14 @@ void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, 
   load_checkpoint_model(checkpoint, model);
   const SafetensorsFile file = SafetensorsFile::read((dir / kOptimizerFile).string());
   if (ema) restore_weight_ema(file, model, *ema);
-  std::vector<float> first(model.layout().total_size(), 0.f), second(first.size(), 0.f);
-  for (const TensorSlot& slot : model.layout().tensors()) {
-    const std::vector<float> m = file.as_f32("exp_avg." + slot.name);
-    const std::vector<float> v = file.as_f32("exp_avg_sq." + slot.name);
-    if (static_cast<int64_t>(m.size()) != slot.size ||
-        static_cast<int64_t>(v.size()) != slot.size) {
-      throw InputError(file.path() + ": the moments of " + slot.name + " have the wrong size");
-    }
-    check_moments(m, v, file.path(), slot.name);
-    std::copy(m.begin(), m.end(), first.begin() + slot.offset);
-    std::copy(v.begin(), v.end(), second.begin() + slot.offset);
+  MomentsOfRange moments(optimizer.shard_begin(), optimizer.shard_end());
+  if (checkpoint.state.optimizer_shards().empty()) {
+    read_moments(file, model.layout(), moments);
+  } else {
+    read_sharded_moments(checkpoint, moments);
   }
-  optimizer.restore(first, second, recorded_optimizer_steps(file, checkpoint.state));
+  optimizer.restore(moments.first, moments.second,
+                    recorded_optimizer_steps(file, checkpoint.state));
 }
 
 }  // namespace dgqa

@@ -1,5 +1,6 @@
 // Checkpoints: OUT/checkpoints/step_NNNNNNNN/{model,optimizer}.safetensors + state.pbtxt, with
-// OUT/checkpoints/latest naming the newest complete one (docs/design.md §6).
+// OUT/checkpoints/latest naming the newest complete one (docs/design.md §6). Under ZeRO-1 each
+// rank adds the file of its shard of AdamW's moments, and state.pbtxt lists the shards.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "model/vit.h"
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.h"
@@ -25,15 +27,18 @@ struct TrainingPosition {
   int64_t log_window_images = 0, log_window_correct = 0, log_window_bad_images = 0;
 };
 
-// Writes a checkpoint of the state after `position.step` steps (called by rank 0 only). The
-// files go to a temporary directory, are fsync'd, and the directory is renamed into place;
-// `latest` is updated last, and only then are checkpoints beyond `keep_last` removed. A failed
-// write (disk full, permissions) throws std::runtime_error and leaves earlier ones intact.
+// Writes a checkpoint of the state after `position.step` steps; collective: every rank calls it.
+// The files go to a temporary directory (made by rank 0; out_dir must be the same directory for
+// every rank, as on a cluster's shared file system), are fsync'd, and rank 0 renames the
+// directory into place; `latest` is updated last, and only then are checkpoints beyond
+// `keep_last` removed. An optimizer that holds a shard (ZeRO-1) writes its moments into a shard
+// file of its own, whose size and CRC-32 rank 0 records. A failed write (disk full,
+// permissions) throws std::runtime_error on every rank and leaves earlier checkpoints intact.
 // Returns the checkpoint's directory. A weight EMA (null: none) goes into the optimizer file.
 std::string write_checkpoint(const std::string& out_dir, const VisionTransformer& model,
                              const AdamW& optimizer, const WeightEma* ema,
                              const TrainingPosition& position, const config::Config& config,
-                             int world_size, int keep_last);
+                             Communicator& comm, int keep_last);
 
 // The position a checkpoint's state records (written there by write_checkpoint).
 TrainingPosition position_of(const checkpoint::State& state);
@@ -45,7 +50,8 @@ struct Checkpoint {
 
 // Reads and checks a checkpoint directory: state.pbtxt passes its checksum and parses, its
 // config passes validate_config, its step, epoch and batch_in_epoch fit that config, it names
-// the two data files by their plain names, every file has its recorded size and checksum, and
+// the two data files by their plain names (and, written under ZeRO-1, its shard files, whose
+// ranges cover the parameter buffer exactly), every file has its recorded size and checksum, and
 // the checkpoint's model has this config's shapes and scheme. Throws InputError naming the file
 // (and field) at fault. `named` is the checkpoint's directory, or the file
 // OUT/checkpoints/latest, OUT/checkpoints or OUT: then the checkpoint `latest` names.
@@ -103,7 +109,9 @@ void load_checkpoint_ema(const Checkpoint& checkpoint, VisionTransformer& model)
 
 // Loads the checkpoint's weights, DGQA state and optimizer state, and its weight EMA into `ema`
 // when not null (a checkpoint without one starts it from the weights, with a warning);
-// InputError when the optimizer's step count is not the checkpoint's step.
+// InputError when the optimizer's step count is not the checkpoint's step. The optimizer gets the
+// moments of its shard, from whichever files hold them: a checkpoint written by any number of
+// ranks, with or without ZeRO-1, restores an optimizer with or without it.
 void restore_checkpoint(const Checkpoint& checkpoint, VisionTransformer& model, AdamW& optimizer,
                         WeightEma* ema);
 

@@ -675,6 +675,9 @@ void validate_dist(const config::Dist& dist, const std::string& train_backend,
   check.positive("dist.timeout_s", dist.timeout_s());
   check.require(dist.backend() != config::NCCL || train_backend == "cuda", "dist.backend",
                 "NCCL needs train.backend \"cuda\"");
+  check.require(dist.zero_stage() == 0 || dist.zero_stage() == 1, "dist.zero_stage",
+                "must be 0 (off) or 1 (AdamW's moments sharded over the ranks), got " +
+                    str(dist.zero_stage()));
 }
 
 // `image_size` and `global_batch` are the model's and the training's.

@@ -5,6 +5,7 @@
 
 #include "comm/staged_all_reduce.h"
 #include "common/stopwatch.h"
+#include "trainer/zero_shards.h"
 #ifdef DGQA_WITH_CUDA
 #include "comm/cuda/nccl_all_reduce.h"
 #endif
@@ -21,6 +22,7 @@ GradientSyncOptions gradient_sync_options(const config::Config& config, int worl
   options.nccl = backend == config::NCCL ||
                  (backend == config::DIST_BACKEND_DEFAULT && cuda && world_size > 1);
   options.timeout_s = config.dist().timeout_s();
+  options.zero = config.dist().zero_stage() == 1;
   return options;
 }
 
@@ -34,7 +36,11 @@ std::unique_ptr<BufferAllReduce> make_nccl_sum(Communicator& comm, double timeou
 
 GradientSync::GradientSync(Communicator& comm, Backend& backend, float* grads, int64_t size,
                            const GradientSyncOptions& options)
-    : grads_(grads), size_(size) {
+    : backend_(backend),
+      grads_(grads),
+      size_(size),
+      zero_(options.zero),
+      shard_bounds_(zero_shard_bounds(size, options.zero ? comm.world_size() : 1)) {
   if (options.nccl) {
     all_reduce_ = make_nccl_sum(comm, options.timeout_s);
     method_ = "NCCL";
@@ -62,11 +68,29 @@ void GradientSync::ready(int64_t first_ready) {
   if (all_reduce_ == nullptr || (!overlap_ && first_ready > 0)) return;
   for (auto& pending : pending_) all_reduce_->test(*pending);  // progress the buckets in flight
   while (started_ < num_buckets() && bucket_begin_[started_] >= first_ready) {
-    const int64_t begin = bucket_begin_[started_];
-    const int64_t end = started_ == 0 ? size_ : bucket_begin_[started_ - 1];
-    pending_.push_back(all_reduce_->start(grads_ + begin, end - begin, "gradient all-reduce"));
+    start_bucket(bucket_begin_[started_], started_ == 0 ? size_ : bucket_begin_[started_ - 1]);
     ++started_;
   }
+}
+
+void GradientSync::start_bucket(int64_t begin, int64_t end) {
+  if (!zero_) {
+    pending_.push_back(all_reduce_->start(grads_ + begin, end - begin, "gradient all-reduce"));
+    return;
+  }
+  const int ranks = static_cast<int>(shard_bounds_.size()) - 1;
+  for (int owner = 0; owner < ranks; ++owner) {
+    const ShardPiece piece = shard_piece(shard_bounds_, owner, begin, end);
+    if (piece.empty()) continue;
+    pending_.push_back(all_reduce_->start_reduce(grads_ + piece.first, piece.last - piece.first,
+                                                 owner, "gradient reduce"));
+  }
+}
+
+void GradientSync::gather_parameters(float* params) {
+  if (!zero_ || all_reduce_ == nullptr) return;
+  all_reduce_->all_gather_ranges(params, shard_bounds_, "parameter all-gather");
+  backend_.note_external_write(params, size_ * sizeof(float));
 }
 
 double GradientSync::finish() {

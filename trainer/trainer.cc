@@ -255,6 +255,11 @@ void Trainer::log_start() {
             << " with " << setup_.threads << " threads, " << training_.gradient_sync().num_buckets()
             << " gradient buckets summed by " << training_.gradient_sync().method()
             << ", key norms summed by " << training_.key_norm_reducer().method();
+  if (config_.dist().zero_stage() == 1) {
+    LOG(INFO) << "ZeRO-1: this rank keeps AdamW's moments of floats ["
+              << training_.optimizer().shard_begin() << ", " << training_.optimizer().shard_end()
+              << ") of " << model_.layout().total_size();
+  }
 }
 
 // The metrics of a step: the allocation and key-norm records, and at log steps the loss,
@@ -396,15 +401,13 @@ void Trainer::checkpoint_or_stop() {
         sum_over_ranks(comm_, correct_since_log_, "training top-1 all-gather");
     position.log_window_bad_images =
         sum_over_ranks(comm_, bad_images_since_log_, "bad-image count all-gather");
-    if (rank_ == 0) {
-      progress_.message("checkpoint " +
-                        write_checkpoint(options_.out_dir, model_, training_.optimizer(),
-                                         training_.weight_ema(), position, config_,
-                                         comm_.world_size(), config_.checkpoint().keep_last()));
-    }
-    // Every rank is alive here (the stop all-reduce completed), and rank 0's write may take
-    // longer than the stop grace: the others wait for it with the whole timeout.
+    // Every rank is alive here (the stop all-reduce completed), and the writes may take longer
+    // than the stop grace: the ranks wait for each other with the whole timeout.
     comm_.set_stop_grace(nullptr, 0);
+    const std::string dir =
+        write_checkpoint(options_.out_dir, model_, training_.optimizer(), training_.weight_ema(),
+                         position, config_, comm_, config_.checkpoint().keep_last());
+    if (rank_ == 0) progress_.message("checkpoint " + dir);
     comm_.barrier("checkpoint write");
     comm_.set_stop_grace(stop_requested, kStopGraceSeconds);
   }

@@ -8,6 +8,7 @@
 #include "common/stopwatch.h"
 #include "trainer/evaluate.h"
 #include "trainer/run_setup.h"
+#include "trainer/zero_shards.h"
 
 namespace dgqa {
 namespace {
@@ -28,6 +29,14 @@ class PhaseClock {
   PhaseTimes* times_;
   Stopwatch stopwatch_;
 };
+
+// This rank's part of the optimizer: under ZeRO-1 its shard of the buffer (the same split as
+// GradientSync's), otherwise all of it.
+OptimizerShard optimizer_shard(const config::Config& config, Communicator& comm, int64_t size) {
+  if (config.dist().zero_stage() != 1) return {0, size, nullptr};
+  const std::vector<int64_t> bounds = zero_shard_bounds(size, comm.world_size());
+  return {bounds[comm.rank()], bounds[comm.rank() + 1], &comm};
+}
 
 }  // namespace
 
@@ -92,7 +101,8 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
       mixer_(config, comm),
-      optimizer_(backend, model.layout(), adamw_settings_from(config)),
+      optimizer_(backend, model.layout(), adamw_settings_from(config),
+                 optimizer_shard(config, comm, model.layout().total_size())),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
                      gradient_sync_options(config, comm.world_size())),
       key_norm_reducer_(comm, gradient_sync_options(config, comm.world_size()),
@@ -144,6 +154,7 @@ StepResult TrainingStep::run(const Batch& batch, int64_t step, int64_t epoch_ste
   clock.charge(&PhaseTimes::communication);
   result.lr = schedule_.at(step);
   result.grad_norm = optimizer_.step(model_.params(), model_.grads(), result.lr);
+  gradient_sync_.gather_parameters(model_.params());
   if (weight_ema_) weight_ema_->update(model_.params(), step + 1);
   clock.charge(&PhaseTimes::optimizer);
   if (!std::isfinite(result.grad_norm)) {  // the global norm: every rank stops here

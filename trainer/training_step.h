@@ -3,8 +3,9 @@
 // (trainer/batch_mixer.h); per micro-batch (train.micro_batch_size) a forward (key norms summed
 // over the ranks inside it) and a backward accumulating into the gradients; the loss summed over
 // the ranks before the last backward, whose gradient buckets are summed as they complete; AdamW at
-// the schedule's rate, then the weight EMA when train.ema_decay is set (docs/design.md §3.6,
-// §5). The optimizer settings and the schedule come from the config here and nowhere else.
+// the schedule's rate (under ZeRO-1 on this rank's shard, then the shards gathered), then the
+// weight EMA when train.ema_decay is set (docs/design.md §3.6, §5). The optimizer settings and
+// the schedule come from the config here and nowhere else.
 #pragma once
 
 #include <cstdint>

@@ -120,17 +120,41 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
   std::unique_ptr<PendingCollective> start(float* data, int64_t count, const char* what) override {
-    auto pending = std::make_unique<NcclPending>(events_, what, ++sums_started_);
-    // The sum starts after everything queued so far on the compute stream: the bucket is ready.
-    DGQA_CUDA_CHECK(cudaEventRecord(produced_, cuda::context().stream));
-    DGQA_CUDA_CHECK(cudaStreamWaitEvent(stream_, produced_, 0));
-    const ncclResult_t queued =
-        ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, nccl_, stream_);
-    if (queued != ncclSuccess && queued != ncclInProgress) fail(what, ncclGetErrorString(queued));
-    // In non-blocking mode the call may still be being queued.
-    settle(what, pending->sequence, pending->waited);
-    DGQA_CUDA_CHECK(cudaEventRecord(pending->done, stream_));
-    return pending;
+    return enqueue(what, [&] {
+      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, nccl_,
+                           stream_);
+    });
+  }
+
+  // In place: NCCL leaves the sum at the root and the other ranks' buffers as they were.
+  std::unique_ptr<PendingCollective> start_reduce(float* data, int64_t count, int root,
+                                                  const char* what) override {
+    return enqueue(what, [&] {
+      return ncclReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, root, nccl_,
+                        stream_);
+    });
+  }
+
+  // One in-place broadcast from each range's owner, in one group.
+  void all_gather_ranges(float* data, const std::vector<int64_t>& bounds,
+                         const char* what) override {
+    if (bounds.size() != static_cast<size_t>(comm_.world_size()) + 1) {
+      throw std::logic_error(std::string(what) + ": not one range per rank");
+    }
+    const std::unique_ptr<PendingCollective> pending = enqueue(what, [&] {
+      const auto queued = [](ncclResult_t result) {
+        return result == ncclSuccess || result == ncclInProgress;
+      };
+      ncclResult_t result = ncclGroupStart();
+      for (int owner = 0; owner < comm_.world_size() && queued(result); ++owner) {
+        float* first = data + bounds[owner];
+        const auto count = static_cast<size_t>(bounds[owner + 1] - bounds[owner]);
+        result = ncclBroadcast(first, first, count, ncclFloat, owner, nccl_, stream_);
+      }
+      const ncclResult_t ended = ncclGroupEnd();
+      return queued(result) ? ended : result;
+    });
+    wait(*pending);
   }
 
   bool test(PendingCollective& pending) override {
@@ -161,6 +185,23 @@ class NcclAllReduce : public BufferAllReduce {
   }
 
  private:
+  // Queues `call` (NCCL's calls on stream_) after the work queued so far on the compute stream,
+  // and the event that marks its end.
+  template <typename NcclCall>
+  std::unique_ptr<NcclPending> enqueue(const char* what, const NcclCall& call) {
+    auto pending = std::make_unique<NcclPending>(events_, what, ++sums_started_);
+    // The collective starts after everything queued so far on the compute stream: its data is
+    // ready.
+    DGQA_CUDA_CHECK(cudaEventRecord(produced_, cuda::context().stream));
+    DGQA_CUDA_CHECK(cudaStreamWaitEvent(stream_, produced_, 0));
+    const ncclResult_t queued = call();
+    if (queued != ncclSuccess && queued != ncclInProgress) fail(what, ncclGetErrorString(queued));
+    // In non-blocking mode the call may still be being queued.
+    settle(what, pending->sequence, pending->waited);
+    DGQA_CUDA_CHECK(cudaEventRecord(pending->done, stream_));
+    return pending;
+  }
+
   // NCCL cannot put two ranks on one GPU: say so clearly instead of NCCL's own error.
   void check_one_gpu_per_rank(int device) const {
     char bus_id[64] = {};

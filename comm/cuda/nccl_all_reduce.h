@@ -10,6 +10,10 @@
 // work queued so far on the compute stream, i.e. the backward kernels that produced the bucket,
 // while backward goes on queueing the rest; wait() makes the compute stream wait for the sum, so
 // the optimizer's kernels see it, without blocking the host longer than needed to bound it.
+// ZeRO-1's reduces (ncclReduce, in place) go the same way; its gather of the parameters' shards is
+// one group of in-place ncclBroadcasts, one from each owner, waited for before it returns. NCCL
+// writes the parameters behind the backend's back: the caller tells the backend
+// (Backend::note_external_write).
 #pragma once
 
 #include <memory>

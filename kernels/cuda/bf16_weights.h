@@ -15,7 +15,8 @@
 //    or over a span that only partly overlaps the range.
 //  - Kernels compute activations and gradients and never write the parameters, so they are not
 //    watched. A new way of writing the parameters must call note_write(); memory written behind
-//    the backend's back (e.g. a collective writing device memory directly) is not seen.
+//    the backend's back (a collective writing device memory directly) is not seen unless the
+//    writer says so (Backend::note_external_write).
 // A product's weight inside the range is read at mirror + offset; one outside it (or straddling
 // its edge) is cast into scratch for that product.
 #pragma once

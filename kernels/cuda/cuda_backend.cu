@@ -36,6 +36,10 @@ void CudaBackend::release(void* pointer) {
 
 // The writes below into the parameters (a restore, an import, a test) make their bf16 copy stale:
 // bf16_weights.h.
+void CudaBackend::note_external_write(const void* pointer, size_t bytes) {
+  if (bf16_ != nullptr) bf16_->weights.note_write(pointer, bytes);
+}
+
 void CudaBackend::zero(void* pointer, size_t bytes) {
   if (bytes == 0) return;
   if (bf16_ != nullptr) bf16_->weights.note_write(pointer, bytes);

@@ -28,6 +28,7 @@ class CudaBackend : public Backend {
   Precision precision() const override { return precision_; }
   // BF16: registers the parameters whose bf16 copy the products read (FP32: nothing to do).
   void set_parameters(const float* params, int64_t count) override;
+  void note_external_write(const void* pointer, size_t bytes) override;
 
   // Zeroed device memory (nullptr for 0 bytes).
   void* allocate(size_t bytes) override;
