@@ -24,12 +24,16 @@ struct RankCase {
   const char* name;
   const char* scheme;
   const char* sets;
+  // Start every run from weights whose position embedding is for a 4x4 patch grid (16 px), which
+  // --init-from resamples to the model's 2x2.
+  bool other_grid = false;
 };
 
 // Every scheme (each with a weight EMA, see below), DGQA_EMA with every fine-tuning option at
 // once (label smoothing, layer-wise LR decay, timm's no-decay rule, a warm-up from a start
-// factor, cosine restarts, drop path, Mixup/CutMix), and PGQA with drop path (its masks follow
-// each image's place in the global batch, not the rank's share).
+// factor, cosine restarts, drop path, Mixup/CutMix, weights for another image size), and PGQA
+// with drop path (its masks follow each image's place in the global batch, not the rank's
+// share).
 const RankCase kRankCases[] = {
     {"MHA", "MHA", ""},
     {"GQA", "GQA", ""},
@@ -42,7 +46,8 @@ const RankCase kRankCases[] = {
      " --set optimizer.no_decay_1d=true --set schedule.warmup_steps=3"
      " --set schedule.warmup_start_factor=0.2 --set schedule.kind=COSINE_RESTARTS"
      " --set schedule.cycle_steps=6 --set schedule.cycle_decay=0.5"
-     " --set model.drop_path_rate=0.3 --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1"},
+     " --set model.drop_path_rate=0.3 --set mixup.mixup_alpha=0.8 --set mixup.cutmix_alpha=1",
+     /*other_grid=*/true},
     {"PGQA_drop_path", "PGQA", " --set model.drop_path_rate=0.5"},
 };
 
@@ -85,6 +90,37 @@ class DistTest : public ::testing::Test {
                                        tests::rank_invariance_config(scheme, max_steps));
   }
 
+  // The weights of one step of `config`, with a position embedding for a 4x4 patch grid in
+  // place of the model's 2x2 (the class token's row, then 16 rows of a smooth pattern).
+  std::string weights_for_another_grid(const std::string& config) {
+    const std::string out = dir_ + "/grid_source";
+    std::string output;
+    EXPECT_EQ(
+        tests::run_command(std::string(DGQA_BINARY) + " train --config " + shell_quote(config) +
+                               " --out " + shell_quote(out) + " --set train.max_steps=1",
+                           &output),
+        0)
+        << output;
+    const SafetensorsFile file = SafetensorsFile::read(out + "/model.safetensors");
+    SafetensorsWriter writer;
+    for (const std::string& name : file.names()) {
+      const TensorData& tensor = file.get(name);
+      if (tensor.dtype == "I64") {
+        writer.add_i64(name, tensor.shape, file.as_i64(name).data());
+      } else if (name != "pos_embed") {
+        writer.add_f32(name, tensor.shape, file.as_f32(name).data());
+      }
+    }
+    const std::vector<float> small = file.as_f32("pos_embed");
+    const int64_t width = file.get("pos_embed").shape[2];
+    std::vector<float> large(small.begin(), small.begin() + width);  // the class token's row
+    for (int64_t i = width; i < 17 * width; ++i) large.push_back(0.02f * std::sin(0.1f * i));
+    writer.add_f32("pos_embed", {1, 17, width}, large.data());
+    const std::string path = dir_ + "/other_grid.safetensors";
+    writer.write(path);
+    return path;
+  }
+
   std::string dir_;
   tests::FixtureDataset data_;
 };
@@ -98,6 +134,8 @@ class RankInvarianceTest : public DistTest, public ::testing::WithParamInterface
 TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
   const std::string scheme = GetParam().scheme;
   const std::string config = write_config(scheme, 20);
+  const std::string init_from =
+      GetParam().other_grid ? " --init-from " + shell_quote(weights_for_another_grid(config)) : "";
   std::map<int, RunRecords> runs;
   for (int ranks : {1, 2, 4}) {
     const std::string out = dir_ + "/out" + std::to_string(ranks);
@@ -106,10 +144,13 @@ TEST_P(RankInvarianceTest, RanksComputeWhatOneRankComputes) {
     // With a weight EMA, which every rank keeps alike and evaluates with the weights.
     const int code =
         tests::run_command(launcher + DGQA_BINARY + " train --config " + shell_quote(config) +
-                               " --out " + shell_quote(out) + GetParam().sets +
+                               " --out " + shell_quote(out) + GetParam().sets + init_from +
                                " --set train.ema_decay=0.9 --set train.ema_warmup=true",
                            &output);
     ASSERT_EQ(code, 0) << ranks << " ranks:\n" << output;
+    if (GetParam().other_grid) {
+      EXPECT_NE(output.find("Resampled pos_embed"), std::string::npos) << output;
+    }
     runs[ranks] = read_run_records(out + "/metrics.jsonl");
   }
   const RunRecords& one = runs[1];
