@@ -109,6 +109,10 @@ case $case_name in
       pgrep -f "slurmstepd: \[$job\." >/dev/null || break
       sleep 0.2
     done
+    # slurmd revokes the first attempt's credential with a time in whole seconds and refuses a
+    # credential made in that same second ("Job credential revoked"): start the next attempt at
+    # least two seconds later.
+    sleep 2
     scontrol update JobId="$job" StartTime=now
     wait_state "$job" COMPLETED 180
     [[ $(job_field "$job" ExitCode) == 0:0 ]] || fail "the job ended with $(job_field "$job" ExitCode)"
