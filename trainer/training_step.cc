@@ -8,7 +8,6 @@
 #include "common/stopwatch.h"
 #include "trainer/evaluate.h"
 #include "trainer/run_setup.h"
-#include "trainer/zero_shards.h"
 
 namespace dgqa {
 namespace {
@@ -30,11 +29,11 @@ class PhaseClock {
   Stopwatch stopwatch_;
 };
 
-// This rank's part of the optimizer: under ZeRO-1 its shard of the buffer (the same split as
-// GradientSync's), otherwise all of it.
-OptimizerShard optimizer_shard(const config::Config& config, Communicator& comm, int64_t size) {
-  if (config.dist().zero_stage() != 1) return {0, size, nullptr};
-  const std::vector<int64_t> bounds = zero_shard_bounds(size, comm.world_size());
+// This rank's part of the optimizer: the shard whose gradient sums GradientSync gives it (all
+// of the buffer without ZeRO-1).
+OptimizerShard optimizer_shard(const GradientSync& sync, Communicator& comm) {
+  const std::vector<int64_t>& bounds = sync.shard_bounds();
+  if (bounds.size() == 2) return {bounds[0], bounds[1], nullptr};
   return {bounds[comm.rank()], bounds[comm.rank() + 1], &comm};
 }
 
@@ -101,10 +100,10 @@ TrainingStep::TrainingStep(const config::Config& config, VisionTransformer& mode
       label_smoothing_(config.optimizer().label_smoothing()),
       schedule_(lr_schedule_from(config, total_steps)),
       mixer_(config, comm),
-      optimizer_(backend, model.layout(), adamw_settings_from(config),
-                 optimizer_shard(config, comm, model.layout().total_size())),
       gradient_sync_(comm, backend, model.grads(), model.layout().total_size(),
                      gradient_sync_options(config, comm.world_size())),
+      optimizer_(backend, model.layout(), adamw_settings_from(config),
+                 optimizer_shard(gradient_sync_, comm)),
       key_norm_reducer_(comm, gradient_sync_options(config, comm.world_size()),
                         gradient_sync_.nccl_sum(), "key-norm all-reduce") {
   if (config.train().ema_decay() > 0) {

@@ -83,9 +83,9 @@ class TrainingStep {
   const float label_smoothing_;
   const LrSchedule schedule_;
   BatchMixer mixer_;
-  AdamW optimizer_;
-  std::unique_ptr<WeightEma> weight_ema_;
   GradientSync gradient_sync_;
+  AdamW optimizer_;  // after gradient_sync_, whose ZeRO-1 shard it updates
+  std::unique_ptr<WeightEma> weight_ema_;
   KeyNormReducer key_norm_reducer_;  // after gradient_sync_, whose NCCL sum it may share
 };
 
