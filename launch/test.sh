@@ -24,7 +24,7 @@ ctest --test-dir "${DGQA_BUILD_DIR:-build}" --output-on-failure --parallel "$(np
 
 # The suite again in the sanitizer build (AddressSanitizer, LeakSanitizer and
 # UndefinedBehaviorSanitizer, CPU code only; tests/CMakeLists.txt says which tests run without
-# leak checking), all but FashionMnistFolderTest (two epochs of training, the slowest test).
+# leak checking), all but FashionMnistFolderTest (all of Fashion-MNIST written and read as PNGs, the slowest test).
 # DGQA_SKIP_SANITIZED=1 skips this part.
 if [[ ${DGQA_SKIP_SANITIZED:-0} != 1 ]]; then
   DGQA_BUILD_DIR=${DGQA_SANITIZE_BUILD_DIR:-build-sanitize} launch/build.sh -DDGQA_SANITIZE=ON

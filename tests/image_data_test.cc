@@ -3,6 +3,8 @@
 // `bench --data-only` read them (docs/design.md §5.10).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -386,11 +388,44 @@ TEST(TorchvisionEvalTest, DumpDataMatchesTorchvisionWithinOneLevel) {
 namespace dgqa {
 namespace {
 
-// Fashion-MNIST from Debian's dataset-fashion-mnist, written as a PNG folder by `dgqa pack`:
-// the same weights evaluate to the same loss and top-1, bit for bit (one example per batch,
-// docs/design.md §5.10), and one epoch of the default job reaches the IDX run's accuracy (the
-// examples come in another order, so the runs differ in detail).
-TEST(FashionMnistFolderTest, PngCopyEvaluatesAndTrainsLikeTheIdxFiles) {
+// Labels written by `dump-data --labels-out`: an int64 .npy (format 1.0, one dimension).
+std::vector<int64_t> read_npy_labels(const std::string& path) {
+  const std::string bytes = tests::read_file(path);
+  const size_t data_start = 10 + static_cast<uint8_t>(bytes.at(8)) +
+                            256 * static_cast<size_t>(static_cast<uint8_t>(bytes.at(9)));
+  std::vector<int64_t> labels((bytes.size() - data_start) / sizeof(int64_t));
+  std::memcpy(labels.data(), bytes.data() + data_start, labels.size() * sizeof(int64_t));
+  return labels;
+}
+
+// A split as dump-data wrote it, as a sorted list of (label, hash of the image's floats): equal
+// lists mean the same labelled images, in whatever order.
+std::vector<std::pair<int64_t, uint64_t>> labelled_image_multiset(const std::string& images,
+                                                                  const std::string& labels) {
+  const NpyArray inputs = read_npy_f32(images);
+  const std::vector<int64_t> label = read_npy_labels(labels);
+  EXPECT_EQ(static_cast<int64_t>(label.size()), inputs.shape.at(0)) << labels;
+  const size_t per_image = inputs.data.size() / label.size();
+  std::vector<std::pair<int64_t, uint64_t>> items;
+  for (size_t n = 0; n < label.size(); ++n) {
+    uint64_t hash = 1469598103934665603ULL;  // FNV-1a over the float bits
+    for (size_t i = n * per_image; i < (n + 1) * per_image; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &inputs.data[i], sizeof(bits));
+      hash = (hash ^ bits) * 1099511628211ULL;
+    }
+    items.emplace_back(label[n], hash);
+  }
+  std::sort(items.begin(), items.end());
+  return items;
+}
+
+// Fashion-MNIST from Debian's dataset-fashion-mnist, written as a PNG folder by `dgqa pack`: the
+// training split holds the same labelled images as the IDX files (as the model receives them,
+// compared as a multiset: the folder lists them by class), the same weights evaluate to the same
+// loss and top-1, bit for bit (one example per batch, docs/design.md §5.10), and the default job
+// trains on the copy.
+TEST(FashionMnistFolderTest, PngCopyHoldsTheIdxImagesAndEvaluatesLikeThem) {
   const std::string config = std::string(DGQA_SOURCE_DIR) + "/configs/default.pbtxt";
   if (!tests::file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
     GTEST_SKIP() << "needs Debian's dataset-fashion-mnist";
@@ -400,6 +435,18 @@ TEST(FashionMnistFolderTest, PngCopyEvaluatesAndTrainsLikeTheIdxFiles) {
   ASSERT_EQ(dgqa("pack --config " + config + " --as folder --out " + dir + "/png").exit_code, 0);
   const std::string png = " --set data.format=IMAGE_FOLDER --set data.root=" + dir +
                           "/png --set data.eval_resize=RESIZE";
+
+  for (const std::string format : {"idx", "png"}) {
+    const DgqaRun dump = dgqa("dump-data --config " + config + (format == "png" ? png : "") +
+                              " --split train --count 60000 --out " + dir + "/" + format +
+                              ".npy --labels-out " + dir + "/" + format + "_labels.npy");
+    ASSERT_EQ(dump.exit_code, 0) << dump.err;
+  }
+  const auto idx_train = labelled_image_multiset(dir + "/idx.npy", dir + "/idx_labels.npy");
+  ASSERT_EQ(idx_train.size(), 60000u);
+  EXPECT_EQ(idx_train.front().first, 0);
+  EXPECT_EQ(idx_train.back().first, 9);
+  EXPECT_TRUE(idx_train == labelled_image_multiset(dir + "/png.npy", dir + "/png_labels.npy"));
 
   ASSERT_EQ(
       dgqa("train --config " + config + " --set train.max_steps=300 --out " + dir + "/w").exit_code,
@@ -413,17 +460,14 @@ TEST(FashionMnistFolderTest, PngCopyEvaluatesAndTrainsLikeTheIdxFiles) {
   EXPECT_EQ(folder.out, idx.out);
   EXPECT_EQ(json::parse(idx.out).at("examples"), 10000);
 
-  double top1[2];
-  for (int i = 0; i < 2; ++i) {
-    const std::string out = dir + (i == 0 ? "/epoch_idx" : "/epoch_png");
-    const DgqaRun run = dgqa("train --config " + config + (i == 0 ? "" : png) + " --out " + out);
-    ASSERT_EQ(run.exit_code, 0) << run.err;
-    const tests::RunRecords records = tests::read_run_records(out + "/metrics.jsonl");
-    ASSERT_FALSE(records.evals.empty());
-    top1[i] = records.evals.back().at("top1").get<double>();
-  }
-  EXPECT_GT(top1[0], 0.83);
-  EXPECT_NEAR(top1[1], top1[0], 0.01);
+  // 300 steps on the copy learn as 300 on the IDX files do (75.9% top-1; another order of the
+  // same images, so not the same figure).
+  const DgqaRun run =
+      dgqa("train --config " + config + png + " --set train.max_steps=300 --out " + dir + "/p");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const tests::RunRecords records = tests::read_run_records(dir + "/p/metrics.jsonl");
+  ASSERT_FALSE(records.evals.empty());
+  EXPECT_GT(records.evals.back().at("top1").get<double>(), 0.72);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -14,12 +15,39 @@
 
 namespace dgqa::tests {
 
+namespace {
+
+// The folders make_temp_dir made in this process, removed when it exits unless a test failed (kept
+// to look at) or DGQA_KEEP_TEST_DIRS is set. Some hold a whole dataset copy: left behind, the
+// suite's runs would fill the temp dir.
+std::vector<std::string>& temp_dirs_made() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
+void remove_temp_dirs_at_exit() {
+  const std::vector<std::string>& dirs = temp_dirs_made();
+  if (::testing::UnitTest::GetInstance()->Failed() || std::getenv("DGQA_KEEP_TEST_DIRS")) {
+    std::fprintf(stderr, "kept the %zu temporary folder(s) of this test run, e.g. %s\n",
+                 dirs.size(), dirs.front().c_str());
+    return;
+  }
+  for (const std::string& dir : dirs) {
+    std::error_code ignored;  // a folder a test removed itself is fine
+    std::filesystem::remove_all(dir, ignored);
+  }
+}
+
+}  // namespace
+
 std::string make_temp_dir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
   std::vector<char> buffer(pattern.begin(), pattern.end());
   buffer.push_back('\0');
   if (mkdtemp(buffer.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + pattern);
+  if (temp_dirs_made().empty()) std::atexit(remove_temp_dirs_at_exit);
+  temp_dirs_made().emplace_back(buffer.data());
   return std::string(buffer.data());
 }
 

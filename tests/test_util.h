@@ -8,7 +8,8 @@
 
 namespace dgqa::tests {
 
-// A fresh empty directory under the system temp dir, unique to this call.
+// A fresh empty directory under the system temp dir, unique to this call; removed with its contents
+// when the process exits, unless a test failed or DGQA_KEEP_TEST_DIRS is set.
 std::string make_temp_dir(const std::string& prefix);
 
 // Deterministic pseudo-random floats in [lo, hi) (a small LCG: tests must not depend on libc).

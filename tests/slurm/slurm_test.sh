@@ -85,7 +85,16 @@ wait_steps() {
   fail "the run $1 did not log $2 steps"
 }
 
-ranks_of() { pgrep -f "dgqa train .*--out $work/$1 " || true; }
+# ranks_of NAME: the PIDs of the run's ranks. srun's own command line holds the same words, so
+# only processes of the dgqa binary count (PIDs wrap on a busy machine: the highest PID need not
+# be a rank).
+ranks_of() {
+  local pid
+  for pid in $(pgrep -f "dgqa train .*--out $work/$1 "); do
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dgqa ]] && echo "$pid"
+  done
+  true
+}
 
 case $case_name in
   completes)
@@ -138,8 +147,9 @@ case $case_name in
   dead-rank)
     job=$(single_node run --set train.max_steps=100000) || fail "sbatch failed"
     wait_steps run 3
-    victim=$(ranks_of run | tail -n 1)
-    [[ -n $victim ]] || fail "no rank found"
+    ranks=$(ranks_of run)
+    (($(wc -w <<<"$ranks") == 2)) || fail "found ranks '$ranks', not two"
+    victim=$(tail -n 1 <<<"$ranks")
     start=$SECONDS
     kill -KILL "$victim"
     wait_state "$job" FAILED 60
