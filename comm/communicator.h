@@ -17,6 +17,7 @@ struct RankInfo {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;         // index among the ranks on this node (selects the GPU)
+  int local_size = 1;         // ranks on this node (1 when the launcher does not say)
   std::string launcher = "";  // "openmpi", "slurm", "pmi", or "" for a plain process
 };
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "comm/launch_env.h"
 #include "common/error.h"
@@ -16,15 +17,19 @@ namespace {
 const char* const kLaunchVariables[] = {"OMPI_COMM_WORLD_RANK",
                                         "OMPI_COMM_WORLD_SIZE",
                                         "OMPI_COMM_WORLD_LOCAL_RANK",
+                                        "OMPI_COMM_WORLD_LOCAL_SIZE",
                                         "SLURM_PROCID",
                                         "SLURM_NTASKS",
                                         "SLURM_LOCALID",
                                         "SLURM_JOB_ID",
+                                        "SLURM_NODEID",
+                                        "SLURM_STEP_TASKS_PER_NODE",
                                         "PMI_RANK",
                                         "PMI_SIZE",
                                         "PMIX_RANK",
                                         "MPI_LOCALRANKID",
-                                        "PMI_LOCAL_RANK"};
+                                        "PMI_LOCAL_RANK",
+                                        "MPI_LOCALNRANKS"};
 
 // Every test starts from an environment without launch variables (this program may itself run
 // under a launcher) and leaves it as it found it.
@@ -167,6 +172,63 @@ TEST_F(LaunchEnvTest, RankMustBeBelowWorldSize) {
   set_env("SLURM_LOCALID", "4");
   ASSERT_TRUE(detect_error().has_value());
   EXPECT_NE(detect_error()->find("SLURM_LOCALID"), std::string::npos) << *detect_error();
+}
+
+TEST_F(LaunchEnvTest, LocalSizeIsOneUnlessTheLauncherSaysMore) {
+  set_env("OMPI_COMM_WORLD_RANK", "3");
+  set_env("OMPI_COMM_WORLD_SIZE", "4");
+  EXPECT_EQ(detect_rank_info().local_size, 1);
+  set_env("OMPI_COMM_WORLD_LOCAL_SIZE", "2");
+  EXPECT_EQ(detect_rank_info().local_size, 2);
+  unsetenv("OMPI_COMM_WORLD_RANK");
+  unsetenv("OMPI_COMM_WORLD_SIZE");
+  set_env("PMI_RANK", "2");
+  set_env("PMI_SIZE", "3");
+  set_env("MPI_LOCALNRANKS", "3");
+  EXPECT_EQ(detect_rank_info().local_size, 3);
+}
+
+// srun gives the tasks per node as a layout; this node's entry is the local size.
+TEST_F(LaunchEnvTest, SlurmLocalSizeIsThisNodesEntryOfTheLayout) {
+  set_env("SLURM_PROCID", "0");
+  set_env("SLURM_NTASKS", "9");
+  EXPECT_EQ(detect_rank_info().local_size, 1);
+  set_env("SLURM_STEP_TASKS_PER_NODE", "2(x3),3");
+  EXPECT_EQ(detect_rank_info().local_size, 1) << "no SLURM_NODEID: unknown";
+  for (const auto& [node, tasks] : {std::pair{"0", 2}, {"2", 2}, {"3", 3}, {"4", 1}}) {
+    set_env("SLURM_NODEID", node);
+    EXPECT_EQ(detect_rank_info().local_size, tasks) << "node " << node;
+  }
+  set_env("SLURM_STEP_TASKS_PER_NODE", "4");
+  set_env("SLURM_NODEID", "0");
+  EXPECT_EQ(detect_rank_info().local_size, 4);
+  for (const char* bad : {"", "x", "2(x", "2(x)", "(x3)", "2(x3", "0", "2,,1", "2(y3)"}) {
+    set_env("SLURM_STEP_TASKS_PER_NODE", bad);
+    const std::optional<std::string> error = detect_error();
+    ASSERT_TRUE(error.has_value()) << "layout '" << bad << "' accepted";
+    EXPECT_NE(error->find("SLURM_STEP_TASKS_PER_NODE"), std::string::npos) << *error;
+  }
+}
+
+TEST_F(LaunchEnvTest, LocalSizeMustHoldTheLocalRankAndFitTheWorld) {
+  set_env("OMPI_COMM_WORLD_RANK", "3");
+  set_env("OMPI_COMM_WORLD_SIZE", "4");
+  set_env("OMPI_COMM_WORLD_LOCAL_RANK", "2");
+  set_env("OMPI_COMM_WORLD_LOCAL_SIZE", "2");
+  ASSERT_TRUE(detect_error().has_value());
+  EXPECT_NE(detect_error()->find(
+                "OMPI_COMM_WORLD_LOCAL_RANK=2 is not below OMPI_COMM_WORLD_LOCAL_SIZE=2"),
+            std::string::npos)
+      << *detect_error();
+  set_env("OMPI_COMM_WORLD_LOCAL_SIZE", "5");
+  ASSERT_TRUE(detect_error().has_value());
+  EXPECT_NE(detect_error()->find("OMPI_COMM_WORLD_LOCAL_SIZE gives 5 ranks on this node, more "
+                                 "than OMPI_COMM_WORLD_SIZE=4"),
+            std::string::npos)
+      << *detect_error();
+  set_env("OMPI_COMM_WORLD_LOCAL_SIZE", "0");
+  ASSERT_TRUE(detect_error().has_value());
+  EXPECT_NE(detect_error()->find("OMPI_COMM_WORLD_LOCAL_SIZE=0"), std::string::npos);
 }
 
 TEST_F(LaunchEnvTest, WorldSizeMustBeSetAndPositive) {

@@ -91,6 +91,8 @@ TEST(CommunicatorTest, RankAndSizeComeFromTheLauncher) {
   EXPECT_EQ(comm().world_size(), launched.world_size);
   EXPECT_EQ(comm().info().local_rank, launched.local_rank);
   EXPECT_EQ(comm().info().launcher, launched.launcher);
+  // The tests' mpirun starts every rank on this machine.
+  EXPECT_EQ(comm().info().local_size, comm().world_size());
 }
 
 TEST(CommunicatorTest, AllReduceSum) {

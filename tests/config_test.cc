@@ -580,8 +580,10 @@ TEST_F(ConfigTest, ShapesWhoseCountsOverflowIntNameTheirField) {
 TEST_F(ConfigTest, MemoryEstimateAddsItsParts) {
   const config::Config config = load();
   const ModelConfig model = model_config_from(config);
-  const MemoryNeed train = estimate_memory(config, model, {64, "train.global_batch_size"}, true, 2);
-  const MemoryNeed eval = estimate_memory(config, model, {64, "train.global_batch_size"}, false, 1);
+  const MemoryNeed train =
+      estimate_memory(config, model, {64, "train.global_batch_size"}, true, 2, 1);
+  const MemoryNeed eval =
+      estimate_memory(config, model, {64, "train.global_batch_size"}, false, 1, 1);
   const double params = parameter_count(model).total();
   EXPECT_DOUBLE_EQ(train.weight_bytes, 10 * 4 * params);
   EXPECT_DOUBLE_EQ(eval.weight_bytes, 5 * 4 * params);
@@ -599,11 +601,11 @@ TEST_F(ConfigTest, MemoryEstimateOfMicroBatchesAndRecompute) {
   const config::Config config = load({"train.micro_batch_size=16"});
   const ModelConfig model = model_config_from(config);
   const RankBatch micro{16, "train.micro_batch_size", 64};
-  const MemoryNeed train = estimate_memory(config, model, micro, true, 1);
+  const MemoryNeed train = estimate_memory(config, model, micro, true, 1, 1);
   EXPECT_DOUBLE_EQ(train.activation_bytes, 4 * activation_floats(model, 16));
   EXPECT_DOUBLE_EQ(train.input_bytes, 5 * 64 * 28 * 28 * 4.0);
   const config::Config recompute = load({"train.recompute=BLOCK"});
-  EXPECT_DOUBLE_EQ(estimate_memory(recompute, model, micro, true, 1).activation_bytes,
+  EXPECT_DOUBLE_EQ(estimate_memory(recompute, model, micro, true, 1, 1).activation_bytes,
                    4 * activation_floats(model, 16, /*recompute=*/true));
   EXPECT_LT(activation_floats(model, 16, true), activation_floats(model, 16));
 }
@@ -612,10 +614,10 @@ TEST_F(ConfigTest, MemoryCheckNamesTheFieldsBehindTheLargestPart) {
   const auto message_for = [&](const std::vector<std::string>& overrides, int batch) {
     const config::Config config = load(overrides);
     const MemoryNeed need = estimate_memory(config, model_config_from(config),
-                                            {batch, "train.eval_batch_size"}, true, 1);
-    EXPECT_NO_THROW(check_memory(need, 0));  // unknown machine memory: no check
-    EXPECT_NO_THROW(check_memory(need, need.total_bytes()));
-    return tests::input_error_of([&] { check_memory(need, need.total_bytes() / 2); });
+                                            {batch, "train.eval_batch_size"}, true, 1, 1);
+    EXPECT_NO_THROW(check_memory(need, 0, 1));  // unknown machine memory: no check
+    EXPECT_NO_THROW(check_memory(need, need.total_bytes(), 1));
+    return tests::input_error_of([&] { check_memory(need, need.total_bytes() / 2, 1); });
   };
   std::string message = message_for({"model.depth=100", "model.embed_dim=4800"}, 1);
   EXPECT_EQ(message.find("model.embed_dim, model.depth: the run needs about "), 0u) << message;
@@ -628,6 +630,35 @@ TEST_F(ConfigTest, MemoryCheckNamesTheFieldsBehindTheLargestPart) {
   EXPECT_NE(message.find("of activations for 256 images a pass (train.eval_batch_size)"),
             std::string::npos)
       << message;
+}
+
+// Under ZeRO-1 each rank holds one shard of the two moments and of their checkpoint copies.
+TEST_F(ConfigTest, MemoryEstimateShardsTheMomentsUnderZero) {
+  const config::Config zero = load({"dist.zero_stage=1"});
+  const ModelConfig model = model_config_from(zero);
+  const double params = parameter_count(model).total();
+  const RankBatch batch{16, "train.global_batch_size"};
+  EXPECT_DOUBLE_EQ(estimate_memory(zero, model, batch, true, 1, 1).weight_bytes, 10 * 4 * params);
+  EXPECT_DOUBLE_EQ(estimate_memory(zero, model, batch, true, 1, 4).weight_bytes, 7 * 4 * params);
+  EXPECT_DOUBLE_EQ(estimate_memory(load(), model, batch, true, 1, 4).weight_bytes, 10 * 4 * params);
+  EXPECT_DOUBLE_EQ(estimate_memory(zero, model, batch, false, 1, 4).weight_bytes, 5 * 4 * params);
+}
+
+// The ranks of one machine share its memory: each rank's need counts once per rank there.
+TEST_F(ConfigTest, MemoryCheckCountsEveryRankOfTheMachine) {
+  const config::Config config = load({"model.depth=100", "model.embed_dim=480"});
+  const MemoryNeed need = estimate_memory(config, model_config_from(config),
+                                          {1, "train.global_batch_size"}, true, 1, 4);
+  EXPECT_NO_THROW(check_memory(need, 3 * need.total_bytes(), 1));
+  EXPECT_NO_THROW(check_memory(need, 3 * need.total_bytes(), 3));
+  const std::string message =
+      tests::input_error_of([&] { check_memory(need, 3 * need.total_bytes(), 4); });
+  EXPECT_EQ(message.find("model.embed_dim, model.depth: the 4 ranks on this machine need about "),
+            0u)
+      << message;
+  EXPECT_NE(message.find(" each) of memory, more than this machine's "), std::string::npos)
+      << message;
+  EXPECT_NE(message.find(" (MemTotal); per rank: "), std::string::npos) << message;
 }
 
 TEST(MachineMemoryTest, ReadsMemTotal) {

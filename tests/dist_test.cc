@@ -12,6 +12,8 @@
 #include "io/safetensors.h"
 #include "tests/fixtures.h"
 #include "tests/test_util.h"
+#include "trainer/config.h"
+#include "trainer/memory_check.h"
 
 namespace dgqa {
 namespace {
@@ -372,6 +374,34 @@ TEST_F(DistTest, BatchNotDivisibleByRanksIsBadInput) {
       &output);
   EXPECT_EQ(code, 2) << output;
   EXPECT_NE(output.find("train.global_batch_size"), std::string::npos) << output;
+}
+
+// The ranks that mpirun starts on this machine share its memory: a model whose training state
+// fills about two thirds of it fits one rank and is refused for two, before anything is allocated.
+TEST_F(DistTest, RanksThatTogetherOverfillTheMachineAreRefused) {
+  const double machine = machine_memory_bytes();
+  if (machine <= 0) GTEST_SKIP() << "no MemTotal in /proc/meminfo";
+  const std::string config = write_config("GQA", 2);
+  std::vector<std::string> sets = {"model.embed_dim=1024", ""};
+  double per_rank = 0;
+  for (int depth = 1; per_rank < 0.6 * machine; ++depth) {
+    sets[1] = "model.depth=" + std::to_string(depth);
+    const config::Config loaded = load_config(config, sets);
+    per_rank = estimate_memory(loaded, model_config_from(loaded), {16, "train.global_batch_size"},
+                               /*training=*/true, /*loaders=*/2, /*world_size=*/2)
+                   .total_bytes();
+  }
+  ASSERT_LT(per_rank, machine);
+  std::string output;
+  const int code = tests::run_command(
+      mpirun_prefix(2) + DGQA_BINARY + " train --config " + shell_quote(config) + " --out " +
+          shell_quote(dir_ + "/out") + " --set " + sets[0] + " --set " + sets[1],
+      &output);
+  EXPECT_EQ(code, 2) << output;
+  EXPECT_NE(output.find("model.embed_dim, model.depth: the 2 ranks on this machine need about "),
+            std::string::npos)
+      << output;
+  EXPECT_FALSE(tests::file_exists(dir_ + "/out/model.safetensors"));
 }
 
 // `dgqa bench` under mpirun: each rank trains its shard, rank 0 alone prints the report.

@@ -22,6 +22,9 @@ constexpr double kEvaluationCopies = 5;
 // A weight EMA (train.ema_decay) adds its buffer and, while it is evaluated or checkpointed,
 // host copies of it and of the weights (counted, not measured).
 constexpr double kWeightEmaCopies = 3;
+// Of the training copies, AdamW's two moments and their checkpoint copies: one shard of each
+// per rank under ZeRO-1.
+constexpr double kMomentCopies = 4;
 
 // Host memory per transformer block beyond its tensors (names, shapes, DGQA state, metrics):
 // about 35 KB each, measured at depth 20000.
@@ -63,13 +66,15 @@ std::string driving_fields(const MemoryNeed& need) {
 }  // namespace
 
 MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& model,
-                           const RankBatch& batch, bool training, int loaders) {
+                           const RankBatch& batch, bool training, int loaders, int world_size) {
   MemoryNeed need;
   need.batch = batch;
   need.parameters = parameter_count(model);
-  const double copies =
-      training ? kTrainingCopies + (config.train().ema_decay() > 0 ? kWeightEmaCopies : 0)
-               : kEvaluationCopies;
+  double copies = kEvaluationCopies;
+  if (training) {
+    copies = kTrainingCopies + (config.train().ema_decay() > 0 ? kWeightEmaCopies : 0);
+    if (config.dist().zero_stage() == 1) copies -= kMomentCopies * (1 - 1.0 / world_size);
+  }
   need.weight_bytes = copies * 4.0 * need.parameters.total();
   need.bookkeeping_bytes = kBytesPerBlock * model.depth;
   need.activation_bytes =
@@ -98,12 +103,18 @@ double machine_memory_bytes() {
   return 0;
 }
 
-void check_memory(const MemoryNeed& need, double available_bytes) {
-  if (available_bytes <= 0 || need.total_bytes() <= available_bytes) return;
+void check_memory(const MemoryNeed& need, double available_bytes, int ranks_on_machine) {
+  const double machine_need = need.total_bytes() * ranks_on_machine;
+  if (available_bytes <= 0 || machine_need <= available_bytes) return;
+  const std::string needed = ranks_on_machine == 1
+                                 ? "the run needs about " + gib(machine_need)
+                                 : "the " + std::to_string(ranks_on_machine) +
+                                       " ranks on this machine need about " + gib(machine_need) +
+                                       " (" + gib(need.total_bytes()) + " each)";
   throw InputError(
-      driving_fields(need) + ": the run needs about " + gib(need.total_bytes()) +
-      " of memory, more than this machine's " + gib(available_bytes) +
-      " (MemTotal): " + gib(need.weight_bytes + need.bookkeeping_bytes) + " for " +
+      driving_fields(need) + ": " + needed + " of memory, more than this machine's " +
+      gib(available_bytes) + (ranks_on_machine == 1 ? " (MemTotal): " : " (MemTotal); per rank: ") +
+      gib(need.weight_bytes + need.bookkeeping_bytes) + " for " +
       count_text(need.parameters.total()) +
       " parameters (with gradients, optimizer state, host copies and per-block bookkeeping), " +
       gib(need.activation_bytes) + " of activations for " + std::to_string(need.batch.images) +

@@ -34,15 +34,17 @@ struct MemoryNeed {
 };
 
 // `loaders` is how many batch loaders (training, test) hold batches of up to
-// max(batch.images, batch.loader_images) images.
+// max(batch.images, batch.loader_images) images; `world_size` divides AdamW's moments (and
+// their checkpoint copies) under dist.zero_stage 1.
 MemoryNeed estimate_memory(const config::Config& config, const ModelConfig& model,
-                           const RankBatch& batch, bool training, int loaders);
+                           const RankBatch& batch, bool training, int loaders, int world_size);
 
 // MemTotal of /proc/meminfo in bytes; 0 when it cannot be read.
 double machine_memory_bytes();
 
-// Throws InputError when need.total_bytes() exceeds available_bytes (0: unknown, no check). The
-// message starts with the fields behind the largest part of the estimate.
-void check_memory(const MemoryNeed& need, double available_bytes);
+// Throws InputError when the need of the ranks_on_machine ranks that share this machine's memory
+// (each needing need.total_bytes()) exceeds available_bytes (0: unknown, no check). The message
+// starts with the fields behind the largest part of the estimate.
+void check_memory(const MemoryNeed& need, double available_bytes, int ranks_on_machine);
 
 }  // namespace dgqa

@@ -55,8 +55,8 @@ RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunPa
   // On cuda the model lives in GPU memory, which this estimate does not read.
   if (config.train().backend() == "cpu") {
     const int loaders = (train_loader ? 1 : 0) + (test_loader ? 1 : 0);
-    check_memory(estimate_memory(config, model_config, batch, parts.training, loaders),
-                 machine_memory_bytes());
+    check_memory(estimate_memory(config, model_config, batch, parts.training, loaders, world),
+                 machine_memory_bytes(), comm.info().local_size);
   }
   backend = make_backend(backend_options_from(config, comm.info().local_rank));
   if (parts.profile) {
