@@ -547,9 +547,11 @@ TEST_F(ConfigTest, ThreadCountIsCappedAt1024) {
   EXPECT_EQ(load({"train.threads=1024"}).train().threads(), 1024);
   for (const char* value : {"1025", "100000", "-1"}) {
     const std::string message = load_error({std::string("train.threads=") + value});
-    EXPECT_NE(message.find("train.threads: must be in [0, 1024] (0 = all cores), got " +
-                           std::string(value)),
-              std::string::npos)
+    EXPECT_NE(
+        message.find(
+            "train.threads: must be in [0, 1024] (0 = the cores, shared among the ranks), got " +
+            std::string(value)),
+        std::string::npos)
         << message;
   }
 }

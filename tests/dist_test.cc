@@ -2,11 +2,15 @@
 // 1 rank x B computes, for every scheme; and a rank that dies or hangs ends the whole job.
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
+#include <thread>
 
 #include "io/npy.h"
 #include "io/safetensors.h"
@@ -402,6 +406,42 @@ TEST_F(DistTest, RanksThatTogetherOverfillTheMachineAreRefused) {
             std::string::npos)
       << output;
   EXPECT_FALSE(tests::file_exists(dir_ + "/out/model.safetensors"));
+}
+
+// The thread count of a training run (rank 0's "with N threads").
+int threads_in_log(const std::string& log) {
+  const size_t at = log.find(" threads, ");
+  if (at == std::string::npos) return -1;
+  return std::stoi(log.substr(log.rfind(' ', at - 1) + 1));
+}
+
+// Ranks started without a thread count (no train.threads, no OMP_NUM_THREADS) and not bound
+// to cores share the machine's cores out instead of each starting a thread per core.
+TEST_F(DistTest, RanksWithoutAThreadCountShareTheCores) {
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  const int cores = CPU_COUNT(&allowed);
+  const int machine_cores = static_cast<int>(std::thread::hardware_concurrency());
+  const std::string config = write_config("GQA", 1);
+  const std::string run = " train --config " + shell_quote(config) + " --set train.threads=0";
+  std::string output;
+  ASSERT_EQ(tests::run_command("env -u OMP_NUM_THREADS " + std::string(DGQA_BINARY) + run +
+                                   " --out " + shell_quote(dir_ + "/one"),
+                               &output),
+            0)
+      << output;
+  EXPECT_EQ(threads_in_log(output), cores) << output;
+  for (int ranks : {2, 4}) {
+    ASSERT_EQ(tests::run_command("env -u OMP_NUM_THREADS " + shell_quote(tests::mpiexec_path()) +
+                                     " --allow-run-as-root --oversubscribe --bind-to none -np " +
+                                     std::to_string(ranks) + " " + DGQA_BINARY + run + " --out " +
+                                     shell_quote(dir_ + "/" + std::to_string(ranks)),
+                                 &output),
+              0)
+        << output;
+    EXPECT_EQ(threads_in_log(output), std::max(1, std::min(cores, machine_cores / ranks)))
+        << ranks << " ranks: " << output;
+  }
 }
 
 // `dgqa bench` under mpirun: each rank trains its shard, rank 0 alone prints the report.

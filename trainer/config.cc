@@ -652,9 +652,9 @@ void validate_train(const config::Train& train, const Checker& check) {
   check.in_range("train.ema_decay", train.ema_decay(), 0.0f, 1.0f, /*open_above=*/true);
   check.require(!train.ema_warmup() || train.ema_decay() > 0, "train.ema_warmup",
                 "needs train.ema_decay > 0 (0 turns the weight EMA off)");
-  check.require(
-      train.threads() >= 0 && train.threads() <= cpu::kMaxThreads, "train.threads",
-      "must be in [0, " + str(cpu::kMaxThreads) + "] (0 = all cores), got " + str(train.threads()));
+  check.require(train.threads() >= 0 && train.threads() <= cpu::kMaxThreads, "train.threads",
+                "must be in [0, " + str(cpu::kMaxThreads) +
+                    "] (0 = the cores, shared among the ranks), got " + str(train.threads()));
 
 #ifdef DGQA_WITH_CUDA
   const bool known_backend = train.backend() == "cpu" || train.backend() == "cuda";

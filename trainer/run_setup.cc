@@ -36,7 +36,7 @@ RankBatch largest_batch(const config::Config& config, const RunParts& parts,
 
 RunSetup::RunSetup(const config::Config& config, Communicator& comm, const RunParts& parts)
     : model_config(model_config_from(config)) {
-  threads = cpu::set_threads(config.train().threads());
+  threads = cpu::set_threads(config.train().threads(), comm.info().local_size);
   const int rank = comm.rank(), world = comm.world_size();
   if (parts.train_data) train_set = open_split(config, model_config, /*train=*/true);
   if (parts.test_data) test_set = open_split(config, model_config, /*train=*/false);

@@ -3,15 +3,24 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace dgqa::cpu {
 
-int set_threads(int n) {
+int set_threads(int n, int ranks_on_machine) {
   if (n < 0 || n > kMaxThreads) {
     throw std::invalid_argument("set_threads: " + std::to_string(n) + " is outside [0, " +
                                 std::to_string(kMaxThreads) + "]");
+  }
+  if (n == 0 && std::getenv("OMP_NUM_THREADS") == nullptr && ranks_on_machine > 1) {
+    const int machine_cores = static_cast<int>(std::thread::hardware_concurrency());  // 0: unknown
+    if (machine_cores > 0) {
+      n = std::max(1, std::min(omp_get_max_threads(), machine_cores / ranks_on_machine));
+    }
   }
   if (n > 0) omp_set_num_threads(n);
   return omp_get_max_threads();

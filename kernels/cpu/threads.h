@@ -10,10 +10,13 @@ namespace dgqa::cpu {
 // OpenMP (100000 threads overflow a stack inside libgomp's team start: SIGSEGV).
 constexpr int kMaxThreads = 1024;
 
-// 0 < n <= kMaxThreads sets OpenMP's thread count; n == 0 leaves the default (all cores, or
-// OMP_NUM_THREADS when set). Returns the count in use. Other n throw std::invalid_argument
-// (validate_config refuses them first).
-int set_threads(int n);
+// 0 < n <= kMaxThreads sets OpenMP's thread count. n == 0 keeps OMP_NUM_THREADS when it is set,
+// else takes the cores this process may run on, but no more than the machine's cores shared
+// out among the ranks_on_machine ranks that run on it (at least 1): ranks started without a
+// thread count would otherwise each start a thread per core, and OpenMP's spinning threads
+// slow an oversubscribed machine down many times over. Returns the count in use. Other n throw
+// std::invalid_argument (validate_config refuses them first).
+int set_threads(int n, int ranks_on_machine = 1);
 
 // Makes OpenBLAS run each following BLAS call on the calling thread, using no threads of its own.
 // Call it before cblas_* calls made from OpenMP code. All CPU parallelism is OpenMP's. OpenBLAS's
