@@ -92,6 +92,10 @@ void write_npy_i64(const std::string& path, const int64_t* data,
   write_npy(path, "<i8", data, sizeof(int64_t), shape);
 }
 
+void write_npy_f64(const std::string& path, const double* data, const std::vector<int64_t>& shape) {
+  write_npy(path, "<f8", data, sizeof(double), shape);
+}
+
 NpyArray read_npy_f32(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));

@@ -1,5 +1,5 @@
-// NumPy's .npy format (version 1.0) for float32 and int64 arrays: how `dgqa eval --logits-out`
-// and `dgqa dump-data` hand arrays to Python (numpy.load reads them).
+// NumPy's .npy format (version 1.0) for float32, float64 and int64 arrays: how `dgqa eval
+// --logits-out` and `dgqa dump-data` hand arrays to Python (numpy.load reads them).
 //   6 bytes "\x93NUMPY", 2 bytes version (1, 0), 2 bytes little-endian header length,
 //   the header: a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (N, K), }
 //   padded with spaces and ending in '\n', then the data in C order.
@@ -17,6 +17,8 @@ namespace dgqa {
 void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 // The same for int64 ('<i8'), as torch.tensor of labels saves them.
 void write_npy_i64(const std::string& path, const int64_t* data, const std::vector<int64_t>& shape);
+// The same for float64 ('<f8'): values a float32 would round.
+void write_npy_f64(const std::string& path, const double* data, const std::vector<int64_t>& shape);
 
 struct NpyArray {
   std::vector<int64_t> shape;

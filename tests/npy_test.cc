@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -108,6 +109,9 @@ ramp = lambda n: np.arange(n, dtype=np.float32) * np.float32(0.5) - np.float32(3
 same(sys.argv[1] + "/matrix.npy", ramp(6).reshape(2, 3))
 same(sys.argv[1] + "/vector.npy", ramp(7))
 same(sys.argv[1] + "/scalar.npy", ramp(1).reshape(()))
+doubles = np.load(sys.argv[1] + "/doubles.npy")  # 1 + 2^-40: not a float32
+assert doubles.dtype == np.float64 and doubles.shape == (2,), (doubles.dtype, doubles.shape)
+assert list(doubles) == [1 + 2.0**-40, -0.1], list(doubles)
 np.save(sys.argv[1] + "/from_numpy.npy", ramp(20).reshape(4, 5))
 print("OK")
 )";
@@ -118,6 +122,8 @@ TEST(NpyTest, NumpyReadsOurFilesAndWeReadNumpys) {
   write_npy_f32(dir + "/matrix.npy", ramp(6).data(), {2, 3});
   write_npy_f32(dir + "/vector.npy", ramp(7).data(), {7});
   write_npy_f32(dir + "/scalar.npy", ramp(1).data(), {});
+  const double doubles[] = {1 + std::ldexp(1.0, -40), -0.1};
+  write_npy_f64(dir + "/doubles.npy", doubles, {2});
   tests::write_file(dir + "/check.py", kNumpyCheck);
 
   std::string output;

@@ -137,25 +137,26 @@ class TorchTrainingTest : public ::testing::TestWithParam<Case> {
   }
 
   // The Mixup/CutMix draws of dgqa's steps 0 .. c.steps - 1 under the case's config, as
-  // float32 (steps, draws, 10): mixed, cutmix, beta, lam, cy, cx, y0, y1, x0, x1 (data/mixup.h);
-  // returns the reference's arguments that pass them.
+  // float64 (steps, draws, 10), so that the reference recomputes each box from the beta dgqa
+  // used: mixed, cutmix, beta, lam, cy, cx, y0, y1, x0, x1 (data/mixup.h); returns the
+  // reference's arguments that pass them.
   std::string write_mixup_draws(const std::string& config_path, const Case& c) {
     const config::Config config = load_config(config_path, c.sets);
     const MixupSettings settings = mixup_settings_from(config);
-    std::vector<float> rows;
+    std::vector<double> rows;
     int64_t units = 0;
     for (int step = 0; step < c.steps; ++step) {
       const std::vector<MixDraw> draws = mixup_draws(settings, config.seed(), step, kExamples,
                                                      model_config_from(config).image_size);
       units = static_cast<int64_t>(draws.size());
       for (const MixDraw& d : draws) {
-        rows.insert(rows.end(), {d.mixed ? 1.f : 0.f, d.cutmix ? 1.f : 0.f,
-                                 static_cast<float>(d.beta), static_cast<float>(d.lam), float(d.cy),
-                                 float(d.cx), float(d.y0), float(d.y1), float(d.x0), float(d.x1)});
+        rows.insert(rows.end(),
+                    {d.mixed ? 1.0 : 0.0, d.cutmix ? 1.0 : 0.0, d.beta, d.lam, double(d.cy),
+                     double(d.cx), double(d.y0), double(d.y1), double(d.x0), double(d.x1)});
       }
     }
     const std::string path = dir_ + "/mixup_draws.npy";
-    write_npy_f32(path, rows.data(), {c.steps, units, 10});
+    write_npy_f64(path, rows.data(), {c.steps, units, 10});
     const char* modes[] = {"batch", "pair", "elem"};
     return " --mixup-draws " + shell_quote(path) + " --mixup-mode " +
            modes[static_cast<int>(settings.mode)] +

@@ -303,7 +303,7 @@ def main():
     parser.add_argument("--milestones", type=int, nargs="*", default=[])
     parser.add_argument("--cycle", type=float, nargs=4, default=[1, 1.0, 1.0, 0],
                         metavar=("STEPS", "MUL", "DECAY", "LIMIT"), help="COSINE_RESTARTS")
-    parser.add_argument("--mixup-draws", help="float32 .npy (steps, draws, 10): dgqa's draws")
+    parser.add_argument("--mixup-draws", help="float64 .npy (steps, draws, 10): dgqa's draws")
     parser.add_argument("--mixup-mode", choices=["batch", "pair", "elem"], default="batch")
     parser.add_argument("--cutmix-minmax", action="store_true", help="boxes from cutmix_minmax")
     args = parser.parse_args()
