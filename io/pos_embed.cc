@@ -3,38 +3,51 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "common/error.h"
 
 namespace dgqa {
 namespace {
 
-// One output row (or column) of a bicubic resize: its four source rows and their weights.
-struct BicubicTap {
-  int index[4];
-  double weight[4];
+// One output row (or column) of an antialiased bicubic resize: the source rows first ..
+// first + weights.size() - 1 and their weights (summing to 1).
+struct BicubicTaps {
+  int first = 0;
+  std::vector<double> weights;
 };
 
-// The cubic convolution kernel at distance x >= 0, with PyTorch's A = -0.75.
+// Keys' cubic convolution kernel with a = -0.5 (PyTorch's antialiased bicubic, as PIL's).
 double cubic_weight(double x) {
-  constexpr double A = -0.75;
-  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  constexpr double a = -0.5;
+  x = std::fabs(x);
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
   return 0;
 }
 
-std::vector<BicubicTap> bicubic_taps(int in_size, int out_size) {
-  std::vector<BicubicTap> taps(out_size);
+// Output o is centred at source coordinate (o + 0.5) * scale (scale = in / out); the kernel
+// spans 2 source pixels each side, stretched by the scale when shrinking (so that every source
+// pixel counts), is cut at the image's edges, and its weights are divided by their sum.
+std::vector<BicubicTaps> bicubic_taps(int in_size, int out_size) {
+  std::vector<BicubicTaps> taps(out_size);
   const double scale = static_cast<double>(in_size) / out_size;
+  const double stretch = std::max(scale, 1.0);
+  const double support = 2 * stretch;
   for (int o = 0; o < out_size; ++o) {
-    const double source = (o + 0.5) * scale - 0.5;
-    const double first = std::floor(source);
-    const double t = source - first;
-    for (int k = 0; k < 4; ++k) {
-      const int index = static_cast<int>(first) - 1 + k;
-      taps[o].index[k] = std::clamp(index, 0, in_size - 1);
-      taps[o].weight[k] = cubic_weight(std::fabs(t + 1 - k));
+    const double center = (o + 0.5) * scale;
+    // Truncation toward zero, then clamped, as PyTorch does.
+    const int first = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int end = std::min(static_cast<int>(center + support + 0.5), in_size);
+    double total = 0;
+    for (int i = first; i < end; ++i) {
+      taps[o].weights.push_back(cubic_weight((i - center + 0.5) / stretch));
+      total += taps[o].weights.back();
     }
+    if (total != 0) {
+      for (double& weight : taps[o].weights) weight /= total;
+    }
+    taps[o].first = first;
   }
   return taps;
 }
@@ -43,26 +56,27 @@ std::vector<BicubicTap> bicubic_taps(int in_size, int out_size) {
 
 void bicubic_resize(const float* in, int channels, int in_height, int in_width, int out_height,
                     int out_width, float* out) {
-  const std::vector<BicubicTap> rows = bicubic_taps(in_height, out_height);
-  const std::vector<BicubicTap> cols = bicubic_taps(in_width, out_width);
+  const std::vector<BicubicTaps> rows = bicubic_taps(in_height, out_height);
+  const std::vector<BicubicTaps> cols = bicubic_taps(in_width, out_width);
   std::vector<double> wide(static_cast<size_t>(in_height) * out_width);  // one plane, cols done
   for (int c = 0; c < channels; ++c) {
     const float* plane = in + static_cast<int64_t>(c) * in_height * in_width;
     for (int y = 0; y < in_height; ++y) {
       for (int x = 0; x < out_width; ++x) {
         double sum = 0;
-        for (int k = 0; k < 4; ++k)
-          sum += cols[x].weight[k] * plane[y * in_width + cols[x].index[k]];
+        const BicubicTaps& tap = cols[x];
+        for (size_t k = 0; k < tap.weights.size(); ++k)
+          sum += tap.weights[k] * plane[y * in_width + tap.first + k];
         wide[static_cast<size_t>(y) * out_width + x] = sum;
       }
     }
     float* out_plane = out + static_cast<int64_t>(c) * out_height * out_width;
     for (int y = 0; y < out_height; ++y) {
+      const BicubicTaps& tap = rows[y];
       for (int x = 0; x < out_width; ++x) {
         double sum = 0;
-        for (int k = 0; k < 4; ++k) {
-          sum += rows[y].weight[k] * wide[static_cast<size_t>(rows[y].index[k]) * out_width + x];
-        }
+        for (size_t k = 0; k < tap.weights.size(); ++k)
+          sum += tap.weights[k] * wide[(tap.first + k) * out_width + x];
         out_plane[y * out_width + x] = static_cast<float>(sum);
       }
     }

@@ -9,11 +9,12 @@
 
 namespace dgqa {
 
-// Bicubic resize of `channels` planes (in_height x in_width each, row-major) to out_height x
-// out_width, as torch.nn.functional.interpolate(mode="bicubic", align_corners=False,
-// antialias=False): output pixel o samples source coordinate (o + 0.5) * in / out - 0.5 with
-// the cubic convolution kernel of A = -0.75 over its four nearest source pixels, source indices
-// clamped to the image. Computed in double.
+// Antialiased bicubic resize of `channels` planes (in_height x in_width each, row-major) to
+// out_height x out_width, as torch.nn.functional.interpolate(mode="bicubic",
+// align_corners=False, antialias=True), the default of timm's resample_abs_pos_embed: output
+// pixel o is centred at source coordinate (o + 0.5) * in / out; Keys' cubic kernel (a = -0.5)
+// spans 2 source pixels each side, stretched by in / out when shrinking; the weights of the
+// source pixels inside the image are divided by their sum. Columns first, then rows, in double.
 void bicubic_resize(const float* in, int channels, int in_height, int in_width, int out_height,
                     int out_width, float* out);
 

@@ -100,7 +100,8 @@ void fit_pos_embed(FloatTensors& tensors, const VisionTransformer& model, const 
   FloatTensor resampled = resample_pos_embed(found->second, shape, path);
   const int64_t from = grid_side(found->second.shape), to = grid_side(shape);
   LOG(INFO) << "Resampled pos_embed of " << path << " from the " << from << "x" << from
-            << " patch grid to " << to << "x" << to << " (bicubic, the class token kept)";
+            << " patch grid to " << to << "x" << to
+            << " (bicubic, antialiased as timm's; the class token kept)";
   found->second = std::move(resampled);
 }
 

@@ -1,8 +1,9 @@
 // Position-embedding resampling (io/pos_embed.h, docs/design.md §4): weights for a 224 px,
-// patch-16 model (a 14x14 grid) loaded into 384 px (24x24) and 32 px (2x2) models of every scheme,
-// from a timm checkpoint (tools/make_timm_checkpoint.py) and from files dgqa wrote. The oracle
-// is torch.nn.functional.interpolate(mode="bicubic", align_corners=False) on the file's
-// pos_embed, computed by Python at test time (the tests skip without torch).
+// patch-16 model (a 14x14 grid) loaded into 384 px (24x24), 64 px (4x4) and 32 px (2x2) models
+// of every scheme, from a timm checkpoint (tools/make_timm_checkpoint.py) and from files dgqa
+// wrote. The oracle is torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=True), as
+// timm's resample_abs_pos_embed calls it by default, on the file's pos_embed, computed by
+// Python at test time (the tests skip without torch).
 #include "io/pos_embed.h"
 
 #include <gtest/gtest.h>
@@ -39,7 +40,8 @@ for path in files:
     g = int(round((pos.shape[1] - 1) ** 0.5))
     grid = pos[:, 1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
     for side in sides:
-        new = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+        new = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False,
+                            antialias=True)
         new = new.permute(0, 2, 3, 1).reshape(1, side * side, -1)
         stem = path.rsplit("/", 1)[1].split(".")[0]
         np.save(f"{out_dir}/{stem}_{side}.npy", torch.cat([pos[:, :1], new], 1).numpy())
@@ -90,12 +92,13 @@ class PosEmbedTest : public ::testing::Test {
     return path;
   }
 
-  // Runs kOracle on `files` for the sides 24 and 2.
+  // Runs kOracle on `files` for the sides 24, 4 and 2.
   void run_oracle(const std::vector<std::string>& files) {
     const std::string script = dir_ + "/oracle.py";
     tests::write_file(script, kOracle);
     std::string command = "/usr/bin/python3 " + shell_quote(script) + " " +
-                          shell_quote(DGQA_SOURCE_DIR "/tools") + " " + shell_quote(dir_) + " 24,2";
+                          shell_quote(DGQA_SOURCE_DIR "/tools") + " " + shell_quote(dir_) +
+                          " 24,4,2";
     for (const std::string& file : files) command += " " + shell_quote(file);
     std::string output;
     ASSERT_EQ(tests::run_command(command, &output), 0) << output;
@@ -123,15 +126,15 @@ class PosEmbedTest : public ::testing::Test {
   std::unique_ptr<Backend> backend_;
 };
 
-TEST_F(PosEmbedTest, TimmCheckpointAt224IntoEverySchemeAt384And32) {
+TEST_F(PosEmbedTest, TimmCheckpointAt224IntoEverySchemeAt384And64And32) {
   const std::string timm = write_timm("timm.safetensors", "--image-size 224 --embed-dim 8");
   run_oracle({timm});
   for (AttentionScheme scheme : kSchemes) {
-    for (int image_size : {384, 32}) expect_resampled(timm, "timm", scheme, image_size);
+    for (int image_size : {384, 64, 32}) expect_resampled(timm, "timm", scheme, image_size);
   }
 }
 
-TEST_F(PosEmbedTest, DgqaFilesAt224IntoTheirSchemeAt384And32) {
+TEST_F(PosEmbedTest, DgqaFilesAt224IntoTheirSchemeAt384And64And32) {
   std::vector<std::string> files;
   for (AttentionScheme scheme : kSchemes) {
     VisionTransformer model(model_config(scheme, 224), *backend_, 1, /*seed=*/7);
@@ -140,7 +143,7 @@ TEST_F(PosEmbedTest, DgqaFilesAt224IntoTheirSchemeAt384And32) {
   }
   run_oracle(files);
   for (size_t i = 0; i < kSchemes.size(); ++i) {
-    for (int image_size : {384, 32}) {
+    for (int image_size : {384, 64, 32}) {
       expect_resampled(files[i], attention_scheme_name(kSchemes[i]), kSchemes[i], image_size);
     }
   }
