@@ -1,9 +1,9 @@
 // Position-embedding resampling (io/pos_embed.h, docs/design.md §4): weights for a 224 px,
 // patch-16 model (a 14x14 grid) loaded into 384 px (24x24), 64 px (4x4) and 32 px (2x2) models
 // of every scheme, from a timm checkpoint (tools/make_timm_checkpoint.py) and from files dgqa
-// wrote. The oracle is torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=True), as
-// timm's resample_abs_pos_embed calls it by default, on the file's pos_embed, computed by
-// Python at test time (the tests skip without torch).
+// wrote. The oracle is torch.nn.functional.interpolate(mode="bicubic", align_corners=False,
+// antialias=True), as timm's resample_abs_pos_embed calls it by default, on the file's
+// pos_embed, computed by Python at test time (the tests skip without torch).
 #include "io/pos_embed.h"
 
 #include <gtest/gtest.h>
