@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "tests/test_util.h"
+#include "trainer/batch_mixer.h"
 #include "trainer/memory_check.h"
 
 namespace dgqa {
@@ -439,6 +441,19 @@ TEST_F(ConfigTest, MixupValuesAreCheckedByName) {
                                     "mixup.cutmix_minmax=0.2,0.8", "mixup.mode=PAIR"});
   EXPECT_EQ(good.mixup().mode(), config::PAIR);
   EXPECT_EQ(good.mixup().cutmix_minmax_size(), 2);
+}
+
+// cutmix_minmax bounds the box sides as timm's int(S * min) .. int(S * max) - 1 with Python's
+// doubles: at S 10, [0.3, 0.7] gives sides 3 to 6 (an fp32 0.7 would stop at 5).
+TEST_F(ConfigTest, CutmixMinmaxIsReadAsPythonReadsIt) {
+  const config::Config config = load({"model.image_size=10", "model.patch_size=5",
+                                      "mixup.cutmix_minmax=0.3,0.7", "mixup.mode=ELEM"});
+  std::set<int> sides;
+  for (const MixDraw& draw : mixup_draws(mixup_settings_from(config), 3, 0, 512, 10)) {
+    sides.insert(draw.y1 - draw.y0);
+    sides.insert(draw.x1 - draw.x0);
+  }
+  EXPECT_EQ(sides, (std::set<int>{3, 4, 5, 6}));
 }
 
 TEST_F(ConfigTest, CudaBackendOnlyInCudaBuilds) {

@@ -343,7 +343,8 @@ TEST(TorchvisionEvalTest, DumpDataMatchesTorchvisionWithinOneLevel) {
     int channels;
   };
   for (const Case c : {Case{224, "0.875", "bilinear", 3}, Case{224, "0.875", "bicubic", 3},
-                       Case{64, "0.9", "bicubic", 3}, Case{32, "0.875", "bilinear", 1}}) {
+                       Case{64, "0.9", "bicubic", 3}, Case{32, "0.875", "bilinear", 1},
+                       Case{32, "0.8", "bilinear", 1}}) {  // Python's floor(32 / 0.8) is 40
     const std::string label = std::to_string(c.size) + " " + c.interpolation + " " +
                               std::to_string(c.channels) + " channels";
     const std::string mode = c.channels == 3 ? "RGB" : "L";
