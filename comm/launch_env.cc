@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -104,13 +103,17 @@ LocalSize read_slurm_local_size() {
   return local;
 }
 
+LocalSize read_openmpi_local_size() {
+  return read_local_size_variable("OMPI_COMM_WORLD_LOCAL_SIZE");
+}
+
 LocalSize read_pmi_local_size() {
   return read_local_size_variable("MPI_LOCALNRANKS");
 }
 
 RankInfo read_launcher(const char* launcher, const char* rank_name, const char* size_name,
                        std::initializer_list<const char*> local_rank_names,
-                       const std::function<LocalSize()>& read_local_size) {
+                       LocalSize (*read_local_size)()) {
   RankInfo info;
   info.launcher = launcher;
   info.world_size = read_required(size_name, launcher);
@@ -146,8 +149,7 @@ RankInfo read_launcher(const char* launcher, const char* rank_name, const char* 
 RankInfo detect_rank_info() {
   if (is_set("OMPI_COMM_WORLD_RANK") || is_set("OMPI_COMM_WORLD_SIZE")) {
     return read_launcher("openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-                         {"OMPI_COMM_WORLD_LOCAL_RANK"},
-                         [] { return read_local_size_variable("OMPI_COMM_WORLD_LOCAL_SIZE"); });
+                         {"OMPI_COMM_WORLD_LOCAL_RANK"}, read_openmpi_local_size);
   }
   if (is_set("SLURM_PROCID") && is_set("SLURM_NTASKS")) {
     return read_launcher("slurm", "SLURM_PROCID", "SLURM_NTASKS", {"SLURM_LOCALID"},
